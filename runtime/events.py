@@ -1,0 +1,88 @@
+"""The task contract: one JSON event in, one JSON result out.
+
+This module is the single definition of both shapes; the driver (``sqlmr``)
+builds events with :func:`map_event` / :func:`reduce_event` and the handler
+(``runtime.handler``) reads them.  Everything here is plain dicts so the same
+event travels through a local process pool or a Lambda ``Invoke`` payload
+(6 MB limit) unchanged.
+
+Event::
+
+    {
+      "v": 1,
+      "job": "20261123-120000-ab12cd",     # job id
+      "stage": 1,                           # stage number in the job
+      "kind": "map" | "reduce",
+      "task": 0,                            # task index within (stage, kind)
+      "attempt": 0,                         # retry number; outputs are attempt specific
+      "input": {"splits": [{"uri": ..., "start": 0, "end": 1234, "gz": false,
+                            "table": "uservisits"}]}       # map over text
+             | {"shuffle": [{"uri": ..., "start": 0, "end": 99}]}   # reduce
+             | {"rows": [{"uri": ..., "start": 0, "end": 99}]},     # map over a stage output
+      "partitions": 8,                      # reducers fed by this task (0 = map only)
+      "work": "file:///tmp/sqlmr/jobs/<job>/",   # job scratch prefix (file:// or s3://)
+      "code": {"uri": ".../job.py", "sha256": "..."},
+      "entry": "s1_map",                    # function of the job module to run
+      "strict": false                       # malformed rows fail the task
+    }
+
+Result::
+
+    {
+      "task": 0, "attempt": 0, "stage": 1, "kind": "map",
+      "rows_in": 10, "bytes_in": 1234, "rows_out": 3, "bytes_out": 99,
+      "malformed": 0, "malformed_sample": "",  # first bad line, for the report
+      "output": {"uri": ..., "partitions": [[start, end], ...]} | null,
+      "seconds": 0.12, "peak_mem_mb": 41.0
+    }
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERSION = 1
+
+Event = dict[str, Any]
+Result = dict[str, Any]
+
+
+def map_event(*, job: str, stage: int, task: int, input: dict, partitions: int,
+              work: str, code: dict, entry: str, strict: bool = False,
+              attempt: int = 0, params: dict | None = None) -> Event:
+    """Build a map task event."""
+    return {"v": VERSION, "job": job, "stage": stage, "kind": "map", "task": task,
+            "attempt": attempt, "input": input, "partitions": partitions, "work": work,
+            "code": code, "entry": entry, "strict": strict, "params": params or {}}
+
+
+def reduce_event(*, job: str, stage: int, task: int, shuffle: list[dict], work: str,
+                 code: dict, entry: str, strict: bool = False, attempt: int = 0,
+                 partitions: int = 0, params: dict | None = None) -> Event:
+    """Build a reduce task event reading ``shuffle`` byte ranges of map outputs."""
+    return {"v": VERSION, "job": job, "stage": stage, "kind": "reduce", "task": task,
+            "attempt": attempt, "input": {"shuffle": shuffle}, "partitions": partitions,
+            "work": work, "code": code, "entry": entry, "strict": strict,
+            "params": params or {}}
+
+
+def with_attempt(event: Event, attempt: int) -> Event:
+    """The same task as a new attempt (its outputs get new names)."""
+    return {**event, "attempt": attempt}
+
+
+def output_uri(event: Event, suffix: str) -> str:
+    """Attempt-specific output object for a task: nothing a retry writes can
+    overwrite what another attempt wrote."""
+    work = event["work"].rstrip("/")
+    return (f"{work}/s{event['stage']}-{event['kind']}/"
+            f"part-{event['task']:05d}.a{event['attempt']}{suffix}")
+
+
+def describe_input(event: Event) -> str:
+    """A short human description of what a task reads, for error reports."""
+    inp = event.get("input", {})
+    parts = inp.get("splits") or inp.get("shuffle") or inp.get("rows") or []
+    shown = ", ".join(f"{p['uri']}[{p.get('start', 0)}:{p.get('end', '')}]" for p in parts[:3])
+    more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
+    return shown + more
