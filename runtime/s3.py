@@ -1,0 +1,540 @@
+"""S3 side of :mod:`runtime.storage`: the same operations on ``s3://bucket/key`` URIs.
+
+This module ships inside the Lambda deployment package, so it uses only the
+standard library and boto3 (which the Lambda Python runtime provides).
+
+One boto3 client is cached per process.  It is created lazily and recreated
+when the process forks or when the AWS environment it was built from changes
+(``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, region, profile, access key), so
+tests that point at a moto server and worker processes both get a correct
+client.  botocore's own retries are switched off: every request goes through
+:func:`_call`, which retries throttling (503 SlowDown and friends), server
+errors and dropped connections with exponential backoff and full jitter, a
+bounded number of times.
+
+Errors a user can act on become :class:`StorageError` with a message saying
+what to fix; a missing object becomes :class:`FileNotFoundError`, as it does
+for local files.
+
+>>> split_uri("s3://bucket/some/key")
+('bucket', 'some/key')
+>>> split_uri("s3://bucket")
+('bucket', '')
+>>> _hidden("a/_SUCCESS"), _hidden("a/.part.crc"), _hidden("a/part-00000")
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+try:  # urllib3 is what botocore streams bodies through
+    from urllib3.exceptions import ProtocolError as _ProtocolError
+except Exception:  # pragma: no cover - urllib3 always ships with botocore
+    _ProtocolError = ConnectionError  # type: ignore[assignment,misc]
+
+# Objects at or above this size are written with a multipart upload.
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+# Part size of a multipart upload (S3 minimum is 5 MiB, maximum 10,000 parts).
+PART_SIZE = 16 * 1024 * 1024
+# Parts uploaded at once by write_file (memory: this many parts in flight).
+UPLOAD_THREADS = 4
+MAX_PARTS = 10_000
+# DeleteObjects takes at most 1,000 keys per request.
+DELETE_BATCH = 1000
+
+# Backoff: attempt n (0-based) sleeps uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**n)).
+MAX_ATTEMPTS = int(os.environ.get("SQLMR_S3_MAX_ATTEMPTS", "8"))
+BACKOFF_BASE = 0.1
+BACKOFF_CAP = 20.0
+
+# Indirections so tests can observe or replace sleeping and jitter.
+_sleep: Callable[[float], None] = time.sleep
+_random: Callable[[], float] = random.random
+
+_RETRYABLE_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException",
+    "RequestThrottled", "RequestThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "BandwidthLimitExceeded", "RequestTimeout", "RequestTimeoutException",
+    "InternalError", "ServiceUnavailable", "PriorRequestNotComplete",
+    "500", "502", "503", "504",
+})
+_CREDENTIAL_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+    "TokenRefreshRequired", "AuthorizationHeaderMalformed",
+})
+_CONNECTION_ERRORS = (
+    EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError,
+    ResponseStreamingError, _ProtocolError, ConnectionError,
+)
+
+CREDENTIALS_HELP = ("set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                    "and AWS_REGION")
+
+
+class StorageError(Exception):
+    """An S3 problem the user has to fix (bucket, credentials, permissions) or that
+    persisted through every retry."""
+
+
+# --------------------------------------------------------------------------- client
+
+_client_lock = threading.Lock()
+_client: Any = None
+_client_key: tuple | None = None
+
+_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
+             "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_CONFIG_FILE",
+             "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def _env_key() -> tuple:
+    return (os.getpid(),) + tuple(os.environ.get(k) for k in _ENV_KEYS)
+
+
+def client():
+    """The process's S3 client (created on first use, rebuilt if the env changed)."""
+    global _client, _client_key
+    key = _env_key()
+    c = _client
+    if c is not None and _client_key == key:
+        return c
+    with _client_lock:
+        if _client is None or _client_key != key:
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            config = Config(
+                retries={"mode": "standard", "total_max_attempts": 1},  # we retry ourselves
+                max_pool_connections=max(10, UPLOAD_THREADS * 2),
+                connect_timeout=10,
+                read_timeout=60,
+            )
+            _client = boto3.session.Session().client("s3", region_name=region or None,
+                                                     config=config)
+            _client_key = key
+        return _client
+
+
+def reset_client() -> None:
+    """Forget the cached client (the next call builds a new one from the environment)."""
+    global _client, _client_key
+    with _client_lock:
+        _client = None
+        _client_key = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → ``(bucket, key)``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    rest = uri[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in S3 URI: {uri!r}")
+    return bucket, key
+
+
+def _uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def _hidden(rel: str) -> bool:
+    """A key (relative to the listed prefix) is hidden if any part starts with _ or ."""
+    return any(part.startswith(("_", ".")) for part in rel.split("/") if part)
+
+
+def _error_code(e: ClientError) -> str:
+    err = e.response.get("Error", {}) or {}
+    code = str(err.get("Code") or "")
+    if not code:
+        code = str(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return code
+
+
+def _status(e: ClientError) -> int:
+    return int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _retryable(e: BaseException) -> bool:
+    if isinstance(e, ClientError):
+        return _error_code(e) in _RETRYABLE_CODES or _status(e) in (500, 502, 503, 504)
+    return isinstance(e, _CONNECTION_ERRORS)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return _random() * min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt))
+
+
+def _translate(e: BaseException, what: str, bucket: str) -> BaseException:
+    """A clearer exception for an error that will not go away by retrying."""
+    if isinstance(e, (NoCredentialsError, PartialCredentialsError)):
+        return StorageError(f"no usable AWS credentials for {what}: {CREDENTIALS_HELP}")
+    if isinstance(e, ClientError):
+        code = _error_code(e)
+        if code == "NoSuchBucket":
+            return StorageError(
+                f"S3 bucket {bucket!r} does not exist ({what}). Create it, or point sqlmr at "
+                f"a bucket you own: set SQLMR_BUCKET for job data, or fix the table location; "
+                f"also check AWS_REGION and AWS_ENDPOINT_URL")
+        if code in _CREDENTIAL_CODES:
+            return StorageError(f"AWS rejected the credentials for {what} ({code}): "
+                                f"{CREDENTIALS_HELP}")
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            return StorageError(
+                f"access denied to {what} (bucket {bucket!r}): the AWS identity in use needs "
+                f"s3:GetObject/PutObject/DeleteObject/ListBucket there; check AWS_PROFILE or "
+                f"AWS_ACCESS_KEY_ID")
+    return e
+
+
+def _call(op: Callable[[], Any], what: str, bucket: str, translate: bool = True) -> Any:
+    """Run ``op`` (one S3 request), retrying throttling and connection errors.
+
+    Errors that retrying cannot fix are raised as :func:`_translate` makes them
+    (the original exception when ``translate`` is false).
+    """
+    attempt = 0
+    while True:
+        try:
+            return op()
+        except (ClientError, BotoCoreError, ConnectionError, _ProtocolError) as e:
+            if _retryable(e) and attempt + 1 < MAX_ATTEMPTS:
+                _sleep(backoff_delay(attempt))
+                attempt += 1
+                continue
+            if _retryable(e):
+                raise StorageError(f"S3 kept failing for {what} after {attempt + 1} attempts: "
+                                   f"{e}") from e
+            if not translate:
+                raise
+            raise _translate(e, what, bucket) from e
+
+
+def _bucket_exists(bucket: str) -> bool:
+    """False only when S3 says the bucket is missing (403 etc. count as existing)."""
+    try:
+        _call(lambda: client().head_bucket(Bucket=bucket), f"s3://{bucket}", bucket,
+              translate=False)
+        return True
+    except ClientError as e:
+        if _error_code(e) in ("NoSuchBucket", "404", "NotFound") or _status(e) == 404:
+            return False
+        if _error_code(e) in ("AccessDenied", "403") or _status(e) == 403:
+            return True
+        raise _translate(e, f"s3://{bucket}", bucket) from e
+    except (NoCredentialsError, PartialCredentialsError) as e:
+        raise _translate(e, f"s3://{bucket}", bucket) from e
+
+
+def _missing(uri: str, bucket: str) -> BaseException:
+    """The exception for a 404 on ``uri``: a missing bucket or a missing object."""
+    if not _bucket_exists(bucket):
+        return _translate(ClientError({"Error": {"Code": "NoSuchBucket"}}, "HeadBucket"),
+                          uri, bucket)
+    return FileNotFoundError(f"no such S3 object: {uri}")
+
+
+def _is_404(e: ClientError) -> bool:
+    return _error_code(e) in ("404", "NoSuchKey", "NotFound") or _status(e) == 404
+
+
+def _head(bucket: str, key: str, uri: str) -> dict | None:
+    """HeadObject, or None when the object does not exist (bucket exists)."""
+    try:
+        return _call(lambda: client().head_object(Bucket=bucket, Key=key), uri, bucket)
+    except ClientError as e:
+        if _is_404(e):
+            m = _missing(uri, bucket)
+            if isinstance(m, FileNotFoundError):
+                return None
+            raise m from e
+        raise
+
+
+# --------------------------------------------------------------------------- reading
+
+def size(uri: str) -> int:
+    bucket, key = split_uri(uri)
+    head = _head(bucket, key, uri) if key else None
+    if head is None:
+        raise FileNotFoundError(f"no such S3 object: {uri}")
+    return int(head["ContentLength"])
+
+
+def exists(uri: str) -> bool:
+    """True for an object, or for a prefix ("folder") with at least one object under it."""
+    bucket, key = split_uri(uri)
+    if not key:
+        return _bucket_exists(bucket)
+    if not key.endswith("/") and _head(bucket, key, uri) is not None:
+        return True
+    prefix = key if key.endswith("/") else key + "/"
+    resp = _call(lambda: client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1),
+                 uri, bucket)
+    return bool(resp.get("KeyCount") or resp.get("Contents"))
+
+
+def _list(bucket: str, prefix: str, uri: str) -> Iterator[dict]:
+    """Every object under ``prefix`` (all pages)."""
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kwargs["ContinuationToken"] = token
+        resp = _call(lambda: client().list_objects_v2(**kwargs), uri, bucket)
+        yield from resp.get("Contents", ())
+        if not resp.get("IsTruncated"):
+            return
+        token = resp.get("NextContinuationToken")
+        if not token:  # pragma: no cover - S3 always sends one with IsTruncated
+            return
+
+
+def list_files(uri: str) -> list[tuple[str, int]]:
+    """Data objects at ``uri`` (one object, or everything under the prefix), sorted.
+
+    ``s3://b/dir`` is the object ``dir`` if it exists, else the prefix ``dir/``.
+    Keys with a path part starting with ``_`` or ``.`` (relative to the prefix) and
+    folder markers (keys ending in ``/``) are skipped.  Raises FileNotFoundError
+    when nothing at all exists there.
+    """
+    bucket, key = split_uri(uri)
+    if key and not key.endswith("/"):
+        head = _head(bucket, key, uri)
+        if head is not None:
+            return [(uri, int(head["ContentLength"]))]
+        prefix = key + "/"
+    else:
+        prefix = key
+    out: list[tuple[str, int]] = []
+    seen_any = False
+    for obj in _list(bucket, prefix, uri):
+        seen_any = True
+        k = obj["Key"]
+        rel = k[len(prefix):]
+        if not rel or k.endswith("/") or _hidden(rel):
+            continue
+        out.append((_uri(bucket, k), int(obj["Size"])))
+    if not seen_any:
+        if prefix and not _bucket_exists(bucket):
+            raise _missing(uri, bucket)
+        raise FileNotFoundError(f"no such file or folder: {uri}")
+    out.sort()
+    return out
+
+
+def _range_header(start: int, end: int | None) -> str:
+    return f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
+
+
+def _get(bucket: str, key: str, uri: str, start: int, end: int | None) -> Any | None:
+    """GetObject for a range; None when the range starts past the end of the object."""
+    if start == 0 and end is None:
+        kwargs = {"Bucket": bucket, "Key": key}
+    else:
+        kwargs = {"Bucket": bucket, "Key": key, "Range": _range_header(start, end)}
+    try:
+        return _call(lambda: client().get_object(**kwargs), uri, bucket)
+    except ClientError as e:
+        if _error_code(e) == "InvalidRange" or _status(e) == 416:
+            return None
+        if _is_404(e):
+            raise _missing(uri, bucket) from e
+        raise
+
+
+def read_range(uri: str, start: int = 0, end: int | None = None) -> bytes:
+    """Bytes ``[start, end)`` of an object (to its end when ``end`` is None)."""
+    if end is not None and end <= start:
+        return b""
+    bucket, key = split_uri(uri)
+
+    def op() -> bytes:
+        resp = _get(bucket, key, uri, start, end)
+        if resp is None:
+            return b""
+        with resp["Body"] as body:
+            return body.read()
+
+    # The body read can fail mid-way (dropped connection): retry the whole GET.
+    return _call(op, uri, bucket)
+
+
+def iter_range(uri: str, start: int = 0, end: int | None = None,
+               chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Stream bytes ``[start, end)`` in chunks of at most ``chunk`` bytes.
+
+    A connection dropped mid-stream is resumed with a new ranged GET from the
+    first byte not yet yielded (bounded retries with backoff).
+    """
+    if end is not None and end <= start:
+        return
+    bucket, key = split_uri(uri)
+    pos = start
+    attempt = 0
+    while end is None or pos < end:
+        resp = _get(bucket, key, uri, pos, end)
+        if resp is None:
+            return
+        body = resp["Body"]
+        try:
+            while end is None or pos < end:
+                n = chunk if end is None else min(chunk, end - pos)
+                data = body.read(n)
+                if not data:  # object shorter than the range asked for: that's all
+                    return
+                pos += len(data)
+                attempt = 0
+                yield data
+            return
+        except _CONNECTION_ERRORS as e:
+            if attempt + 1 >= MAX_ATTEMPTS:
+                raise StorageError(f"S3 kept failing while reading {uri} after "
+                                   f"{attempt + 1} attempts: {e}") from e
+            _sleep(backoff_delay(attempt))
+            attempt += 1
+        finally:
+            body.close()
+
+
+# --------------------------------------------------------------------------- writing
+
+def _part_size(total: int) -> int:
+    """Parts of PART_SIZE, grown if needed to stay within 10,000 parts."""
+    need = -(-total // MAX_PARTS)
+    return max(PART_SIZE, 5 * 1024 * 1024, need)
+
+
+def _multipart(bucket: str, key: str, uri: str, total: int,
+               read_part: Callable[[int, int], bytes], threads: int) -> None:
+    """Multipart upload of ``total`` bytes; ``read_part(offset, n)`` supplies the data."""
+    psize = _part_size(total)
+    offsets = list(range(0, total, psize))
+    up = _call(lambda: client().create_multipart_upload(Bucket=bucket, Key=key), uri, bucket)
+    upload_id = up["UploadId"]
+
+    def put(i: int) -> dict:
+        off = offsets[i]
+        data = read_part(off, min(psize, total - off))
+        resp = _call(lambda: client().upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                                  PartNumber=i + 1, Body=data), uri, bucket)
+        return {"PartNumber": i + 1, "ETag": resp["ETag"]}
+
+    try:
+        if threads > 1 and len(offsets) > 1:
+            with ThreadPoolExecutor(max_workers=min(threads, len(offsets))) as pool:
+                parts = list(pool.map(put, range(len(offsets))))
+        else:
+            parts = [put(i) for i in range(len(offsets))]
+        _call(lambda: client().complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}),
+            uri, bucket)
+    except BaseException:
+        try:
+            client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            pass  # the lifecycle rule's AbortIncompleteMultipartUpload cleans up leftovers
+        raise
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole object (PUT, or multipart at MULTIPART_THRESHOLD and above).
+
+    S3 makes the object visible only when the write completes, so readers see the
+    old object or the new one.
+    """
+    bucket, key = split_uri(uri)
+    if not key or key.endswith("/"):
+        raise ValueError(f"not an object URI: {uri!r}")
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    if len(view) < MULTIPART_THRESHOLD:
+        body = bytes(view)
+        _call(lambda: client().put_object(Bucket=bucket, Key=key, Body=body), uri, bucket)
+        return
+    mv = memoryview(view)
+    _multipart(bucket, key, uri, len(mv), lambda off, n: bytes(mv[off:off + n]), threads=1)
+
+
+def write_file(uri: str, local_path: str) -> None:
+    """Upload a local file (multipart, parts in parallel, at MULTIPART_THRESHOLD and above)."""
+    bucket, key = split_uri(uri)
+    if not key or key.endswith("/"):
+        raise ValueError(f"not an object URI: {uri!r}")
+    total = os.path.getsize(local_path)
+    if total < MULTIPART_THRESHOLD:
+        with open(local_path, "rb") as f:
+            body = f.read()
+        _call(lambda: client().put_object(Bucket=bucket, Key=key, Body=body), uri, bucket)
+        return
+    fd = os.open(local_path, os.O_RDONLY)
+    try:
+        def read_part(off: int, n: int) -> bytes:
+            return os.pread(fd, n, off)
+        _multipart(bucket, key, uri, total, read_part, threads=UPLOAD_THREADS)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- deleting
+
+def delete_prefix(uri: str) -> None:
+    """Delete the object ``uri`` and everything under ``uri/``; missing is fine.
+
+    Refuses a bare bucket (``s3://bucket`` or ``s3://bucket/``): that would empty it.
+    """
+    bucket, key = split_uri(uri)
+    if not key.strip("/"):
+        raise StorageError(f"refusing to delete every object in bucket {bucket!r} ({uri})")
+    prefix = key if key.endswith("/") else key + "/"
+    keys: list[str] = []
+    if not key.endswith("/"):
+        if _head(bucket, key, uri) is not None:
+            keys.append(key)
+    keys.extend(obj["Key"] for obj in _list(bucket, prefix, uri))
+    for i in range(0, len(keys), DELETE_BATCH):
+        _delete_batch(bucket, keys[i:i + DELETE_BATCH], uri)
+
+
+def _delete_batch(bucket: str, keys: list[str], uri: str) -> None:
+    pending = keys
+    attempt = 0
+    while pending:
+        batch = [{"Key": k} for k in pending]
+        resp = _call(lambda: client().delete_objects(
+            Bucket=bucket, Delete={"Objects": batch, "Quiet": True}), uri, bucket)
+        errors = resp.get("Errors") or []
+        if not errors:
+            return
+        retry = [e["Key"] for e in errors if e.get("Code") in _RETRYABLE_CODES]
+        fatal = [e for e in errors if e.get("Code") not in _RETRYABLE_CODES]
+        if fatal:
+            e0 = fatal[0]
+            raise StorageError(f"could not delete {len(fatal)} object(s) under {uri}: "
+                               f"{e0.get('Key')}: {e0.get('Code')} {e0.get('Message', '')}")
+        if attempt + 1 >= MAX_ATTEMPTS:
+            raise StorageError(f"S3 kept failing to delete {len(retry)} object(s) under {uri}")
+        _sleep(backoff_delay(attempt))
+        attempt += 1
+        pending = retry
