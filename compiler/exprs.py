@@ -1,0 +1,639 @@
+"""Compiling SQL expressions into inline Python expressions.
+
+Each SQL expression becomes one Python expression over local variables (the
+parsed columns of the current row, or group keys and aggregate results after a
+GROUP BY).  NULL is ``None``; SQL's three-valued logic is kept exactly, and
+null checks are left out wherever a value is known not to be NULL, so the
+common case compiles to plain Python operators.
+
+Two contexts:
+- :meth:`ExprCompiler.value` gives the SQL value (``True``/``False``/``None``
+  for a boolean);
+- :meth:`ExprCompiler.predicate` gives a Python truth value that is true only
+  when the SQL value is TRUE (WHERE, HAVING, CASE WHEN), which lets AND/OR
+  short-circuit.
+
+Literals enter the code only through ``repr()`` of a Python value and
+identifiers never become Python names, so a hostile string stays a string.
+
+>>> import sqlglot
+>>> ec = ExprCompiler({'t.a': Var('c0', 'int', nullable=False)})
+>>> ec.predicate(sqlglot.parse_one("t.a > 10 AND t.a <= 20"))
+'((c0 > 10) and (c0 <= 20))'
+>>> ec = ExprCompiler({'t.s': Var('c1', 'string', nullable=True)})
+>>> ec.value(sqlglot.parse_one("SUBSTR(t.s, 1, 8)")).code
+'(None if ((_t0 := c1) is None) else _t0[0:8])'
+>>> ec.value(sqlglot.parse_one("t.s = 'x''; import os'")).code
+'(None if ((_t1 := c1) is None) else (_t1 == "x\\'; import os"))'
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from compiler.errors import SqlError, UnsupportedError
+from compiler.schema import NUMERIC
+
+
+@dataclass(frozen=True)
+class Var:
+    """A Python local holding a SQL value."""
+
+    name: str
+    type: str | None  # sqlmr value type ('int', 'double', 'string', 'date', 'boolean') or None
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    type: str | None
+    nullable: bool
+
+
+def column_key(col: exp.Column) -> str:
+    """Environment key of a qualified column: ``table.column`` in lower case."""
+    return f"{col.table.lower()}.{col.name.lower()}"
+
+
+def expr_key(node: exp.Expression) -> str:
+    """Environment key of any expression (its canonical SQL)."""
+    if isinstance(node, exp.Column):
+        return column_key(node)
+    return node.sql(dialect="hive", normalize=True)
+
+
+def sqlglot_type(node: exp.Expression) -> str | None:
+    """sqlmr value type of an annotated sqlglot node."""
+    t = node.type
+    if t is None:
+        return None
+    T = exp.DataType.Type
+    k = t.this
+    if k in (T.VARCHAR, T.CHAR, T.TEXT, T.NVARCHAR, T.NCHAR):
+        return "string"
+    if k in (T.INT, T.SMALLINT, T.TINYINT, T.UINT, T.USMALLINT, T.UTINYINT):
+        return "int"
+    if k in (T.BIGINT, T.UBIGINT, T.INT128, T.HUGEINT):
+        return "bigint"
+    if k in (T.DOUBLE, T.FLOAT, T.DECIMAL):
+        return "double"
+    if k == T.DATE:
+        return "date"
+    if k == T.BOOLEAN:
+        return "boolean"
+    return None
+
+
+_CAST_TYPES = {
+    "VARCHAR": "string", "CHAR": "string", "TEXT": "string", "NVARCHAR": "string",
+    "INT": "int", "SMALLINT": "int", "TINYINT": "int", "BIGINT": "bigint",
+    "DOUBLE": "double", "FLOAT": "double", "DECIMAL": "double", "DATE": "date",
+    "BOOLEAN": "boolean",
+}
+
+_COMPARE = {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<",
+            exp.LTE: "<="}
+_ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}
+
+
+def cast_target(to: exp.DataType) -> str:
+    name = to.this.name if hasattr(to.this, "name") else str(to.this)
+    if name not in _CAST_TYPES:
+        raise UnsupportedError(f"CAST to {to.sql()}")
+    return _CAST_TYPES[name]
+
+
+class ExprCompiler:
+    """Compiles expressions against an environment of variables.
+
+    ``env`` maps :func:`expr_key` of a column (or, after GROUP BY, of a group key
+    or aggregate) to the :class:`Var` holding it.  ``consts`` collects module
+    level constants (sets for IN, compiled LIKE patterns) the code refers to.
+    """
+
+    def __init__(self, env: dict[str, Var], consts: dict[str, str] | None = None,
+                 sql: str | None = None, tmp_prefix: str = "_t") -> None:
+        self.env = env
+        self.consts = consts if consts is not None else {}
+        self.sql = sql
+        self._tmp = 0
+        self._tmp_prefix = tmp_prefix
+
+    # ------------------------------------------------------------- helpers
+    def tmp(self) -> str:
+        name = f"{self._tmp_prefix}{self._tmp}"
+        self._tmp += 1
+        return name
+
+    def const(self, value_code: str) -> str:
+        """A module-level constant holding ``value_code`` (deduplicated)."""
+        for name, code in self.consts.items():
+            if code == value_code:
+                return name
+        name = f"_K{len(self.consts)}"
+        self.consts[name] = value_code
+        return name
+
+    def _error(self, message: str, node: exp.Expression) -> SqlError:
+        return UnsupportedError(message, self.sql, _offset(node))
+
+    def _guard(self, parts: list[Code], body) -> Code:
+        """Null-propagating application: ``body`` gets the code of each operand
+        (a temp name where the operand may be NULL) and returns the result code."""
+        names = []
+        checks = []
+        for p in parts:
+            if p.nullable:
+                t = self.tmp()
+                checks.append(f"(({t} := {p.code}) is None)")
+                names.append(t)
+            else:
+                names.append(p.code)
+        code = body(*names)
+        if not checks:
+            return Code(code, None, False)
+        return Code(f"(None if {' or '.join(checks)} else {code})", None, True)
+
+    # -------------------------------------------------------------- values
+    def value(self, node: exp.Expression) -> Code:
+        key = expr_key(node) if not isinstance(node, (exp.Literal, exp.Paren)) else None
+        if key is not None and key in self.env:
+            v = self.env[key]
+            return Code(v.name, v.type, v.nullable)
+        method = getattr(self, "_v_" + type(node).__name__, None)
+        if method is None:
+            if isinstance(node, exp.AggFunc):
+                raise SqlError(f"aggregate {node.sql(dialect='hive')} is not allowed here",
+                               self.sql, _offset(node))
+            if isinstance(node, exp.Column):
+                raise SqlError(f"column '{node.name}' is not available here"
+                               " (it must appear in GROUP BY or inside an aggregate)",
+                               self.sql, _offset(node))
+            raise self._error(f"{_describe(node)}", node)
+        out = method(node)
+        return out
+
+    def _v_Paren(self, node: exp.Paren) -> Code:
+        return self.value(node.this)
+
+    def _v_Alias(self, node: exp.Alias) -> Code:
+        return self.value(node.this)
+
+    def _v_Literal(self, node: exp.Literal) -> Code:
+        if node.is_string:
+            return Code(repr(node.this), "string", False)
+        text = node.this
+        try:
+            return Code(repr(int(text)), "int", False)
+        except ValueError:
+            return Code(repr(float(text)), "double", False)
+
+    def _v_Null(self, node: exp.Null) -> Code:
+        return Code("None", None, True)
+
+    def _v_Boolean(self, node: exp.Boolean) -> Code:
+        return Code(repr(bool(node.this)), "boolean", False)
+
+    def _v_Neg(self, node: exp.Neg) -> Code:
+        inner = self.value(node.this)
+        self._need_numeric(inner, node)
+        out = self._guard([inner], lambda a: f"(-{a})")
+        return Code(out.code, inner.type, out.nullable)
+
+    def _v_Date(self, node: exp.Date) -> Code:
+        arg = node.this
+        if isinstance(arg, exp.Literal) and arg.is_string:
+            return Code(repr(_date_literal(arg.this, self.sql, node)), "date", False)
+        inner = self.value(arg)
+        return self._call("F.cast", [inner, Code(repr("date"), "string", False)], "date",
+                          always_nullable=True)
+
+    def _v_Cast(self, node: exp.Cast) -> Code:
+        to = cast_target(node.to)
+        arg = node.this
+        if isinstance(arg, exp.Literal) and to == "date" and arg.is_string:
+            return Code(repr(_date_literal(arg.this, self.sql, node)), "date", False)
+        inner = self.value(arg)
+        if inner.type == to:
+            return inner
+        if to == "double" and inner.type in NUMERIC:
+            out = self._guard([inner], lambda a: f"float({a})")
+            return Code(out.code, "double", out.nullable)
+        if to == "string" and inner.type in ("string", "date"):
+            return Code(inner.code, "string", inner.nullable)
+        return Code(f"F.cast({inner.code}, {to!r})", to, True)
+
+    _v_TryCast = _v_Cast
+
+    def _v_Column(self, node: exp.Column) -> Code:
+        raise SqlError(f"column '{node.name}' is not available here", self.sql, _offset(node))
+
+    # arithmetic
+    def _arith(self, node: exp.Binary) -> Code:
+        a, b = self.value(node.left), self.value(node.right)
+        self._need_numeric(a, node.left)
+        self._need_numeric(b, node.right)
+        op = _ARITH[type(node)]
+        out = self._guard([a, b], lambda x, y: f"({x} {op} {y})")
+        typ = "double" if "double" in (a.type, b.type) else (
+            "bigint" if "bigint" in (a.type, b.type) else "int")
+        return Code(out.code, typ, out.nullable)
+
+    _v_Add = _v_Sub = _v_Mul = _arith
+
+    def _v_Div(self, node: exp.Div) -> Code:
+        a, b = self.value(node.left), self.value(node.right)
+        self._need_numeric(a, node.left)
+        self._need_numeric(b, node.right)
+        rb = node.right.unnest() if isinstance(node.right, exp.Paren) else node.right
+        if isinstance(rb, exp.Literal) and not rb.is_string and float(rb.this) != 0:
+            out = self._guard([a, b], lambda x, y: f"({x} / {y})")
+            return Code(out.code, "double", out.nullable)
+        return Code(f"F.divide({a.code}, {b.code})", "double", True)
+
+    def _v_IntDiv(self, node: exp.IntDiv) -> Code:
+        a, b = self.value(node.left), self.value(node.right)
+        return Code(f"F.cast(F.divide({a.code}, {b.code}), 'bigint')", "bigint", True)
+
+    def _v_Mod(self, node: exp.Mod) -> Code:
+        a, b = self.value(node.left), self.value(node.right)
+        self._need_numeric(a, node.left)
+        self._need_numeric(b, node.right)
+        typ = "double" if "double" in (a.type, b.type) else "int"
+        return Code(f"F.modulo({a.code}, {b.code})", typ, True)
+
+    def _need_numeric(self, c: Code, node: exp.Expression) -> None:
+        if c.type is not None and c.type not in NUMERIC:
+            raise SqlError(f"{node.sql(dialect='hive')} is {c.type.upper()}, a number is needed here",
+                           self.sql, _offset(node))
+
+    # comparisons
+    def _coerce_pair(self, a: Code, b: Code, na: exp.Expression, nb: exp.Expression) -> tuple[Code, Code]:
+        """Hive's implicit conversions for comparing two values."""
+        ta, tb = a.type, b.type
+        if ta is None or tb is None or ta == tb:
+            return a, b
+        if ta in NUMERIC and tb in NUMERIC:
+            return a, b
+        if {ta, tb} == {"date", "string"}:
+            # a string literal compared with a date is read as a date
+            lit, other = (na, nb) if ta == "string" else (nb, na)
+            if isinstance(lit, exp.Literal):
+                d = Code(repr(_date_literal(lit.this, self.sql, lit)), "date", False)
+                return (d, b) if ta == "string" else (a, d)
+            return a, b
+        if ta == "string" and tb in NUMERIC:
+            return self._to_double(a, na), b
+        if tb == "string" and ta in NUMERIC:
+            return a, self._to_double(b, nb)
+        raise SqlError(f"cannot compare {ta.upper()} with {tb.upper()}", self.sql, _offset(na))
+
+    def _to_double(self, c: Code, node: exp.Expression) -> Code:
+        if isinstance(node, exp.Literal):
+            try:
+                return Code(repr(float(node.this)), "double", False)
+            except ValueError:
+                return Code("None", "double", True)
+        return Code(f"F.cast({c.code}, 'double')", "double", True)
+
+    def _compare(self, node: exp.Binary) -> Code:
+        a, b = self._coerce_pair(self.value(node.left), self.value(node.right),
+                                 node.left, node.right)
+        op = _COMPARE[type(node)]
+        out = self._guard([a, b], lambda x, y: f"({x} {op} {y})")
+        return Code(out.code, "boolean", out.nullable)
+
+    _v_EQ = _v_NEQ = _v_GT = _v_GTE = _v_LT = _v_LTE = _compare
+
+    def _v_Between(self, node: exp.Between) -> Code:
+        x = self.value(node.this)
+        lo = self.value(node.args["low"])
+        hi = self.value(node.args["high"])
+        x, lo = self._coerce_pair(x, lo, node.this, node.args["low"])
+        x, hi = self._coerce_pair(x, hi, node.this, node.args["high"])
+        out = self._guard([x, lo, hi], lambda a, l, h: f"({l} <= {a} <= {h})")
+        return Code(out.code, "boolean", out.nullable)
+
+    def _v_In(self, node: exp.In) -> Code:
+        if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
+            raise self._error("IN with a subquery", node)
+        x = self.value(node.this)
+        items = node.expressions
+        values = []
+        has_null = False
+        for it in items:
+            if isinstance(it, exp.Null):
+                has_null = True
+                continue
+            if not isinstance(it, (exp.Literal, exp.Neg, exp.Date, exp.Cast, exp.TryCast, exp.Boolean)):
+                raise self._error("IN with a list that is not all constants", it)
+            c = self.value(it)
+            if c.nullable:
+                raise self._error("IN with a list that is not all constants", it)
+            c, _ = self._coerce_pair(c, x, it, node.this)
+            values.append(c.code)
+        name = self.const("frozenset((" + "".join(v + ", " for v in values) + "))")
+        if has_null:
+            out = self._guard([x], lambda a: f"(True if {a} in {name} else None)")
+            return Code(out.code, "boolean", True)
+        out = self._guard([x], lambda a: f"({a} in {name})")
+        return Code(out.code, "boolean", out.nullable)
+
+    def _v_Like(self, node: exp.Like, lower: bool = False) -> Code:
+        x = self.value(node.this)
+        pat_node = node.expression
+        if node.args.get("escape") is not None:
+            raise self._error("LIKE … ESCAPE", node)
+        if isinstance(pat_node, exp.Literal) and pat_node.is_string:
+            pattern = pat_node.this.lower() if lower else pat_node.this
+            fast = _like_fast(pattern)
+            subject = (lambda a: f"{a}.lower()") if lower else (lambda a: a)
+            if fast is not None:
+                kind, text = fast
+                lit = repr(text)
+                body = {
+                    "eq": lambda a: f"({subject(a)} == {lit})",
+                    "prefix": lambda a: f"{subject(a)}.startswith({lit})",
+                    "suffix": lambda a: f"{subject(a)}.endswith({lit})",
+                    "contains": lambda a: f"({lit} in {subject(a)})",
+                }[kind]
+            else:
+                rx = self.const(f"F.like_regex({pattern!r})")
+                body = lambda a: f"({rx}.match({subject(a)}) is not None)"  # noqa: E731
+            out = self._guard([x], body)
+        else:
+            p = self.value(pat_node)
+            if lower:
+                out = Code(f"F.like(F.lower({x.code}), F.lower({p.code}))", None, True)
+            else:
+                out = Code(f"F.like({x.code}, {p.code})", None, True)
+        code = Code(out.code, "boolean", out.nullable)
+        if node.args.get("negate"):
+            return self._negate(code)
+        return code
+
+    def _v_ILike(self, node: exp.ILike) -> Code:
+        return self._v_Like(node, lower=True)
+
+    def _v_Is(self, node: exp.Is) -> Code:
+        target = node.expression
+        x = self.value(node.this)
+        if isinstance(target, exp.Null):
+            return Code(f"({x.code} is None)" if x.nullable else "False", "boolean", False)
+        if isinstance(target, exp.Boolean):
+            return Code(f"({x.code} is {bool(target.this)!r})", "boolean", False)
+        raise self._error(f"IS {target.sql()}", node)
+
+    # logic (value context: three-valued)
+    def _v_Not(self, node: exp.Not) -> Code:
+        return self._negate(self.value(node.this))
+
+    def _negate(self, c: Code) -> Code:
+        if not c.nullable:
+            return Code(f"(not {c.code})", "boolean", False)
+        t = self.tmp()
+        return Code(f"(None if ({t} := {c.code}) is None else not {t})", "boolean", True)
+
+    def _v_And(self, node: exp.And) -> Code:
+        a, b = self.value(node.left), self.value(node.right)
+        if not a.nullable and not b.nullable:
+            return Code(f"({a.code} and {b.code})", "boolean", False)
+        ta, tb = self.tmp(), self.tmp()
+        return Code(f"(False if ({ta} := {a.code}) is False or ({tb} := {b.code}) is False "
+                    f"else (None if {ta} is None or {tb} is None else True))", "boolean", True)
+
+    def _v_Or(self, node: exp.Or) -> Code:
+        a, b = self.value(node.left), self.value(node.right)
+        if not a.nullable and not b.nullable:
+            return Code(f"({a.code} or {b.code})", "boolean", False)
+        ta, tb = self.tmp(), self.tmp()
+        return Code(f"(True if ({ta} := {a.code}) is True or ({tb} := {b.code}) is True "
+                    f"else (None if {ta} is None or {tb} is None else False))", "boolean", True)
+
+    # functions
+    def _call(self, fn: str, args: list[Code], typ: str | None,
+              always_nullable: bool = False) -> Code:
+        nullable = always_nullable or any(a.nullable for a in args)
+        return Code(f"{fn}({', '.join(a.code for a in args)})", typ, nullable)
+
+    def _v_Substring(self, node: exp.Substring) -> Code:
+        s = self.value(node.this)
+        start = node.args.get("start")
+        length = node.args.get("length")
+        cs = _int_literal(start)
+        cl = _int_literal(length) if length is not None else None
+        if cs is not None and cs > 0 and (length is None or (cl is not None and cl >= 0)):
+            b = cs - 1
+            sl = f"[{b}:]" if length is None else f"[{b}:{b + cl}]"
+            out = self._guard([s], lambda a: f"{a}{sl}")
+            return Code(out.code, "string", out.nullable)
+        args = [s, self.value(start)] + ([self.value(length)] if length is not None else [])
+        return self._call("F.substr", args, "string")
+
+    def _string_method(self, node: exp.Func, method: str) -> Code:
+        s = self.value(node.this)
+        out = self._guard([s], lambda a: f"{a}.{method}()")
+        return Code(out.code, "string", out.nullable)
+
+    def _v_Upper(self, node: exp.Upper) -> Code:
+        return self._string_method(node, "upper")
+
+    def _v_Lower(self, node: exp.Lower) -> Code:
+        return self._string_method(node, "lower")
+
+    def _v_Length(self, node: exp.Length) -> Code:
+        s = self.value(node.this)
+        out = self._guard([s], lambda a: f"len({a})")
+        return Code(out.code, "int", out.nullable)
+
+    def _v_Trim(self, node: exp.Trim) -> Code:
+        if node.args.get("expression") is not None or node.args.get("position"):
+            raise self._error("TRIM with characters or a position", node)
+        s = self.value(node.this)
+        out = self._guard([s], lambda a: f"{a}.strip(' ')")
+        return Code(out.code, "string", out.nullable)
+
+    def _v_Concat(self, node: exp.Concat) -> Code:
+        parts = [self.value(e) for e in node.expressions]
+        if all(p.type == "string" for p in parts):
+            out = self._guard(parts, lambda *xs: "(" + " + ".join(xs) + ")")
+            return Code(out.code, "string", out.nullable)
+        return self._call("F.concat", parts, "string")
+
+    def _v_DPipe(self, node: exp.DPipe) -> Code:
+        return self._v_Concat(exp.Concat(expressions=[node.left, node.right]))
+
+    def _v_Round(self, node: exp.Round) -> Code:
+        x = self.value(node.this)
+        self._need_numeric(x, node.this)
+        digits = node.args.get("decimals")
+        d = self.value(digits) if digits is not None else Code("0", "int", False)
+        typ = x.type if x.type in ("int", "bigint") else "double"
+        return self._call("F.sql_round", [x, d], typ)
+
+    def _v_Abs(self, node: exp.Abs) -> Code:
+        x = self.value(node.this)
+        self._need_numeric(x, node.this)
+        out = self._guard([x], lambda a: f"abs({a})")
+        return Code(out.code, x.type, out.nullable)
+
+    def _v_Coalesce(self, node: exp.Coalesce) -> Code:
+        parts = [self.value(node.this)] + [self.value(e) for e in node.expressions]
+        typ = next((p.type for p in parts if p.type), None)
+        nullable = all(p.nullable for p in parts)
+        return Code(f"F.coalesce({', '.join(p.code for p in parts)})", typ, nullable)
+
+    def _v_Case(self, node: exp.Case) -> Code:
+        subject = node.this
+        branches = []
+        typ = None
+        nullable = False
+        subj = None
+        if subject is not None:
+            sc = self.value(subject)
+            subj_tmp = self.tmp()
+            subj = (sc, subj_tmp)
+        first = True
+        for i, when in enumerate(node.args.get("ifs") or []):
+            if subj is not None:
+                sc, st = subj
+                ref = f"({st} := {sc.code})" if first else st
+                w = self.value(when.this)
+                cond = f"({ref} is not None and {ref} == {w.code})" if sc.nullable else f"({ref} == {w.code})"
+            else:
+                cond = self.predicate(when.this)
+            first = False
+            then = self.value(when.args["true"])
+            typ = typ or then.type
+            nullable = nullable or then.nullable
+            branches.append((cond, then.code))
+        default = node.args.get("default")
+        if default is not None:
+            d = self.value(default)
+            typ = typ or d.type
+            nullable = nullable or d.nullable
+            code = d.code
+        else:
+            code = "None"
+            nullable = True
+        for cond, then in reversed(branches):
+            code = f"({then} if {cond} else {code})"
+        return Code(code, typ, nullable)
+
+    def _v_If(self, node: exp.If) -> Code:
+        cond = self.predicate(node.this)
+        t = self.value(node.args["true"])
+        f_node = node.args.get("false")
+        f = self.value(f_node) if f_node is not None else Code("None", None, True)
+        return Code(f"({t.code} if {cond} else {f.code})", t.type or f.type,
+                    t.nullable or f.nullable)
+
+    # ---------------------------------------------------------- predicates
+    def predicate(self, node: exp.Expression) -> str:
+        """Python truth value that holds exactly when ``node`` is SQL TRUE."""
+        if isinstance(node, exp.Paren):
+            return self.predicate(node.this)
+        if isinstance(node, exp.And):
+            return f"({self.predicate(node.left)} and {self.predicate(node.right)})"
+        if isinstance(node, exp.Or):
+            return f"({self.predicate(node.left)} or {self.predicate(node.right)})"
+        if isinstance(node, exp.Not):
+            inner = self.value(node.this)
+            return f"(not {inner.code})" if not inner.nullable else f"({inner.code} is False)"
+        if type(node) in _COMPARE:
+            a, b = self._coerce_pair(self.value(node.left), self.value(node.right),
+                                     node.left, node.right)
+            op = _COMPARE[type(node)]
+            return self._guarded_test([a, b], lambda x, y: f"{x} {op} {y}")
+        if isinstance(node, exp.Between):
+            x = self.value(node.this)
+            lo, hi = self.value(node.args["low"]), self.value(node.args["high"])
+            x, lo = self._coerce_pair(x, lo, node.this, node.args["low"])
+            x, hi = self._coerce_pair(x, hi, node.this, node.args["high"])
+            return self._guarded_test([x, lo, hi], lambda a, l, h: f"{l} <= {a} <= {h}")
+        v = self.value(node)
+        if v.type not in (None, "boolean"):
+            raise SqlError(f"{node.sql(dialect='hive')} is {v.type.upper()}, a condition is needed",
+                           self.sql, _offset(node))
+        return f"({v.code} is True)" if v.nullable else v.code
+
+    def _guarded_test(self, parts: list[Code], body) -> str:
+        names, checks = [], []
+        for p in parts:
+            if p.nullable:
+                t = self.tmp()
+                checks.append(f"({t} := {p.code}) is not None")
+                names.append(t)
+            else:
+                names.append(p.code)
+        return "(" + " and ".join(checks + [body(*names)]) + ")"
+
+
+# ------------------------------------------------------------------ helpers
+
+def _offset(node: exp.Expression | None) -> int | None:
+    """Character offset of a node's first identifier/literal token, if known."""
+    if node is None:
+        return None
+    for n in node.walk():
+        meta = getattr(n, "_meta", None) or {}
+        if "start" in meta:
+            return meta["start"]
+    return None
+
+
+def _describe(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return f"function {node.name.upper()}()"
+    if isinstance(node, exp.Func):
+        return f"function {node.sql_name()}()"
+    return f"{node.key.upper()} expression ({node.sql(dialect='hive')[:60]})"
+
+
+def _int_literal(node: exp.Expression | None) -> int | None:
+    if node is None:
+        return None
+    if isinstance(node, exp.Paren):
+        return _int_literal(node.this)
+    if isinstance(node, exp.Literal) and not node.is_string:
+        try:
+            return int(node.this)
+        except ValueError:
+            return None
+    if isinstance(node, exp.Neg):
+        inner = _int_literal(node.this)
+        return None if inner is None else -inner
+    return None
+
+
+def _date_literal(text: str, sql: str | None, node: exp.Expression) -> str:
+    try:
+        return _dt.date.fromisoformat(text.strip()[:10]).isoformat()
+    except ValueError:
+        raise SqlError(f"invalid date literal {text!r} (expected yyyy-MM-dd)", sql,
+                       _offset(node)) from None
+
+
+def _like_fast(pattern: str) -> tuple[str, str] | None:
+    """LIKE patterns that reduce to a plain string test.
+
+    >>> _like_fast('abc'), _like_fast('ab%'), _like_fast('%bc'), _like_fast('%b%'), _like_fast('a_c')
+    (('eq', 'abc'), ('prefix', 'ab'), ('suffix', 'bc'), ('contains', 'b'), None)
+    """
+    if "_" in pattern or "\\" in pattern:
+        return None
+    inner = pattern.strip("%")
+    if "%" in inner:
+        return None
+    lead, trail = pattern.startswith("%"), pattern.endswith("%") and len(pattern) > 1
+    if not lead and not trail:
+        return ("eq", inner)
+    if lead and trail:
+        return ("contains", inner)
+    if trail:
+        return ("prefix", inner)
+    return ("suffix", inner)

@@ -1,0 +1,113 @@
+"""A compiled job: its stages, its generated module and how to read its result.
+
+>>> from compiler.schema import Table, Column
+>>> rk = Table("rankings", [Column("pageURL", "string"), Column("pageRank", "int")], "/d")
+>>> job = compile_select("SELECT pageURL FROM rankings WHERE pageRank > 10", {"rankings": rk})
+>>> [(s.id, s.table, s.map_entry, s.reduce_entry) for s in job.stages], job.columns
+([(1, 'rankings', 's1_map', None)], ['pageURL'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from compiler.codegen import generate_job
+from compiler.errors import SqlError, UnsupportedError
+from compiler.explain import operator_trees
+from compiler.plan import QueryPlan, plan_select
+from compiler.resolve import check_names, qualify_query
+from compiler.schema import Table
+
+
+@dataclass
+class Stage:
+    """One MapReduce stage: map tasks over a table's splits, then (optionally)
+    reduce tasks over the hash-partitioned map output."""
+
+    id: int
+    table: str                       # catalog name of the table the map reads
+    map_entry: str
+    reduce_entry: str | None         # None: map-only
+    reducers: str = "auto"           # "auto" (sized from input) or "one"
+    map_ops: list = field(default_factory=list)     # EXPLAIN operator tree lines
+    reduce_ops: list = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    sql: str
+    stages: list[Stage]
+    source: str                      # the generated Python module
+    columns: list[str]               # visible output column names
+    types: list[str | None]          # value type of each visible column
+    width: int                       # columns per output row (visible + hidden sort keys)
+    sorted: bool                     # final task outputs are sorted by the module's sortkey
+    limit: int | None
+    tables: dict[str, Table]
+    plan: QueryPlan | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
+
+
+def parse_one(sql: str, dialect: str = "hive") -> exp.Expression:
+    """Parse one statement; syntax errors carry the position of the bad token."""
+    try:
+        stmts = sqlglot.parse(sql, read=dialect)
+    except ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        offset = None
+        if err.get("line") is not None:
+            offset = _offset_of(sql, err["line"], err["col"], err.get("highlight") or "")
+        desc = err.get("description") or str(e)
+        raise SqlError(_friendly(desc, err.get("highlight")), sql, offset) from None
+    stmts = [s for s in stmts if s is not None]
+    if len(stmts) != 1:
+        raise SqlError("expected one statement", sql, 0)
+    return stmts[0]
+
+
+def _friendly(desc: str, highlight: str | None) -> str:
+    if desc.startswith("Invalid expression / Unexpected token") and highlight:
+        return f"syntax error at or near '{highlight}'"
+    if desc.startswith("Required keyword"):
+        return f"syntax error: incomplete statement near '{highlight}'" if highlight else "syntax error: incomplete statement"
+    return f"syntax error: {desc}"
+
+
+def _offset_of(sql: str, line: int, col: int, highlight: str) -> int:
+    """Character offset of a token sqlglot reports by (line, end column)."""
+    lines = sql.split("\n")
+    line = max(1, min(line, len(lines)))
+    base = sum(len(x) + 1 for x in lines[: line - 1])
+    end_col = col  # sqlglot reports the column of the token's last character
+    start = base + end_col - len(highlight)
+    return max(base, min(start, len(sql)))
+
+
+def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive",
+                   tree: exp.Expression | None = None) -> Job:
+    """Compile a SELECT statement into a job."""
+    original = tree if tree is not None else parse_one(sql, dialect)
+    if isinstance(original, exp.Union):
+        raise UnsupportedError("UNION / INTERSECT / EXCEPT", sql, 0)
+    if not isinstance(original, exp.Select):
+        raise UnsupportedError(f"{original.key.upper()} statements", sql, 0)
+    check_names(original, catalog, sql)
+    qualified = qualify_query(original, catalog, dialect, sql)
+    plan = plan_select(qualified, original, catalog, dialect, sql)
+    gen = generate_job(plan)
+    map_ops, reduce_ops = operator_trees(plan)
+    stage = Stage(1, plan.scan.table.name.lower(), gen.map_entry, gen.reduce_entry,
+                  "one" if plan.aggregate is not None and plan.aggregate.scalar else "auto",
+                  map_ops, reduce_ops)
+    used = {plan.scan.table.name.lower(): plan.scan.table}
+    return Job(sql, [stage], gen.source, plan.names, gen.output_types[: plan.visible],
+               len(plan.outputs), bool(plan.order), plan.limit, used, plan)

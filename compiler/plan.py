@@ -1,0 +1,266 @@
+"""Logical plan of a SELECT: what to scan, filter, group, project, order, limit.
+
+``plan_select`` turns a qualified, type-annotated sqlglot SELECT into a
+:class:`QueryPlan`; :mod:`compiler.codegen` turns that into stages and code.
+
+>>> import sqlglot
+>>> from compiler.schema import Table, Column
+>>> from compiler.resolve import qualify_query
+>>> uv = Table("uservisits", [Column("sourceIP", "string"), Column("adRevenue", "double")], "/d")
+>>> sql = "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uservisits GROUP BY SUBSTR(sourceIP, 1, 8)"
+>>> q = sqlglot.parse_one(sql, read="hive")
+>>> p = plan_select(qualify_query(q, {"uservisits": uv}, "hive", sql), q, {"uservisits": uv}, "hive", sql)
+>>> [k.sql() for k in p.aggregate.keys], [a.sql() for a in p.aggregate.aggs], p.names
+(['SUBSTRING("uservisits"."sourceip", 1, 8)'], ['SUM("uservisits"."adrevenue")'], ['SUBSTR(sourceIP, 1, 8)', 'SUM(adRevenue)'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import sqlglot
+from sqlglot import exp
+
+from compiler.errors import SqlError, UnsupportedError
+from compiler.exprs import expr_key
+from compiler.resolve import _start, scope_tables
+from compiler.schema import Table
+
+AGGREGATES = (exp.Sum, exp.Count, exp.Avg, exp.Min, exp.Max)
+
+
+@dataclass
+class Scan:
+    """A table read by a map task, with the columns needed and the filter."""
+
+    table: Table
+    alias: str                       # lower-case alias used by qualified columns
+    columns: list[int]               # indices of the columns the query uses
+    filter: exp.Expression | None
+
+
+@dataclass
+class Aggregate:
+    keys: list[exp.Expression]
+    aggs: list[exp.AggFunc]          # distinct aggregate calls
+    having: exp.Expression | None
+    scalar: bool                     # no GROUP BY: exactly one output row
+
+
+@dataclass
+class OrderKey:
+    index: int                       # position in QueryPlan.outputs
+    desc: bool
+    nulls_first: bool
+
+
+@dataclass
+class QueryPlan:
+    scan: Scan
+    aggregate: Aggregate | None
+    outputs: list[exp.Expression]    # visible outputs, then hidden sort keys
+    names: list[str]                 # visible output names, as the user spelt them
+    order: list[OrderKey] = field(default_factory=list)
+    limit: int | None = None
+
+    @property
+    def visible(self) -> int:
+        return len(self.names)
+
+
+def select_item_texts(sql: str, dialect: str = "hive") -> list[str] | None:
+    """The text of each item of the first SELECT list in ``sql``, as written.
+
+    >>> select_item_texts("SELECT SUBSTR(a, 1, 8), SUM(b) FROM t GROUP BY 1")
+    ['SUBSTR(a, 1, 8)', 'SUM(b)']
+    """
+    from sqlglot.errors import TokenError
+    from sqlglot.tokens import TokenType
+    try:
+        toks = sqlglot.tokenize(sql, read=dialect)
+    except TokenError:
+        return None
+    items: list[str] = []
+    depth = 0
+    begin = None
+    started = False
+    stop = {TokenType.FROM, TokenType.WHERE, TokenType.GROUP_BY, TokenType.ORDER_BY,
+            TokenType.LIMIT, TokenType.HAVING, TokenType.SEMICOLON, TokenType.UNION}
+    last_end = None
+    for tok in toks:
+        if not started:
+            if tok.token_type == TokenType.SELECT:
+                started = True
+            continue
+        if depth == 0 and tok.token_type in (TokenType.DISTINCT, TokenType.ALL) and begin is None and not items:
+            continue
+        if depth == 0 and (tok.token_type in stop or tok.token_type == TokenType.COMMA):
+            if begin is not None:
+                items.append(sql[begin:last_end + 1])
+            begin = None
+            if tok.token_type != TokenType.COMMA:
+                return items
+            continue
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        if begin is None:
+            begin = tok.start
+        last_end = tok.end
+    if begin is not None:
+        items.append(sql[begin:last_end + 1])
+    return items or None
+
+
+def output_names(original: exp.Select, qualified: exp.Select, tables: dict[str, Table],
+                 dialect: str, sql: str | None = None) -> list[str]:
+    """Column headers as the user wrote them (the optimizer lower-cases Hive names).
+
+    A ``*`` expands to the catalog's spelling; an unaliased expression is named
+    by its own SQL text.
+    """
+    names: list[str] = []
+    texts = select_item_texts(sql, dialect) if sql else None
+    if texts is not None and len(texts) != len(original.expressions):
+        texts = None
+    spelled = {c.name.lower(): c.name for t in tables.values() for c in t.columns}
+    for i, e in enumerate(original.expressions):
+        if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+            names.append("*")
+        elif isinstance(e, exp.Alias):
+            names.append(e.alias)
+        elif isinstance(e, exp.Column):
+            names.append(e.name)
+        else:
+            names.append(" ".join(texts[i].split()) if texts else e.sql(dialect=dialect))
+    if "*" not in names:
+        return names
+    # expand stars from the qualified select list (same order)
+    out: list[str] = []
+    q_names = [s.alias_or_name for s in qualified.expressions]
+    qi = 0
+    for n in names:
+        if n != "*":
+            out.append(n)
+            qi += 1
+            continue
+        star_count = len(q_names) - (len(names) - 1)
+        for _ in range(star_count):
+            out.append(spelled.get(q_names[qi].lower(), q_names[qi]))
+            qi += 1
+    return out
+
+
+def _limit(select: exp.Select, sql: str) -> int | None:
+    lim = select.args.get("limit")
+    if lim is None:
+        return None
+    if select.args.get("offset") is not None or lim.args.get("offset") is not None:
+        raise UnsupportedError("LIMIT with OFFSET", sql, _start(lim))
+    value = lim.expression
+    if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
+        raise SqlError("LIMIT needs a non-negative integer", sql, _start(lim))
+    return int(value.this)
+
+
+def plan_select(select: exp.Select, original: exp.Select, catalog: Mapping[str, Table],
+                dialect: str, sql: str) -> QueryPlan:
+    """Plan a single-table SELECT (qualified ``select``; ``original`` for names)."""
+    for arg in ("with_", "windows", "qualify", "laterals", "pivots", "prewhere", "connect",
+                "match", "sample", "settings", "format", "kind", "into", "locks",
+                "cluster", "distribute", "sort"):
+        if select.args.get(arg):
+            raise UnsupportedError(f"{arg.rstrip('_').upper()} clause", sql, _start(select))
+    if select.args.get("joins"):
+        raise UnsupportedError("JOIN", sql, _start(select.args["joins"][0]))
+    src = select.args.get("from_")
+    if src is None:
+        raise UnsupportedError("SELECT without FROM", sql, 0)
+    table_node = src.this
+    if not isinstance(table_node, exp.Table):
+        raise UnsupportedError("a subquery in FROM", sql, _start(table_node))
+
+    tables = scope_tables(select, catalog, sql)
+    alias = table_node.alias_or_name.lower()
+    table = tables[alias]
+
+    for e in select.find_all(exp.Window):
+        raise UnsupportedError("window functions", sql, _start(e))
+    for e in select.find_all(exp.Subquery, exp.Exists):
+        raise UnsupportedError("subqueries", sql, _start(e))
+
+    where = select.args.get("where")
+    filt = where.this if where is not None else None
+    if filt is not None:
+        for agg in filt.find_all(exp.AggFunc):
+            raise SqlError("aggregates are not allowed in WHERE (use HAVING)", sql, _start(agg))
+
+    selects = [s.this if isinstance(s, exp.Alias) else s for s in select.expressions]
+    group = select.args.get("group")
+    group_keys = list(group.expressions) if group is not None else []
+    if group is not None and (group.args.get("rollup") or group.args.get("cube")
+                              or group.args.get("grouping_sets")):
+        raise UnsupportedError("ROLLUP / CUBE / GROUPING SETS", sql, _start(group))
+    having_node = select.args.get("having")
+    having = having_node.this if having_node is not None else None
+    order_nodes = list(select.args["order"].expressions) if select.args.get("order") else []
+
+    aggs: dict[str, exp.AggFunc] = {}
+    for e in selects + ([having] if having is not None else []) + [o.this for o in order_nodes]:
+        for agg in e.find_all(exp.AggFunc):
+            if not isinstance(agg, AGGREGATES):
+                raise UnsupportedError(f"aggregate function {agg.sql_name()}()", sql, _start(agg))
+            if any(isinstance(a, exp.AggFunc) for a in agg.this.find_all(exp.AggFunc)) if agg.this else False:
+                raise SqlError("aggregates cannot be nested", sql, _start(agg))
+            aggs.setdefault(expr_key(agg), agg)
+
+    distinct = select.args.get("distinct")
+    if distinct is not None and distinct.args.get("on"):
+        raise UnsupportedError("DISTINCT ON", sql, _start(select))
+
+    aggregate = None
+    if group_keys or aggs or having is not None:
+        if distinct is not None:
+            raise UnsupportedError("SELECT DISTINCT with GROUP BY or aggregates", sql, _start(select))
+        aggregate = Aggregate(group_keys, list(aggs.values()), having, scalar=not group_keys)
+    elif distinct is not None:
+        aggregate = Aggregate(list(selects), [], None, scalar=False)
+
+    names = output_names(original, select, tables, dialect, sql)
+    outputs: list[exp.Expression] = list(selects)
+    order: list[OrderKey] = []
+    aliases = {s.alias.lower(): i for i, s in enumerate(select.expressions) if isinstance(s, exp.Alias)}
+    out_keys = {expr_key(e): i for i, e in enumerate(selects)}
+    for o in order_nodes:
+        target = o.this
+        index = None
+        if isinstance(target, exp.Column) and not target.table and target.name.lower() in aliases:
+            index = aliases[target.name.lower()]
+        elif isinstance(target, exp.Literal) and not target.is_string:
+            pos = int(target.this)
+            if not 1 <= pos <= len(selects):
+                raise SqlError(f"ORDER BY position {pos} is not in the select list", sql, _start(target))
+            index = pos - 1
+        else:
+            index = out_keys.get(expr_key(target))
+        if index is None:
+            if distinct is not None:
+                raise SqlError("with SELECT DISTINCT, ORDER BY expressions must appear in the select list",
+                               sql, _start(target))
+            outputs.append(target)
+            index = len(outputs) - 1
+        nulls_first = bool(o.args.get("nulls_first"))
+        order.append(OrderKey(index, bool(o.args.get("desc")), nulls_first))
+
+    needed = set()
+    for e in [filt, having] + outputs + group_keys + list(aggs.values()):
+        if e is None:
+            continue
+        for col in e.find_all(exp.Column):
+            if col.table.lower() != alias:
+                raise SqlError(f"unknown table or alias '{col.table}'", sql, _start(col))
+            needed.add(table.column_index(col.name))
+    scan = Scan(table, alias, sorted(needed), filt)
+    return QueryPlan(scan, aggregate, outputs, names, order, _limit(select, sql))

@@ -1,0 +1,144 @@
+"""Name resolution: every table and column a query names must exist.
+
+Runs on the parsed (not yet qualified) query so errors point at the user's own
+text and suggest the closest name; then qualifies the query with
+``sqlglot.optimizer.qualify`` and annotates types against the catalog.
+
+>>> import sqlglot
+>>> from compiler.schema import Table, Column
+>>> t = {"rankings": Table("rankings", [Column("pageURL", "string"), Column("pageRank", "int")], "/x")}
+>>> q = sqlglot.parse_one("SELECT pageUrl, pagerank FROM Rankings WHERE pageRank > 1", read="hive")
+>>> print(qualify_query(q, t, "hive", "").sql("hive"))
+SELECT `rankings`.`pageurl` AS `pageurl`, `rankings`.`pagerank` AS `pagerank` FROM `rankings` AS `rankings` WHERE `rankings`.`pagerank` > 1
+>>> try: check_names(sqlglot.parse_one("SELECT pageRnk FROM rankings"), t, "SELECT pageRnk FROM rankings")
+... except Exception as e: print(e.render())
+LINE 1: SELECT pageRnk FROM rankings
+               ^
+error: column 'pageRnk' not found in table 'rankings'
+hint: did you mean 'pageRank'?
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from sqlglot import exp
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
+
+from compiler.errors import SqlError, suggest
+from compiler.schema import Table
+
+
+def _start(node: exp.Expression) -> int | None:
+    meta = node.meta if hasattr(node, "meta") else {}
+    if "start" in meta:
+        return meta["start"]
+    for n in node.walk():
+        m = getattr(n, "_meta", None) or {}
+        if "start" in m:
+            return m["start"]
+    return None
+
+
+def lookup_table(name: str, tables: Mapping[str, Table], sql: str, node: exp.Expression) -> Table:
+    t = tables.get(name.lower())
+    if t is None:
+        raise SqlError(f"table '{name}' does not exist", sql, _start(node),
+                       suggest(name, [t.name for t in tables.values()])
+                       or "SHOW TABLES lists the tables; CREATE EXTERNAL TABLE adds one")
+    return t
+
+
+def scope_tables(select: exp.Select, tables: Mapping[str, Table], sql: str) -> dict[str, Table]:
+    """Alias (lower case) -> table for the plain tables a SELECT reads."""
+    out: dict[str, Table] = {}
+    sources = []
+    if select.args.get("from_") is not None:
+        sources.append(select.args["from_"].this)
+    for j in select.args.get("joins") or []:
+        sources.append(j.this)
+    for src in sources:
+        if isinstance(src, exp.Table):
+            if src.args.get("db") is not None:
+                raise SqlError(f"table '{src.sql()}': database names are not supported", sql,
+                               _start(src))
+            t = lookup_table(src.name, tables, sql, src)
+            out[(src.alias_or_name).lower()] = t
+    return out
+
+
+def check_names(select: exp.Select, tables: Mapping[str, Table], sql: str) -> None:
+    """Raise a positioned SqlError for an unknown table or column in ``select``
+    (subqueries are checked when they are compiled)."""
+    scope = scope_tables(select, tables, sql)
+    if not scope and select.args.get("from_") is None:
+        return
+    aliases = {s.alias.lower() for s in select.expressions if isinstance(s, exp.Alias)}
+    derived = any(not isinstance(s, exp.Table) for s in _sources(select))
+    for col in _own_columns(select):
+        name = col.name
+        if isinstance(col.this, exp.Star):
+            continue
+        if col.table:
+            t = scope.get(col.table.lower())
+            if t is None:
+                if derived:
+                    continue
+                raise SqlError(f"unknown table or alias '{col.table}'", sql, _start(col),
+                               suggest(col.table, scope.keys()))
+            if not _has(t, name):
+                raise SqlError(f"column '{name}' not found in table '{t.name}'", sql,
+                               _start(col.this), suggest(name, [c.name for c in t.columns]))
+            continue
+        owners = [t for t in scope.values() if _has(t, name)]
+        if not owners and name.lower() not in aliases and not derived:
+            cands = [c.name for t in scope.values() for c in t.columns] + sorted(aliases)
+            where = (f"table '{next(iter(scope.values())).name}'" if len(scope) == 1
+                     else "tables " + ", ".join(f"'{t.name}'" for t in scope.values()))
+            raise SqlError(f"column '{name}' not found in {where}", sql, _start(col),
+                           suggest(name, cands))
+        if len({id(t) for t in owners}) > 1 or (len(owners) > 1 and len(scope) > 1 and
+                                                 len({a for a, t in scope.items() if _has(t, name)}) > 1):
+            raise SqlError(f"column '{name}' is ambiguous: it is in "
+                           + ", ".join(f"'{a}'" for a, t in scope.items() if _has(t, name)),
+                           sql, _start(col), "qualify it with a table name or alias")
+
+
+def _sources(select: exp.Select) -> list[exp.Expression]:
+    out = []
+    if select.args.get("from_") is not None:
+        out.append(select.args["from_"].this)
+    for j in select.args.get("joins") or []:
+        out.append(j.this)
+    return out
+
+
+def _own_columns(select: exp.Select):
+    """Columns of this SELECT, not of nested subqueries."""
+    for node in select.walk(bfs=False, prune=lambda n: n is not select and isinstance(
+            n, (exp.Subquery, exp.Select)) and n is not select):
+        if isinstance(node, exp.Column):
+            yield node
+
+
+def _has(t: Table, name: str) -> bool:
+    low = name.lower()
+    return any(c.name.lower() == low for c in t.columns)
+
+
+def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: str,
+                  sql: str) -> exp.Expression:
+    """Qualify every column with its table alias, expand ``*`` and aliases in
+    GROUP BY / HAVING / ORDER BY, and annotate types."""
+    schema = MappingSchema({name: t.sqlglot_schema() for name, t in tables.items()},
+                           dialect=dialect, normalize=True)
+    try:
+        q = qualify(query.copy(), schema=schema, dialect=dialect,
+                    validate_qualify_columns=True, quote_identifiers=True,
+                    expand_alias_refs=True, expand_stars=True, isolate_tables=False)
+    except OptimizeError as e:
+        raise SqlError(str(e), sql, None) from None
+    return annotate_types(q, schema=schema, dialect=dialect)
