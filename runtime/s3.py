@@ -213,7 +213,8 @@ def _call(op: Callable[[], Any], what: str, bucket: str, translate: bool = True)
     """Run ``op`` (one S3 request), retrying throttling and connection errors.
 
     Errors that retrying cannot fix are raised as :func:`_translate` makes them
-    (the original exception when ``translate`` is false).
+    (a ClientError is raised as it is when ``translate`` is false, for callers
+    that look at its code themselves).
     """
     attempt = 0
     while True:
@@ -227,7 +228,7 @@ def _call(op: Callable[[], Any], what: str, bucket: str, translate: bool = True)
             if _retryable(e):
                 raise StorageError(f"S3 kept failing for {what} after {attempt + 1} attempts: "
                                    f"{e}") from e
-            if not translate:
+            if not translate and isinstance(e, ClientError):
                 raise
             raise _translate(e, what, bucket) from e
 
@@ -244,8 +245,6 @@ def _bucket_exists(bucket: str) -> bool:
         if _error_code(e) in ("AccessDenied", "403") or _status(e) == 403:
             return True
         raise _translate(e, f"s3://{bucket}", bucket) from e
-    except (NoCredentialsError, PartialCredentialsError) as e:
-        raise _translate(e, f"s3://{bucket}", bucket) from e
 
 
 def _missing(uri: str, bucket: str) -> BaseException:
@@ -260,17 +259,25 @@ def _is_404(e: ClientError) -> bool:
     return _error_code(e) in ("404", "NoSuchKey", "NotFound") or _status(e) == 404
 
 
-def _head(bucket: str, key: str, uri: str) -> dict | None:
-    """HeadObject, or None when the object does not exist (bucket exists)."""
+def _head(bucket: str, key: str, uri: str, probe: bool = False) -> dict | None:
+    """HeadObject, or None when the object does not exist (bucket exists).
+
+    With ``probe`` (asking "is this a single object?" before listing a prefix), a
+    403 also means None: without s3:ListBucket on that exact name S3 answers a
+    missing key with 403, and the listing that follows reports real denials.
+    """
     try:
-        return _call(lambda: client().head_object(Bucket=bucket, Key=key), uri, bucket)
+        return _call(lambda: client().head_object(Bucket=bucket, Key=key), uri, bucket,
+                     translate=False)
     except ClientError as e:
         if _is_404(e):
             m = _missing(uri, bucket)
             if isinstance(m, FileNotFoundError):
                 return None
             raise m from e
-        raise
+        if probe and (_error_code(e) in ("403", "AccessDenied") or _status(e) == 403):
+            return None
+        raise _translate(e, uri, bucket) from e
 
 
 # --------------------------------------------------------------------------- reading
@@ -288,7 +295,7 @@ def exists(uri: str) -> bool:
     bucket, key = split_uri(uri)
     if not key:
         return _bucket_exists(bucket)
-    if not key.endswith("/") and _head(bucket, key, uri) is not None:
+    if not key.endswith("/") and _head(bucket, key, uri, probe=True) is not None:
         return True
     prefix = key if key.endswith("/") else key + "/"
     resp = _call(lambda: client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1),
@@ -322,7 +329,7 @@ def list_files(uri: str) -> list[tuple[str, int]]:
     """
     bucket, key = split_uri(uri)
     if key and not key.endswith("/"):
-        head = _head(bucket, key, uri)
+        head = _head(bucket, key, uri, probe=True)
         if head is not None:
             return [(uri, int(head["ContentLength"]))]
         prefix = key + "/"
@@ -510,7 +517,7 @@ def delete_prefix(uri: str) -> None:
     prefix = key if key.endswith("/") else key + "/"
     keys: list[str] = []
     if not key.endswith("/"):
-        if _head(bucket, key, uri) is not None:
+        if _head(bucket, key, uri, probe=True) is not None:
             keys.append(key)
     keys.extend(obj["Key"] for obj in _list(bucket, prefix, uri))
     for i in range(0, len(keys), DELETE_BATCH):
