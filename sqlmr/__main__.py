@@ -1,0 +1,5 @@
+import sys
+
+from sqlmr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""The table catalog: built-in AMPLab tables plus the user's external tables.
+
+Persisted as JSON at ``$SQLMR_HOME/catalog.json``, written atomically (temp
+file + rename) and re-read before every change, so a crash or a second
+process never leaves a half-written catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from sqlglot import exp
+
+from compiler.errors import SqlError, UnsupportedError, suggest
+from compiler.resolve import _start
+from compiler.schema import Column, Table, normalize_type
+from runtime import storage
+from sqlmr import config
+
+RANKINGS = [("pageURL", "string"), ("pageRank", "int"), ("avgDuration", "int")]
+USERVISITS = [("sourceIP", "string"), ("destURL", "string"), ("visitDate", "date"),
+              ("adRevenue", "double"), ("userAgent", "string"), ("countryCode", "string"),
+              ("languageCode", "string"), ("searchWord", "string"), ("duration", "int")]
+
+
+def builtin_tables() -> dict[str, Table]:
+    data = config.default_data_dir()
+    return {
+        "rankings": Table("rankings", [Column(n, t) for n, t in RANKINGS],
+                          storage.to_uri(str(data / "rankings")), builtin=True),
+        "uservisits": Table("uservisits", [Column(n, t) for n, t in USERVISITS],
+                            storage.to_uri(str(data / "uservisits")), builtin=True),
+    }
+
+
+class Catalog:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or config.home() / "catalog.json"
+
+    # ------------------------------------------------------------ storage
+    def _load_user(self) -> dict[str, Table]:
+        if not self.path.exists():
+            return {}
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise RuntimeError(f"cannot read the catalog {self.path}: {e}") from None
+        return {k: Table.from_dict(v) for k, v in doc.get("tables", {}).items()}
+
+    def _save_user(self, tables: dict[str, Table]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"version": 1, "tables": {k: t.to_dict() for k, t in sorted(tables.items())}}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".catalog-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=1)
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    # -------------------------------------------------------------- reads
+    def tables(self) -> dict[str, Table]:
+        """All tables by lower-case name (user tables shadow nothing: names are unique)."""
+        out = builtin_tables()
+        for name, t in self._load_user().items():
+            out[name] = t
+        return out
+
+    def get(self, name: str) -> Table:
+        t = self.tables().get(name.lower())
+        if t is None:
+            raise SqlError(f"table '{name}' does not exist", None, None,
+                           suggest(name, [t.name for t in self.tables().values()]))
+        return t
+
+    # ------------------------------------------------------------- writes
+    def create(self, table: Table, if_not_exists: bool = False, replace: bool = False) -> bool:
+        """Register a table; returns False when it existed and IF NOT EXISTS was given."""
+        key = table.name.lower()
+        user = self._load_user()
+        if key in builtin_tables():
+            raise SqlError(f"'{table.name}' is a built-in table; choose another name")
+        if key in user and not replace:
+            if if_not_exists:
+                return False
+            raise SqlError(f"table '{table.name}' already exists",
+                           hint="DROP TABLE it first, or use CREATE EXTERNAL TABLE IF NOT EXISTS")
+        user[key] = table
+        self._save_user(user)
+        return True
+
+    def drop(self, name: str, if_exists: bool = False) -> Table | None:
+        key = name.lower()
+        if key in builtin_tables():
+            raise SqlError(f"'{name}' is a built-in table and cannot be dropped")
+        user = self._load_user()
+        if key not in user:
+            if if_exists:
+                return None
+            raise SqlError(f"table '{name}' does not exist",
+                           hint=suggest(name, [t.name for t in self.tables().values()]))
+        table = user.pop(key)
+        self._save_user(user)
+        return table
+
+
+# ------------------------------------------------------------------- DDL
+
+_ESCAPES = {"\\t": "\t", "\\n": "\n", "\\\\": "\\", "\\|": "|"}
+
+
+def parse_delimiter(text: str) -> str:
+    """Hive's FIELDS TERMINATED BY spelling to the character.
+
+    >>> parse_delimiter(','), parse_delimiter('\\\\t'), parse_delimiter('\\\\001'), parse_delimiter('\\t')
+    (',', '\\t', '\\x01', '\\t')
+    """
+    if text in _ESCAPES:
+        return _ESCAPES[text]
+    if len(text) == 4 and text[0] == "\\" and text[1:].isdigit():
+        return chr(int(text[1:], 8))
+    if len(text) != 1:
+        raise ValueError(f"a field delimiter is one character, not {text!r}")
+    return text
+
+
+def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None) -> Table:
+    """A :class:`Table` from ``CREATE EXTERNAL TABLE … ROW FORMAT DELIMITED … LOCATION``."""
+    schema = create.this
+    if not isinstance(schema, exp.Schema):
+        raise SqlError("CREATE TABLE needs a column list, e.g. (pageURL STRING, pageRank INT)",
+                       sql, _start(create))
+    name = schema.this.name
+    if schema.this.args.get("db") is not None:
+        raise UnsupportedError("database-qualified table names", sql, _start(schema.this))
+    columns = []
+    seen = set()
+    for cd in schema.expressions:
+        if not isinstance(cd, exp.ColumnDef):
+            raise UnsupportedError(f"table constraint {cd.sql()}", sql, _start(cd))
+        kind = cd.args.get("kind")
+        if kind is None:
+            raise SqlError(f"column '{cd.name}' needs a type", sql, _start(cd))
+        try:
+            typ = normalize_type(kind.sql(dialect="hive"))
+        except ValueError as e:
+            raise SqlError(str(e), sql, _start(cd)) from None
+        if cd.name.lower() in seen:
+            raise SqlError(f"column '{cd.name}' is declared twice", sql, _start(cd))
+        seen.add(cd.name.lower())
+        columns.append(Column(cd.name, typ))
+    delimiter = ","
+    location = None
+    props = create.args.get("properties")
+    for p in (props.expressions if props else []):
+        if isinstance(p, exp.RowFormatDelimitedProperty):
+            for key in ("collection_items", "map_keys", "lines", "escaped", "null"):
+                if p.args.get(key) is not None:
+                    raise UnsupportedError(f"ROW FORMAT DELIMITED … {key.upper().replace('_', ' ')}",
+                                           sql, _start(p))
+            fields = p.args.get("fields")
+            if fields is not None:
+                try:
+                    delimiter = parse_delimiter(fields.name)
+                except ValueError as e:
+                    raise SqlError(str(e), sql, _start(p)) from None
+        elif isinstance(p, exp.LocationProperty):
+            location = p.this.name
+        elif isinstance(p, (exp.ExternalProperty, exp.FileFormatProperty)):
+            if isinstance(p, exp.FileFormatProperty) and p.name.upper() not in ("TEXTFILE", ""):
+                raise UnsupportedError(f"STORED AS {p.name}", sql, _start(p))
+        else:
+            raise UnsupportedError(f"table property {p.sql(dialect='hive')}", sql, _start(p))
+    if location is None:
+        raise SqlError("CREATE EXTERNAL TABLE needs LOCATION 'folder | file:// | s3://…'",
+                       sql, _start(create))
+    if not (storage.is_s3(location) or location.startswith("file://")):
+        location = os.path.join(base_dir or os.getcwd(), os.path.expanduser(location))
+    return Table(name, columns, storage.to_uri(location), delimiter)
