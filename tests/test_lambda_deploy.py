@@ -367,6 +367,7 @@ def test_create_function_waits_for_the_role_to_propagate(account, no_sleep, monk
 
     def init(self, *a, **kw):
         real_init(self, *a, **kw)
+        self.lam = self._client("lambda")  # a client of this test's own
         self.lam.meta.events.register("before-send.lambda.CreateFunction", not_yet)
 
     monkeypatch.setattr(deploy._Aws, "__init__", init)

@@ -14,7 +14,7 @@ import boto3  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
 from botocore.exceptions import EndpointConnectionError, ResponseStreamingError  # noqa: E402
 
-from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: E402,F401
+from aws_fixtures import moto_server, s3_bucket  # noqa: E402,F401
 from runtime import s3, storage  # noqa: E402
 
 
@@ -337,3 +337,16 @@ def test_bad_uris():
         s3.split_uri("s3:///key")
     with pytest.raises(ValueError):
         s3.split_uri("/tmp/x")
+
+
+def test_forbidden_head_falls_back_to_listing(s3_bucket, recorded_sleeps):
+    """Without s3:ListBucket on a name, S3 answers HEAD of a missing key with 403; a
+    prefix must still list (the Lambda role may list only table prefixes)."""
+    storage.write_bytes(f"s3://{s3_bucket}/t/part-0", b"abc")
+    s3.client().meta.events.register("before-send.s3.HeadObject",
+                                     lambda **kw: _error_response(403, "AccessDenied"))
+    assert storage.list_files(f"s3://{s3_bucket}/t") == [(f"s3://{s3_bucket}/t/part-0", 3)]
+    assert storage.exists(f"s3://{s3_bucket}/t")
+    with pytest.raises(s3.StorageError, match="access denied"):
+        storage.size(f"s3://{s3_bucket}/t/part-0")
+    assert recorded_sleeps == []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -71,26 +72,59 @@ class DeployInfo:
 
 # --------------------------------------------------------------------------- plumbing
 
+_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_REGION",
+             "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+_sessions: dict[tuple, Any] = {}
+
+
+def _session(region: str | None):
+    """A boto3 session per region and AWS environment (reused: it caches service models)."""
+    import boto3
+
+    key = (region,) + tuple(os.environ.get(k) for k in _ENV_KEYS)
+    if key not in _sessions:
+        _sessions.clear()
+        _sessions[key] = boto3.session.Session(region_name=region or None)
+    return _sessions[key]
+
+
 class _Aws:
-    """boto3 clients for one region."""
+    """boto3 clients for one region, created when first used."""
 
     def __init__(self, settings: LambdaSettings, need_bucket: bool = True):
-        import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session(region_name=settings.region or None)
+        session = _session(settings.region)
         check_credentials(session, settings if need_bucket else None)
         self.region = settings.region or session.region_name
         self.session = session
-        cfg = Config(retries={"mode": "standard", "max_attempts": 6},
-                     connect_timeout=10, read_timeout=70)
-        self.s3 = session.client("s3", region_name=self.region, config=cfg)
-        self.iam = session.client("iam", region_name=self.region, config=cfg)
-        self.lam = session.client("lambda", region_name=self.region, config=cfg)
-        self.logs = session.client("logs", region_name=self.region, config=cfg)
-        self.sts = session.client("sts", region_name=self.region, config=cfg)
+        self._config = Config(retries={"mode": "standard", "max_attempts": 6},
+                              connect_timeout=10, read_timeout=70)
         self.partition = session.get_partition_for_region(self.region)
         self._account: str | None = None
+
+    def _client(self, name: str):
+        return self.session.client(name, region_name=self.region, config=self._config)
+
+    @functools.cached_property
+    def s3(self):
+        return self._client("s3")
+
+    @functools.cached_property
+    def iam(self):
+        return self._client("iam")
+
+    @functools.cached_property
+    def lam(self):
+        return self._client("lambda")
+
+    @functools.cached_property
+    def logs(self):
+        return self._client("logs")
+
+    @functools.cached_property
+    def sts(self):
+        return self._client("sts")
 
     @property
     def account(self) -> str:
