@@ -116,11 +116,8 @@ def test_settings_defaults_env_overrides(tmp_path):
     env["AWS_REGION"] = "us-west-2"  # AWS_REGION wins over AWS_DEFAULT_REGION
     s = resolve_settings({"memory_mb": 512, "bucket": None}, env=env)
     assert (s.region, s.memory_mb, s.bucket) == ("us-west-2", 512, "my-bucket")
-    (tmp_path / "config.toml").write_text('[aws]\nbucket = "from-file"\ntimeout_s = 300\n')
-    s = resolve_settings({}, env={"SQLMR_HOME": str(tmp_path)})
-    assert (s.bucket, s.timeout_s) == ("from-file", 300)
-    s = resolve_settings({}, env={"SQLMR_HOME": str(tmp_path), "SQLMR_BUCKET": "env"})
-    assert s.bucket == "env"
+    s = resolve_settings({"timeout_s": "300", "architecture": "arm64"}, env=env)
+    assert (s.timeout_s, s.architecture) == (300, "arm64")
 
 
 @pytest.mark.parametrize("overrides, words", [

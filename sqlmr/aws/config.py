@@ -1,8 +1,9 @@
 """AWS settings for the Lambda backend, resolved from overrides, environment and config.
 
-Precedence, highest first: ``overrides`` (e.g. CLI flags; ``None`` values are
-ignored) → environment variables → the ``[aws]`` table of
-``$SQLMR_HOME/config.toml`` (keys are the field names below) → defaults.
+Precedence, highest first: ``overrides`` (the session's settings from
+``sqlmr.config`` and CLI flags; ``None`` values are ignored) → environment
+variables → defaults.  sqlmr's config files reach these settings through the
+overrides, so there is one configuration format.
 
 =====================  =============================  =================
 setting                environment                    default
@@ -106,28 +107,6 @@ _INT_FIELDS = ("memory_mb", "timeout_s", "ephemeral_mb", "concurrency", "log_ret
 _FIELDS = {f.name for f in dataclasses.fields(LambdaSettings)}
 
 
-def _config_file_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    home = env.get("SQLMR_HOME") or os.path.join(os.path.expanduser("~"), ".sqlmr")
-    path = os.path.join(home, "config.toml")
-    if not os.path.isfile(path):
-        return {}
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise AwsSetupError(f"cannot read {path}: {e}") from e
-    aws = data.get("aws", {})
-    if not isinstance(aws, dict):
-        raise AwsSetupError(f"{path}: [aws] must be a table")
-    unknown = sorted(set(aws) - _FIELDS)
-    if unknown:
-        raise AwsSetupError(f"{path}: unknown [aws] setting(s) {', '.join(unknown)}; "
-                            f"known: {', '.join(sorted(_FIELDS))}")
-    return dict(aws)
-
-
 def _coerce(name: str, value: Any) -> Any:
     if name in _INT_FIELDS:
         try:
@@ -169,10 +148,14 @@ def _validate(s: LambdaSettings) -> None:
 
 def resolve_settings(overrides: Mapping[str, Any] | None = None,
                      env: Mapping[str, str] | None = None) -> LambdaSettings:
-    """Settings from ``overrides`` > environment > ``$SQLMR_HOME/config.toml`` > defaults."""
+    """Settings from ``overrides`` (``None`` values ignored) > environment > defaults.
+
+    ``overrides`` is where the session's own settings (``sqlmr.config``: config
+    files, ``\\set``, flags) come in, e.g. ``{"memory_mb": s.memory_mb,
+    "architecture": s.architecture}``.
+    """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    values.update(_config_file_settings(env))
     for name, keys in _ENV.items():
         for key in keys:
             if env.get(key):
