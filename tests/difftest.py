@@ -1,0 +1,172 @@
+"""Differential testing against DuckDB on the same files.
+
+``Tables`` writes fixture files, registers each as an sqlmr external table and
+as a DuckDB view that reads the same bytes with sqlmr's text semantics
+(every field read as text, then TRY_CAST: a field that does not parse is NULL,
+missing trailing fields are NULL, ``\\N`` is NULL, extra fields are ignored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import math
+import os
+import random
+import string
+from pathlib import Path
+
+DUCK_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
+              "date": "DATE", "boolean": "BOOLEAN"}
+
+UV_COLUMNS = [("sourceIP", "string"), ("destURL", "string"), ("visitDate", "date"),
+              ("adRevenue", "double"), ("userAgent", "string"), ("countryCode", "string"),
+              ("languageCode", "string"), ("searchWord", "string"), ("duration", "int")]
+RK_COLUMNS = [("pageURL", "string"), ("pageRank", "int"), ("avgDuration", "int")]
+
+
+def duck():
+    import duckdb
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    return con
+
+
+class Tables:
+    def __init__(self, session, root: Path) -> None:
+        self.session = session
+        self.root = root
+        self.con = duck()
+
+    def add(self, name: str, columns: list[tuple[str, str]], files: dict[str, bytes],
+            delimiter: str = ",", crlf: bool = False) -> Path:
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for fname, data in files.items():
+            (folder / fname).write_bytes(data)
+        cols = ", ".join(f"{n} {t.upper()}" for n, t in columns)
+        delim_sql = delimiter if delimiter != "\t" else "\\t"
+        list(self.session.execute(
+            f"CREATE EXTERNAL TABLE {name} ({cols}) ROW FORMAT DELIMITED FIELDS TERMINATED BY "
+            f"'{delim_sql}' LOCATION '{folder}'"))
+        plain = [f for f in files if not f.endswith(".gz")]
+        gz = [f for f in files if f.endswith(".gz")]
+        colspec = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n, _ in columns) + "}"
+        nl = ", new_line='\\r\\n'" if crlf else ""
+        reads = []
+        for group, compression in ((plain, "none"), (gz, "gzip")):
+            if group:
+                paths = "[" + ", ".join(f"'{folder / f}'" for f in group) + "]"
+                reads.append(
+                    f"SELECT * FROM read_csv({paths}, header=false, delim='{delimiter}', "
+                    f"quote='', escape='', columns={colspec}, nullstr='\\N', null_padding=true, "
+                    f"strict_mode=false, auto_detect=false, compression='{compression}'{nl})")
+        # Text first, then TRY_CAST from a materialised table: DuckDB pushes a cast
+        # over read_csv into the reader, where a bad field is an error, not NULL.
+        self.con.execute(f"CREATE OR REPLACE TABLE raw_{name} AS " + " UNION ALL ".join(reads))
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {typed_columns(columns)} FROM raw_{name}")
+        return folder
+
+    def sqlmr(self, sql: str) -> list[list]:
+        results = list(self.session.execute(sql))
+        res = results[-1]
+        try:
+            return [list(r) for r in res.rows]
+        finally:
+            for r in results:
+                r.close()
+
+    def duckdb(self, sql: str) -> list[list]:
+        return [[_norm(v) for v in r] for r in self.con.execute(sql).fetchall()]
+
+    def check(self, sql: str, duck_sql: str | None = None, ordered: bool | None = None) -> list[list]:
+        """Assert sqlmr and DuckDB agree; returns sqlmr's rows."""
+        got = [[_norm(v) for v in r] for r in self.sqlmr(sql)]
+        want = self.duckdb(duck_sql or sql)
+        if ordered is None:
+            ordered = "order by" in sql.lower()
+        assert_same(got, want, ordered)
+        return got
+
+
+def typed_columns(columns: list[tuple[str, str]]) -> str:
+    return ", ".join(f"TRY_CAST({n} AS {DUCK_TYPES[t]}) AS {n}" if t != "string" else n
+                     for n, t in columns)
+
+
+def _norm(v):
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if hasattr(v, "as_integer_ratio") and not isinstance(v, (int, float)):
+        return float(v)  # Decimal
+    return v
+
+
+def _key(row):
+    return tuple((0, "") if v is None else (1, round(v, 6)) if isinstance(v, float)
+                 else (1, v) if isinstance(v, (int, bool)) else (2, str(v)) for v in row)
+
+
+def same_value(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, str) or isinstance(b, str):
+            return False
+        if math.isnan(a) and math.isnan(b):
+            return True
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
+
+
+def assert_same(got: list[list], want: list[list], ordered: bool) -> None:
+    assert len(got) == len(want), f"row count: sqlmr {len(got)} vs duckdb {len(want)}"
+    if not ordered:
+        got = sorted(got, key=_key)
+        want = sorted(want, key=_key)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert len(g) == len(w), f"row {i}: width {len(g)} vs {len(w)}"
+        assert all(same_value(a, b) for a, b in zip(g, w)), f"row {i}: sqlmr {g} != duckdb {w}"
+
+
+# ------------------------------------------------------------------ fixtures
+
+def uservisits_lines(n: int, seed: int, nulls: float = 0.0) -> list[str]:
+    """uservisits-shaped rows with a controllable share of ``\\N`` fields."""
+    rnd = random.Random(seed)
+    countries = ["USA", "DEU", "FRA", "BRA", "IND", "CHN", "JPN"]
+    words = ["alpha", "beta", "gamma", "delta", "x'y", "per%cent", "under_score", "O'Brien"]
+    lines = []
+    for _ in range(n):
+        f = [
+            f"{rnd.randint(1, 30)}.{rnd.randint(0, 254)}.{rnd.randint(0, 20)}.{rnd.randint(1, 254)}",
+            "".join(rnd.choices(string.ascii_lowercase, k=rnd.randint(3, 12))),
+            (dt.date(1970, 1, 1) + dt.timedelta(days=rnd.randint(0, 15455))).isoformat(),
+            repr(rnd.random()) if rnd.random() > 0.05 else f"{rnd.random():.3e}",
+            rnd.choice(["Mozilla/5.0 (X11; Linux)", "Opera/9.0", "curl/7.1"]),
+            rnd.choice(countries),
+            rnd.choice(countries) + "-" + rnd.choice(["EN", "DE", "FR"]),
+            rnd.choice(words),
+            str(rnd.randint(1, 10)),
+        ]
+        for i in range(len(f)):
+            if nulls and rnd.random() < nulls:
+                f[i] = "\\N"
+        lines.append(",".join(f))
+    return lines
+
+
+def rankings_lines(n: int, seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    return [f"{''.join(rnd.choices(string.ascii_lowercase, k=rnd.randint(10, 40)))},"
+            f"{int(rnd.paretovariate(0.8))},{rnd.randint(1, 99)}" for _ in range(n)]
+
+
+def as_bytes(lines: list[str], crlf: bool = False, final_newline: bool = True) -> bytes:
+    nl = "\r\n" if crlf else "\n"
+    text = nl.join(lines) + (nl if final_newline else "")
+    return text.encode("utf-8")
+
+
+def gz_bytes(lines: list[str]) -> bytes:
+    return gzip.compress(as_bytes(lines), mtime=0)
