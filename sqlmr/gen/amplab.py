@@ -63,7 +63,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections import Counter, deque
+from collections import Counter
 from datetime import date, timedelta
 from functools import lru_cache
 from itertools import islice, repeat
@@ -81,7 +81,7 @@ TABLES = ("rankings", "uservisits")
 BLOCK_ROWS = 10_000           # rows per independently seeded block
 PIECE_BLOCKS = {"rankings": 10, "uservisits": 4}  # blocks per task (~6-7 MB of text)
 FILE_TARGET_BYTES = 128 << 20  # default part size (uncompressed)
-ROW_BYTES = {"rankings": 62.6, "uservisits": 171.3}  # mean row size, for estimates
+ROW_BYTES = {"rankings": 62.0, "uservisits": 169.4}  # mean row size, for estimates
 GZIP_LEVEL = 1
 
 LAMBDA_UNIT = 12.737          # pageRank_j ~ Poisson(LAMBDA_UNIT * m_j)
@@ -93,7 +93,7 @@ URL_HEAD = 7                  # letters spelling a bijection of the page number
 URL_SPACE = 26 ** URL_HEAD
 URL_MIN, URL_MAX = 10, 100
 POOL_BITS = 22                # random-letter pool the rest of each URL is cut from
-URL_CACHE_MAX = 2_000_000     # a worker keeps all URLs in memory up to this many pages
+URL_CACHE_MAX = 600_000       # up to this many pages, all URLs are kept in memory
 _P61 = (1 << 61) - 1
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _INV_TABLE_MAX = 64           # m up to this: Poisson by inversion of a CDF table
@@ -585,8 +585,13 @@ def _storage():
     return storage
 
 
-def _plan(model: Model, files: dict[str, int]) -> list[tuple[str, int, int, int, bool]]:
-    """Tasks ``(table, file, start, end, last_piece_of_file)`` in output order."""
+def _plan(model: Model, files: dict[str, int]) -> list[tuple[str, int, int, int, int]]:
+    """Tasks ``(table, file, piece, start_row, end_row)`` in output order.
+
+    File ``f`` of ``K`` holds rows ``f*R//K .. (f+1)*R//K``; inside a file, pieces are cut
+    at multiples of PIECE_BLOCKS blocks, so only pieces at file edges start or end
+    inside a block.
+    """
     tasks = []
     for table in TABLES:
         rows, k = model.rows(table), files[table]
@@ -596,24 +601,53 @@ def _plan(model: Model, files: dict[str, int]) -> list[tuple[str, int, int, int,
             cuts = [lo] + list(range((lo // step + 1) * step, hi, step)) + [hi]
             pieces = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a] or [(lo, hi)]
             for i, (a, b) in enumerate(pieces):
-                tasks.append((table, f, a, b, i == len(pieces) - 1))
+                tasks.append((table, f, i, a, b))
     return tasks
 
 
-def _run_task(task: tuple[str, int, int, int, bool]) -> tuple[int, int, bytes]:
-    """Worker side: generate one piece; returns (rows, uncompressed bytes, payload)."""
-    table, _f, start, end, _last = task
+def _piece_path(folder: str, table: str, f: int, i: int) -> str:
+    return os.path.join(folder, f".{table}-{f:05d}-{i:05d}.piece-{_STATE['token']}")
+
+
+def _run_task(task: tuple[str, int, int, int, int]) -> tuple[tuple, int, int, int, str]:
+    """Worker side: write one piece to its own file in the staging folder.
+
+    Returns ``(task, rows, text bytes, stored bytes, piece path)``; the parent joins a
+    file's pieces once all are written, so no data travels through the parent.
+    """
+    table, f, i, start, end = task
     model: Model = _STATE["model"]
     data = model.text(table, start, end).encode("ascii")
     n = len(data)
     if _STATE["gzip"]:
         data = _gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-    return end - start, n, data
+    path = _piece_path(_STATE["staging"][table], table, f, i)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return task, end - start, n, len(data), path
 
 
-def default_files(table: str, rows: int, gz: bool = False) -> int:
+def _concat(paths: list[str], dest: str) -> None:
+    """``dest`` = the pieces one after another (kernel-side copy where available)."""
+    with open(dest, "wb") as out:
+        for p in paths:
+            with open(p, "rb") as src:
+                size = os.fstat(src.fileno()).st_size
+                done = 0
+                try:
+                    while done < size:
+                        n = os.copy_file_range(src.fileno(), out.fileno(), size - done)
+                        if n == 0:
+                            break
+                        done += n
+                except (AttributeError, OSError):
+                    src.seek(done)
+                    out.seek(0, os.SEEK_END)
+                    shutil.copyfileobj(src, out, 1 << 20)
+
+
+def default_files(table: str, rows: int) -> int:
     """Part files per table when not given: about FILE_TARGET_BYTES of text each."""
-    del gz
     return max(1, math.ceil(rows * ROW_BYTES[table] / FILE_TARGET_BYTES))
 
 
@@ -662,18 +696,20 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
     ``files`` part files per table (default: about 128 MB of text each); ``workers``
     processes (default: one per core); ``progress`` draws a bar on stderr (default: when
     stderr is a terminal).  ``pages``/``visits`` override the counts the scale gives.
-    Stale ``part-*`` files of a previous run in the table folders are removed.
+    Each part appears atomically (written under a hidden name, then renamed; on S3,
+    uploaded whole); ``part-*`` files of an earlier run that this one did not write are
+    removed.
 
     Returns ``{"rankings": {"rows", "bytes", "stored_bytes", "files"}, "uservisits":
-    {...}, "rows", "bytes", "seconds", "mb_per_s", "path", "scale", "seed"}`` (bytes are
-    uncompressed text; stored_bytes what was written).
+    {...}, "rows", "bytes", "seconds", "mb_per_s", "path", "scale", "seed", "workers"}``
+    (bytes count the text; stored_bytes what was written, which differs with gzip).
     """
     t0 = time.monotonic()
     n_pages, n_visits = scale_counts(scale)
     n_pages = n_pages if pages is None else int(pages)
     n_visits = n_visits if visits is None else int(visits)
-    if n_pages < 1 or n_visits < 0 or n_pages > URL_SPACE:
-        raise ValueError(f"need 1 to {URL_SPACE:,} pages and visits >= 0")
+    if not 1 <= n_pages <= URL_SPACE or n_visits < 1:
+        raise ValueError(f"need 1 to {URL_SPACE:,} pages and at least 1 visit")
     if files is not None and files < 1:
         raise ValueError(f"files must be at least 1, not {files}")
     if workers is not None and workers < 1:
@@ -682,64 +718,68 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
     is_s3 = storage.is_s3(out)
     root = out if is_s3 else storage.to_path(out)
     model = Model(seed, n_pages, n_visits)
-    nfiles = {t: max(1, min(files if files is not None else default_files(t, model.rows(t)),
-                            model.rows(t) or 1)) for t in TABLES}
+    nfiles = {t: min(files if files is not None else default_files(t, model.rows(t)),
+                     model.rows(t)) for t in TABLES}
     tasks = _plan(model, nfiles)
-    workers = workers or os.cpu_count() or 1
-    workers = max(1, min(workers, len(tasks)))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     if progress is None:
         progress = sys.stderr.isatty()
-    est_total = sum(model.rows(t) * ROW_BYTES[t] for t in TABLES)
-    bar = _Progress(est_total, bool(progress))
+    bar = _Progress(sum(model.rows(t) * ROW_BYTES[t] for t in TABLES), bool(progress))
 
+    tmpdir = tempfile.mkdtemp(prefix="sqlmr-gen-") if is_s3 else None
+    staging = {t: tmpdir if is_s3 else os.path.join(root, t) for t in TABLES}
     _STATE.clear()
-    _STATE.update(model=model, gzip=gzip)
-    _tables()  # build shared tables before forking
+    _STATE.update(model=model, gzip=gzip, staging=staging,
+                  token=f"{os.getpid()}-{random.getrandbits(32):08x}")
+    _tables()  # built before forking, shared by the workers
     _heads()
     if n_pages <= URL_CACHE_MAX:
-        list(model.urls_of(range(0)))  # builds the URL cache once, shared by the forks
+        list(model.urls_of(range(0)))
 
     stats: dict[str, Any] = {t: {"rows": 0, "bytes": 0, "stored_bytes": 0,
                                  "files": nfiles[t]} for t in TABLES}
-    tmpdir = tempfile.mkdtemp(prefix="sqlmr-gen-") if is_s3 else None
-    current: dict[str, Any] = {}  # table -> (file index, handle, tmp path)
+    pieces_left = Counter((t[0], t[1]) for t in tasks)
+    pieces: dict[tuple[str, int], dict[int, str]] = {}
     done_est = 0.0
     written = 0
 
-    def target(table: str, f: int) -> str:
+    def finish(table: str, f: int) -> None:
+        parts = [pieces[table, f][i] for i in sorted(pieces[table, f])]
         name = _part_name(f, gzip)
-        return storage.join(storage.join(root, table), name) if is_s3 else \
-            os.path.join(root, table, name)
-
-    def consume(task, result) -> None:
-        nonlocal done_est, written
-        table, f, _a, _b, last = task
-        rows, nbytes, payload = result
-        cur = current.get(table)
-        if cur is None or cur[0] != f:
-            final = target(table, f)
-            if is_s3:
-                tmp = os.path.join(tmpdir, f"{table}-{f:05d}")
+        if is_s3:
+            local = os.path.join(tmpdir, f"{table}-{name}")
+            if len(parts) == 1:
+                os.replace(parts[0], local)
             else:
-                tmp = os.path.join(os.path.dirname(final),
-                                   f".{os.path.basename(final)}.tmp-{os.getpid()}")
-            cur = (f, open(tmp, "wb"), tmp, final)
-            current[table] = cur
-        cur[1].write(payload)
+                _concat(parts, local)
+            storage.write_file(storage.join(storage.join(root, table), name), local)
+            os.unlink(local)
+        else:
+            final = os.path.join(root, table, name)
+            if len(parts) == 1:
+                os.replace(parts[0], final)
+            else:
+                tmp = _piece_path(staging[table], table, f, 99999)
+                _concat(parts, tmp)
+                os.replace(tmp, final)
+        for p in parts:
+            if os.path.exists(p):
+                os.unlink(p)
+        del pieces[table, f]
+
+    def consume(result) -> None:
+        nonlocal done_est, written
+        (table, f, i, _a, _b), rows, nbytes, stored, path = result
+        pieces.setdefault((table, f), {})[i] = path
         st = stats[table]
         st["rows"] += rows
         st["bytes"] += nbytes
-        st["stored_bytes"] += len(payload)
+        st["stored_bytes"] += stored
         written += nbytes
         done_est += rows * ROW_BYTES[table]
-        if last:
-            cur[1].close()
-            if is_s3:
-                storage.write_file(cur[3], cur[2])
-                os.unlink(cur[2])
-            else:
-                os.replace(cur[2], cur[3])
-            del current[table]
+        pieces_left[table, f] -= 1
+        if not pieces_left[table, f]:
+            finish(table, f)
         bar.update(done_est, written)
 
     pool = None
@@ -749,20 +789,12 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
                 os.makedirs(os.path.join(root, t), exist_ok=True)
         if workers == 1:
             for task in tasks:
-                consume(task, _run_task(task))
+                consume(_run_task(task))
         else:
             import multiprocessing
             pool = multiprocessing.get_context("fork").Pool(workers)
-            window: deque = deque()
-            it = iter(tasks)
-            for task in it:
-                window.append((task, pool.apply_async(_run_task, (task,))))
-                if len(window) >= 3 * workers:
-                    t, res = window.popleft()
-                    consume(t, res.get())
-            while window:
-                t, res = window.popleft()
-                consume(t, res.get())
+            for result in pool.imap_unordered(_run_task, tasks):
+                consume(result)
             pool.close()
             pool.join()
             pool = None
@@ -771,24 +803,34 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
         if pool is not None:
             pool.terminate()
             pool.join()
-        for cur in current.values():
-            try:
-                cur[1].close()
-                os.unlink(cur[2])
-            except OSError:
-                pass
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
+        else:
+            _remove_pieces(staging, _STATE["token"])
         _STATE.clear()
         bar.update(done_est, written, final=True)
         bar.close()
     seconds = time.monotonic() - t0
-    total_rows = sum(stats[t]["rows"] for t in TABLES)
     total_bytes = sum(stats[t]["bytes"] for t in TABLES)
-    stats.update(rows=total_rows, bytes=total_bytes, seconds=seconds,
-                 mb_per_s=total_bytes / 1e6 / max(seconds, 1e-9), path=out,
-                 scale=scale, seed=seed, workers=workers)
+    stats.update(rows=sum(stats[t]["rows"] for t in TABLES), bytes=total_bytes,
+                 seconds=seconds, mb_per_s=total_bytes / 1e6 / max(seconds, 1e-9),
+                 path=out, scale=scale, seed=seed, workers=workers)
     return stats
+
+
+def _remove_pieces(staging: dict[str, str], token: str) -> None:
+    """Delete this run's leftover piece files (after an error or interrupt)."""
+    for folder in set(staging.values()):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(".") and name.endswith(".piece-" + token):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
 
 
 def _remove_stale(storage, root: str, is_s3: bool, nfiles: dict[str, int], gz: bool) -> None:
