@@ -133,7 +133,8 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
                   sql: str) -> exp.Expression:
     """Qualify every column with its table alias, expand ``*`` and aliases in
     GROUP BY / HAVING / ORDER BY, and annotate types."""
-    schema = MappingSchema({name: t.sqlglot_schema() for name, t in tables.items()},
+    schema = MappingSchema({exp.to_identifier(name, quoted=True).sql(dialect=dialect):
+                            t.sqlglot_schema(dialect) for name, t in tables.items()},
                            dialect=dialect, normalize=True)
     try:
         q = qualify(query.copy(), schema=schema, dialect=dialect,

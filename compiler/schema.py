@@ -57,8 +57,12 @@ class Table:
                 return i
         raise KeyError(name)
 
-    def sqlglot_schema(self) -> dict[str, str]:
-        return {c.name.lower(): SQLGLOT_TYPES[c.type] for c in self.columns}
+    def sqlglot_schema(self, dialect: str = "hive") -> dict[str, str]:
+        """Column -> type for sqlglot; names are quoted so that any legal
+        identifier (``x; y``) resolves."""
+        from sqlglot import exp
+        return {exp.to_identifier(c.name.lower(), quoted=True).sql(dialect=dialect):
+                SQLGLOT_TYPES[c.type] for c in self.columns}
 
     def to_dict(self) -> dict:
         return {"name": self.name, "columns": [[c.name, c.type] for c in self.columns],
