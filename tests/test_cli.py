@@ -1,0 +1,140 @@
+"""The sqlmr command as a person uses it: output formats, exit codes, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+UV = ("sourceIP STRING, destURL STRING, visitDate DATE, adRevenue DOUBLE, userAgent STRING, "
+      "countryCode STRING, languageCode STRING, searchWord STRING, duration INT")
+
+
+def sqlmr(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "sqlmr", *args], capture_output=True, text=True,
+                          input=stdin, env=env, timeout=120)
+
+
+@pytest.fixture
+def uv(tiny):
+    r = sqlmr("-e", f"CREATE EXTERNAL TABLE uv ({UV}) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
+                    f"LOCATION '{tiny / 'uservisits'}'")
+    assert r.returncode == 0, r.stderr
+    assert "created table uv" in r.stdout
+    return "uv"
+
+
+def test_table_output_with_counts_time_and_cost(uv):
+    r = sqlmr("-e", "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 8)")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "SUBSTR(sourceIP, 1, 8)" in out.splitlines()[1]
+    assert "(9,651 rows, first 40 shown" in out
+    assert "Time:" in out and "map + " in out and "reduce tasks" in out and "read 1.7 MB" in out
+    assert "Cost: Lambda $" in out and "Athena $" in out
+
+
+def test_csv_has_only_data_on_stdout(uv, tmp_path):
+    r = sqlmr("--format", "csv", "-e", "SELECT countryCode, COUNT(*) AS n FROM uv GROUP BY countryCode")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows[0] == ["countryCode", "n"]
+    assert sum(int(n) for _, n in rows[1:]) == 10000
+    assert "Time:" in r.stderr and "Time:" not in r.stdout
+
+
+def test_json_and_null_as_empty_in_csv(uv):
+    r = sqlmr("--format", "json", "-e", "SELECT MAX(duration) AS m, SUM(CASE WHEN duration > 99 THEN 1 END) AS none FROM uv")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"m": 10, "none": None}]
+    r = sqlmr("--format", "csv", "-e", "SELECT SUM(CASE WHEN duration > 99 THEN 1 END) AS none, 1 AS one FROM uv")
+    assert r.stdout == "none,one\n,1\n"
+
+
+def test_output_file_gets_every_row(uv, tmp_path):
+    out = tmp_path / "all.csv"
+    r = sqlmr("-o", str(out), "-e", "SELECT sourceIP FROM uv")
+    assert r.returncode == 0, r.stderr
+    assert "wrote 10,000 rows" in r.stdout
+    assert len(out.read_text().splitlines()) == 10001
+
+
+def test_script_file_with_several_statements(uv, tmp_path):
+    f = tmp_path / "q.sql"
+    f.write_text("-- two queries\nSELECT COUNT(*) FROM uv;\n\nSELECT COUNT(*) FROM uv WHERE duration > 5;\n")
+    r = sqlmr("--format", "csv", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1] == "10000"
+    assert len(r.stdout.splitlines()) == 4
+
+
+def test_syntax_error_shows_line_and_caret(uv):
+    r = sqlmr("-e", "SELECT countryCode,\n  COUNT(*) FROM uv GROUP countryCode")
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[0] == "LINE 2:   COUNT(*) FROM uv GROUP countryCode"
+    # "GROUP" alone reads as an alias of uv, so the unexpected token is the next one
+    assert lines[1].index("^") == lines[0].rindex("countryCode")
+    assert "syntax error at or near 'countryCode'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_column_is_named_with_suggestion(uv):
+    r = sqlmr("-e", "SELECT sourceIp, adRevenu FROM uv")
+    assert r.returncode == 1
+    assert "column 'adRevenu' not found in table 'uv'" in r.stderr
+    assert "did you mean 'adRevenue'?" in r.stderr
+    caret_line = r.stderr.splitlines()[1]
+    assert caret_line.index("^") == r.stderr.splitlines()[0].index("adRevenu")
+
+
+def test_unknown_table_is_named_with_suggestion(uv):
+    r = sqlmr("-e", "SELECT * FROM uvv")
+    assert r.returncode == 1
+    assert "table 'uvv' does not exist" in r.stderr and "did you mean 'uv'?" in r.stderr
+
+
+def test_error_in_second_statement_points_into_the_script(uv):
+    r = sqlmr("-e", "SELECT COUNT(*) FROM uv;\nSELECT nope FROM uv")
+    assert r.returncode == 1
+    assert "LINE 2: SELECT nope FROM uv" in r.stderr
+    assert "10000" in r.stdout  # the first statement ran
+
+
+def test_unsupported_is_said_plainly(uv):
+    r = sqlmr("-e", "SELECT countryCode, RANK() OVER (ORDER BY duration) FROM uv")
+    assert r.returncode == 1 and "not supported yet: window functions" in r.stderr
+
+
+def test_usage_errors_exit_2():
+    assert sqlmr("--format", "xml", "-e", "SELECT 1").returncode == 2
+    r = sqlmr("-f", "/nonexistent/q.sql")
+    assert r.returncode == 2 and "cannot read /nonexistent/q.sql" in r.stderr
+
+
+def test_missing_location_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nowhere"
+    r = sqlmr("-e", f"CREATE EXTERNAL TABLE t (a STRING) LOCATION '{missing}'; SELECT * FROM t")
+    assert r.returncode == 1
+    assert f"location file://{missing} does not exist" in r.stderr
+
+
+def test_ddl_show_describe_drop(tiny):
+    r = sqlmr("-e", f"CREATE EXTERNAL TABLE IF NOT EXISTS rk (pageURL STRING, pageRank INT, avgDuration INT) "
+                    f"LOCATION '{tiny / 'rankings'}'; CREATE EXTERNAL TABLE IF NOT EXISTS rk (a INT) LOCATION '/x';"
+                    "SHOW TABLES; DESCRIBE rk; DROP TABLE rk; DROP TABLE IF EXISTS rk")
+    assert r.returncode == 0, r.stderr
+    assert "already exists, skipped" in r.stdout
+    assert "rankings" in r.stdout and "(built-in)" in r.stdout
+    assert "| pageRank | INT" in r.stdout.replace("  ", " ").replace("  ", " ") or "pageRank" in r.stdout
+    assert "dropped table rk" in r.stdout and "nothing dropped" in r.stdout
+    r = sqlmr("-e", "DROP TABLE rk")
+    assert r.returncode == 1 and "table 'rk' does not exist" in r.stderr
