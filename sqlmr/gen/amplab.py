@@ -722,6 +722,9 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
                      model.rows(t)) for t in TABLES}
     tasks = _plan(model, nfiles)
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    import multiprocessing
+    if multiprocessing.current_process().daemon:
+        workers = 1  # a pool worker cannot start a pool of its own
     if progress is None:
         progress = sys.stderr.isatty()
     bar = _Progress(sum(model.rows(t) * ROW_BYTES[t] for t in TABLES), bool(progress))
@@ -791,7 +794,6 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
             for task in tasks:
                 consume(_run_task(task))
         else:
-            import multiprocessing
             pool = multiprocessing.get_context("fork").Pool(workers)
             for result in pool.imap_unordered(_run_task, tasks):
                 consume(result)
