@@ -211,11 +211,9 @@ def random_agents() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=None)
-def _heads() -> tuple[list[str], list[str]]:
-    """All 4-letter and 3-letter strings, in base-26 order."""
-    l3 = [a + b + c for a in _LETTERS for b in _LETTERS for c in _LETTERS]
-    l4 = [a + s for a in _LETTERS for s in l3]
-    return l4, l3
+def _heads() -> list[str]:
+    """All 3-letter strings, in base-26 order (small enough to stay in the CPU cache)."""
+    return [a + b + c for a in _LETTERS for b in _LETTERS for c in _LETTERS]
 
 
 @lru_cache(maxsize=None)
@@ -299,7 +297,8 @@ class Model:
     # -- URLs
     def url_function(self) -> Callable[[int], str]:
         """``url(r)``: the pageURL of rankings row ``r``."""
-        l4, l3 = _heads()
+        l3 = _heads()
+        l1 = list(_LETTERS)
         pool = self.pool
         a, c, hm, ha = self.url_mul, self.url_add, self.hash_mul, self.hash_add
         space, p61, span = URL_SPACE, _P61, URL_MAX - URL_MIN + 1
@@ -307,10 +306,11 @@ class Model:
         pool_mask = (1 << POOL_BITS) - 1
 
         def url(r: int) -> str:
-            v = (r * a + c) % space
+            v = (r * a + c) % space  # 7 base-26 digits: 3 + 3 + 1 letters
             h = (r * hm + ha) % p61
             o = (h >> 8) & pool_mask
-            return l4[v % 456976] + l3[v // 456976] + pool[o:o + tail_min + h % span]
+            return (l3[v % 17576] + l3[v // 17576 % 17576] + l1[v // 308915776]
+                    + pool[o:o + tail_min + h % span])
         return url
 
     def urls_of(self, rows: Iterable[int]) -> Iterable[str]:
