@@ -27,14 +27,14 @@ class Settings:
     memory_mb: int = 1769             # Lambda memory used for cost (1,769 MB = 1 vCPU)
     architecture: str = "arm64"       # Lambda architecture used for cost
     dialect: str = "hive"
-    split_mb: float = 0               # bytes per map split; 0 = chosen from the input size
+    split_mb: float = 0.0             # bytes per map split; 0 = chosen from the input size
     reducers: int = 0                 # reduce tasks; 0 = chosen from the input size
     strict: bool = False              # malformed rows fail the query
     max_rows: int = 40                # rows shown by the table renderer
     format: str = "table"             # table | csv | json | markdown
     timing: bool = True               # print time and cost after each statement
     keep_scratch: bool = False        # keep a job's scratch data for debugging
-    broadcast_mb: float = 32          # joins: broadcast a side smaller than this
+    broadcast_mb: float = 32.0        # joins: broadcast a side smaller than this
 
     def effective_workers(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
