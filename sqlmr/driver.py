@@ -69,12 +69,23 @@ class JobStats:
     gets: int = 0
     puts: int = 0
     attempts: int = 0
+    # Filled from the Lambda backend's per-task "billing" (every invocation of every
+    # attempt, failed, duplicate and speculative ones included): a billed cost.
+    billed: bool = False
+    billed_ms: int = 0
+    billed_gb_s: float = 0.0
+    invocations: int = 0
+    memory_mb: int = 0
+    architecture: str = ""
 
     @property
     def requests(self) -> int:
         return self.map_tasks + self.reduce_tasks
 
     def lambda_cost(self, settings: Settings) -> costs.LambdaCost:
+        if self.billed:
+            return costs.lambda_cost(self.billed_gb_s, self.invocations, self.gets, self.puts,
+                                     self.architecture or settings.architecture)
         gb_s = self.task_seconds * settings.memory_mb / 1024
         return costs.lambda_cost(gb_s, self.attempts or self.requests, self.gets, self.puts,
                                  settings.architecture)
@@ -213,7 +224,18 @@ def _account(stats: JobStats, results: list[dict]) -> None:
             stats.malformed_sample = r["malformed_sample"]
         stats.peak_mem_mb = max(stats.peak_mem_mb, r["peak_mem_mb"])
         stats.puts += 1 if r.get("output") else 0
-        stats.attempts += 1 + r["attempt"]
+        bill = r.get("billing")
+        if bill:
+            stats.billed = True
+            stats.billed_ms += bill["billed_ms"]
+            stats.billed_gb_s += bill["billed_ms"] / 1000 * bill["memory_mb"] / 1024
+            stats.invocations += bill["invocations"]
+            stats.memory_mb = bill["memory_mb"]
+            stats.architecture = bill["architecture"]
+            stats.peak_mem_mb = max(stats.peak_mem_mb, bill["max_memory_mb"])
+            stats.attempts += bill["attempts"]
+        else:
+            stats.attempts += 1 + r["attempt"]
 
 
 def _run_stage(job_id: str, plan: StagePlan, settings: Settings, backend: Backend, work: str,
