@@ -241,12 +241,12 @@ class Repl:
         if name in ("\\?", ".help", "\\h", "\\help"):
             self.show_help()
         elif name in ("\\dt", ".tables"):
-            self.show_statement("SHOW TABLES", footer=False)
+            self.list_tables()
         elif name in ("\\d", ".schema", "\\d+"):
             if arg:
                 self.show_statement(f"DESCRIBE {_ident(arg)}", footer=False)
             else:
-                self.show_statement("SHOW TABLES", footer=False)
+                self.list_tables()
         elif name in ("\\timing", ".timer"):
             value = self._onoff(arg, self.settings.timing, name)
             if value is not None:
@@ -291,6 +291,24 @@ class Repl:
             self._print(f"invalid command {name}: type \\? for help", err=True)
         return keep
 
+    def list_tables(self) -> None:
+        """``\\dt``: name, location and the columns, cut to fit the terminal."""
+        try:
+            tables = sorted(self.session.catalog.tables().values(), key=lambda t: t.name.lower())
+        except Exception as e:  # noqa: BLE001
+            self.show_error(e)
+            return
+        rows = [[t.name, t.location + (" (built-in)" if t.builtin else ""),
+                 ", ".join(f"{c.name} {c.type.upper()}" for c in t.columns)] for t in tables]
+        if _isatty(self.out):
+            used = len(table_text(["table", "location", "columns"], [r[:2] + [""] for r in rows]
+                                  ).split("\n")[0])
+            room = max(20, _columns() - used - 1)
+            for r in rows:
+                if len(r[2]) > room:
+                    r[2] = r[2][:room - 1] + "…"
+        self.page(table_text(["table", "location", "columns"], rows))
+
     def show_help(self) -> None:
         rows = []
         for c in COMMANDS:
@@ -298,9 +316,9 @@ class Repl:
             rows.append((names, c.help))
         width = max(len(r[0]) for r in rows)
         lines = ["Statements end with ';' (Enter continues a statement; Alt-Enter always adds "
-                 "a line).",
-                 "SQL: SELECT …; SHOW TABLES; DESCRIBE t; EXPLAIN [CODE] SELECT …; "
-                 "CREATE EXTERNAL TABLE …; DROP TABLE t; SET name = value;", ""]
+                 "a line):",
+                 "  SELECT …;  EXPLAIN [CODE] SELECT …;  CREATE EXTERNAL TABLE …;  DROP TABLE t;",
+                 "  SHOW TABLES;  DESCRIBE t;  SET name = value;", ""]
         lines += [f"  {a.ljust(width)}  {b}" for a, b in rows]
         lines += ["",
                   "Keys: Tab completes · → takes the grey suggestion · Ctrl-R searches history · "
@@ -519,16 +537,15 @@ class Repl:
                 shown = list(result.rows)
             else:
                 shown, _ = take(result.rows, limit)
-            text = self.format_rows(result, shown)
+            self.page(self.format_rows(result, shown))
             if footer:
                 total = max(result.total_rows, len(shown))
                 if len(shown) < total:
                     noun = "row" if total == 1 else "rows"
-                    text += (f"\n({total:,} {noun}, first {len(shown):,} shown; "
-                             f"\\set max_rows N shows more, \\o FILE writes them all)")
+                    self._print(f"({total:,} {noun}, first {len(shown):,} shown; "
+                                f"\\set max_rows N shows more, \\o FILE writes them all)")
                 else:
-                    text += "\n" + rows_line(total, len(shown))
-            self.page(text)
+                    self._print(rows_line(total, len(shown)))
         if result.message:
             self._print(result.message)
         if s.timing and result.stats is not None:

@@ -75,10 +75,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "file"),
     CommandSpec((".once",), "FILE", "send the next result to FILE", "file"),
     CommandSpec(("\\i", ".read"), "FILE", "run the statements in FILE", "file"),
-    CommandSpec(("\\e",), "[FILE]", "edit the last statement (or FILE) in $EDITOR; "
-                "Ctrl-X Ctrl-E edits the current one", "file"),
-    CommandSpec(("\\set",), "[NAME VALUE]", "list settings, or change one "
-                "(backend, workers, memory_mb, dialect, max_rows, split_mb, …)", "setting"),
+    CommandSpec(("\\e",), "[FILE]", "edit the last statement (or FILE) in $EDITOR", "file"),
+    CommandSpec(("\\set",), "[NAME VALUE]", "list settings, or change one (workers, max_rows, backend, …)", "setting"),
     CommandSpec(("\\pset",), "pager on|off", "page results taller than the screen (default on)",
                 "pset"),
     CommandSpec(("\\r",), "", "clear the statement being typed"),
