@@ -140,7 +140,8 @@ def summary_lines(result, settings) -> list[str]:
     if lam is not None:
         lines.append(
             f"Cost: Lambda {costs.money(lam.total)} ({label}: {lam.gb_seconds:.2f} GB-s at "
-            f"{settings.memory_mb} MB {lam.architecture}, {lam.requests} requests, "
+            f"{getattr(st, 'memory_mb', 0) or settings.memory_mb} MB {lam.architecture}, "
+            f"{lam.requests} requests, "
             f"{lam.gets} S3 GET, {lam.puts} S3 PUT) · Athena {costs.money(result.athena_cost)} "
             f"for the same bytes")
     return lines
