@@ -1,0 +1,424 @@
+"""Invoking one task on Lambda: the :class:`Invoker` interface and two implementations.
+
+An invoker runs one task event and reports what Lambda reported, nothing more:
+scheduling, retries and throttling policy live in
+:mod:`sqlmr.backends.lambda_backend`.
+
+``invoke(event) -> InvokeResult`` returns for every invocation that *ran*
+(successful or not: a ``FunctionError`` is data, as in the Lambda API) and
+raises for one that did not:
+
+* :class:`Throttled` — 429 ``TooManyRequestsException`` (and the other "not now"
+  answers: EC2 throttling, function not ready, update in progress).  The task
+  did not run; the caller backs off and tries the same attempt again.
+* :class:`FunctionNotFound` — the function is gone (undeployed, or replaced by
+  a deploy of another runtime version); the caller re-deploys.
+* :class:`InvokeError` — no answer or a service error: the task may or may not
+  have run.  ``retryable`` is False for requests that can never succeed
+  (payload too large, access denied).
+
+:class:`BotoInvoker` calls the real Lambda API.  :class:`SubprocessInvoker`
+runs the real deployment package (:func:`sqlmr.aws.package.build_package`,
+extracted once) in a fresh ``python -I`` process per task, with Lambda's
+response shapes, payload limits, timeouts and a billed duration measured from
+the process: the tests use it, and ``SQLMR_LAMBDA_INVOKER=subprocess`` makes
+``--backend lambda`` run its tasks on this machine (a dry run against the real
+S3 and deployment).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# Lambda's synchronous payload limits (bytes).
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+MAX_RESPONSE_BYTES = 6291556
+# Lambda returns the last 4 KB of the invocation's log with LogType=Tail.
+LOG_TAIL_BYTES = 4096
+
+THROTTLE_CODES = frozenset({
+    "TooManyRequestsException", "EC2ThrottledException", "ThrottlingException",
+    "ResourceNotReadyException", "ResourceConflictException",
+})
+# Requests that will fail the same way however often they are sent.
+FATAL_CODES = frozenset({
+    "RequestTooLargeException", "InvalidRequestContentException",
+    "InvalidParameterValueException", "AccessDeniedException", "UnrecognizedClientException",
+    "InvalidSignatureException", "ExpiredTokenException", "KMSAccessDeniedException",
+    "KMSDisabledException", "KMSNotFoundException", "InvalidZipFileException",
+    "InvalidRuntimeException", "UnsupportedMediaTypeException",
+})
+
+
+@dataclass
+class InvokeResult:
+    """What one invocation that ran returned."""
+    payload: dict | None           # the handler's result, or Lambda's error object
+    function_error: str | None     # "Unhandled" (or "Handled") when the function failed
+    log_tail: str = ""             # the last 4 KB of the log, REPORT line included
+    billed_ms: int | None = None   # "Billed Duration" of the REPORT line
+    status: int = 200
+    max_memory_mb: int | None = None   # "Max Memory Used" of the REPORT line
+
+
+class Throttled(Exception):
+    """The invocation was refused for now (429); it did not run."""
+
+    def __init__(self, message: str, retry_after: float | None = None,
+                 reason: str = "") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class FunctionNotFound(Exception):
+    """The function to invoke does not exist (any more)."""
+
+
+class InvokeError(Exception):
+    """The invocation got no usable answer; the task may or may not have run."""
+
+    def __init__(self, message: str, retryable: bool = True, traceback: str = "") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.traceback = traceback
+
+
+class Invoker(Protocol):
+    def invoke(self, event: dict) -> InvokeResult:
+        """Run one task event synchronously."""
+
+
+_REPORT = re.compile(r"REPORT RequestId:[^\n]*?Billed Duration:\s*(\d+)\s*ms"
+                     r"(?:[^\n]*?Max Memory Used:\s*(\d+)\s*MB)?")
+
+
+def parse_report(log: str) -> tuple[int | None, int | None]:
+    """(billed ms, max memory MB) from the last REPORT line of a Lambda log tail.
+
+    >>> parse_report("START RequestId: 1\\nREPORT RequestId: 1\\tDuration: 1.50 ms\\t"
+    ...              "Billed Duration: 2 ms\\tMemory Size: 1769 MB\\tMax Memory Used: 81 MB\\t")
+    (2, 81)
+    >>> parse_report("no report here")
+    (None, None)
+    """
+    found = _REPORT.findall(log or "")
+    if not found:
+        return None, None
+    billed, mem = found[-1]
+    return int(billed), (int(mem) if mem else None)
+
+
+def remote_traceback(payload: Any, log_tail: str = "") -> str:
+    """The remote traceback of a failed invocation, as text: Lambda's ``stackTrace``
+    (a list of frames, strings or ``[file, line, func, text]``), then the log tail."""
+    lines: list[str] = []
+    if isinstance(payload, dict):
+        st = payload.get("stackTrace") or []
+        if st:
+            lines.append("Traceback (most recent call last):")
+        for frame in st:
+            if isinstance(frame, str):
+                lines.append(frame.rstrip("\n"))
+            elif isinstance(frame, (list, tuple)) and len(frame) >= 3:
+                lines.append(f'  File "{frame[0]}", line {frame[1]}, in {frame[2]}')
+                if len(frame) > 3 and frame[3]:
+                    lines.append(f"    {frame[3]}")
+        if payload.get("errorType") or payload.get("errorMessage"):
+            lines.append(f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', '')}")
+    text = "\n".join(lines)
+    tail = (log_tail or "").strip()
+    if tail:
+        text += ("\n" if text else "") + "log tail:\n" + tail
+    return text
+
+
+def error_message(payload: Any, function_error: str | None) -> str:
+    """One line: what a failed invocation said."""
+    if isinstance(payload, dict) and (payload.get("errorType") or payload.get("errorMessage")):
+        return f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', '')}".strip()
+    return f"function error ({function_error})" if function_error else "invalid response"
+
+
+# --------------------------------------------------------------------------- boto3
+
+class BotoInvoker:
+    """Synchronous ``Invoke`` through boto3, with botocore's retries switched off (a
+    retried invoke would run the task twice) and a read timeout longer than the
+    function's timeout (else a slow task would be cut off, then run again)."""
+
+    def __init__(self, function_name: str, *, region: str | None, timeout_s: int,
+                 concurrency: int, session: Any = None) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.function_name = function_name
+        self.config = Config(retries={"max_attempts": 0, "mode": "standard"},
+                             read_timeout=timeout_s + 60, connect_timeout=10,
+                             max_pool_connections=max(10, concurrency))
+        session = session or boto3.session.Session(region_name=region)
+        self.client = session.client("lambda", region_name=region, config=self.config)
+
+    def use_function(self, function_name: str) -> None:
+        self.function_name = function_name
+
+    def invoke(self, event: dict) -> InvokeResult:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        body = json.dumps(event, separators=(",", ":")).encode("utf-8")
+        if len(body) > MAX_REQUEST_BYTES:
+            raise InvokeError(f"the task event is {len(body):,} bytes, over Lambda's "
+                              f"{MAX_REQUEST_BYTES:,} byte request limit", retryable=False)
+        try:
+            resp = self.client.invoke(FunctionName=self.function_name,
+                                      InvocationType="RequestResponse", LogType="Tail",
+                                      Payload=body)
+        except ClientError as e:
+            err = e.response.get("Error", {}) or {}
+            code = str(err.get("Code", ""))
+            status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            msg = f"{code or status}: {err.get('Message', '')}".strip()
+            if code in THROTTLE_CODES or status == 429:
+                retry = e.response.get("retryAfterSeconds") or e.response.get(
+                    "ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
+                try:
+                    retry_after = float(retry) if retry else None
+                except ValueError:
+                    retry_after = None
+                raise Throttled(msg, retry_after, str(e.response.get("Reason", ""))) from e
+            if code == "ResourceNotFoundException" or status == 404:
+                raise FunctionNotFound(msg) from e
+            raise InvokeError(msg, retryable=code not in FATAL_CODES and status != 413) from e
+        except (BotoCoreError, ConnectionError) as e:
+            raise InvokeError(f"{type(e).__name__}: {e}") from e
+        raw = resp["Payload"].read() if resp.get("Payload") is not None else b""
+        log = ""
+        if resp.get("LogResult"):
+            log = base64.b64decode(resp["LogResult"]).decode("utf-8", "replace")
+        billed, mem = parse_report(log)
+        payload: dict | None
+        function_error = resp.get("FunctionError")
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = {"errorType": "InvalidResponse",
+                       "errorMessage": f"not JSON: {raw[:200]!r}"}
+            function_error = function_error or "InvalidResponse"
+        return InvokeResult(payload, function_error, log, billed,
+                            int(resp.get("StatusCode", 200)), mem)
+
+
+# --------------------------------------------------------------------------- subprocess
+
+# What runs in the child: Lambda's Python runtime reduced to one invocation.
+# stdout carries only the final JSON; anything the task prints goes to stderr,
+# the "log".
+_BOOTSTRAP = r"""
+import json, os, resource, sys, time, traceback
+_out = sys.stdout
+sys.stdout = sys.stderr
+sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+rid = os.environ["SQLMR_REQUEST_ID"]
+print("START RequestId: %s Version: $LATEST" % rid, file=sys.stderr, flush=True)
+error = None
+try:
+    event = json.loads(sys.stdin.buffer.read())
+    import runtime.handler
+    print("INIT runtime=%s" % runtime.handler.__file__, file=sys.stderr, flush=True)
+    result = runtime.handler.lambda_handler(event, None)
+    try:
+        body = json.dumps(result)
+    except (TypeError, ValueError) as e:
+        error = "Unhandled"
+        body = json.dumps({"errorMessage": "Unable to marshal response: %s" % e,
+                           "errorType": "Runtime.MarshalError", "requestId": rid,
+                           "stackTrace": []})
+except Exception as e:
+    error = "Unhandled"
+    frames = traceback.format_list(traceback.extract_tb(e.__traceback__))
+    print("[ERROR] %s: %s\n%s" % (type(e).__name__, e, "".join(frames)), file=sys.stderr)
+    body = json.dumps({"errorMessage": str(e), "errorType": type(e).__name__,
+                       "requestId": rid, "stackTrace": frames})
+print("END RequestId: %s" % rid, file=sys.stderr, flush=True)
+rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_out.write(json.dumps({"function_error": error, "body": body, "max_rss_kb": rss_kb}))
+_out.flush()
+"""
+
+_ENV_PASS = ("HOME", "PATH", "TMPDIR", "SYSTEMROOT")
+_package_lock = threading.Lock()
+_package_dirs: dict[str, str] = {}
+
+
+def extract_package() -> str:
+    """The real deployment zip, built and extracted once per process (per hash):
+    the folder that plays ``/var/task``."""
+    from sqlmr.aws import package
+
+    blob, sha = package.build_package()
+    with _package_lock:
+        folder = _package_dirs.get(sha)
+        if folder and os.path.isdir(folder):
+            return folder
+        folder = tempfile.mkdtemp(prefix=f"sqlmr-lambda-{sha[:12]}-")
+        zipfile.ZipFile(io.BytesIO(blob)).extractall(folder)
+        _package_dirs[sha] = folder
+        return folder
+
+
+class SubprocessInvoker:
+    """Runs each task event as Lambda would, in a fresh isolated Python process on
+    this machine, from the real deployment package.
+
+    * only the extracted package is added to ``sys.path`` (``python -I``: no
+      user site, no ``PYTHON*`` variables, no current directory);
+    * the child gets the AWS variables of this process (``AWS_ENDPOINT_URL``,
+      credentials, region — a moto server in tests) and Lambda's own;
+    * a failure comes back as Lambda's ``{"errorMessage", "errorType",
+      "stackTrace"}`` with ``FunctionError: "Unhandled"``; a task still running
+      after ``timeout_s`` is killed and reported as ``Sandbox.Timedout``, "Task
+      timed out after N seconds", billed for the whole timeout; a child that
+      dies without answering (killed, out of memory) as ``Runtime.ExitError``;
+    * request and response payload limits are Lambda's;
+    * the log tail ends with a REPORT line whose billed duration is the
+      process's wall time (start-up included, as Lambda bills its init phase),
+      rounded up to 1 ms.
+    """
+
+    def __init__(self, *, timeout_s: float = 900, memory_mb: int = 1769,
+                 max_concurrency: int | None = None, python: str | None = None,
+                 function_name: str = "sqlmr-runtime-local") -> None:
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.max_concurrency = max_concurrency or os.cpu_count() or 1
+        self.python = python or sys.executable
+        self.function_name = function_name
+        self.package_dir = extract_package()
+        self.invocations = 0
+        self._lock = threading.Lock()
+
+    def use_function(self, function_name: str) -> None:
+        self.function_name = function_name
+
+    def _env(self, request_id: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k.startswith("AWS_") and not k.startswith("AWS_LAMBDA_")}
+        env.update({k: os.environ[k] for k in _ENV_PASS if k in os.environ})
+        env.update({
+            "LAMBDA_TASK_ROOT": self.package_dir,
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_EXECUTION_ENV": "sqlmr_subprocess",
+            "LANG": "C.UTF-8", "TZ": "UTC",
+            "SQLMR_REQUEST_ID": request_id,
+        })
+        return env
+
+    def invoke(self, event: dict) -> InvokeResult:
+        body = json.dumps(event, separators=(",", ":")).encode("utf-8")
+        if len(body) > MAX_REQUEST_BYTES:
+            raise InvokeError(f"the task event is {len(body):,} bytes, over Lambda's "
+                              f"{MAX_REQUEST_BYTES:,} byte request limit", retryable=False)
+        with self._lock:
+            self.invocations += 1
+        rid = str(uuid.uuid4())
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([self.python, "-I", "-c", _BOOTSTRAP],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=self.package_dir,
+                                env=self._env(rid))
+        timed_out = False
+        try:
+            out, err = proc.communicate(body, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.kill()
+            out, err = proc.communicate()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        log = err.decode("utf-8", "replace")
+        mem_used: int | None = None
+        function_error: str | None
+        payload: dict | None
+        if timed_out:
+            billed = int(self.timeout_s * 1000)
+            function_error = "Unhandled"
+            payload = {"errorType": "Sandbox.Timedout",
+                       "errorMessage": f"RequestId: {rid} Error: Task timed out after "
+                                       f"{self.timeout_s:.2f} seconds"}
+            log += f"\n{time.strftime('%Y-%m-%dT%H:%M:%S')} {rid} Task timed out after " \
+                   f"{self.timeout_s:.2f} seconds\n"
+        else:
+            billed = max(1, math.ceil(elapsed_ms))
+            try:
+                reply = json.loads(out.decode("utf-8"))
+            except ValueError:
+                reply = None
+            if proc.returncode != 0 or not isinstance(reply, dict):
+                function_error = "Unhandled"
+                how = (f"signal: {_signal_name(-proc.returncode)}" if proc.returncode < 0
+                       else f"exit status {proc.returncode}")
+                payload = {"errorType": "Runtime.ExitError",
+                           "errorMessage": f"RequestId: {rid} Error: Runtime exited with "
+                                           f"error: {how}"}
+            else:
+                mem_used = max(1, math.ceil(reply["max_rss_kb"] / 1024))
+                function_error = reply["function_error"]
+                text = reply["body"]
+                if len(text.encode("utf-8")) > MAX_RESPONSE_BYTES:
+                    function_error = "Unhandled"
+                    payload = {"errorType": "Function.ResponseSizeTooLarge",
+                               "errorMessage": "Response payload size exceeded maximum "
+                                               f"allowed payload size ({MAX_RESPONSE_BYTES} "
+                                               "bytes)."}
+                else:
+                    payload = json.loads(text)
+        report = (f"REPORT RequestId: {rid}\tDuration: {elapsed_ms:.2f} ms\t"
+                  f"Billed Duration: {billed} ms\tMemory Size: {self.memory_mb} MB\t"
+                  + (f"Max Memory Used: {mem_used} MB\t" if mem_used is not None else "")
+                  + "\n")
+        tail = (log.rstrip("\n") + "\n" + report)[-LOG_TAIL_BYTES:]
+        billed_ms, max_mem = parse_report(tail)
+        return InvokeResult(payload, function_error, tail, billed_ms, 200, max_mem)
+
+    def close(self) -> None:
+        pass
+
+
+def _signal_name(num: int) -> str:
+    import signal
+    try:
+        return signal.Signals(num).name.removeprefix("SIG").lower()
+    except ValueError:
+        return str(num)
+
+
+def remove_extracted_packages() -> None:
+    """Delete the folders :func:`extract_package` made (tests, atexit)."""
+    with _package_lock:
+        for folder in _package_dirs.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        _package_dirs.clear()
+
+
+atexit.register(remove_extracted_packages)
