@@ -64,6 +64,10 @@ def run_repl(settings: Settings, debug: bool = False, input=None, output=None) -
     a pipe input and a DummyOutput); results go to ``sys.stdout``, errors and
     the progress bar to ``sys.stderr``.
     """
+    if output is None and not _isatty(sys.stdout):
+        # `sqlmr > results.txt`: the prompt stays on the terminal, results go to the file
+        from prompt_toolkit.output import create_output
+        output = create_output(always_prefer_tty=True)
     repl = Repl(settings, debug, input, output)
     try:
         return repl.run()
@@ -186,8 +190,9 @@ class Repl:
         s = self.settings
         where = (f"{s.backend} backend, {s.effective_workers()} workers" if s.backend == "local"
                  else f"{s.backend} backend ({s.memory_mb} MB {s.architecture})")
+        to_err = not _isatty(self.out)   # results redirected: keep the greeting on screen
         self._print(f"sqlmr {__version__} · {where} · type \\? for help, \\q to quit; "
-                    f"statements end with ;")
+                    f"statements end with ;", err=to_err)
         try:
             tables = sorted(self.session.catalog.tables().values(), key=lambda t: t.name.lower())
         except Exception as e:  # noqa: BLE001 — say it and go on
@@ -201,7 +206,7 @@ class Repl:
         if builtin:
             parts.append("built-in " + ", ".join(builtin) + (
                 "" if _default_data_ready() else " (sample data generated on first use)"))
-        self._print("Tables: " + "; ".join(parts))
+        self._print("Tables: " + "; ".join(parts), err=to_err)
 
     def handle(self, text: str):
         """Run what the user entered; returns QUIT, text to put back in the

@@ -103,7 +103,9 @@ def test_alt_enter_inserts_a_newline_even_after_a_semicolon(home, capsys):
 
 def test_ctrl_d_exits_with_status_0_and_prints_the_welcome(home, capsys):
     assert drive(CTRL_D) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.out == ""   # stdout is not a terminal here: the greeting goes to stderr
+    out = captured.err
     first = out.splitlines()[0]
     assert f"sqlmr {__version__}" in first and "local backend, 2 workers" in first
     assert "\\? for help" in first and "\\q to quit" in first
