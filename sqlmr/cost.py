@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sqlmr import prices
@@ -43,17 +44,16 @@ def athena_cost(bytes_scanned: float) -> float:
 
 
 def money(x: float) -> str:
-    """Dollars with enough digits to see small amounts.
+    """Dollars with three significant digits for small amounts.
 
-    >>> money(0.6192), money(0.0000123), money(12.5)
-    ('$0.619', '$0.0000123', '$12.50')
+    >>> money(0.6192), money(0.0000123), money(0.000118), money(12.5), money(0)
+    ('$0.619', '$0.0000123', '$0.000118', '$12.50', '$0')
     """
     if x >= 10:
         return f"${x:,.2f}"
     if x >= 0.01:
         return f"${x:.3f}"
-    if x == 0:
+    if x <= 0:
         return "$0"
-    if x >= 1e-4:
-        return f"${x:.4f}".rstrip("0")
-    return f"${x:.7f}".rstrip("0") if x >= 1e-7 else f"${x:.2e}"
+    decimals = -math.floor(math.log10(x)) + 2
+    return f"${x:.{decimals}f}"

@@ -36,11 +36,25 @@ def text_value(v, null: str = "NULL") -> str:
     return str(v)
 
 
+def display_value(v) -> str:
+    """Like :func:`text_value`, but a float shows at most 15 significant digits
+    (as psql does), so summation noise does not fill the screen; CSV and JSON
+    keep every digit.
+
+    >>> display_value(0.49919295399999997), display_value(0.1), display_value(None)
+    ('0.499192954', '0.1', 'NULL')
+    """
+    if isinstance(v, float):
+        text = repr(v)
+        return text if len(text) <= 16 else format(v, ".15g")
+    return text_value(v)
+
+
 def table_text(columns: list[str], rows: list[list], types: list[str | None] | None = None,
                style: str = "table") -> str:
     types = types or [None] * len(columns)
     align = ["right" if t in NUMERIC else "left" for t in types]
-    body = [[text_value(v) for v in r] for r in rows]
+    body = [[display_value(v) for v in r] for r in rows]
     return tabulate(body, headers=columns, tablefmt=TABLE_STYLES.get(style, "psql"),
                     disable_numparse=True, colalign=align if columns else None)
 
@@ -126,9 +140,11 @@ def summary_lines(result, settings) -> list[str]:
     if st is None:
         return [f"Time: {result.seconds:.3f} s"]
     tasks = f"{st.map_tasks} map" + (f" + {st.reduce_tasks} reduce" if st.reduce_tasks else "")
-    parts = [f"Time: {result.seconds:.2f} s", f"{tasks} tasks on {settings.backend}"
+    n_tasks = st.map_tasks + st.reduce_tasks
+    parts = [f"Time: {result.seconds:.2f} s",
+             f"{tasks} task{'s' if n_tasks != 1 else ''} on {settings.backend}"
              + (f" ({settings.effective_workers()} workers)" if settings.backend == "local" else ""),
-             f"{st.splits} splits", f"read {size_text(st.bytes_read)}"]
+             f"{st.splits} split{'s' if st.splits != 1 else ''}", f"read {size_text(st.bytes_read)}"]
     if st.reduce_tasks:
         parts.append(f"shuffled {size_text(st.bytes_shuffled)}")
     lines = [" · ".join(parts)]
