@@ -132,6 +132,8 @@ class Repl:
             event.current_buffer.newline(copy_margin=False)
 
         def continuation(width: int, line_number: int, wrap_count: int):
+            if wrap_count:   # a long line wrapped by the terminal: indent, no new "...>"
+                return " " * width
             return FormattedText([("class:continuation", CONTINUATION.rjust(width))])
 
         completer = SqlCompleter(lambda: self.session.catalog.tables(),
@@ -617,12 +619,13 @@ class Repl:
 
     # ------------------------------------------------------------- paging
     def page(self, text: str) -> None:
-        """Print, through a pager when it is taller than the terminal (``less -S``
-        then also scrolls sideways)."""
+        """Print, through a pager when it is taller or wider than the terminal
+        (``less -S`` scrolls sideways instead of wrapping table rows)."""
         out = self.out
         if self.pager and _isatty(out) and _isatty(sys.stdin):
             size = shutil.get_terminal_size()
-            if text.count("\n") + 1 > size.lines - 2:
+            lines = text.split("\n")
+            if len(lines) > size.lines - 2 or max(map(len, lines)) > size.columns:
                 cmd = _pager_command()
                 if cmd and _run_pager(cmd, text + "\n"):
                     return
