@@ -723,8 +723,9 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
     tasks = _plan(model, nfiles)
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     import multiprocessing
-    if multiprocessing.current_process().daemon:
-        workers = 1  # a pool worker cannot start a pool of its own
+    if multiprocessing.current_process().daemon or \
+            "fork" not in multiprocessing.get_all_start_methods():
+        workers = 1  # a pool worker cannot start a pool; workers inherit the model by fork
     if progress is None:
         progress = sys.stderr.isatty()
     bar = _Progress(sum(model.rows(t) * ROW_BYTES[t] for t in TABLES), bool(progress))
@@ -891,21 +892,35 @@ def ensure_default(path: str, scale: float = 0.001) -> bool:
     est = (pages * ROW_BYTES["rankings"] + visits * ROW_BYTES["uservisits"]) / 1e6
     print(f"sqlmr: generating the AMPLab sample data (scale {scale:g}, ~{est:,.0f} MB) "
           f"in {path}", file=sys.stderr, flush=True)
+    _remove_abandoned(path)
     tmp = tempfile.mkdtemp(prefix=".gen-", dir=path)
     installed = False
     try:
         generate(tmp, scale, seed=0, files=1)
         for t in TABLES:
-            dest = os.path.join(path, t)
-            try:
-                os.rename(os.path.join(tmp, t), dest)
+            try:  # atomic; fails if another process already put a non-empty folder there
+                os.rename(os.path.join(tmp, t), os.path.join(path, t))
                 installed = True
             except OSError:
-                if not has_data(path) and not os.listdir(dest):
-                    raise
+                pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if not has_data(path):
+        raise RuntimeError(f"could not install the AMPLab sample data in {path}: "
+                           "its rankings/ or uservisits/ folder holds other files")
     return installed
+
+
+def _remove_abandoned(path: str, age: float = 3600.0) -> None:
+    """Delete ``.gen-*`` folders that a crashed generation left more than ``age`` s ago."""
+    now = time.time()
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        try:
+            if name.startswith(".gen-") and now - os.path.getmtime(full) > age:
+                shutil.rmtree(full, ignore_errors=True)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------------------- CLI
