@@ -251,7 +251,7 @@ try:
                            "stackTrace": []})
 except Exception as e:
     error = "Unhandled"
-    frames = traceback.format_list(traceback.extract_tb(e.__traceback__))
+    frames = traceback.format_list(traceback.extract_tb(e.__traceback__)[1:])
     print("[ERROR] %s: %s\n%s" % (type(e).__name__, e, "".join(frames)), file=sys.stderr)
     body = json.dumps({"errorMessage": str(e), "errorType": type(e).__name__,
                        "requestId": rid, "stackTrace": frames})

@@ -258,6 +258,7 @@ class LambdaBackend:
     def run(self, events: list[Event], progress: ProgressFn | None = None) -> list[Result]:
         if not events:
             return []
+        _check_inputs(events)
         self._prepare()
         run = _Run(self, events, progress)
         self.report = run.report
@@ -277,6 +278,18 @@ class LambdaBackend:
             inv.close()
         self._invoker = None if self._injected is None else self._injected
         self._prepared_for = None
+
+
+def _check_inputs(events: list[Event]) -> None:
+    """Lambda reads tables from S3 only: say so before invoking anything."""
+    for e in events:
+        for part in e["input"].get("splits") or []:
+            if not storage.is_s3(part["uri"]):
+                table = part.get("table") or "?"
+                raise AwsSetupError(
+                    f"table '{table}' is on this machine ({part['uri']}); Lambda tasks read "
+                    f"tables from S3: upload it (aws s3 sync) and CREATE EXTERNAL TABLE … "
+                    f"LOCATION 's3://…', or run with --backend local")
 
 
 class _Run:
