@@ -158,7 +158,13 @@ class Repl:
             return True
         if _command_line(text) is not None:
             return True
-        return is_complete(text, self.settings.dialect)
+        return self._complete(text)
+
+    def _complete(self, text: str) -> bool:
+        try:
+            return is_complete(text, self.settings.dialect)
+        except Exception:  # noqa: BLE001 — e.g. an unknown dialect set by \set
+            return is_complete(text, "hive")
 
     # --------------------------------------------------------------- loop
     def run(self) -> int:
@@ -226,7 +232,7 @@ class Repl:
         if cmd is not None:
             buffer, line = cmd
             return self.command(line.strip(), buffer)
-        if not is_complete(text, self.settings.dialect):
+        if not self._complete(text):
             return text  # e.g. back from the editor without ';': keep editing
         self.last_statement = stripped
         self.run_sql(text)
@@ -237,6 +243,8 @@ class Repl:
         """A backslash or dot command; ``buffer`` is SQL typed before it
         (psql's query buffer), given back to the prompt afterwards."""
         name, _, arg = line.partition(" ")
+        if name not in ("\\!", ".shell", ".system"):
+            name, arg = name.rstrip(";"), arg.strip().rstrip(";")   # ".tables;", "\\d t;"
         if name.startswith("\\") and len(name) > 2 and name[:2] in ("\\x", "\\o", "\\i", "\\e",
                                                                       "\\!") \
                 and name not in COMMAND_NAMES:
@@ -390,8 +398,16 @@ class Repl:
             else:
                 self._print(f"unknown setting '{name}' (\\set lists them)", err=True)
             return
+        value = parts[1].strip().strip("'\"")
+        if name.lower() == "dialect":
+            from sqlglot.dialects.dialect import Dialect
+            try:
+                Dialect.get_or_raise(value)
+            except ValueError as e:
+                self._print(str(e), err=True)
+                return
         try:
-            self.settings.set(name, parts[1].strip().strip("'\""))
+            self.settings.set(name, value)
         except KeyError as e:
             self._print(str(e.args[0]), err=True)
             return

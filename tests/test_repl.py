@@ -152,7 +152,7 @@ def test_other_errors_are_one_line_and_tracebacks_only_with_debug(home, capsys, 
 
 def test_backslash_and_dot_commands(home, capsys):
     settings = Settings(workers=2)
-    drive("\\dt" + ENTER + ".tables" + ENTER + "\\d sales" + ENTER + ".schema Sales" + ENTER
+    drive("\\dt" + ENTER + ".tables;" + ENTER + "\\d sales" + ENTER + ".schema Sales" + ENTER
           + "\\?" + ENTER + "\\set workers 3" + ENTER + "\\set" + ENTER
           + "\\set nosuch 1" + ENTER + "\\set max_rows lots" + ENTER + "\\nosuch" + ENTER
           + CTRL_D, settings)
