@@ -109,7 +109,7 @@ class Repl:
         history_path = config.home() / "history"
         try:
             history_path.parent.mkdir(parents=True, exist_ok=True)
-            history = FileHistory(str(history_path))
+            history = _SafeFileHistory(str(history_path))
         except OSError:
             history = InMemoryHistory()
 
@@ -168,7 +168,10 @@ class Repl:
 
     # --------------------------------------------------------------- loop
     def run(self) -> int:
-        self.welcome()
+        try:
+            self.welcome()
+        except KeyboardInterrupt:
+            pass
         default = ""
         while True:
             try:
@@ -650,6 +653,17 @@ class Repl:
 
 
 # ------------------------------------------------------------------ helpers
+
+class _SafeFileHistory(FileHistory):
+    """A history file that cannot be written (read-only home, full disk) costs
+    the history, not the session."""
+
+    def store_string(self, string: str) -> None:
+        try:
+            super().store_string(string)
+        except OSError:
+            pass
+
 
 COMMAND_NAMES = {n for c in COMMANDS for n in c.names} | {"\\h", "\\help", "\\d+", ".system"}
 

@@ -185,6 +185,24 @@ def test_timing_expanded_and_max_rows(home, capsys):
     assert "Time: " in second
 
 
+def test_expanded_auto_when_the_table_is_wider_than_the_terminal(home, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "26")
+    drive("\\x auto" + ENTER + "SELECT regionName, itemCount FROM Sales WHERE itemCount = 3;"
+          + ENTER + "SELECT itemCount FROM Sales WHERE itemCount = 5;" + ENTER + CTRL_D)
+    out = capsys.readouterr().out
+    assert "Expanded display is used automatically." in out
+    assert re.search(r"^regionName \| north$", out, re.M)      # 30 columns wide: expanded
+    assert re.search(r"^\|\s+5 \|$", out, re.M)                # narrow: a table
+
+
+def test_set_dialect_is_checked(home, capsys):
+    settings = Settings(workers=2)
+    drive("\\set dialect nosuch" + ENTER + "\\set dialect duckdb" + ENTER + CTRL_D, settings)
+    captured = capsys.readouterr()
+    assert "Unknown dialect 'nosuch'" in captured.err
+    assert settings.dialect == "duckdb"
+
+
 def test_mode_csv_json_markdown(home, capsys):
     drive(".mode csv" + ENTER + "SELECT regionName, price FROM Sales WHERE itemCount = 3;" + ENTER
           + ".mode json" + ENTER + "SELECT itemCount FROM Sales WHERE itemCount = 3;" + ENTER
