@@ -339,6 +339,9 @@ class SqlCompleter(Completer):
                                          display=name, display_meta=f"column · {table.name}")
             return
 
+        if prev is not None and prev.kind == "word" and prev.text.upper() in ("TABLE", "EXISTS") \
+                and stmt_toks and stmt_toks[0].text.upper() == "CREATE":
+            return  # naming a new table
         if prev is not None and prev.kind == "word" and prev.text.upper() in TABLE_CONTEXT \
                 or (prev is not None and prev.text == "," and self._clause(prev_toks) == "FROM"):
             yield from self._table_matches(word)

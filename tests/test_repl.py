@@ -358,6 +358,8 @@ def test_completes_table_names_after_from_and_join(completer):
     assert complete(completer, "select * from rankings r join u") == ["uservisits"]
     assert complete(completer, "SELECT * FROM rankings, s") == ["Sales"]
     assert complete(completer, "DESCRIBE ra") == ["rankings"]
+    assert complete(completer, "DROP TABLE IF EXISTS S") == ["Sales"]
+    assert complete(completer, "CREATE EXTERNAL TABLE S") == []
 
 
 def test_completes_columns_of_the_statements_tables(completer):
