@@ -77,7 +77,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(("\\i", ".read"), "FILE", "run the statements in FILE", "file"),
     CommandSpec(("\\e",), "[FILE]", "edit the last statement (or FILE) in $EDITOR", "file"),
     CommandSpec(("\\set",), "[NAME VALUE]", "list settings, or change one (workers, max_rows, backend, …)", "setting"),
-    CommandSpec(("\\pset",), "pager on|off", "page results taller than the screen (default on)",
+    CommandSpec(("\\pset",), "pager on|off", "page results taller or wider than the screen (default on)",
                 "pset"),
     CommandSpec(("\\r",), "", "clear the statement being typed"),
     CommandSpec(("\\errverbose",), "", "the last error in full (with the remote traceback)"),
