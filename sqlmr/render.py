@@ -143,7 +143,8 @@ def summary_lines(result, settings) -> list[str]:
     n_tasks = st.map_tasks + st.reduce_tasks
     parts = [f"Time: {result.seconds:.2f} s",
              f"{tasks} task{'s' if n_tasks != 1 else ''} on {settings.backend}"
-             + (f" ({settings.effective_workers()} workers)" if settings.backend == "local" else ""),
+             + (f" ({settings.effective_workers()} worker{'s' if settings.effective_workers() != 1 else ''})"
+                if settings.backend == "local" else ""),
              f"{st.splits} split{'s' if st.splits != 1 else ''}", f"read {size_text(st.bytes_read)}"]
     if st.reduce_tasks:
         parts.append(f"shuffled {size_text(st.bytes_shuffled)}")

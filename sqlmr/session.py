@@ -215,10 +215,11 @@ class Session:
         return StatementResult("message", text, message=msg)
 
     def _show_tables(self, text: str) -> StatementResult:
-        rows = [[t.name, ", ".join(f"{c.name} {c.type.upper()}" for c in t.columns)[:70]
-                 + ("…" if len(", ".join(f"{c.name} {c.type.upper()}" for c in t.columns)) > 70 else ""),
-                 t.location + (" (built-in)" if t.builtin else "")]
-                for t in sorted(self.catalog.tables().values(), key=lambda t: t.name.lower())]
+        rows = []
+        for t in sorted(self.catalog.tables().values(), key=lambda t: t.name.lower()):
+            cols = ", ".join(c.name for c in t.columns)
+            rows.append([t.name, cols if len(cols) <= 48 else cols[:47] + "…",
+                         t.location + (" (built-in)" if t.builtin else "")])
         return StatementResult("rows", text, ["table", "columns", "location"],
                                ["string"] * 3, rows, len(rows))
 
