@@ -1,7 +1,8 @@
 """EXPLAIN text in Hive's vocabulary.
 
-``operator_trees`` describes what each task kind does; ``render`` lays out the
-stage graph with the driver's numbers (splits, tasks, bytes, cost).
+``stage_trees`` describes what each phase (task kind of a stage) does;
+``render`` lays out the stage graph with the driver's numbers (splits, tasks,
+bytes, cost) and which join strategy was chosen and why.
 
 >>> import sqlglot
 >>> from sqlglot import exp
@@ -11,20 +12,20 @@ stage graph with the driver's numbers (splits, tasks, bytes, cost).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlglot import exp
 
-if TYPE_CHECKING:
-    from compiler.plan import QueryPlan
 
-
-def pretty(node: exp.Expression, spelling: dict[str, str]) -> str:
-    """An expression as a person would write it: columns unqualified in their
-    catalog spelling, function names in lower case as Hive prints them."""
+def pretty(node: exp.Expression, spelling: dict[str, str], qualify: bool = False) -> str:
+    """An expression as a person would write it: columns in their catalog
+    spelling (qualified by the table alias when ``qualify``), function names in
+    lower case as Hive prints them."""
     def fix(n: exp.Expression) -> exp.Expression:
         if isinstance(n, exp.Column):
             name = spelling.get(n.name.lower(), n.name)
+            if qualify and n.table:
+                table = spelling.get(n.table.lower(), n.table)
+                return exp.column(exp.to_identifier(name, quoted=False),
+                                  table=exp.to_identifier(table, quoted=False))
             return exp.column(exp.to_identifier(name, quoted=False))
         return n
     text = node.copy().transform(fix).sql(dialect="hive")
@@ -38,77 +39,178 @@ def _ind(level: int, text: str) -> str:
     return "  " * level + text
 
 
-def operator_trees(plan: "QueryPlan") -> tuple[list[str], list[str]]:
-    """Lines of the map and reduce operator trees (reduce empty when map-only)."""
-    table = plan.scan.table
-    sp = {c.name.lower(): c.name for c in table.columns}
-    P = lambda e: pretty(e, sp)  # noqa: E731
+def stage_trees(stages: list, spelling: dict[str, str]) -> None:
+    """Fill each stage's operator trees (``map_trees`` per map phase, ``map_ops``
+    for the first, ``reduce_ops``) from its phases."""
+    for st in stages:
+        st.map_trees = [phase_tree(m, spelling) for m in st.maps]
+        st.map_ops = st.map_trees[0] if st.map_trees else []
+        st.reduce_ops = phase_tree(st.reduce, spelling) if st.reduce is not None else []
+
+
+def _phase_aliases(ph) -> set[str]:
+    from compiler.stages import AggIn, JoinIn, Probe, RowsIn, TableIn
+    nodes: list[exp.Expression] = []
+    inp = ph.input
+    if isinstance(inp, TableIn):
+        return {inp.scan.alias} | {a for op in ph.ops if isinstance(op, Probe)
+                                   for a in _aliases(op.small_keys)}
+    if isinstance(inp, AggIn):
+        nodes += list(inp.agg.keys) + list(inp.agg.aggs)
+    if isinstance(inp, JoinIn):
+        nodes += list(inp.keys[0]) + list(inp.keys[1])
+    if isinstance(inp, RowsIn):
+        return {f.key.split(".", 1)[0] for f in inp.fields}
+    return _aliases(nodes)
+
+
+def _aliases(nodes) -> set[str]:
+    return {c.table.lower() for n in nodes for c in n.find_all(exp.Column) if c.table}
+
+
+def phase_tree(ph, spelling: dict[str, str]) -> list[str]:
+    """Lines of one phase's operator tree, Hive style."""
+    from compiler.stages import (AggIn, Assign, Filter, JoinIn, PartialAgg, Probe, RowsIn,
+                                 RowsOut, ShuffleOut, TableIn)
+    qualify = len(_phase_aliases(ph)) > 1
+    P = lambda e: pretty(e, spelling, qualify)  # noqa: E731
     m: list[str] = []
     lvl = 0
-    m.append(_ind(lvl, "TableScan"))
-    m.append(_ind(lvl + 2, f"alias: {table.name}" + (f" ({plan.scan.alias})" if plan.scan.alias != table.name.lower() else "")))
-    m.append(_ind(lvl + 2, "columns read: " + (", ".join(table.columns[i].name for i in plan.scan.columns) or "(none)")))
-    m.append(_ind(lvl + 2, f"location: {table.location}"))
-    if plan.scan.filter is not None:
+    inp = ph.input
+    if isinstance(inp, TableIn):
+        table = inp.scan.table
+        sp = dict(spelling)
+        sp.update({c.name.lower(): c.name for c in table.columns})
+        m.append(_ind(lvl, "TableScan"))
+        m.append(_ind(lvl + 2, f"alias: {table.name}" + (
+            f" ({spelling.get(inp.scan.alias, inp.scan.alias)})"
+            if inp.scan.alias != table.name.lower() else "")))
+        m.append(_ind(lvl + 2, "columns read: " + (
+            ", ".join(table.columns[i].name for i in inp.scan.columns) or "(none)")))
+        m.append(_ind(lvl + 2, f"location: {table.location}"))
+        if inp.scan.filter is not None:
+            lvl += 1
+            m.append(_ind(lvl, "Filter Operator"))
+            m.append(_ind(lvl + 2, f"predicate: {P(inp.scan.filter)}"))
+    elif isinstance(inp, RowsIn):
+        m.append(_ind(lvl, "TableScan"))
+        m.append(_ind(lvl + 2, f"rows of Stage-{inp.stage.id}"))
+        m.append(_ind(lvl + 2, "columns: " + ", ".join(P(_column(f.key)) for f in inp.fields)))
+        if inp.merge or inp.limit is not None:
+            how = "merged in order" if inp.merge else "read"
+            lim = f", first {inp.limit} rows" if inp.limit is not None else ""
+            m.append(_ind(lvl + 2, f"one task: outputs {how}{lim}"))
+    elif isinstance(inp, AggIn):
+        agg = inp.agg
+        m.append(_ind(lvl, "Group By Operator"))
+        if agg.aggs:
+            m.append(_ind(lvl + 2, "aggregations: " + ", ".join(P(a) for a in agg.aggs)))
+        if agg.keys:
+            m.append(_ind(lvl + 2, "keys: " + ", ".join(P(k) for k in agg.keys)))
+        m.append(_ind(lvl + 2, "mode: mergepartial"))
+    elif isinstance(inp, JoinIn):
+        kind = "Inner Join" if inp.kind == "inner" else (
+            f"Left Outer Join (tag {inp.preserved} preserved)")
+        m.append(_ind(lvl, "Join Operator (reduce side, sort-merge)"))
+        m.append(_ind(lvl + 2, f"condition map: {kind} 0 to 1"))
+        m.append(_ind(lvl + 2, "keys: " + ", ".join(
+            f"{t} " + ", ".join(P(k) for k in keys) for t, keys in enumerate(inp.keys))))
+        m.append(_ind(lvl + 2, f"tag 0 ({inp.labels[0]}): buffered per key; "
+                               f"tag 1 ({inp.labels[1]}): streamed"))
+        m.append(_ind(lvl + 2, f"chosen because: {inp.reason}"))
+    for op in ph.ops:
         lvl += 1
-        m.append(_ind(lvl, "Filter Operator"))
-        m.append(_ind(lvl + 2, f"predicate: {P(plan.scan.filter)}"))
-    agg = plan.aggregate
-    r: list[str] = []
-    if agg is None:
+        if isinstance(op, Filter):
+            m.append(_ind(lvl, "Filter Operator"))
+            m.append(_ind(lvl + 2, f"predicate: {P(op.pred)}"))
+        elif isinstance(op, Assign):
+            m.append(_ind(lvl, f"Select Operator (derived table {spelling.get(op.alias, op.alias)})"))
+            m.append(_ind(lvl + 2, "expressions: " + ", ".join(
+                _as(P(e), spelling.get(k.split('.', 1)[1], k.split('.', 1)[1]))
+                for k, e in op.items)))
+        elif isinstance(op, Probe):
+            kind = "Inner Join" if op.kind == "inner" else "Left Outer Join"
+            m.append(_ind(lvl, "Map Join Operator (broadcast hash join)"))
+            m.append(_ind(lvl + 2, f"condition: {kind}"))
+            m.append(_ind(lvl + 2, "keys: " + ", ".join(
+                f"{P(a)} = {P(b)}" for a, b in zip(op.keys, op.small_keys))))
+            src = op.source
+            if isinstance(src, TableIn):
+                cols = ", ".join(src.scan.table.columns[i].name for i in src.scan.columns)
+                small = f"{src.scan.table.name} (columns read: {cols}" + (
+                    f"; predicate: {P(op.small_filter)})" if op.small_filter is not None else ")")
+            else:
+                small = f"rows of Stage-{src.stage.id}"
+            m.append(_ind(lvl + 2, f"small side: {small}"))
+            m.append(_ind(lvl + 2, f"chosen because: {op.reason}"))
+    sink = ph.sink
+    if isinstance(sink, RowsOut):
         lvl += 1
         m.append(_ind(lvl, "Select Operator"))
-        m.append(_ind(lvl + 2, "expressions: " + ", ".join(P(e) for e in plan.outputs)))
-        _tail(m, lvl, plan)
-        return m, r
-    lvl += 1
-    m.append(_ind(lvl, "Group By Operator"))
-    if agg.aggs:
-        m.append(_ind(lvl + 2, "aggregations: " + ", ".join(P(a) for a in agg.aggs)))
-    if agg.keys:
-        m.append(_ind(lvl + 2, "keys: " + ", ".join(P(k) for k in agg.keys)))
-    m.append(_ind(lvl + 2, "mode: hash (map-side partial aggregation)"))
-    lvl += 1
-    m.append(_ind(lvl, "Reduce Output Operator"))
-    if agg.keys:
-        m.append(_ind(lvl + 2, "key expressions: " + ", ".join(P(k) for k in agg.keys)))
-        m.append(_ind(lvl + 2, "partition: crc32(key) mod reducers"))
-    else:
-        m.append(_ind(lvl + 2, "partition: single reducer (no GROUP BY)"))
-    lvl = 0
-    r.append(_ind(lvl, "Group By Operator"))
-    if agg.aggs:
-        r.append(_ind(lvl + 2, "aggregations: " + ", ".join(P(a) for a in agg.aggs)))
-    if agg.keys:
-        r.append(_ind(lvl + 2, "keys: " + ", ".join(P(k) for k in agg.keys)))
-    r.append(_ind(lvl + 2, "mode: mergepartial"))
-    if agg.having is not None:
+        m.append(_ind(lvl + 2, "expressions: " + ", ".join(P(e) for e in sink.outputs)))
+        _tail(m, lvl, sink)
+    elif isinstance(sink, PartialAgg):
+        agg = sink.agg
         lvl += 1
-        r.append(_ind(lvl, "Filter Operator"))
-        r.append(_ind(lvl + 2, f"predicate: {P(agg.having)}"))
-    lvl += 1
-    r.append(_ind(lvl, "Select Operator"))
-    r.append(_ind(lvl + 2, "expressions: " + ", ".join(P(e) for e in plan.outputs)))
-    _tail(r, lvl, plan)
-    return m, r
-
-
-def _tail(lines: list[str], lvl: int, plan: "QueryPlan") -> None:
-    if plan.order:
-        keys = ", ".join(f"_col{o.index} {'DESC' if o.desc else 'ASC'} NULLS {'FIRST' if o.nulls_first else 'LAST'}"
-                         for o in plan.order)
+        m.append(_ind(lvl, "Group By Operator"))
+        if agg.aggs:
+            m.append(_ind(lvl + 2, "aggregations: " + ", ".join(P(a) for a in agg.aggs)))
+        if agg.keys:
+            m.append(_ind(lvl + 2, "keys: " + ", ".join(P(k) for k in agg.keys)))
+        m.append(_ind(lvl + 2, "mode: hash (map-side partial aggregation)"
+                     if ph.kind == "map" else "mode: hash (partial aggregation of the reducer's output)"))
         lvl += 1
-        if plan.limit is not None:
-            lines.append(_ind(lvl, f"Top-N Operator (per task; merged by the driver)"))
-            lines.append(_ind(lvl + 2, f"keys: {keys}"))
-            lines.append(_ind(lvl + 2, f"limit: {plan.limit}"))
+        m.append(_ind(lvl, "Reduce Output Operator"))
+        if agg.keys:
+            m.append(_ind(lvl + 2, "key expressions: " + ", ".join(P(k) for k in agg.keys)))
+            m.append(_ind(lvl + 2, "partition: crc32(key) mod reducers"))
         else:
-            lines.append(_ind(lvl, "Sort Operator (per task; merge-sorted by the driver)"))
+            m.append(_ind(lvl + 2, "partition: single reducer (no GROUP BY)"))
+        if ph.kind == "reduce" and ph.stage is not None and ph.stage.consumer is not None:
+            m.append(_ind(lvl + 2, f"to: Stage-{ph.stage.consumer.id} reducers"))
+    elif isinstance(sink, ShuffleOut):
+        lvl += 1
+        m.append(_ind(lvl, "Reduce Output Operator"))
+        m.append(_ind(lvl + 2, "key expressions: " + ", ".join(P(k) for k in sink.keys)))
+        m.append(_ind(lvl + 2, "sort order: key, then tag (sorted runs per partition)"))
+        m.append(_ind(lvl + 2, "partition: crc32(key) mod reducers"))
+        m.append(_ind(lvl + 2, f"tag: {sink.tag}" + (
+            "; NULL keys pass as unmatched rows" if sink.null_tag is not None
+            else "; NULL keys dropped")))
+        m.append(_ind(lvl + 2, "value expressions: " + (
+            ", ".join(P(_column(f.key)) for f in sink.fields) or "(none)")))
+        if ph.kind == "reduce" and ph.stage is not None and ph.stage.consumer is not None:
+            m.append(_ind(lvl + 2, f"to: Stage-{ph.stage.consumer.id} reducers"))
+    return m
+
+
+def _as(text: str, name: str) -> str:
+    return text if text == name else f"{text} AS {name}"
+
+
+def _column(key: str) -> exp.Column:
+    alias, name = key.split(".", 1)
+    return exp.column(exp.to_identifier(name, quoted=True),
+                      table=exp.to_identifier(alias, quoted=True))
+
+
+def _tail(lines: list[str], lvl: int, sink) -> None:
+    merged_by = "the driver" if sink.final else "the task reading these rows"
+    if sink.order:
+        keys = ", ".join(f"_col{o.index} {'DESC' if o.desc else 'ASC'} NULLS {'FIRST' if o.nulls_first else 'LAST'}"
+                         for o in sink.order)
+        lvl += 1
+        if sink.limit is not None:
+            lines.append(_ind(lvl, f"Top-N Operator (per task; merged by {merged_by})"))
             lines.append(_ind(lvl + 2, f"keys: {keys}"))
-    elif plan.limit is not None:
+            lines.append(_ind(lvl + 2, f"limit: {sink.limit}"))
+        else:
+            lines.append(_ind(lvl, f"Sort Operator (per task; merge-sorted by {merged_by})"))
+            lines.append(_ind(lvl + 2, f"keys: {keys}"))
+    elif sink.limit is not None:
         lvl += 1
         lines.append(_ind(lvl, "Limit"))
-        lines.append(_ind(lvl + 2, f"number of rows: {plan.limit} (tasks stop reading early)"))
+        lines.append(_ind(lvl + 2, f"number of rows: {sink.limit} (tasks stop reading early)"))
     lvl += 1
     lines.append(_ind(lvl, "File Output Operator"))
     lines.append(_ind(lvl + 2, "format: sqlmr partitioned batch file (JSON rows)"))
@@ -131,14 +233,32 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
     out.append("STAGE PLANS:")
     for s, f in zip(stages, facts):
         out.append(f"  Stage: Stage-{s.id}")
-        out.append("    Map Reduce" if s.reduce_entry else "    Map Reduce (map only)")
-        out.append(f"      Map Operator Tree: {f['maps']} map tasks over {f['splits']} splits "
-                   f"of {f['files']} files, {_size(f['bytes'])}")
-        for line in s.map_ops:
-            out.append("          " + line)
+        feeds = getattr(s, "feeds", [])
+        maps = getattr(s, "maps", None)
+        trees = getattr(s, "map_trees", None) or [s.map_ops]
+        inputs = f.get("inputs") or [dict(f, kind="table")]
+        if maps is not None and not maps:
+            out.append("    Map Reduce (reduce only: its reducers read the partitions "
+                       + ", ".join(f"Stage-{d.id}" for d in feeds) + " wrote)")
+        else:
+            out.append("    Map Reduce" if s.reduce_entry else "    Map Reduce (map only)")
+        for i, (tree, inp) in enumerate(zip(trees, inputs)):
+            label = f" ({maps[i].input.label})" if maps is not None and len(maps) > 1 else ""
+            if inp.get("kind", "table") == "table":
+                out.append(f"      Map Operator Tree{label}: {inp['maps']} map tasks over "
+                           f"{inp['splits']} splits of {inp['files']} files, {_size(inp['bytes'])}")
+            else:
+                out.append(f"      Map Operator Tree{label}: {inp['maps']} over the rows of "
+                           f"Stage-{inp['stage']}")
+            for line in tree:
+                out.append("          " + line)
         if s.reduce_entry:
+            also = ""
+            if feeds and maps:
+                also = " (also reading the partitions " + ", ".join(
+                    f"Stage-{d.id}" for d in feeds) + " wrote)"
             out.append(f"      Reduce Operator Tree: {f['reducers']} reduce task"
-                       f"{'s' if f['reducers'] != 1 else ''}")
+                       f"{'s' if f['reducers'] != 1 else ''}{also}")
             for line in s.reduce_ops:
                 out.append("        " + line)
         out.append("")

@@ -10,33 +10,20 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from compiler.codegen import generate_job
+from compiler.blocks import Block, build_block
+from compiler.codegen import generate_stages
 from compiler.errors import SqlError, UnsupportedError
-from compiler.explain import operator_trees
-from compiler.plan import QueryPlan, plan_select
+from compiler.explain import stage_trees
 from compiler.resolve import check_names, qualify_query
 from compiler.schema import Table
-
-
-@dataclass
-class Stage:
-    """One MapReduce stage: map tasks over a table's splits, then (optionally)
-    reduce tasks over the hash-partitioned map output."""
-
-    id: int
-    table: str                       # catalog name of the table the map reads
-    map_entry: str
-    reduce_entry: str | None         # None: map-only
-    reducers: str = "auto"           # "auto" (sized from input) or "one"
-    map_ops: list = field(default_factory=list)     # EXPLAIN operator tree lines
-    reduce_ops: list = field(default_factory=list)
+from compiler.stages import Lowering, Stage  # noqa: F401  (Stage is part of this module's API)
 
 
 @dataclass
@@ -50,7 +37,7 @@ class Job:
     sorted: bool                     # final task outputs are sorted by the module's sortkey
     limit: int | None
     tables: dict[str, Table]
-    plan: QueryPlan | None = None
+    plan: Block | None = None
 
     @property
     def sha256(self) -> str:
@@ -93,8 +80,14 @@ def _offset_of(sql: str, line: int, col: int, highlight: str) -> int:
 
 
 def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive",
-                   tree: exp.Expression | None = None) -> Job:
-    """Compile a SELECT statement into a job."""
+                   tree: exp.Expression | None = None, sizes: Mapping[str, int] | None = None,
+                   broadcast_bytes: int | None = None) -> Job:
+    """Compile a SELECT statement into a job.
+
+    ``sizes`` (table name -> input bytes) and ``broadcast_bytes`` decide joins:
+    a side smaller than ``broadcast_bytes`` is broadcast to the other side's
+    tasks; without sizes every join is a reduce-side join.
+    """
     original = tree if tree is not None else parse_one(sql, dialect)
     if isinstance(original, exp.Union):
         raise UnsupportedError("UNION / INTERSECT / EXCEPT", sql, 0)
@@ -102,12 +95,10 @@ def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive"
         raise UnsupportedError(f"{original.key.upper()} statements", sql, 0)
     check_names(original, catalog, sql)
     qualified = qualify_query(original, catalog, dialect, sql)
-    plan = plan_select(qualified, original, catalog, dialect, sql)
-    gen = generate_job(plan)
-    map_ops, reduce_ops = operator_trees(plan)
-    stage = Stage(1, plan.scan.table.name.lower(), gen.map_entry, gen.reduce_entry,
-                  "one" if plan.aggregate is not None and plan.aggregate.scalar else "auto",
-                  map_ops, reduce_ops)
-    used = {plan.scan.table.name.lower(): plan.scan.table}
-    return Job(sql, [stage], gen.source, plan.names, gen.output_types[: plan.visible],
-               len(plan.outputs), bool(plan.order), plan.limit, used, plan)
+    block = build_block(qualified, original, catalog, dialect, sql)
+    stages = Lowering(sizes, broadcast_bytes, sql).lower(block)
+    gen = generate_stages(stages)
+    stage_trees(stages, block.spelling)
+    used = {t.table.name.lower(): t.table for t in block.tables()}
+    return Job(sql, stages, gen.source, block.names, gen.output_types[: block.visible],
+               len(block.outputs), bool(block.order), block.limit, used, block)

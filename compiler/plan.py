@@ -115,17 +115,19 @@ def select_item_texts(sql: str, dialect: str = "hive") -> list[str] | None:
 
 
 def output_names(original: exp.Select, qualified: exp.Select, tables: dict[str, Table],
-                 dialect: str, sql: str | None = None) -> list[str]:
+                 dialect: str, sql: str | None = None,
+                 spelling: Mapping[str, str] | None = None) -> list[str]:
     """Column headers as the user wrote them (the optimizer lower-cases Hive names).
 
-    A ``*`` expands to the catalog's spelling; an unaliased expression is named
-    by its own SQL text.
+    A ``*`` expands to the catalog's spelling (``spelling`` adds the names of
+    derived tables' columns); an unaliased expression is named by its own SQL text.
     """
     names: list[str] = []
     texts = select_item_texts(sql, dialect) if sql else None
     if texts is not None and len(texts) != len(original.expressions):
         texts = None
     spelled = {c.name.lower(): c.name for t in tables.values() for c in t.columns}
+    spelled.update(spelling or {})
     for i, e in enumerate(original.expressions):
         if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
             names.append("*")
@@ -191,6 +193,48 @@ def plan_select(select: exp.Select, original: exp.Select, catalog: Mapping[str, 
     for e in select.find_all(exp.Subquery, exp.Exists):
         raise UnsupportedError("subqueries", sql, _start(e))
 
+    parts = select_parts(select, original, tables, dialect, sql)
+    filt, aggregate, outputs, names, order = (parts.filter, parts.aggregate, parts.outputs,
+                                              parts.names, parts.order)
+    needed = set()
+    for e in [filt] + outputs + parts.expressions():
+        if e is None:
+            continue
+        for col in e.find_all(exp.Column):
+            if col.table.lower() != alias:
+                raise SqlError(f"unknown table or alias '{col.table}'", sql, _start(col))
+            needed.add(table.column_index(col.name))
+    scan = Scan(table, alias, sorted(needed), filt)
+    return QueryPlan(scan, aggregate, outputs, names, order, parts.limit)
+
+
+@dataclass
+class SelectParts:
+    """What a SELECT computes over its FROM clause, whatever that clause is."""
+
+    filter: exp.Expression | None    # the WHERE condition
+    aggregate: Aggregate | None
+    outputs: list[exp.Expression]    # visible outputs, then hidden sort keys
+    names: list[str]
+    order: list[OrderKey]
+    limit: int | None
+    distinct: bool
+
+    def expressions(self) -> list[exp.Expression]:
+        """Every expression evaluated over the FROM clause's rows."""
+        out: list[exp.Expression] = []
+        if self.aggregate is not None:
+            out += list(self.aggregate.keys) + list(self.aggregate.aggs)
+            if self.aggregate.having is not None:
+                out.append(self.aggregate.having)
+        return out
+
+
+def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, Table],
+                 dialect: str, sql: str | None,
+                 spelling: Mapping[str, str] | None = None) -> SelectParts:
+    """WHERE, GROUP BY / aggregates / HAVING / DISTINCT, outputs with their
+    names, ORDER BY and LIMIT of a qualified SELECT."""
     where = select.args.get("where")
     filt = where.this if where is not None else None
     if filt is not None:
@@ -228,7 +272,7 @@ def plan_select(select: exp.Select, original: exp.Select, catalog: Mapping[str, 
     elif distinct is not None:
         aggregate = Aggregate(list(selects), [], None, scalar=False)
 
-    names = output_names(original, select, tables, dialect, sql)
+    names = output_names(original, select, dict(tables), dialect, sql, spelling)
     outputs: list[exp.Expression] = list(selects)
     order: list[OrderKey] = []
     aliases = {s.alias.lower(): i for i, s in enumerate(select.expressions) if isinstance(s, exp.Alias)}
@@ -253,14 +297,5 @@ def plan_select(select: exp.Select, original: exp.Select, catalog: Mapping[str, 
             index = len(outputs) - 1
         nulls_first = bool(o.args.get("nulls_first"))
         order.append(OrderKey(index, bool(o.args.get("desc")), nulls_first))
-
-    needed = set()
-    for e in [filt, having] + outputs + group_keys + list(aggs.values()):
-        if e is None:
-            continue
-        for col in e.find_all(exp.Column):
-            if col.table.lower() != alias:
-                raise SqlError(f"unknown table or alias '{col.table}'", sql, _start(col))
-            needed.add(table.column_index(col.name))
-    scan = Scan(table, alias, sorted(needed), filt)
-    return QueryPlan(scan, aggregate, outputs, names, order, _limit(select, sql))
+    return SelectParts(filt, aggregate, outputs, names, order, _limit(select, sql),
+                       distinct is not None)

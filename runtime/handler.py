@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from runtime import codecache, events, shuffle
+from runtime import codecache, events, shuffle, storage
 from runtime.inputs import SplitReader
 
 
@@ -36,6 +36,7 @@ class TaskContext:
         self.malformed_sample = ""
         self.reader: SplitReader | None = None
         self._writer: shuffle.PartitionedWriter | None = None
+        self.counters: dict[str, int] = {}   # task-specific figures reported in the result
 
     # ----------------------------------------------------------------- input
     def blocks(self) -> Iterator[list[str]]:
@@ -57,10 +58,44 @@ class TaskContext:
             self.bytes_in += max(0, r["end"] - r["start"])
         return shuffle.iter_ranges(ranges)
 
+    def runs(self) -> list[Iterator[list]]:
+        """One record iterator per sorted run of this task's input (the runs of a
+        join shuffle partition, or each sorted stage output), for a merge."""
+        inp = self.event["input"]
+        ranges = inp.get("shuffle") or inp.get("rows") or []
+        for r in ranges:
+            self.bytes_in += max(0, r["end"] - r["start"])
+        return shuffle.iter_runs(ranges)
+
+    # ----------------------------------------------------- broadcast inputs
+    def side_blocks(self, name: str) -> Iterator[list[str]]:
+        """Blocks of text lines of a broadcast (small) table named in the event."""
+        for split in self.params["broadcast"][name]["splits"]:
+            reader = SplitReader(split["uri"], split.get("start", 0), split.get("end"),
+                                 gz=split.get("gz", False))
+            try:
+                yield from reader
+            finally:
+                self._count("broadcast_bytes_in", reader.bytes_read)
+
+    def side_batches(self, name: str) -> Iterator[list]:
+        """Record batches of a broadcast input that an earlier stage wrote."""
+        ranges = self.params["broadcast"][name]["rows"]
+        for r in ranges:
+            self._count("broadcast_bytes_in", max(0, r["end"] - r["start"]))
+        return shuffle.iter_ranges(ranges)
+
+    def _count(self, name: str, n: int) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
     # ---------------------------------------------------------------- output
-    def writer(self) -> shuffle.PartitionedWriter:
+    def writer(self, sort: bool = False) -> shuffle.PartitionedWriter:
+        """The task's output; ``sort=True`` writes sorted runs per partition
+        (join shuffles, ordered by join key then side tag)."""
         if self._writer is None:
-            self._writer = shuffle.PartitionedWriter(self.event.get("partitions") or 1)
+            self._writer = shuffle.PartitionedWriter(
+                self.event.get("partitions") or 1, sort=sort,
+                spill_records=self.params.get("sort_spill_records"))
         return self._writer
 
     # ------------------------------------------------------------ bad input
@@ -92,16 +127,30 @@ def handle(event: events.Event) -> events.Result:
     entry(ctx)
     output: dict[str, Any] | None = None
     bytes_out = 0
-    if ctx._writer is not None:
+    text = ctx.params.get("text")
+    if text is not None:
+        # a table's data file: delimited text, written under an attempt-specific
+        # name that the driver commits (renames) only for the accepted attempt
+        uri = storage.join(text["prefix"], f"s{event['stage']}-{event['kind']}-"
+                                           f"{event['task']:05d}.a{event['attempt']}")
+        writer = ctx._writer or shuffle.PartitionedWriter(1)
+        rows, bytes_out = writer.save_text(uri, text["delimiter"], text["width"])
+        output = {"uri": uri, "text": True, "partitions": [[0, bytes_out]], "records": [rows]}
+    elif ctx._writer is not None:
         uri = events.output_uri(event, ".part")
         index, bytes_out = ctx._writer.save(uri)
         output = {"uri": uri, "partitions": index["partitions"], "records": index["records"]}
+        if "runs" in index:
+            output["runs"] = index["runs"]
+        if ctx._writer.runs_spilled:
+            ctx.counters["runs_spilled"] = ctx._writer.runs_spilled
     return {
         "stage": event["stage"], "kind": event["kind"], "task": event["task"],
         "attempt": event["attempt"], "rows_in": ctx.rows_in, "bytes_in": ctx.bytes_in,
         "rows_out": ctx.rows_out, "bytes_out": bytes_out, "malformed": ctx.malformed,
         "malformed_sample": ctx.malformed_sample, "output": output,
         "seconds": round(time.perf_counter() - t0, 6), "peak_mem_mb": _peak_mem_mb(),
+        "counters": ctx.counters,
     }
 
 

@@ -11,6 +11,19 @@ Layout (version 1)::
     <index JSON>\\n                    {"v":1,"partitions":[[start,end],...],"records":[n,...]}
     <16 digit offset of the index>    so the file describes itself
 
+Version 2 is the same file written by a *sorting* writer (the shuffle of a
+reduce-side join): each partition is a sequence of sorted runs (one per spill
+plus the final one), records ordered by their first two fields (join key, then
+side tag), and the index adds the run boundaries::
+
+    {"v":2,"partitions":[[start,end],...],"records":[n,...],
+     "runs":[[[start,end],...],...]}     runs of partition 0, of partition 1, ...
+
+A reducer merges the runs of its partition from every map output
+(:func:`iter_runs` + ``heapq.merge``), so it streams its input in key order
+holding one batch per run.  Readers that do not need the order read a
+partition's span as in version 1.
+
 A batch is one line holding a JSON array of records (records are JSON arrays
 of values).  JSON keeps NULL, numbers and text exact (floats round-trip through
 ``repr``) and is never executable, unlike pickle.  Task outputs (map-only
@@ -32,6 +45,7 @@ import json
 import os
 import tempfile
 import zlib
+from operator import itemgetter
 from typing import Any, Iterable, Iterator
 
 from runtime import storage
@@ -39,6 +53,9 @@ from runtime import storage
 MAGIC = b"SQLMR1\n"
 BATCH_ROWS = 4096
 SPILL_BYTES = 64 << 20  # buffered encoded bytes before spilling to a temp file
+SORT_SPILL_RECORDS = 200_000  # sort mode: buffered records before a sorted run is cut
+RUN_CHUNK = 256 << 10   # bytes read at a time from each run while merging
+_SORT_KEY = itemgetter(0, 1)
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 _encode = _encoder.encode
@@ -71,17 +88,29 @@ def partition_of(key: Any, partitions: int) -> int:
 
 class PartitionedWriter:
     """Buffers records per partition; spills to a temp file past ``spill_bytes``
-    so memory stays bounded whatever the output size."""
+    so memory stays bounded whatever the output size.
 
-    def __init__(self, partitions: int, spill_bytes: int = SPILL_BYTES) -> None:
+    With ``sort=True`` (join shuffles) records are kept unencoded per partition
+    and, every ``spill_records`` records and at the end, each partition's
+    buffer is sorted by the records' first two fields and written as one
+    sorted run (index version 2 lists the runs)."""
+
+    def __init__(self, partitions: int, spill_bytes: int = SPILL_BYTES, sort: bool = False,
+                 spill_records: int | None = None) -> None:
         self.partitions = max(1, partitions)
         self.spill_bytes = spill_bytes
+        self.sort = sort
+        self.spill_records = spill_records or SORT_SPILL_RECORDS
         self._pending: list[list] = [[] for _ in range(self.partitions)]
         self._encoded: list[list[bytes]] = [[] for _ in range(self.partitions)]
         self._buffered = 0
         self._spill = None  # temp file of (partition, bytes) segments
         self._segments: list[list[tuple[int, int]]] = [[] for _ in range(self.partitions)]
         self.records = [0] * self.partitions
+        self._unsorted = 0   # sort mode: records buffered since the last run was cut
+        self.runs_spilled = 0
+        if sort:
+            self.add = self._add_sorted  # type: ignore[method-assign]
 
     def add(self, partition: int, record: list) -> None:
         pending = self._pending[partition]
@@ -89,12 +118,46 @@ class PartitionedWriter:
         if len(pending) >= BATCH_ROWS:
             self._seal(partition)
 
+    def _add_sorted(self, partition: int, record: list) -> None:
+        self._pending[partition].append(record)
+        self._unsorted += 1
+        if self._unsorted >= self.spill_records:
+            self._spill_runs()
+
     def add_batch(self, partition: int, records: list) -> None:
         """Add many records at once (one JSON encode for the batch)."""
         if not records:
             return
+        if self.sort:
+            self._pending[partition].extend(records)
+            self._unsorted += len(records)
+            if self._unsorted >= self.spill_records:
+                self._spill_runs()
+            return
         self._seal(partition)
         self._push(partition, records)
+
+    # ------------------------------------------------------------ sort mode
+    def _run_blobs(self, partition: int) -> list[bytes]:
+        """Sort and encode a partition's buffered records as one run."""
+        rows = self._pending[partition]
+        self._pending[partition] = []
+        rows.sort(key=_SORT_KEY)
+        self.records[partition] += len(rows)
+        return [encode_batch(rows[i:i + BATCH_ROWS]) for i in range(0, len(rows), BATCH_ROWS)]
+
+    def _spill_runs(self) -> None:
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="sqlmr-spill-")
+        for p in range(self.partitions):
+            if not self._pending[p]:
+                continue
+            data = b"".join(self._run_blobs(p))
+            start = self._spill.seek(0, os.SEEK_END)
+            self._spill.write(data)
+            self._segments[p].append((start, len(data)))
+        self._unsorted = 0
+        self.runs_spilled += 1
 
     def _seal(self, partition: int) -> None:
         pending = self._pending[partition]
@@ -124,6 +187,11 @@ class PartitionedWriter:
         self._buffered = 0
 
     def _finish(self) -> None:
+        if self.sort:
+            for p in range(self.partitions):
+                if self._pending[p]:
+                    self._encoded[p] = self._run_blobs(p)
+            return
         for p in range(self.partitions):
             self._seal(p)
 
@@ -132,8 +200,10 @@ class PartitionedWriter:
         self._finish()
         offset = out.write(MAGIC)
         spans = []
+        runs: list[list[list[int]]] = []
         for p in range(self.partitions):
             start = offset
+            part_runs = []
             for seg_start, seg_len in self._segments[p]:
                 self._spill.seek(seg_start)
                 remaining = seg_len
@@ -141,11 +211,19 @@ class PartitionedWriter:
                     chunk = self._spill.read(min(remaining, 8 << 20))
                     out.write(chunk)
                     remaining -= len(chunk)
+                part_runs.append([offset, offset + seg_len])
                 offset += seg_len
+            run_start = offset
             for blob in self._encoded[p]:
                 offset += out.write(blob)
+            if offset > run_start:
+                part_runs.append([run_start, offset])
             spans.append([start, offset])
-        index = {"v": 1, "partitions": spans, "records": self.records}
+            runs.append(part_runs)
+        if self.sort:
+            index = {"v": 2, "partitions": spans, "records": self.records, "runs": runs}
+        else:
+            index = {"v": 1, "partitions": spans, "records": self.records}
         index_bytes = _encode(index).encode() + b"\n"
         out.write(index_bytes)
         out.write(b"%016d" % offset)
@@ -153,6 +231,24 @@ class PartitionedWriter:
             self._spill.close()
             self._spill = None
         return index
+
+    def save_text(self, uri: str, delimiter: str, width: int) -> tuple[int, int]:
+        """Write partition 0 as delimited text (a table's data file) to ``uri``
+        instead of the batch file; returns (rows, bytes)."""
+        rows = 0
+        with tempfile.NamedTemporaryFile(prefix="sqlmr-batches-") as batches, \
+                tempfile.NamedTemporaryFile(prefix="sqlmr-text-", delete=False) as f:
+            start, end = self.write_to(batches)["partitions"][0]
+            batches.flush()
+            for batch in iter_batches(storage.to_uri(batches.name), start, end):
+                f.write(text_lines(batch, delimiter, width))
+                rows += len(batch)
+            size = f.tell()
+        try:
+            storage.write_file(uri, f.name)
+        finally:
+            os.unlink(f.name)
+        return rows, size
 
     def to_bytes(self) -> tuple[bytes, dict]:
         import io
@@ -176,18 +272,54 @@ class PartitionedWriter:
         return index, len(data)
 
 
+NULL_TEXT = "\\N"
+
+
+class TextValueError(ValueError):
+    """A value cannot be written to a delimited text table without breaking its row."""
+
+
+def text_value(v: Any, delimiter: str) -> str:
+    """A value as a text table field: ``\\N`` for NULL, floats exact.
+
+    >>> [text_value(v, ",") for v in (None, 1, 2.5, True, "a b", 1e-05)]
+    ['\\\\N', '1', '2.5', 'true', 'a b', '1e-05']
+    """
+    if v is None:
+        return NULL_TEXT
+    if isinstance(v, str):
+        if delimiter in v or "\n" in v or "\r" in v or v == NULL_TEXT:
+            what = "the field delimiter" if delimiter in v else (
+                "a line break" if v != NULL_TEXT else "the NULL marker \\N")
+            raise TextValueError(f"the value {v[:60]!r} contains {what}: it cannot be written "
+                                 f"to a text table delimited by {delimiter!r} (choose another "
+                                 f"delimiter with ROW FORMAT DELIMITED FIELDS TERMINATED BY)")
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def text_lines(records: list, delimiter: str, width: int) -> bytes:
+    """Records (their first ``width`` values) as text lines."""
+    return "".join(delimiter.join([text_value(v, delimiter) for v in r[:width]]) + "\n"
+                   for r in records).encode("utf-8")
+
+
 def iter_batches_bytes(data: bytes) -> Iterator[list]:
     for line in data.split(b"\n"):
         if line:
             yield _decode(line.decode("utf-8"))
 
 
-def iter_batches(uri: str, start: int, end: int) -> Iterator[list]:
+def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[list]:
     """Stream the batches of one partition range ``[start, end)`` of a file."""
     if end <= start:
         return
     rest = b""
-    for chunk in storage.iter_range(uri, start, end, chunk=4 << 20):
+    for chunk in storage.iter_range(uri, start, end, chunk=chunk_bytes):
         data = rest + chunk
         lines = data.split(b"\n")
         rest = lines.pop()
@@ -202,6 +334,39 @@ def iter_ranges(ranges: Iterable[dict]) -> Iterator[list]:
     """Batches of several ``{"uri", "start", "end"}`` ranges, one after another."""
     for r in ranges:
         yield from iter_batches(r["uri"], r["start"], r["end"])
+
+
+def iter_records(uri: str, start: int, end: int, chunk_bytes: int = RUN_CHUNK) -> Iterator[list]:
+    """The records of one range, one at a time (one decoded batch held)."""
+    for batch in iter_batches(uri, start, end, chunk_bytes):
+        yield from batch
+
+
+def iter_runs(ranges: Iterable[dict]) -> list[Iterator[list]]:
+    """One record iterator per sorted run of the given ranges: a range that
+    lists its ``runs`` (version 2 files) gives one iterator per run, any other
+    range one iterator for the whole range (a task output sorted as a whole).
+
+    >>> w = PartitionedWriter(1, sort=True, spill_records=3)
+    >>> for k in [5, 1, 4, 2, 3]: w.add(0, [k, 0])
+    >>> data, index = w.to_bytes()
+    >>> index["v"], len(index["runs"][0])
+    (2, 2)
+    >>> import heapq, os, tempfile
+    >>> d = tempfile.mkdtemp(); p = os.path.join(d, "f"); _ = open(p, "wb").write(data)
+    >>> runs = iter_runs([{"uri": "file://" + p, "start": index["partitions"][0][0],
+    ...                    "end": index["partitions"][0][1], "runs": index["runs"][0]}])
+    >>> [r[0] for r in heapq.merge(*runs, key=itemgetter(0, 1))]
+    [1, 2, 3, 4, 5]
+    """
+    out: list[Iterator[list]] = []
+    for r in ranges:
+        runs = r.get("runs")
+        if runs is None:
+            out.append(iter_records(r["uri"], r["start"], r["end"]))
+        else:
+            out.extend(iter_records(r["uri"], s, e) for s, e in runs if e > s)
+    return out
 
 
 def read_index(data: bytes) -> dict:

@@ -1,10 +1,15 @@
 """The driver: plans a compiled job's tasks, runs them on a backend, gathers
 the statistics and streams the final result.
 
-Per stage: list the table's files, cut them into splits, run one map task per
-split group; for a reduce stage, hand every reducer the byte range of its
-partition in each map output.  Only the attempt a backend accepts for a task is
-ever read, so retried or duplicated attempts cannot lose or double rows.
+Stages run in dependency order (the compiler numbers them so).  Per stage: one
+map task per split group of each table it scans, or over the rows an earlier
+stage wrote; for a reduce stage, every reducer gets the byte range of its
+partition in each map output and in each output an earlier stage partitioned
+for it (a chained stage), plus the run boundaries when the partition is a set
+of sorted runs (a join).  Tasks that probe a broadcast hash table get the
+small side's files (or an earlier stage's outputs) in their parameters.  Only
+the attempt a backend accepts for a task is ever read, so retried or
+duplicated attempts cannot lose or double rows.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from itertools import islice
 from typing import Callable, Iterator
 
 from compiler.job import Job, Stage
+from compiler.stages import Phase, Probe, RowsIn, TableIn
 from runtime import codecache, events, shuffle, storage
 from sqlmr import cost as costs
 from sqlmr.backends import Backend
@@ -31,12 +37,13 @@ EST_TASK_OVERHEAD_S = 0.05
 
 
 @dataclass
-class StagePlan:
-    stage: Stage
-    files: list[tuple[str, int]]
-    tasks: list[list[dict]]
-    split_size: int
-    reducers: int
+class InputPlan:
+    """The map tasks of one map phase."""
+
+    phase: Phase
+    files: list[tuple[str, int]] = field(default_factory=list)   # table input
+    tasks: list[list[dict]] = field(default_factory=list)        # splits per map task
+    rows_from: int | None = None                                 # rows of this stage
 
     @property
     def bytes(self) -> int:
@@ -46,10 +53,51 @@ class StagePlan:
     def splits(self) -> int:
         return sum(len(t) for t in self.tasks)
 
+
+@dataclass
+class StagePlan:
+    stage: Stage
+    inputs: list[InputPlan]
+    split_size: int
+    reducers: int
+    broadcast: dict[str, dict] = field(default_factory=dict)    # probe name -> what to load
+    broadcast_bytes: int = 0
+
+    @property
+    def files(self) -> list[tuple[str, int]]:
+        return [f for i in self.inputs for f in i.files]
+
+    @property
+    def tasks(self) -> list[list[dict]]:
+        return [t for i in self.inputs for t in i.tasks]
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.bytes for i in self.inputs)
+
+    @property
+    def splits(self) -> int:
+        return sum(i.splits for i in self.inputs)
+
+    @property
+    def map_tasks(self) -> int:
+        """Map tasks planned (a map over an earlier stage's rows counts one)."""
+        return sum(len(i.tasks) if i.rows_from is None else 1 for i in self.inputs)
+
     def facts(self) -> dict:
+        inputs = []
+        for i in self.inputs:
+            if i.rows_from is None:
+                inputs.append({"kind": "table", "files": len(i.files), "bytes": i.bytes,
+                               "splits": i.splits, "maps": len(i.tasks)})
+            else:
+                one = isinstance(i.phase.input, RowsIn) and (
+                    i.phase.input.merge or i.phase.input.limit is not None)
+                inputs.append({"kind": "rows", "stage": i.rows_from,
+                               "maps": "1 map task" if one else "map tasks"})
         return {"files": len(self.files), "bytes": self.bytes, "splits": self.splits,
                 "split_size": self.split_size, "maps": len(self.tasks),
-                "reducers": self.reducers}
+                "reducers": self.reducers, "inputs": inputs}
 
 
 @dataclass
@@ -69,6 +117,7 @@ class JobStats:
     gets: int = 0
     puts: int = 0
     attempts: int = 0
+    counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
     # Filled from the Lambda backend's per-task "billing" (every invocation of every
     # attempt, failed, duplicate and speculative ones included): a billed cost.
     billed: bool = False
@@ -95,29 +144,63 @@ def _not_found(table, location: str) -> FileNotFoundError:
     return FileNotFoundError(f"table '{table}': location {location} does not exist")
 
 
+def _list(table) -> list[tuple[str, int]]:
+    try:
+        return storage.list_files(table.location)
+    except FileNotFoundError:
+        raise _not_found(table.name, table.location) from None
+
+
+def _probes(stage: Stage) -> list[tuple[Phase, Probe]]:
+    return [(ph, op) for ph in stage.maps + ([stage.reduce] if stage.reduce else [])
+            for op in ph.ops if isinstance(op, Probe)]
+
+
 def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     """Splits, map tasks and reducers for each stage (also what EXPLAIN shows)."""
-    plans = []
+    plans: list[StagePlan] = []
     workers = settings.effective_workers()
+    listed: dict[str, list[tuple[str, int]]] = {}
+
+    def files_of(name: str) -> list[tuple[str, int]]:
+        if name not in listed:
+            listed[name] = _list(job.tables[name])
+        return listed[name]
+
+    by_id: dict[int, StagePlan] = {}
     for stage in job.stages:
-        table = job.tables[stage.table]
-        try:
-            files = storage.list_files(table.location)
-        except FileNotFoundError:
-            raise _not_found(table.name, table.location) from None
-        total = sum(s for _, s in files)
+        inputs: list[InputPlan] = []
+        table_bytes = sum(s for t in stage.tables for _, s in files_of(t))
+        for ph in stage.maps:
+            if isinstance(ph.input, TableIn):
+                inputs.append(InputPlan(ph, files_of(ph.input.scan.table.name.lower())))
+            else:
+                inputs.append(InputPlan(ph, rows_from=ph.input.stage.id))
+        total = sum(i.bytes for i in inputs) or table_bytes
         split = (int(settings.split_mb * 2**20) if settings.split_mb > 0
                  else choose_split_size(total, workers, settings.backend))
-        tasks = plan_splits(files, max(1, split))
-        if stage.reduce_entry is None:
+        for i in inputs:
+            if i.rows_from is None:
+                i.tasks = plan_splits(i.files, max(1, split))
+        if stage.reduce is None:
             reducers = 0
         elif stage.reducers == "one":
             reducers = 1
         elif settings.reducers > 0:
             reducers = settings.reducers
         else:
-            reducers = choose_reducers(total, workers)
-        plans.append(StagePlan(stage, files, tasks, split, reducers))
+            reducers = choose_reducers(table_bytes, workers)
+        plan = StagePlan(stage, inputs, split, reducers)
+        for _, op in _probes(stage):
+            if isinstance(op.source, TableIn):
+                small = files_of(op.source.scan.table.name.lower())
+                plan.broadcast[op.name] = {"splits": [
+                    {"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz")} for u, n in small if n]}
+                plan.broadcast_bytes += sum(n for _, n in small)
+            else:
+                plan.broadcast[op.name] = {"rows_from": op.source.stage.id}
+        plans.append(plan)
+        by_id[stage.id] = plan
     return plans
 
 
@@ -125,14 +208,15 @@ def estimate(plans: list[StagePlan], settings: Settings) -> tuple[JobStats, cost
     """Cost of running the plan on Lambda, before running it."""
     st = JobStats()
     for p in plans:
-        st.map_tasks += len(p.tasks)
+        maps = p.map_tasks
+        st.map_tasks += maps
         st.reduce_tasks += p.reducers
         st.splits += p.splits
-        st.bytes_read += p.bytes
-        st.task_seconds += p.bytes / EST_MAP_BYTES_PER_S + EST_TASK_OVERHEAD_S * (
-            len(p.tasks) + p.reducers)
-        st.gets += p.splits + len(p.tasks) + p.reducers * (len(p.tasks) + 1) + p.reducers
-        st.puts += len(p.tasks) + p.reducers + 1 + math.ceil(max(1, len(p.files)) / 1000)
+        st.bytes_read += p.bytes + p.broadcast_bytes
+        st.task_seconds += (p.bytes + p.broadcast_bytes * maps) / EST_MAP_BYTES_PER_S + \
+            EST_TASK_OVERHEAD_S * (maps + p.reducers)
+        st.gets += p.splits + maps + p.reducers * (maps + 1) + p.reducers
+        st.puts += maps + p.reducers + 1 + math.ceil(max(1, len(p.files)) / 1000)
     return st, st.lambda_cost(settings)
 
 
@@ -193,8 +277,14 @@ def new_job_id() -> str:
 
 
 def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
-            progress: Progress | None = None, plans: list[StagePlan] | None = None) -> JobResult:
-    """Run every stage of ``job`` on ``backend``; scratch data goes under ``scratch``."""
+            progress: Progress | None = None, plans: list[StagePlan] | None = None,
+            text: dict | None = None) -> JobResult:
+    """Run every stage of ``job`` on ``backend``; scratch data goes under ``scratch``.
+
+    ``text`` (``{"prefix", "delimiter", "width"}``) makes the last phase's tasks
+    write their rows as delimited text files under ``prefix`` (CREATE TABLE AS)
+    instead of batch files; the caller commits the accepted outputs.
+    """
     t0 = time.perf_counter()
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
@@ -205,11 +295,15 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
         stats.puts += 1
         code = {"uri": code_uri, "sha256": job.sha256}
-        outputs: list[dict] = []
+        by_id = {p.stage.id: p for p in plans}
+        outputs: dict[int, list[dict]] = {}
         for plan in plans:
-            outputs = _run_stage(job_id, plan, settings, backend, work, code, stats, progress)
+            final = plan is plans[-1]
+            outputs[plan.stage.id] = _run_stage(job_id, plan, by_id, outputs, settings, backend,
+                                                work, code, stats, progress,
+                                                text if final else None)
         stats.seconds = time.perf_counter() - t0
-        return JobResult(job, outputs, stats, work, settings.keep_scratch)
+        return JobResult(job, outputs[plans[-1].stage.id], stats, work, settings.keep_scratch)
     except BaseException:
         if not settings.keep_scratch:
             storage.delete_prefix(work)
@@ -236,43 +330,130 @@ def _account(stats: JobStats, results: list[dict]) -> None:
             stats.attempts += bill["attempts"]
         else:
             stats.attempts += 1 + r["attempt"]
+        for k, v in (r.get("counters") or {}).items():
+            if k.startswith("max_"):
+                stats.counters[k] = max(stats.counters.get(k, 0), v)
+            else:
+                stats.counters[k] = stats.counters.get(k, 0) + v
 
 
-def _run_stage(job_id: str, plan: StagePlan, settings: Settings, backend: Backend, work: str,
-               code: dict, stats: JobStats, progress: Progress | None) -> list[dict]:
+def _rows_ranges(outs: list[dict]) -> list[dict]:
+    return [{"uri": o["uri"], "start": o["partitions"][0][0], "end": o["partitions"][0][1]}
+            for o in outs if o["records"][0]]
+
+
+def _params(phase: Phase, plan: StagePlan, outputs: dict[int, list[dict]], settings: Settings,
+            text: dict | None) -> dict:
+    params: dict = {}
+    bc = {}
+    for op in phase.ops:
+        if isinstance(op, Probe):
+            spec = plan.broadcast[op.name]
+            if "rows_from" in spec:
+                bc[op.name] = {"rows": _rows_ranges(outputs[spec["rows_from"]])}
+            else:
+                bc[op.name] = spec
+    if bc:
+        params["broadcast"] = bc
+    spill = getattr(settings, "sort_spill_records", 0)  # tests force many sorted runs
+    if spill:
+        params["sort_spill_records"] = spill
+    if text is not None:
+        params["text"] = text
+    return params
+
+
+def _group_ranges(ranges: list[dict], size: int) -> list[list[dict]]:
+    """Stage-output ranges grouped into map tasks of about ``size`` bytes."""
+    groups: list[list[dict]] = []
+    cur: list[dict] = []
+    n = 0
+    for r in ranges:
+        if cur and n + (r["end"] - r["start"]) > size:
+            groups.append(cur)
+            cur, n = [], 0
+        cur.append(r)
+        n += r["end"] - r["start"]
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
+               outputs: dict[int, list[dict]], settings: Settings, backend: Backend, work: str,
+               code: dict, stats: JobStats, progress: Progress | None,
+               text: dict | None) -> list[dict]:
     stage = plan.stage
-    table = stage.table
-    map_events = [
-        events.map_event(job=job_id, stage=stage.id, task=i, input={"splits": [
-            {**s, "table": table} for s in splits]}, partitions=plan.reducers, work=work,
-            code=code, entry=stage.map_entry, strict=settings.strict)
-        for i, splits in enumerate(plan.tasks)]
+    consumer = by_id[stage.consumer.id].reducers if stage.consumer is not None else 0
+    map_text = text if stage.reduce is None else None
+    map_events = []
+    kinds = []  # per event: "table" or "rows"
+    for inp in plan.inputs:
+        ph = inp.phase
+        partitions = plan.reducers if stage.reduce is not None else 0
+        params = _params(ph, plan, outputs, settings, map_text)
+        if inp.rows_from is None:
+            table = ph.input.scan.table.name.lower()
+            for splits in inp.tasks:
+                map_events.append(events.map_event(
+                    job=job_id, stage=stage.id, task=len(map_events),
+                    input={"splits": [{**s, "table": table} for s in splits]},
+                    partitions=partitions, work=work, code=code, entry=ph.entry,
+                    strict=settings.strict, params=params))
+                kinds.append("table")
+            stats.splits += inp.splits
+            stats.files += len(inp.files)
+            stats.gets += inp.splits
+            stats.puts += math.ceil(max(1, len(inp.files)) / 1000)
+        else:
+            ranges = _rows_ranges(outputs[inp.rows_from])
+            one = isinstance(ph.input, RowsIn) and (ph.input.merge or ph.input.limit is not None)
+            groups = [ranges] if one else _group_ranges(ranges, plan.split_size)
+            for group in groups:
+                map_events.append(events.map_event(
+                    job=job_id, stage=stage.id, task=len(map_events), input={"rows": group},
+                    partitions=partitions, work=work, code=code, entry=ph.entry,
+                    strict=settings.strict, params=params))
+                kinds.append("rows")
+                stats.gets += len(group)
     stats.map_tasks += len(map_events)
-    stats.splits += plan.splits
-    stats.files += len(plan.files)
-    stats.gets += plan.splits + len(map_events)
-    stats.puts += math.ceil(max(1, len(plan.files)) / 1000)
+    stats.gets += len(map_events)
     map_results = _run_phase(backend, map_events, f"Stage-{stage.id} map", progress)
     _account(stats, map_results)
-    stats.bytes_read += sum(r["bytes_in"] for r in map_results)
-    stats.rows_read += sum(r["rows_in"] for r in map_results)
-    if stage.reduce_entry is None:
+    for r, kind in zip(map_results, kinds):
+        if kind == "table":
+            stats.bytes_read += r["bytes_in"]
+            stats.rows_read += r["rows_in"]
+    stats.bytes_read += plan.broadcast_bytes  # each small table counted once
+    if stage.reduce is None:
         return [r["output"] for r in map_results if r["output"]]
     stats.bytes_shuffled += sum(r["bytes_out"] for r in map_results)
+    feeding = [r["output"] for r in map_results if r["output"]]
+    for f in stage.feeds:
+        feeding.extend(outputs[f.id])
+    params = _params(stage.reduce, plan, outputs, settings, text)
     reduce_events = []
     for p in range(plan.reducers):
-        ranges = [{"uri": r["output"]["uri"], "start": r["output"]["partitions"][p][0],
-                   "end": r["output"]["partitions"][p][1]}
-                  for r in map_results if r["output"] and r["output"]["records"][p]]
+        ranges = []
+        for o in feeding:
+            if not o["records"][p]:
+                continue
+            rng = {"uri": o["uri"], "start": o["partitions"][p][0], "end": o["partitions"][p][1]}
+            if "runs" in o:
+                rng["runs"] = o["runs"][p]
+            ranges.append(rng)
         if not ranges and stage.reducers != "one":
             continue  # an empty partition: no reducer needed
         reduce_events.append(events.reduce_event(
             job=job_id, stage=stage.id, task=p, shuffle=ranges, work=work, code=code,
-            entry=stage.reduce_entry, strict=settings.strict))
+            entry=stage.reduce_entry, strict=settings.strict, partitions=consumer,
+            params=params))
     stats.reduce_tasks += len(reduce_events)
     stats.gets += sum(len(e["input"]["shuffle"]) + 1 for e in reduce_events)
     reduce_results = _run_phase(backend, reduce_events, f"Stage-{stage.id} reduce", progress)
     _account(stats, reduce_results)
+    if stage.consumer is not None:
+        stats.bytes_shuffled += sum(r["bytes_out"] for r in reduce_results)
     return [r["output"] for r in reduce_results if r["output"]]
 
 

@@ -1,0 +1,390 @@
+"""Logical plan of any SELECT: a block over a FROM tree of tables, derived
+tables (subqueries in FROM) and inner / left outer equi-joins.
+
+``build_block`` takes the qualified, type-annotated query (every column carries
+its table alias) and
+
+- splits WHERE and inner-join ON conditions into conjuncts; a conjunct on one
+  alias is pushed into that source (a table's scan filter, or a filter on a
+  derived table's rows) unless the alias is on the NULL-supplying side of a
+  LEFT JOIN; ``a.x = b.y`` between the joined sets becomes a join key; the
+  rest is evaluated after the joins;
+- orders inner joins greedily so that every join has an equality condition
+  (a cross join is refused rather than run);
+- collects the columns each table's scan needs.
+
+What the block computes over its FROM rows (aggregates, outputs, ORDER BY,
+LIMIT) is :func:`compiler.plan.select_parts`, shared with the single-table
+planner.
+
+>>> import sqlglot
+>>> from compiler.schema import Table, Column
+>>> from compiler.resolve import qualify_query
+>>> cat = {"r": Table("r", [Column("url", "string"), Column("rank", "int")], "/r"),
+...        "v": Table("v", [Column("ip", "string"), Column("dest", "string"), Column("rev", "double")], "/v")}
+>>> sql = "SELECT ip, SUM(rev) FROM r, v WHERE url = dest AND rank > 3 AND rev < 1 GROUP BY ip"
+>>> q = sqlglot.parse_one(sql, read="hive")
+>>> b = build_block(qualify_query(q, cat, "hive", sql), q, cat, "hive", sql)
+>>> j = b.source
+>>> [k.sql() for k in j.left_keys], [k.sql() for k in j.right_keys], j.kind
+(['"r"."url"'], ['"v"."dest"'], 'inner')
+>>> j.left.filter.sql(), j.left.columns, j.right.filter.sql(), j.right.columns
+('"r"."rank" > 3', [0, 1], '"v"."rev" < 1', [0, 1, 2])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+from sqlglot import exp
+
+from compiler.errors import SqlError, UnsupportedError
+from compiler.plan import Aggregate, OrderKey, select_parts
+from compiler.resolve import _start, check_names, lookup_table
+from compiler.schema import Table
+
+
+@dataclass
+class TableSource:
+    table: Table
+    alias: str                       # lower-case alias qualified columns use
+    spelling: str                    # the alias as the user wrote it
+    columns: list[int] = field(default_factory=list)
+    filter: exp.Expression | None = None
+
+    @property
+    def aliases(self) -> set[str]:
+        return {self.alias}
+
+
+@dataclass
+class DerivedSource:
+    block: "Block"
+    alias: str
+    spelling: str
+    filter: exp.Expression | None = None   # conditions on the derived table's rows
+
+    @property
+    def aliases(self) -> set[str]:
+        return {self.alias}
+
+    @property
+    def columns(self) -> list[str]:
+        return self.block.out_names
+
+
+@dataclass
+class JoinSource:
+    left: "Source"
+    right: "Source"
+    kind: str                        # inner | left
+    left_keys: list[exp.Expression]
+    right_keys: list[exp.Expression]
+
+    @property
+    def aliases(self) -> set[str]:
+        return self.left.aliases | self.right.aliases
+
+
+Source = Union[TableSource, DerivedSource, JoinSource]
+
+
+@dataclass
+class Block:
+    source: Source
+    where: exp.Expression | None     # evaluated after the joins
+    aggregate: Aggregate | None
+    outputs: list[exp.Expression]    # visible outputs, then hidden sort keys
+    names: list[str]                 # visible output names as the user spelt them
+    out_names: list[str]             # lower-case names an outer query refers to
+    order: list[OrderKey]
+    limit: int | None
+    distinct: bool
+    spelling: dict[str, str]         # lower-case column / alias name -> user spelling
+
+    @property
+    def visible(self) -> int:
+        return len(self.names)
+
+    def tables(self) -> list[TableSource]:
+        out: list[TableSource] = []
+
+        def walk(s: Source) -> None:
+            if isinstance(s, TableSource):
+                out.append(s)
+            elif isinstance(s, DerivedSource):
+                out.extend(s.block.tables())
+            else:
+                walk(s.left)
+                walk(s.right)
+        walk(self.source)
+        return out
+
+
+_UNSUPPORTED_ARGS = ("with_", "windows", "qualify", "laterals", "pivots", "prewhere", "connect",
+                     "match", "sample", "settings", "format", "kind", "into", "locks",
+                     "cluster", "distribute", "sort")
+
+
+def conjuncts(e: exp.Expression | None) -> list[exp.Expression]:
+    if e is None:
+        return []
+    e = e.unnest() if isinstance(e, exp.Paren) else e
+    if isinstance(e, exp.And):
+        return conjuncts(e.left) + conjuncts(e.right)
+    return [e]
+
+
+def and_all(parts: list[exp.Expression]) -> exp.Expression | None:
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = exp.And(this=out, expression=p)
+    return out
+
+
+def aliases_of(e: exp.Expression) -> set[str]:
+    return {c.table.lower() for c in e.find_all(exp.Column) if c.table}
+
+
+def _own_nodes(select: exp.Select):
+    """Nodes of this SELECT, not of the derived tables in its FROM."""
+    return select.walk(bfs=False, prune=lambda n: n is not select and isinstance(
+        n, (exp.Subquery, exp.Select)))
+
+
+def build_block(select: exp.Expression, original: exp.Expression,
+                catalog: Mapping[str, Table], dialect: str, sql: str,
+                top: bool = True) -> Block:
+    """The logical block of a qualified SELECT (``original``: the same query
+    as parsed, for names and error positions)."""
+    if isinstance(select, exp.Subquery):
+        select, original = select.this, original.this if isinstance(original, exp.Subquery) else original
+    if isinstance(select, exp.Union):
+        raise UnsupportedError("UNION / INTERSECT / EXCEPT", sql, _start(select))
+    if not isinstance(select, exp.Select):
+        raise UnsupportedError(f"{select.key.upper()} in FROM", sql, _start(select))
+    for arg in _UNSUPPORTED_ARGS:
+        if select.args.get(arg):
+            raise UnsupportedError(f"{arg.rstrip('_').upper()} clause", sql, _start(select))
+    if select.args.get("from_") is None:
+        raise UnsupportedError("SELECT without FROM", sql, 0)
+    for node in _own_nodes(select):
+        if isinstance(node, exp.Window):
+            raise UnsupportedError("window functions", sql, _start(node))
+        if isinstance(node, (exp.Subquery, exp.Exists)) and node is not select:
+            if not _is_from_item(select, node):
+                raise UnsupportedError("subqueries outside FROM", sql, _start(node))
+
+    # ------------------------------------------------------------ sources
+    q_items = [select.args["from_"].this] + [j.this for j in select.args.get("joins") or []]
+    o_items = _from_items(original) if isinstance(original, exp.Select) else [None] * len(q_items)
+    if len(o_items) != len(q_items):
+        o_items = [None] * len(q_items)
+    sources: list[Source] = []
+    spelling: dict[str, str] = {}
+    for q_item, o_item in zip(q_items, o_items):
+        sources.append(_source(q_item, o_item, catalog, dialect, sql, spelling))
+    for s in sources:
+        for t in _walk_tables(s):
+            spelling.update({c.name.lower(): c.name for c in t.table.columns})
+        if isinstance(s, DerivedSource):
+            spelling.update({n.lower(): n for n in s.block.names if n.lower() in s.block.out_names})
+    names_of = {s.alias: s for s in sources}  # type: ignore[union-attr]
+    if len(names_of) != len(sources):
+        raise SqlError("a table alias is used twice in one FROM clause", sql, _start(select))
+
+    parts = select_parts(select, original if isinstance(original, exp.Select) else select,
+                         {s.alias: s.table for s in sources if isinstance(s, TableSource)},
+                         dialect, sql if top else None, spelling)
+
+    # ------------------------------------------------------------- joins
+    joins = select.args.get("joins") or []
+    where_parts = conjuncts(parts.filter)
+    if not joins:
+        only = sources[0]
+        if isinstance(only, TableSource):
+            only.filter = parts.filter        # kept as written (EXPLAIN shows it so)
+        elif parts.filter is not None:
+            only.filter = parts.filter
+        source: Source = only
+        residual: list[exp.Expression] = []
+    else:
+        source, residual = _join_tree(sources, joins, where_parts, sql)
+
+    # ----------------------------------------------------- needed columns
+    used: dict[str, set[str]] = {}
+    for node in _own_nodes(select):
+        if isinstance(node, exp.Column) and node.table:
+            used.setdefault(node.table.lower(), set()).add(node.name.lower())
+    for s in sources:
+        if isinstance(s, TableSource):
+            cols = used.get(s.alias, set())
+            s.columns = sorted(s.table.column_index(c) for c in cols)
+
+    out_names = [(e.alias_or_name or "").lower() for e in select.expressions]
+    return Block(source, and_all(residual), parts.aggregate, parts.outputs, parts.names,
+                 out_names, parts.order, parts.limit, parts.distinct, spelling)
+
+
+def _is_from_item(select: exp.Select, node: exp.Expression) -> bool:
+    items = [select.args["from_"].this] + [j.this for j in select.args.get("joins") or []]
+    return any(node is i for i in items)
+
+
+def _from_items(select: exp.Select) -> list:
+    if select.args.get("from_") is None:
+        return []
+    return [select.args["from_"].this] + [j.this for j in select.args.get("joins") or []]
+
+
+def _walk_tables(s: Source):
+    if isinstance(s, TableSource):
+        yield s
+    elif isinstance(s, JoinSource):
+        yield from _walk_tables(s.left)
+        yield from _walk_tables(s.right)
+
+
+def _source(q_item: exp.Expression, o_item: exp.Expression | None, catalog, dialect: str,
+            sql: str, spelling: dict[str, str]) -> Source:
+    alias = q_item.alias_or_name.lower()
+    user = o_item.alias_or_name if o_item is not None and o_item.alias_or_name else alias
+    spelling[alias] = user
+    if isinstance(q_item, exp.Table):
+        if q_item.args.get("db") is not None:
+            raise SqlError(f"table '{q_item.sql()}': database names are not supported", sql,
+                           _start(q_item))
+        table = lookup_table(q_item.name, catalog, sql, o_item if o_item is not None else q_item)
+        return TableSource(table, alias, user)
+    if isinstance(q_item, exp.Subquery):
+        inner_o = o_item.this if isinstance(o_item, exp.Subquery) else None
+        if isinstance(inner_o, exp.Select):
+            check_names(inner_o, catalog, sql)
+        block = build_block(q_item.this, inner_o if inner_o is not None else q_item.this,
+                            catalog, dialect, sql, top=False)
+        if len(set(block.out_names)) != len(block.out_names):
+            raise SqlError(f"derived table '{user}' has two columns with the same name; "
+                           "give them aliases", sql, _start(q_item))
+        return DerivedSource(block, alias, user)
+    raise UnsupportedError(f"{q_item.key.upper()} in FROM", sql, _start(q_item))
+
+
+def _join_kind(j: exp.Join, sql: str) -> str:
+    side = (j.args.get("side") or "").upper()
+    kind = (j.args.get("kind") or "").upper()
+    if kind in ("SEMI", "ANTI") or side in ("RIGHT", "FULL") or kind not in ("", "INNER", "OUTER", "CROSS"):
+        what = " ".join(x for x in (side, kind) if x) or "this"
+        raise UnsupportedError(f"{what} JOIN (inner and LEFT OUTER joins are)", sql, _start(j))
+    if side == "LEFT":
+        return "left"
+    return "inner"
+
+
+def _join_tree(sources: list[Source], joins: list[exp.Join], where_parts: list[exp.Expression],
+               sql: str) -> tuple[Source, list[exp.Expression]]:
+    """A left-deep join tree over ``sources`` and the conditions left for after it."""
+    kinds = ["inner"] + [_join_kind(j, sql) for j in joins]
+    ons = [[]] + [conjuncts(j.args.get("on")) for j in joins]
+    # aliases on the NULL-supplying side of a LEFT JOIN: WHERE conditions on them
+    # must see the NULLs the join adds, so they are not pushed below it
+    nullable = {a for s, k in zip(sources, kinds) if k == "left" for a in s.aliases}
+    pending: list[exp.Expression] = list(where_parts)
+    for k, on in zip(kinds, ons):
+        if k == "inner":
+            pending.extend(on)
+    residual: list[exp.Expression] = []
+
+    # push single-source conditions into their source
+    keep = []
+    for c in pending:
+        al = aliases_of(c)
+        if len(al) == 1 and not (al & nullable):
+            target = next(s for s in sources if s.aliases & al)
+            _push(target, c)
+        elif not al:
+            _push(sources[0], c)
+        else:
+            keep.append(c)
+    pending = keep
+
+    current: Source = sources[0]
+    done = set(sources[0].aliases)
+    i = 1
+    while i < len(sources):
+        if kinds[i] == "left":
+            right = sources[i]
+            lk, rk, rest = [], [], []
+            for c in ons[i]:
+                al = aliases_of(c)
+                pair = _equi(c, done, right.aliases)
+                if pair is not None:
+                    lk.append(pair[0])
+                    rk.append(pair[1])
+                elif al and al <= right.aliases:
+                    _push(right, c)
+                else:
+                    rest.append(c)
+            if rest:
+                raise UnsupportedError("a LEFT JOIN ON condition other than equalities and "
+                                       "conditions on the right side alone", sql, _start(rest[0]))
+            if not lk:
+                raise UnsupportedError("a LEFT JOIN without an equality condition", sql,
+                                       _start(joins[i - 1]))
+            current = JoinSource(current, right, "left", lk, rk)
+            done |= right.aliases
+            i += 1
+            continue
+        # inner: among the inner sources up to the next LEFT JOIN, take the first
+        # one that an equality condition connects to what is joined so far
+        end = i
+        while end < len(sources) and kinds[end] == "inner":
+            end += 1
+        pick = None
+        for cand in range(i, end):
+            if any(_equi(c, done, sources[cand].aliases) for c in pending):
+                pick = cand
+                break
+        if pick is None:
+            raise UnsupportedError("a join without an equality condition between the tables "
+                                   "(a cross join)", sql, _start(joins[i - 1]))
+        if pick != i:
+            sources.insert(i, sources.pop(pick))
+        right = sources[i]
+        lk, rk, keep = [], [], []
+        for c in pending:
+            pair = _equi(c, done, right.aliases)
+            if pair is not None:
+                lk.append(pair[0])
+                rk.append(pair[1])
+            else:
+                keep.append(c)
+        pending = keep
+        current = JoinSource(current, right, "inner", lk, rk)
+        done |= right.aliases
+        i += 1
+    residual.extend(pending)
+    return current, residual
+
+
+def _push(source: Source, cond: exp.Expression) -> None:
+    if isinstance(source, JoinSource):  # a constant condition: the first table takes it
+        _push(source.left, cond)
+        return
+    source.filter = cond if source.filter is None else exp.And(this=source.filter, expression=cond)
+
+
+def _equi(c: exp.Expression, left: set[str], right: set[str]) -> tuple[exp.Expression, exp.Expression] | None:
+    """(left side expression, right side expression) when ``c`` is an equality
+    between an expression of the ``left`` aliases and one of the ``right``."""
+    if not isinstance(c, exp.EQ):
+        return None
+    a, b = c.left, c.right
+    la, lb = aliases_of(a), aliases_of(b)
+    if la and lb and la <= left and lb <= right:
+        return a, b
+    if la and lb and lb <= left and la <= right:
+        return b, a
+    return None

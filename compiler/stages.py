@@ -1,0 +1,481 @@
+"""Lowering a logical :class:`~compiler.blocks.Block` into MapReduce stages.
+
+A *phase* is the code one kind of task runs: an input, a pipeline of
+operators and a sink.
+
+- inputs: a table's text splits (:class:`TableIn`), the rows an earlier stage
+  wrote (:class:`RowsIn`), a shuffle partition of partial aggregates to merge
+  (:class:`AggIn`) or the sorted runs of a join shuffle to merge-join
+  (:class:`JoinIn`);
+- operators: :class:`Filter`, :class:`Assign` (a derived table's projection),
+  :class:`Probe` (the probe of a broadcast join's hash table);
+- sinks: rows (:class:`RowsOut`: final result, or rows a later stage reads),
+  hash partial aggregation partitioned on the group key (:class:`PartialAgg`),
+  or join records partitioned on the join key and tagged by side
+  (:class:`ShuffleOut`).
+
+A stage is map phases (one per input it scans) and an optional reduce
+phase.  A reduce phase reads the partitions written for it by its own map
+phases and, for chained stages, by an earlier stage's last phase: the reducer
+of a join can aggregate its output partially and partition it for the next
+stage's reducers, so join -> aggregate -> top-n (AMPLab 3) needs no map pass
+over intermediate rows.  A map phase can also read an earlier stage's rows
+(a derived table with a LIMIT, or the small side of a broadcast join that is
+itself a query).
+
+Lowering keeps a *stream*: an open pipeline not yet given its sink, either a
+map over some input that is not placed in a stage yet, or the reduce phase
+of a stage.  Closing a stream with a sink that shuffles places it: as a map
+phase of the consuming stage, or as the last phase of its own stage feeding
+the consumer's reducers.
+
+Joins: a side whose input is below ``broadcast_bytes`` is loaded into a hash
+table by each task of the other side (a map join; a left join can only
+broadcast its right side); otherwise a reduce-side join: both sides shuffle
+on the key, sorted by (key, side tag) within each partition, and the reducer
+streams the merge of the sorted runs, buffering the rows of the smaller side
+(tag 0) for the current key only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+from sqlglot import exp
+
+from compiler.blocks import Block, DerivedSource, JoinSource, TableSource
+from compiler.errors import SqlError
+from compiler.exprs import ExprCompiler, Var, expr_key
+from compiler.plan import Aggregate, OrderKey, Scan
+from compiler.schema import NUMERIC
+
+
+# ------------------------------------------------------------------ phases
+
+@dataclass
+class Field:
+    """A value a record carries, and the name (env key) it is bound to."""
+
+    key: str
+    type: str | None
+
+
+@dataclass
+class TableIn:
+    scan: Scan
+
+    @property
+    def label(self) -> str:
+        return self.scan.table.name
+
+
+@dataclass
+class RowsIn:
+    stage: "Stage"
+    fields: list[Field]
+    merge: bool = False              # merge the stage's sorted outputs (by its sortkey)
+    limit: int | None = None         # read only the first rows (one task)
+
+    @property
+    def label(self) -> str:
+        return f"Stage-{self.stage.id} output"
+
+
+@dataclass
+class AggIn:
+    agg: Aggregate
+    key_types: list[str | None]
+    slots: list                      # codegen.AggSlot of each aggregate, as the partial side keeps it
+
+
+@dataclass
+class JoinIn:
+    kind: str                        # inner | left
+    sides: tuple[list[Field], list[Field]]   # fields of tag 0 (buffered), tag 1 (streamed)
+    preserved: int | None            # tag of a LEFT JOIN's preserved side
+    keys: tuple[list[exp.Expression], list[exp.Expression]]   # for EXPLAIN
+    labels: tuple[str, str]
+    reason: str
+
+
+Input = Union[TableIn, RowsIn, AggIn, JoinIn]
+
+
+@dataclass
+class Filter:
+    pred: exp.Expression
+
+
+@dataclass
+class Assign:
+    """Bind a derived table's columns (``alias.name``) to expressions; what
+    was bound before goes out of scope."""
+
+    items: list[tuple[str, exp.Expression]]
+    alias: str
+
+
+@dataclass
+class Probe:
+    """Probe a broadcast hash table built from ``source`` (the small side)."""
+
+    name: str
+    kind: str                        # inner | left
+    keys: list[exp.Expression]       # probe side
+    small_keys: list[exp.Expression]
+    key_types: list[str | None]      # common type of each key pair
+    fields: list[Field]              # small side values bound on a match
+    source: Union[TableIn, RowsIn]
+    small_filter: exp.Expression | None
+    reason: str
+
+
+Op = Union[Filter, Assign, Probe]
+
+
+@dataclass
+class RowsOut:
+    outputs: list[exp.Expression]
+    visible: int
+    order: list[OrderKey]
+    limit: int | None
+    final: bool
+    sortkey: str | None = None       # name of the module function ordering the rows
+
+
+@dataclass
+class PartialAgg:
+    agg: Aggregate
+
+
+@dataclass
+class ShuffleOut:
+    tag: int
+    keys: list[exp.Expression]
+    key_types: list[str | None]      # the join's common key types
+    fields: list[Field]
+    null_tag: int | None             # None: drop NULL keys; 2: pass through as unmatched
+
+
+Sink = Union[RowsOut, PartialAgg, ShuffleOut]
+
+
+@dataclass
+class Phase:
+    kind: str                        # map | reduce
+    input: Input
+    ops: list
+    sink: Sink | None
+    entry: str = ""
+    stage: "Stage | None" = None
+
+
+@dataclass
+class Stage:
+    """One MapReduce stage: map phases over tables or earlier stages' rows,
+    then (optionally) reduce tasks over the hash-partitioned map output and
+    over partitions an earlier stage wrote for them."""
+
+    id: int
+    maps: list[Phase] = field(default_factory=list)
+    reduce: Phase | None = None
+    reducers: str = "auto"           # "auto" (sized from input) or "one"
+    feeds: list["Stage"] = field(default_factory=list)   # earlier stages writing partitions for our reducers
+    reads: list["Stage"] = field(default_factory=list)   # earlier stages whose rows we read
+    consumer: "Stage | None" = None  # the stage whose reducers read our partitions
+    sorted_shuffle: bool = False     # map outputs are sorted runs (join)
+    tables: list[str] = field(default_factory=list)      # base tables feeding it (reducer sizing)
+    map_ops: list = field(default_factory=list)          # EXPLAIN, per map phase
+    reduce_ops: list = field(default_factory=list)
+
+    @property
+    def depends(self) -> list[int]:
+        return sorted({s.id for s in self.feeds + self.reads})
+
+    @property
+    def table(self) -> str | None:
+        """Catalog name of the table the first map phase reads (if any)."""
+        for m in self.maps:
+            if isinstance(m.input, TableIn):
+                return m.input.scan.table.name.lower()
+        return None
+
+    @property
+    def map_entry(self) -> str | None:
+        return self.maps[0].entry if self.maps else None
+
+    @property
+    def reduce_entry(self) -> str | None:
+        return self.reduce.entry if self.reduce is not None else None
+
+    @property
+    def last(self) -> list[Phase]:
+        return [self.reduce] if self.reduce is not None else self.maps
+
+
+# ----------------------------------------------------------------- streams
+
+@dataclass
+class Stream:
+    input: Input
+    ops: list
+    stage: Stage | None              # None: a map over `input` not placed yet
+    env: dict[str, Var]              # what is bound (types only)
+    est: int | None                  # estimated input bytes
+    reads: list[Stage] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    label: str = ""
+
+
+def common_type(a: str | None, b: str | None, sql: str | None = None) -> str | None:
+    """The type both sides of a join key are compared in (Hive's rules).
+
+    >>> common_type("int", "bigint"), common_type("int", "double"), common_type("string", "int")
+    ('bigint', 'double', 'double')
+    """
+    if a is None or b is None:
+        return a or b
+    if a == b:
+        return a
+    if a in NUMERIC and b in NUMERIC:
+        return "double" if "double" in (a, b) else "bigint"
+    if {a, b} <= NUMERIC | {"string"}:
+        return "double"
+    if {a, b} == {"date", "string"}:
+        return "string"
+    raise SqlError(f"cannot join a {a.upper()} key with a {b.upper()} key", sql, None)
+
+
+def _col(key: str) -> exp.Column:
+    alias, name = key.split(".", 1)
+    return exp.column(exp.to_identifier(name, quoted=True), table=exp.to_identifier(alias, quoted=True))
+
+
+def size_text(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+class Lowering:
+    """Builds the stages of one query."""
+
+    def __init__(self, sizes: Mapping[str, int] | None = None,
+                 broadcast_bytes: int | None = None, sql: str | None = None) -> None:
+        self.sizes = {k.lower(): v for k, v in (sizes or {}).items()}
+        self.broadcast_bytes = broadcast_bytes
+        self.sql = sql
+        self.stages: list[Stage] = []
+        self._probes = 0
+
+    # ------------------------------------------------------------ helpers
+    def _stage(self, reduce_input: Input | None = None, reducers: str = "auto") -> Stage:
+        st = Stage(0, reducers=reducers)
+        if reduce_input is not None:
+            st.reduce = Phase("reduce", reduce_input, [], None, stage=st)
+        self.stages.append(st)
+        return st
+
+    def _type(self, env: dict[str, Var], e: exp.Expression) -> str | None:
+        return ExprCompiler(dict(env), {}, self.sql).value(e).type
+
+    def close(self, s: Stream, sink: Sink, consumer: Stage | None) -> Stage:
+        """Give stream ``s`` its sink; returns the stage that runs it."""
+        if s.stage is None:
+            st = consumer if consumer is not None else self._stage()
+            st.maps.append(Phase("map", s.input, list(s.ops), sink, stage=st))
+        else:
+            st = s.stage
+            st.reduce.ops = list(s.ops)
+            st.reduce.sink = sink
+            if consumer is not None:
+                consumer.feeds.append(st)
+                st.consumer = consumer
+        for r in s.reads:
+            if r not in st.reads:
+                st.reads.append(r)
+        for t in s.tables:
+            if t not in st.tables:
+                st.tables.append(t)
+        if consumer is not None and consumer is not st:
+            for t in s.tables:
+                if t not in consumer.tables:
+                    consumer.tables.append(t)
+        return st
+
+    # ------------------------------------------------------------ blocks
+    def lower(self, block: Block) -> list[Stage]:
+        s = self.open_block(block)
+        self.close(s, RowsOut(block.outputs, block.visible, block.order, block.limit, True),
+                   None)
+        return self.finish()
+
+    def open_block(self, block: Block) -> Stream:
+        """The block's rows after FROM, WHERE, GROUP BY and HAVING."""
+        s = self.source(block.source)
+        if block.where is not None:
+            s.ops.append(Filter(block.where))
+        if block.aggregate is not None:
+            s = self.aggregate(s, block.aggregate)
+            if block.aggregate.having is not None:
+                s.ops.append(Filter(block.aggregate.having))
+        return s
+
+    def aggregate(self, s: Stream, agg: Aggregate) -> Stream:
+        from compiler.codegen import agg_slots
+        key_types = [self._type(s.env, k) for k in agg.keys]
+        slots = agg_slots(agg.aggs, ExprCompiler(dict(s.env), {}, self.sql))
+        st = self._stage(AggIn(agg, key_types, slots), "one" if agg.scalar else "auto")
+        self.close(s, PartialAgg(agg), st)
+        env = {expr_key(k): Var("k", t, True) for k, t in zip(agg.keys, key_types)}
+        for a, slot in zip(agg.aggs, slots):
+            env[expr_key(a)] = Var("a", slot.type, True)
+        return Stream(st.reduce.input, [], st, env, s.est, [], list(s.tables))
+
+    # ----------------------------------------------------------- sources
+    def source(self, src) -> Stream:
+        if isinstance(src, TableSource):
+            t = src.table
+            env = {f"{src.alias}.{t.columns[i].name.lower()}": Var("c", t.columns[i].type, True)
+                   for i in src.columns}
+            scan = Scan(t, src.alias, src.columns, src.filter)
+            return Stream(TableIn(scan), [], None, env, self.sizes.get(t.name.lower()), [],
+                          [t.name.lower()], src.spelling if src.spelling.lower() != t.name.lower()
+                          else t.name)
+        if isinstance(src, DerivedSource):
+            s = self.derived(src.block, src.alias, src.spelling)
+            if src.filter is not None:
+                s.ops.append(Filter(src.filter))
+            return s
+        return self.join(src)
+
+    def derived(self, block: Block, alias: str, spelling: str) -> Stream:
+        keys = [f"{alias}.{n}" for n in block.out_names]
+        if block.limit is not None:
+            # LIMIT applies to the derived table as a whole: its rows are
+            # written (top-n per task), then one task merges them
+            s = self.open_block(block)
+            types = [self._type(s.env, e) for e in block.outputs[:block.visible]]
+            st = self.close(s, RowsOut(block.outputs, block.visible, block.order, block.limit,
+                                       False), None)
+            fields = [Field(k, t) for k, t in zip(keys, types)]
+            env = {f.key: Var("x", f.type, True) for f in fields}
+            return Stream(RowsIn(st, fields, bool(block.order), block.limit), [], None, env,
+                          s.est, [st], list(s.tables), spelling)
+        s = self.open_block(block)
+        types = [self._type(s.env, e) for e in block.outputs[:block.visible]]
+        s.ops.append(Assign(list(zip(keys, block.outputs[:block.visible])), alias))
+        s.env = {k: Var("o", t, True) for k, t in zip(keys, types)}
+        s.label = spelling
+        return s
+
+    def join(self, j: JoinSource) -> Stream:
+        left = self.source(j.left)
+        right = self.source(j.right)
+        lt = [self._type(left.env, k) for k in j.left_keys]
+        rt = [self._type(right.env, k) for k in j.right_keys]
+        types = [common_type(a, b, self.sql) for a, b in zip(lt, rt)]
+        limit = self.broadcast_bytes
+
+        def small(s: Stream) -> bool:
+            return limit is not None and s.est is not None and s.est <= limit
+
+        names = f"{left.label or 'left'} {self._size(left)}, {right.label or 'right'} {self._size(right)}"
+        if small(right):
+            return self._broadcast(left, right, j.left_keys, j.right_keys, types, j.kind)
+        if j.kind == "inner" and small(left):
+            return self._broadcast(right, left, j.right_keys, j.left_keys, types, "inner")
+        if limit is None:
+            reason = "input sizes unknown"
+        elif j.kind == "left" and small(left):
+            reason = (f"a LEFT JOIN can only broadcast its right side ({names}; "
+                      f"broadcast_mb {limit / 2**20:g} MB)")
+        else:
+            reason = f"no side is below broadcast_mb {limit / 2**20:g} MB ({names})"
+        # reduce-side: the smaller side is tag 0, buffered per key by the reducer
+        lsize = left.est if left.est is not None else float("inf")
+        rsize = right.est if right.est is not None else float("inf")
+        left_tag = 0 if lsize <= rsize else 1
+        lf = [Field(k, v.type) for k, v in left.env.items()]
+        rf = [Field(k, v.type) for k, v in right.env.items()]
+        sides = (lf, rf) if left_tag == 0 else (rf, lf)
+        keys = (j.left_keys, j.right_keys) if left_tag == 0 else (j.right_keys, j.left_keys)
+        labels = (left.label, right.label) if left_tag == 0 else (right.label, left.label)
+        preserved = left_tag if j.kind == "left" else None
+        st = self._stage(JoinIn(j.kind, sides, preserved, keys, labels, reason))
+        st.sorted_shuffle = True
+        self.close(left, ShuffleOut(left_tag, j.left_keys, types, lf,
+                                    2 if j.kind == "left" else None), st)
+        self.close(right, ShuffleOut(1 - left_tag, j.right_keys, types, rf, None), st)
+        env = {**left.env, **right.env}
+        est = None if left.est is None or right.est is None else left.est + right.est
+        return Stream(st.reduce.input, [], st, env, est, [], list(st.tables),
+                      f"{left.label} join {right.label}")
+
+    def _size(self, s: Stream) -> str:
+        return "size unknown" if s.est is None else size_text(s.est)
+
+    def _broadcast(self, big: Stream, small: Stream, big_keys, small_keys, types, kind) -> Stream:
+        name = f"b{self._probes}"
+        self._probes += 1
+        fields = [Field(k, v.type) for k, v in small.env.items()]
+        reason = (f"{small.label} is {self._size(small)}, below broadcast_mb "
+                  f"{self.broadcast_bytes / 2**20:g} MB")
+        small_filter = None
+        if small.stage is None and isinstance(small.input, TableIn) and not small.ops:
+            source: Union[TableIn, RowsIn] = small.input
+            small_filter = small.input.scan.filter
+            reads: list[Stage] = []
+            reason += "; each task reads it into a hash table"
+        else:
+            st = self.close(small, RowsOut([_col(f.key) for f in fields], len(fields), [], None,
+                                           False), None)
+            source = RowsIn(st, fields)
+            reads = [st]
+            reason += f"; Stage-{{{id(st)}}} materialises it, each task reads it into a hash table"
+        big.ops.append(Probe(name, kind, list(big_keys), list(small_keys), types, fields, source,
+                             small_filter, reason))
+        big.env = {**big.env, **{f.key: Var("y", f.type, True) for f in fields}}
+        for r in reads:
+            big.reads.append(r)
+        for t in small.tables:
+            if t not in big.tables:
+                big.tables.append(t)
+        big.label = f"{big.label} join {small.label}"
+        return big
+
+    # ------------------------------------------------------------ finish
+    def finish(self) -> list[Stage]:
+        """Number the stages in dependency order and name their entry points."""
+        order: list[Stage] = []
+        seen: set[int] = set()
+
+        def visit(st: Stage) -> None:
+            if id(st) in seen:
+                return
+            seen.add(id(st))
+            for dep in st.feeds + st.reads:
+                visit(dep)
+            order.append(st)
+        for st in self.stages:
+            visit(st)
+        for n, st in enumerate(order, 1):
+            st.id = n
+        for st in order:
+            for i, m in enumerate(st.maps):
+                m.entry = f"s{st.id}_map" if len(st.maps) == 1 else f"s{st.id}_map{i}"
+            if st.reduce is not None:
+                st.reduce.entry = f"s{st.id}_reduce"
+            for ph in st.maps + ([st.reduce] if st.reduce else []):
+                sink = ph.sink
+                if isinstance(sink, RowsOut) and sink.order:
+                    sink.sortkey = "sortkey" if sink.final else f"s{st.id}_sortkey"
+                for op in ph.ops:
+                    if isinstance(op, Probe):
+                        for r in order:
+                            op.reason = op.reason.replace(f"{{{id(r)}}}", str(r.id))
+        self.stages = order
+        return order
