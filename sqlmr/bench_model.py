@@ -19,9 +19,10 @@ one stage), run one after the other.  For each phase measured here:
    ``cpu_factor`` scales for a Lambda vCPU slower (> 1) or faster (< 1) than a
    core of this machine (default 1).
 3. *Tasks as sqlmr would plan them on Lambda.*  Map tasks: one per
-   ``split_bytes`` (64 MiB, the Lambda backend's split size) of input.  Reduce
+   ``split_mb`` (64 MiB, the Lambda backend's split size) of input.  Reduce
    tasks: Hive's rule, one per 256 MiB of the stage's input, at most 1,009
-   (:func:`reducers`), or one when the stage has a single reducer by design.
+   (:func:`reducers`), or one when the stage has a single reducer by design
+   (``reducers_from="shuffle"`` applies the rule to the shuffled bytes instead).
 4. *One task's duration* (:func:`task_duration`): sequential S3 requests (one
    invoke, the job code, its input ranges -- a reducer reads one range per map
    output, ``fetch_parallel`` at a time -- and its output PUT) at
@@ -35,7 +36,9 @@ one stage), run one after the other.  For each phase measured here:
    from one phase to the next).
 6. *S3 request rates*: a phase cannot be faster than its GETs at ``get_rate``
    or its PUTs at ``put_rate`` per second (S3's per-prefix rates; all shuffle
-   objects of a stage share one prefix).
+   objects of a stage share one prefix).  When that is what bounds a phase, its
+   tasks wait on S3 (503 Slow Down, back off) and are billed while waiting: their
+   durations stretch in proportion.
 
 Time = the sum of the phases' times.  Cost (:func:`project`) = billed GB-s
 (every task's duration and every cold start, INIT being billed, x memory /
@@ -63,6 +66,8 @@ FIVENODES_BYTES: dict[str, float] = {"rankings": 6.38 * GB, "uservisits": 126.8 
 VCPU_MB = 1769          # Lambda memory that buys one vCPU
 MAX_VCPUS = 6           # at 10,240 MB
 MIB = 1 << 20
+#: Rows of the 5nodes tables (90 M pages; ~752 M visits in the published data).
+FIVENODES_ROWS: dict[str, int] = {"rankings": 90_000_000, "uservisits": 752_000_000}
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class LambdaModel:
     split_mb: float = 64.0           # map input per task, MiB (the Lambda backend's split)
     reducer_mb: float = 256.0        # stage input per reducer, MiB (Hive's rule)
     max_reducers: int = 1009         # Hive's cap
+    reducers_from: str = "input"     # input: Hive's rule on the stage's input (as sqlmr
+                                     # plans); shuffle: on the bytes shuffled (a what-if)
     get_rate: float = 5500.0         # S3 GET per second per prefix
     put_rate: float = 3500.0         # S3 PUT per second per prefix
 
@@ -316,7 +323,10 @@ def project(phases: list[Phase], model: LambdaModel) -> Projection:
             seconds, bound = ph_puts / model.put_rate, "S3 PUT rate"
         if ph.reads_table:
             ph_puts += 1                         # LIST of the table's files
-        billed = (ph.tasks * d + new * model.cold_start_s) * model.memory_mb / 1024
+        # Bound by S3's request rate, tasks wait for their requests (503 Slow Down and
+        # back off) and are billed while they wait: durations stretch with the phase.
+        stretch = seconds / span if span > 0 else 1.0
+        billed = (ph.tasks * d * stretch + new * model.cold_start_s) * model.memory_mb / 1024
         if d > 900:
             warnings.append(f"{ph.label or ph.kind} tasks would run {d:,.0f} s, over "
                             f"Lambda's 900 s limit")
@@ -349,14 +359,17 @@ class Measured:
 
 
 def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: LambdaModel,
-                 target: dict[str, float] | None = None) -> list[Phase]:
+                 target: dict[str, float] | None = None,
+                 result_ratio: float | None = None) -> list[Phase]:
     """The phases of a query at the ``target`` table sizes (default 5nodes).
 
     ``data_bytes``: the bytes of each table where it was measured.  A map over
     a table scales by ``target / data_bytes`` of that table; a reduce by the
     ratio of its stage's maps; a map over an earlier stage's rows by the ratio
     of the phase before it.  CPU per byte is the measured task seconds over the
-    measured input bytes.
+    measured input bytes.  ``result_ratio`` (rows of the result at the target
+    over rows here), when known, scales what the last phase writes instead: a
+    GROUP BY's groups do not grow with the data.
 
     Hand check: 2a measured on 25.4 MB of uservisits, 2 map tasks, 0.5 task
     seconds, 1 MB shuffled; then 2 reducers, 0.1 s.  k = 126.8e9 / 25.4e6 =
@@ -399,10 +412,14 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             k = (sum(p.bytes_in for p, _, _ in maps) / sum(p.bytes_in / kk for p, kk, _ in maps)
                  if maps and all(p.bytes_in for p, _, _ in maps) else (ratios[-1] if ratios else 1.0))
             stage_input = sum(s for _, _, s in maps) or m.bytes_in * k
+            if model.reducers_from == "shuffle":
+                stage_input = m.bytes_in * k
             tasks = 1 if m.single else reducers(stage_input, model)
             gets = float(sum(p.tasks for p, _, _ in maps) or (phases[-1].tasks if phases else 1))
             label = "reduce"
-        ph = Phase(m.kind, tasks, m.bytes_in * k, m.bytes_out * k, per_byte, per_task,
+        last = m is measured[-1]
+        out_k = result_ratio if (last and result_ratio is not None) else k
+        ph = Phase(m.kind, tasks, m.bytes_in * k, m.bytes_out * out_k, per_byte, per_task,
                    gets, 1.0, label, reads_table=bool(m.kind == "map" and m.table_bytes))
         if m.kind == "map":
             stage_maps.setdefault(m.stage, []).append((ph, k, stage_in))

@@ -1,0 +1,782 @@
+"""``sqlmr bench``: the AMPLab Big Data Benchmark table, reproduced.
+
+Generates (or reuses) AMPLab data at a scale factor under
+``$SQLMR_HOME/data/amplab-sf<SF>/``, runs the benchmark's queries
+(``queries/1a.sql`` ... ``3c.sql``) over it ``--runs`` times in a session whose
+``rankings`` / ``uservisits`` point there (the user's default dataset and
+catalog are left alone), checks every answer's row count against the
+generator's model, and prints one table per query with:
+
+- **published**: the benchmark's 5nodes response times of Redshift, Impala,
+  Shark, Hive and Tez, and the 2016 Lambda MapReduce reference architecture's
+  time and cost (:mod:`sqlmr.bench_published`); blank where a system did not
+  run the query;
+- **measured**: sqlmr here at that scale: median wall time, tasks, bytes read,
+  the Lambda cost of the measured task seconds and Athena's price for the same
+  bytes;
+- **modeled**: sqlmr projected to the 5nodes data on Lambda
+  (:mod:`sqlmr.bench_model`, every parameter a flag).
+
+A query whose SQL file is missing or does not compile yet ("not supported
+yet") is listed as not yet supported, never dropped; the check runs every time,
+so the row fills in when the compiler learns the query.
+
+Exit status: 0 when every query that ran gave the expected row count, 1 when a
+count was wrong or a query failed, 2 on a usage error, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+from compiler.errors import SqlError, UnsupportedError
+from runtime import storage
+from sqlmr import bench_model as bm
+from sqlmr import bench_published as pub
+from sqlmr import cost as costs
+from sqlmr import prices
+from sqlmr.catalog import Catalog, builtin_tables
+from sqlmr.config import Settings, home, load_settings
+from sqlmr.render import size_text, table_text, write_rows
+from sqlmr.session import Session
+
+AMPLAB_QUERIES = pub.QUERIES
+TABLES = ("rankings", "uservisits")
+
+# (LambdaModel field, flag, type, help) -- the model's parameters as flags
+MODEL_FLAGS: list[tuple[str, str, type, str]] = [
+    ("functions", "--functions", int, "concurrent Lambda functions (default 1000: the "
+                                      "default regional concurrency limit)"),
+    ("memory_mb", "--memory", int, "function memory in MB (default 1769 = 1 vCPU); also the "
+                                   "memory the measured Lambda cost assumes"),
+    ("architecture", "--arch", str, "arm64 or x86_64 (default arm64)"),
+    ("s3_mbps", "--s3-mbps", float, "S3 read/write MB/s per function (default 90; an "
+                                    "assumption, not measured here)"),
+    ("request_latency_s", "--request-latency", float,
+     "seconds per S3 request or invoke, made in sequence within a task (default 0.03)"),
+    ("fetch_parallel", "--fetch-parallel", int,
+     "shuffle ranges a reducer fetches at once (default 1, as the runtime does)"),
+    ("cold_start_s", "--cold-start", float, "cold start of a new environment, s (default 0.5)"),
+    ("burst", "--burst", int, "environments Lambda starts at once (default 1000)"),
+    ("scale_per_10s", "--scale-rate", int, "new environments per 10 s after the burst "
+                                           "(default 1000, Lambda's scaling rate)"),
+    ("cpu_factor", "--cpu-factor", float, "Lambda vCPU seconds per CPU second measured here "
+                                          "(default 1.0)"),
+    ("threads", "--threads", int, "threads a task keeps busy (default 1: the handler is one "
+                                  "Python thread)"),
+    ("split_mb", "--model-split-mb", float, "map input per task on Lambda, MiB (default 64)"),
+    ("reducer_mb", "--reducer-mb", float, "stage input per reducer, MiB (default 256: Hive)"),
+    ("reducers_from", "--reducers-from", str, "input: Hive's rule on the stage's input, as "
+                                               "sqlmr plans (default); shuffle: on the "
+                                               "shuffled bytes"),
+    ("get_rate", "--get-rate", float, "S3 GETs per second per prefix (default 5500)"),
+    ("put_rate", "--put-rate", float, "S3 PUTs per second per prefix (default 3500)"),
+]
+
+
+# ------------------------------------------------------------------ arguments
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``sqlmr bench``."""
+    p.add_argument("--scale", type=float, default=0.001, metavar="SF",
+                   help="scale factor of the data (default 0.001, ~27 MB; 1 = the benchmark's "
+                        "1node size, 26.7 GB)")
+    p.add_argument("--queries", metavar="1a,2a,…",
+                   help="queries to run (default: all of 1a-3c)")
+    p.add_argument("--backend", choices=["local", "lambda"],
+                   help="where tasks run (default local)")
+    p.add_argument("--runs", type=int, default=3, metavar="N",
+                   help="runs per query; the table shows the median (default 3)")
+    p.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table",
+                   help="output format (csv/json: only data on stdout)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw time and cost per query (needs: pip install 'sqlmr[plot]')")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="local worker processes (default: one per core)")
+    p.add_argument("--data", metavar="DIR|s3://…",
+                   help="where the data of that scale lives or is generated (default "
+                        "$SQLMR_HOME/data/amplab-sf<SF>; the lambda backend needs s3://)")
+    g = p.add_argument_group("model", "the projection to the 5nodes data on Lambda "
+                                      "(see sqlmr/bench_model.py)")
+    defaults = bm.LambdaModel()
+    for name, flag, typ, text in MODEL_FLAGS:
+        g.add_argument(flag, dest=f"model_{name}", type=typ, default=None,
+                       metavar=flag.lstrip("-").split("-")[-1].upper(),
+                       help=text if str(getattr(defaults, name)) in text
+                       else f"{text} (default {getattr(defaults, name)})")
+
+
+def model_from_args(args: argparse.Namespace) -> bm.LambdaModel:
+    changes = {name: getattr(args, f"model_{name}") for name, *_ in MODEL_FLAGS
+               if getattr(args, f"model_{name}", None) is not None}
+    return replace(bm.LambdaModel(), **changes)
+
+
+# --------------------------------------------------------------------- data
+
+def data_location(scale: float, data: str | None) -> str:
+    """Where the data of ``scale`` lives: ``data`` or ``$SQLMR_HOME/data/amplab-sf<SF>``."""
+    if data:
+        return data if storage.is_s3(data) else str(Path(data).expanduser().resolve())
+    return str(home() / "data" / f"amplab-sf{scale:g}")
+
+
+def ensure_data(location: str, scale: float, err: IO[str]) -> bool:
+    """Generate the tables at ``location`` unless both are there; True if generated."""
+    from sqlmr.gen import amplab
+    if amplab.has_data(location):
+        return False
+    if storage.is_s3(location):
+        print(f"sqlmr bench: generating AMPLab data (scale {scale:g}) at {location}",
+              file=err, flush=True)
+        amplab.generate(location, scale, seed=0)
+        return True
+    return amplab.ensure_default(location, scale)
+
+
+def table_sizes(location: str) -> dict[str, int]:
+    out = {}
+    for t in TABLES:
+        out[t] = sum(n for _, n in storage.list_files(_join(location, t)))
+    return out
+
+
+def _join(location: str, name: str) -> str:
+    return storage.join(location, name) if storage.is_s3(location) else \
+        storage.to_uri(os.path.join(location, name))
+
+
+class BenchCatalog(Catalog):
+    """The built-in tables at the benchmark's data, and nothing else: the
+    user's catalog is neither read nor written."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(Path(os.devnull))
+        self.location = location
+
+    def _load_user(self) -> dict:
+        return {}
+
+    def _save_user(self, tables: dict) -> None:
+        raise SqlError("sqlmr bench does not change the catalog")
+
+    def tables(self) -> dict:
+        return {name: replace(t, location=_join(self.location, name), builtin=False)
+                for name, t in builtin_tables().items()}
+
+
+class _Recorder:
+    """A backend that reports every phase it runs (events and results)."""
+
+    def __init__(self, inner: Any, sink) -> None:
+        self.inner = inner
+        self.sink = sink
+
+    def run(self, events: list[dict], progress=None) -> list[dict]:
+        results = self.inner.run(events, progress)
+        self.sink(events, results)
+        return results
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class BenchSession(Session):
+    """A session over the benchmark's data that records each phase's tasks."""
+
+    def __init__(self, settings: Settings, location: str) -> None:
+        super().__init__(settings, BenchCatalog(location))
+        self.phases: list[bm.Measured] = []
+        self._recorder: _Recorder | None = None
+
+    def backend(self):
+        inner = super().backend()
+        if self._recorder is None or self._recorder.inner is not inner:
+            self._recorder = _Recorder(inner, self._record)
+        return self._recorder
+
+    def _record(self, events: list[dict], results: list[dict]) -> None:
+        groups: dict[str, bm.Measured] = {}
+        for ev, r in zip(events, results):
+            inp = ev.get("input", {})
+            sub = "table" if "splits" in inp else ("rows" if "rows" in inp else "shuffle")
+            m = groups.get(sub)
+            if m is None:
+                m = groups[sub] = bm.Measured(ev["stage"], ev["kind"], 0, 0.0, 0, 0)
+            m.tasks += 1
+            m.seconds += float(r.get("seconds", 0.0))
+            m.bytes_in += int(r.get("bytes_in", 0))
+            m.bytes_out += int(r.get("bytes_out", 0))
+            for s in inp.get("splits", []):
+                t = str(s.get("table", "?")).lower()
+                m.table_bytes[t] = m.table_bytes.get(t, 0) + int(s["end"]) - int(s["start"])
+        for sub in ("table", "rows", "shuffle"):
+            if sub in groups:
+                self.phases.append(groups[sub])
+
+
+# ------------------------------------------------------------------- queries
+
+def queries_dir() -> Path:
+    here = Path(__file__).resolve()
+    for d in (here.parents[1] / "queries", here.parent / "queries"):
+        if d.is_dir():
+            return d
+    return here.parents[1] / "queries"
+
+
+def query_names(spec: str | None) -> list[str]:
+    """The queries to run: AMPLab's 1a-3c by default, else the listed names."""
+    if not spec:
+        return list(AMPLAB_QUERIES)
+    names = [q.strip().lower() for q in spec.split(",") if q.strip()]
+    bad = [q for q in names if q not in AMPLAB_QUERIES and not (queries_dir() / f"{q}.sql").is_file()]
+    if bad:
+        raise ValueError(f"unknown quer{'y' if len(bad) == 1 else 'ies'} {', '.join(bad)} "
+                         f"(known: {', '.join(AMPLAB_QUERIES)})")
+    return names
+
+
+def query_sql(name: str) -> str | None:
+    """The statement of ``queries/<name>.sql`` (comments dropped), or None if absent."""
+    from compiler.statements import split_statements
+    path = queries_dir() / f"{name}.sql"
+    if not path.is_file():
+        return None
+    stmts = split_statements(path.read_text(encoding="utf-8"))
+    return stmts[0].text.rstrip().rstrip(";") if stmts else None
+
+
+def expected_rows(query: str, scale: float) -> tuple[float, float] | None:
+    """(expected rows, tolerance) of a benchmark query at ``scale`` from the generator's
+    model; Q3 returns one row (ORDER BY … LIMIT 1) whenever its join is not empty.
+
+    >>> e, tol = expected_rows("1b", 1); round(e), 0 < tol < 5000
+    (666516, True)
+    >>> expected_rows("3a", 0.001), expected_rows("x", 1)
+    ((1.0, 0.0), None)
+    """
+    from sqlmr.gen import amplab
+    counts = amplab.expected_counts(scale)
+    if query in ("1a", "1b", "1c", "2a", "2b", "2c"):
+        return counts[query], amplab.tolerance(query, scale)
+    if query in ("3a", "3b", "3c"):
+        return (1.0 if counts["join_" + query] >= 1 else 0.0), 0.0
+    return None
+
+
+def target_rows(query: str) -> float | None:
+    """Rows of a benchmark query's result on the 5nodes data, from the generator's model.
+
+    >>> round(target_rows("2a") / 1e6, 2), target_rows("3a"), target_rows("x")
+    (2.07, 1.0, None)
+    """
+    if query in ("3a", "3b", "3c"):
+        return 1.0
+    if query not in ("1a", "1b", "1c", "2a", "2b", "2c"):
+        return None
+    return _fivenodes_counts()[query]
+
+
+@lru_cache(maxsize=1)
+def _fivenodes_counts() -> dict[str, float]:
+    from sqlmr.gen import amplab
+    return amplab.model_counts(bm.FIVENODES_ROWS["rankings"], bm.FIVENODES_ROWS["uservisits"])
+
+
+def check_count(rows: int, expected: tuple[float, float] | None) -> bool | None:
+    """True/False when ``rows`` is within expected ± tolerance; None without a model.
+
+    >>> check_count(45, (45.3, 9.0)), check_count(60, (45.3, 9.0)), check_count(3, None)
+    (True, False, None)
+    """
+    if expected is None:
+        return None
+    e, tol = expected
+    return abs(rows - e) <= tol
+
+
+# ------------------------------------------------------------------ results
+
+@dataclass
+class QueryRun:
+    query: str
+    status: str = "ok"                 # ok | wrong | not yet supported | error
+    reason: str = ""
+    sql: str = ""
+    tables: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    rows: int | None = None
+    expected: tuple[float, float] | None = None
+    ok: bool | None = None
+    map_tasks: int = 0
+    reduce_tasks: int = 0
+    bytes_read: int = 0
+    bytes_shuffled: int = 0
+    task_seconds: float = 0.0
+    lambda_usd: float | None = None
+    athena_usd: float | None = None
+    projection: bm.Projection | None = None
+    projected_bytes: float = 0.0
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
+
+
+def _single_phases(job) -> tuple[set[int], set[int]]:
+    """Stages whose rows-map is one task by design, and stages with one reducer."""
+    one_map, one_reduce = set(), set()
+    for st in getattr(job, "stages", []) or []:
+        sid = getattr(st, "id", None)
+        if getattr(st, "reducers", None) == "one":
+            one_reduce.add(sid)
+        for ph in getattr(st, "maps", []) or []:
+            inp = getattr(ph, "input", None)
+            if getattr(inp, "merge", False) or getattr(inp, "limit", None) is not None:
+                one_map.add(sid)
+    return one_map, one_reduce
+
+
+def _mean_phases(runs: list[list[bm.Measured]]) -> list[bm.Measured]:
+    """One phase list: the first run's shape, task seconds averaged over runs."""
+    first = runs[0]
+    same = [r for r in runs if len(r) == len(first)]
+    out = []
+    for i, m in enumerate(first):
+        secs = statistics.fmean(r[i].seconds for r in same)
+        out.append(replace(m, seconds=secs, table_bytes=dict(m.table_bytes)))
+    return out
+
+
+def run_query(session: BenchSession, name: str, scale: float, runs: int,
+              data_bytes: dict[str, int], model: bm.LambdaModel,
+              target: dict[str, float] | None = None) -> QueryRun:
+    """Compile, run ``runs`` times, check, project one query."""
+    q = QueryRun(name, expected=expected_rows(name, scale))
+    sql = query_sql(name)
+    if sql is None:
+        q.status, q.reason = "not yet supported", f"queries/{name}.sql not written yet"
+        return q
+    q.sql = sql
+    try:
+        job = session.compile(sql)
+    except UnsupportedError as e:
+        q.status, q.reason = "not yet supported", e.message
+        return q
+    except Exception as e:  # noqa: BLE001 -- reported in the table
+        q.status, q.reason = "error", f"{type(e).__name__}: {e}" if not isinstance(
+            e, SqlError) else e.message
+        return q
+    q.tables = sorted(getattr(job, "tables", {}) or {})
+    one_map, one_reduce = _single_phases(job)
+    measured: list[list[bm.Measured]] = []
+    stats_runs = []
+    try:
+        for _ in range(max(1, runs)):
+            session.phases = []
+            res = session.execute_one(sql)
+            try:
+                seconds = res.seconds
+                if res.job is not None and (res.job.job.sorted or res.job.job.limit is not None):
+                    t0 = time.perf_counter()  # the driver's final merge is part of the query
+                    n = sum(1 for _ in res.rows)
+                    seconds += time.perf_counter() - t0
+                    rows = n
+                else:
+                    rows = res.total_rows
+            finally:
+                res.close()
+            q.times.append(seconds)
+            q.rows = rows
+            stats_runs.append(res)
+            measured.append(list(session.phases))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 -- a failed query is a row of the table
+        q.status = "error"
+        q.reason = e.message if isinstance(e, SqlError) else (str(e) or type(e).__name__)
+        q.reason = q.reason.splitlines()[0] if q.reason else type(e).__name__
+        return q
+    last = stats_runs[-1]
+    st = last.stats
+    if st is not None:
+        q.map_tasks, q.reduce_tasks = st.map_tasks, st.reduce_tasks
+        q.bytes_read, q.bytes_shuffled = st.bytes_read, st.bytes_shuffled
+        q.task_seconds = statistics.fmean(r.stats.task_seconds for r in stats_runs if r.stats)
+    # costs from the last run: every run has the same plan and reads the same bytes
+    q.lambda_usd = last.lambda_cost.total if last.lambda_cost is not None else None
+    q.athena_usd = last.athena_cost
+    q.ok = check_count(q.rows or 0, q.expected)
+    if q.ok is False:
+        q.status = "wrong"
+        e, tol = q.expected  # type: ignore[misc]
+        q.reason = f"{q.rows:,} rows, the model expects {e:,.0f} ± {tol:,.0f}"
+    phases = _mean_phases(measured)
+    for m in phases:
+        m.single = (m.kind == "map" and not m.table_bytes and m.stage in one_map) or \
+                   (m.kind == "reduce" and m.stage in one_reduce)
+    if phases:
+        ratio = None
+        at_target = target_rows(name)
+        if at_target is not None and q.rows:
+            ratio = at_target / q.rows
+        scaled = bm.scale_phases(phases, data_bytes, model, target, ratio)
+        q.projection = bm.project(scaled, model)
+        tgt = bm.FIVENODES_BYTES if target is None else target
+        q.projected_bytes = sum(tgt[t] for t in q.tables if t in tgt)
+    return q
+
+
+# --------------------------------------------------------------------- output
+
+PUBLISHED_COLUMNS = [(s, f"published_{s.lower().replace(' ', '_')}_s") for s in pub.SYSTEMS]
+
+
+def record(q: QueryRun) -> dict:
+    """One query as a flat dict (the CSV row; JSON adds the modeled phases)."""
+    exp, tol = q.expected if q.expected else (None, None)
+    ref = pub.REFERENCE_2016.get(q.query)
+    d: dict[str, Any] = {"query": q.query, "status": q.status, "reason": q.reason,
+                         "rows": q.rows, "expected_rows": None if exp is None else round(exp, 1),
+                         "tolerance": None if tol is None else round(tol, 1),
+                         "check": {True: "✓", False: "✗", None: ""}[q.ok]}
+    for system, key in PUBLISHED_COLUMNS:
+        d[key] = pub.PUBLISHED_SECONDS[system].get(q.query)
+    d["published_ref2016_s"] = ref[0] if ref else None
+    d["published_ref2016_usd"] = ref[1] if ref else None
+    ran = bool(q.times)
+    d.update({
+        "measured_s": _r(q.median, 4) if ran else None,
+        "measured_runs_s": [_r(t, 4) for t in q.times],
+        "map_tasks": q.map_tasks if ran else None,
+        "reduce_tasks": q.reduce_tasks if ran else None,
+        "bytes_read": q.bytes_read if ran else None,
+        "bytes_shuffled": q.bytes_shuffled if ran else None,
+        "task_seconds": _r(q.task_seconds, 4) if ran else None,
+        "lambda_usd": _r(q.lambda_usd, 9) if ran else None,
+        "athena_usd": _r(q.athena_usd, 9) if ran else None,
+    })
+    p = q.projection
+    d.update({
+        "modeled_s": _r(p.seconds, 2) if p else None,
+        "modeled_usd": _r(p.dollars, 6) if p else None,
+        "modeled_athena_usd": _r(costs.athena_cost(q.projected_bytes), 4) if p else None,
+        "modeled_bytes": q.projected_bytes if p else None,
+        "modeled_map_tasks": sum(e.phase.tasks for e in p.phases if e.phase.kind == "map")
+        if p else None,
+        "modeled_reduce_tasks": sum(e.phase.tasks for e in p.phases if e.phase.kind == "reduce")
+        if p else None,
+        "modeled_gb_s": _r(p.cost.gb_seconds, 1) if p else None,
+        "modeled_gets": p.cost.gets if p else None,
+        "modeled_puts": p.cost.puts if p else None,
+    })
+    return d
+
+
+def _r(x: float | None, nd: int) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def _secs(x: float | None) -> str:
+    if x is None:
+        return ""
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    if x >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def _pub(x: float | None) -> str:
+    return "" if x is None else f"{x:g}"
+
+
+def _money(x: float | None) -> str:
+    return "" if x is None else costs.money(x)
+
+
+def table_columns(scale: float) -> list[str]:
+    """Two-line headers; the first line names the group over its first column."""
+    groups = [("published s", [pub.SYSTEM_LABELS[s].replace(" - ", " ")
+                                      .replace(" (HDD)", "").split(" 0.")[0]
+                                      for s in pub.SYSTEMS]),
+              ("ref 2016", ["s", "$"]),
+              (f"sqlmr SF {scale:g}", ["median s", "tasks", "read", "Lambda $", "Athena $"]),
+              ("modeled 5nodes", ["Lambda s", "Lambda $", "Athena $"])]
+    cols = ["query", "rows", "check"]
+    for title, names in groups:
+        cols += [(title if i == 0 else "") + "\n" + n for i, n in enumerate(names)]
+    return cols
+
+
+def table_row(q: QueryRun) -> list[str]:
+    d = record(q)
+    check = d["check"] if q.status in ("ok", "wrong") else q.status
+    ran = bool(q.times)
+    tasks = ""
+    if ran:
+        tasks = f"{q.map_tasks}" + (f"+{q.reduce_tasks}" if q.reduce_tasks else "")
+    return ([q.query, f"{q.rows:,}" if q.rows is not None else "", check]
+            + [_pub(d[key]) for _, key in PUBLISHED_COLUMNS]
+            + [_pub(d["published_ref2016_s"]), _money(d["published_ref2016_usd"]),
+               _secs(q.median), tasks, size_text(q.bytes_read) if ran else "",
+               _money(q.lambda_usd) if ran else "", _money(q.athena_usd) if ran else "",
+               _secs(q.projection.seconds) if q.projection else "",
+               _money(q.projection.dollars) if q.projection else "",
+               _money(d["modeled_athena_usd"]) if q.projection else ""])
+
+
+def notes(results: list[QueryRun], ctx: dict) -> list[str]:
+    """The lines under the table: sources, what was measured, the model, problems."""
+    m: bm.LambdaModel = ctx["model"]
+    out = [
+        "published: AMPLab Big Data Benchmark, 5nodes data (Feb 2014), median response time in s; "
+        "ref 2016: AWS Lambda MapReduce reference architecture (1.5 GB functions); "
+        "blank: the system did not run the query.",
+        f"measured: {ctx['backend']} backend"
+        + (f" ({ctx['workers']} workers)" if ctx['backend'] == "local" else "")
+        + f", median of {ctx['runs']} run{'s' if ctx['runs'] != 1 else ''}, on SF {ctx['scale']:g} "
+        f"({ctx['rankings_rows']:,} rankings + {ctx['uservisits_rows']:,} uservisits rows, "
+        f"{size_text(ctx['data_bytes'])}) at {ctx['data']}. rows checked against the "
+        f"generator's model (expected ± 5 sd). Lambda $: measured task seconds at "
+        f"{m.memory_mb} MB {m.architecture}; Athena: $5/TB scanned, 10 MB minimum.",
+        f"modeled: per-byte CPU measured here, scaled to rankings "
+        f"{bm.FIVENODES_BYTES['rankings'] / 1e9:g} GB / uservisits "
+        f"{bm.FIVENODES_BYTES['uservisits'] / 1e9:g} GB on Lambda (sqlmr/bench_model.py); "
+        f"{m.describe()}. Prices {prices.PRICES_DATE}, us-east-1.",
+    ]
+    for q in results:
+        p = q.projection
+        if p is not None:
+            parts = []
+            for e in p.phases:
+                parts.append(f"{e.phase.tasks:,} {e.phase.kind} x {_secs(e.task_seconds)} s"
+                             f" -> {_secs(e.seconds)} s"
+                             + (f" ({e.bound}: {e.gets:,} GET)" if e.bound == "S3 GET rate" else "")
+                             + (f" ({e.bound}: {e.puts:,} PUT)" if e.bound == "S3 PUT rate" else ""))
+            out.append(f"  {q.query} modeled: " + "; ".join(parts))
+            for w in p.warnings:
+                out.append(f"  {q.query} warning: {w}")
+    for q in results:
+        if q.status != "ok":
+            out.append(f"{q.query}: {q.status}" + (f": {q.reason}" if q.reason else ""))
+    return out
+
+
+def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
+                 err: IO[str]) -> None:
+    if fmt == "json":
+        doc = {
+            "scale": ctx["scale"], "data": ctx["data"], "backend": ctx["backend"],
+            "workers": ctx["workers"], "runs": ctx["runs"],
+            "data_bytes": ctx["table_bytes"], "prices_date": prices.PRICES_DATE,
+            "fivenodes_bytes": bm.FIVENODES_BYTES,
+            "model": {f: getattr(ctx["model"], f) for f in
+                      bm.LambdaModel.__dataclass_fields__},
+            "queries": [],
+        }
+        for q in results:
+            d = record(q)
+            if q.projection is not None:
+                d["modeled_phases"] = [
+                    {"kind": e.phase.kind, "tasks": e.phase.tasks, "bytes_in": e.phase.bytes_in,
+                     "bytes_out": e.phase.bytes_out, "task_s": round(e.task_seconds, 4),
+                     "seconds": round(e.seconds, 3), "bound": e.bound,
+                     "gb_s": round(e.gb_seconds, 2), "gets": e.gets, "puts": e.puts}
+                    for e in q.projection.phases]
+            doc["queries"].append(d)
+        json.dump(doc, out, indent=1, ensure_ascii=False)
+        out.write("\n")
+        for line in notes(results, ctx):
+            print(line, file=err)
+        return
+    if fmt == "csv":
+        rows = [record(q) for q in results]
+        cols = list(rows[0]) if rows else ["query"]
+        for r in rows:
+            r["measured_runs_s"] = ";".join(str(t) for t in r["measured_runs_s"])
+        write_rows("csv", cols, [[r[c] for c in cols] for r in rows], out)
+        for line in notes(results, ctx):
+            print(line, file=err)
+        return
+    style = "markdown" if fmt == "markdown" else "table"
+    body = table_text(table_columns(ctx["scale"]), [table_row(q) for q in results],
+                      _column_types(), style)
+    out.write(body + "\n")
+    for line in notes(results, ctx):
+        out.write(line + "\n")
+
+
+def _column_types() -> list[str | None]:
+    n = len(table_columns(1))
+    return ["string", "int", "string"] + ["double"] * (n - 3)
+
+
+# ----------------------------------------------------------------------- plot
+
+def plot(results: list[QueryRun], path: str, scale: float) -> None:
+    """Time and cost per query, log scale: published systems and sqlmr's model."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("--plot needs matplotlib: pip install 'sqlmr[plot]'") from None
+    names = [q.query for q in results]
+    time_series: list[tuple[str, list[float | None]]] = [
+        (pub.SYSTEM_LABELS[s], [pub.PUBLISHED_SECONDS[s].get(n) for n in names])
+        for s in pub.SYSTEMS]
+    time_series.append(("Lambda MR ref. 2016", [pub.REFERENCE_2016.get(n, (None,))[0]
+                                                 for n in names]))
+    time_series.append(("sqlmr on Lambda (modeled)",
+                        [q.projection.seconds if q.projection else None for q in results]))
+    time_series.append((f"sqlmr measured here (SF {scale:g})", [q.median for q in results]))
+    cost_series: list[tuple[str, list[float | None]]] = [
+        (pub.SYSTEM_LABELS[s] + " (cluster time)", [pub.cluster_cost(s, n) for n in names])
+        for s in pub.SYSTEMS]
+    cost_series.append(("Lambda MR ref. 2016", [pub.REFERENCE_2016.get(n, (None, None))[1]
+                                                 for n in names]))
+    cost_series.append(("sqlmr on Lambda (modeled)",
+                        [q.projection.dollars if q.projection else None for q in results]))
+    cost_series.append(("Athena (5nodes bytes)",
+                        [costs.athena_cost(q.projected_bytes) if q.projection else None
+                         for q in results]))
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.4 * len(names) + 4), 9))
+    for ax, series, ylabel, title in (
+            (axes[0], time_series, "seconds (log)", "AMPLab 5nodes: response time"),
+            (axes[1], cost_series, "US$ (log)", "AMPLab 5nodes: cost per query")):
+        width = 0.8 / len(series)
+        cmap = plt.get_cmap("tab20")
+        for i, (label, vals) in enumerate(series):
+            xs = [j + (i - len(series) / 2 + 0.5) * width for j, v in enumerate(vals) if v]
+            ys = [v for v in vals if v]
+            if ys:
+                ax.bar(xs, ys, width, label=label, color=cmap(i % 20),
+                       hatch="//" if "measured here" in label else None)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=7, ncol=2)
+        for j, q in enumerate(results):
+            if q.status == "not yet supported":
+                ax.text(j, ax.get_ylim()[0] * 1.5, "sqlmr: not yet\nsupported", ha="center",
+                        fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------ run
+
+def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """Run ``sqlmr bench``; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        names = query_names(args.queries)
+        if not (args.scale > 0) or math.isinf(args.scale):
+            raise ValueError(f"--scale must be a positive number, not {args.scale}")
+        if args.runs < 1:
+            raise ValueError("--runs must be at least 1")
+        model = model_from_args(args)
+        if model.architecture not in prices.LAMBDA_GB_SECOND:
+            raise ValueError(f"--arch is one of {', '.join(prices.LAMBDA_GB_SECOND)}")
+        if model.reducers_from not in ("input", "shuffle"):
+            raise ValueError("--reducers-from is input or shuffle")
+        if model.functions < 1 or model.memory_mb < 128 or model.s3_mbps <= 0 or \
+                model.fetch_parallel < 1 or model.get_rate <= 0 or model.put_rate <= 0 or \
+                model.scale_per_10s <= 0 or model.split_mb <= 0 or model.reducer_mb <= 0:
+            raise ValueError("model parameters must be positive (memory at least 128 MB)")
+        settings = load_settings()
+    except ValueError as e:
+        print(f"sqlmr bench: {e}", file=err)
+        return 2
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("sqlmr bench: --plot needs matplotlib: pip install 'sqlmr[plot]'", file=err)
+            return 2
+    if args.backend:
+        settings.backend = args.backend
+    if args.workers is not None:
+        settings.workers = args.workers
+    settings.memory_mb = model.memory_mb
+    settings.architecture = model.architecture
+    settings.timing = False
+    location = data_location(args.scale, args.data)
+    if settings.backend == "lambda" and not storage.is_s3(location):
+        print("sqlmr bench: the lambda backend reads tables from S3: pass --data "
+              "s3://bucket/prefix (generated there when absent; let the function read it with "
+              "SQLMR_TABLE_LOCATIONS)", file=err)
+        return 2
+    try:
+        ensure_data(location, args.scale, err)
+        sizes = table_sizes(location)
+    except KeyboardInterrupt:
+        print("sqlmr bench: interrupted", file=err)
+        return 130
+    except Exception as e:  # noqa: BLE001 -- storage and OS errors: one line
+        print(f"sqlmr bench: cannot prepare the data at {location}: {e}", file=err)
+        return 1
+    # Plan as sqlmr would at 5nodes: a join side is broadcast here only if it
+    # would be at 5nodes (the threshold scales with the data).
+    ratio = max(bm.FIVENODES_BYTES[t] / max(1, sizes[t]) for t in TABLES)
+    settings.broadcast_mb = settings.broadcast_mb / ratio
+    from sqlmr.gen.amplab import scale_counts
+    pages, visits = scale_counts(args.scale)
+    ctx = {"scale": args.scale, "data": location, "backend": settings.backend,
+           "workers": settings.effective_workers(), "runs": args.runs, "model": model,
+           "rankings_rows": pages, "uservisits_rows": visits,
+           "data_bytes": sum(sizes.values()), "table_bytes": sizes}
+    session = BenchSession(settings, location)
+    results: list[QueryRun] = []
+    try:
+        for name in names:
+            q = run_query(session, name, args.scale, args.runs, sizes, model)
+            results.append(q)
+            mark = {"ok": "✓", "wrong": "✗"}.get(q.status, q.status)
+            print(f"sqlmr bench: {name} {mark}"
+                  + (f" {_secs(q.median)} s" if q.times else "")
+                  + (f" ({q.reason})" if q.reason and q.status != "ok" else ""),
+                  file=err, flush=True)
+    except KeyboardInterrupt:
+        print("sqlmr bench: interrupted", file=err)
+        return 130
+    finally:
+        session.close()
+    write_output(results, ctx, args.format, out, err)
+    if args.plot:
+        try:
+            plot(results, args.plot, args.scale)
+            print(f"sqlmr bench: wrote {args.plot}", file=err)
+        except Exception as e:  # noqa: BLE001
+            print(f"sqlmr bench: could not draw {args.plot}: {e}", file=err)
+            return 1
+    return 1 if any(q.status in ("wrong", "error") for q in results) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sqlmr bench",
+                                description="Reproduce the AMPLab Big Data Benchmark table.")
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
