@@ -1,0 +1,357 @@
+"""``sqlmr bench``: the projection model's arithmetic against hand computations,
+the published figures against REFERENCE.md, and the command's output on a tiny
+scale (one table row per query, not-yet-supported ones included; CSV and JSON
+parse; a wrong row count is flagged)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from compiler.errors import UnsupportedError
+from sqlmr import bench
+from sqlmr import bench_model as bm
+from sqlmr import bench_published as pub
+from sqlmr import prices
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "REFERENCE.md"
+SCALE = "0.0005"
+GB_S = 1769 / 1024          # GB of a 1,769 MB function
+
+
+# ------------------------------------------------------------------ the model
+
+def test_cpu_share_follows_memory_up_to_the_threads_used():
+    assert bm.cpu_share(1769) == 1.0
+    assert bm.cpu_share(442.25) == 0.25
+    assert bm.cpu_share(7076) == 1.0                  # one thread: a 4-vCPU function, 1 used
+    assert bm.cpu_share(7076, threads=4) == 4.0
+    assert bm.cpu_share(10240, threads=16) == pytest.approx(10240 / 1769)   # 5.79 < 6
+
+
+def test_task_duration_by_hand():
+    # 90 MB read + 9 MB written at 90 MB/s = 1.1 s; 1.5 CPU s on a 1-vCPU share,
+    # cpu_factor 2 -> 3.0 s; requests: invoke + code + ceil(10 GETs / 4 at once) = 3
+    # + 1 PUT = 6 x 0.05 s = 0.3 s.  Total 4.4 s.
+    m = bm.LambdaModel(memory_mb=3538, request_latency_s=0.05, fetch_parallel=4,
+                       cpu_factor=2.0)
+    assert bm.task_duration(90e6, 9e6, 1.5, 10, 1, m) == pytest.approx(4.4)
+
+
+def test_makespan_waves_ramp_and_warm_environments():
+    # 10 tasks of 3 s on 4 functions, 1 s cold start: waves end at 4, 7, 10 s.
+    assert bm.makespan(10, 3.0, functions=4, cold_start_s=1.0) == (10.0, 4)
+    # Ramp: burst 1, then 1 environment per second: tasks of 5 s start at 0, 1, 2.
+    assert bm.makespan(3, 5.0, functions=3, burst=1, per_second=1.0) == (7.0, 3)
+    # Warm environments left by an earlier phase pay no cold start.
+    assert bm.makespan(8, 3.0, functions=4, cold_start_s=1.0, warm=4) == (6.0, 0)
+    # No more environments than functions, however many tasks.
+    assert bm.makespan(5000, 1.0, functions=1000)[1] == 1000
+    assert bm.makespan(0, 1.0, functions=10) == (0.0, 0)
+
+
+def test_task_counts_by_hand():
+    m = bm.LambdaModel()
+    # uservisits 126.8e9 B / 64 MiB (67,108,864 B) = 1,889.46 -> 1,890 map tasks.
+    assert bm.map_tasks(126.8e9, m) == 1890
+    # rankings 6.38e9 / 67,108,864 = 95.07 -> 96.
+    assert bm.map_tasks(6.38e9, m) == 96
+    # Hive's rule: 126.8e9 / 256 MiB (268,435,456 B) = 472.4 -> 473 reducers.
+    assert bm.reducers(126.8e9, m) == 473
+    assert bm.reducers(126.8e9, bm.LambdaModel(reducer_mb=1024)) == 119   # 118.1 -> 119
+    assert bm.reducers(1e14, m) == 1009
+
+
+def test_cost_of_one_phase_by_hand():
+    # 4 tasks of 180 MB; CPU 1e-8 s/B -> 1.8 s; S3 180 MB / 90 MB/s = 2 s;
+    # requests: invoke + code + 1 GET + 1 PUT = 4 x 0.03 = 0.12 s -> 3.92 s a task.
+    # 2 functions, cold 0.5 s: two waves: 0.5 + 2 x 3.92 = 8.34 s.
+    # Billed: 4 x 3.92 + 2 x 0.5 = 16.68 s x 1769/1024 GB = 28.81535 GB-s.
+    # GET: 4 x (code + split) + 4 final outputs read by the driver = 12.
+    # PUT: 4 outputs + the job code + 1 LIST = 6.
+    ph = bm.Phase("map", 4, 720e6, 0.0, 1e-8, reads_table=True)
+    m = bm.LambdaModel(functions=2)
+    r = bm.project([ph], m)
+    assert r.seconds == pytest.approx(8.34)
+    gb_s = 16.68 * GB_S
+    assert r.cost.gb_seconds == pytest.approx(gb_s)
+    assert (r.cost.requests, r.cost.gets, r.cost.puts) == (4, 12, 6)
+    dollars = gb_s * 0.0000133334 + 4 * 0.20e-6 + 12 * 0.0004e-3 + 6 * 0.005e-3
+    assert r.dollars == pytest.approx(dollars)
+    # x86_64 is priced from the same table
+    r86 = bm.project([ph], bm.LambdaModel(functions=2, architecture="x86_64"))
+    assert r86.cost.compute == pytest.approx(gb_s * prices.LAMBDA_GB_SECOND["x86_64"])
+
+
+def test_a_phase_bound_by_the_s3_get_rate_bills_the_waiting():
+    # 10 reducers reading 999 ranges each, 1 ms a request: 2 + 999 + 1 = 1,002
+    # requests = 1.002 s a task, one wave.  But 10 x (999 + code) = 10,000 GETs at
+    # 1,000/s take 10 s: the phase takes 10 s and each task is billed 10 s.
+    ph = bm.Phase("reduce", 10, 0.0, 0.0, 0.0, gets_per_task=999)
+    m = bm.LambdaModel(request_latency_s=0.001, get_rate=1000, cold_start_s=0.0)
+    r = bm.project([ph], m)
+    assert r.phases[0].task_seconds == pytest.approx(1.002)
+    assert r.phases[0].bound == "S3 GET rate"
+    assert r.seconds == pytest.approx(10.0)
+    assert r.cost.gb_seconds == pytest.approx(100 * GB_S)   # 10 tasks x 10 s
+    assert r.cost.gets == 10_000 + 10                        # + the driver's reads
+    assert r.cost.puts == 1 + 10
+
+
+def test_scale_phases_by_hand():
+    # Measured: a map over rankings (1.1 MB here -> 6.38 GB, k = 5,800) that shuffles
+    # 0.2 MB, 2 reducers, then one merge task over their rows.
+    ms = [bm.Measured(1, "map", 1, 0.02, 1_100_000, 200_000, {"rankings": 1_100_000}),
+          bm.Measured(1, "reduce", 2, 0.004, 200_000, 50_000),
+          bm.Measured(2, "map", 1, 0.001, 50_000, 100, single=True)]
+    m = bm.LambdaModel()
+    a, b, c = bm.scale_phases(ms, {"rankings": 1.1e6}, m, result_ratio=1.0)
+    k = 6.38e9 / 1.1e6
+    assert a.tasks == 96 and a.bytes_in == pytest.approx(6.38e9)
+    assert a.cpu_s_per_byte == pytest.approx(0.02 / 1.1e6)
+    assert b.bytes_in == pytest.approx(200_000 * k)         # 1.16 GB shuffled
+    assert b.tasks == 24                                     # 6.38e9 / 256 MiB = 23.8
+    assert b.gets_per_task == 96                             # a range of each map output
+    assert c.tasks == 1 and c.gets_per_task == 24            # one merge over 24 outputs
+    assert c.bytes_out == 100                                # result_ratio 1: one row stays one
+    # The what-if: reducers from the shuffled bytes, 1.16e9 / 256 MiB = 4.3 -> 5.
+    _, b2, _ = bm.scale_phases(ms, {"rankings": 1.1e6},
+                               bm.LambdaModel(reducers_from="shuffle"))
+    assert b2.tasks == 5
+
+
+def test_lambda_timeout_is_reported():
+    ph = bm.Phase("reduce", 1, 0.0, 0.0, 0.0, cpu_s_per_task=1000.0)
+    r = bm.project([ph], bm.LambdaModel())
+    assert any("900 s" in w for w in r.warnings)
+
+
+# --------------------------------------------------------- published figures
+
+def _reference() -> str:
+    if not REFERENCE.is_file():
+        pytest.skip(f"{REFERENCE} not found")
+    return REFERENCE.read_text(encoding="utf-8")
+
+
+def test_published_times_match_reference():
+    text = _reference()
+    section = text.split("### Published response times", 1)[1].split("Clusters:", 1)[0]
+    labels = {v.replace(" - ", " – "): k for k, v in pub.SYSTEM_LABELS.items()}
+    seen = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] in labels:
+            system = labels[cells[0]]
+            values = [float(c) for c in cells[1:]]
+            assert values == [pub.PUBLISHED_SECONDS[system][q] for q in pub.QUERIES], system
+            seen.add(system)
+    assert seen == set(pub.SYSTEMS)
+    assert "5 × m2.4xlarge ($8.20/h)" in section or "$8.20/h" in text
+    assert pub.CLUSTER_PER_HOUR["Hive"] == 8.20 and pub.CLUSTER_PER_HOUR["Redshift"] == 8.50
+
+
+def test_reference_architecture_and_sizes_match_reference():
+    text = " ".join(_reference().split())
+    found = {q: (float(s), float(d)) for q, s, d in
+             re.findall(r"(\d[abc]) (\d+) s / \$(\d+\.\d+)", text.split("reference architecture (1.5 GB", 1)[1][:200])}
+    assert found == pub.REFERENCE_2016
+    assert "could not run 1c, 2b, 2c or 3" in text
+    assert "90 M / 6.38 GB" in text and "126.8 GB" in text
+    assert bm.FIVENODES_BYTES == {"rankings": 6.38e9, "uservisits": 126.8e9}
+
+
+# ------------------------------------------------------------- the command
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from sqlmr.gen.amplab import generate
+    d = tmp_path_factory.mktemp("bench-data") / f"amplab-sf{SCALE}"
+    generate(str(d), float(SCALE), seed=0, files=1, progress=False)
+    return d
+
+
+def run_bench(*argv: str) -> tuple[int, str, str]:
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    out, err = io.StringIO(), io.StringIO()
+    code = bench.run(p.parse_args(list(argv)), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_table_has_every_query_and_the_three_column_groups(data):
+    code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                               "--data", str(data))
+    assert code == 0, err
+    lines = out.splitlines()
+    header = "\n".join(lines[:3])
+    for text in ("published s", "Redshift", "Impala disk", "Shark mem", "Hive", "Tez",
+                 "ref 2016", f"sqlmr SF {SCALE}", "median s", "tasks", "read", "Lambda $",
+                 "Athena $", "modeled 5nodes"):
+        assert text in header, text
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]]
+            for ln in lines if re.match(r"\| \d[abc] ", ln)}
+    assert sorted(rows) == list(pub.QUERIES)
+    width = len(bench.table_columns(float(SCALE)))
+    for q, cells in rows.items():
+        assert len(cells) == width
+        assert cells[3] == f"{pub.PUBLISHED_SECONDS['Redshift'][q]:g}"
+        assert cells[2] in ("✓", "not yet supported"), (q, cells[2])
+        if cells[2] == "✓":
+            assert cells[-3] and cells[-2].startswith("$"), q      # modeled time and cost
+        else:
+            assert cells[-3] == "" and cells[-2] == ""
+    for q in ("1a", "1b", "1c", "2a", "2b", "2c"):
+        assert rows[q][2] == "✓"
+    assert rows["1c"][10] == "" and rows["1a"][10] == "39"    # ref 2016 did not run 1c
+    assert "modeled:" in out and "functions=1000" in out
+
+
+def test_csv_and_json_parse(data):
+    code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                               "--data", str(data), "--queries", "1a,2a,3c", "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["query"] for r in rows] == ["1a", "2a", "3c"]
+    for col in ("published_redshift_s", "published_impala_disk_s", "published_ref2016_s",
+                "published_ref2016_usd", "measured_s", "map_tasks", "bytes_read", "lambda_usd",
+                "athena_usd", "modeled_s", "modeled_usd", "check", "expected_rows"):
+        assert col in rows[0], col
+    assert float(rows[1]["published_tez_s"]) == 377.48
+    assert rows[0]["check"] == "✓" and float(rows[0]["modeled_s"]) > 0
+    assert rows[2]["status"] in ("ok", "not yet supported")
+    assert "modeled:" in err                       # notes go to stderr with csv
+
+    code, out, err = run_bench("--scale", SCALE, "--runs", "2", "--workers", "2",
+                               "--data", str(data), "--queries", "2a", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["scale"] == float(SCALE) and doc["runs"] == 2
+    assert doc["model"]["functions"] == 1000 and doc["model"]["memory_mb"] == 1769
+    (q,) = doc["queries"]
+    assert q["query"] == "2a" and len(q["measured_runs_s"]) == 2
+    assert q["modeled_map_tasks"] == 1890 and q["modeled_reduce_tasks"] == 473
+    assert [p["kind"] for p in q["modeled_phases"]] == ["map", "reduce"]
+    assert abs(q["rows"] - q["expected_rows"]) <= q["tolerance"]
+
+
+def test_model_flags_change_the_projection(data):
+    base = ["--scale", SCALE, "--runs", "1", "--workers", "2", "--data", str(data),
+            "--queries", "1a", "--format", "json"]
+    _, out1, _ = run_bench(*base)
+    _, out2, _ = run_bench(*base, "--functions", "10", "--memory", "3538", "--s3-mbps", "45",
+                           "--cold-start", "2")
+    a, b = json.loads(out1)["queries"][0], json.loads(out2)["queries"][0]
+    assert json.loads(out2)["model"]["functions"] == 10
+    assert b["modeled_s"] > a["modeled_s"]           # 96 tasks over 10 functions, slower S3
+
+
+def test_a_query_that_does_not_compile_is_listed_not_dropped(data, monkeypatch):
+    real = bench.BenchSession.compile
+
+    def compile(self, text, tree=None):
+        if "pageRank > 100" in text and "1000" not in text:
+            raise UnsupportedError("something new")
+        return real(self, text, tree)
+
+    monkeypatch.setattr(bench.BenchSession, "compile", compile)
+    code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                               "--data", str(data), "--queries", "1a,1b", "--format", "csv")
+    assert code == 0
+    rows = {r["query"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["1b"]["status"] == "not yet supported"
+    assert "something new" in rows["1b"]["reason"]
+    assert rows["1b"]["published_redshift_s"] == "2.61" and rows["1b"]["measured_s"] == ""
+    assert rows["1a"]["status"] == "ok"
+
+
+def test_missing_query_file_is_not_yet_supported(data, monkeypatch, tmp_path):
+    (tmp_path / "1a.sql").write_text("-- 1a\nSELECT pageURL, pageRank FROM rankings WHERE pageRank > 1000;\n")
+    monkeypatch.setattr(bench, "queries_dir", lambda: tmp_path)
+    code, out, _ = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                             "--data", str(data), "--format", "csv")
+    rows = {r["query"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert code == 0 and sorted(rows) == list(pub.QUERIES)
+    assert rows["1a"]["status"] == "ok"
+    assert all(rows[q]["status"] == "not yet supported" and "not written yet" in rows[q]["reason"]
+               for q in pub.QUERIES if q != "1a")
+
+
+def test_a_wrong_row_count_is_flagged(data, monkeypatch):
+    assert bench.check_count(45, (45.3, 9.0)) is True
+    assert bench.check_count(55, (45.3, 9.0)) is False
+    real = bench.expected_rows
+    monkeypatch.setattr(bench, "expected_rows",
+                        lambda q, s: (1e6, 10.0) if q == "1b" else real(q, s))
+    code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                               "--data", str(data), "--queries", "1a,1b")
+    assert code == 1
+    row = next(ln for ln in out.splitlines() if ln.startswith("| 1b "))
+    assert "✗" in row
+    assert re.search(r"1b: wrong: [\d,]+ rows, the model expects 1,000,000 ± 10", out)
+
+
+def test_default_data_location_leaves_the_users_data_alone(sqlmr_home):
+    code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                               "--queries", "1a")
+    assert code == 0, err
+    assert (sqlmr_home / "data" / f"amplab-sf{SCALE}" / "rankings").is_dir()
+    assert not (sqlmr_home / "data" / "amplab").exists()
+    assert not (sqlmr_home / "catalog.json").exists()
+
+
+def test_usage_errors():
+    assert run_bench("--queries", "1a,9z")[0] == 2
+    assert run_bench("--scale", "0")[0] == 2
+    assert run_bench("--runs", "0")[0] == 2
+    assert run_bench("--backend", "lambda", "--queries", "1a")[0] == 2   # needs s3:// data
+
+
+def test_plot(data, tmp_path, monkeypatch):
+    png = tmp_path / "bench.png"
+    args = ("--scale", SCALE, "--runs", "1", "--workers", "2", "--data", str(data),
+            "--queries", "1a,2a,3a", "--plot", str(png))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        code, _, err = run_bench(*args)
+        assert code == 2 and "pip install 'sqlmr[plot]'" in err
+        return
+    code, _, err = run_bench(*args)
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # and without matplotlib, a clear message
+    import builtins
+    real_import = builtins.__import__
+
+    def no_mpl(name, *a, **k):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    code, _, err = run_bench(*args)
+    assert code == 2 and "pip install 'sqlmr[plot]'" in err
+
+
+def test_through_the_cli(data, capsys):
+    from sqlmr.cli import main
+    code = main(["bench", "--scale", SCALE, "--runs", "1", "--workers", "2", "--data", str(data),
+                 "--queries", "1a", "--format", "json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["queries"][0]["check"] == "✓"
+
+
+def test_expected_rows_come_from_the_generator():
+    from sqlmr.gen import amplab
+    e, tol = bench.expected_rows("2a", 0.01)
+    assert e == amplab.expected_counts(0.01)["2a"] and tol == amplab.tolerance("2a", 0.01)
+    assert bench.expected_rows("3b", 0.01) == (1.0, 0.0)
+    assert math.isclose(bench.target_rows("2a"), 2_067_141, rel_tol=1e-3)
