@@ -25,7 +25,8 @@ from aws_fixtures import moto_server, s3_bucket  # noqa: E402,F401
 from difftest import (RK_COLUMNS, UV_COLUMNS, as_bytes, assert_same,  # noqa: E402
                       rankings_lines, uservisits_lines)
 from sqlmr import cli  # noqa: E402
-from sqlmr.aws import deploy, invoker, package  # noqa: E402
+from sqlmr.aws import deploy, grants, invoker, package  # noqa: E402
+from sqlmr.backends import lambda_backend  # noqa: E402
 from sqlmr.aws.invoker import SubprocessInvoker  # noqa: E402
 from sqlmr.backends import TaskFailedError  # noqa: E402
 from sqlmr.backends.lambda_backend import LambdaBackend, SchedulerOptions  # noqa: E402
@@ -133,6 +134,7 @@ def tables(s3_bucket, monkeypatch):
     monkeypatch.setenv("SQLMR_LAMBDA_INVOKER", "subprocess")
     monkeypatch.delenv("SQLMR_LAMBDA_MEMORY_MB", raising=False)
     monkeypatch.setattr(deploy, "_sleep", lambda s: None)
+    monkeypatch.setattr(lambda_backend, "POLICY_PROPAGATION_S", 0.0)
     deploy.forget_deployments()
     yield s3_bucket
     deploy.forget_deployments()
@@ -161,6 +163,12 @@ def test_amplab_shapes_match_the_local_backend(tables, query, split_mb):
         conf = boto3.client("lambda", region_name=REGION).get_function(FunctionName=fn)
         assert conf["Configuration"]["State"] == "Active"
         assert backend._info.function_name == fn
+        # ... and its role may now read the table's folder (and no more than that)
+        policy = grants.current_policy(deploy._Aws(backend.lambda_settings),
+                                       backend.lambda_settings)
+        table = "rankings" if query == "1b" else "uservisits"
+        assert f"s3://{bucket}/data/{table}" in grants.granted_locations(policy)
+        assert f"s3://{bucket}" not in grants.granted_locations(policy)
         # several tasks really ran, and the answer is the local backend's
         assert st.map_tasks >= 4
         assert_same(got, want, ordered=False)
@@ -266,6 +274,27 @@ def test_explain_on_lambda_uses_64_mb_splits(tmp_path, tables, monkeypatch):
     assert "Estimate on Lambda (1769 MB, arm64)" in text
     text = list(session.execute("EXPLAIN " + amplab("1a")))[0].message
     assert "1 map tasks over 2 splits" in text             # two small files, one task
+
+
+def test_table_read_grants_accumulate_in_the_role_policy(tables):
+    from dataclasses import replace
+
+    from sqlmr.aws.config import resolve_settings
+
+    ls = resolve_settings({"bucket": tables})
+    deploy.deploy(ls)
+    aws = deploy._Aws(ls)
+    uv = f"s3://{tables}/data/uservisits"
+    assert grants.ensure_table_access(ls, [uv + "/part-00000", uv + "/part-00001"]) == [uv]
+    assert grants.ensure_table_access(ls, [uv + "/part-00002"]) == []      # covered
+    assert grants.ensure_table_access(ls, ["s3://other-bkt/top.csv"]) == \
+        ["s3://other-bkt/top.csv"]
+    policy = grants.current_policy(aws, ls)
+    have = grants.granted_locations(policy)
+    assert have == {uv, "s3://other-bkt/top.csv"}                         # both kept
+    # still deploy's least-privilege policy, with exactly these table locations
+    assert policy == deploy.role_policy(replace(ls, table_locations=tuple(sorted(have))),
+                                        aws.account, aws.region)
 
 
 # --------------------------------------------------------------------------- CLI

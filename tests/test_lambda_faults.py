@@ -25,7 +25,7 @@ from difftest import assert_same  # noqa: E402
 from sqlmr.aws import deploy, package  # noqa: E402
 from sqlmr.aws.invoker import (FunctionNotFound, InvokeError, InvokeResult,  # noqa: E402
                                SubprocessInvoker, Throttled)
-from sqlmr.backends import JobCancelledError, TaskFailedError  # noqa: E402
+from sqlmr.backends import JobCancelledError, TaskFailedError, lambda_backend  # noqa: E402
 from sqlmr.backends.lambda_backend import LambdaBackend, SchedulerOptions  # noqa: E402
 from sqlmr.config import Settings  # noqa: E402
 from sqlmr.session import Session  # noqa: E402
@@ -469,6 +469,7 @@ def test_ctrl_c_stops_submitting_and_cleans_up(bucket, tmp_path):
 def test_a_function_that_vanishes_mid_job_is_deployed_again(bucket, answer, tmp_path,
                                                             monkeypatch):
     monkeypatch.setattr(deploy, "_sleep", lambda s: None)
+    monkeypatch.setattr(lambda_backend, "POLICY_PROPAGATION_S", 0.0)
     deploy.forget_deployments()
     lam = boto3.client("lambda", region_name=REGION)
     fn = f"sqlmr-runtime-{package.runtime_hash()[:12]}"

@@ -8,7 +8,8 @@ where a task runs and what can go wrong on the way:
   (or found) by :func:`sqlmr.aws.deploy.ensure_deployed` before the first task;
   if it vanishes mid-job (``ResourceNotFoundException``: undeployed, or replaced
   by a deploy of another runtime version) it is deployed again and the task
-  re-sent.
+  re-sent.  The function's role is granted read access to the folders of the
+  S3 objects a job reads (:mod:`sqlmr.aws.grants`) before its tasks run.
 * **Concurrency cap.**  At most ``concurrency`` invocations in flight (setting,
   default 1,000: Lambda's default per-region limit).  A throttle (429) halves
   the current limit (once per round of invocations), each success raises it by
@@ -70,6 +71,10 @@ from sqlmr.aws.invoker import (
 )
 from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError
 from sqlmr.config import Settings
+
+
+# After the function's policy grants a new table location: time for IAM to apply it.
+POLICY_PROPAGATION_S = 10.0
 
 
 @dataclass
@@ -191,6 +196,7 @@ class LambdaBackend:
         self._info: Any = None
         self._prepared_for: LambdaSettings | None = None
         self._bucket_checked = False
+        self._granted: set[str] = set()    # table folders the function may read
         self.lambda_settings = self._resolve()
         if deploy:
             from sqlmr.aws.deploy import _session
@@ -230,6 +236,20 @@ class LambdaBackend:
             self._invoker.use_function(self._info.function_name)
         self._prepared_for = ls
 
+    def _grant(self, events: list[Event]) -> None:
+        """Let the function read the objects these tasks read (once per folder)."""
+        if not self._deploy:
+            return
+        from sqlmr.aws import grants
+        uris = {p["uri"] for e in events for p in e["input"].get("splits") or []}
+        new = [u for u in uris if not grants.covered(u, self._granted)]
+        if not new:
+            return
+        added = grants.ensure_table_access(self.lambda_settings, new)
+        self._granted.update(grants.folder_of(u) for u in new)
+        if added:
+            self._sleep(POLICY_PROPAGATION_S)  # IAM is eventually consistent
+
     def _make_invoker(self, ls: LambdaSettings) -> Any:
         from sqlmr.aws import invoker
         kind = (os.environ.get("SQLMR_LAMBDA_INVOKER") or "boto").lower()
@@ -241,12 +261,14 @@ class LambdaBackend:
         return invoker.BotoInvoker(self._info.function_name, region=region,
                                    timeout_s=ls.timeout_s, concurrency=ls.concurrency)
 
-    def _redeploy(self) -> None:
+    def _redeploy(self, events: list[Event]) -> None:
         from sqlmr.aws import deploy
         deploy.forget_deployments()
         self._info = deploy.ensure_deployed(self.lambda_settings)
         if hasattr(self._invoker, "use_function"):
             self._invoker.use_function(self._info.function_name)
+        self._granted.clear()  # the role may be new too
+        self._grant(events)
 
     @property
     def concurrency_cap(self) -> int:
@@ -260,6 +282,7 @@ class LambdaBackend:
             return []
         _check_inputs(events)
         self._prepare()
+        self._grant(events)
         run = _Run(self, events, progress)
         self.report = run.report
         self.reports.append(run.report)
@@ -523,7 +546,7 @@ class _Run:
                              fatal=True)
                 return
             self.report.redeploys += 1
-            self.b._redeploy()
+            self.b._redeploy([t.event for t in self.tasks])
             self.deploy_generation += 1
         if task.accepted is None and not task.running:
             self.ready.appendleft((task, event))
