@@ -214,7 +214,9 @@ class BenchSession(Session):
             if m is None:
                 m = groups[sub] = bm.Measured(ev["stage"], ev["kind"], 0, 0.0, 0, 0)
             m.tasks += 1
-            m.seconds += float(r.get("seconds", 0.0))
+            # CPU seconds when the runtime reports them (not inflated by other load on
+            # this machine), else the task's wall seconds
+            m.seconds += float(r.get("cpu_seconds", r.get("seconds", 0.0)))
             m.bytes_in += int(r.get("bytes_in", 0))
             m.bytes_out += int(r.get("bytes_out", 0))
             for s in inp.get("splits", []):
