@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from aws_fixtures import moto_server, s3_bucket  # noqa: F401
 from compiler.errors import UnsupportedError
 from sqlmr import bench
 from sqlmr import bench_model as bm
@@ -355,3 +356,28 @@ def test_expected_rows_come_from_the_generator():
     assert e == amplab.expected_counts(0.01)["2a"] and tol == amplab.tolerance("2a", 0.01)
     assert bench.expected_rows("3b", 0.01) == (1.0, 0.0)
     assert math.isclose(bench.target_rows("2a"), 2_067_141, rel_tol=1e-3)
+
+
+def test_lambda_backend_on_s3_data(s3_bucket, monkeypatch):
+    """--backend lambda with --data s3://…: generated there, run by the real package
+    (subprocess invoker against a moto server), billed costs in the table."""
+    pytest.importorskip("moto")
+    from sqlmr.aws import deploy
+    from sqlmr.backends import lambda_backend
+    monkeypatch.setenv("SQLMR_BUCKET", s3_bucket)
+    monkeypatch.setenv("SQLMR_LAMBDA_INVOKER", "subprocess")
+    monkeypatch.delenv("SQLMR_LAMBDA_MEMORY_MB", raising=False)
+    monkeypatch.setattr(deploy, "_sleep", lambda s: None)
+    monkeypatch.setattr(lambda_backend, "POLICY_PROPAGATION_S", 0.0)
+    deploy.forget_deployments()
+    try:
+        code, out, err = run_bench("--scale", "0.0002", "--runs", "1", "--backend", "lambda",
+                                   "--data", f"s3://{s3_bucket}/amplab-sf0.0002",
+                                   "--queries", "1b,2a", "--format", "json")
+    finally:
+        deploy.forget_deployments()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["backend"] == "lambda" and doc["data"].startswith("s3://")
+    for q in doc["queries"]:
+        assert q["check"] == "✓" and q["lambda_usd"] > 0 and q["modeled_s"] > 0, q
