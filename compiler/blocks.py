@@ -107,6 +107,30 @@ class Block:
     def visible(self) -> int:
         return len(self.names)
 
+    def all_spelling(self) -> dict[str, str]:
+        """Spelling of names in this block and every derived table under it."""
+        out: dict[str, str] = {}
+
+        def walk(s: Source) -> None:
+            if isinstance(s, DerivedSource):
+                out.update(s.block.all_spelling())
+            elif isinstance(s, JoinSource):
+                walk(s.left)
+                walk(s.right)
+        walk(self.source)
+        out.update(self.spelling)
+        return out
+
+    def post_columns(self) -> set[str]:
+        """Keys (``alias.column``) of the columns used after the FROM clause's
+        joins: residual WHERE, grouping, aggregates, outputs."""
+        nodes = [self.where] + list(self.outputs)
+        if self.aggregate is not None:
+            nodes += list(self.aggregate.keys) + list(self.aggregate.aggs)
+            nodes.append(self.aggregate.having)
+        return {f"{c.table.lower()}.{c.name.lower()}" for n in nodes if n is not None
+                for c in n.find_all(exp.Column) if c.table}
+
     def tables(self) -> list[TableSource]:
         out: list[TableSource] = []
 

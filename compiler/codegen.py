@@ -494,14 +494,14 @@ class _PhaseGen:
         src = self.src
         side0, side1 = inp.sides
         pres = inp.preserved
-        src("buf = []")
+        src("jbuf = []")
         src("cur = _NOKEY")
         src("hit = False")
         src("maxbuf = 0")
 
         def unmatched_buffered() -> None:
-            src("if buf and not hit:").indent()
-            src("for b in buf:").indent()
+            src("if jbuf and not hit:").indent()
+            src("for b in jbuf:").indent()
             env: dict[str, Var] = {}
             self.bind(side0, "b", 2, env)
             self.nulls(side1, env)
@@ -510,17 +510,17 @@ class _PhaseGen:
 
         src("for r in _merge(*ctx.runs(), key=_JK):").indent()
         src("n_in += 1")
-        src("k = r[0]")
-        src("if k != cur:").indent()
+        src("jk = r[0]")
+        src("if jk != cur:").indent()
         if pres == 0:
             unmatched_buffered()
-        src("cur = k")
-        src("buf = []")
+        src("cur = jk")
+        src("jbuf = []")
         src("hit = False").dedent()
         src("t = r[1]")
         src("if t == 0:").indent()
-        src("buf.append(r)")
-        src("if len(buf) > maxbuf:").indent()("maxbuf = len(buf)").dedent()
+        src("jbuf.append(r)")
+        src("if len(jbuf) > maxbuf:").indent()("maxbuf = len(jbuf)").dedent()
         src("continue").dedent()
         if pres is not None:
             # a preserved row whose key is NULL: it matches nothing
@@ -539,12 +539,12 @@ class _PhaseGen:
         env1: dict[str, Var] = {}
         self.bind(side1, "r", 2, env1)
         if pres == 1:
-            src("if not buf:").indent()
+            src("if not jbuf:").indent()
             env = dict(env1)
             self.nulls(side0, env)
             self.pipeline(env, False)
             src("continue").dedent()
-        src("for b in buf:").indent()
+        src("for b in jbuf:").indent()
         env = dict(env1)
         self.bind(side0, "b", 2, env)
         self.pipeline(env, False)
@@ -698,6 +698,9 @@ class _PhaseGen:
             key = names[0][0] if len(names) == 1 else "(" + ", ".join(n for n, _ in names) + ",)"
             vals = [comp.value(_column(f.key)).code for f in sink.fields]
             rec = ", ".join([key, str(sink.tag)] + vals)
+            # a single string key hashes inline, exactly as runtime.shuffle.partition_of does
+            part = (f"_crc32({key}.encode()) % parts" if len(parts) == 1 and parts[0].type == "string"
+                    else f"_partition_of({key}, parts)")
             nullable = [n for n, nl in names if nl]
             if nullable:
                 test = " or ".join(f"{n} is None" for n in nullable)
@@ -712,11 +715,11 @@ class _PhaseGen:
                         f"[{', '.join([skey, str(sink.null_tag)] + vals)}])")
                     src("n_out += 1")
                 src.dedent()("else:").indent()
-                src(f"out.add(_partition_of({key}, parts) if parts > 1 else 0, [{rec}])")
+                src(f"out.add({part} if parts > 1 else 0, [{rec}])")
                 src("n_out += 1")
                 src.dedent()
             else:
-                src(f"out.add(_partition_of({key}, parts) if parts > 1 else 0, [{rec}])")
+                src(f"out.add({part} if parts > 1 else 0, [{rec}])")
                 src("n_out += 1")
             return
         raise AssertionError(sink)

@@ -235,7 +235,9 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
         out.append(f"  Stage: Stage-{s.id}")
         feeds = getattr(s, "feeds", [])
         maps = getattr(s, "maps", None)
-        trees = getattr(s, "map_trees", None) or [s.map_ops]
+        trees = getattr(s, "map_trees", None)
+        if trees is None:
+            trees = [s.map_ops]
         inputs = f.get("inputs") or [dict(f, kind="table")]
         if maps is not None and not maps:
             out.append("    Map Reduce (reduce only: its reducers read the partitions "

@@ -98,7 +98,7 @@ def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive"
     block = build_block(qualified, original, catalog, dialect, sql)
     stages = Lowering(sizes, broadcast_bytes, sql).lower(block)
     gen = generate_stages(stages)
-    stage_trees(stages, block.spelling)
+    stage_trees(stages, block.all_spelling())
     used = {t.table.name.lower(): t.table for t in block.tables()}
     return Job(sql, stages, gen.source, block.names, gen.output_types[: block.visible],
                len(block.outputs), bool(block.order), block.limit, used, block)

@@ -265,7 +265,7 @@ class Lowering:
 
     def __init__(self, sizes: Mapping[str, int] | None = None,
                  broadcast_bytes: int | None = None, sql: str | None = None) -> None:
-        self.sizes = {k.lower(): v for k, v in (sizes or {}).items()}
+        self.sizes = sizes if sizes is not None else {}   # looked up by lower-case name
         self.broadcast_bytes = broadcast_bytes
         self.sql = sql
         self.stages: list[Stage] = []
@@ -315,7 +315,7 @@ class Lowering:
 
     def open_block(self, block: Block) -> Stream:
         """The block's rows after FROM, WHERE, GROUP BY and HAVING."""
-        s = self.source(block.source)
+        s = self.source(block.source, block.post_columns())
         if block.where is not None:
             s.ops.append(Filter(block.where))
         if block.aggregate is not None:
@@ -336,7 +336,9 @@ class Lowering:
         return Stream(st.reduce.input, [], st, env, s.est, [], list(s.tables))
 
     # ----------------------------------------------------------- sources
-    def source(self, src) -> Stream:
+    def source(self, src, needed: set[str]) -> Stream:
+        """An open stream of a FROM source; ``needed``: the column keys used
+        after this source is joined (what a join ships)."""
         if isinstance(src, TableSource):
             t = src.table
             env = {f"{src.alias}.{t.columns[i].name.lower()}": Var("c", t.columns[i].type, True)
@@ -350,7 +352,7 @@ class Lowering:
             if src.filter is not None:
                 s.ops.append(Filter(src.filter))
             return s
-        return self.join(src)
+        return self.join(src, needed)
 
     def derived(self, block: Block, alias: str, spelling: str) -> Stream:
         keys = [f"{alias}.{n}" for n in block.out_names]
@@ -372,9 +374,11 @@ class Lowering:
         s.label = spelling
         return s
 
-    def join(self, j: JoinSource) -> Stream:
-        left = self.source(j.left)
-        right = self.source(j.right)
+    def join(self, j: JoinSource, needed: set[str]) -> Stream:
+        below = needed | {f"{c.table.lower()}.{c.name.lower()}"
+                          for k in j.left_keys + j.right_keys for c in k.find_all(exp.Column)}
+        left = self.source(j.left, below)
+        right = self.source(j.right, below)
         lt = [self._type(left.env, k) for k in j.left_keys]
         rt = [self._type(right.env, k) for k in j.right_keys]
         types = [common_type(a, b, self.sql) for a, b in zip(lt, rt)]
@@ -384,10 +388,11 @@ class Lowering:
             return limit is not None and s.est is not None and s.est <= limit
 
         names = f"{left.label or 'left'} {self._size(left)}, {right.label or 'right'} {self._size(right)}"
+        # broadcast the smaller side when it is small enough (a LEFT JOIN only its right)
+        if j.kind == "inner" and small(left) and (not small(right) or left.est < right.est):
+            return self._broadcast(right, left, j.right_keys, j.left_keys, types, "inner", needed)
         if small(right):
-            return self._broadcast(left, right, j.left_keys, j.right_keys, types, j.kind)
-        if j.kind == "inner" and small(left):
-            return self._broadcast(right, left, j.right_keys, j.left_keys, types, "inner")
+            return self._broadcast(left, right, j.left_keys, j.right_keys, types, j.kind, needed)
         if limit is None:
             reason = "input sizes unknown"
         elif j.kind == "left" and small(left):
@@ -399,8 +404,8 @@ class Lowering:
         lsize = left.est if left.est is not None else float("inf")
         rsize = right.est if right.est is not None else float("inf")
         left_tag = 0 if lsize <= rsize else 1
-        lf = [Field(k, v.type) for k, v in left.env.items()]
-        rf = [Field(k, v.type) for k, v in right.env.items()]
+        lf = [Field(k, v.type) for k, v in left.env.items() if k in needed]
+        rf = [Field(k, v.type) for k, v in right.env.items() if k in needed]
         sides = (lf, rf) if left_tag == 0 else (rf, lf)
         keys = (j.left_keys, j.right_keys) if left_tag == 0 else (j.right_keys, j.left_keys)
         labels = (left.label, right.label) if left_tag == 0 else (right.label, left.label)
@@ -410,7 +415,7 @@ class Lowering:
         self.close(left, ShuffleOut(left_tag, j.left_keys, types, lf,
                                     2 if j.kind == "left" else None), st)
         self.close(right, ShuffleOut(1 - left_tag, j.right_keys, types, rf, None), st)
-        env = {**left.env, **right.env}
+        env = {f.key: Var("x", f.type, True) for f in lf + rf}
         est = None if left.est is None or right.est is None else left.est + right.est
         return Stream(st.reduce.input, [], st, env, est, [], list(st.tables),
                       f"{left.label} join {right.label}")
@@ -418,10 +423,12 @@ class Lowering:
     def _size(self, s: Stream) -> str:
         return "size unknown" if s.est is None else size_text(s.est)
 
-    def _broadcast(self, big: Stream, small: Stream, big_keys, small_keys, types, kind) -> Stream:
+    def _broadcast(self, big: Stream, small: Stream, big_keys, small_keys, types, kind,
+                   needed: set[str]) -> Stream:
         name = f"b{self._probes}"
         self._probes += 1
-        fields = [Field(k, v.type) for k, v in small.env.items()]
+        keys = {f"{c.table.lower()}.{c.name.lower()}" for k in small_keys for c in k.find_all(exp.Column)}
+        fields = [Field(k, v.type) for k, v in small.env.items() if k in needed or k in keys]
         reason = (f"{small.label} is {self._size(small)}, below broadcast_mb "
                   f"{self.broadcast_bytes / 2**20:g} MB")
         small_filter = None

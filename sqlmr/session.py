@@ -123,7 +123,10 @@ class Session:
 
     # -------------------------------------------------------------- queries
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:
-        return compile_select(text, self.catalog.tables(), self.settings.dialect, tree)
+        tables = self.catalog.tables()
+        return compile_select(text, tables, self.settings.dialect, tree,
+                              sizes=_TableSizes(tables),
+                              broadcast_bytes=int(self.settings.broadcast_mb * 2**20))
 
     def _prepare(self, job: Job) -> None:
         """First use of a built-in table generates the embedded default dataset."""
@@ -248,6 +251,30 @@ class Session:
         except (KeyError, ValueError) as e:
             raise SqlError(str(e).strip('"'), text, m.start(1)) from None
         return StatementResult("message", text, message=f"{m.group(1)} = {getattr(self.settings, m.group(1).replace('-', '_').lower())}")
+
+
+class _TableSizes(dict):
+    """Input bytes of a table, listed when the compiler first asks (it asks only
+    about the tables a join reads); None when the location cannot be listed."""
+
+    def __init__(self, tables: dict) -> None:
+        super().__init__()
+        self._tables = tables
+
+    def get(self, name: str, default=None):
+        if name not in self:
+            t = self._tables.get(name)
+            size = None
+            if t is not None:
+                try:
+                    if t.builtin:
+                        ensure_default_data()
+                    size = sum(n for _, n in storage.list_files(t.location))
+                except (FileNotFoundError, OSError):
+                    size = None
+            self[name] = size
+        value = dict.get(self, name)
+        return default if value is None else value
 
 
 def ensure_default_data() -> None:

@@ -1,0 +1,164 @@
+"""Joins against DuckDB on the same files: inner and LEFT OUTER, both
+spellings, two and three tables, filters on either side, aggregation over the
+join's output, NULL and non-matching keys, duplicate keys (many-to-many) —
+each shape run as a reduce-side sort-merge join and as a broadcast join."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+
+from difftest import Tables, as_bytes
+
+RK = [("pageURL", "string"), ("pageRank", "int"), ("avgDuration", "int")]
+UV = [("sourceIP", "string"), ("destURL", "string"), ("visitDate", "date"),
+      ("adRevenue", "double"), ("userAgent", "string"), ("countryCode", "string"),
+      ("languageCode", "string"), ("searchWord", "string"), ("duration", "int")]
+CC = [("code", "string"), ("country", "string"), ("continent", "string")]
+COUNTRIES = ["USA", "DEU", "FRA", "BRA", "IND", "CHN", "JPN", "ZAF"]
+
+
+def _url(rnd: random.Random) -> str:
+    return "".join(rnd.choices(string.ascii_lowercase, k=rnd.randint(6, 14)))
+
+
+def join_fixture(seed: int = 7, pages: int = 300, visits: int = 2500, nulls: float = 0.04):
+    """rankings/uservisits-shaped lines where most destURLs match a pageURL;
+    some pages are listed twice (duplicate keys), some visits point nowhere or
+    have a NULL destURL, and fields are NULL at rate ``nulls``."""
+    rnd = random.Random(seed)
+    urls = []
+    while len(urls) < pages:
+        u = _url(rnd)
+        if u not in urls:
+            urls.append(u)
+    rk = []
+    for i, u in enumerate(urls):
+        rank = "\\N" if rnd.random() < nulls else str(int(rnd.paretovariate(1.2)))
+        rk.append(f"{u},{rank},{rnd.randint(1, 99)}")
+        if i % 37 == 0:  # a duplicate pageURL: both rows join
+            rk.append(f"{u},{rnd.randint(1, 50)},{rnd.randint(1, 99)}")
+    rnd.shuffle(rk)
+    uv = []
+    for _ in range(visits):
+        x = rnd.random()
+        dest = rnd.choice(urls) if x < 0.85 else ("\\N" if x < 0.9 else _url(rnd) + "zz")
+        f = [f"{rnd.randint(1, 20)}.{rnd.randint(0, 9)}.{rnd.randint(0, 9)}.{rnd.randint(1, 9)}",
+             dest,
+             f"{rnd.randint(1975, 2010)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+             repr(round(rnd.random(), 6)),
+             rnd.choice(["Mozilla/5.0", "Opera/9.0", "curl/7.1"]),
+             rnd.choice(COUNTRIES + ["XXX"]),
+             "en-US", rnd.choice(["alpha", "beta", "gamma"]), str(rnd.randint(1, 10))]
+        for i in (0, 2, 3, 5, 8):
+            if rnd.random() < nulls:
+                f[i] = "\\N"
+        uv.append(",".join(f))
+    cc = [f"{c},country {c.lower()},{rnd.choice(['Europe', 'Asia', 'Americas'])}"
+          for c in COUNTRIES if c != "ZAF"] + ["\\N,nowhere,none"]
+    return rk, uv, cc
+
+
+@pytest.fixture(params=["reduce-side", "broadcast"])
+def jt(request, session, tmp_path):
+    rk, uv, cc = join_fixture()
+    t = Tables(session, tmp_path)
+    t.add("rk", RK, {"part-00000": as_bytes(rk[:150]), "part-00001": as_bytes(rk[150:])})
+    t.add("uv", UV, {"part-00000": as_bytes(uv[:1000]), "part-00001": as_bytes(uv[1000:1800]),
+                     "part-00002": as_bytes(uv[1800:])})
+    t.add("cc", CC, {"part-00000": as_bytes(cc)})
+    session.settings.split_mb = 0.03   # several map tasks per table
+    session.settings.reducers = 3
+    session.settings.broadcast_mb = 0 if request.param == "reduce-side" else 32
+    t.mode = request.param
+    return t
+
+
+SHAPES = [
+    # inner joins, both spellings, filters on either side
+    "SELECT r.pageURL, r.pageRank, u.sourceIP FROM rk r JOIN uv u ON r.pageURL = u.destURL",
+    "SELECT sourceIP, pageRank, adRevenue FROM rk, uv WHERE pageURL = destURL AND pageRank > 3 AND duration < 5",
+    "SELECT u.sourceIP, r.avgDuration FROM uv u INNER JOIN rk r ON u.destURL = r.pageURL WHERE u.countryCode IN ('USA', 'FRA') AND r.avgDuration BETWEEN 10 AND 60",
+    # aggregation over the join, on either side's columns
+    "SELECT pageURL, COUNT(*), SUM(adRevenue), MIN(visitDate) FROM rk JOIN uv ON pageURL = destURL GROUP BY pageURL",
+    "SELECT countryCode, AVG(pageRank), MAX(visitDate), COUNT(pageRank) FROM uv JOIN rk ON destURL = pageURL GROUP BY countryCode",
+    "SELECT COUNT(*), SUM(pageRank), AVG(adRevenue) FROM rk JOIN uv ON pageURL = destURL",
+    "SELECT countryCode, COUNT(DISTINCT destURL), COUNT(DISTINCT pageRank) FROM uv JOIN rk ON destURL = pageURL GROUP BY countryCode",
+    "SELECT DISTINCT countryCode, pageRank FROM uv JOIN rk ON destURL = pageURL WHERE pageRank < 4",
+    "SELECT searchWord, SUM(adRevenue) AS rev FROM uv JOIN rk ON destURL = pageURL GROUP BY searchWord HAVING SUM(adRevenue) > 5 ORDER BY rev DESC LIMIT 2",
+    # AMPLab 3 shape: join, aggregate in a derived table, top-n outside
+    "SELECT sourceIP, totalRevenue, avgPageRank FROM (SELECT sourceIP, AVG(pageRank) AS avgPageRank, "
+    "SUM(adRevenue) AS totalRevenue FROM rk AS R, uv AS UV WHERE R.pageURL = UV.destURL AND "
+    "UV.visitDate BETWEEN DATE '1980-01-01' AND DATE '1995-01-01' GROUP BY UV.sourceIP) t "
+    "ORDER BY totalRevenue DESC LIMIT 3",
+    # three tables
+    "SELECT c.continent, COUNT(*), SUM(r.pageRank) FROM uv u JOIN rk r ON u.destURL = r.pageURL JOIN cc c ON u.countryCode = c.code GROUP BY c.continent",
+    "SELECT u.sourceIP, r.pageRank, c.country FROM uv u, cc c, rk r WHERE r.pageURL = u.destURL AND c.code = u.countryCode AND r.pageRank > 5",
+    # left outer joins: non-matching and NULL keys keep their row
+    "SELECT u.sourceIP, u.destURL, r.pageRank FROM uv u LEFT JOIN rk r ON u.destURL = r.pageURL",
+    "SELECT u.countryCode, COUNT(*), COUNT(r.pageURL), SUM(r.pageRank) FROM uv u LEFT OUTER JOIN rk r ON u.destURL = r.pageURL GROUP BY u.countryCode",
+    "SELECT u.sourceIP, u.destURL FROM uv u LEFT JOIN rk r ON u.destURL = r.pageURL WHERE r.pageURL IS NULL",
+    "SELECT u.destURL, r.pageRank FROM uv u LEFT JOIN rk r ON u.destURL = r.pageURL AND r.pageRank > 10 WHERE u.duration > 8",
+    "SELECT u.sourceIP, r.pageRank, c.continent FROM uv u LEFT JOIN rk r ON u.destURL = r.pageURL LEFT JOIN cc c ON u.countryCode = c.code",
+    "SELECT r.pageURL, COUNT(u.sourceIP) FROM rk r LEFT JOIN uv u ON r.pageURL = u.destURL GROUP BY r.pageURL",
+    # ORDER BY over a join: several keys, ties and NULLs placed explicitly
+    "SELECT r.pageRank, u.sourceIP, u.visitDate FROM rk r JOIN uv u ON r.pageURL = u.destURL "
+    "ORDER BY r.pageRank DESC NULLS LAST, u.sourceIP NULLS FIRST, u.visitDate DESC NULLS FIRST, u.adRevenue NULLS LAST LIMIT 40",
+    "SELECT r.pageRank AS pr, u.duration FROM rk r JOIN uv u ON r.pageURL = u.destURL "
+    "ORDER BY pr NULLS FIRST, 2 DESC NULLS LAST, u.adRevenue NULLS FIRST, u.sourceIP NULLS FIRST, u.visitDate NULLS FIRST",
+    # derived tables on either side, and aggregates of derived tables
+    "SELECT r.pageURL, v.n FROM rk r JOIN (SELECT destURL, COUNT(*) AS n FROM uv GROUP BY destURL) v ON r.pageURL = v.destURL WHERE v.n > 8",
+    "SELECT a.destURL, a.rev, b.visits FROM (SELECT destURL, SUM(adRevenue) AS rev FROM uv WHERE duration > 5 GROUP BY destURL) a "
+    "JOIN (SELECT destURL, COUNT(*) AS visits FROM uv GROUP BY destURL) b ON a.destURL = b.destURL",
+    "SELECT c, COUNT(*), AVG(d) FROM (SELECT countryCode AS c, duration AS d FROM uv WHERE duration > 3) t GROUP BY c",
+    "SELECT COUNT(*), MAX(pr) FROM (SELECT r.pageRank AS pr FROM rk r JOIN uv u ON r.pageURL = u.destURL WHERE u.duration = 1) t",
+    "SELECT s, n FROM (SELECT sourceIP AS s, COUNT(*) AS n FROM uv GROUP BY sourceIP) t WHERE n >= 3",
+    # self join, composite keys, key type coercion, residual conditions
+    "SELECT a.pageURL, b.pageURL FROM rk a JOIN rk b ON a.pageRank = b.pageRank WHERE a.avgDuration < 10 AND b.avgDuration > 90",
+    "SELECT a.pageURL, b.pageURL FROM rk a JOIN rk b ON a.pageRank = b.pageRank AND a.avgDuration = b.avgDuration",
+    "SELECT r.pageURL, u.sourceIP FROM rk r JOIN uv u ON r.pageRank = u.duration * 1.0 WHERE u.adRevenue < 0.05",
+    "SELECT r.pageURL, u.sourceIP FROM rk r JOIN uv u ON r.pageURL = u.destURL WHERE r.pageRank > u.duration * 3",
+]
+
+
+@pytest.mark.parametrize("sql", SHAPES)
+def test_join_shape(jt, sql):
+    jt.check(sql)
+
+
+def test_join_with_limit_and_no_order_returns_a_subset(jt):
+    sql = "SELECT u.sourceIP, r.pageRank FROM uv u JOIN rk r ON u.destURL = r.pageURL WHERE r.pageRank > 2"
+    rows = jt.sqlmr(sql + " LIMIT 13")
+    assert len(rows) == 13
+    everything = {tuple(r) for r in jt.duckdb(sql)}
+    assert all(tuple(r) in everything for r in rows)
+
+
+def test_derived_table_with_limit(jt):
+    jt.check("SELECT COUNT(*), SUM(r) FROM (SELECT adRevenue AS r FROM uv "
+             "ORDER BY adRevenue DESC NULLS LAST, sourceIP NULLS LAST LIMIT 25) t")
+    jt.check("SELECT x.pageURL, x.pageRank, u.sourceIP FROM (SELECT pageURL, pageRank FROM rk "
+             "ORDER BY pageRank DESC NULLS LAST, pageURL LIMIT 5) x JOIN uv u ON x.pageURL = u.destURL",
+             ordered=False)
+
+
+def test_explain_names_the_join_strategy(jt):
+    res = list(jt.session.execute("EXPLAIN SELECT COUNT(*) FROM rk JOIN uv ON pageURL = destURL"))[0]
+    if jt.mode == "broadcast":
+        assert "Map Join Operator (broadcast hash join)" in res.message
+        assert "below broadcast_mb 32 MB" in res.message
+    else:
+        assert "Join Operator (reduce side, sort-merge)" in res.message
+        assert "no side is below broadcast_mb 0 MB" in res.message
+
+
+def test_cross_join_is_refused(session, tmp_path):
+    from compiler.errors import SqlError
+    rk, uv, cc = join_fixture(pages=20, visits=20)
+    t = Tables(session, tmp_path)
+    t.add("rk", RK, {"p": as_bytes(rk)})
+    t.add("cc", CC, {"p": as_bytes(cc)})
+    with pytest.raises(SqlError, match="cross join"):
+        t.sqlmr("SELECT * FROM rk, cc WHERE pageRank > 1")
