@@ -21,7 +21,7 @@ pytest.importorskip("moto")
 
 import boto3  # noqa: E402
 
-from aws_fixtures import moto_server, s3_bucket  # noqa: E402,F401
+from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: E402,F401
 from difftest import (RK_COLUMNS, UV_COLUMNS, as_bytes, assert_same,  # noqa: E402
                       rankings_lines, uservisits_lines)
 from sqlmr import cli  # noqa: E402
@@ -126,9 +126,9 @@ def lambda_settings(**kw) -> Settings:
 
 
 @pytest.fixture
-def tables(s3_bucket, monkeypatch):
-    """Tables on S3 in a fresh job bucket, SQLMR_BUCKET pointing at it, tasks run by
-    the real package in subprocesses."""
+def tables(aws_reset, s3_bucket, monkeypatch):
+    """An empty account with tables on S3 in a fresh job bucket, SQLMR_BUCKET pointing
+    at it, tasks run by the real package in subprocesses."""
     upload_tables(s3_bucket)
     monkeypatch.setenv("SQLMR_BUCKET", s3_bucket)
     monkeypatch.setenv("SQLMR_LAMBDA_INVOKER", "subprocess")

@@ -20,7 +20,7 @@ pytest.importorskip("moto")
 
 import boto3  # noqa: E402
 
-from aws_fixtures import moto_server  # noqa: E402,F401
+from aws_fixtures import _reset_moto, moto_server  # noqa: E402,F401
 from difftest import assert_same  # noqa: E402
 from sqlmr.aws import deploy, package  # noqa: E402
 from sqlmr.aws.invoker import (FunctionNotFound, InvokeError, InvokeResult,  # noqa: E402
@@ -41,7 +41,9 @@ SCAN = "SELECT destURL, visitDate, duration FROM uv WHERE duration > 8"
 
 @pytest.fixture(scope="module")
 def bucket(moto_server):
-    """One bucket of tables for the module, SQLMR_BUCKET pointing at it."""
+    """An empty account with one bucket of tables for the module, SQLMR_BUCKET
+    pointing at it."""
+    _reset_moto(moto_server)
     name = "sqlmr-faults-" + os.urandom(4).hex()
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=name)
     upload_tables(name)
