@@ -257,9 +257,13 @@ class LambdaBackend:
             return invoker.SubprocessInvoker(timeout_s=ls.timeout_s, memory_mb=ls.memory_mb)
         if kind != "boto":
             raise AwsSetupError("SQLMR_LAMBDA_INVOKER is boto (default) or subprocess")
-        region = self._info.region if self._info is not None else ls.region
-        return invoker.BotoInvoker(self._info.function_name, region=region,
-                                   timeout_s=ls.timeout_s, concurrency=ls.concurrency)
+        if self._info is not None:
+            name, region = self._info.function_name, self._info.region
+        else:  # deploy=False: the function deployed for this runtime, by its name
+            from sqlmr.aws import package
+            name, region = ls.function_name(package.runtime_hash()), ls.region
+        return invoker.BotoInvoker(name, region=region, timeout_s=ls.timeout_s,
+                                   concurrency=ls.concurrency)
 
     def _redeploy(self, events: list[Event]) -> None:
         from sqlmr.aws import deploy
