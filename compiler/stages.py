@@ -344,9 +344,9 @@ class Lowering:
             env = {f"{src.alias}.{t.columns[i].name.lower()}": Var("c", t.columns[i].type, True)
                    for i in src.columns}
             scan = Scan(t, src.alias, src.columns, src.filter)
+            label = t.name if src.spelling.lower() == t.name.lower() else f"{t.name} ({src.spelling})"
             return Stream(TableIn(scan), [], None, env, self.sizes.get(t.name.lower()), [],
-                          [t.name.lower()], src.spelling if src.spelling.lower() != t.name.lower()
-                          else t.name)
+                          [t.name.lower()], label)
         if isinstance(src, DerivedSource):
             s = self.derived(src.block, src.alias, src.spelling)
             if src.filter is not None:

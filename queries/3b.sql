@@ -1,0 +1,8 @@
+-- AMPLab Big Data Benchmark query 3b: join, aggregation and top-1 (visitDate BETWEEN 1980-01-01 AND 1983-01-01)
+SELECT sourceIP, totalRevenue, avgPageRank
+FROM (SELECT sourceIP, AVG(pageRank) AS avgPageRank, SUM(adRevenue) AS totalRevenue
+      FROM rankings AS R, uservisits AS UV
+      WHERE R.pageURL = UV.destURL
+        AND UV.visitDate BETWEEN Date('1980-01-01') AND Date('1983-01-01')
+      GROUP BY UV.sourceIP)
+ORDER BY totalRevenue DESC LIMIT 1;
