@@ -928,7 +928,7 @@ def _remove_abandoned(path: str, age: float = 3600.0) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sqlmr gen amplab``."""
     parser.add_argument("--scale", type=float, required=True, metavar="SF",
-                        help="scale factor: 1 = 18 M rankings + 150 M uservisits (~26.7 GB); "
+                        help="scale factor: 1 = 18 M rankings + 150 M uservisits (~26.5 GB); "
                              "0.001 = ~27 MB")
     parser.add_argument("--out", required=True, metavar="DIR|s3://bucket/prefix",
                         help="where to write rankings/ and uservisits/")
