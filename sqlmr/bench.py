@@ -433,7 +433,9 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
         at_target = target_rows(name)
         if at_target is not None and q.rows:
             ratio = at_target / q.rows
-        scaled = bm.scale_phases(phases, data_bytes, model, target, ratio)
+        stage_tables = {getattr(st, "id", None): list(getattr(st, "tables", []) or [])
+                        for st in getattr(job, "stages", []) or []}
+        scaled = bm.scale_phases(phases, data_bytes, model, target, ratio, stage_tables)
         q.projection = bm.project(scaled, model)
         tgt = bm.FIVENODES_BYTES if target is None else target
         q.projected_bytes = sum(tgt[t] for t in q.tables if t in tgt)

@@ -126,6 +126,14 @@ def test_scale_phases_by_hand():
     _, b2, _ = bm.scale_phases(ms, {"rankings": 1.1e6},
                                bm.LambdaModel(reducers_from="shuffle"))
     assert b2.tasks == 5
+    # A GROUP BY after a join, in a stage of its own fed by the join's 24 reducers:
+    # sqlmr sizes its reducers by the base tables feeding it (both, 133.18 GB ->
+    # 497), each reading one range of each of the 24 join outputs.
+    ms2 = ms[:2] + [bm.Measured(2, "reduce", 2, 0.01, 40_000, 100)]
+    *_, g = bm.scale_phases(ms2, {"rankings": 1.1e6}, m,
+                            target={"rankings": 6.38e9, "uservisits": 126.8e9},
+                            stage_tables={2: ["rankings", "uservisits"]})
+    assert g.tasks == 497 and g.gets_per_task == 24     # 133.18e9 / 256 MiB = 496.1
 
 
 def test_lambda_timeout_is_reported():
