@@ -502,7 +502,8 @@ def _q2(visits: int, length: int) -> tuple[float, float]:
         for n2, p2, l2 in info:
             pairs = n1 * (n2 - 1) if p1 == p2 else n1 * n2
             if pairs:
-                cov = math.exp(l1 + l2) * math.expm1(m * math.log1p(-p1 * p2 / ((1 - p1) * (1 - p2))))
+                joint = m * math.log1p(-p1 * p2 / ((1 - p1) * (1 - p2)))
+                cov = math.exp(l1 + l2) * math.expm1(joint)
                 var += pairs * cov
     return mean, max(var, 0.0)
 
