@@ -41,11 +41,12 @@ one stage), run one after the other.  For each phase measured here:
    durations stretch in proportion.
 
 Time = the sum of the phases' times.  Cost (:func:`project`) = billed GB-s
-(every task's duration and every cold start, INIT being billed, x memory /
-1024) at the architecture's GB-s price + one request per task + S3 GET and PUT
-requests, from :mod:`sqlmr.prices` through :func:`sqlmr.cost.lambda_cost`.
-Not modelled: the driver's own work (planning, listing, reading the final
-result), retries, stragglers and throttling, S3 503s.
+(every task's duration and every cold start -- counting the init phase as
+billed is the conservative choice -- x memory / 1024) at the architecture's
+GB-s price + one request per task + S3 GET and PUT requests, from
+:mod:`sqlmr.prices` through :func:`sqlmr.cost.lambda_cost`.  Not modelled: the
+driver's own work (planning, listing, reading the final result), retries,
+stragglers, Lambda throttling, multipart uploads of outputs over 64 MiB.
 
 >>> m = LambdaModel()
 >>> round(cpu_share(m.memory_mb), 3), reducers(126.8e9, m), map_tasks(126.8e9, m)
