@@ -154,10 +154,35 @@ def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None)
             raise SqlError(f"column '{cd.name}' is declared twice", sql, _start(cd))
         seen.add(cd.name.lower())
         columns.append(Column(cd.name, typ))
+    delimiter, location = storage_properties(create.args.get("properties"), sql)
+    if location is None:
+        raise SqlError("CREATE EXTERNAL TABLE needs LOCATION 'folder | file:// | s3://…'",
+                       sql, _start(create))
+    return Table(name, columns, resolve_location(location, base_dir), delimiter)
+
+
+def resolve_location(location: str, base_dir: str | None = None) -> str:
+    """A LOCATION as a URI: ``s3://`` and ``file://`` as given, a path relative
+    to ``base_dir`` (default: the current directory)."""
+    if not (storage.is_s3(location) or location.startswith("file://")):
+        location = os.path.join(base_dir or os.getcwd(), os.path.expanduser(location))
+    return storage.to_uri(location)
+
+
+def warehouse_location(name: str) -> str:
+    """Where ``CREATE TABLE name AS SELECT`` writes when no LOCATION is given."""
+    return storage.to_uri(str(config.home() / "warehouse" / name.lower()))
+
+
+def storage_properties(props: exp.Properties | None, sql: str,
+                       allowed: tuple = ()) -> tuple[str, str | None]:
+    """(field delimiter, LOCATION or None) from a CREATE TABLE's properties:
+    ROW FORMAT DELIMITED FIELDS TERMINATED BY, STORED AS TEXTFILE, LOCATION."""
     delimiter = ","
     location = None
-    props = create.args.get("properties")
     for p in (props.expressions if props else []):
+        if isinstance(p, allowed):
+            continue
         if isinstance(p, exp.RowFormatDelimitedProperty):
             for key in ("collection_items", "map_keys", "lines", "escaped", "null"):
                 if p.args.get(key) is not None:
@@ -176,9 +201,4 @@ def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None)
                 raise UnsupportedError(f"STORED AS {p.name}", sql, _start(p))
         else:
             raise UnsupportedError(f"table property {p.sql(dialect='hive')}", sql, _start(p))
-    if location is None:
-        raise SqlError("CREATE EXTERNAL TABLE needs LOCATION 'folder | file:// | s3://…'",
-                       sql, _start(create))
-    if not (storage.is_s3(location) or location.startswith("file://")):
-        location = os.path.join(base_dir or os.getcwd(), os.path.expanduser(location))
-    return Table(name, columns, storage.to_uri(location), delimiter)
+    return delimiter, location

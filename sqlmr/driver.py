@@ -237,6 +237,11 @@ class JobResult:
         produced = sum(sum(o["records"]) for o in outputs)
         self.total_rows = produced if job.limit is None else min(produced, job.limit)
 
+    @property
+    def outputs(self) -> list[dict]:
+        """The accepted outputs of the last phase, in task order."""
+        return list(self._outputs)
+
     def rows(self) -> Iterator[list]:
         """Visible columns of every result row, in order."""
         streams = [self._stream(o) for o in self._outputs]

@@ -6,7 +6,11 @@ which yields one :class:`StatementResult` per statement of a script.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -16,12 +20,16 @@ from sqlglot import exp
 from compiler.errors import SqlError, UnsupportedError
 from compiler.explain import render as render_explain
 from compiler.job import Job, compile_select, parse_one
+from compiler.resolve import _start
+from compiler.schema import Column, Table
 from compiler.statements import Statement, split_statements
 from runtime import storage
+from runtime.shuffle import TextValueError, text_lines
 from sqlmr import config
 from sqlmr import cost as costs
-from sqlmr.backends import Backend
-from sqlmr.catalog import Catalog, table_from_create
+from sqlmr.backends import Backend, TaskFailedError
+from sqlmr.catalog import (Catalog, resolve_location, storage_properties, table_from_create,
+                           warehouse_location)
 from sqlmr.config import Settings
 from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
 
@@ -113,6 +121,10 @@ class Session:
         if first == "SET":
             return self._set(text)
         tree = parse_one(text, self.settings.dialect)
+        if isinstance(tree, exp.Create) and tree.args.get("expression") is not None:
+            return self._create_as(tree, text)
+        if isinstance(tree, exp.Insert):
+            return self._insert(tree, text)
         if isinstance(tree, exp.Create):
             return self._create(tree, text)
         if isinstance(tree, exp.Drop):
@@ -189,10 +201,128 @@ class Session:
                                message=render_explain(job.stages, [p.facts() for p in plans],
                                                       summary))
 
+    # ------------------------------------------------- CREATE TABLE AS, INSERT
+    def _create_as(self, tree: exp.Create, text: str) -> StatementResult:
+        """``CREATE TABLE name [ROW FORMAT …] [LOCATION …] AS SELECT …``: write the
+        result as a text table, then register it."""
+        t0 = time.perf_counter()
+        if (tree.args.get("kind") or "").upper() != "TABLE":
+            raise UnsupportedError(f"CREATE {tree.args.get('kind')} … AS SELECT", text, 0)
+        target = tree.this
+        if isinstance(target, exp.Schema):
+            raise SqlError("CREATE TABLE … AS SELECT takes its columns from the query: "
+                           "leave out the column list", text, _start(target))
+        if target.args.get("db") is not None:
+            raise UnsupportedError("database-qualified table names", text, _start(target))
+        name = target.name
+        query = tree.args["expression"]
+        if not isinstance(query, exp.Select):
+            raise UnsupportedError(f"{query.key.upper()} in CREATE TABLE … AS", text, _start(query))
+        delimiter, location = storage_properties(tree.args.get("properties"), text,
+                                                 (exp.ExternalProperty,))
+        existing = self.catalog.tables().get(name.lower())
+        if existing is not None:
+            if tree.args.get("exists"):
+                return StatementResult("message", text,
+                                       message=f"table {existing.name} already exists, skipped")
+            if existing.builtin:
+                raise SqlError(f"'{name}' is a built-in table; choose another name", text,
+                               _start(target))
+            raise SqlError(f"table '{name}' already exists", text, _start(target),
+                           "DROP TABLE it first, or use CREATE TABLE IF NOT EXISTS")
+        managed = location is None
+        uri = warehouse_location(name) if managed else resolve_location(location)
+        job = self.compile(text, query)
+        columns = _table_columns(job, text)
+        written = self._write_result(job, text, uri, delimiter, overwrite=False)
+        table = Table(name, columns, uri, delimiter, properties={"managed": True} if managed else {})
+        try:
+            self.catalog.create(table)
+        except BaseException:
+            if managed:
+                storage.delete_prefix(uri)
+            raise
+        return StatementResult(
+            "message", text, message=f"created table {name} ({len(columns)} columns, "
+            f"{written.rows:,} rows in {written.files} file{'s' if written.files != 1 else ''}) at {uri}",
+            stats=written.stats, lambda_cost=written.stats.lambda_cost(self.settings),
+            athena_cost=costs.athena_cost(written.stats.bytes_read),
+            seconds=time.perf_counter() - t0)
+
+    def _insert(self, tree: exp.Insert, text: str) -> StatementResult:
+        """``INSERT OVERWRITE [LOCAL] DIRECTORY 'path' [ROW FORMAT …] SELECT …``:
+        replace the folder's files with the result; nothing is registered."""
+        t0 = time.perf_counter()
+        target = tree.this
+        if not isinstance(target, exp.Directory) or not tree.args.get("overwrite"):
+            raise UnsupportedError("INSERT into a table (INSERT OVERWRITE DIRECTORY 'path' "
+                                   "SELECT … and CREATE TABLE … AS SELECT … write results)", text, 0)
+        query = tree.args["expression"]
+        if not isinstance(query, exp.Select):
+            raise UnsupportedError(f"{query.key.upper()} in INSERT", text, _start(query))
+        props = exp.Properties(expressions=[target.args["row_format"]]) \
+            if target.args.get("row_format") is not None else None
+        delimiter, _ = storage_properties(props, text)
+        uri = resolve_location(target.this.name)
+        job = self.compile(text, query)
+        written = self._write_result(job, text, uri, delimiter, overwrite=True)
+        return StatementResult(
+            "message", text, message=f"wrote {written.rows:,} rows in {written.files} "
+            f"file{'s' if written.files != 1 else ''} to {uri}",
+            stats=written.stats, lambda_cost=written.stats.lambda_cost(self.settings),
+            athena_cost=costs.athena_cost(written.stats.bytes_read),
+            seconds=time.perf_counter() - t0)
+
+    def _write_result(self, job: Job, text: str, uri: str, delimiter: str,
+                      overwrite: bool) -> "_Written":
+        """Run ``job`` and leave its result as delimited text files at ``uri``.
+
+        Atomic from the reader's view: files are written to a hidden staging
+        folder and appear together when it is committed (a rename on local
+        disks; on S3 a copy of each file, then the staging objects are deleted).
+        Nothing half-written stays behind after an error or Ctrl-C."""
+        self._prepare(job)
+        if not overwrite and storage.exists(uri) and storage.list_files(uri):
+            raise SqlError(f"location {uri} is not empty", text, None,
+                           "choose another LOCATION, or empty it first")
+        try:
+            plans = plan_job(job, self.settings)
+        except FileNotFoundError as e:
+            raise SqlError(str(e)) from None
+        staging = _staging(uri)
+        width = len(job.columns)
+        # unordered and unlimited results: every final task writes its own file;
+        # otherwise the driver merges (ORDER BY, LIMIT) and writes one file
+        direct = job.limit is None and not job.sorted
+        spec = {"prefix": staging, "delimiter": delimiter, "width": width} if direct else None
+        progress = self.progress() if self.progress else None
+        try:
+            result = run_job(job, self.settings, self.backend(), self.scratch(), progress,
+                             plans, text=spec)
+            try:
+                if direct:
+                    parts = [o["uri"] for o in result.outputs if o["records"][0]]
+                    rows = sum(o["records"][0] for o in result.outputs)
+                else:
+                    parts, rows = _write_rows(result.rows(), staging, delimiter, width)
+            finally:
+                result.close()
+            files = _commit(staging, parts, uri, overwrite)
+        except TextValueError as e:
+            storage.delete_prefix(staging)
+            raise SqlError(str(e)) from None
+        except TaskFailedError as e:
+            storage.delete_prefix(staging)
+            if "TextValueError: " in e.message:  # a value the text format cannot hold
+                raise SqlError(e.message.split("TextValueError: ", 1)[1]) from None
+            raise
+        except BaseException:
+            storage.delete_prefix(staging)
+            raise
+        return _Written(rows, files, result.stats)
+
     # ------------------------------------------------------------------ DDL
     def _create(self, tree: exp.Create, text: str) -> StatementResult:
-        if tree.args.get("expression") is not None:
-            raise UnsupportedError("CREATE TABLE … AS SELECT", text, 0)
         if (tree.args.get("kind") or "").upper() != "TABLE":
             raise UnsupportedError(f"CREATE {tree.args.get('kind')}", text, 0)
         table = table_from_create(tree, text)
@@ -210,11 +340,21 @@ class Session:
             raise UnsupportedError(f"DROP {tree.args.get('kind')}", text, 0)
         names = [t.name for t in tree.args.get("tables") or [tree.this]]
         dropped = []
+        deleted = []
         for name in names:
-            if self.catalog.drop(name, if_exists=bool(tree.args.get("exists"))) is not None:
+            table = self.catalog.drop(name, if_exists=bool(tree.args.get("exists")))
+            if table is not None:
                 dropped.append(name)
-        msg = ("dropped table " + ", ".join(dropped) + " (its files are kept)") if dropped \
-            else "nothing dropped"
+                if table.properties.get("managed"):
+                    # CREATE TABLE … AS without LOCATION: its files are the table's own
+                    storage.delete_prefix(table.location)
+                    deleted.append(name)
+        if not dropped:
+            msg = "nothing dropped"
+        elif deleted and len(deleted) == len(dropped):
+            msg = "dropped table " + ", ".join(dropped) + " and its files"
+        else:
+            msg = "dropped table " + ", ".join(dropped) + " (its files are kept)"
         return StatementResult("message", text, message=msg)
 
     def _show_tables(self, text: str) -> StatementResult:
@@ -251,6 +391,106 @@ class Session:
         except (KeyError, ValueError) as e:
             raise SqlError(str(e).strip('"'), text, m.start(1)) from None
         return StatementResult("message", text, message=f"{m.group(1)} = {getattr(self.settings, m.group(1).replace('-', '_').lower())}")
+
+
+@dataclass
+class _Written:
+    rows: int
+    files: int
+    stats: JobStats
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _table_columns(job: Job, text: str) -> list[Column]:
+    """Columns of a table made from a query: its output names (an unnamed
+    expression is ``_c<i>``, as in Hive) and value types (unknown: STRING)."""
+    cols: list[Column] = []
+    seen: set[str] = set()
+    for i, (name, typ) in enumerate(zip(job.columns, job.types)):
+        if not _NAME.match(name):
+            name = f"_c{i}"
+        if name.lower() in seen:
+            raise SqlError(f"the query has two columns named '{name}'; give them different "
+                           "aliases (SELECT … AS name)", text, None)
+        seen.add(name.lower())
+        cols.append(Column(name, typ or "string"))
+    return cols
+
+
+def _staging(uri: str) -> str:
+    """A hidden folder next to (local) or inside (S3) the destination: readers
+    skip names starting with '.' or '_'."""
+    token = secrets.token_hex(4)
+    if storage.is_s3(uri):
+        return storage.join(uri, f"_sqlmr-staging-{token}") + "/"
+    path = storage.to_path(uri).rstrip("/")
+    parent, base = os.path.split(path)
+    return storage.to_uri(os.path.join(parent, f".{base}.sqlmr-staging-{token}")) + "/"
+
+
+def _write_rows(rows, staging: str, delimiter: str, width: int) -> tuple[list[str], int]:
+    """Write result rows as one text file in ``staging`` (the driver-side path)."""
+    uri = storage.join(staging, "driver-00000")
+    n = 0
+    with tempfile.NamedTemporaryFile(prefix="sqlmr-result-", delete=False) as f:
+        batch: list = []
+        for r in rows:
+            batch.append(r)
+            if len(batch) >= 4096:
+                f.write(text_lines(batch, delimiter, width))
+                n += len(batch)
+                batch = []
+        f.write(text_lines(batch, delimiter, width))
+        n += len(batch)
+    try:
+        storage.write_file(uri, f.name)
+    finally:
+        os.unlink(f.name)
+    return [uri], n
+
+
+def _commit(staging: str, parts: list[str], uri: str, overwrite: bool) -> int:
+    """Give the accepted files their final names (``part-00000`` …) and make
+    them appear at ``uri`` together; returns the number of files."""
+    names = [f"part-{i:05d}" for i in range(len(parts))]
+    if storage.is_s3(uri):
+        if overwrite:
+            for old, _ in storage.list_files(uri) if storage.exists(uri) else []:
+                storage.delete_prefix(old)
+        for src, name in zip(parts, names):
+            with tempfile.NamedTemporaryFile(prefix="sqlmr-commit-", delete=False) as f:
+                for chunk in storage.iter_range(src):
+                    f.write(chunk)
+            try:
+                storage.write_file(storage.join(uri, name), f.name)
+            finally:
+                os.unlink(f.name)
+        storage.delete_prefix(staging)
+        return len(parts)
+    folder = storage.to_path(staging).rstrip("/")
+    os.makedirs(folder, exist_ok=True)
+    keep = set()
+    for src, name in zip(parts, names):
+        os.replace(storage.to_path(src), os.path.join(folder, name))
+        keep.add(name)
+    for leftover in os.listdir(folder):  # attempts the driver did not accept
+        if leftover not in keep:
+            p = os.path.join(folder, leftover)
+            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+    dest = storage.to_path(uri).rstrip("/")
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    if os.path.isfile(dest):
+        raise SqlError(f"{dest} is a file, not a folder")
+    if os.path.isdir(dest) and os.listdir(dest):
+        old = folder + ".old"
+        os.replace(dest, old)          # overwrite: the old folder steps aside,
+        os.replace(folder, dest)       # the new one takes its name,
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(folder, dest)
+    return len(parts)
 
 
 class _TableSizes(dict):
