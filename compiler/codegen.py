@@ -508,7 +508,7 @@ class _PhaseGen:
             self.pipeline(env, False)
             src.dedent().dedent()
 
-        src("for r in _merge(*ctx.runs(), key=_JK):").indent()
+        src("for r in _merge(*ctx.runs(_JK), key=_JK):").indent()
         src("n_in += 1")
         src("jk = r[0]")
         src("if jk != cur:").indent()

@@ -58,14 +58,21 @@ class TaskContext:
             self.bytes_in += max(0, r["end"] - r["start"])
         return shuffle.iter_ranges(ranges)
 
-    def runs(self) -> list[Iterator[list]]:
+    def runs(self, key=None) -> list[Iterator[list]]:
         """One record iterator per sorted run of this task's input (the runs of a
-        join shuffle partition, or each sorted stage output), for a merge."""
+        join shuffle partition, or each sorted stage output), for a merge.  With
+        the merge ``key``, more runs than the merge fan-in are pre-merged."""
         inp = self.event["input"]
         ranges = inp.get("shuffle") or inp.get("rows") or []
         for r in ranges:
             self.bytes_in += max(0, r["end"] - r["start"])
-        return shuffle.iter_runs(ranges)
+        runs = shuffle.iter_runs(ranges)
+        self.counters["runs_merged"] = len(runs)
+        if key is not None:
+            fanin = self.params.get("merge_fanin") or shuffle.MERGE_FANIN
+            if len(runs) > fanin:
+                runs = shuffle.merge_runs(runs, key, fanin)
+        return runs
 
     # ----------------------------------------------------- broadcast inputs
     def side_blocks(self, name: str) -> Iterator[list[str]]:

@@ -54,7 +54,9 @@ MAGIC = b"SQLMR1\n"
 BATCH_ROWS = 4096
 SPILL_BYTES = 64 << 20  # buffered encoded bytes before spilling to a temp file
 SORT_SPILL_RECORDS = 200_000  # sort mode: buffered records before a sorted run is cut
+SORT_BATCH_ROWS = 1024  # records per batch in a sorted run: what a merge holds per run
 RUN_CHUNK = 256 << 10   # bytes read at a time from each run while merging
+MERGE_FANIN = 64        # runs merged at once; more are pre-merged into temp files
 _SORT_KEY = itemgetter(0, 1)
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
@@ -144,7 +146,8 @@ class PartitionedWriter:
         self._pending[partition] = []
         rows.sort(key=_SORT_KEY)
         self.records[partition] += len(rows)
-        return [encode_batch(rows[i:i + BATCH_ROWS]) for i in range(0, len(rows), BATCH_ROWS)]
+        return [encode_batch(rows[i:i + SORT_BATCH_ROWS])
+                for i in range(0, len(rows), SORT_BATCH_ROWS)]
 
     def _spill_runs(self) -> None:
         if self._spill is None:
@@ -367,6 +370,47 @@ def iter_runs(ranges: Iterable[dict]) -> list[Iterator[list]]:
         else:
             out.extend(iter_records(r["uri"], s, e) for s, e in runs if e > s)
     return out
+
+
+def merge_runs(runs: list[Iterator[list]], key, fanin: int = MERGE_FANIN) -> list[Iterator[list]]:
+    """At most ``fanin`` sorted runs covering the same records: while there are
+    more, groups of ``fanin`` are merged into temp files (a multi-pass merge),
+    so a merge never holds more than ``fanin`` batches however many map tasks
+    wrote runs.
+
+    >>> runs = [iter([[k, 0]]) for k in (5, 3, 9, 1, 7)]
+    >>> merged = merge_runs(runs, itemgetter(0, 1), fanin=2)
+    >>> len(merged), [r[0] for r in __import__("heapq").merge(*merged, key=itemgetter(0, 1))]
+    (2, [1, 3, 5, 7, 9])
+    """
+    import heapq
+    fanin = max(2, fanin)
+    while len(runs) > fanin:
+        merged: list[Iterator[list]] = []
+        for i in range(0, len(runs), fanin):
+            group = runs[i:i + fanin]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            f = tempfile.TemporaryFile(prefix="sqlmr-merge-")
+            batch: list = []
+            for rec in heapq.merge(*group, key=key):
+                batch.append(rec)
+                if len(batch) >= SORT_BATCH_ROWS:
+                    f.write(encode_batch(batch))
+                    batch = []
+            if batch:
+                f.write(encode_batch(batch))
+            f.seek(0)
+            merged.append(_file_records(f))
+        runs = merged
+    return runs
+
+
+def _file_records(f) -> Iterator[list]:
+    with f:
+        for line in f:
+            yield from _decode(line.decode("utf-8"))
 
 
 def read_index(data: bytes) -> dict:

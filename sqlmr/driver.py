@@ -336,7 +336,7 @@ def _account(stats: JobStats, results: list[dict]) -> None:
         else:
             stats.attempts += 1 + r["attempt"]
         for k, v in (r.get("counters") or {}).items():
-            if k.startswith("max_"):
+            if k.startswith("max_") or k == "runs_merged":
                 stats.counters[k] = max(stats.counters.get(k, 0), v)
             else:
                 stats.counters[k] = stats.counters.get(k, 0) + v
@@ -360,9 +360,10 @@ def _params(phase: Phase, plan: StagePlan, outputs: dict[int, list[dict]], setti
                 bc[op.name] = spec
     if bc:
         params["broadcast"] = bc
-    spill = getattr(settings, "sort_spill_records", 0)  # tests force many sorted runs
-    if spill:
-        params["sort_spill_records"] = spill
+    for knob in ("sort_spill_records", "merge_fanin"):  # tests force many sorted runs
+        value = getattr(settings, knob, 0)
+        if value:
+            params[knob] = value
     if text is not None:
         params["text"] = text
     return params
