@@ -616,9 +616,17 @@ def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
         for line in notes(results, ctx):
             print(line, file=err)
         return
-    style = "markdown" if fmt == "markdown" else "table"
-    body = table_text(table_columns(ctx["scale"]), [table_row(q) for q in results],
-                      _column_types(), style)
+    columns = table_columns(ctx["scale"])
+    if fmt == "markdown":  # one header line (GitHub tables have no multi-line headers)
+        columns = [c.strip("\n").replace("\n", "<br>") for c in columns]
+        body = table_text(columns, [table_row(q) for q in results], _column_types(),
+                          "markdown")
+        out.write(body + "\n\n")
+        for line in notes(results, ctx):
+            out.write(("  - " + line.strip()) if line.startswith("  ") else "- " + line)
+            out.write("\n")
+        return
+    body = table_text(columns, [table_row(q) for q in results], _column_types(), "table")
     out.write(body + "\n")
     for line in notes(results, ctx):
         out.write(line + "\n")

@@ -251,6 +251,17 @@ def test_csv_and_json_parse(data):
     assert abs(q["rows"] - q["expected_rows"]) <= q["tolerance"]
 
 
+def test_markdown_has_one_header_line(data):
+    code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                               "--data", str(data), "--queries", "1a", "--format", "markdown")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("| query") and "published s<br>Redshift" in lines[0]
+    assert re.match(r"^\|[-|: ]+\|$", lines[1])        # the delimiter row comes second
+    assert lines[2].startswith("| 1a ") and lines[3] == ""
+    assert all(ln.startswith(("- ", "  - ")) for ln in lines[4:] if ln)
+
+
 def test_model_flags_change_the_projection(data):
     base = ["--scale", SCALE, "--runs", "1", "--workers", "2", "--data", str(data),
             "--queries", "1a", "--format", "json"]
