@@ -83,6 +83,10 @@ MODEL_FLAGS: list[tuple[str, str, type, str]] = [
     ("put_rate", "--put-rate", float, "S3 PUTs per second per prefix (default 3500)"),
 ]
 
+METAVARS = {"memory_mb": "MB", "architecture": "ARCH", "s3_mbps": "MB/S",
+            "request_latency_s": "S", "cold_start_s": "S", "cpu_factor": "X",
+            "split_mb": "MIB", "reducer_mb": "MIB", "reducers_from": "input|shuffle"}
+
 
 # ------------------------------------------------------------------ arguments
 
@@ -108,12 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "$SQLMR_HOME/data/amplab-sf<SF>; the lambda backend needs s3://)")
     g = p.add_argument_group("model", "the projection to the 5nodes data on Lambda "
                                       "(see sqlmr/bench_model.py)")
-    defaults = bm.LambdaModel()
     for name, flag, typ, text in MODEL_FLAGS:
         g.add_argument(flag, dest=f"model_{name}", type=typ, default=None,
-                       metavar=flag.lstrip("-").split("-")[-1].upper(),
-                       help=text if str(getattr(defaults, name)) in text
-                       else f"{text} (default {getattr(defaults, name)})")
+                       metavar=METAVARS.get(name, "N"), help=text)
 
 
 def model_from_args(args: argparse.Namespace) -> bm.LambdaModel:

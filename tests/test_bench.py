@@ -262,6 +262,17 @@ def test_markdown_has_one_header_line(data):
     assert all(ln.startswith(("- ", "  - ")) for ln in lines[4:] if ln)
 
 
+def test_every_model_parameter_is_a_flag():
+    from dataclasses import fields
+    flagged = {name for name, *_ in bench.MODEL_FLAGS}
+    assert flagged == {f.name for f in fields(bm.LambdaModel)} - {"max_reducers"}
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    args = p.parse_args(["--functions", "7", "--s3-mbps", "12.5", "--reducers-from", "shuffle"])
+    m = bench.model_from_args(args)
+    assert (m.functions, m.s3_mbps, m.reducers_from, m.memory_mb) == (7, 12.5, "shuffle", 1769)
+
+
 def test_model_flags_change_the_projection(data):
     base = ["--scale", SCALE, "--runs", "1", "--workers", "2", "--data", str(data),
             "--queries", "1a", "--format", "json"]
