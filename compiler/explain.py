@@ -70,8 +70,8 @@ def _aliases(nodes) -> set[str]:
 
 def phase_tree(ph, spelling: dict[str, str]) -> list[str]:
     """Lines of one phase's operator tree, Hive style."""
-    from compiler.stages import (AggIn, Assign, Filter, JoinIn, PartialAgg, Probe, RowsIn,
-                                 RowsOut, ShuffleOut, TableIn)
+    from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg, Probe,
+                                 RangeOut, RowsIn, RowsOut, ShuffleOut, TableIn)
     qualify = len(_phase_aliases(ph)) > 1
     P = lambda e: pretty(e, spelling, qualify)  # noqa: E731
     m: list[str] = []
@@ -95,7 +95,8 @@ def phase_tree(ph, spelling: dict[str, str]) -> list[str]:
     elif isinstance(inp, RowsIn):
         m.append(_ind(lvl, "TableScan"))
         m.append(_ind(lvl + 2, f"rows of Stage-{inp.stage.id}"))
-        m.append(_ind(lvl + 2, "columns: " + ", ".join(P(_column(f.key)) for f in inp.fields)))
+        m.append(_ind(lvl + 2, "columns: " + (", ".join(P(_column(f.key)) for f in inp.fields)
+                                              or "all, passed through")))
         if inp.merge or inp.limit is not None:
             how = "merged in order" if inp.merge else "read"
             lim = f", first {inp.limit} rows" if inp.limit is not None else ""
@@ -108,6 +109,12 @@ def phase_tree(ph, spelling: dict[str, str]) -> list[str]:
         if agg.keys:
             m.append(_ind(lvl + 2, "keys: " + ", ".join(P(k) for k in agg.keys)))
         m.append(_ind(lvl + 2, "mode: mergepartial"))
+    elif isinstance(inp, MergeIn):
+        m.append(_ind(lvl, "Merge Operator (sorted runs of one key range)"))
+        m.append(_ind(lvl + 1, "File Output Operator"))
+        m.append(_ind(lvl + 3, "order: the reducers' outputs, range after range, are the total order"))
+        m.append(_ind(lvl + 3, "format: sqlmr partitioned batch file (JSON rows)"))
+        return m
     elif isinstance(inp, JoinIn):
         kind = "Inner Join" if inp.kind == "inner" else (
             f"Left Outer Join (tag {inp.preserved} preserved)")
@@ -144,7 +151,16 @@ def phase_tree(ph, spelling: dict[str, str]) -> list[str]:
             m.append(_ind(lvl + 2, f"small side: {small}"))
             m.append(_ind(lvl + 2, f"chosen because: {op.reason}"))
     sink = ph.sink
-    if isinstance(sink, RowsOut):
+    if isinstance(sink, RangeOut):
+        keys = ", ".join(f"_col{o.index} {'DESC' if o.desc else 'ASC'} NULLS {'FIRST' if o.nulls_first else 'LAST'}"
+                         for o in sink.order)
+        lvl += 1
+        m.append(_ind(lvl, "Reduce Output Operator"))
+        m.append(_ind(lvl + 2, f"sort keys: {keys}"))
+        m.append(_ind(lvl + 2, f"partition: key ranges, boundaries drawn from a sample of "
+                               f"Stage-{inp.stage.id}'s rows"))
+        m.append(_ind(lvl + 2, "sort order: sort keys (sorted runs per partition)"))
+    elif isinstance(sink, RowsOut):
         lvl += 1
         m.append(_ind(lvl, "Select Operator"))
         m.append(_ind(lvl + 2, "expressions: " + ", ".join(P(e) for e in sink.outputs)))
@@ -196,6 +212,9 @@ def _column(key: str) -> exp.Column:
 
 def _tail(lines: list[str], lvl: int, sink) -> None:
     merged_by = "the driver" if sink.final else "the task reading these rows"
+    if sink.sample:
+        lvl += 1
+        lines.append(_ind(lvl, "Sample Operator (random rows per written batch, for the sort's key ranges)"))
     if sink.order:
         keys = ", ".join(f"_col{o.index} {'DESC' if o.desc else 'ASC'} NULLS {'FIRST' if o.nulls_first else 'LAST'}"
                          for o in sink.order)

@@ -96,9 +96,12 @@ def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive"
     check_names(original, catalog, sql)
     qualified = qualify_query(original, catalog, dialect, sql)
     block = build_block(qualified, original, catalog, dialect, sql)
-    stages = Lowering(sizes, broadcast_bytes, sql).lower(block)
+    lowering = Lowering(sizes, broadcast_bytes, sql)
+    stages = lowering.lower(block)
     gen = generate_stages(stages)
     stage_trees(stages, block.all_spelling())
     used = {t.table.name.lower(): t.table for t in block.tables()}
+    # a range-partitioned sort's outputs are already in order, partition after partition
+    merge = bool(block.order) and not lowering.range_sorted
     return Job(sql, stages, gen.source, block.names, gen.output_types[: block.visible],
-               len(block.outputs), bool(block.order), block.limit, used, block)
+               len(block.outputs), merge, block.limit, used, block)

@@ -51,6 +51,11 @@ from compiler.plan import Aggregate, OrderKey, Scan
 from compiler.schema import NUMERIC
 
 
+# ORDER BY without LIMIT over more input than this: a range-partitioned sort
+# stage; below it each final task sorts its rows and the driver merges them.
+RANGE_SORT_BYTES = 256 << 20
+
+
 # ------------------------------------------------------------------ phases
 
 @dataclass
@@ -99,7 +104,7 @@ class JoinIn:
     reason: str
 
 
-Input = Union[TableIn, RowsIn, AggIn, JoinIn]
+Input = Union[TableIn, RowsIn, AggIn, JoinIn, "MergeIn"]
 
 
 @dataclass
@@ -142,6 +147,24 @@ class RowsOut:
     limit: int | None
     final: bool
     sortkey: str | None = None       # name of the module function ordering the rows
+    sample: bool = False             # report a random sample of the rows (range sort)
+
+
+@dataclass
+class RangeOut:
+    """Range-partition records by the job's ``sortkey`` on boundaries the driver
+    drew from a sample, as sorted runs (the map side of a total-order sort)."""
+
+    order: list[OrderKey]
+    sortkey: str = "sortkey"
+
+
+@dataclass
+class MergeIn:
+    """Merge the sorted runs of a range partition and write the records in
+    order (the reduce side of a total-order sort)."""
+
+    sortkey: str = "sortkey"
 
 
 @dataclass
@@ -158,7 +181,7 @@ class ShuffleOut:
     null_tag: int | None             # None: drop NULL keys; 2: pass through as unmatched
 
 
-Sink = Union[RowsOut, PartialAgg, ShuffleOut]
+Sink = Union[RowsOut, PartialAgg, ShuffleOut, "RangeOut"]
 
 
 @dataclass
@@ -184,7 +207,8 @@ class Stage:
     feeds: list["Stage"] = field(default_factory=list)   # earlier stages writing partitions for our reducers
     reads: list["Stage"] = field(default_factory=list)   # earlier stages whose rows we read
     consumer: "Stage | None" = None  # the stage whose reducers read our partitions
-    sorted_shuffle: bool = False     # map outputs are sorted runs (join)
+    sorted_shuffle: bool = False     # map outputs are sorted runs (join, range sort)
+    range_sort: bool = False         # a total-order sort: range partitions from a sample
     tables: list[str] = field(default_factory=list)      # base tables feeding it (reducer sizing)
     map_ops: list = field(default_factory=list)          # EXPLAIN, per map phase
     reduce_ops: list = field(default_factory=list)
@@ -270,6 +294,8 @@ class Lowering:
         self.sql = sql
         self.stages: list[Stage] = []
         self._probes = 0
+        self.range_sort_bytes = RANGE_SORT_BYTES
+        self.range_sorted = False
 
     # ------------------------------------------------------------ helpers
     def _stage(self, reduce_input: Input | None = None, reducers: str = "auto") -> Stage:
@@ -309,6 +335,21 @@ class Lowering:
     # ------------------------------------------------------------ blocks
     def lower(self, block: Block) -> list[Stage]:
         s = self.open_block(block)
+        if block.order and block.limit is None and (s.est is None or s.est > self.range_sort_bytes):
+            # ORDER BY without LIMIT over a large input: the rows are written
+            # (tasks report a sample), then a sort stage range-partitions them on
+            # boundaries drawn from the sample and each reducer merges its sorted
+            # runs, so the reducers' outputs in partition order are the total order
+            rows = self.close(s, RowsOut(block.outputs, block.visible, [], None, False,
+                                         sample=True), None)
+            st = self._stage(MergeIn(), "auto")
+            st.range_sort = st.sorted_shuffle = True
+            st.maps.append(Phase("map", RowsIn(rows, []), [], RangeOut(block.order), stage=st))
+            st.reads.append(rows)
+            st.tables = list(rows.tables)
+            st.reduce.sink = RowsOut(block.outputs, block.visible, block.order, None, True)
+            self.range_sorted = True
+            return self.finish()
         self.close(s, RowsOut(block.outputs, block.visible, block.order, block.limit, True),
                    None)
         return self.finish()

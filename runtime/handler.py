@@ -37,6 +37,7 @@ class TaskContext:
         self.reader: SplitReader | None = None
         self._writer: shuffle.PartitionedWriter | None = None
         self.counters: dict[str, int] = {}   # task-specific figures reported in the result
+        self.sample: list = []                # rows sampled for a range-partitioned sort
 
     # ----------------------------------------------------------------- input
     def blocks(self) -> Iterator[list[str]]:
@@ -96,9 +97,10 @@ class TaskContext:
         self.counters[name] = self.counters.get(name, 0) + n
 
     # ---------------------------------------------------------------- output
-    def writer(self, sort: bool = False) -> shuffle.PartitionedWriter:
+    def writer(self, sort=False) -> shuffle.PartitionedWriter:
         """The task's output; ``sort=True`` writes sorted runs per partition
-        (join shuffles, ordered by join key then side tag)."""
+        (join shuffles, ordered by join key then side tag), ``sort=<key
+        function>`` sorted runs in that order (a range-partitioned sort)."""
         if self._writer is None:
             self._writer = shuffle.PartitionedWriter(
                 self.event.get("partitions") or 1, sort=sort,
@@ -158,7 +160,18 @@ def handle(event: events.Event) -> events.Result:
         "malformed_sample": ctx.malformed_sample, "output": output,
         "seconds": round(time.perf_counter() - t0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": ctx.counters,
+        **({"sample": _cap(ctx.sample, SAMPLE_MAX, event["task"])} if ctx.sample else {}),
     }
+
+
+SAMPLE_MAX = 1000  # rows of a sample a task reports (keeps the result small)
+
+
+def _cap(rows: list, n: int, seed: int) -> list:
+    if len(rows) <= n:
+        return rows
+    import random
+    return random.Random(seed).sample(rows, n)
 
 
 def lambda_handler(event: events.Event, context: Any = None) -> events.Result:

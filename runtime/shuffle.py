@@ -94,14 +94,16 @@ class PartitionedWriter:
 
     With ``sort=True`` (join shuffles) records are kept unencoded per partition
     and, every ``spill_records`` records and at the end, each partition's
-    buffer is sorted by the records' first two fields and written as one
-    sorted run (index version 2 lists the runs)."""
+    buffer is sorted by the records' first two fields (or by ``sort`` when it
+    is a key function) and written as one sorted run (index version 2 lists
+    the runs)."""
 
-    def __init__(self, partitions: int, spill_bytes: int = SPILL_BYTES, sort: bool = False,
+    def __init__(self, partitions: int, spill_bytes: int = SPILL_BYTES, sort=False,
                  spill_records: int | None = None) -> None:
         self.partitions = max(1, partitions)
         self.spill_bytes = spill_bytes
-        self.sort = sort
+        self.sort = bool(sort)
+        self.sort_key = sort if callable(sort) else _SORT_KEY
         self.spill_records = spill_records or SORT_SPILL_RECORDS
         self._pending: list[list] = [[] for _ in range(self.partitions)]
         self._encoded: list[list[bytes]] = [[] for _ in range(self.partitions)]
@@ -144,7 +146,7 @@ class PartitionedWriter:
         """Sort and encode a partition's buffered records as one run."""
         rows = self._pending[partition]
         self._pending[partition] = []
-        rows.sort(key=_SORT_KEY)
+        rows.sort(key=self.sort_key)
         self.records[partition] += len(rows)
         return [encode_batch(rows[i:i + SORT_BATCH_ROWS])
                 for i in range(0, len(rows), SORT_BATCH_ROWS)]

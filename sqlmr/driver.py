@@ -302,17 +302,37 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         code = {"uri": code_uri, "sha256": job.sha256}
         by_id = {p.stage.id: p for p in plans}
         outputs: dict[int, list[dict]] = {}
+        samples: dict[int, list] = {}
         for plan in plans:
             final = plan is plans[-1]
+            bounds = None
+            if plan.stage.range_sort:
+                src = plan.inputs[0].rows_from
+                bounds = range_bounds(samples.get(src, []), job, plan.reducers)
             outputs[plan.stage.id] = _run_stage(job_id, plan, by_id, outputs, settings, backend,
                                                 work, code, stats, progress,
-                                                text if final else None)
+                                                text if final else None, samples, bounds)
         stats.seconds = time.perf_counter() - t0
         return JobResult(job, outputs[plans[-1].stage.id], stats, work, settings.keep_scratch)
     except BaseException:
         if not settings.keep_scratch:
             storage.delete_prefix(work)
         raise
+
+
+def range_bounds(sample: list, job: Job, partitions: int) -> list:
+    """Rows whose sort keys cut a sample into ``partitions`` equal ranges (ties
+    never split: equal boundary keys are dropped)."""
+    if partitions <= 1 or not sample:
+        return []
+    key = codecache.load_source(job.source)["sortkey"]
+    ordered = sorted(sample, key=key)
+    bounds: list = []
+    for i in range(1, partitions):
+        b = ordered[len(ordered) * i // partitions]
+        if not bounds or key(bounds[-1]) != key(b):
+            bounds.append(b)
+    return bounds
 
 
 def _account(stats: JobStats, results: list[dict]) -> None:
@@ -388,7 +408,8 @@ def _group_ranges(ranges: list[dict], size: int) -> list[list[dict]]:
 def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
                outputs: dict[int, list[dict]], settings: Settings, backend: Backend, work: str,
                code: dict, stats: JobStats, progress: Progress | None,
-               text: dict | None) -> list[dict]:
+               text: dict | None, samples: dict[int, list],
+               bounds: list | None = None) -> list[dict]:
     stage = plan.stage
     consumer = by_id[stage.consumer.id].reducers if stage.consumer is not None else 0
     map_text = text if stage.reduce is None else None
@@ -398,6 +419,8 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
         ph = inp.phase
         partitions = plan.reducers if stage.reduce is not None else 0
         params = _params(ph, plan, outputs, settings, map_text)
+        if bounds is not None:
+            params["bounds"] = bounds
         if inp.rows_from is None:
             table = ph.input.scan.table.name.lower()
             for splits in inp.tasks:
@@ -432,6 +455,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
             stats.rows_read += r["rows_in"]
     stats.bytes_read += plan.broadcast_bytes  # each small table counted once
     if stage.reduce is None:
+        samples[stage.id] = [row for r in map_results for row in r.get("sample", ())]
         return [r["output"] for r in map_results if r["output"]]
     stats.bytes_shuffled += sum(r["bytes_out"] for r in map_results)
     feeding = [r["output"] for r in map_results if r["output"]]
@@ -460,6 +484,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     _account(stats, reduce_results)
     if stage.consumer is not None:
         stats.bytes_shuffled += sum(r["bytes_out"] for r in reduce_results)
+    samples[stage.id] = [row for r in reduce_results for row in r.get("sample", ())]
     return [r["output"] for r in reduce_results if r["output"]]
 
 

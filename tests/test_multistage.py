@@ -143,3 +143,64 @@ def test_amplab_3_equals_duckdb_on_generated_data(sqlmr_home, amplab_data, name,
         s.close()
     assert_same(got, [list(r) for r in con.execute(inner).fetchall()], ordered=False)
     assert len(got) > 10
+
+
+# ------------------------------------------ ORDER BY without LIMIT: total order
+
+@pytest.fixture
+def sort_tables(session, tmp_path, monkeypatch):
+    """The join fixture, with every ORDER BY without LIMIT planned as a
+    range-partitioned sort stage (the size threshold set to zero)."""
+    import compiler.stages
+    from test_joins import CC, RK, UV, join_fixture  # noqa: F401
+    from difftest import as_bytes
+    monkeypatch.setattr(compiler.stages, "RANGE_SORT_BYTES", 0)
+    rk, uv, cc = join_fixture(seed=21, pages=250, visits=6000)
+    t = Tables(session, tmp_path)
+    t.add("rk", RK, {"p0": as_bytes(rk)})
+    t.add("uv", UV, {"p0": as_bytes(uv[:3000]), "p1": as_bytes(uv[3000:])})
+    session.settings.split_mb = 0.05
+    session.settings.reducers = 4
+    session.settings.broadcast_mb = 0
+    return t
+
+
+TOTAL_ORDER = [
+    "SELECT sourceIP, adRevenue, duration, visitDate, destURL FROM uv "
+    "ORDER BY adRevenue DESC NULLS LAST, sourceIP NULLS FIRST, duration NULLS LAST, "
+    "visitDate NULLS FIRST, destURL NULLS LAST",
+    "SELECT duration, countryCode, sourceIP, adRevenue, visitDate, destURL FROM uv "
+    "ORDER BY duration NULLS FIRST, countryCode DESC NULLS LAST, sourceIP NULLS LAST, "
+    "adRevenue NULLS LAST, visitDate NULLS LAST, destURL NULLS LAST",
+    "SELECT r.pageRank, u.sourceIP, u.adRevenue, u.visitDate, u.destURL FROM rk r JOIN uv u "
+    "ON r.pageURL = u.destURL ORDER BY r.pageRank DESC NULLS FIRST, u.sourceIP NULLS LAST, "
+    "u.adRevenue NULLS LAST, u.visitDate NULLS LAST, r.avgDuration NULLS LAST",
+    "SELECT countryCode, COUNT(*) AS n, SUM(adRevenue) AS rev FROM uv GROUP BY countryCode "
+    "ORDER BY n DESC, countryCode NULLS FIRST",
+]
+
+
+@pytest.mark.parametrize("sql", TOTAL_ORDER)
+def test_order_by_without_limit_is_a_range_sort(sort_tables, sql):
+    t = sort_tables
+    text = list(t.session.execute("EXPLAIN " + sql))[0].message
+    assert "partition: key ranges, boundaries drawn from a sample" in text
+    t.check(sql, ordered=True)
+
+
+def test_range_sort_uses_several_reducers_and_ctas_keeps_the_order(sort_tables, tmp_path):
+    t = sort_tables
+    sql = ("SELECT sourceIP, adRevenue, destURL, visitDate FROM uv WHERE adRevenue IS NOT NULL "
+           "ORDER BY adRevenue, sourceIP NULLS LAST, destURL NULLS LAST, visitDate NULLS LAST")
+    results = list(t.session.execute(sql))
+    rows = [list(r) for r in results[0].rows]
+    stats = results[0].stats
+    results[0].close()
+    assert stats.reduce_tasks >= 3     # the sort stage spread over several reducers
+    assert_same(rows, t.duckdb(sql), ordered=True)
+    dest = tmp_path / "sorted"
+    list(t.session.execute(f"CREATE TABLE sorted LOCATION '{dest}' AS {sql}"))
+    parts = sorted(os.listdir(dest))
+    assert len(parts) >= 3              # one file per key range, written by the reducers
+    lines = [ln.split(",") for p in parts for ln in (dest / p).read_text().splitlines()]
+    assert [float(x[1]) for x in lines] == sorted(float(x[1]) for x in lines)
