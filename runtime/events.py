@@ -33,7 +33,7 @@ Result::
       "rows_in": 10, "bytes_in": 1234, "rows_out": 3, "bytes_out": 99,
       "malformed": 0, "malformed_sample": "",  # first bad line, for the report
       "output": {"uri": ..., "partitions": [[start, end], ...]} | null,
-      "seconds": 0.12, "peak_mem_mb": 41.0
+      "seconds": 0.12, "cpu_seconds": 0.11, "peak_mem_mb": 41.0
     }
 """
 

@@ -128,6 +128,7 @@ def _peak_mem_mb() -> float:
 def handle(event: events.Event) -> events.Result:
     """Run one task attempt: load the job code, run its entry, save the output."""
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if event.get("v") != events.VERSION:
         raise ValueError(f"task event version {event.get('v')!r}, runtime expects {events.VERSION}")
     ns = codecache.load(event["code"])
@@ -158,7 +159,8 @@ def handle(event: events.Event) -> events.Result:
         "attempt": event["attempt"], "rows_in": ctx.rows_in, "bytes_in": ctx.bytes_in,
         "rows_out": ctx.rows_out, "bytes_out": bytes_out, "malformed": ctx.malformed,
         "malformed_sample": ctx.malformed_sample, "output": output,
-        "seconds": round(time.perf_counter() - t0, 6), "peak_mem_mb": _peak_mem_mb(),
+        "seconds": round(time.perf_counter() - t0, 6),
+        "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": ctx.counters,
         **({"sample": _cap(ctx.sample, SAMPLE_MAX, event["task"])} if ctx.sample else {}),
     }
