@@ -469,7 +469,9 @@ class Lowering:
         name = f"b{self._probes}"
         self._probes += 1
         keys = {f"{c.table.lower()}.{c.name.lower()}" for k in small_keys for c in k.find_all(exp.Column)}
-        fields = [Field(k, v.type) for k, v in small.env.items() if k in needed or k in keys]
+        fields = [Field(k, v.type) for k, v in small.env.items() if k in needed]
+        # a materialised small side also carries its key columns (to build the table)
+        written = [Field(k, v.type) for k, v in small.env.items() if k in needed or k in keys]
         reason = (f"{small.label} is {self._size(small)}, below broadcast_mb "
                   f"{self.broadcast_bytes / 2**20:g} MB")
         small_filter = None
@@ -479,9 +481,9 @@ class Lowering:
             reads: list[Stage] = []
             reason += "; each task reads it into a hash table"
         else:
-            st = self.close(small, RowsOut([_col(f.key) for f in fields], len(fields), [], None,
+            st = self.close(small, RowsOut([_col(f.key) for f in written], len(written), [], None,
                                            False), None)
-            source = RowsIn(st, fields)
+            source = RowsIn(st, written)
             reads = [st]
             reason += f"; Stage-{{{id(st)}}} materialises it, each task reads it into a hash table"
         big.ops.append(Probe(name, kind, list(big_keys), list(small_keys), types, fields, source,

@@ -1,0 +1,149 @@
+"""AMPLab query 3 (join -> aggregate -> top-1) on generated data: sqlmr on the
+local backend against DuckDB with the same number of threads.
+
+    python benchmarks/bench_join.py --scale 0.1 --workers 2
+
+Generates the AMPLab tables with ``sqlmr gen``'s model (seed 1) under
+``bench-data/sf<scale>`` if they are not there yet, then runs 3a, 3b and 3c
+once each: sqlmr with a broadcast join (rankings loaded into a hash table by
+every map task over uservisits) and with a reduce-side sort-merge join
+(``broadcast_mb = 0``), and DuckDB reading the same files.  By default sqlmr
+broadcasts a side below 32 MB: rankings up to scale ~0.03.  Each answer is
+checked against DuckDB's; the time ratio printed is from that one run (DuckDB
+runs each query once untimed first; that also warms the page cache for both,
+and sqlmr's worker pool is started before timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+UV_COLS = ("{'sourceIP': 'VARCHAR', 'destURL': 'VARCHAR', 'visitDate': 'DATE', "
+           "'adRevenue': 'DOUBLE', 'userAgent': 'VARCHAR', 'countryCode': 'VARCHAR', "
+           "'languageCode': 'VARCHAR', 'searchWord': 'VARCHAR', 'duration': 'INTEGER'}")
+RK_COLS = "{'pageURL': 'VARCHAR', 'pageRank': 'INTEGER', 'avgDuration': 'INTEGER'}"
+
+
+def query(name: str) -> str:
+    return (REPO / "queries" / f"{name}.sql").read_text().split("\n", 1)[1].strip().rstrip(";")
+
+
+def same(a: list, b: list) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, float) or isinstance(y, float):
+            if not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=0.1)
+    ap.add_argument("--data", default=str(REPO / "bench-data"))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--queries", default="3a,3b,3c")
+    ap.add_argument("--modes", default="broadcast,reduce-side",
+                    help="join strategies to run: broadcast (broadcast_mb = 4096), "
+                         "reduce-side (broadcast_mb = 0), auto (the default 32 MB rule)")
+    args = ap.parse_args()
+
+    import duckdb
+
+    from sqlmr.config import Settings
+    from sqlmr.gen.amplab import generate
+    from sqlmr.session import Session
+
+    data = Path(args.data) / f"sf{args.scale}"
+    if not (data / "uservisits").is_dir():
+        print(f"generating AMPLab data at scale {args.scale} into {data} …", flush=True)
+        st = generate(str(data), args.scale, seed=1, workers=args.workers, progress=False)
+        print(f"  {st['bytes'] / 1e6:.0f} MB in {st['seconds']:.1f} s", flush=True)
+    uv_bytes = sum(f.stat().st_size for f in (data / "uservisits").iterdir())
+    rk_bytes = sum(f.stat().st_size for f in (data / "rankings").iterdir())
+    print(f"data: uservisits {uv_bytes / 1e6:,.0f} MB, rankings {rk_bytes / 1e6:,.0f} MB "
+          f"(scale {args.scale}); {args.workers} sqlmr workers / {args.workers} DuckDB threads\n")
+
+    home = tempfile.mkdtemp(prefix="sqlmr-bench-join-")
+    os.environ["SQLMR_HOME"] = home
+    (Path(home) / "data").mkdir()
+    os.symlink(data, Path(home) / "data" / "amplab")
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {args.workers}")
+    con.execute(f"CREATE VIEW uservisits AS SELECT * FROM read_csv('{data}/uservisits/*', "
+                f"header=false, delim=',', quote='', escape='', columns={UV_COLS}, auto_detect=false)")
+    con.execute(f"CREATE VIEW rankings AS SELECT * FROM read_csv('{data}/rankings/*', "
+                f"header=false, delim=',', quote='', escape='', columns={RK_COLS}, auto_detect=false)")
+
+    sessions = {}
+    for mode in args.modes.split(","):
+        settings = Settings(workers=args.workers, timing=False)
+        if mode == "reduce-side":
+            settings.broadcast_mb = 0
+        elif mode == "broadcast":
+            settings.broadcast_mb = 4096
+        sessions[mode] = Session(settings)
+
+    def run_sqlmr(session, sql):
+        t0 = time.perf_counter()
+        res = list(session.execute(sql))[0]
+        try:
+            rows = [list(r) for r in res.rows]
+        finally:
+            res.close()
+        return time.perf_counter() - t0, rows, res.stats
+
+    def join_kind(session, sql) -> str:
+        text = list(session.execute("EXPLAIN " + sql))[0].message
+        return "broadcast" if "Map Join Operator" in text else "reduce-side"
+
+    # warm the page cache and the worker pools
+    con.execute("SELECT COUNT(*), SUM(adRevenue) FROM uservisits").fetchall()
+    for s in sessions.values():
+        run_sqlmr(s, "SELECT COUNT(*) FROM rankings")
+
+    print(f"{'query':6} {'join':12} {'sqlmr s':>8} {'duckdb s':>9} {'ratio':>7} {'MB/s':>6} "
+          f"{'tasks':>6} {'shuffled':>9} {'max buffered':>13}  answer")
+    ratios = []
+    for name in args.queries.split(","):
+        sql = query(name)
+        con.execute(sql).fetchall()          # DuckDB timed warm, like sqlmr's pool
+        t0 = time.perf_counter()
+        want = [list(r) for r in con.execute(sql).fetchall()]
+        t_duck = time.perf_counter() - t0
+        for mode, session in sessions.items():
+            kind = join_kind(session, sql)
+            t_s, got, st = run_sqlmr(session, sql)
+            ok = len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
+            ratio = t_s / t_duck
+            ratios.append((name, kind, ratio))
+            buffered = st.counters.get("max_buffered")
+            print(f"{name:6} {kind:12} {t_s:8.2f} {t_duck:9.2f} {ratio:6.1f}x "
+                  f"{(uv_bytes + rk_bytes) / t_s / 1e6:6.0f} {st.map_tasks + st.reduce_tasks:6} "
+                  f"{st.bytes_shuffled / 1e6:8.1f}M {'' if buffered is None else buffered:>13}  "
+                  f"{got[0] if got else None}{'' if ok else '  != DuckDB ' + str(want)}",
+                  flush=True)
+            if not ok:
+                return 1
+    for s in sessions.values():
+        s.close()
+    print("\nratio = sqlmr seconds / DuckDB seconds, one timed run each, same files, "
+          f"{args.workers} processes vs {args.workers} threads")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
