@@ -296,12 +296,15 @@ def _source(q_item: exp.Expression, o_item: exp.Expression | None, catalog, dial
     raise UnsupportedError(f"{q_item.key.upper()} in FROM", sql, _start(q_item))
 
 
-def _join_kind(j: exp.Join, sql: str) -> str:
+def _join_kind(j: exp.Join, sql: str, first: bool) -> str:
     side = (j.args.get("side") or "").upper()
     kind = (j.args.get("kind") or "").upper()
+    if side == "RIGHT" and first and kind in ("", "OUTER"):
+        return "right"   # a RIGHT JOIN of the first two tables is the LEFT JOIN the other way
     if kind in ("SEMI", "ANTI") or side in ("RIGHT", "FULL") or kind not in ("", "INNER", "OUTER", "CROSS"):
         what = " ".join(x for x in (side, kind) if x) or "this"
-        raise UnsupportedError(f"{what} JOIN (inner and LEFT OUTER joins are)", sql, _start(j))
+        raise UnsupportedError(f"{what} JOIN (inner and LEFT OUTER joins are, and a RIGHT "
+                               "JOIN of the first two tables)", sql, _start(j))
     if side == "LEFT":
         return "left"
     return "inner"
@@ -310,8 +313,11 @@ def _join_kind(j: exp.Join, sql: str) -> str:
 def _join_tree(sources: list[Source], joins: list[exp.Join], where_parts: list[exp.Expression],
                sql: str) -> tuple[Source, list[exp.Expression]]:
     """A left-deep join tree over ``sources`` and the conditions left for after it."""
-    kinds = ["inner"] + [_join_kind(j, sql) for j in joins]
+    kinds = ["inner"] + [_join_kind(j, sql, i == 0) for i, j in enumerate(joins)]
     ons = [[]] + [conjuncts(j.args.get("on")) for j in joins]
+    if kinds[1] == "right":
+        sources[0], sources[1] = sources[1], sources[0]
+        kinds[1] = "left"
     # aliases on the NULL-supplying side of a LEFT JOIN: WHERE conditions on them
     # must see the NULLs the join adds, so they are not pushed below it
     nullable = {a for s, k in zip(sources, kinds) if k == "left" for a in s.aliases}

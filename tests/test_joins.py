@@ -61,7 +61,7 @@ def join_fixture(seed: int = 7, pages: int = 300, visits: int = 2500, nulls: flo
     return rk, uv, cc
 
 
-@pytest.fixture(params=["reduce-side", "broadcast"])
+@pytest.fixture(params=["reduce-side", "broadcast", "mixed"])
 def jt(request, session, tmp_path):
     rk, uv, cc = join_fixture()
     t = Tables(session, tmp_path)
@@ -71,7 +71,9 @@ def jt(request, session, tmp_path):
     t.add("cc", CC, {"part-00000": as_bytes(cc)})
     session.settings.split_mb = 0.03   # several map tasks per table
     session.settings.reducers = 3
-    session.settings.broadcast_mb = 0 if request.param == "reduce-side" else 32
+    # mixed: only cc (about 150 bytes) is below the threshold, so it is probed
+    # inside the reducers of the rk/uv reduce-side join
+    session.settings.broadcast_mb = {"reduce-side": 0, "broadcast": 32, "mixed": 0.001}[request.param]
     t.mode = request.param
     return t
 
@@ -103,6 +105,7 @@ SHAPES = [
     "SELECT u.destURL, r.pageRank FROM uv u LEFT JOIN rk r ON u.destURL = r.pageURL AND r.pageRank > 10 WHERE u.duration > 8",
     "SELECT u.sourceIP, r.pageRank, c.continent FROM uv u LEFT JOIN rk r ON u.destURL = r.pageURL LEFT JOIN cc c ON u.countryCode = c.code",
     "SELECT r.pageURL, COUNT(u.sourceIP) FROM rk r LEFT JOIN uv u ON r.pageURL = u.destURL GROUP BY r.pageURL",
+    "SELECT u.countryCode, SUM(r.pageRank), COUNT(*) FROM rk r RIGHT JOIN uv u ON r.pageURL = u.destURL GROUP BY u.countryCode",
     # ORDER BY over a join: several keys, ties and NULLs placed explicitly
     "SELECT r.pageRank, u.sourceIP, u.visitDate FROM rk r JOIN uv u ON r.pageURL = u.destURL "
     "ORDER BY r.pageRank DESC NULLS LAST, u.sourceIP NULLS FIRST, u.visitDate DESC NULLS FIRST, u.adRevenue NULLS LAST LIMIT 40",
@@ -149,6 +152,11 @@ def test_explain_names_the_join_strategy(jt):
     if jt.mode == "broadcast":
         assert "Map Join Operator (broadcast hash join)" in res.message
         assert "below broadcast_mb 32 MB" in res.message
+    elif jt.mode == "mixed":
+        text = list(jt.session.execute(
+            "EXPLAIN SELECT COUNT(*) FROM rk JOIN uv ON pageURL = destURL JOIN cc ON countryCode = code"))[0].message
+        assert "Join Operator (reduce side, sort-merge)" in text
+        assert "Map Join Operator (broadcast hash join)" in text.split("Reduce Operator Tree")[1]
     else:
         assert "Join Operator (reduce side, sort-merge)" in res.message
         assert "no side is below broadcast_mb 0 MB" in res.message
