@@ -49,6 +49,86 @@ def same(a: list, b: list) -> bool:
     return True
 
 
+class _SubprocessReducers:
+    """A backend that runs every task in a fresh Python process (map tasks
+    through a pool, each join reducer alone), so each reducer's peak RSS is its
+    own."""
+
+    name = "subprocess"
+
+    def __init__(self) -> None:
+        self.peaks: list[float] = []
+
+    def run(self, events, progress=None):
+        import json
+        import subprocess
+        out = []
+        for e in events:
+            code = ("import json, sys, resource; from runtime.handler import handle; "
+                    "r = handle(json.loads(sys.stdin.read())); "
+                    "r['rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; "
+                    "print(json.dumps(r))")
+            p = subprocess.run([sys.executable, "-c", code], input=json.dumps(e), text=True,
+                               capture_output=True, cwd=str(REPO), check=True)
+            r = json.loads(p.stdout)
+            if e["kind"] == "reduce" and e["stage"] == 1:
+                self.peaks.append(r["rss_mb"])
+            out.append(r)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def skew(rows_list: list[int]) -> int:
+    """Reducer memory on a skewed key: 90% of uservisits on one page."""
+    import random
+
+    from sqlmr.config import Settings
+    from sqlmr.driver import plan_job, run_job
+    from sqlmr.session import Session
+    sql = ("SELECT COUNT(*), SUM(u.adRevenue), MAX(r.pageRank) FROM uv u "
+           "JOIN rk r ON u.destURL = r.pageURL")
+    print(f"{'visits':>10} {'hot-key rows':>13} {'shuffled':>9} {'reducer peak RSS':>17} "
+          f"{'max buffered':>13}")
+    for n in rows_list:
+        home = tempfile.mkdtemp(prefix="sqlmr-bench-skew-")
+        os.environ["SQLMR_HOME"] = home
+        rnd = random.Random(1)
+        d = Path(home) / "skew"
+        (d / "rk").mkdir(parents=True)
+        (d / "uv").mkdir()
+        pages = ["p%06d" % i for i in range(10_000)]
+        (d / "rk" / "p0").write_text("".join(f"{p},{rnd.randint(1, 99)},1\n" for p in pages)
+                                     + "hot,7,1\nhot,9,2\n")
+        hot = 0
+        for f in range(4):
+            with open(d / "uv" / f"p{f}", "w") as out:
+                for _ in range(n // 4):
+                    h = rnd.random() < 0.9
+                    hot += h
+                    out.write(f"1.2.3.4,{'hot' if h else rnd.choice(pages)},2001-01-01,"
+                              f"{rnd.random()!r},ua,USA,en,w,3\n")
+        s = Session(Settings(workers=2, broadcast_mb=0, reducers=2, split_mb=256))
+        list(s.execute(f"CREATE EXTERNAL TABLE rk (pageURL STRING, pageRank INT, avgDuration INT) "
+                       f"LOCATION '{d / 'rk'}'; CREATE EXTERNAL TABLE uv (sourceIP STRING, "
+                       f"destURL STRING, visitDate DATE, adRevenue DOUBLE, userAgent STRING, "
+                       f"countryCode STRING, languageCode STRING, searchWord STRING, "
+                       f"duration INT) LOCATION '{d / 'uv'}'"))
+        job = s.compile(sql)
+        backend = _SubprocessReducers()
+        res = run_job(job, s.settings, backend, s.scratch(), plans=plan_job(job, s.settings))
+        rows = list(res.rows())
+        res.close()
+        s.close()
+        total = n // 4 * 4
+        assert rows[0][0] == 2 * hot + (total - hot), rows  # 'hot' is listed twice in rk
+        print(f"{n:10,} {hot:13,} {res.stats.bytes_shuffled / 1e6:8.1f}M "
+              f"{max(backend.peaks):15.1f}MB {res.stats.counters.get('max_buffered', 0):13}",
+              flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,10 +136,15 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO / "bench-data"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--queries", default="3a,3b,3c")
+    ap.add_argument("--skew", default="",
+                    help="instead: reducer peak memory of a skewed reduce-side join at these "
+                         "uservisits row counts, e.g. 200000,2000000")
     ap.add_argument("--modes", default="broadcast,reduce-side",
                     help="join strategies to run: broadcast (broadcast_mb = 4096), "
                          "reduce-side (broadcast_mb = 0), auto (the default 32 MB rule)")
     args = ap.parse_args()
+    if args.skew:
+        return skew([int(x) for x in args.skew.split(",")])
 
     import duckdb
 
