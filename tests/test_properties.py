@@ -82,3 +82,14 @@ def test_any_split_size_and_reducer_count_same_answer(prop_tables, split_kb, red
     prop_tables.session.settings.reducers = reducers
     for q in QUERIES:
         assert _canon(prop_tables.sqlmr(q)) == prop_tables.expected[q], q
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys=st.lists(st.one_of(st.text(max_size=6), st.none(), st.integers()), unique=True, max_size=60),
+       parts=st.integers(min_value=1, max_value=40))
+def test_split_items_agrees_with_partition_of(keys, parts):
+    items = [(k, i) for i, k in enumerate(keys)]
+    groups = shuffle.split_items(items, keys, parts)
+    assert len(groups) == parts
+    for p, group in enumerate(groups):
+        assert group == [it for it in items if shuffle.partition_of(it[0], parts) == p]
