@@ -40,8 +40,9 @@ from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg,
 
 BATCH = 4096
 SAMPLE_PER_BATCH = 16   # rows a range-sorted query's tasks sample per written batch
+SHUFFLE_HANDOVER = 32768  # join records a task collects before handing them to the writer
 _PARSE = {"string": "{}", "int": "int({})", "bigint": "int({})", "double": "float({})",
-          "date": "_date({})", "boolean": "_bool({})"}
+          "date": "(_dok({0}) or _date({0}))", "boolean": "_bool({})"}
 
 
 class Src:
@@ -292,10 +293,21 @@ def generate_stages(stages: list) -> Generated:
     head("from runtime import sqlfuncs as F")
     head("from zlib import crc32 as _crc32")
     head("from runtime.shuffle import partition_of as _partition_of")
-    head("_date = F.parse_date")
+    head("_DATES = {}  # date texts already validated (a table holds few distinct dates)")
+    head("_dok = _DATES.get")
+    head()
+    head()
+    head("def _date(text, _parse=F.parse_date):")
+    head("    value = _parse(text)")
+    head("    if len(_DATES) < 65536:")
+    head("        _DATES[text] = value")
+    head("    return value")
+    head()
+    head()
     head("_bool = F.parse_bool")
     head("_NUL = F.NULL_TEXT")
     head("_JK = _itemgetter(0, 1)  # join shuffle order: key, then side tag")
+    head("_K0 = _itemgetter(0)")
     head("_NOKEY = object()")
     head("_BC = {}  # broadcast hash tables built in this process, by (job, name)")
     head()
@@ -649,9 +661,18 @@ class _PhaseGen:
                 src("gget = g.get")
                 src("gs = {}  # groups fed by rows that took the slow (NULL-aware) path")
         elif isinstance(sink, ShuffleOut):
-            src("out = ctx.writer(sort=True)")
-            src("parts = ctx.event['partitions']")
+            # records collect in local lists per partition, handed to the sorting
+            # writer in bulk (no call into the runtime per record)
+            # every record of a run has the same tag unless NULL keys pass as tag 2:
+            # then sorting by the key alone keeps the run in (key, tag) order
+            src("out = ctx.writer(sort=True)" if sink.null_tag is not None
+                else "out = ctx.writer(sort=_K0)")
+            src("parts = ctx.event['partitions'] or 1")
+            src("sbufs = [[] for _ in range(parts)]")
+            src("sadd = [b.append for b in sbufs]")
             src("n_out = 0")
+            src("n_handed = 0")
+            src(f"handover = min({SHUFFLE_HANDOVER}, out.spill_records)")
             if sink.null_tag is not None:
                 src("nullpart = ctx.event['task']")
 
@@ -745,24 +766,40 @@ class _PhaseGen:
                     sentinel = [_SENTINEL.get(t, "''") for t in sink.key_types]
                     skey = sentinel[0] if len(sentinel) == 1 else "(" + ", ".join(sentinel) + ",)"
                     src("nullpart += 1")
-                    src(f"out.add(nullpart % parts if parts > 1 else 0, "
-                        f"[{', '.join([skey, str(sink.null_tag)] + vals)}])")
+                    src(f"sadd[nullpart % parts]([{', '.join([skey, str(sink.null_tag)] + vals)}])")
                     src("n_out += 1")
                 src.dedent()("else:").indent()
-                src(f"out.add({part} if parts > 1 else 0, [{rec}])")
+                src(f"sadd[{part} if parts > 1 else 0]([{rec}])")
                 src("n_out += 1")
                 src.dedent()
             else:
-                src(f"out.add({part} if parts > 1 else 0, [{rec}])")
+                src(f"sadd[{part} if parts > 1 else 0]([{rec}])")
                 src("n_out += 1")
+            if not self.batched:
+                self.hand_over()
             return
         raise AssertionError(sink)
 
+    def hand_over(self, final: bool = False) -> None:
+        """Move a join shuffle's local record lists into the sorting writer."""
+        src = self.src
+        if not final:
+            src("if n_out - n_handed >= handover:").indent()
+        src("for p, b in enumerate(sbufs):").indent()
+        src("out.add_batch(p, b)")
+        src("b.clear()").dedent()
+        src("n_handed = n_out")
+        if not final:
+            src.dedent()
+
     def boundary(self) -> None:
-        """Per block of input: keep a RowsOut sink's buffer small."""
+        """Per block of input: keep a RowsOut sink's buffer small, hand a join
+        shuffle's records to the writer."""
         if isinstance(self.ph.sink, RowsOut) and not (self.ph.sink.limit is not None
                                                      and not self.ph.sink.order):
             self.housekeeping()
+        elif isinstance(self.ph.sink, ShuffleOut):
+            self.hand_over()
 
     def housekeeping(self) -> None:
         src, sink = self.src, self.ph.sink
@@ -829,7 +866,10 @@ class _PhaseGen:
             src(f"for i in range(0, len(buf), {BATCH}):").indent()
             src(f"out.add_batch(p, buf[i:i + {BATCH}])").dedent().dedent()
             src("ctx.rows_out = " + " + ".join(f"len({n})" for n, _ in dicts))
-        elif isinstance(sink, (ShuffleOut, RangeOut)):
+        elif isinstance(sink, ShuffleOut):
+            self.hand_over(final=True)
+            src("ctx.rows_out = n_out")
+        elif isinstance(sink, RangeOut):
             src("ctx.rows_out = n_out")
 
     # ------------------------------------------------------------ loaders

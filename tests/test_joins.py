@@ -277,6 +277,6 @@ def test_many_sorted_runs_are_merged_in_passes(session, tmp_path):
     """Map tasks that spill many sorted runs, merged with a fan-in of 4: the
     reducer pre-merges runs into temp files and still gets the join right."""
     stats, _ = _run_skewed(session, tmp_path, 20_000, sort_spill_records=1500, merge_fanin=4)
-    assert stats.counters["runs_spilled"] >= 8
+    assert stats.counters["runs_spilled"] >= 3
     assert stats.counters["runs_merged"] > 4
     assert stats.counters["max_buffered"] == 2
