@@ -95,8 +95,8 @@ def main() -> int:
     import duckdb
 
     from compiler.job import compile_select
-    from runtime import codecache
-    from runtime.handler import TaskContext
+    from runtime import events, storage
+    from runtime.handler import handle
     from sqlmr.config import Settings
     from sqlmr.gen.amplab import generate
     from sqlmr.session import Session
@@ -147,16 +147,18 @@ def main() -> int:
     f0 = str(files[0])
     size = os.path.getsize(f0)
     job = compile_select(QUERIES["2a"], Session(Settings()).catalog.tables())
-    ns = codecache.load_source(job.source)
-    event = {"input": {"splits": [{"uri": "file://" + f0, "start": 0, "end": size}]},
-             "partitions": 8, "params": {}}
-
     scratch = tempfile.mkdtemp(prefix="sqlmr-map-")
+    code_uri = "file://" + os.path.join(scratch, "job.py")
+    storage.write_bytes(code_uri, job.source.encode())
+    attempt = iter(range(1000))
 
     def sqlmr_map():
-        ctx = TaskContext(event)
-        ns["s1_map"](ctx)
-        ctx.writer().save("file://" + os.path.join(scratch, "out.part"))
+        # the whole task as a worker runs it: load code, read the split, map,
+        # partition, write the shuffle file
+        handle(events.map_event(job="bench", stage=1, task=0, attempt=next(attempt),
+                                input={"splits": [{"uri": "file://" + f0, "start": 0, "end": size}]},
+                                partitions=8, work="file://" + scratch, code={"uri": code_uri,
+                                "sha256": job.sha256}, entry="s1_map"))
 
     t_m = best_cpu(sqlmr_map, max(5, args.runs))
     t_n = best_cpu(lambda: naive_map(f0, os.path.join(scratch, "naive.json")), max(5, args.runs))

@@ -292,7 +292,7 @@ def generate_stages(stages: list) -> Generated:
     head("from random import Random as _Random")
     head("from runtime import sqlfuncs as F")
     head("from zlib import crc32 as _crc32")
-    head("from runtime.shuffle import partition_of as _partition_of")
+    head("from runtime.shuffle import partition_of as _partition_of, split_items as _split_items")
     head("_DATES = {}  # date texts already validated (a table holds few distinct dates)")
     head("_dok = _DATES.get")
     head()
@@ -847,6 +847,11 @@ class _PhaseGen:
             str_key = len(key_types) == 1 and key_types[0] == "string"
             part = "_crc32(k.encode()) % parts" if str_key else "_partition_of(k, parts)"
             for name, scalar in dicts:
+                if scalar:
+                    # (key, number) pairs: grouped by partition in C
+                    src(f"for p, chunk in enumerate(_split_items(list({name}.items()), {name}, parts)):").indent()
+                    src("bufs[p].extend(chunk)").dedent()
+                    continue
                 src(f"for k, acc in {name}.items():").indent()
                 if scalar:
                     rec = "[k, acc]"
