@@ -22,7 +22,7 @@ from compiler.explain import render as render_explain
 from compiler.job import Job, compile_select, parse_one
 from compiler.resolve import _start
 from compiler.schema import Column, Table
-from compiler.statements import Statement, split_statements
+from compiler.statements import Statement, split_statements  # noqa: F401
 from runtime import storage
 from runtime.shuffle import TextValueError, text_lines
 from sqlmr import config
@@ -171,8 +171,11 @@ class Session:
         inner = inner.strip()
         if not inner:
             raise SqlError("EXPLAIN needs a SELECT statement", text, len(text))
+        move = None
         try:
-            job = self.compile(inner)
+            tree = parse_one(inner, self.settings.dialect)
+            query, move = _write_target(tree, inner)
+            job = self.compile(inner, query)
         except SqlError as e:
             if e.sql == inner:
                 raise e.shifted(text, inner_offset + lead) from None
@@ -197,9 +200,14 @@ class Session:
         ]
         for st, p in zip(job.stages, plans):
             st.sorted = job.sorted  # type: ignore[attr-defined]
-        return StatementResult("explain", text,
-                               message=render_explain(job.stages, [p.facts() for p in plans],
-                                                      summary))
+        message = render_explain(job.stages, [p.facts() for p in plans], summary)
+        if move is not None:
+            how = ("the final tasks write text files" if job.limit is None and not job.sorted
+                   else "the driver writes the merged rows as one text file")
+            message = re.sub(r"  Stage: Stage-0\n    Fetch Operator[^\n]*",
+                             f"  Stage: Stage-0\n    Move Operator ({how} into a hidden staging "
+                             f"folder, committed to {move})", message)
+        return StatementResult("explain", text, message=message)
 
     # ------------------------------------------------- CREATE TABLE AS, INSERT
     def _create_as(self, tree: exp.Create, text: str) -> StatementResult:
@@ -391,6 +399,19 @@ class Session:
         except (KeyError, ValueError) as e:
             raise SqlError(str(e).strip('"'), text, m.start(1)) from None
         return StatementResult("message", text, message=f"{m.group(1)} = {getattr(self.settings, m.group(1).replace('-', '_').lower())}")
+
+
+def _write_target(tree: exp.Expression, text: str) -> tuple[exp.Expression, str | None]:
+    """The query of a statement EXPLAIN is asked about, and where a CREATE
+    TABLE AS / INSERT OVERWRITE DIRECTORY would write it (None for a SELECT)."""
+    if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), exp.Select):
+        _, location = storage_properties(tree.args.get("properties"), text, (exp.ExternalProperty,))
+        uri = warehouse_location(tree.this.name) if location is None else resolve_location(location)
+        return tree.args["expression"], f"{uri}, then table {tree.this.name} is registered"
+    if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Directory) and \
+            isinstance(tree.args.get("expression"), exp.Select):
+        return tree.args["expression"], resolve_location(tree.this.this.name)
+    return tree, None
 
 
 @dataclass

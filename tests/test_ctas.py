@@ -170,3 +170,10 @@ def test_ctas_to_s3(ct, s3_bucket):
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert keys == ["tables/bycountry/part-00000"]
     assert len(ct.sqlmr("SELECT * FROM bycountry")) == 2
+
+
+def test_explain_create_table_as(ct, sqlmr_home):
+    text = run(ct, "EXPLAIN CREATE TABLE e AS SELECT countryCode, COUNT(*) FROM uv GROUP BY countryCode")
+    assert "Move Operator (the final tasks write text files" in text
+    assert f"committed to file://{sqlmr_home}/warehouse/e, then table e is registered" in text
+    assert ct.session.catalog.tables().get("e") is None  # EXPLAIN runs nothing

@@ -152,7 +152,7 @@ def sort_tables(session, tmp_path, monkeypatch):
     """The join fixture, with every ORDER BY without LIMIT planned as a
     range-partitioned sort stage (the size threshold set to zero)."""
     import compiler.stages
-    from test_joins import CC, RK, UV, join_fixture  # noqa: F401
+    from test_joins import RK, UV, join_fixture
     from difftest import as_bytes
     monkeypatch.setattr(compiler.stages, "RANGE_SORT_BYTES", 0)
     rk, uv, cc = join_fixture(seed=21, pages=250, visits=6000)
