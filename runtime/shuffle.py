@@ -45,7 +45,7 @@ import json
 import os
 import tempfile
 import zlib
-from itertools import compress, repeat
+from itertools import repeat
 from operator import itemgetter, mod as _mod
 from typing import Any, Iterable, Iterator
 
@@ -93,8 +93,8 @@ def split_items(items: list, keys: Iterable, partitions: int) -> list[list]:
     """``items`` (one per key, in the order of ``keys``) grouped by the
     partition of their key, the same partition :func:`partition_of` gives.
 
-    For text keys the hashing and the grouping run in C (``map``/``compress``),
-    which keeps a map task's output step from costing as much as its scan.
+    For text keys the hashing runs in C (``map`` over ``crc32``), which keeps a
+    map task's output step from costing as much as its scan.
 
     >>> split_items([("a", 1), ("b", 2), ("c", 3)], ["a", "b", "c"], 2) == [
     ...     [i for i in [("a", 1), ("b", 2), ("c", 3)] if partition_of(i[0], 2) == p] for p in range(2)]
@@ -106,8 +106,6 @@ def split_items(items: list, keys: Iterable, partitions: int) -> list[list]:
         ps = list(map(_mod, map(zlib.crc32, map(str.encode, keys)), repeat(partitions)))
     except (TypeError, UnicodeEncodeError):  # not all text: the general rule, key by key
         ps = [partition_of(k, partitions) for k in keys]
-    if partitions <= 16:
-        return [list(compress(items, map(p.__eq__, ps))) for p in range(partitions)]
     out: list[list] = [[] for _ in range(partitions)]
     for item, p in zip(items, ps):
         out[p].append(item)
