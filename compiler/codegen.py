@@ -515,14 +515,10 @@ class _PhaseGen:
     def merge_loop(self, inp) -> None:
         """A range partition of a total-order sort: merge its sorted runs."""
         src = self.src
-        src(f"for r in _merge(*ctx.runs({inp.sortkey}), key={inp.sortkey}):").indent()
-        src("n_in += 1")
-        src("append(r)")
-        src(f"if len(rows) >= {BATCH}:").indent()
-        src("out.add_batch(0, rows)")
-        src("n_out += len(rows)")
-        src("rows = []")
-        src("append = rows.append").dedent()
+        src(f"for chunk in ctx.merged({inp.sortkey}):").indent()
+        src("n_in += len(chunk)")
+        src("out.add_batch(0, chunk)")
+        src("n_out += len(chunk)")
         src.dedent()
         self.types = []
 
@@ -544,8 +540,9 @@ class _PhaseGen:
             self.pipeline(env, False)
             src.dedent().dedent()
 
-        src("for r in _merge(*ctx.runs(_JK), key=_JK):").indent()
-        src("n_in += 1")
+        src("for chunk in ctx.merged(_JK):").indent()
+        src("n_in += len(chunk)")
+        src("for r in chunk:").indent()
         src("jk = r[0]")
         src("if jk != cur:").indent()
         if pres == 0:
@@ -585,7 +582,7 @@ class _PhaseGen:
         self.bind(side0, "b", 2, env)
         self.pipeline(env, False)
         src.dedent()
-        src.dedent()  # out of the merge loop
+        src.dedent().dedent()  # out of the chunk and merge loops
         if pres == 0:
             unmatched_buffered()
         src("ctx.counters['max_buffered'] = maxbuf")

@@ -60,21 +60,29 @@ class TaskContext:
             self.bytes_in += max(0, r["end"] - r["start"])
         return shuffle.iter_ranges(ranges)
 
-    def runs(self, key=None) -> list[Iterator[list]]:
-        """One record iterator per sorted run of this task's input (the runs of a
-        join shuffle partition, or each sorted stage output), for a merge.  With
-        the merge ``key``, more runs than the merge fan-in are pre-merged."""
+    def runs(self) -> list[Iterator[list]]:
+        """One record iterator per sorted run of this task's input (each sorted
+        stage output), for a ``heapq.merge`` that may stop early (LIMIT)."""
         inp = self.event["input"]
         ranges = inp.get("shuffle") or inp.get("rows") or []
         for r in ranges:
             self.bytes_in += max(0, r["end"] - r["start"])
-        runs = shuffle.iter_runs(ranges)
+        return shuffle.iter_runs(ranges)
+
+    def merged(self, key) -> Iterator[list]:
+        """This task's input in ``key`` order, as sorted chunks of records: the
+        merge of the sorted runs of a join shuffle partition or a range of a
+        total-order sort (more runs than the merge fan-in are pre-merged)."""
+        inp = self.event["input"]
+        ranges = inp.get("shuffle") or inp.get("rows") or []
+        for r in ranges:
+            self.bytes_in += max(0, r["end"] - r["start"])
+        runs = shuffle.run_batches(ranges)
         self.counters["runs_merged"] = len(runs)
-        if key is not None:
-            fanin = self.params.get("merge_fanin") or shuffle.MERGE_FANIN
-            if len(runs) > fanin:
-                runs = shuffle.merge_runs(runs, key, fanin)
-        return runs
+        fanin = self.params.get("merge_fanin") or shuffle.MERGE_FANIN
+        if len(runs) > fanin:
+            runs = shuffle.merge_runs(runs, key, fanin)
+        return shuffle.merge_batches(runs, key)
 
     # ----------------------------------------------------- broadcast inputs
     def side_blocks(self, name: str) -> Iterator[list[str]]:

@@ -398,18 +398,75 @@ def iter_runs(ranges: Iterable[dict]) -> list[Iterator[list]]:
     return out
 
 
-def merge_runs(runs: list[Iterator[list]], key, fanin: int = MERGE_FANIN) -> list[Iterator[list]]:
-    """At most ``fanin`` sorted runs covering the same records: while there are
-    more, groups of ``fanin`` are merged into temp files (a multi-pass merge),
-    so a merge never holds more than ``fanin`` batches however many map tasks
-    wrote runs.
+def run_batches(ranges: Iterable[dict], chunk_bytes: int = RUN_CHUNK) -> list[Iterator[list]]:
+    """As :func:`iter_runs`, but each run as an iterator of its (sorted) batches."""
+    out: list[Iterator[list]] = []
+    for r in ranges:
+        runs = r.get("runs")
+        spans = [(r["start"], r["end"])] if runs is None else [(s, e) for s, e in runs if e > s]
+        out.extend(iter_batches(r["uri"], s, e, chunk_bytes) for s, e in spans)
+    return out
 
-    >>> runs = [iter([[k, 0]]) for k in (5, 3, 9, 1, 7)]
+
+def merge_batches(runs: list[Iterator[list]], key) -> Iterator[list]:
+    """Merge sorted runs, each an iterator of sorted batches, into sorted chunks.
+
+    Each step takes, from every run's current batch, the records up to the
+    smallest last key among those batches (all that can come next), and sorts
+    them in C (timsort merges the sorted pieces); so the merge holds one batch
+    per run and costs no Python work per record, unlike ``heapq.merge``.
+
+    >>> runs = [iter([[1, 4], [6, 9]]), iter([[2, 3, 4, 5]]), iter([[0, 7]])]
+    >>> [x for chunk in merge_batches(runs, lambda v: v) for x in chunk]
+    [0, 1, 2, 3, 4, 4, 5, 6, 7, 9]
+    """
+    from bisect import bisect_right
+    heads: list[list] = []
+    its: list[Iterator[list]] = []
+    for it in runs:
+        for b in it:
+            if b:
+                heads.append(b)
+                its.append(it)
+                break
+    while heads:
+        if len(heads) == 1:
+            yield heads[0]
+            yield from (b for b in its[0] if b)
+            return
+        horizon = min(key(b[-1]) for b in heads)
+        chunk: list = []
+        i = 0
+        while i < len(heads):
+            b = heads[i]
+            if not horizon < key(b[-1]):    # (sort keys may define only <)
+                chunk += b
+                nxt = next((x for x in its[i] if x), None)
+                if nxt is None:
+                    del heads[i], its[i]
+                    continue
+                heads[i] = nxt
+            else:
+                j = bisect_right(b, horizon, key=key)
+                if j:
+                    chunk += b[:j]
+                    heads[i] = b[j:]
+            i += 1
+        chunk.sort(key=key)
+        yield chunk
+
+
+def merge_runs(runs: list[Iterator[list]], key, fanin: int = MERGE_FANIN) -> list[Iterator[list]]:
+    """At most ``fanin`` sorted runs (iterators of batches) covering the same
+    records: while there are more, groups of ``fanin`` are merged into temp
+    files (a multi-pass merge), so a merge never holds more than ``fanin``
+    batches however many map tasks wrote runs.
+
+    >>> runs = [iter([[[k, 0]]]) for k in (5, 3, 9, 1, 7)]
     >>> merged = merge_runs(runs, itemgetter(0, 1), fanin=2)
-    >>> len(merged), [r[0] for r in __import__("heapq").merge(*merged, key=itemgetter(0, 1))]
+    >>> len(merged), [r[0] for c in merge_batches(merged, itemgetter(0, 1)) for r in c]
     (2, [1, 3, 5, 7, 9])
     """
-    import heapq
     fanin = max(2, fanin)
     while len(runs) > fanin:
         merged: list[Iterator[list]] = []
@@ -419,24 +476,19 @@ def merge_runs(runs: list[Iterator[list]], key, fanin: int = MERGE_FANIN) -> lis
                 merged.append(group[0])
                 continue
             f = tempfile.TemporaryFile(prefix="sqlmr-merge-")
-            batch: list = []
-            for rec in heapq.merge(*group, key=key):
-                batch.append(rec)
-                if len(batch) >= SORT_BATCH_ROWS:
-                    f.write(encode_batch(batch))
-                    batch = []
-            if batch:
-                f.write(encode_batch(batch))
+            for chunk in merge_batches(group, key):
+                for j in range(0, len(chunk), SORT_BATCH_ROWS):
+                    f.write(encode_batch(chunk[j:j + SORT_BATCH_ROWS]))
             f.seek(0)
-            merged.append(_file_records(f))
+            merged.append(_file_batches(f))
         runs = merged
     return runs
 
 
-def _file_records(f) -> Iterator[list]:
+def _file_batches(f) -> Iterator[list]:
     with f:
         for line in f:
-            yield from _decode(line.decode("utf-8"))
+            yield _decode(line.decode("utf-8"))
 
 
 def read_index(data: bytes) -> dict:
