@@ -96,7 +96,10 @@ def agg_slots(aggs: list[exp.AggFunc], compiler: ExprCompiler) -> list[AggSlot]:
         if isinstance(arg, exp.Distinct):
             from compiler.errors import UnsupportedError
             raise UnsupportedError(f"{a.sql_name()}(DISTINCT …)")
-        t = compiler.value(arg).type
+        value = compiler.value(arg)
+        t = value.type
+        if isinstance(a, (exp.Sum, exp.Avg)):
+            compiler._need_numeric(value, arg, f"in {a.sql_name()}()")
         if isinstance(a, exp.Sum):
             slots.append(AggSlot("sum", 1, arg, "bigint" if t in ("int", "bigint") else "double"))
         elif isinstance(a, exp.Avg):

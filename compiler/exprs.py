@@ -170,8 +170,8 @@ class ExprCompiler:
                 raise SqlError(f"aggregate {node.sql(dialect='hive')} is not allowed here",
                                self.sql, _offset(node))
             if isinstance(node, exp.Column):
-                raise SqlError(f"column '{node.name}' is not available here"
-                               " (it must appear in GROUP BY or inside an aggregate)",
+                raise SqlError(f"column '{spelled(node)}' must appear in GROUP BY or be used "
+                               "in an aggregate function",
                                self.sql, _offset(node))
             raise self._error(f"{_describe(node)}", node)
         out = method(node)
@@ -230,7 +230,8 @@ class ExprCompiler:
     _v_TryCast = _v_Cast
 
     def _v_Column(self, node: exp.Column) -> Code:
-        raise SqlError(f"column '{node.name}' is not available here", self.sql, _offset(node))
+        raise SqlError(f"column '{spelled(node)}' must appear in GROUP BY or be used in an "
+                       "aggregate function", self.sql, _offset(node))
 
     # arithmetic
     def _arith(self, node: exp.Binary) -> Code:
@@ -266,9 +267,9 @@ class ExprCompiler:
         typ = "double" if "double" in (a.type, b.type) else "int"
         return Code(f"F.modulo({a.code}, {b.code})", typ, True)
 
-    def _need_numeric(self, c: Code, node: exp.Expression) -> None:
+    def _need_numeric(self, c: Code, node: exp.Expression, what: str = "here") -> None:
         if c.type is not None and c.type not in NUMERIC:
-            raise SqlError(f"{node.sql(dialect='hive')} is {c.type.upper()}, a number is needed here",
+            raise SqlError(f"{shown(node)} is {c.type.upper()}, a number is needed {what}",
                            self.sql, _offset(node))
 
     # comparisons
@@ -420,8 +421,16 @@ class ExprCompiler:
         nullable = always_nullable or any(a.nullable for a in args)
         return Code(f"{fn}({', '.join(a.code for a in args)})", typ, nullable)
 
+    def _text(self, node: exp.Expression) -> Code:
+        """A string function's argument; other types convert to text as Hive
+        converts them (``UPPER(duration)`` is ``UPPER(CAST(duration AS STRING))``)."""
+        c = self.value(node)
+        if c.type in (None, "string", "date"):
+            return c
+        return Code(f"F.cast({c.code}, 'string')", "string", c.nullable)
+
     def _v_Substring(self, node: exp.Substring) -> Code:
-        s = self.value(node.this)
+        s = self._text(node.this)
         start = node.args.get("start")
         length = node.args.get("length")
         cs = _int_literal(start)
@@ -435,7 +444,7 @@ class ExprCompiler:
         return self._call("F.substr", args, "string")
 
     def _string_method(self, node: exp.Func, method: str) -> Code:
-        s = self.value(node.this)
+        s = self._text(node.this)
         out = self._guard([s], lambda a: f"{a}.{method}()")
         return Code(out.code, "string", out.nullable)
 
@@ -446,14 +455,14 @@ class ExprCompiler:
         return self._string_method(node, "lower")
 
     def _v_Length(self, node: exp.Length) -> Code:
-        s = self.value(node.this)
+        s = self._text(node.this)
         out = self._guard([s], lambda a: f"len({a})")
         return Code(out.code, "int", out.nullable)
 
     def _v_Trim(self, node: exp.Trim) -> Code:
         if node.args.get("expression") is not None or node.args.get("position"):
             raise self._error("TRIM with characters or a position", node)
-        s = self.value(node.this)
+        s = self._text(node.this)
         out = self._guard([s], lambda a: f"{a}.strip(' ')")
         return Code(out.code, "string", out.nullable)
 
@@ -584,6 +593,27 @@ def _offset(node: exp.Expression | None) -> int | None:
         if "start" in meta:
             return meta["start"]
     return None
+
+
+def spelled(col: exp.Column) -> str:
+    """A column's name as the user wrote it (qualification lower-cases it)."""
+    meta = getattr(col.this, "_meta", None) or {}
+    return meta.get("spelled", col.name)
+
+
+def shown(node: exp.Expression) -> str:
+    """An expression as a person would write it: columns without their table
+    qualifier and quotes.
+
+    >>> import sqlglot
+    >>> shown(sqlglot.parse_one('SUM("uv"."adrevenue") + 1'))
+    'SUM(adrevenue) + 1'
+    """
+    def strip(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Column):
+            return exp.column(exp.to_identifier(spelled(n), quoted=False))
+        return n
+    return node.copy().transform(strip).sql(dialect="hive")
 
 
 def _describe(node: exp.Expression) -> str:

@@ -98,7 +98,12 @@ def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive"
     block = build_block(qualified, original, catalog, dialect, sql)
     lowering = Lowering(sizes, broadcast_bytes, sql)
     stages = lowering.lower(block)
-    gen = generate_stages(stages)
+    try:
+        gen = generate_stages(stages)
+    except SqlError as e:
+        if e.sql is None:  # found while generating code: place it in the statement
+            raise SqlError(e.message, sql, e.offset, e.hint) from None
+        raise
     stage_trees(stages, block.all_spelling())
     used = {t.table.name.lower(): t.table for t in block.tables()}
     # a range-partitioned sort's outputs are already in order, partition after partition

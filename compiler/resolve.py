@@ -142,4 +142,23 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
                     expand_alias_refs=True, expand_stars=True, isolate_tables=False)
     except OptimizeError as e:
         raise SqlError(str(e), sql, None) from None
+    _restore_positions(query, q)
     return annotate_types(q, schema=schema, dialect=dialect)
+
+
+def _restore_positions(original: exp.Expression, qualified: exp.Expression) -> None:
+    """Give qualified columns the position and spelling of the user's column
+    of that name, so errors found after qualification still point at the text."""
+    seen: dict[str, dict] = {}
+    for col in original.find_all(exp.Column):
+        meta = getattr(col.this, "_meta", None) or {}
+        if "start" in meta and col.name.lower() not in seen:
+            seen[col.name.lower()] = {**meta, "spelled": col.name}
+    for col in qualified.find_all(exp.Column):
+        if isinstance(col.this, exp.Identifier):
+            known = seen.get(col.name.lower())
+            meta = getattr(col.this, "_meta", None) or {}
+            if known and "start" not in meta:
+                col.this.meta.update(known)
+            elif known:
+                col.this.meta.setdefault("spelled", known["spelled"])

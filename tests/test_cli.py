@@ -138,3 +138,21 @@ def test_ddl_show_describe_drop(tiny):
     assert "dropped table rk" in r.stdout and "nothing dropped" in r.stdout
     r = sqlmr("-e", "DROP TABLE rk")
     assert r.returncode == 1 and "table 'rk' does not exist" in r.stderr
+
+
+def test_type_errors_are_found_before_running(uv):
+    r = sqlmr("-e", "SELECT SUM(sourceIP) FROM uv")
+    assert r.returncode == 1 and "task failed" not in r.stderr
+    assert "sourceIP is STRING, a number is needed in SUM()" in r.stderr
+    assert r.stderr.splitlines()[1].index("^") == r.stderr.splitlines()[0].index("sourceIP")
+    r = sqlmr("-e", "SELECT countryCode, COUNT(*) FROM uv")
+    assert r.returncode == 1
+    assert "column 'countryCode' must appear in GROUP BY or be used in an aggregate function" in r.stderr
+    assert r.stderr.splitlines()[1].index("^") == r.stderr.splitlines()[0].index("countryCode")
+
+
+def test_string_functions_convert_numbers_to_text_as_hive_does(uv):
+    r = sqlmr("--format", "csv", "-e", "SELECT UPPER(duration), LENGTH(duration), SUBSTR(duration, 1, 1) "
+                                       "FROM uv WHERE duration = 10 LIMIT 1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1] == "10,2,1"

@@ -50,7 +50,11 @@ class LocalBackend:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx = multiprocessing.get_context("fork")
+            # forkserver: workers fork from a clean server process, never from a
+            # driver that may hold other threads (a REPL, an embedding program,
+            # a DuckDB connection in a test) -- a fork of those can crash.
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"])
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                              initializer=_init_worker)
         return self._pool
