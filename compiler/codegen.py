@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from compiler.exprs import Code, ExprCompiler, Var, expr_key
+from compiler.exprs import Code, ExprCompiler, Var, expr_key, intern_const
 from compiler.plan import OrderKey, QueryPlan
 from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg, Probe, RangeOut,
                              RowsIn, RowsOut, ShuffleOut, TableIn)
@@ -634,12 +634,7 @@ class _PhaseGen:
         src.level = level
 
     def consts_name(self, code: str) -> str:
-        for name, c in self.consts.items():
-            if c == code:
-                return name
-        name = f"_K{len(self.consts)}"
-        self.consts[name] = code
-        return name
+        return intern_const(self.consts, code)
 
     # --------------------------------------------------------------- sinks
     def sink_init(self) -> None:

@@ -54,6 +54,21 @@ class Code:
     nullable: bool
 
 
+def intern_const(consts: dict[str, str], value_code: str) -> str:
+    """Name of the module-level constant holding ``value_code``, added once.
+
+    >>> k = {}
+    >>> intern_const(k, "frozenset((1,))"), intern_const(k, "frozenset((1,))"), k
+    ('_K0', '_K0', {'_K0': 'frozenset((1,))'})
+    """
+    for name, code in consts.items():
+        if code == value_code:
+            return name
+    name = f"_K{len(consts)}"
+    consts[name] = value_code
+    return name
+
+
 def column_key(col: exp.Column) -> str:
     """Environment key of a qualified column: ``table.column`` in lower case."""
     return f"{col.table.lower()}.{col.name.lower()}"
@@ -131,12 +146,20 @@ class ExprCompiler:
 
     def const(self, value_code: str) -> str:
         """A module-level constant holding ``value_code`` (deduplicated)."""
-        for name, code in self.consts.items():
-            if code == value_code:
-                return name
-        name = f"_K{len(self.consts)}"
-        self.consts[name] = value_code
-        return name
+        return intern_const(self.consts, value_code)
+
+    def _bind(self, parts: list[Code], test: str) -> tuple[list[str], list[str]]:
+        """Operand names for a null-aware expression: a nullable operand is bound
+        to a temp by a walrus inside its null ``test`` (``is None`` / ``is not None``)."""
+        names, checks = [], []
+        for p in parts:
+            if p.nullable:
+                t = self.tmp()
+                checks.append(f"(({t} := {p.code}) {test})")
+                names.append(t)
+            else:
+                names.append(p.code)
+        return names, checks
 
     def _error(self, message: str, node: exp.Expression) -> SqlError:
         return UnsupportedError(message, self.sql, _offset(node))
@@ -144,15 +167,7 @@ class ExprCompiler:
     def _guard(self, parts: list[Code], body) -> Code:
         """Null-propagating application: ``body`` gets the code of each operand
         (a temp name where the operand may be NULL) and returns the result code."""
-        names = []
-        checks = []
-        for p in parts:
-            if p.nullable:
-                t = self.tmp()
-                checks.append(f"(({t} := {p.code}) is None)")
-                names.append(t)
-            else:
-                names.append(p.code)
+        names, checks = self._bind(parts, "is None")
         code = body(*names)
         if not checks:
             return Code(code, None, False)
@@ -571,14 +586,7 @@ class ExprCompiler:
         return f"({v.code} is True)" if v.nullable else v.code
 
     def _guarded_test(self, parts: list[Code], body) -> str:
-        names, checks = [], []
-        for p in parts:
-            if p.nullable:
-                t = self.tmp()
-                checks.append(f"({t} := {p.code}) is not None")
-                names.append(t)
-            else:
-                names.append(p.code)
+        names, checks = self._bind(parts, "is not None")
         return "(" + " and ".join(checks + [body(*names)]) + ")"
 
 
