@@ -725,6 +725,9 @@ class _PhaseGen:
             if fast and isinstance(self.ph.input, TableIn) and scalar_state and not args[0].nullable:
                 self.scalar_fast = True
                 s = slots[0]
+                # how the one number travels in a pair batch: int64, float64, or as JSON
+                self.scalar_kind = ("q" if s.kind in ("count_star", "count") or args[0].type in ("int", "bigint")
+                                    else "d" if args[0].type == "double" else None)
                 inc = "1" if s.kind in ("count_star", "count") else args[0].code
                 src(f"g[k] += {inc}")
                 return
@@ -850,7 +853,12 @@ class _PhaseGen:
                 if scalar:
                     # (key, number) pairs: grouped by partition in C
                     src(f"for p, chunk in enumerate(_split_items(list({name}.items()), {name}, parts)):").indent()
-                    src("bufs[p].extend(chunk)").dedent()
+                    kind = getattr(self, "scalar_kind", None)
+                    if key_types == ["string"] and kind:
+                        # text keys, one number: a pair batch (numbers in binary)
+                        src(f"out.add_pairs(p, chunk, {kind!r})").dedent()
+                    else:
+                        src("bufs[p].extend(chunk)").dedent()
                     continue
                 src(f"for k, acc in {name}.items():").indent()
                 if scalar:

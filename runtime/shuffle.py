@@ -25,7 +25,11 @@ holding one batch per run.  Readers that do not need the order read a
 partition's span as in version 1.
 
 A batch is one line holding a JSON array of records (records are JSON arrays
-of values).  JSON keeps NULL, numbers and text exact (floats round-trip through
+of values).  A map-side aggregate whose state is one number writes its
+(key, number) records as a *pair batch* instead: a JSON object
+``{"k": [keys…], "d" | "q": "<base64 of the numbers as little-endian
+float64 | int64>"}`` -- the same records, without printing and parsing every
+float in decimal (the most expensive part of such a task's output).  JSON keeps NULL, numbers and text exact (floats round-trip through
 ``repr``) and is never executable, unlike pickle.  Task outputs (map-only
 stages, reducers) are the same file with a single partition.
 
@@ -41,15 +45,21 @@ True
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import sys
 import tempfile
 import zlib
+from array import array
 from itertools import repeat
 from operator import itemgetter, mod as _mod
 from typing import Any, Iterable, Iterator
 
 from runtime import storage
+
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 MAGIC = b"SQLMR1\n"
 BATCH_ROWS = 4096
@@ -151,6 +161,25 @@ class PartitionedWriter:
         self._unsorted += 1
         if self._unsorted >= self.spill_records:
             self._spill_runs()
+
+    def add_pairs(self, partition: int, pairs: list, kind: str) -> None:
+        """Add (text key, number) records as pair batches (``kind`` "d" for
+        float64, "q" for int64); records that do not fit go as JSON."""
+        if not pairs or self.sort:
+            self.add_batch(partition, [list(p) for p in pairs])
+            return
+        self._seal(partition)
+        for i in range(0, len(pairs), BATCH_ROWS):
+            chunk = pairs[i:i + BATCH_ROWS]
+            blob = encode_pairs(list(map(_first, chunk)), list(map(_second, chunk)), kind)
+            if blob is None:
+                self._push(partition, [list(p) for p in chunk])
+                continue
+            self.records[partition] += len(chunk)
+            self._encoded[partition].append(blob)
+            self._buffered += len(blob)
+            if self._buffered >= self.spill_bytes:
+                self._spill_all()
 
     def add_batch(self, partition: int, records: list) -> None:
         """Add many records at once (one JSON encode for the batch)."""
@@ -337,10 +366,42 @@ def text_lines(records: list, delimiter: str, width: int) -> bytes:
                    for r in records).encode("utf-8")
 
 
+def decode_batch(line: bytes) -> list:
+    """The records of one batch line (a JSON array, or a pair batch).
+
+    >>> decode_batch(encode_pairs(["a", "b"], [1.5, -0.0], "d").rstrip())
+    [['a', 1.5], ['b', -0.0]]
+    >>> decode_batch(b'[["a",1]]')
+    [['a', 1]]
+    """
+    obj = _decode(line.decode("utf-8"))
+    if type(obj) is list:
+        return obj
+    kind = "d" if "d" in obj else "q"
+    numbers = array(kind)
+    numbers.frombytes(base64.b64decode(obj[kind]))
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    return list(map(list, zip(obj["k"], numbers)))
+
+
+def encode_pairs(keys: list, numbers: list, kind: str) -> bytes | None:
+    """A pair batch line for text keys and float64 (``"d"``) or int64 (``"q"``)
+    numbers; None when a number does not fit (the caller writes JSON)."""
+    try:
+        packed = array(kind, numbers)
+    except (OverflowError, TypeError):
+        return None
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return _encode({"k": keys, kind: base64.b64encode(packed.tobytes()).decode("ascii")}).encode(
+        "utf-8") + b"\n"
+
+
 def iter_batches_bytes(data: bytes) -> Iterator[list]:
     for line in data.split(b"\n"):
         if line:
-            yield _decode(line.decode("utf-8"))
+            yield decode_batch(line)
 
 
 def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[list]:
@@ -354,9 +415,9 @@ def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> 
         rest = lines.pop()
         for line in lines:
             if line:
-                yield _decode(line.decode("utf-8"))
+                yield decode_batch(line)
     if rest:
-        yield _decode(rest.decode("utf-8"))
+        yield decode_batch(rest)
 
 
 def iter_ranges(ranges: Iterable[dict]) -> Iterator[list]:
@@ -488,7 +549,7 @@ def merge_runs(runs: list[Iterator[list]], key, fanin: int = MERGE_FANIN) -> lis
 def _file_batches(f) -> Iterator[list]:
     with f:
         for line in f:
-            yield _decode(line.decode("utf-8"))
+            yield decode_batch(line.rstrip(b"\n"))
 
 
 def read_index(data: bytes) -> dict:

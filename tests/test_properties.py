@@ -93,3 +93,27 @@ def test_split_items_agrees_with_partition_of(keys, parts):
     assert len(groups) == parts
     for p, group in enumerate(groups):
         assert group == [it for it in items if shuffle.partition_of(it[0], parts) == p]
+
+
+@settings(max_examples=80, deadline=None)
+@given(pairs=st.lists(st.tuples(st.one_of(st.text(max_size=6), st.none()),
+                                st.one_of(st.floats(), st.integers(min_value=-2**70, max_value=2**70))),
+                      max_size=50),
+       kind=st.sampled_from(["d", "q"]))
+def test_pair_batches_roundtrip_exactly(pairs, kind):
+    """Pair batches give back the records a JSON batch would (values that do not
+    fit the binary kind fall back to JSON)."""
+    if kind == "d":
+        pairs = [(k, float(v)) for k, v in pairs if not isinstance(v, int) or abs(v) < 2**53]
+    else:
+        pairs = [(k, v) for k, v in pairs if isinstance(v, int)]
+    w = shuffle.PartitionedWriter(1)
+    w.add_pairs(0, pairs, kind)
+    data, index = w.to_bytes()
+    s, e = index["partitions"][0]
+    got = [r for b in shuffle.iter_batches_bytes(data[s:e]) for r in b]
+    want = [list(p) for p in pairs]
+    assert len(got) == len(want)
+    for g, w_ in zip(got, want):
+        assert g[0] == w_[0] and type(g[1]) is type(w_[1])
+        assert (g[1] != g[1] and w_[1] != w_[1]) or g[1] == w_[1]  # NaN == NaN here

@@ -24,9 +24,14 @@ TRANSIENT = (MemoryError, OSError, BrokenProcessPool)
 MAX_ATTEMPTS = 3
 
 
-def _init_worker() -> None:
+def _init_worker(environ: dict[str, str]) -> None:
     # Ctrl-C goes to the whole foreground process group; the driver decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The forkserver was started with the driver's environment of that moment;
+    # a worker runs with the environment of the session that made its pool
+    # (AWS credentials, endpoint, region set since).
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def _run_task(event: Event) -> dict:
@@ -56,7 +61,8 @@ class LocalBackend:
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"])
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
-                                             initializer=_init_worker)
+                                             initializer=_init_worker,
+                                             initargs=(dict(os.environ),))
         return self._pool
 
     def _kill(self) -> None:
