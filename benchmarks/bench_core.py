@@ -98,23 +98,13 @@ def main() -> int:
     from runtime import events, storage
     from runtime.handler import handle
     from sqlmr.config import Settings
-    from sqlmr.gen.amplab import generate
+    from _common import amplab_data, isolated_home, table_mb
     from sqlmr.session import Session
 
-    data = Path(args.data) / f"sf{args.scale}"
-    if not (data / "uservisits").is_dir():
-        print(f"generating AMPLab data at scale {args.scale} into {data} …", flush=True)
-        st = generate(str(data), args.scale, seed=1, workers=args.workers, progress=False)
-        print(f"  {st['bytes'] / 1e6:.0f} MB in {st['seconds']:.1f} s ({st['mb_per_s']:.0f} MB/s)")
-    uv_bytes = sum(f.stat().st_size for f in (data / "uservisits").iterdir())
-    rk_bytes = sum(f.stat().st_size for f in (data / "rankings").iterdir())
-    print(f"data: uservisits {uv_bytes / 1e6:.0f} MB, rankings {rk_bytes / 1e6:.0f} MB; "
-          f"{args.workers} workers / threads; best of {args.runs}\n")
-
-    home = tempfile.mkdtemp(prefix="sqlmr-bench-")
-    os.environ["SQLMR_HOME"] = home
-    (Path(home) / "data").mkdir()
-    os.symlink(data, Path(home) / "data" / "amplab")
+    data = amplab_data(args.data, args.scale, args.workers)
+    print(f"data: uservisits {table_mb(data, 'uservisits'):.0f} MB, rankings "
+          f"{table_mb(data, 'rankings'):.0f} MB; {args.workers} workers / threads; best of {args.runs}\n")
+    isolated_home(data)
     session = Session(Settings(workers=args.workers, timing=False))
     con = duckdb.connect()
     con.execute(f"SET threads TO {args.workers}")

@@ -148,24 +148,15 @@ def main() -> int:
 
     import duckdb
 
+    from _common import amplab_data, isolated_home, table_mb
     from sqlmr.config import Settings
-    from sqlmr.gen.amplab import generate
     from sqlmr.session import Session
 
-    data = Path(args.data) / f"sf{args.scale}"
-    if not (data / "uservisits").is_dir():
-        print(f"generating AMPLab data at scale {args.scale} into {data} …", flush=True)
-        st = generate(str(data), args.scale, seed=1, workers=args.workers, progress=False)
-        print(f"  {st['bytes'] / 1e6:.0f} MB in {st['seconds']:.1f} s", flush=True)
-    uv_bytes = sum(f.stat().st_size for f in (data / "uservisits").iterdir())
-    rk_bytes = sum(f.stat().st_size for f in (data / "rankings").iterdir())
-    print(f"data: uservisits {uv_bytes / 1e6:,.0f} MB, rankings {rk_bytes / 1e6:,.0f} MB "
-          f"(scale {args.scale}); {args.workers} sqlmr workers / {args.workers} DuckDB threads\n")
-
-    home = tempfile.mkdtemp(prefix="sqlmr-bench-join-")
-    os.environ["SQLMR_HOME"] = home
-    (Path(home) / "data").mkdir()
-    os.symlink(data, Path(home) / "data" / "amplab")
+    data = amplab_data(args.data, args.scale, args.workers)
+    print(f"data: uservisits {table_mb(data, 'uservisits'):,.0f} MB, rankings "
+          f"{table_mb(data, 'rankings'):,.0f} MB (scale {args.scale}); {args.workers} sqlmr workers / "
+          f"{args.workers} DuckDB threads\n")
+    isolated_home(data, "sqlmr-bench-join-")
     con = duckdb.connect()
     con.execute(f"SET threads TO {args.workers}")
     con.execute(f"CREATE VIEW uservisits AS SELECT * FROM read_csv('{data}/uservisits/*', "
@@ -217,7 +208,7 @@ def main() -> int:
             ratios.append((name, kind, ratio))
             buffered = st.counters.get("max_buffered")
             print(f"{name:6} {kind:12} {t_s:8.2f} {t_duck:9.2f} {ratio:6.1f}x "
-                  f"{(uv_bytes + rk_bytes) / t_s / 1e6:6.0f} {st.map_tasks + st.reduce_tasks:6} "
+                  f"{(table_mb(data, 'uservisits') + table_mb(data, 'rankings')) / t_s:6.0f} {st.map_tasks + st.reduce_tasks:6} "
                   f"{st.bytes_shuffled / 1e6:8.1f}M {'' if buffered is None else buffered:>13}  "
                   f"{got[0] if got else None}{'' if ok else '  != DuckDB ' + str(want)}",
                   flush=True)

@@ -99,6 +99,19 @@ def partition_of(key: Any, partitions: int) -> int:
     return zlib.crc32(data) % partitions
 
 
+def _upload(uri: str, write) -> tuple[Any, int]:
+    """Write an object through a local temp file (``write(file)`` fills it),
+    then store it at ``uri``; returns (what ``write`` returned, size)."""
+    with tempfile.NamedTemporaryFile(prefix="sqlmr-out-", delete=False) as f:
+        result = write(f)
+        size = f.tell()
+    try:
+        storage.write_file(uri, f.name)
+    finally:
+        os.unlink(f.name)
+    return result, size
+
+
 def split_items(items: list, keys: Iterable, partitions: int) -> list[list]:
     """``items`` (one per key, in the order of ``keys``) grouped by the
     partition of their key, the same partition :func:`partition_of` gives.
@@ -293,20 +306,17 @@ class PartitionedWriter:
     def save_text(self, uri: str, delimiter: str, width: int) -> tuple[int, int]:
         """Write partition 0 as delimited text (a table's data file) to ``uri``
         instead of the batch file; returns (rows, bytes)."""
-        rows = 0
-        with tempfile.NamedTemporaryFile(prefix="sqlmr-batches-") as batches, \
-                tempfile.NamedTemporaryFile(prefix="sqlmr-text-", delete=False) as f:
+        with tempfile.NamedTemporaryFile(prefix="sqlmr-batches-") as batches:
             start, end = self.write_to(batches)["partitions"][0]
             batches.flush()
-            for batch in iter_batches(storage.to_uri(batches.name), start, end):
-                f.write(text_lines(batch, delimiter, width))
-                rows += len(batch)
-            size = f.tell()
-        try:
-            storage.write_file(uri, f.name)
-        finally:
-            os.unlink(f.name)
-        return rows, size
+
+            def write(f) -> int:
+                rows = 0
+                for batch in iter_batches(storage.to_uri(batches.name), start, end):
+                    f.write(text_lines(batch, delimiter, width))
+                    rows += len(batch)
+                return rows
+            return _upload(uri, write)
 
     def to_bytes(self) -> tuple[bytes, dict]:
         import io
@@ -317,14 +327,7 @@ class PartitionedWriter:
     def save(self, uri: str) -> tuple[dict, int]:
         """Write the file to ``uri``; returns (index, size in bytes)."""
         if storage.is_s3(uri) or self._spill is not None:
-            with tempfile.NamedTemporaryFile(prefix="sqlmr-out-", delete=False) as f:
-                index = self.write_to(f)
-                size = f.tell()
-            try:
-                storage.write_file(uri, f.name)
-            finally:
-                os.unlink(f.name)
-            return index, size
+            return _upload(uri, self.write_to)
         data, index = self.to_bytes()
         storage.write_bytes(uri, data)
         return index, len(data)
