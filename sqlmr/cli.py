@@ -13,7 +13,6 @@ Exit status: 0 ok, 1 query error, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from typing import IO

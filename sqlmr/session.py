@@ -22,7 +22,7 @@ from compiler.explain import render as render_explain
 from compiler.job import Job, compile_select, parse_one
 from compiler.resolve import _start
 from compiler.schema import Column, Table
-from compiler.statements import Statement, split_statements  # noqa: F401
+from compiler.statements import split_statements
 from runtime import storage
 from runtime.shuffle import TextValueError, text_lines
 from sqlmr import config
