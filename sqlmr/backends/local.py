@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +23,18 @@ from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError
 # Failures that a new attempt may not repeat (the machine, not the task).
 TRANSIENT = (MemoryError, OSError, BrokenProcessPool)
 MAX_ATTEMPTS = 3
+
+
+def start_method() -> str:
+    """``fork`` when the driver is a single thread (cheap, and nothing of the
+    caller's script runs again); ``forkserver`` when other threads exist (a
+    REPL, an embedding program, a DuckDB connection): forking a process that
+    holds other threads' locks can crash the child."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        threads = threading.active_count()
+    return "fork" if threads == 1 else "forkserver"
 
 
 def _init_worker(environ: dict[str, str]) -> None:
@@ -55,11 +68,9 @@ class LocalBackend:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # forkserver: workers fork from a clean server process, never from a
-            # driver that may hold other threads (a REPL, an embedding program,
-            # a DuckDB connection in a test) -- a fork of those can crash.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"])
+            ctx = multiprocessing.get_context(start_method())
+            if ctx.get_start_method() == "forkserver":
+                ctx.set_forkserver_preload(["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"])
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                              initializer=_init_worker,
                                              initargs=(dict(os.environ),))
