@@ -156,3 +156,21 @@ def test_string_functions_convert_numbers_to_text_as_hive_does(uv):
                                        "FROM uv WHERE duration = 10 LIMIT 1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[1] == "10,2,1"
+
+
+def test_library_use_from_an_unguarded_script(uv, tmp_path):
+    """A script that uses sqlmr as a library at top level (no __main__ guard)
+    runs its query once: workers never re-run the caller's script."""
+    script = tmp_path / "use_sqlmr.py"
+    script.write_text(
+        "from sqlmr.config import Settings\n"
+        "from sqlmr.session import Session\n"
+        "s = Session(Settings(workers=2))\n"
+        "res = list(s.execute('SELECT COUNT(*) FROM uv'))[0]\n"
+        "print('ROWS', list(res.rows))\n"
+        "res.close(); s.close()\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("ROWS [[10000]]") == 1
