@@ -361,6 +361,17 @@ class _PhaseGen:
         self.n += 1
         return f"{prefix}{self.n}"
 
+    def bind_keys(self, comp: ExprCompiler, keys: list, types: list) -> list[tuple[str, bool, str | None]]:
+        """Join key values bound to fresh locals (converted to the key's join
+        type); returns (name, may be NULL, value type) per key."""
+        names = []
+        for key, typ in zip(keys, types):
+            c = _coerce(comp.value(key), typ)
+            name = self.fresh("j")
+            self.src(f"{name} = {c.code}")
+            names.append((name, c.nullable, c.type))
+        return names
+
     def compiler(self, env: dict[str, Var]) -> ExprCompiler:
         return ExprCompiler(env, self.consts, tmp_prefix=f"_t{self.fresh('')}_")
 
@@ -747,19 +758,14 @@ class _PhaseGen:
                 src.dedent()
             return
         if isinstance(sink, ShuffleOut):
-            parts = [_coerce(comp.value(k), t) for k, t in zip(sink.keys, sink.key_types)]
-            names = []
-            for p in parts:
-                name = self.fresh("j")
-                src(f"{name} = {p.code}")
-                names.append((name, p.nullable))
-            key = names[0][0] if len(names) == 1 else "(" + ", ".join(n for n, _ in names) + ",)"
+            names = self.bind_keys(comp, sink.keys, sink.key_types)
+            key = names[0][0] if len(names) == 1 else "(" + ", ".join(n for n, *_ in names) + ",)"
             vals = [comp.value(_column(f.key)).code for f in sink.fields]
             rec = ", ".join([key, str(sink.tag)] + vals)
             # a single string key hashes inline, exactly as runtime.shuffle.partition_of does
-            part = (f"_crc32({key}.encode()) % parts" if len(parts) == 1 and parts[0].type == "string"
-                    else f"_partition_of({key}, parts)")
-            nullable = [n for n, nl in names if nl]
+            text_key = len(names) == 1 and names[0][2] == "string"
+            part = f"_crc32({key}.encode()) % parts" if text_key else f"_partition_of({key}, parts)"
+            nullable = [n for n, nl, _ in names if nl]
             if nullable:
                 test = " or ".join(f"{n} is None" for n in nullable)
                 src(f"if {test}:").indent()
@@ -948,16 +954,11 @@ class _LoaderGen:
         comp = p.compiler(env)
         if op.small_filter is not None:
             src(f"if {comp.predicate(op.small_filter)}:").indent()
-        parts = [_coerce(comp.value(k), t) for k, t in zip(op.small_keys, op.key_types)]
-        names = []
-        for c in parts:
-            name = p.fresh("j")
-            src(f"{name} = {c.code}")
-            names.append((name, c.nullable))
-        nullable = [n for n, nl in names if nl]
+        names = p.bind_keys(comp, op.small_keys, op.key_types)
+        nullable = [n for n, nl, _ in names if nl]
         if nullable:
             src(f"if {' and '.join(f'{n} is not None' for n in nullable)}:").indent()
-        key = names[0][0] if len(names) == 1 else "(" + ", ".join(n for n, _ in names) + ",)"
+        key = names[0][0] if len(names) == 1 else "(" + ", ".join(n for n, *_ in names) + ",)"
         vals = [comp.value(_column(f.key)).code for f in op.fields]
         tup = "(" + "".join(v + ", " for v in vals) + ")"
         src(f"lst = dget({key})")

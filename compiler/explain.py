@@ -267,7 +267,7 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
             label = f" ({maps[i].input.label})" if maps is not None and len(maps) > 1 else ""
             if inp.get("kind", "table") == "table":
                 out.append(f"      Map Operator Tree{label}: {inp['maps']} map tasks over "
-                           f"{inp['splits']} splits of {inp['files']} files, {_size(inp['bytes'])}")
+                           f"{inp['splits']} splits of {inp['files']} files, {size_text(inp['bytes'])}")
             else:
                 out.append(f"      Map Operator Tree{label}: {inp['maps']} over the rows of "
                            f"Stage-{inp['stage']}")
@@ -291,7 +291,12 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
     return "\n".join(out)
 
 
-def _size(n: int) -> str:
+def size_text(n: float) -> str:
+    """Bytes for people (decimal units).
+
+    >>> size_text(999), size_text(1_700_000), size_text(2.5e9)
+    ('999 B', '1.7 MB', '2.5 GB')
+    """
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

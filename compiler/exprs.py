@@ -414,21 +414,22 @@ class ExprCompiler:
         t = self.tmp()
         return Code(f"(None if ({t} := {c.code}) is None else not {t})", "boolean", True)
 
-    def _v_And(self, node: exp.And) -> Code:
+    def _connective(self, node: exp.Binary, op: str, decisive: bool) -> Code:
+        """AND (decisive False) / OR (decisive True) in three-valued logic: the
+        decisive value wins, else NULL if either side is NULL."""
         a, b = self.value(node.left), self.value(node.right)
         if not a.nullable and not b.nullable:
-            return Code(f"({a.code} and {b.code})", "boolean", False)
+            return Code(f"({a.code} {op} {b.code})", "boolean", False)
         ta, tb = self.tmp(), self.tmp()
-        return Code(f"(False if ({ta} := {a.code}) is False or ({tb} := {b.code}) is False "
-                    f"else (None if {ta} is None or {tb} is None else True))", "boolean", True)
+        return Code(f"({decisive} if ({ta} := {a.code}) is {decisive} or ({tb} := {b.code}) is "
+                    f"{decisive} else (None if {ta} is None or {tb} is None else {not decisive}))",
+                    "boolean", True)
+
+    def _v_And(self, node: exp.And) -> Code:
+        return self._connective(node, "and", False)
 
     def _v_Or(self, node: exp.Or) -> Code:
-        a, b = self.value(node.left), self.value(node.right)
-        if not a.nullable and not b.nullable:
-            return Code(f"({a.code} or {b.code})", "boolean", False)
-        ta, tb = self.tmp(), self.tmp()
-        return Code(f"(True if ({ta} := {a.code}) is True or ({tb} := {b.code}) is True "
-                    f"else (None if {ta} is None or {tb} is None else False))", "boolean", True)
+        return self._connective(node, "or", True)
 
     # functions
     def _call(self, fn: str, args: list[Code], typ: str | None,

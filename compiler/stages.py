@@ -46,6 +46,7 @@ from sqlglot import exp
 
 from compiler.blocks import Block, DerivedSource, JoinSource, TableSource
 from compiler.errors import SqlError
+from compiler.explain import size_text
 from compiler.exprs import ExprCompiler, Var, expr_key
 from compiler.plan import Aggregate, OrderKey, Scan
 from compiler.schema import NUMERIC
@@ -274,14 +275,6 @@ def common_type(a: str | None, b: str | None, sql: str | None = None) -> str | N
 def _col(key: str) -> exp.Column:
     alias, name = key.split(".", 1)
     return exp.column(exp.to_identifier(name, quoted=True), table=exp.to_identifier(alias, quoted=True))
-
-
-def size_text(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 class Lowering:

@@ -19,6 +19,7 @@ from typing import IO, Iterable, Iterator
 
 from tabulate import tabulate
 
+from compiler.explain import size_text
 from sqlmr import cost as costs
 
 NUMERIC = {"int", "bigint", "double"}
@@ -112,19 +113,6 @@ def format_for_path(path: str, default: str) -> str:
 def take(rows: Iterable[list], n: int) -> tuple[list[list], Iterator[list]]:
     it = iter(rows)
     return list(islice(it, n)), it
-
-
-def size_text(n: float) -> str:
-    """Bytes for people (decimal units).
-
-    >>> size_text(999), size_text(1_700_000), size_text(2.5e9)
-    ('999 B', '1.7 MB', '2.5 GB')
-    """
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def rows_line(total: int, shown: int) -> str:

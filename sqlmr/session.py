@@ -250,12 +250,8 @@ class Session:
             if managed:
                 storage.delete_prefix(uri)
             raise
-        return StatementResult(
-            "message", text, message=f"created table {name} ({len(columns)} columns, "
-            f"{written.rows:,} rows in {written.files} file{'s' if written.files != 1 else ''}) at {uri}",
-            stats=written.stats, lambda_cost=written.stats.lambda_cost(self.settings),
-            athena_cost=costs.athena_cost(written.stats.bytes_read),
-            seconds=time.perf_counter() - t0)
+        return self._written(text, f"created table {name} ({len(columns)} columns, "
+                             f"{_files(written)}) at {uri}", written, t0)
 
     def _insert(self, tree: exp.Insert, text: str) -> StatementResult:
         """``INSERT OVERWRITE [LOCAL] DIRECTORY 'path' [ROW FORMAT …] SELECT …``:
@@ -274,10 +270,13 @@ class Session:
         uri = resolve_location(target.this.name)
         job = self.compile(text, query)
         written = self._write_result(job, text, uri, delimiter, overwrite=True)
+        return self._written(text, f"wrote {_files(written)} to {uri}", written, t0)
+
+    def _written(self, text: str, message: str, written, t0: float) -> StatementResult:
+        """The result of a statement that wrote a query's rows as files."""
         return StatementResult(
-            "message", text, message=f"wrote {written.rows:,} rows in {written.files} "
-            f"file{'s' if written.files != 1 else ''} to {uri}",
-            stats=written.stats, lambda_cost=written.stats.lambda_cost(self.settings),
+            "message", text, message=message, stats=written.stats,
+            lambda_cost=written.stats.lambda_cost(self.settings),
             athena_cost=costs.athena_cost(written.stats.bytes_read),
             seconds=time.perf_counter() - t0)
 
@@ -546,6 +545,10 @@ def ensure_default_data() -> None:
         return
     from sqlmr.gen.amplab import ensure_default
     ensure_default(str(data))
+
+
+def _files(written) -> str:
+    return f"{written.rows:,} rows in {written.files} file{'s' if written.files != 1 else ''}"
 
 
 def _mb(n: int) -> str:
