@@ -31,3 +31,21 @@ def isolated_home(data: Path, prefix: str = "sqlmr-bench-") -> str:
     (Path(home) / "data").mkdir()
     os.symlink(data, Path(home) / "data" / "amplab")
     return home
+
+
+UV_COLS = ("{'sourceIP': 'VARCHAR', 'destURL': 'VARCHAR', 'visitDate': 'DATE', "
+           "'adRevenue': 'DOUBLE', 'userAgent': 'VARCHAR', 'countryCode': 'VARCHAR', "
+           "'languageCode': 'VARCHAR', 'searchWord': 'VARCHAR', 'duration': 'INTEGER'}")
+RK_COLS = "{'pageURL': 'VARCHAR', 'pageRank': 'INTEGER', 'avgDuration': 'INTEGER'}"
+
+
+def duckdb_amplab(data: Path, threads: int):
+    """A DuckDB connection with ``threads`` threads and views ``uservisits`` and
+    ``rankings`` over the same files sqlmr reads."""
+    import duckdb
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {threads}")
+    for table, cols in (("uservisits", UV_COLS), ("rankings", RK_COLS)):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_csv('{data}/{table}/*', "
+                    f"header=false, delim=',', quote='', escape='', columns={cols}, auto_detect=false)")
+    return con

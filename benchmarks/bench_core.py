@@ -28,10 +28,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-UV_COLS = ("{'sourceIP':'VARCHAR','destURL':'VARCHAR','visitDate':'DATE','adRevenue':'DOUBLE',"
-           "'userAgent':'VARCHAR','countryCode':'VARCHAR','languageCode':'VARCHAR',"
-           "'searchWord':'VARCHAR','duration':'INTEGER'}")
-RK_COLS = "{'pageURL':'VARCHAR','pageRank':'INTEGER','avgDuration':'INTEGER'}"
 
 QUERIES = {
     "2a": "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uservisits GROUP BY SUBSTR(sourceIP, 1, 8)",
@@ -92,13 +88,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    import duckdb
-
     from compiler.job import compile_select
     from runtime import events, storage
     from runtime.handler import handle
     from sqlmr.config import Settings
-    from _common import amplab_data, isolated_home, table_mb
+    from _common import amplab_data, duckdb_amplab, isolated_home, table_mb
     from sqlmr.session import Session
 
     data = amplab_data(args.data, args.scale, args.workers)
@@ -106,12 +100,7 @@ def main() -> int:
           f"{table_mb(data, 'rankings'):.0f} MB; {args.workers} workers / threads; best of {args.runs}\n")
     isolated_home(data)
     session = Session(Settings(workers=args.workers, timing=False))
-    con = duckdb.connect()
-    con.execute(f"SET threads TO {args.workers}")
-    con.execute(f"CREATE VIEW uservisits AS SELECT * FROM read_csv('{data}/uservisits/*', header=false, "
-                f"delim=',', quote='', escape='', columns={UV_COLS}, auto_detect=false)")
-    con.execute(f"CREATE VIEW rankings AS SELECT * FROM read_csv('{data}/rankings/*', header=false, "
-                f"delim=',', quote='', escape='', columns={RK_COLS}, auto_detect=false)")
+    con = duckdb_amplab(data, args.workers)
 
     def run_sqlmr(sql):
         res = list(session.execute(sql))[0]

@@ -27,10 +27,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-UV_COLS = ("{'sourceIP': 'VARCHAR', 'destURL': 'VARCHAR', 'visitDate': 'DATE', "
-           "'adRevenue': 'DOUBLE', 'userAgent': 'VARCHAR', 'countryCode': 'VARCHAR', "
-           "'languageCode': 'VARCHAR', 'searchWord': 'VARCHAR', 'duration': 'INTEGER'}")
-RK_COLS = "{'pageURL': 'VARCHAR', 'pageRank': 'INTEGER', 'avgDuration': 'INTEGER'}"
 
 
 def query(name: str) -> str:
@@ -146,9 +142,7 @@ def main() -> int:
     if args.skew:
         return skew([int(x) for x in args.skew.split(",")])
 
-    import duckdb
-
-    from _common import amplab_data, isolated_home, table_mb
+    from _common import amplab_data, duckdb_amplab, isolated_home, table_mb
     from sqlmr.config import Settings
     from sqlmr.session import Session
 
@@ -157,12 +151,7 @@ def main() -> int:
           f"{table_mb(data, 'rankings'):,.0f} MB (scale {args.scale}); {args.workers} sqlmr workers / "
           f"{args.workers} DuckDB threads\n")
     isolated_home(data, "sqlmr-bench-join-")
-    con = duckdb.connect()
-    con.execute(f"SET threads TO {args.workers}")
-    con.execute(f"CREATE VIEW uservisits AS SELECT * FROM read_csv('{data}/uservisits/*', "
-                f"header=false, delim=',', quote='', escape='', columns={UV_COLS}, auto_detect=false)")
-    con.execute(f"CREATE VIEW rankings AS SELECT * FROM read_csv('{data}/rankings/*', "
-                f"header=false, delim=',', quote='', escape='', columns={RK_COLS}, auto_detect=false)")
+    con = duckdb_amplab(data, args.workers)
 
     sessions = {}
     for mode in args.modes.split(","):
