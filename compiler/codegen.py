@@ -247,6 +247,9 @@ def _final(s: AggSlot, pos: int) -> tuple[str, bool]:
     raise AssertionError(s.kind)
 
 
+_ONE_NUMBER = ("count_star", "count", "sum")  # kinds whose partial state is one number
+
+
 def _empty_state(s: AggSlot) -> list[str]:
     return {"count_star": ["0"], "count": ["0"], "count_distinct": ["[]"], "sum": ["None"],
             "min": ["None"], "max": ["None"], "avg": ["0", "0"]}[s.kind]
@@ -482,6 +485,10 @@ class _PhaseGen:
         agg = inp.agg
         slots = inp.slots
         multi = len(agg.keys) > 1
+        if (len(slots) == 1 and slots[0].kind in _ONE_NUMBER and len(agg.keys) == 1
+                and not agg.scalar):
+            self.one_number_agg_loop(inp)
+            return
         sets = [pos for pos, s in _positions(slots) if s.kind == "count_distinct"]
         src("g = {}")
         src("gget = g.get")
@@ -523,6 +530,47 @@ class _PhaseGen:
             src(", ".join(f"k{i}" for i in range(len(agg.keys))) + " = k")
         for j, code in enumerate(finals):
             src(f"a{j} = {code}")
+        self.pipeline(env, False)
+        src.dedent()
+
+    def one_number_agg_loop(self, inp) -> None:
+        """Final aggregation of groups whose state is one number (SUM, COUNT):
+        records arrive as (key, number) columns and each merges in one
+        statement; the groups go out as a pair batch when the result rows are
+        exactly (key, aggregate)."""
+        src = self.src
+        slot = inp.slots[0]
+        src("g = _defaultdict(int)")
+        if slot.kind == "sum":
+            src("gn = set()  # groups seen so far only with a NULL sum")
+        src("for keys, nums, maybe_null in ctx.pairs():").indent()
+        src("n_in += len(keys)")
+        if slot.kind == "sum":
+            src("if maybe_null:").indent()
+            src("for k, v in zip(keys, nums):").indent()
+            src("if v is None:").indent()("gn.add(k)").dedent()
+            src("else:").indent()("g[k] += v").dedent()
+            src.dedent().dedent()("else:").indent()
+            src("for k, v in zip(keys, nums):").indent()("g[k] += v").dedent().dedent()
+            src.dedent()
+            src("for k in gn:").indent()
+            src("if k not in g:").indent()("g[k] = None").dedent().dedent()
+        else:
+            src("for k, v in zip(keys, nums):").indent()("g[k] += v").dedent()
+            src.dedent()
+        env = {expr_key(inp.agg.keys[0]): Var("k0", inp.key_types[0], True),
+               expr_key(inp.agg.aggs[0]): Var("a0", slot.type, slot.kind == "sum")}
+        sink = self.ph.sink
+        if (isinstance(sink, RowsOut) and not self.ph.ops and not sink.order and sink.limit is None
+                and not sink.sample and inp.key_types[0] == "string"
+                and [self.compiler(env).value(e).code for e in sink.outputs] == ["k0", "a0"]):
+            # the result rows are the groups themselves: no per-group Python
+            self.types = [inp.key_types[0], slot.type]
+            src("items = list(g.items())")
+            src(f"out.add_pairs(0, items, {'d' if slot.type == 'double' else 'q'!r})")
+            src("n_out += len(items)")
+            return
+        src("for k0, a0 in g.items():").indent()
         self.pipeline(env, False)
         src.dedent()
 

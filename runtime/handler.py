@@ -60,6 +60,15 @@ class TaskContext:
             self.bytes_in += max(0, r["end"] - r["start"])
         return shuffle.iter_ranges(ranges)
 
+    def pairs(self) -> Iterator[tuple[list, object, bool]]:
+        """This task's input records of (key, number) as columns per batch:
+        ``(keys, numbers, maybe_null)`` (see :func:`runtime.shuffle.decode_pairs`)."""
+        inp = self.event["input"]
+        ranges = inp.get("shuffle") or inp.get("rows") or []
+        for r in ranges:
+            self.bytes_in += max(0, r["end"] - r["start"])
+        return shuffle.iter_pairs(ranges)
+
     def runs(self) -> list[Iterator[list]]:
         """One record iterator per sorted run of this task's input (each sorted
         stage output), for a ``heapq.merge`` that may stop early (LIMIT)."""

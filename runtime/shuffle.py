@@ -380,12 +380,40 @@ def decode_batch(line: bytes) -> list:
     obj = _decode(line.decode("utf-8"))
     if type(obj) is list:
         return obj
+    return list(map(list, zip(obj["k"], _numbers(obj))))
+
+
+def _numbers(obj: dict) -> array:
     kind = "d" if "d" in obj else "q"
     numbers = array(kind)
     numbers.frombytes(base64.b64decode(obj[kind]))
     if sys.byteorder != "little":
         numbers.byteswap()
-    return list(map(list, zip(obj["k"], numbers)))
+    return numbers
+
+
+def decode_pairs(line: bytes) -> tuple[list, Any, bool]:
+    """A batch of (key, number) records as columns: ``(keys, numbers,
+    maybe_null)``.  A pair batch gives its numbers as an array (never NULL);
+    a JSON batch of two-field records gives lists, and ``maybe_null`` True
+    because a number there may be None.
+
+    >>> decode_pairs(encode_pairs(["a", "b"], [1.5, 2.0], "d").rstrip())
+    (['a', 'b'], array('d', [1.5, 2.0]), False)
+    >>> decode_pairs(b'[["a",null],["b",3]]')
+    (['a', 'b'], [None, 3], True)
+    """
+    obj = _decode(line.decode("utf-8"))
+    if type(obj) is list:
+        return list(map(_first, obj)), list(map(_second, obj)), True
+    return obj["k"], _numbers(obj), False
+
+
+def iter_pairs(ranges: Iterable[dict], chunk_bytes: int = 4 << 20) -> Iterator[tuple[list, Any, bool]]:
+    """Every batch of several ranges of (key, number) records, as columns
+    (:func:`decode_pairs`): what a reducer merging one-number states reads."""
+    for r in ranges:
+        yield from map(decode_pairs, _batch_lines(r["uri"], r["start"], r["end"], chunk_bytes))
 
 
 def encode_pairs(keys: list, numbers: list, kind: str) -> bytes | None:
@@ -407,20 +435,24 @@ def iter_batches_bytes(data: bytes) -> Iterator[list]:
             yield decode_batch(line)
 
 
-def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[list]:
-    """Stream the batches of one partition range ``[start, end)`` of a file."""
+def _batch_lines(uri: str, start: int, end: int, chunk_bytes: int) -> Iterator[bytes]:
+    """The batch lines of one range ``[start, end)`` of a file, streamed."""
     if end <= start:
         return
     rest = b""
     for chunk in storage.iter_range(uri, start, end, chunk=chunk_bytes):
-        data = rest + chunk
-        lines = data.split(b"\n")
+        lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
             if line:
-                yield decode_batch(line)
+                yield line
     if rest:
-        yield decode_batch(rest)
+        yield rest
+
+
+def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[list]:
+    """Stream the batches of one partition range ``[start, end)`` of a file."""
+    return map(decode_batch, _batch_lines(uri, start, end, chunk_bytes))
 
 
 def iter_ranges(ranges: Iterable[dict]) -> Iterator[list]:

@@ -19,7 +19,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Callable, Iterator
 
 from compiler.job import Job, Stage
@@ -248,7 +248,7 @@ class JobResult:
         if self.job.sorted:
             merged: Iterator[list] = heapq.merge(*streams, key=self._ns["sortkey"])
         else:
-            merged = (r for s in streams for r in s)
+            merged = chain.from_iterable(streams)
         if self.job.limit is not None:
             merged = islice(merged, self.job.limit)
         width = len(self.columns)
@@ -259,8 +259,7 @@ class JobResult:
     @staticmethod
     def _stream(output: dict) -> Iterator[list]:
         start, end = output["partitions"][0]
-        for batch in shuffle.iter_batches(output["uri"], start, end):
-            yield from batch
+        return chain.from_iterable(shuffle.iter_batches(output["uri"], start, end))
 
     def close(self) -> None:
         if not self._keep and self._work:
