@@ -40,6 +40,9 @@ from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg,
 
 BATCH = 4096
 SAMPLE_PER_BATCH = 16   # rows a range-sorted query's tasks sample per written batch
+AGGR_CHECK_ROWS = 100_000  # rows a scan aggregates before judging the reduction (Hive's checkinterval)
+MIN_REDUCTION = 0.5        # groups/rows above this: stop aggregating map-side (Hive's min.reduction)
+PASS_THROUGH_FLUSH = 65536  # passed-through pairs collected before they go to the writer
 SHUFFLE_HANDOVER = 32768  # join records a task collects before handing them to the writer
 _PARSE = {"string": "{}", "int": "int({})", "bigint": "int({})", "double": "float({})",
           "date": "(_dok({0}) or _date({0}))", "boolean": "_bool({})"}
@@ -403,6 +406,7 @@ class _PhaseGen:
         src(f"def {ph.entry}(ctx):")
         src.indent()
         self.sink_init()
+        self.init_mark = len(src.lines)
         for op in ph.ops:
             if isinstance(op, Probe):
                 src(f"_{op.name}get = _load_{op.name}(ctx).get")
@@ -443,6 +447,44 @@ class _PhaseGen:
         src("_parse_fields = F.parse_fields")
         src("for block in ctx.blocks():").indent()
         src("n_in += len(block)")
+        mark = len(src.lines)
+        self.line_loop(inp)
+        if self.passes_through:
+            # Hive's hive.map.aggr.hash.min.reduction: once partial aggregation is
+            # seen not to shrink the rows, the rest go out as (key, number) pairs
+            # and the reducers aggregate them (same records, no dict update here)
+            aggregating = ["    " + line if line else line for line in src.lines[mark:]]
+            del src.lines[mark:]
+            src("if passthru:").indent()
+            self.pass_through = True
+            self.line_loop(inp)
+            self.pass_through = False
+            src(f"if len(pks) >= {PASS_THROUGH_FLUSH}:").indent()
+            src(f"out.add_pair_columns(pks, pvs, {self.scalar_kind!r})")
+            src("n_passed += len(pks)")
+            src("pks.clear()")
+            src("pvs.clear()").dedent()
+            src.dedent()("else:").indent()
+            src.lines.extend(aggregating)
+            src("if n_in >= check_at:").indent()
+            src("check_at = 1 << 62  # checked once")
+            src(f"passthru = len(g) > n_in * {MIN_REDUCTION}").dedent()
+            src.dedent()
+            prologue = ["out = ctx.writer()",
+                        "pks = []  # keys and numbers passed through unaggregated",
+                        "pvs = []",
+                        "ka = pks.append",
+                        "va = pvs.append",
+                        "n_passed = 0",
+                        "passthru = False",
+                        f"check_at = ctx.params.get('aggr_check_rows') or {AGGR_CHECK_ROWS}"]
+            src.lines[self.init_mark:self.init_mark] = ["    " + line for line in prologue]
+        src.dedent()  # out of the block loop
+
+    def line_loop(self, inp) -> None:
+        """``for line in block:`` with its fast and slow (NULL-aware) paths."""
+        src = self.src
+        shim = _ScanPlan(inp.scan)
         src("for line in block:").indent()
         spec = _parse_prologue(src, shim)
         for fast in (True, False):
@@ -454,7 +496,14 @@ class _PhaseGen:
                 src.dedent().dedent()
         src.dedent()  # out of the line loop
         self.boundary()
-        src.dedent()  # out of the block loop
+
+    @property
+    def passes_through(self) -> bool:
+        """A scan's partial aggregation may switch to passing rows through:
+        its state is one number under a single text key (pair batches)."""
+        return (isinstance(self.ph.input, TableIn) and getattr(self, "scalar_fast", False)
+                and getattr(self, "agg_key_types", None) == ["string"]
+                and getattr(self, "scalar_kind", None) is not None)
 
     def rows_loop(self, inp) -> None:
         src = self.src
@@ -540,7 +589,10 @@ class _PhaseGen:
         exactly (key, aggregate)."""
         src = self.src
         slot = inp.slots[0]
-        src("g = _defaultdict(int)")
+        # g.get with a default beats a defaultdict here: a new group costs no
+        # factory call and second store
+        src("g = {}")
+        src("gget = g.get")
         if slot.kind == "sum":
             src("gn = set()  # groups seen so far only with a NULL sum")
         src("for keys, nums, maybe_null in ctx.pairs():").indent()
@@ -549,14 +601,14 @@ class _PhaseGen:
             src("if maybe_null:").indent()
             src("for k, v in zip(keys, nums):").indent()
             src("if v is None:").indent()("gn.add(k)").dedent()
-            src("else:").indent()("g[k] += v").dedent()
+            src("else:").indent()("g[k] = gget(k, 0) + v").dedent()
             src.dedent().dedent()("else:").indent()
-            src("for k, v in zip(keys, nums):").indent()("g[k] += v").dedent().dedent()
+            src("for k, v in zip(keys, nums):").indent()("g[k] = gget(k, 0) + v").dedent().dedent()
             src.dedent()
             src("for k in gn:").indent()
             src("if k not in g:").indent()("g[k] = None").dedent().dedent()
         else:
-            src("for k, v in zip(keys, nums):").indent()("g[k] += v").dedent()
+            src("for k, v in zip(keys, nums):").indent()("g[k] = gget(k, 0) + v").dedent()
             src.dedent()
         env = {expr_key(inp.agg.keys[0]): Var("k0", inp.key_types[0], True),
                expr_key(inp.agg.aggs[0]): Var("a0", slot.type, slot.kind == "sum")}
@@ -788,7 +840,11 @@ class _PhaseGen:
                 self.scalar_kind = ("q" if s.kind in ("count_star", "count") or args[0].type in ("int", "bigint")
                                     else "d" if args[0].type == "double" else None)
                 inc = "1" if s.kind in ("count_star", "count") else args[0].code
-                src(f"g[k] += {inc}")
+                if getattr(self, "pass_through", False):
+                    src("ka(k)")
+                    src(f"va({inc})")
+                else:
+                    src(f"g[k] += {inc}")
                 return
             src(f"acc = {getter}(k)")
             src("if acc is None:").indent()
@@ -904,15 +960,18 @@ class _PhaseGen:
             str_key = len(key_types) == 1 and key_types[0] == "string"
             part = "_crc32(k.encode()) % parts" if str_key else "_partition_of(k, parts)"
             for name, scalar in dicts:
+                if scalar and self.passes_through:
+                    # text keys, one number: pair batches (numbers in binary),
+                    # split by partition in C
+                    kind = self.scalar_kind
+                    src(f"out.add_pair_columns(pks, pvs, {kind!r})")
+                    src("n_passed += len(pks)")
+                    src(f"out.add_pair_columns(list({name}), list({name}.values()), {kind!r})")
+                    continue
                 if scalar:
                     # (key, number) pairs: grouped by partition in C
                     src(f"for p, chunk in enumerate(_split_items(list({name}.items()), {name}, parts)):").indent()
-                    kind = getattr(self, "scalar_kind", None)
-                    if key_types == ["string"] and kind:
-                        # text keys, one number: a pair batch (numbers in binary)
-                        src(f"out.add_pairs(p, chunk, {kind!r})").dedent()
-                    else:
-                        src("bufs[p].extend(chunk)").dedent()
+                    src("bufs[p].extend(chunk)").dedent()
                     continue
                 src(f"for k, acc in {name}.items():").indent()
                 if scalar:
@@ -932,7 +991,10 @@ class _PhaseGen:
             src("for p, buf in enumerate(bufs):").indent()
             src(f"for i in range(0, len(buf), {BATCH}):").indent()
             src(f"out.add_batch(p, buf[i:i + {BATCH}])").dedent().dedent()
-            src("ctx.rows_out = " + " + ".join(f"len({n})" for n, _ in dicts))
+            if self.passes_through:
+                src("if n_passed:").indent()("ctx.counters['rows_passed_through'] = n_passed").dedent()
+            src("ctx.rows_out = " + " + ".join([f"len({n})" for n, _ in dicts]
+                                               + (["n_passed"] if self.passes_through else [])))
         elif isinstance(sink, ShuffleOut):
             self.hand_over(final=True)
             src("ctx.rows_out = n_out")

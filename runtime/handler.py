@@ -14,7 +14,7 @@ import time
 from typing import Any, Iterator
 
 from runtime import codecache, events, shuffle, storage
-from runtime.inputs import SplitReader
+from runtime.inputs import BLOCK_BYTES, SplitReader
 
 
 class MalformedRowError(Exception):
@@ -43,9 +43,10 @@ class TaskContext:
     # ----------------------------------------------------------------- input
     def blocks(self) -> Iterator[list[str]]:
         """Blocks of text lines of every split of this map task."""
+        block_bytes = self.params.get("block_bytes") or BLOCK_BYTES
         for split in self.event["input"]["splits"]:
             reader = SplitReader(split["uri"], split.get("start", 0), split.get("end"),
-                                 gz=split.get("gz", False))
+                                 gz=split.get("gz", False), block_bytes=block_bytes)
             self.reader = reader
             try:
                 yield from reader

@@ -27,10 +27,13 @@ partition's span as in version 1.
 A batch is one line holding a JSON array of records (records are JSON arrays
 of values).  A map-side aggregate whose state is one number writes its
 (key, number) records as a *pair batch* instead: a JSON object
-``{"k": [keys…], "d" | "q": "<base64 of the numbers as little-endian
-float64 | int64>"}`` -- the same records, without printing and parsing every
-float in decimal (the most expensive part of such a task's output).  JSON keeps NULL, numbers and text exact (floats round-trip through
-``repr``) and is never executable, unlike pickle.  Task outputs (map-only
+``{"s": "<the keys joined by DEL>", "d" | "q": "<base64 of the numbers as
+little-endian float64 | int64>"}`` (``"k": [keys…]`` instead of ``"s"`` when
+a key is NULL or holds a DEL) -- the same records, without printing and
+parsing every float in decimal (the most expensive part of such a task's
+output) or every key as a JSON string.  JSON keeps NULL, numbers and text
+exact (floats round-trip through ``repr``) and is never executable, unlike
+pickle.  Task outputs (map-only
 stages, reducers) are the same file with a single partition.
 
 >>> w = PartitionedWriter(2)
@@ -52,8 +55,8 @@ import sys
 import tempfile
 import zlib
 from array import array
-from itertools import repeat
-from operator import itemgetter, mod as _mod
+from itertools import compress, repeat
+from operator import eq as _eq, itemgetter, mod as _mod, not_ as _not
 from typing import Any, Iterable, Iterator
 
 from runtime import storage
@@ -69,6 +72,8 @@ SORT_BATCH_ROWS = 1024  # records per batch in a sorted run: what a merge holds 
 RUN_CHUNK = 256 << 10   # bytes read at a time from each run while merging
 MERGE_FANIN = 64        # runs merged at once; more are pre-merged into temp files
 _SORT_KEY = itemgetter(0, 1)
+KEY_SEP = "\x7f"  # joins a pair batch's text keys when none contains it (DEL: JSON leaves it as is)
+_COMPRESS_PARTITIONS = 16  # up to this many partitions, split_columns selects each in C
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 _encode = _encoder.encode
@@ -112,12 +117,23 @@ def _upload(uri: str, write) -> tuple[Any, int]:
     return result, size
 
 
+def partitions_of(keys: Iterable, partitions: int) -> list[int]:
+    """:func:`partition_of` of every key; for text keys the hashing runs in C
+    (``map`` over ``crc32``), which keeps a map task's output step from
+    costing as much as its scan.
+
+    >>> partitions_of(["a", None, ("a", 1)], 3) == [partition_of(k, 3) for k in ["a", None, ("a", 1)]]
+    True
+    """
+    try:
+        return list(map(_mod, map(zlib.crc32, map(str.encode, keys)), repeat(partitions)))
+    except (TypeError, UnicodeEncodeError):  # not all text: the general rule, key by key
+        return [partition_of(k, partitions) for k in keys]
+
+
 def split_items(items: list, keys: Iterable, partitions: int) -> list[list]:
     """``items`` (one per key, in the order of ``keys``) grouped by the
     partition of their key, the same partition :func:`partition_of` gives.
-
-    For text keys the hashing runs in C (``map`` over ``crc32``), which keeps a
-    map task's output step from costing as much as its scan.
 
     >>> split_items([("a", 1), ("b", 2), ("c", 3)], ["a", "b", "c"], 2) == [
     ...     [i for i in [("a", 1), ("b", 2), ("c", 3)] if partition_of(i[0], 2) == p] for p in range(2)]
@@ -125,14 +141,43 @@ def split_items(items: list, keys: Iterable, partitions: int) -> list[list]:
     """
     if partitions <= 1:
         return [items if isinstance(items, list) else list(items)]
-    try:
-        ps = list(map(_mod, map(zlib.crc32, map(str.encode, keys)), repeat(partitions)))
-    except (TypeError, UnicodeEncodeError):  # not all text: the general rule, key by key
-        ps = [partition_of(k, partitions) for k in keys]
     out: list[list] = [[] for _ in range(partitions)]
-    for item, p in zip(items, ps):
+    for item, p in zip(items, partitions_of(keys, partitions)):
         out[p].append(item)
     return out
+
+
+def split_columns(keys: list, nums: list, partitions: int) -> list[tuple[list, list]]:
+    """(keys, numbers) of each partition, in partition order.
+
+    With few partitions each one is selected in C (``compress``), so no
+    Python code runs per record; with many, one pass appends record by record.
+
+    >>> split_columns(["a", "b", "c"], [1, 2, 3], 1)
+    [(['a', 'b', 'c'], [1, 2, 3])]
+    >>> cols = split_columns(["a", "b", "c"], [1, 2, 3], 2)
+    >>> [sorted(zip(*c)) for c in cols] == [sorted(i for i in [("a", 1), ("b", 2), ("c", 3)]
+    ...     if partition_of(i[0], 2) == p) for p in range(2)]
+    True
+    """
+    if partitions <= 1:
+        return [(keys, nums)]
+    ps = partitions_of(keys, partitions)
+    if partitions <= _COMPRESS_PARTITIONS:
+        out = []
+        for p in range(partitions):
+            if partitions == 2:  # partition numbers are the selectors themselves
+                chosen = ps if p else list(map(_not, ps))
+            else:
+                chosen = list(map(_eq, ps, repeat(p)))
+            out.append((list(compress(keys, chosen)), list(compress(nums, chosen))))
+        return out
+    cols: list[tuple[list, list]] = [([], []) for _ in range(partitions)]
+    for k, v, p in zip(keys, nums, ps):
+        ks, vs = cols[p]
+        ks.append(k)
+        vs.append(v)
+    return cols
 
 
 class PartitionedWriter:
@@ -178,17 +223,28 @@ class PartitionedWriter:
     def add_pairs(self, partition: int, pairs: list, kind: str) -> None:
         """Add (text key, number) records as pair batches (``kind`` "d" for
         float64, "q" for int64); records that do not fit go as JSON."""
-        if not pairs or self.sort:
-            self.add_batch(partition, [list(p) for p in pairs])
+        self._add_columns(partition, list(map(_first, pairs)), list(map(_second, pairs)), kind)
+
+    def add_pair_columns(self, keys: list, nums: list, kind: str) -> None:
+        """Add (key, number) records given as two columns, each to the
+        partition of its key, as pair batches (see :meth:`add_pairs`)."""
+        for p, (ks, vs) in enumerate(split_columns(keys, nums, self.partitions)):
+            self._add_columns(p, ks, vs, kind)
+
+    def _add_columns(self, partition: int, keys: list, nums: list, kind: str) -> None:
+        if not keys:
+            return
+        if self.sort:
+            self.add_batch(partition, list(map(list, zip(keys, nums))))
             return
         self._seal(partition)
-        for i in range(0, len(pairs), BATCH_ROWS):
-            chunk = pairs[i:i + BATCH_ROWS]
-            blob = encode_pairs(list(map(_first, chunk)), list(map(_second, chunk)), kind)
+        for i in range(0, len(keys), BATCH_ROWS):
+            ks, vs = keys[i:i + BATCH_ROWS], nums[i:i + BATCH_ROWS]
+            blob = encode_pairs(ks, vs, kind)
             if blob is None:
-                self._push(partition, [list(p) for p in chunk])
+                self._push(partition, list(map(list, zip(ks, vs))))
                 continue
-            self.records[partition] += len(chunk)
+            self.records[partition] += len(ks)
             self._encoded[partition].append(blob)
             self._buffered += len(blob)
             if self._buffered >= self.spill_bytes:
@@ -380,7 +436,7 @@ def decode_batch(line: bytes) -> list:
     obj = _decode(line.decode("utf-8"))
     if type(obj) is list:
         return obj
-    return list(map(list, zip(obj["k"], _numbers(obj))))
+    return list(map(list, zip(_pair_keys(obj), _numbers(obj))))
 
 
 def _numbers(obj: dict) -> array:
@@ -406,7 +462,7 @@ def decode_pairs(line: bytes) -> tuple[list, Any, bool]:
     obj = _decode(line.decode("utf-8"))
     if type(obj) is list:
         return list(map(_first, obj)), list(map(_second, obj)), True
-    return obj["k"], _numbers(obj), False
+    return _pair_keys(obj), _numbers(obj), False
 
 
 def iter_pairs(ranges: Iterable[dict], chunk_bytes: int = 4 << 20) -> Iterator[tuple[list, Any, bool]]:
@@ -425,8 +481,18 @@ def encode_pairs(keys: list, numbers: list, kind: str) -> bytes | None:
         return None
     if sys.byteorder != "little":
         packed.byteswap()
-    return _encode({"k": keys, kind: base64.b64encode(packed.tobytes()).decode("ascii")}).encode(
-        "utf-8") + b"\n"
+    numbers_b64 = base64.b64encode(packed.tobytes()).decode("ascii")
+    try:
+        joined = KEY_SEP.join(keys)
+    except TypeError:  # a key is not text (NULL): keys as a JSON list
+        joined = None
+    if joined is not None and joined.count(KEY_SEP) == len(keys) - 1:
+        return _encode({"s": joined, kind: numbers_b64}).encode("utf-8") + b"\n"
+    return _encode({"k": keys, kind: numbers_b64}).encode("utf-8") + b"\n"
+
+
+def _pair_keys(obj: dict) -> list:
+    return obj["s"].split(KEY_SEP) if "s" in obj else obj["k"]
 
 
 def iter_batches_bytes(data: bytes) -> Iterator[list]:

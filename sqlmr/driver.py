@@ -379,7 +379,8 @@ def _params(phase: Phase, plan: StagePlan, outputs: dict[int, list[dict]], setti
                 bc[op.name] = spec
     if bc:
         params["broadcast"] = bc
-    for knob in ("sort_spill_records", "merge_fanin"):  # tests force many sorted runs
+    # tests force many sorted runs, or map-side aggregation to give up early
+    for knob in ("sort_spill_records", "merge_fanin", "aggr_check_rows", "block_bytes"):
         value = getattr(settings, knob, 0)
         if value:
             params[knob] = value

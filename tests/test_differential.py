@@ -164,3 +164,48 @@ def test_strict_mode_names_file_and_offset(session, tmp_path):
         list(session.execute("SELECT SUM(adRevenue) FROM uv"))
     msg = str(info.value)
     assert f"{folder}/p0 at byte {offset}" in msg and "oops" in msg
+
+
+# ------------------------------------------------ map-side aggregation gives up
+
+PASS_THROUGH_SHAPES = [  # (query, whether its scans can pass rows through)
+    ("SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 8)", True),
+    ("SELECT sourceIP, COUNT(*) FROM uv WHERE duration > 2 GROUP BY sourceIP", True),
+    ("SELECT destURL, SUM(duration) FROM uv GROUP BY destURL", True),
+    ("SELECT SUBSTR(sourceIP, 1, 5), COUNT(*) AS n FROM uv GROUP BY SUBSTR(sourceIP, 1, 5) HAVING COUNT(*) > 1", True),
+    # NULL keys (rows with a NULL searchWord) come from the slow path's groups;
+    # Hive's CONCAT is NULL when an argument is NULL, as DuckDB's || is
+    (("SELECT CONCAT(sourceIP, searchWord), SUM(adRevenue) FROM uv GROUP BY CONCAT(sourceIP, searchWord)",
+      "SELECT sourceIP || searchWord, SUM(adRevenue) FROM uv GROUP BY sourceIP || searchWord"), True),
+    ("SELECT sourceIP, SUM(adRevenue) AS s FROM uv GROUP BY sourceIP ORDER BY s DESC, sourceIP LIMIT 5", True),
+    ("SELECT SUBSTR(sourceIP, 1, 6), SUM(adRevenue), COUNT(*) FROM uv GROUP BY SUBSTR(sourceIP, 1, 6)", False),
+]
+
+
+@pytest.fixture
+def small_blocks(gen_tables):
+    """Tasks that read many small blocks and judge their aggregation early."""
+    settings = gen_tables.session.settings
+    settings.split_mb, settings.block_bytes, settings.aggr_check_rows = 0.5, 4096, 40
+    return gen_tables
+
+
+@pytest.mark.parametrize("sql, passes", PASS_THROUGH_SHAPES)
+def test_map_side_aggregation_that_does_not_shrink_passes_rows_through(small_blocks, sql, passes):
+    """Checked after a few rows (Hive's rule: more than half of the rows are new
+    groups), a scan stops aggregating and sends (key, number) pairs as they
+    are; reducers merge them with the groups aggregated before the switch and
+    with the NULL-aware slow path's groups.  The answer is DuckDB's."""
+    sql, duck_sql = sql if isinstance(sql, tuple) else (sql, None)
+    small_blocks.check(sql, duck_sql)
+    res = list(small_blocks.session.execute(sql))[0]
+    res.close()
+    assert ("rows_passed_through" in res.stats.counters) == passes, res.stats.counters
+
+
+def test_map_side_aggregation_that_shrinks_keeps_aggregating(small_blocks):
+    sql = "SELECT SUBSTR(countryCode, 1, 1), SUM(adRevenue) FROM uv GROUP BY SUBSTR(countryCode, 1, 1)"
+    small_blocks.check(sql)
+    res = list(small_blocks.session.execute(sql))[0]
+    res.close()
+    assert "rows_passed_through" not in res.stats.counters

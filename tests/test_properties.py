@@ -76,10 +76,16 @@ def prop_tables(session, tmp_path):
 
 # The fixture is built once and shared by the examples, which vary only the plan.
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(split_kb=st.integers(min_value=1, max_value=200), reducers=st.integers(min_value=1, max_value=7))
-def test_any_split_size_and_reducer_count_same_answer(prop_tables, split_kb, reducers):
+@given(split_kb=st.integers(min_value=1, max_value=200), reducers=st.integers(min_value=1, max_value=7),
+       block_bytes=st.sampled_from([0, 512, 4096]), check_rows=st.sampled_from([0, 1, 30, 300]))
+def test_any_split_size_and_reducer_count_same_answer(prop_tables, split_kb, reducers, block_bytes,
+                                                      check_rows):
+    """Whatever the splits, reducers, read blocks, and whenever map-side
+    aggregation judges itself (and perhaps passes rows through)."""
     prop_tables.session.settings.split_mb = split_kb / 1024
     prop_tables.session.settings.reducers = reducers
+    prop_tables.session.settings.block_bytes = block_bytes
+    prop_tables.session.settings.aggr_check_rows = check_rows
     for q in QUERIES:
         assert _canon(prop_tables.sqlmr(q)) == prop_tables.expected[q], q
 
@@ -117,3 +123,28 @@ def test_pair_batches_roundtrip_exactly(pairs, kind):
     for g, w_ in zip(got, want):
         assert g[0] == w_[0] and type(g[1]) is type(w_[1])
         assert (g[1] != g[1] and w_[1] != w_[1]) or g[1] == w_[1]  # NaN == NaN here
+
+
+@settings(max_examples=80, deadline=None)
+@given(keys=st.lists(st.one_of(st.text(max_size=6), st.sampled_from(["\x7f", "a\x7fb", ""]), st.none()),
+                     max_size=60),
+       parts=st.integers(min_value=1, max_value=24), kind=st.sampled_from(["d", "q"]))
+def test_pair_columns_go_to_their_partitions_and_read_back_as_columns(tmp_path_factory, keys, parts, kind):
+    """``add_pair_columns`` puts each (key, number) in its key's partition, in
+    order; ``iter_pairs`` reads a partition back as the same columns (keys
+    holding the DEL separator, or NULL, travel as a JSON list)."""
+    nums = [float(i) / 3 if kind == "d" else i * 7 for i in range(len(keys))]
+    w = shuffle.PartitionedWriter(parts)
+    w.add_pair_columns(keys, nums, kind)
+    path = tmp_path_factory.mktemp("pairs") / "out"
+    index, _ = w.save("file://" + str(path))
+    for p in range(parts):
+        s, e = index["partitions"][p]
+        got_k, got_v = [], []
+        for ks, vs, maybe_null in shuffle.iter_pairs([{"uri": "file://" + str(path), "start": s, "end": e}]):
+            assert not maybe_null
+            got_k += ks
+            got_v += list(vs)
+        want = [(k, v) for k, v in zip(keys, nums) if shuffle.partition_of(k, parts) == p]
+        assert list(zip(got_k, got_v)) == want
+        assert all(type(v) is type(wv) for v, (_, wv) in zip(got_v, want))
