@@ -103,9 +103,10 @@ def main() -> int:
     con = duckdb_amplab(data, args.workers)
 
     def run_sqlmr(sql):
+        # every result row materialised in a list, as DuckDB's fetchall() does
         res = list(session.execute(sql))[0]
         try:
-            n = sum(1 for _ in res.rows)
+            n = len(list(res.rows))
         finally:
             res.close()
         return n

@@ -618,9 +618,8 @@ class _PhaseGen:
                 and [self.compiler(env).value(e).code for e in sink.outputs] == ["k0", "a0"]):
             # the result rows are the groups themselves: no per-group Python
             self.types = [inp.key_types[0], slot.type]
-            src("items = list(g.items())")
-            src(f"out.add_pairs(0, items, {'d' if slot.type == 'double' else 'q'!r})")
-            src("n_out += len(items)")
+            src(f"out.add_pair_columns(list(g), list(g.values()), {'d' if slot.type == 'double' else 'q'!r}, 0)")
+            src("n_out += len(g)")
             return
         src("for k0, a0 in g.items():").indent()
         self.pipeline(env, False)

@@ -55,7 +55,7 @@ import sys
 import tempfile
 import zlib
 from array import array
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import eq as _eq, itemgetter, mod as _mod, not_ as _not
 from typing import Any, Iterable, Iterator
 
@@ -225,9 +225,13 @@ class PartitionedWriter:
         float64, "q" for int64); records that do not fit go as JSON."""
         self._add_columns(partition, list(map(_first, pairs)), list(map(_second, pairs)), kind)
 
-    def add_pair_columns(self, keys: list, nums: list, kind: str) -> None:
-        """Add (key, number) records given as two columns, each to the
-        partition of its key, as pair batches (see :meth:`add_pairs`)."""
+    def add_pair_columns(self, keys: list, nums: list, kind: str, partition: int | None = None) -> None:
+        """Add (key, number) records given as two columns, as pair batches (see
+        :meth:`add_pairs`): each to the partition of its key, or all to
+        ``partition``."""
+        if partition is not None:
+            self._add_columns(partition, keys, nums, kind)
+            return
         for p, (ks, vs) in enumerate(split_columns(keys, nums, self.partitions)):
             self._add_columns(p, ks, vs, kind)
 
@@ -463,6 +467,24 @@ def decode_pairs(line: bytes) -> tuple[list, Any, bool]:
     if type(obj) is list:
         return list(map(_first, obj)), list(map(_second, obj)), True
     return _pair_keys(obj), _numbers(obj), False
+
+
+def decode_rows(line: bytes) -> Iterable[tuple]:
+    """The records of one batch line as tuples (what a reader of results
+    wants: a pair batch's columns are zipped without a list per record).
+
+    >>> list(decode_rows(encode_pairs(["a"], [1.5], "d").rstrip())), list(decode_rows(b'[["a",null]]'))
+    ([('a', 1.5)], [('a', None)])
+    """
+    obj = _decode(line.decode("utf-8"))
+    if type(obj) is list:
+        return map(tuple, obj)
+    return zip(_pair_keys(obj), _numbers(obj))
+
+
+def iter_rows(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[tuple]:
+    """Every record of one range ``[start, end)`` of a file, as a tuple."""
+    return chain.from_iterable(map(decode_rows, _batch_lines(uri, start, end, chunk_bytes)))
 
 
 def iter_pairs(ranges: Iterable[dict], chunk_bytes: int = 4 << 20) -> Iterator[tuple[list, Any, bool]]:

@@ -242,8 +242,9 @@ class JobResult:
         """The accepted outputs of the last phase, in task order."""
         return list(self._outputs)
 
-    def rows(self) -> Iterator[list]:
-        """Visible columns of every result row, in order."""
+    def rows(self) -> Iterator[tuple]:
+        """Visible columns of every result row, in order, as tuples (as a
+        DB-API ``fetchall`` gives them)."""
         streams = [self._stream(o) for o in self._outputs]
         if self.job.sorted:
             merged: Iterator[list] = heapq.merge(*streams, key=self._ns["sortkey"])
@@ -257,9 +258,9 @@ class JobResult:
         return (r[:width] for r in merged)
 
     @staticmethod
-    def _stream(output: dict) -> Iterator[list]:
+    def _stream(output: dict) -> Iterator[tuple]:
         start, end = output["partitions"][0]
-        return chain.from_iterable(shuffle.iter_batches(output["uri"], start, end))
+        return shuffle.iter_rows(output["uri"], start, end)
 
     def close(self) -> None:
         if not self._keep and self._work:

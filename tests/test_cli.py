@@ -173,4 +173,4 @@ def test_library_use_from_an_unguarded_script(uv, tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
                        timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("ROWS [[10000]]") == 1
+    assert r.stdout.count("ROWS [(10000,)]") == 1

@@ -147,7 +147,7 @@ def test_malformed_rows_are_null_and_counted(session, tmp_path):
     res = results[0]
     rows = list(res.rows)
     res.close()
-    assert rows == [[49, 48, 47]]  # the short line still has its date
+    assert rows == [(49, 48, 47)]  # the short line still has its date
     assert res.stats.malformed == 3
 
 
