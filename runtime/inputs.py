@@ -45,29 +45,37 @@ class SplitReader:
 
     def __iter__(self) -> Iterator[list[str]]:
         chunks = self._gz_chunks() if self.gz else self._range_chunks()
-        rest = b""
+        rest = b""  # the start of a line that began in an earlier chunk
         offset = self.start if not self.gz else 0
         for chunk in chunks:
-            data = rest + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
+            first = chunk.find(b"\n")
+            if first < 0:
+                rest += chunk
                 continue
-            rest = data[cut + 1:]
-            yield self._block(data[:cut], offset)
-            offset += cut + 1
+            cut = chunk.rfind(b"\n")
+            # only the line straddling the previous chunk is copied; the other
+            # whole lines are decoded straight from the chunk
+            body = memoryview(chunk)[first + 1:cut] if cut > first else None
+            yield self._block(rest + chunk[:first], body, offset)
+            offset += len(rest) + cut + 1
+            rest = chunk[cut + 1:]
         if rest:
-            yield self._block(rest, offset)
+            yield self._block(rest, None, offset)
 
-    def _block(self, data: bytes, offset: int) -> list[str]:
-        text = data.decode("utf-8", "replace")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-            if text.endswith("\r"):
-                text = text[:-1]
+    def _block(self, head: bytes, body: memoryview | None, offset: int) -> list[str]:
+        """The lines of ``head`` (one line) and ``body`` (the lines after it, no
+        final newline; empty is one empty line, None none)."""
+        lines = [head.decode("utf-8", "replace")]
+        crlf = lines[0].endswith("\r")
+        if body is not None:
+            text = str(body, "utf-8", "replace")
+            crlf = crlf or "\r" in text
+            lines += text.split("\n")
+        if crlf:  # drop the \r of each line's \r\n
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         self.block_offset = offset
-        self.block = text.split("\n")
-        return self.block
+        self.block = lines
+        return lines
 
     def _range_chunks(self) -> Iterator[bytes]:
         """Raw bytes of the split after line fix-up at both ends."""
