@@ -121,6 +121,7 @@ class Generated:
     map_entry: str = "s1_map"
     reduce_entry: str | None = None
     consts: dict[str, str] = field(default_factory=dict)
+    passing: set[str] = field(default_factory=set)  # scan phases that may pass rows through
 
 
 def generate(plan: QueryPlan, stage: int = 1) -> str:
@@ -279,10 +280,13 @@ def generate_stages(stages: list) -> Generated:
     body = Src()
     final_types: list[str | None] = []
     sampled: list[str | None] = []
+    passing: set[str] = set()
     for st in stages:
         for ph in st.maps + ([st.reduce] if st.reduce is not None else []):
             gen = _PhaseGen(body, ph, consts)
             types = gen.generate()
+            if gen.passes_through:
+                passing.add(ph.entry)
             sink = ph.sink
             if isinstance(sink, RowsOut):
                 if sink.order:
@@ -331,7 +335,7 @@ def generate_stages(stages: list) -> Generated:
     head()
     first = stages[0]
     return Generated(head.text() + body.text(), final_types, first.map_entry or "",
-                     stages[-1].reduce_entry, consts)
+                     stages[-1].reduce_entry, consts, passing)
 
 
 _SENTINEL = {"string": "''", "date": "''", "int": "0", "bigint": "0", "double": "0.0",

@@ -5,12 +5,13 @@
 bytes, cost) and which join strategy was chosen and why.
 
 >>> import sqlglot
->>> from sqlglot import exp
 >>> pretty(sqlglot.parse_one('SUBSTRING("uv"."sourceip", 1, 8)'), {"sourceip": "sourceIP"})
 'substr(sourceIP, 1, 8)'
 """
 
 from __future__ import annotations
+
+from typing import Collection
 
 from sqlglot import exp
 
@@ -39,11 +40,12 @@ def _ind(level: int, text: str) -> str:
     return "  " * level + text
 
 
-def stage_trees(stages: list, spelling: dict[str, str]) -> None:
+def stage_trees(stages: list, spelling: dict[str, str], passing: Collection[str] = ()) -> None:
     """Fill each stage's operator trees (``map_trees`` per map phase, ``map_ops``
-    for the first, ``reduce_ops``) from its phases."""
+    for the first, ``reduce_ops``) from its phases; ``passing`` names the phases
+    whose partial aggregation may give up and pass rows through."""
     for st in stages:
-        st.map_trees = [phase_tree(m, spelling) for m in st.maps]
+        st.map_trees = [phase_tree(m, spelling, m.entry in passing) for m in st.maps]
         st.map_ops = st.map_trees[0] if st.map_trees else []
         st.reduce_ops = phase_tree(st.reduce, spelling) if st.reduce is not None else []
 
@@ -68,7 +70,7 @@ def _aliases(nodes) -> set[str]:
     return {c.table.lower() for n in nodes for c in n.find_all(exp.Column) if c.table}
 
 
-def phase_tree(ph, spelling: dict[str, str]) -> list[str]:
+def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]:
     """Lines of one phase's operator tree, Hive style."""
     from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg, Probe,
                                  RangeOut, RowsIn, RowsOut, ShuffleOut, TableIn)
@@ -175,6 +177,10 @@ def phase_tree(ph, spelling: dict[str, str]) -> list[str]:
             m.append(_ind(lvl + 2, "keys: " + ", ".join(P(k) for k in agg.keys)))
         m.append(_ind(lvl + 2, "mode: hash (map-side partial aggregation)"
                      if ph.kind == "map" else "mode: hash (partial aggregation of the reducer's output)"))
+        if passing:
+            from compiler.codegen import AGGR_CHECK_ROWS, MIN_REDUCTION  # codegen imports this module
+            m.append(_ind(lvl + 2, f"adaptive: rows pass through if groups > {MIN_REDUCTION} x rows "
+                                   f"after {AGGR_CHECK_ROWS:,} rows"))
         lvl += 1
         m.append(_ind(lvl, "Reduce Output Operator"))
         if agg.keys:
@@ -232,7 +238,7 @@ def _tail(lines: list[str], lvl: int, sink) -> None:
         lines.append(_ind(lvl + 2, f"number of rows: {sink.limit} (tasks stop reading early)"))
     lvl += 1
     lines.append(_ind(lvl, "File Output Operator"))
-    lines.append(_ind(lvl + 2, "format: sqlmr partitioned batch file (JSON rows)"))
+    lines.append(_ind(lvl + 2, "format: sqlmr partitioned batch file (JSON rows, or binary (key, number) pairs)"))
 
 
 def render(stages: list, facts: list[dict], summary: list[str]) -> str:

@@ -104,7 +104,7 @@ def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive"
         if e.sql is None:  # found while generating code: place it in the statement
             raise SqlError(e.message, sql, e.offset, e.hint) from None
         raise
-    stage_trees(stages, block.all_spelling())
+    stage_trees(stages, block.all_spelling(), gen.passing)
     used = {t.table.name.lower(): t.table for t in block.tables()}
     # a range-partitioned sort's outputs are already in order, partition after partition
     merge = bool(block.order) and not lowering.range_sorted
