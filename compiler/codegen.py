@@ -365,6 +365,7 @@ class _PhaseGen:
         self.n = 0
         self.types: list[str | None] | None = None
         self.loaders: list = []
+        self.pass_through = False  # generating a scan loop that passes rows through
 
     # ------------------------------------------------------------ helpers
     def fresh(self, prefix: str) -> str:
@@ -445,7 +446,6 @@ class _PhaseGen:
     # -------------------------------------------------------------- inputs
     def table_loop(self, inp) -> None:
         src = self.src
-        shim = _ScanPlan(inp.scan)
         src("bad = ctx.bad")
         src("_nul = _NUL")
         src("_parse_fields = F.parse_fields")
@@ -843,7 +843,7 @@ class _PhaseGen:
                 self.scalar_kind = ("q" if s.kind in ("count_star", "count") or args[0].type in ("int", "bigint")
                                     else "d" if args[0].type == "double" else None)
                 inc = "1" if s.kind in ("count_star", "count") else args[0].code
-                if getattr(self, "pass_through", False):
+                if self.pass_through:
                     src("ka(k)")
                     src(f"va({inc})")
                 else:
