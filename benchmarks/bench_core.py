@@ -80,6 +80,42 @@ def best_cpu(fn, runs: int = 5) -> float:
     return min(times)
 
 
+def phases(workers: int, sql: str, runs: int = 3) -> None:
+    """Where one query's wall time goes: each phase from its first progress
+    report to its last, then reading the result rows (fastest of ``runs``)."""
+    from sqlmr.config import Settings
+    from sqlmr.session import Session
+
+    marks: dict[str, list[float]] = {}
+
+    def clock():
+        def report(label: str, done: int, total: int, nbytes: int) -> None:
+            marks.setdefault(label, [time.perf_counter(), 0.0])[1] = time.perf_counter()
+        return report
+
+    session = Session(Settings(workers=workers, timing=False), progress=clock)
+    best_run: tuple | None = None
+    for _ in range(runs + 1):  # the first run warms the pool
+        marks.clear()
+        t0 = time.perf_counter()
+        res = list(session.execute(sql))[0]
+        t1 = time.perf_counter()
+        try:
+            rows = len(list(res.rows))
+        finally:
+            res.close()
+        t2 = time.perf_counter()
+        run = (t2 - t0, [(k, b - a) for k, (a, b) in marks.items()], t2 - t1, res.stats, rows)
+        if best_run is None or run[0] < best_run[0]:
+            best_run = run
+    session.close()
+    total, spans, read, stats, rows = best_run
+    parts = ", ".join(f"{label} {secs:.2f} s" for label, secs in spans)
+    print(f"2a phases (fastest of {runs}): {total:.2f} s = {parts}, reading {rows:,} rows {read:.2f} s; "
+          f"{stats.map_tasks} map + {stats.reduce_tasks} reduce tasks, {stats.task_seconds:.2f} task-s, "
+          f"{stats.counters.get('rows_passed_through', 0):,} rows passed through map-side aggregation\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=0.02)
@@ -110,6 +146,8 @@ def main() -> int:
         finally:
             res.close()
         return n
+
+    phases(args.workers, QUERIES["2a"])
 
     print(f"{'query':30} {'sqlmr s':>9} {'duckdb s':>9} {'ratio':>7} {'rows':>10}")
     ratios = {}
