@@ -189,7 +189,7 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         elif settings.reducers > 0:
             reducers = settings.reducers
         else:
-            reducers = choose_reducers(table_bytes, workers)
+            reducers = choose_reducers(table_bytes, workers, settings.backend)
         plan = StagePlan(stage, inputs, split, reducers)
         for _, op in _probes(stage):
             if isinstance(op.source, TableIn):

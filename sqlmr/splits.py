@@ -18,6 +18,7 @@ MB = 1 << 20
 MIN_SPLIT = 1 * MB
 MAX_SPLIT = 128 * MB
 BYTES_PER_REDUCER = 256 * MB   # as Hive's hive.exec.reducers.bytes.per.reducer
+LOCAL_BYTES_PER_REDUCER = 32 * MB
 MAX_REDUCERS = 1009
 
 
@@ -35,13 +36,20 @@ def choose_split_size(total_bytes: int, workers: int, backend: str = "local") ->
     return int(min(MAX_SPLIT, max(MIN_SPLIT, size)))
 
 
-def choose_reducers(total_bytes: int, workers: int) -> int:
-    """Reducers from the input size (Hive's rule), at least one per worker.
+def choose_reducers(total_bytes: int, workers: int, backend: str = "local") -> int:
+    """Reducers from the input size, at least one per worker.
 
-    >>> choose_reducers(1_000, 2), choose_reducers(10 * 2**30, 2)
-    (2, 40)
+    On Lambda, Hive's rule (256 MB per reducer): each reducer costs a ranged
+    GET per map output.  Locally a reducer costs next to nothing, and smaller
+    ones are faster: a reducer's hash table that stays in the core's cache
+    merges a pair in half the time (2a at SF 0.02: 16 reducers spent 0.64
+    task-seconds where 2 spent 1.1), so there is one per 32 MB of input.
+
+    >>> choose_reducers(1_000, 2), choose_reducers(10 * 2**30, 2, "lambda"), choose_reducers(508 << 20, 2)
+    (2, 40, 16)
     """
-    by_size = math.ceil(total_bytes / BYTES_PER_REDUCER)
+    per_reducer = BYTES_PER_REDUCER if backend == "lambda" else LOCAL_BYTES_PER_REDUCER
+    by_size = math.ceil(total_bytes / per_reducer)
     return int(min(MAX_REDUCERS, max(workers, by_size, 1)))
 
 
