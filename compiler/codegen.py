@@ -366,6 +366,9 @@ class _PhaseGen:
         self.types: list[str | None] | None = None
         self.loaders: list = []
         self.pass_through = False  # generating a scan loop that passes rows through
+        self.scalar_fast = False   # a scan's one-number state updates in one statement
+        self.scalar_kind: str | None = None   # how that number travels: "d", "q" or as JSON
+        self.agg_key_types: list[str | None] = []
 
     # ------------------------------------------------------------ helpers
     def fresh(self, prefix: str) -> str:
@@ -505,9 +508,8 @@ class _PhaseGen:
     def passes_through(self) -> bool:
         """A scan's partial aggregation may switch to passing rows through:
         its state is one number under a single text key (pair batches)."""
-        return (isinstance(self.ph.input, TableIn) and getattr(self, "scalar_fast", False)
-                and getattr(self, "agg_key_types", None) == ["string"]
-                and getattr(self, "scalar_kind", None) is not None)
+        return (isinstance(self.ph.input, TableIn) and self.scalar_fast
+                and self.agg_key_types == ["string"] and self.scalar_kind is not None)
 
     def rows_loop(self, inp) -> None:
         src = self.src
@@ -955,11 +957,11 @@ class _PhaseGen:
             src("parts = ctx.event['partitions'] or 1")
             src("bufs = [[] for _ in range(parts)]")
             if isinstance(self.ph.input, TableIn):
-                dicts = (("g", getattr(self, "scalar_fast", False)), ("gs", False))
+                dicts = (("g", self.scalar_fast), ("gs", False))
             else:
                 dicts = (("g2" if isinstance(self.ph.input, AggIn) else "g", False),)
             # a single string key hashes inline, exactly as runtime.shuffle.partition_of does
-            key_types = getattr(self, "agg_key_types", [])
+            key_types = self.agg_key_types
             str_key = len(key_types) == 1 and key_types[0] == "string"
             part = "_crc32(k.encode()) % parts" if str_key else "_partition_of(k, parts)"
             for name, scalar in dicts:

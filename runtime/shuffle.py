@@ -33,8 +33,8 @@ a key is NULL or holds a DEL) -- the same records, without printing and
 parsing every float in decimal (the most expensive part of such a task's
 output) or every key as a JSON string.  JSON keeps NULL, numbers and text
 exact (floats round-trip through ``repr``) and is never executable, unlike
-pickle.  Task outputs (map-only
-stages, reducers) are the same file with a single partition.
+pickle.  Task outputs (map-only stages, reducers) are the same file with a
+single partition.
 
 >>> w = PartitionedWriter(2)
 >>> w.add(1, ["b", 2.5]); w.add(0, ["a", None]); w.add(1, ["c", 1])
@@ -209,15 +209,10 @@ class PartitionedWriter:
         if self._unsorted >= self.spill_records:
             self._spill_runs()
 
-    def add_pairs(self, partition: int, pairs: list, kind: str) -> None:
-        """Add (text key, number) records as pair batches (``kind`` "d" for
-        float64, "q" for int64); records that do not fit go as JSON."""
-        self._add_columns(partition, list(map(_first, pairs)), list(map(_second, pairs)), kind)
-
     def add_pair_columns(self, keys: list, nums: list, kind: str, partition: int | None = None) -> None:
-        """Add (key, number) records given as two columns, as pair batches (see
-        :meth:`add_pairs`): each to the partition of its key, or all to
-        ``partition``."""
+        """Add (key, number) records given as two columns, as pair batches
+        (``kind`` "d" for float64, "q" for int64; records that do not fit go as
+        JSON): each to the partition of its key, or all to ``partition``."""
         if partition is not None:
             self._add_columns(partition, keys, nums, kind)
             return

@@ -107,3 +107,17 @@ def s3_bucket(moto_server):
         s3.delete_bucket(Bucket=name)
     except Exception:
         pass  # the bucket may have been deleted by the test, or moto reset
+
+
+def run_lambda_locally(monkeypatch, bucket: str) -> None:
+    """Point the lambda backend at ``bucket`` with tasks run by the real
+    package in subprocesses, no waits for IAM propagation, and no deployment
+    remembered from another test (call ``deploy.forget_deployments()`` after)."""
+    from sqlmr.aws import deploy
+    from sqlmr.backends import lambda_backend
+    monkeypatch.setenv("SQLMR_BUCKET", bucket)
+    monkeypatch.setenv("SQLMR_LAMBDA_INVOKER", "subprocess")
+    monkeypatch.delenv("SQLMR_LAMBDA_MEMORY_MB", raising=False)
+    monkeypatch.setattr(deploy, "_sleep", lambda s: None)
+    monkeypatch.setattr(lambda_backend, "POLICY_PROPAGATION_S", 0.0)
+    deploy.forget_deployments()

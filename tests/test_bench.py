@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aws_fixtures import moto_server, s3_bucket  # noqa: F401
+from aws_fixtures import moto_server, run_lambda_locally, s3_bucket  # noqa: F401
 from compiler.errors import UnsupportedError
 from sqlmr import bench
 from sqlmr import bench_model as bm
@@ -393,13 +393,7 @@ def test_lambda_backend_on_s3_data(s3_bucket, monkeypatch):
     (subprocess invoker against a moto server), billed costs in the table."""
     pytest.importorskip("moto")
     from sqlmr.aws import deploy
-    from sqlmr.backends import lambda_backend
-    monkeypatch.setenv("SQLMR_BUCKET", s3_bucket)
-    monkeypatch.setenv("SQLMR_LAMBDA_INVOKER", "subprocess")
-    monkeypatch.delenv("SQLMR_LAMBDA_MEMORY_MB", raising=False)
-    monkeypatch.setattr(deploy, "_sleep", lambda s: None)
-    monkeypatch.setattr(lambda_backend, "POLICY_PROPAGATION_S", 0.0)
-    deploy.forget_deployments()
+    run_lambda_locally(monkeypatch, s3_bucket)
     try:
         code, out, err = run_bench("--scale", "0.0002", "--runs", "1", "--backend", "lambda",
                                    "--data", f"s3://{s3_bucket}/amplab-sf0.0002",

@@ -22,7 +22,7 @@ pytest.importorskip("moto")
 
 import boto3  # noqa: E402
 
-from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: E402,F401
+from aws_fixtures import aws_reset, moto_server, run_lambda_locally, s3_bucket  # noqa: E402,F401
 from difftest import (RK_COLUMNS, UV_COLUMNS, as_bytes, assert_same,  # noqa: E402
                       rankings_lines, uservisits_lines)
 from sqlmr import cli  # noqa: E402
@@ -139,12 +139,7 @@ def tables(aws_reset, s3_bucket, monkeypatch):
     """An empty account with tables on S3 in a fresh job bucket, SQLMR_BUCKET pointing
     at it, tasks run by the real package in subprocesses."""
     upload_tables(s3_bucket)
-    monkeypatch.setenv("SQLMR_BUCKET", s3_bucket)
-    monkeypatch.setenv("SQLMR_LAMBDA_INVOKER", "subprocess")
-    monkeypatch.delenv("SQLMR_LAMBDA_MEMORY_MB", raising=False)
-    monkeypatch.setattr(deploy, "_sleep", lambda s: None)
-    monkeypatch.setattr(lambda_backend, "POLICY_PROPAGATION_S", 0.0)
-    deploy.forget_deployments()
+    run_lambda_locally(monkeypatch, s3_bucket)
     yield s3_bucket
     deploy.forget_deployments()
 

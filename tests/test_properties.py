@@ -114,7 +114,7 @@ def test_pair_batches_roundtrip_exactly(pairs, kind):
     else:
         pairs = [(k, v) for k, v in pairs if isinstance(v, int)]
     w = shuffle.PartitionedWriter(1)
-    w.add_pairs(0, pairs, kind)
+    w.add_pair_columns([k for k, _ in pairs], [v for _, v in pairs], kind, 0)
     data, index = w.to_bytes()
     s, e = index["partitions"][0]
     got = [r for b in shuffle.iter_batches_bytes(data[s:e]) for r in b]
