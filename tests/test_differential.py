@@ -90,7 +90,12 @@ SHAPES = [
     # Hive's CONCAT is NULL when an argument is NULL; DuckDB's || behaves so, its CONCAT does not
     ("SELECT UPPER(countryCode), LOWER(searchWord), LENGTH(destURL), CONCAT(countryCode, '-', searchWord) FROM uv",
      "SELECT UPPER(countryCode), LOWER(searchWord), LENGTH(destURL), countryCode || '-' || searchWord FROM uv"),
-    "SELECT TRIM(userAgent), ABS(duration - 5), ROUND(adRevenue, 2), COALESCE(searchWord, countryCode, 'none') FROM uv",
+    # Hive's ROUND is HALF_UP on the decimal value (ROUND(0.145, 2) = 0.15); DuckDB 2 rounds
+    # the binary double (0.14), so the oracle rounds the value's shortest decimal text
+    ("SELECT TRIM(userAgent), ABS(duration - 5), ROUND(adRevenue, 2), COALESCE(searchWord, countryCode, 'none') FROM uv",
+     "SELECT TRIM(userAgent), ABS(duration - 5), "
+     "CAST(ROUND(CAST(CAST(adRevenue AS VARCHAR) AS DECIMAL(38, 18)), 2) AS DOUBLE), "
+     "COALESCE(searchWord, countryCode, 'none') FROM uv"),
     "SELECT adRevenue * 100 + duration, duration / 4, duration % 3, -duration FROM uv",
     # Hive's CAST to INT truncates toward zero; DuckDB's rounds
     ("SELECT CAST(duration AS DOUBLE), CAST(adRevenue * 10 AS INT), CAST(duration AS STRING) FROM uv",
