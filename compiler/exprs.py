@@ -341,6 +341,7 @@ class ExprCompiler:
         items = node.expressions
         values = []
         has_null = False
+        subject: Code | None = None  # ``x`` converted to the type the list compares in
         for it in items:
             if isinstance(it, exp.Null):
                 has_null = True
@@ -350,8 +351,18 @@ class ExprCompiler:
             c = self.value(it)
             if c.nullable:
                 raise self._error("IN with a list that is not all constants", it)
-            c, _ = self._coerce_pair(c, x, it, node.this)
+            # each item compares with x as ``x = item`` would: both sides may convert
+            c, xc = self._coerce_pair(c, x, it, node.this)
+            if subject is None:
+                subject = xc
+            elif xc.code != subject.code:
+                raise self._error("IN with a list whose items compare with it in different "
+                                  "types (write the conversions with CAST)", it)
+            if c.code == "None":  # an item that does not convert (CAST('x' AS DOUBLE)) is NULL
+                has_null = True
+                continue
             values.append(c.code)
+        x = subject if subject is not None else x
         name = self.const("frozenset((" + "".join(v + ", " for v in values) + "))")
         if has_null:
             out = self._guard([x], lambda a: f"(True if {a} in {name} else None)")

@@ -1,0 +1,44 @@
+"""Hive semantics written down: each test holds one rule, checked against
+DuckDB where DuckDB agrees with Hive, and against the expected answer where it
+does not (or where DuckDB would accept what Hive reads as NULL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from difftest import Tables
+
+T2 = [("k", "string"), ("i", "int"), ("d", "double")]
+
+
+@pytest.fixture
+def tables(session, tmp_path) -> Tables:
+    """t2 = a,7,NULL / b,NULL,7.0 / c,NULL,2.5; t3 one STRING column."""
+    t = Tables(session, tmp_path)
+    t.add("t2", T2, {"d.txt": b"a,7,\\N\nb,\\N,7.0\nc,\\N,2.5\n"})
+    t.add("t3", [("s", "string")], {"d.txt": b"1\n2\n1.0\nx\n\\N\n"})
+    return t
+
+
+def rows(t: Tables, sql: str) -> list[list]:
+    return t.sqlmr(sql)
+
+
+# ------------------------------------------------------------------------ IN
+
+def test_in_list_converts_the_column_as_equality_does(tables):
+    # a STRING compared with numbers compares as DOUBLE, in a list as with '='
+    assert rows(tables, "SELECT s FROM t3 WHERE s IN (1, 2) ORDER BY s") == [["1"], ["1.0"], ["2"]]
+    assert rows(tables, "SELECT s FROM t3 WHERE s = 1 OR s = 2 ORDER BY s") == [["1"], ["1.0"], ["2"]]
+    got = rows(tables, "SELECT s, s IN (1, 2), s NOT IN (1, 2), s IN (1, NULL), s NOT IN (2, NULL) "
+                       "FROM t3 ORDER BY s")
+    assert got == [[None, None, None, None, None],
+                   ["1", True, False, True, None],
+                   ["1.0", True, False, True, None],
+                   ["2", True, False, None, False],
+                   ["x", None, None, None, None]]
+
+
+def test_in_list_item_that_does_not_convert_is_null(tables):
+    got = rows(tables, "SELECT k, i IN ('7', 'x'), i NOT IN ('8', 'x') FROM t2 ORDER BY k")
+    assert got == [["a", True, None], ["b", None, None], ["c", None, None]]
