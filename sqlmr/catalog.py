@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,29 @@ RANKINGS = [("pageURL", "string"), ("pageRank", "int"), ("avgDuration", "int")]
 USERVISITS = [("sourceIP", "string"), ("destURL", "string"), ("visitDate", "date"),
               ("adRevenue", "double"), ("userAgent", "string"), ("countryCode", "string"),
               ("languageCode", "string"), ("searchWord", "string"), ("duration", "int")]
+
+
+# A table name is an identifier: ASCII letters, digits and underscores, not
+# starting with a digit, at most 128 characters (Hive's rule).  A managed
+# table's folder is named after it, so a name can never be a path.
+TABLE_NAME_RULE = ("a table name is letters, digits and underscores (ASCII), "
+                   "not starting with a digit, at most 128 characters")
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def check_table_name(name: str, sql: str | None = None, offset: int | None = None) -> str:
+    """``name`` when it is a valid table name, else a :class:`SqlError` naming it.
+
+    >>> check_table_name("page_views2")
+    'page_views2'
+    >>> check_table_name("../../escape")
+    Traceback (most recent call last):
+    ...
+    compiler.errors.SqlError: table name '../../escape' is not an identifier: a table name is letters, digits and underscores (ASCII), not starting with a digit, at most 128 characters
+    """
+    if not isinstance(name, str) or _TABLE_NAME.fullmatch(name) is None:
+        raise SqlError(f"table name {name!r} is not an identifier: {TABLE_NAME_RULE}", sql, offset)
+    return name
 
 
 def builtin_tables() -> dict[str, Table]:
@@ -81,7 +105,7 @@ class Catalog:
     # ------------------------------------------------------------- writes
     def create(self, table: Table, if_not_exists: bool = False, replace: bool = False) -> bool:
         """Register a table; returns False when it existed and IF NOT EXISTS was given."""
-        key = table.name.lower()
+        key = check_table_name(table.name).lower()
         user = self._load_user()
         if key in builtin_tables():
             raise SqlError(f"'{table.name}' is a built-in table; choose another name")
@@ -138,6 +162,7 @@ def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None)
     name = schema.this.name
     if schema.this.args.get("db") is not None:
         raise UnsupportedError("database-qualified table names", sql, _start(schema.this))
+    check_table_name(name, sql, _start(schema.this))
     columns = []
     seen = set()
     for cd in schema.expressions:
@@ -169,9 +194,59 @@ def resolve_location(location: str, base_dir: str | None = None) -> str:
     return storage.to_uri(location)
 
 
+def warehouse_dir() -> Path:
+    """The folder holding managed tables (CREATE TABLE AS without LOCATION)."""
+    return config.home() / "warehouse"
+
+
 def warehouse_location(name: str) -> str:
-    """Where ``CREATE TABLE name AS SELECT`` writes when no LOCATION is given."""
-    return storage.to_uri(str(config.home() / "warehouse" / name.lower()))
+    """Where ``CREATE TABLE name AS SELECT`` writes when no LOCATION is given:
+    ``$SQLMR_HOME/warehouse/<name>``, always a folder directly inside the
+    warehouse (checked on the resolved path, so a symlink cannot lead out)."""
+    folder = warehouse_dir() / check_table_name(name).lower()
+    if not _is_managed_folder(str(folder), name):
+        raise SqlError(f"the warehouse folder of table {name} ({folder}) resolves to "
+                       f"{os.path.realpath(folder)}, outside the warehouse {warehouse_dir()}",
+                       hint="remove that link, or give the table a LOCATION")
+    return storage.to_uri(str(folder))
+
+
+def _is_managed_folder(path: str, name: str) -> bool:
+    """Whether ``path`` resolves to exactly ``<warehouse>/<name>``: the only
+    folder sqlmr creates (and may delete) for a managed table."""
+    if _TABLE_NAME.fullmatch(name) is None:
+        return False
+    want = os.path.join(os.path.realpath(warehouse_dir()), name.lower())
+    return os.path.realpath(path) == want
+
+
+_PART_FILE = re.compile(r"part-\d{5,}")
+
+
+def delete_managed_files(table: Table) -> bool:
+    """Delete the files of a dropped managed table; True when its folder is gone.
+
+    Only what sqlmr created goes: the table must be managed (CREATE TABLE AS
+    without LOCATION; an external table's files are never touched), its
+    location must resolve to ``<warehouse>/<name>``, and within it only the
+    ``part-NNNNN`` files a CREATE TABLE AS commits are deleted; the folder is
+    removed when nothing else is left in it."""
+    if not table.properties.get("managed") or storage.is_s3(table.location):
+        return False
+    path = storage.to_path(table.location)
+    if not _is_managed_folder(path, table.name) or os.path.islink(path):
+        return False
+    if not os.path.isdir(path):
+        return not os.path.exists(path)
+    for entry in os.listdir(path):
+        p = os.path.join(path, entry)
+        if _PART_FILE.fullmatch(entry) and os.path.isfile(p) and not os.path.islink(p):
+            os.unlink(p)
+    try:
+        os.rmdir(path)
+    except OSError:  # something sqlmr did not write is in it: kept
+        return False
+    return True
 
 
 def storage_properties(props: exp.Properties | None, sql: str,

@@ -28,8 +28,8 @@ from runtime.shuffle import TextValueError, text_lines
 from sqlmr import config
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
-from sqlmr.catalog import (Catalog, resolve_location, storage_properties, table_from_create,
-                           warehouse_location)
+from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files, resolve_location,
+                           storage_properties, table_from_create, warehouse_location)
 from sqlmr.config import Settings
 from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
 
@@ -222,7 +222,7 @@ class Session:
                            "leave out the column list", text, _start(target))
         if target.args.get("db") is not None:
             raise UnsupportedError("database-qualified table names", text, _start(target))
-        name = target.name
+        name = check_table_name(target.name, text, _start(target))
         query = tree.args["expression"]
         if not isinstance(query, exp.Select):
             raise UnsupportedError(f"{query.key.upper()} in CREATE TABLE … AS", text, _start(query))
@@ -352,9 +352,7 @@ class Session:
             table = self.catalog.drop(name, if_exists=bool(tree.args.get("exists")))
             if table is not None:
                 dropped.append(name)
-                if table.properties.get("managed"):
-                    # CREATE TABLE … AS without LOCATION: its files are the table's own
-                    storage.delete_prefix(table.location)
+                if delete_managed_files(table):  # only a managed table's own files
                     deleted.append(name)
         if not dropped:
             msg = "nothing dropped"
