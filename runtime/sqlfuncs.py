@@ -97,17 +97,24 @@ def parse_fields(line: str, sep: str, spec: tuple[tuple[int, str], ...]) -> tupl
 
 # ------------------------------------------------------------------- functions
 
-def substr(s: str | None, start: int | None, length: int | None = None) -> str | None:
-    """Hive SUBSTR: 1-based; a negative start counts from the end; 0 acts as 1."""
-    if s is None or start is None:
+_NO_LENGTH: Any = object()  # SUBSTR without a length (a NULL length is NULL)
+
+
+def substr(s: str | None, start: int | None, length: int | None = _NO_LENGTH) -> str | None:
+    """Hive SUBSTR: 1-based; a negative start counts from the end; 0 acts as 1;
+    a start beyond either end gives ``''``; any NULL argument gives NULL.
+
+    >>> substr('ab', -3, 1), substr('hello', -10, 3), substr('abc', 4), substr('abc', 2, None)
+    ('', '', '', None)
+    >>> substr('hello', 0, 2), substr('hello', -2), substr('hello', 2, -1)
+    ('he', 'lo', '')
+    """
+    if s is None or start is None or length is None:
         return None
-    if start > 0:
-        begin = start - 1
-    elif start < 0:
-        begin = max(len(s) + start, 0)
-    else:
-        begin = 0
-    if length is None:
+    if abs(start) > len(s):
+        return ""
+    begin = start - 1 if start > 0 else len(s) + start if start < 0 else 0
+    if length is _NO_LENGTH:
         return s[begin:]
     if length <= 0:
         return ""

@@ -42,3 +42,31 @@ def test_in_list_converts_the_column_as_equality_does(tables):
 def test_in_list_item_that_does_not_convert_is_null(tables):
     got = rows(tables, "SELECT k, i IN ('7', 'x'), i NOT IN ('8', 'x') FROM t2 ORDER BY k")
     assert got == [["a", True, None], ["b", None, None], ["c", None, None]]
+
+
+# -------------------------------------------------------------------- SUBSTR
+
+# (text, start, length, Hive's answer): a start before the first or after the
+# last character gives '' (Hive's UDFSubstr; DuckDB clips instead), 0 acts as
+# 1, a length <= 0 gives '', a NULL argument gives NULL.
+SUBSTR_CASES = [
+    ("ab", -3, 1, ""), ("hello", -10, 3, ""), ("hello", -5, 2, "he"), ("hello", -2, None, "lo"),
+    ("hello", 0, 2, "he"), ("hello", 0, None, "hello"), ("hello", 6, None, ""),
+    ("hello", 5, 9, "o"), ("hello", 2, -1, ""), ("hello", 2, 0, ""), ("abc", 2, "NULL", None),
+    ("abc", "NULL", 1, None), ("", 1, 1, ""), ("", -1, None, ""),
+]
+
+
+@pytest.mark.parametrize("text, start, length, want", SUBSTR_CASES)
+def test_substr_follows_hive(tables, text, start, length, want):
+    typed = lambda v: f"CAST({v} AS INT)"  # noqa: E731  (a typed NULL, as a column would be)
+    args = f"'{text}', {typed(start)}" + ("" if length is None else f", {typed(length)}")
+    lits = f"'{text}', {start}" + ("" if length is None else f", {length}")
+    got = rows(tables, f"SELECT SUBSTR({args}), SUBSTR({lits}) FROM t2 WHERE k = 'a'")
+    assert got == [[want, want]]
+
+
+def test_substr_over_columns_matches_duckdb_where_they_agree(tables):
+    # starts inside the text and positive lengths mean the same in both
+    tables.check("SELECT k, SUBSTR(CONCAT(k, 'xyz'), 2, 2), SUBSTR(CONCAT(k, 'xyz'), -3), "
+                 "SUBSTR(CONCAT(k, 'xyz'), -4, 3), SUBSTR(k, 1, 5) FROM t2")
