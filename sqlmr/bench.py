@@ -171,6 +171,9 @@ class BenchCatalog(Catalog):
     def _save_user(self, tables: dict) -> None:
         raise SqlError("sqlmr bench does not change the catalog")
 
+    def _locked(self):  # no lock file beside os.devnull: every change is refused
+        raise SqlError("sqlmr bench does not change the catalog")
+
     def tables(self) -> dict:
         return {name: replace(t, location=_join(self.location, name), builtin=False)
                 for name, t in builtin_tables().items()}

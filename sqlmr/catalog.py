@@ -1,17 +1,22 @@
 """The table catalog: built-in AMPLab tables plus the user's external tables.
 
 Persisted as JSON at ``$SQLMR_HOME/catalog.json``, written atomically (temp
-file + rename) and re-read before every change, so a crash or a second
-process never leaves a half-written catalog.
+file + rename, so a reader or a crash never sees half a catalog).  A change
+is a read-modify-write under an exclusive ``flock`` on ``catalog.json.lock``
+beside it, re-reading the catalog once the lock is held, so two processes
+changing the catalog at once never lose each other's tables.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from sqlglot import exp
 
@@ -75,17 +80,33 @@ class Catalog:
         return {k: Table.from_dict(v) for k, v in doc.get("tables", {}).items()}
 
     def _save_user(self, tables: dict[str, Table]) -> None:
+        """Replace the catalog file (call with :meth:`_locked` held)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"version": 1, "tables": {k: t.to_dict() for k, t in sorted(tables.items())}}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".catalog-")
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(doc, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())  # the new name never points at unwritten data
             os.replace(tmp, self.path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the exclusive lock every catalog change takes: load, change and
+        save inside it.  ``flock`` is released when the descriptor closes, also
+        when the process dies, so a crashed writer never blocks the next."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     # -------------------------------------------------------------- reads
     def tables(self) -> dict[str, Table]:
@@ -106,30 +127,32 @@ class Catalog:
     def create(self, table: Table, if_not_exists: bool = False, replace: bool = False) -> bool:
         """Register a table; returns False when it existed and IF NOT EXISTS was given."""
         key = check_table_name(table.name).lower()
-        user = self._load_user()
         if key in builtin_tables():
             raise SqlError(f"'{table.name}' is a built-in table; choose another name")
-        if key in user and not replace:
-            if if_not_exists:
-                return False
-            raise SqlError(f"table '{table.name}' already exists",
-                           hint="DROP TABLE it first, or use CREATE EXTERNAL TABLE IF NOT EXISTS")
-        user[key] = table
-        self._save_user(user)
+        with self._locked():
+            user = self._load_user()  # as it is now, with every other writer's change
+            if key in user and not replace:
+                if if_not_exists:
+                    return False
+                raise SqlError(f"table '{table.name}' already exists",
+                               hint="DROP TABLE it first, or use CREATE EXTERNAL TABLE IF NOT EXISTS")
+            user[key] = table
+            self._save_user(user)
         return True
 
     def drop(self, name: str, if_exists: bool = False) -> Table | None:
         key = name.lower()
         if key in builtin_tables():
             raise SqlError(f"'{name}' is a built-in table and cannot be dropped")
-        user = self._load_user()
-        if key not in user:
-            if if_exists:
-                return None
-            raise SqlError(f"table '{name}' does not exist",
-                           hint=suggest(name, [t.name for t in self.tables().values()]))
-        table = user.pop(key)
-        self._save_user(user)
+        with self._locked():
+            user = self._load_user()
+            if key not in user:
+                if if_exists:
+                    return None
+                raise SqlError(f"table '{name}' does not exist",
+                               hint=suggest(name, [t.name for t in [*builtin_tables().values(), *user.values()]]))
+            table = user.pop(key)
+            self._save_user(user)
         return table
 
 

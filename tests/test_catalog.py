@@ -138,3 +138,49 @@ def test_drop_of_a_managed_entry_pointing_elsewhere_deletes_nothing(session, src
     assert "its files are kept" in run(session, "DROP TABLE t")[-1].message
     assert (target / "part-00000").read_text() == "keep me\n"
     assert "t" not in session.catalog.tables()
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from compiler.schema import Column, Table
+from sqlmr.catalog import Catalog
+proc, n, start = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+while time.time() < start:  # every writer starts at the same moment
+    time.sleep(0.001)
+cat = Catalog()
+for i in range(n):
+    cat.create(Table(f"t{proc}_{i}", [Column("k", "string")], f"file:///data/{proc}/{i}"))
+    cat.tables()  # a reader never sees half a catalog
+"""
+
+
+def writers(home: Path, procs: int, n: int) -> None:
+    import time
+    env = dict(os.environ, SQLMR_HOME=str(home), PYTHONPATH=str(REPO))
+    start = time.time() + 1.5  # after every interpreter has started
+    ps = [subprocess.Popen([sys.executable, "-c", WRITER, str(p), str(n), str(start)], env=env,
+                           stderr=subprocess.PIPE, text=True) for p in range(procs)]
+    errors = [p.communicate(timeout=120)[1] for p in ps]
+    assert [p.returncode for p in ps] == [0] * procs, errors
+
+
+def test_concurrent_writers_lose_no_table(sqlmr_home):
+    """8 processes each create 10 tables at once: all 80 are in the catalog."""
+    writers(sqlmr_home, 8, 10)
+    names = set(Catalog().tables()) - {"rankings", "uservisits"}
+    assert names == {f"t{p}_{i}" for p in range(8) for i in range(10)}
+    assert not [p.name for p in sqlmr_home.iterdir() if p.name.startswith(".catalog-")]
+
+
+def test_concurrent_create_and_drop(sqlmr_home):
+    """Drops under the lock too: each process's drops remove only its tables."""
+    writers(sqlmr_home, 4, 5)
+    cat = Catalog()
+    script = ("import sys\nfrom sqlmr.catalog import Catalog\np = int(sys.argv[1])\n"
+              "for i in range(5):\n    Catalog().drop(f't{p}_{i}')\n")
+    env = dict(os.environ, SQLMR_HOME=str(sqlmr_home), PYTHONPATH=str(REPO))
+    ps = [subprocess.Popen([sys.executable, "-c", script, str(p)], env=env) for p in (0, 2)]
+    assert [p.wait(timeout=120) for p in ps] == [0, 0]
+    assert set(cat.tables()) - {"rankings", "uservisits"} == \
+        {f"t{p}_{i}" for p in (1, 3) for i in range(5)}
