@@ -287,6 +287,34 @@ class ExprCompiler:
             raise SqlError(f"{shown(node)} is {c.type.upper()}, a number is needed {what}",
                            self.sql, _offset(node))
 
+    def _common(self, parts: list[Code], nodes: list[exp.Expression], what: str) -> list[Code]:
+        """Branches of COALESCE / IF / CASE converted to their common type, as
+        Hive's: numbers widen (INT, BIGINT, DOUBLE), numbers and dates with
+        text become STRING.  A value's type must match its code, so a later
+        CAST is not skipped on a value that is not what its type says."""
+        types = {p.type for p in parts if p.type is not None}
+        if len(types) <= 1:
+            return parts
+        if types <= NUMERIC:
+            to = "double" if "double" in types else "bigint"
+        elif "string" in types and types <= NUMERIC | {"string", "date"}:
+            to = "string"
+        else:
+            names = " and ".join(sorted(t.upper() for t in types))
+            raise SqlError(f"{what} mixes {names}", self.sql, _offset(nodes[0]))
+        return [self._convert(p, to) for p in parts]
+
+    def _convert(self, c: Code, to: str) -> Code:
+        """``c`` as a value of type ``to`` (an implicit, always valid conversion)."""
+        if c.type is None or c.type == to or (to == "bigint" and c.type == "int"):
+            return Code(c.code, to, c.nullable)
+        if to == "double":
+            out = self._guard([c], lambda a: f"float({a})")
+            return Code(out.code, "double", out.nullable)
+        if to == "string" and c.type == "date":
+            return Code(c.code, "string", c.nullable)
+        return Code(f"F.cast({c.code}, {to!r})", to, c.nullable)
+
     # comparisons
     def _coerce_pair(self, a: Code, b: Code, na: exp.Expression, nb: exp.Expression) -> tuple[Code, Code]:
         """Hive's implicit conversions for comparing two values."""
@@ -518,46 +546,47 @@ class ExprCompiler:
         return Code(out.code, x.type, out.nullable)
 
     def _v_Coalesce(self, node: exp.Coalesce) -> Code:
-        parts = [self.value(node.this)] + [self.value(e) for e in node.expressions]
+        nodes = [node.this] + list(node.expressions)
+        parts = self._common([self.value(e) for e in nodes], nodes, "COALESCE")
         typ = next((p.type for p in parts if p.type), None)
         nullable = all(p.nullable for p in parts)
         return Code(f"F.coalesce({', '.join(p.code for p in parts)})", typ, nullable)
 
     def _v_Case(self, node: exp.Case) -> Code:
         subject = node.this
-        branches = []
-        typ = None
-        nullable = False
-        subj = None
+        subj: Code | None = None
+        subj_tmp = ""
         if subject is not None:
             sc = self.value(subject)
             subj_tmp = self.tmp()
-            subj = (sc, subj_tmp)
-        first = True
+            subj = Code(subj_tmp, sc.type, sc.nullable)
+        conds, values, nodes = [], [], []
         for i, when in enumerate(node.args.get("ifs") or []):
             if subj is not None:
-                sc, st = subj
-                ref = f"({st} := {sc.code})" if first else st
+                # ``CASE x WHEN v`` is ``x = v``, converting as '=' does
                 w = self.value(when.this)
-                cond = f"({ref} is not None and {ref} == {w.code})" if sc.nullable else f"({ref} == {w.code})"
+                x, w = self._coerce_pair(subj, w, subject, when.this)
+                test = f"{x.code} == {w.code}"
+                if x.nullable or w.nullable:
+                    names, checks = self._bind([x, w], "is not None")
+                    test = " and ".join(checks + [f"{names[0]} == {names[1]}"])
+                if i == 0:  # the subject is evaluated once, by the first test
+                    test = f"(({subj_tmp} := {sc.code}) is not None or True) and {test}"
+                cond = f"({test})"
             else:
                 cond = self.predicate(when.this)
-            first = False
-            then = self.value(when.args["true"])
-            typ = typ or then.type
-            nullable = nullable or then.nullable
-            branches.append((cond, then.code))
+            conds.append(cond)
+            values.append(self.value(when.args["true"]))
+            nodes.append(when.args["true"])
         default = node.args.get("default")
-        if default is not None:
-            d = self.value(default)
-            typ = typ or d.type
-            nullable = nullable or d.nullable
-            code = d.code
-        else:
-            code = "None"
-            nullable = True
-        for cond, then in reversed(branches):
-            code = f"({then} if {cond} else {code})"
+        values.append(self.value(default) if default is not None else Code("None", None, True))
+        nodes.append(default if default is not None else node)
+        values = self._common(values, nodes, "CASE")
+        typ = next((v.type for v in values if v.type), None)
+        nullable = any(v.nullable for v in values)
+        code = values[-1].code
+        for cond, then in reversed(list(zip(conds, values))):
+            code = f"({then.code} if {cond} else {code})"
         return Code(code, typ, nullable)
 
     def _v_If(self, node: exp.If) -> Code:
@@ -565,6 +594,7 @@ class ExprCompiler:
         t = self.value(node.args["true"])
         f_node = node.args.get("false")
         f = self.value(f_node) if f_node is not None else Code("None", None, True)
+        t, f = self._common([t, f], [node.args["true"], f_node or node], "IF")
         return Code(f"({t.code} if {cond} else {f.code})", t.type or f.type,
                     t.nullable or f.nullable)
 

@@ -70,3 +70,37 @@ def test_substr_over_columns_matches_duckdb_where_they_agree(tables):
     # starts inside the text and positive lengths mean the same in both
     tables.check("SELECT k, SUBSTR(CONCAT(k, 'xyz'), 2, 2), SUBSTR(CONCAT(k, 'xyz'), -3), "
                  "SUBSTR(CONCAT(k, 'xyz'), -4, 3), SUBSTR(k, 1, 5) FROM t2")
+
+
+# ------------------------------------------- types of COALESCE / IF / CASE
+
+def test_branches_of_mixed_numbers_are_double(tables):
+    # Hive types these DOUBLE whatever the first argument's type
+    tables.check("SELECT k, COALESCE(i, d), NVL(i, d), IF(k = 'a', i, d), "
+                 "CASE WHEN k = 'a' THEN i ELSE d END, CAST(COALESCE(i, d) AS STRING), "
+                 "CAST(IF(k = 'a', i, d) AS STRING), CAST(CASE k WHEN 'a' THEN i ELSE d END AS STRING) "
+                 "FROM t2", "SELECT k, COALESCE(i, d), IFNULL(i, d), IF(k = 'a', i, d), "
+                 "CASE WHEN k = 'a' THEN i ELSE d END, CAST(COALESCE(i, d) AS STRING), "
+                 "CAST(IF(k = 'a', i, d) AS STRING), CAST(CASE k WHEN 'a' THEN i ELSE d END AS STRING) "
+                 "FROM t2")
+    # DuckDB's CAST to INT rounds; Hive's truncates toward zero
+    got = rows(tables, "SELECT k, CAST(COALESCE(i, d) AS INT), CAST(COALESCE(i, d) AS STRING) "
+                       "FROM t2 ORDER BY k")
+    assert got == [["a", 7, "7.0"], ["b", 7, "7.0"], ["c", 2, "2.5"]]
+    assert all(isinstance(r[1], float) for r in rows(tables, "SELECT k, COALESCE(i, d) FROM t2"))
+
+
+def test_branches_of_numbers_and_text_are_text(tables):
+    got = rows(tables, "SELECT k, COALESCE(i, k), CASE k WHEN 'b' THEN 'x' ELSE d END FROM t2 ORDER BY k")
+    assert got == [["a", "7", None], ["b", "b", "x"], ["c", "c", "2.5"]]
+    with pytest.raises(Exception, match="COALESCE mixes BOOLEAN and INT"):
+        rows(tables, "SELECT COALESCE(i, k = 'a') FROM t2")
+
+
+def test_case_subject_compares_as_equality(tables):
+    got = rows(tables, "SELECT s, CASE s WHEN 1 THEN 'one' WHEN 2 THEN 'two' ELSE 'other' END, "
+                       "CASE s WHEN NULL THEN 1 ELSE 0 END FROM t3 ORDER BY s")
+    assert got == [[None, "other", 0], ["1", "one", 0], ["1.0", "one", 0], ["2", "two", 0],
+                   ["x", "other", 0]]
+    tables.check("SELECT k, CASE i WHEN 7 THEN 'seven' ELSE 'no' END, "
+                 "CASE d WHEN 7 THEN 'seven' WHEN 2.5 THEN 'half' END FROM t2")
