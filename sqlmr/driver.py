@@ -233,7 +233,7 @@ class JobResult:
         self._outputs = outputs
         self._work = work
         self._keep = keep_scratch
-        self._ns = codecache.load_source(job.source) if job.sorted else None
+        self._ns = codecache.load_local(job.source, job.sha256) if job.sorted else None
         produced = sum(sum(o["records"]) for o in outputs)
         self.total_rows = produced if job.limit is None else min(produced, job.limit)
 
@@ -325,7 +325,7 @@ def range_bounds(sample: list, job: Job, partitions: int) -> list:
     never split: equal boundary keys are dropped)."""
     if partitions <= 1 or not sample:
         return []
-    key = codecache.load_source(job.source)["sortkey"]
+    key = codecache.load_local(job.source, job.sha256)["sortkey"]
     ordered = sorted(sample, key=key)
     bounds: list = []
     for i in range(1, partitions):
