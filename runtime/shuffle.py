@@ -85,22 +85,37 @@ def encode_batch(records: list) -> bytes:
 
 def partition_of(key: Any, partitions: int) -> int:
     """Deterministic partition of a group/join key (same in every process and
-    machine: never Python's randomised ``hash`` of a str).
+    machine: never Python's randomised ``hash`` of a str).  Keys equal under
+    SQL equality go to one partition whatever their spelling: a float with an
+    integral value hashes as that integer (7.0 as 7, -0.0 as 0).
 
     >>> partition_of("192.168.", 7) == partition_of("192.168.", 7)
     True
     >>> partition_of(("a", 1), 3) == partition_of(["a", 1], 3)
     True
+    >>> all(partition_of(7.0, n) == partition_of(7, n) and partition_of(-0.0, n) == partition_of(0, n)
+    ...     and partition_of(("a", 7.0), n) == partition_of(("a", 7), n) for n in range(1, 40))
+    True
     """
     if partitions <= 1:
         return 0
-    if isinstance(key, str):
+    if isinstance(key, str):  # the common case first: text keys hash their UTF-8
         data = key.encode("utf-8", "surrogatepass")
     else:
-        if isinstance(key, tuple):
-            key = list(key)
+        if isinstance(key, (tuple, list)):
+            key = [_by_value(v) for v in key]
+        else:
+            key = _by_value(key)
         data = _encode(key).encode("utf-8", "surrogatepass")
     return zlib.crc32(data) % partitions
+
+
+def _by_value(v: Any) -> Any:
+    """A number in the one spelling its equal values share (7.0 and -0.0 as the
+    integers 7 and 0); other values as they are."""
+    if type(v) is float and v.is_integer():
+        return int(v)
+    return v
 
 
 def _upload(uri: str, write) -> tuple[Any, int]:

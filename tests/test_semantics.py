@@ -104,3 +104,18 @@ def test_case_subject_compares_as_equality(tables):
                    ["x", "other", 0]]
     tables.check("SELECT k, CASE i WHEN 7 THEN 'seven' ELSE 'no' END, "
                  "CASE d WHEN 7 THEN 'seven' WHEN 2.5 THEN 'half' END FROM t2")
+
+
+# ------------------------------------------------- equal keys, one reducer
+
+@pytest.mark.parametrize("reducers", [2, 3, 4, 5, 7])
+def test_equal_keys_of_different_spellings_meet_in_one_group(session, tmp_path, reducers):
+    from difftest import gz_bytes
+    t = Tables(session, tmp_path)
+    # a .gz file is a map task of its own: equal keys come from different maps
+    t.add("t7", T2, {"p0": b"a,1,0.0\nb,7,7.0\n", "p1.gz": gz_bytes(["c,2,-0.0", "d,\\N,7"])})
+    session.settings.reducers = reducers
+    assert sorted(rows(t, "SELECT d, COUNT(*) FROM t7 GROUP BY d")) == [[0.0, 2], [7.0, 2]]
+    assert sorted(rows(t, "SELECT COALESCE(i, d), COUNT(*) FROM t7 GROUP BY COALESCE(i, d)")) == [
+        [1.0, 1], [2.0, 1], [7.0, 2]]
+    t.check("SELECT a.k, b.k FROM t7 a JOIN t7 b ON a.i = b.d")
