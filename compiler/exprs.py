@@ -399,7 +399,7 @@ class ExprCompiler:
         return Code(out.code, "boolean", out.nullable)
 
     def _v_Like(self, node: exp.Like, lower: bool = False) -> Code:
-        x = self.value(node.this)
+        x = self._text(node.this)  # Hive matches a number's text: ``i LIKE '7%'``
         pat_node = node.expression
         if node.args.get("escape") is not None:
             raise self._error("LIKE … ESCAPE", node)
@@ -421,7 +421,7 @@ class ExprCompiler:
                 body = lambda a: f"({rx}.match({subject(a)}) is not None)"  # noqa: E731
             out = self._guard([x], body)
         else:
-            p = self.value(pat_node)
+            p = self._text(pat_node)
             if lower:
                 out = Code(f"F.like(F.lower({x.code}), F.lower({p.code}))", None, True)
             else:

@@ -119,3 +119,12 @@ def test_equal_keys_of_different_spellings_meet_in_one_group(session, tmp_path, 
     assert sorted(rows(t, "SELECT COALESCE(i, d), COUNT(*) FROM t7 GROUP BY COALESCE(i, d)")) == [
         [1.0, 1], [2.0, 1], [7.0, 2]]
     t.check("SELECT a.k, b.k FROM t7 a JOIN t7 b ON a.i = b.d")
+
+
+# ---------------------------------------------------------------------- LIKE
+
+def test_like_on_a_number_matches_its_text(tables):
+    assert rows(tables, "SELECT k FROM t2 WHERE i LIKE '7%'") == [["a"]]
+    assert rows(tables, "SELECT k FROM t2 WHERE d LIKE '%.5'") == [["c"]]
+    assert rows(tables, "SELECT k, i NOT LIKE '_', d LIKE CONCAT('7', '%') FROM t2 ORDER BY k") == [
+        ["a", False, None], ["b", None, True], ["c", None, False]]
