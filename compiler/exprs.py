@@ -30,6 +30,7 @@ identifiers never become Python names, so a hostile string stays a string.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -201,11 +202,9 @@ class ExprCompiler:
     def _v_Literal(self, node: exp.Literal) -> Code:
         if node.is_string:
             return Code(repr(node.this), "string", False)
-        text = node.this
-        try:
-            return Code(repr(int(text)), "int", False)
-        except ValueError:
-            return Code(repr(float(text)), "double", False)
+        value = number_literal(node.this)
+        typ = "double" if isinstance(value, float) else "int" if -_INT_MAX - 1 <= value <= _INT_MAX else "bigint"
+        return Code(py_literal(value), typ, False)
 
     def _v_Null(self, node: exp.Null) -> Code:
         return Code("None", None, True)
@@ -339,7 +338,7 @@ class ExprCompiler:
     def _to_double(self, c: Code, node: exp.Expression) -> Code:
         if isinstance(node, exp.Literal):
             try:
-                return Code(repr(float(node.this)), "double", False)
+                return Code(py_literal(float(node.this)), "double", False)
             except ValueError:
                 return Code("None", "double", True)
         return Code(f"F.cast({c.code}, 'double')", "double", True)
@@ -672,6 +671,39 @@ def _describe(node: exp.Expression) -> str:
     if isinstance(node, exp.Func):
         return f"function {node.sql_name()}()"
     return f"{node.key.upper()} expression ({node.sql(dialect='hive')[:60]})"
+
+
+_INT_MAX = 2**31 - 1
+_BIGINT_MAX = 2**63 - 1
+
+
+def number_literal(text: str) -> int | float:
+    """The value of a numeric literal: an integer that fits BIGINT, else a DOUBLE
+    (as Hive types ``99999999999999999999``); the text is not limited in length.
+
+    >>> number_literal("42"), number_literal("1e400"), number_literal("9" * 20), number_literal("1.5")
+    (42, inf, 1e+20, 1.5)
+    """
+    if text.isdigit() and len(text) <= 19 and int(text) <= _BIGINT_MAX:
+        return int(text)
+    return float(text)
+
+
+def py_literal(value: object) -> str:
+    """Python source for a constant: ``repr`` where it is valid source, else an
+    expression that builds the value (``repr`` of a float infinity is ``inf``,
+    a bare name; ``repr`` of a huge int raises).
+
+    >>> [py_literal(v) for v in (1.5, float("inf"), float("-inf"), float("nan"), 7)]
+    ['1.5', "float('inf')", "float('-inf')", "float('nan')", '7']
+    >>> eval(py_literal(10 ** 5000)) == 10 ** 5000
+    True
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({repr(value)!r})"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 4000:
+        return hex(value)  # power-of-two bases have no length limit
+    return repr(value)
 
 
 def _int_literal(node: exp.Expression | None) -> int | None:

@@ -128,3 +128,17 @@ def test_like_on_a_number_matches_its_text(tables):
     assert rows(tables, "SELECT k FROM t2 WHERE d LIKE '%.5'") == [["c"]]
     assert rows(tables, "SELECT k, i NOT LIKE '_', d LIKE CONCAT('7', '%') FROM t2 ORDER BY k") == [
         ["a", False, None], ["b", None, True], ["c", None, False]]
+
+
+# ------------------------------------------------------------------ literals
+
+def test_literals_out_of_float_range_or_very_long_are_valid_code(tables):
+    got = rows(tables, "SELECT d * 1e400, -1e400 * d, d * 1e400 - d * 1e400 FROM t2 WHERE k = 'c'")
+    assert got[0][0] == float("inf") and got[0][1] == float("-inf") and got[0][2] != got[0][2]
+    big = "9" * 5000
+    got = rows(tables, f"SELECT {big} > d, d < {big}, {big} FROM t2 WHERE k = 'c'")
+    assert got == [[True, True, float("inf")]]
+    got = rows(tables, "SELECT 99999999999 + i, 9223372036854775807, 99999999999999999999 FROM t2 WHERE k = 'a'")
+    assert got == [[100000000006, 9223372036854775807, 1e20]]
+    assert rows(tables, "SELECT k FROM t2 WHERE k = 'c' AND d IN (2.5, 1e400)") == [["c"]]
+    assert rows(tables, "SELECT s FROM t3 WHERE s = 1e400") == []
