@@ -13,20 +13,47 @@ Exit status: 0 ok, 1 query error, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 import traceback
-from typing import IO
+from typing import IO, Callable
 
 from compiler.errors import SqlError
 from sqlmr import __version__
 from sqlmr.backends import JobCancelledError, TaskFailedError
-from sqlmr.config import load_settings
+from sqlmr.config import FORMATS, Settings, load_settings, parse_value
+from sqlmr.cost import money
 from sqlmr.progress import ProgressBar
-from sqlmr.render import (format_for_path, rows_line, summary_lines, table_text, take,
-                          write_rows)
+from sqlmr.render import (FILE_FORMATS, format_for_path, plural, rows_line, summary_lines,
+                          table_text, take, write_output)
 from sqlmr.session import Session, StatementResult
 
 SUBCOMMANDS = ("gen", "bench", "lambda")
+
+
+def _setting_type(name: str, positive: bool = False) -> Callable[[str], object]:
+    """An argparse type for a flag that sets ``name``: the same checks as the
+    config file and SET, so ``--workers -1`` is a usage error (exit 2) before
+    any work; ``positive`` also refuses 0 (a flag asks for a real count, the
+    automatic choice is leaving the flag out)."""
+    default = getattr(Settings(), name)
+
+    def convert(text: str) -> object:
+        try:
+            if positive and type(default)(text) <= 0:
+                raise argparse.ArgumentTypeError(
+                    f"must be more than 0, not {text} (leave the flag out for the automatic "
+                    "choice)")
+        except ValueError:
+            pass  # not a number: parse_value says so
+        try:
+            return parse_value(name, text, default)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = name
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,17 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("-e", "--execute", metavar="SQL", help="run these statements and exit")
     src.add_argument("-f", "--file", metavar="FILE", help="run the statements in FILE ('-' = stdin)")
-    p.add_argument("--format", choices=["table", "csv", "json", "markdown"],
+    p.add_argument("--format", choices=list(FORMATS),
                    help="result format (csv/json: only data on stdout, timing on stderr)")
     p.add_argument("--output", "-o", metavar="FILE",
-                   help="write the full result to FILE (format from its extension)")
-    p.add_argument("--max-rows", type=int, metavar="N", help="rows to display (default 40)")
-    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: cores)")
+                   help="write the full result to FILE (format from its extension: "
+                        + ", ".join(FILE_FORMATS) + "; else --format)")
+    p.add_argument("--max-rows", type=_setting_type("max_rows"), metavar="N",
+                   help="rows shown on a terminal (default 40, 0 = all); a pipe or file gets every row")
+    p.add_argument("--workers", type=_setting_type("workers", positive=True), metavar="N",
+                   help="local worker processes (default: cores)")
     p.add_argument("--backend", choices=["local", "lambda"], help="where tasks run (default local)")
-    p.add_argument("--dialect", metavar="NAME", help="SQL dialect for sqlglot (default hive)")
-    p.add_argument("--split-mb", type=float, metavar="MB", help="bytes per map split (default: from input size)")
-    p.add_argument("--reducers", type=int, metavar="N", help="reduce tasks (default: from input size)")
-    p.add_argument("--memory", type=int, metavar="MB", help="Lambda memory size for cost (default 1769)")
+    p.add_argument("--dialect", type=_setting_type("dialect"), metavar="NAME",
+                   help="SQL dialect for sqlglot (default hive)")
+    p.add_argument("--split-mb", type=_setting_type("split_mb", positive=True), metavar="MB",
+                   help="bytes per map split (default: from input size)")
+    p.add_argument("--reducers", type=_setting_type("reducers", positive=True), metavar="N",
+                   help="reduce tasks (default: from input size)")
+    p.add_argument("--memory", type=_setting_type("memory_mb"), metavar="MB",
+                   help="Lambda memory size for cost, 128-10240 (default 1769)")
     p.add_argument("--strict", action="store_true", help="malformed rows are an error")
     p.add_argument("--keep-scratch", action="store_true", help="keep the job's scratch data")
     p.add_argument("--no-timing", action="store_true", help="do not print time and cost")
@@ -62,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except ValueError as e:
@@ -80,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         settings.keep_scratch = True
     if args.no_timing:
         settings.timing = False
+    output_format = None
+    if args.output is not None:
+        # checked before any work: a query must not run for minutes to then fail here
+        output_format, problem = check_output(args.output, args.format)
+        if problem:
+            print(f"sqlmr: {problem}", file=sys.stderr)
+            return 2
 
     if args.execute is not None:
         script = args.execute
@@ -88,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             script = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
         except OSError as e:
             print(f"sqlmr: cannot read {args.file}: {e.strerror}", file=sys.stderr)
+            return 2
+        except UnicodeDecodeError:
+            print(f"sqlmr: cannot read {args.file}: not a UTF-8 text file", file=sys.stderr)
             return 2
     elif sys.stdin.isatty():
         from sqlmr.repl import run_repl
@@ -98,19 +143,40 @@ def main(argv: list[str] | None = None) -> int:
     bar = ProgressBar()
     session = Session(settings, progress=lambda: bar)
     try:
-        return run_script(session, script, args.output, args.debug, bar)
+        return run_script(session, script, args.output, args.debug, bar,
+                          output_format=output_format)
     finally:
         session.close()
 
 
+def check_output(path: str, explicit_format: str | None) -> tuple[str | None, str | None]:
+    """``(format, problem)`` for ``--output path``: the format from the
+    extension (else ``--format``), or why the file cannot be written."""
+    if os.path.isdir(path):
+        return None, (f"--output {path} is a folder; name a file "
+                      f"(for example {os.path.join(path, 'out.csv')})")
+    fmt = format_for_path(path, explicit_format)
+    if fmt is None:
+        return None, (f"cannot tell the format of --output {path} from its extension: name it "
+                      f"{' or '.join(', '.join(FILE_FORMATS).rsplit(', ', 1))}, or give --format")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return None, f"--output {path}: folder {folder} does not exist"
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        return None, f"--output {path}: permission denied"
+    return fmt, None
+
+
 def run_script(session: Session, script: str, output: str | None, debug: bool,
                bar: ProgressBar | None = None, out: IO[str] | None = None,
-               err: IO[str] | None = None) -> int:
+               err: IO[str] | None = None, output_format: str | None = None) -> int:
     """Run every statement; stop at the first error (exit status 1)."""
     out = out or sys.stdout
     err = err or sys.stderr
     results = session.execute(script)
     while True:
+        started = time.perf_counter()
         try:
             result = next(results)
         except StopIteration:
@@ -121,15 +187,11 @@ def run_script(session: Session, script: str, output: str | None, debug: bool,
             return 1
         except TaskFailedError as e:
             _clear(bar)
-            print(f"sqlmr: {e.render(with_traceback=True)}", file=err)
+            print(f"sqlmr: {task_error_text(e, debug)}", file=err)
             return 1
-        except JobCancelledError:
+        except (JobCancelledError, KeyboardInterrupt) as e:
             _clear(bar)
-            print("sqlmr: cancelled", file=err)
-            return 130
-        except KeyboardInterrupt:
-            _clear(bar)
-            print("sqlmr: cancelled", file=err)
+            cancelled_lines(e, started, session.settings, err)
             return 130
         except Exception as e:  # noqa: BLE001 — reported, with a traceback on --debug
             _clear(bar)
@@ -139,16 +201,66 @@ def run_script(session: Session, script: str, output: str | None, debug: bool,
             return 1
         _clear(bar)
         try:
-            print_result(result, session.settings, output, out, err)
+            print_result(result, session.settings, output, out, err, output_format=output_format)
         except KeyboardInterrupt:
-            print("sqlmr: cancelled", file=err)
+            print(f"sqlmr: cancelled after {time.perf_counter() - result.started:.2f} s",
+                  file=err)
             return 130
+        except OSError as e:
+            if isinstance(e, BrokenPipeError):  # `sqlmr … | head`: the reader has enough
+                _quiet_stdout()
+                return 0
+            if debug:
+                traceback.print_exc(file=err)
+            print(f"sqlmr: error: {_plain(e)}", file=err)
+            return 1
         finally:
             result.close()
 
 
+def task_error_text(e: TaskFailedError, debug: bool) -> str:
+    """A failed task for a person: a malformed row under --strict is the data's
+    fault, one line naming file, byte offset and row; other failures keep the
+    worker's traceback (a bug report needs it); --debug shows every frame."""
+    kind, _, detail = e.message.partition(": ")
+    if kind == "MalformedRowError" and not debug:
+        return f"error: {detail} (--strict; without it the bad field reads as NULL)"
+    return e.render(with_traceback=True)
+
+
+def cancelled_lines(e: BaseException, started: float, settings, err: IO[str]) -> None:
+    """Ctrl-C: how long the statement ran, and what it cost so far."""
+    print(f"sqlmr: cancelled after {time.perf_counter() - started:.2f} s", file=err)
+    if settings.timing:
+        line = cost_so_far(getattr(e, "partial_stats", None), settings)
+        if line:
+            print(line, file=err)
+
+
+def cost_so_far(stats, settings) -> str | None:
+    """The cost line of a cancelled job: the tasks of the phases that finished
+    (tasks cut short in the running phase are not counted: a lower bound)."""
+    if stats is None:
+        return None
+    done = stats.attempts or stats.invocations
+    if not done:
+        return "Cost so far: no phase had finished"
+    cost = stats.lambda_cost(settings)
+    return (f"Cost so far: at least Lambda {money(cost.total)} ({plural(done, 'finished task')}, "
+            f"{cost.gb_seconds:.2f} GB-s; the running phase is not counted)")
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so exit does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _plain(e: Exception) -> str:
-    if isinstance(e, FileNotFoundError) and e.filename:
+    if isinstance(e, OSError) and e.filename and e.strerror:
         return f"{e.strerror}: {e.filename}"
     return str(e) or type(e).__name__
 
@@ -158,36 +270,53 @@ def _clear(bar: ProgressBar | None) -> None:
         bar.clear()
 
 
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def print_result(result: StatementResult, settings, output: str | None, out: IO[str],
-                 err: IO[str], expanded: bool = False) -> None:
-    """Print one statement's result in the session's format."""
+                 err: IO[str], expanded: bool = False, output_format: str | None = None) -> None:
+    """Print one statement's result in the session's format.
+
+    Only a terminal gets a preview (``max_rows``); a pipe or file gets every
+    row in every format, as psql does.  Status lines (messages, ``wrote …``,
+    Time and Cost) go to stderr whenever stdout is a data stream: not a
+    terminal, or csv/json."""
     fmt = settings.format
+    tty = _isatty(out)
     data_only = fmt in ("csv", "json")
-    info = err if data_only else out
+    info = out if tty and not data_only else err
     if result.kind == "explain":
         print(result.message, file=out)
         return
-    if result.kind == "message":
-        print(result.message, file=info)
-        return
-    rows = result.rows
-    if output:
-        with open(output, "w", encoding="utf-8", newline="") as f:
-            n = write_rows(format_for_path(output, fmt), result.columns, rows, f, result.types)
-        print(f"wrote {n:,} rows to {output}", file=info)
-    elif data_only:
-        write_rows(fmt, result.columns, rows, out, result.types)
-    else:
-        shown, _ = take(rows, settings.max_rows)
-        if expanded:
-            from sqlmr.render import expanded_text
-            print(expanded_text(result.columns, shown), file=out)
+    if result.kind == "rows":
+        rows = result.rows
+        if output:
+            ffmt = output_format or format_for_path(output, fmt) or fmt
+            with open(output, "w", encoding="utf-8", newline="") as f:
+                n = write_output(ffmt, result.columns, rows, f, result.types)
+            print(f"wrote {plural(n, 'row')} to {output}", file=info)
+        elif data_only:
+            write_output(fmt, result.columns, rows, out, result.types)
         else:
-            print(table_text(result.columns, shown, result.types, fmt), file=out)
-        print(rows_line(result.total_rows, len(shown)), file=out)
+            limit = settings.max_rows if tty and settings.max_rows > 0 else None
+            shown = list(rows) if limit is None else take(rows, limit)[0]
+            if expanded:
+                from sqlmr.render import expanded_text
+                print(expanded_text(result.columns, shown), file=out)
+            else:
+                print(table_text(result.columns, shown, result.types, fmt), file=out)
+            # psql's footer belongs to a table; a markdown file stays pure markdown
+            print(rows_line(max(result.total_rows, len(shown)), len(shown)),
+                  file=out if fmt == "table" else info)
+        out.flush()
     if result.message:
         print(result.message, file=info)
     if settings.timing and result.stats is not None:
+        result.seconds = result.elapsed()   # wall time until the last row was written
         for line in summary_lines(result, settings):
             print(line, file=info)
 

@@ -48,26 +48,82 @@ class Settings:
         known = {f.name: f for f in fields(self)}
         if name not in known:
             raise KeyError(f"unknown setting '{name}' (settings: {', '.join(sorted(known))})")
-        current = getattr(self, name)
-        if isinstance(current, bool):
-            low = text.lower()
-            if low not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{name} is on or off, not {text!r}")
-            value: object = low in ("on", "true", "1", "yes")
-        elif isinstance(current, int):
-            value = int(text)
-        elif isinstance(current, float):
-            value = float(text)
-        else:
-            value = text
-        if name == "backend" and value not in ("local", "lambda"):
-            raise ValueError("backend is local or lambda")
-        if name == "format" and value not in ("table", "csv", "json", "markdown"):
-            raise ValueError("format is table, csv, json or markdown")
-        setattr(self, name, value)
+        setattr(self, name, parse_value(name, text, getattr(self, name)))
 
     def items(self) -> list[tuple[str, object]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+# Numeric settings: (smallest, largest) allowed, and what the smallest means when
+# it is a sentinel.  One table serves the config file, SET, \\set and the CLI flags.
+LIMITS: dict[str, tuple[float, float | None, str]] = {
+    "workers": (0, None, "0 = one per core"),
+    "reducers": (0, None, "0 = chosen from the input size"),
+    "split_mb": (0, None, "0 = chosen from the input size"),
+    "max_rows": (0, None, "0 = no limit"),
+    "broadcast_mb": (0, None, "0 = never broadcast"),
+    "memory_mb": (128, 10240, "Lambda's range"),
+}
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def parse_value(name: str, text: str, current: object) -> object:
+    """``text`` as a value of setting ``name`` (typed like ``current``), or a
+    ValueError that names the setting and the value.
+
+    >>> parse_value("workers", "4", 0), parse_value("timing", "off", True)
+    (4, False)
+    >>> parse_value("workers", "abc", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers needs a whole number, not 'abc'
+    >>> parse_value("workers", "-1", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be 0 or more (0 = one per core), not -1
+    """
+    value: object
+    if isinstance(current, bool):
+        low = text.lower()
+        if low not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{name} is on or off, not {text!r}")
+        value = low in ("on", "true", "1", "yes")
+    elif isinstance(current, int):
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{name} needs a whole number, not {text!r}") from None
+    elif isinstance(current, float):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{name} needs a number, not {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{name} needs a finite number, not {text!r}")
+    else:
+        value = text
+    if name in LIMITS:
+        low_, high, note = LIMITS[name]
+        if value < low_ or (high is not None and value > high):  # type: ignore[operator]
+            shown = f"{low_:g}–{high:g}" if high is not None else f"{low_:g} or more"
+            verb = "be" if high is None else "be in"
+            raise ValueError(f"{name} must {verb} {shown} ({note}), not {text}")
+    if name == "backend" and value not in ("local", "lambda"):
+        raise ValueError(f"backend is local or lambda, not {text!r}")
+    if name == "format" and value not in FORMATS:
+        raise ValueError(f"format is table, csv, json or markdown, not {text!r}")
+    if name == "dialect":
+        check_dialect(text)
+    return value
+
+
+def check_dialect(name: str) -> None:
+    """A ValueError unless sqlglot knows the dialect ``name``."""
+    from sqlglot.dialects.dialect import Dialect
+    try:
+        Dialect.get_or_raise(name)
+    except ValueError as e:
+        raise ValueError(f"dialect: {e}".rstrip(".")) from None
 
 
 def config_paths() -> list[Path]:
@@ -87,10 +143,12 @@ def load_settings() -> Settings:
             if not line:
                 continue
             if "=" not in line:
-                raise ValueError(f"{path}:{n}: expected 'name = value'")
+                raise ValueError(f"{path} line {n}: expected 'name = value', not {line!r}")
             key, value = (x.strip() for x in line.split("=", 1))
             try:
                 s.set(key, value)
-            except (KeyError, ValueError) as e:
-                raise ValueError(f"{path}:{n}: {e}") from None
+            except KeyError as e:
+                raise ValueError(f"{path} line {n}: {e.args[0]}") from None
+            except ValueError as e:
+                raise ValueError(f"{path} line {n} ({key} = {value}): {e}") from None
     return s

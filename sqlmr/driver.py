@@ -314,7 +314,8 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
                                                 text if final else None, samples, bounds)
         stats.seconds = time.perf_counter() - t0
         return JobResult(job, outputs[plans[-1].stage.id], stats, work, settings.keep_scratch)
-    except BaseException:
+    except BaseException as e:
+        e.partial_stats = stats  # type: ignore[attr-defined]  # Ctrl-C reports what ran
         if not settings.keep_scratch:
             storage.delete_prefix(work)
         raise

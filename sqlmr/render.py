@@ -104,10 +104,49 @@ def write_rows(fmt: str, columns: list[str], rows: Iterable[list], out: IO[str],
     return len(materialized)
 
 
-def format_for_path(path: str, default: str) -> str:
+def write_tsv(columns: list[str], rows: Iterable[list], out: IO[str]) -> int:
+    """Tab-separated values with a header; NULL is an empty field (as in CSV)."""
+    w = csv.writer(out, dialect="excel-tab", lineterminator="\n")
+    w.writerow(columns)
+    n = 0
+    for r in rows:
+        w.writerow(["" if v is None else text_value(v) for v in r])
+        n += 1
+    return n
+
+
+def write_output(fmt: str, columns: list[str], rows: Iterable[list], out: IO[str],
+                 types: list[str | None] | None = None) -> int:
+    """:func:`write_rows`, plus the formats only a file can ask for (``.tsv``)."""
+    if fmt == "tsv":
+        return write_tsv(columns, rows, out)
+    return write_rows(fmt, columns, rows, out, types)
+
+
+# The format of an output file, from its extension.
+FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".md": "markdown",
+                ".txt": "table"}
+
+
+def format_for_path(path: str, default: str | None) -> str | None:
+    """The format a file named ``path`` is written in: its extension's, else
+    ``default`` (None: the caller refuses an extension it cannot read).
+
+    >>> format_for_path("out.TSV", "table"), format_for_path("out.dat", None)
+    ('tsv', None)
+    """
     ext = os.path.splitext(path)[1].lower()
-    return {".csv": "csv", ".json": "json", ".md": "markdown", ".txt": "table"}.get(
-        ext, "csv" if default == "table" else default)
+    return FILE_FORMATS.get(ext, default)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``n`` and the noun that agrees with it, the number with thousands separators.
+
+    >>> plural(1, "row"), plural(10000, "row"), plural(0, "split"), plural(1, "S3 GET")
+    ('1 row', '10,000 rows', '0 splits', '1 S3 GET')
+    """
+    word = noun if n == 1 else (nouns or noun + "s")
+    return f"{n:,} {word}"
 
 
 def take(rows: Iterable[list], n: int) -> tuple[list[list], Iterator[list]]:
@@ -116,29 +155,32 @@ def take(rows: Iterable[list], n: int) -> tuple[list[list], Iterator[list]]:
 
 
 def rows_line(total: int, shown: int) -> str:
-    noun = "row" if total == 1 else "rows"
     if shown < total:
-        return f"({total:,} {noun}, first {shown:,} shown; --output FILE writes them all)"
-    return f"({total:,} {noun})"
+        return f"({plural(total, 'row')}, first {shown:,} shown; --output FILE writes them all)"
+    return f"({plural(total, 'row')})"
 
 
 def summary_lines(result, settings) -> list[str]:
-    """Time, what ran, and the cost line after a query."""
+    """Time, what ran, and the cost line after a query.
+
+    The S3 request counts are the plan's (one GET per split and shuffle range,
+    one PUT per output), not counted requests: tail reads, retries and the
+    driver's result reads are missing, so the line says "planned"."""
     st = result.stats
     if st is None:
         return [f"Time: {result.seconds:.3f} s"]
     tasks = f"{st.map_tasks} map" + (f" + {st.reduce_tasks} reduce" if st.reduce_tasks else "")
     n_tasks = st.map_tasks + st.reduce_tasks
+    workers = settings.effective_workers()
     parts = [f"Time: {result.seconds:.2f} s",
-             f"{tasks} task{'s' if n_tasks != 1 else ''} on {settings.backend}"
-             + (f" ({settings.effective_workers()} worker{'s' if settings.effective_workers() != 1 else ''})"
-                if settings.backend == "local" else ""),
-             f"{st.splits} split{'s' if st.splits != 1 else ''}", f"read {size_text(st.bytes_read)}"]
+             f"{tasks} task{'' if n_tasks == 1 else 's'} on {settings.backend}"
+             + (f" ({plural(workers, 'worker')})" if settings.backend == "local" else ""),
+             plural(st.splits, "split"), f"read {size_text(st.bytes_read)}"]
     if st.reduce_tasks:
         parts.append(f"shuffled {size_text(st.bytes_shuffled)}")
     lines = [" · ".join(parts)]
     if st.malformed:
-        lines.append(f"Warning: {st.malformed:,} malformed rows read as NULLs "
+        lines.append(f"Warning: {plural(st.malformed, 'malformed row')} read as NULLs "
                      f"(first: {st.malformed_sample[:80]!r}); --strict makes them an error")
     lam = result.lambda_cost
     label = "billed" if getattr(st, "billed", False) else "estimate"
@@ -146,7 +188,7 @@ def summary_lines(result, settings) -> list[str]:
         lines.append(
             f"Cost: Lambda {costs.money(lam.total)} ({label}: {lam.gb_seconds:.2f} GB-s at "
             f"{getattr(st, 'memory_mb', 0) or settings.memory_mb} MB {lam.architecture}, "
-            f"{lam.requests} requests, "
-            f"{lam.gets} S3 GET, {lam.puts} S3 PUT) · Athena {costs.money(result.athena_cost)} "
-            f"for the same bytes")
+            f"{plural(lam.requests, 'request')}, "
+            f"{lam.gets:,} S3 GET, {lam.puts:,} S3 PUT planned) · "
+            f"Athena {costs.money(result.athena_cost)} for the same bytes")
     return lines

@@ -39,8 +39,8 @@ from sqlmr import __version__, config
 from sqlmr.backends import JobCancelledError, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.progress import ProgressBar
-from sqlmr.render import (expanded_text, format_for_path, rows_line, summary_lines, table_text,
-                          take, write_rows)
+from sqlmr.render import (expanded_text, format_for_path, plural, rows_line, summary_lines,
+                          table_text, take, write_output, write_rows)
 from sqlmr.repl_complete import COMMANDS, MODES, ReplLexer, SqlCompleter, scan
 from sqlmr.session import Session, StatementResult
 
@@ -402,26 +402,17 @@ class Repl:
                 self._print(f"unknown setting '{name}' (\\set lists them)", err=True)
             return
         value = parts[1].strip().strip("'\"")
-        if name.lower() == "dialect":
-            from sqlglot.dialects.dialect import Dialect
-            try:
-                Dialect.get_or_raise(value)
-            except ValueError as e:
-                self._print(str(e), err=True)
-                return
         try:
-            self.settings.set(name, value)
+            self.settings.set(name, value)   # checks the value (range, dialect, …)
         except KeyError as e:
             self._print(str(e.args[0]), err=True)
             return
         except ValueError as e:
-            msg = str(e)
-            if msg.startswith("invalid literal"):
-                msg = f"{name} needs a number, not {parts[1].strip()!r}"
-            self._print(msg, err=True)
+            self._print(str(e), err=True)
             return
         key = name.replace("-", "_").lower()
-        self._print(f"{key} = {_setting_text(getattr(self.settings, key))}")
+        self._print(f"{key} = {_setting_text(getattr(self.settings, key))}",
+                    err=self.settings.format in ("csv", "json"))
 
     def pset(self, arg: str) -> None:
         parts = arg.split()
@@ -543,15 +534,17 @@ class Repl:
                     ) -> None:
         s = self.settings
         target = (self.once_file or self.output_file) if to_file else None
+        # csv / json on stdout are data: the status lines (messages, SET's echo,
+        # Time, Cost) go to stderr so a copied or redirected stream holds data only
+        status = s.format in ("csv", "json")
         if result.kind == "message":
-            self._print(result.message)
-            return
-        if target and result.kind in ("rows", "explain"):
+            pass
+        elif target and result.kind in ("rows", "explain"):
             n = self.write_file(target, result)
             if result.kind == "rows":
-                self._print(f"wrote {n:,} row{'s' if n != 1 else ''} to {target}")
+                self._print(f"wrote {plural(n, 'row')} to {target}", err=status)
             else:
-                self._print(f"wrote the plan to {target}")
+                self._print(f"wrote the plan to {target}", err=status)
             if self.once_file:
                 self.once_file = None
         elif result.kind == "explain":
@@ -567,16 +560,18 @@ class Repl:
             if footer:
                 total = max(result.total_rows, len(shown))
                 if len(shown) < total:
-                    noun = "row" if total == 1 else "rows"
-                    self._print(f"({total:,} {noun}, first {len(shown):,} shown; "
-                                f"\\set max_rows N shows more, \\o FILE writes them all)")
+                    self._print(f"({plural(total, 'row')}, first {len(shown):,} shown; "
+                                f"\\set max_rows N shows more, \\o FILE writes them all)",
+                                err=status)
                 else:
-                    self._print(rows_line(total, len(shown)))
+                    self._print(rows_line(total, len(shown)), err=status)
         if result.message:
-            self._print(result.message)
+            self._print(result.message, err=status)
         if s.timing and result.stats is not None:
+            result.seconds = result.elapsed()   # wall time until the last row was shown
             width = _columns() if _isatty(self.out) else 0
-            self._print(*(wrap_summary(line, width) for line in summary_lines(result, s)))
+            self._print(*(wrap_summary(line, width) for line in summary_lines(result, s)),
+                        err=status)
 
     def format_rows(self, result: StatementResult, rows: list[list]) -> str:
         fmt = self.settings.format
@@ -628,13 +623,11 @@ class Repl:
             f.write(result.message + "\n")
             return 0
         fmt = self._file_format(path)
-        return write_rows(fmt, result.columns, result.rows, f, result.types)
+        return write_output(fmt, result.columns, result.rows, f, result.types)
 
     def _file_format(self, path: str) -> str:
-        ext = os.path.splitext(path)[1].lower()
-        if ext in (".csv", ".json", ".md", ".txt"):
-            return format_for_path(path, self.settings.format)
-        return self.settings.format
+        """The extension's format (``.csv``, ``.tsv``, …), else the session's."""
+        return format_for_path(path, self.settings.format) or self.settings.format
 
     # ------------------------------------------------------------- paging
     def page(self, text: str) -> None:

@@ -32,6 +32,7 @@ from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files, reso
                            storage_properties, table_from_create, warehouse_location)
 from sqlmr.config import Settings
 from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
+from sqlmr.render import plural
 
 
 @dataclass
@@ -48,6 +49,13 @@ class StatementResult:
     athena_cost: float | None = None
     seconds: float = 0.0
     job: JobResult | None = None
+    # when the statement started: rows are read lazily, so the printer takes the
+    # time once the last row is written (see :meth:`elapsed`)
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        """Wall seconds from the statement's start until now."""
+        return time.perf_counter() - self.started
 
     def close(self) -> None:
         if self.job is not None:
@@ -131,10 +139,20 @@ class Session:
             return self._drop(tree, text)
         if isinstance(tree, (exp.Select, exp.Union)):
             return self.run_select(text, tree)
+        if isinstance(tree, (exp.Condition, exp.Alias, exp.Paren, exp.Tuple)):
+            # `SELEC x` parses as an expression with an alias: not a statement at all
+            lead = len(text) - len(text.lstrip())
+            word = first or text.strip().split(None, 1)[0]
+            raise SqlError(f"syntax error: '{word}' does not start a statement sqlmr knows",
+                           text, lead, "statements: SELECT, EXPLAIN, CREATE [EXTERNAL] TABLE, "
+                           "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, SET")
         raise UnsupportedError(f"{tree.key.upper()} statements", text, 0)
 
     # -------------------------------------------------------------- queries
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:
+        if tree is None:
+            tree = parse_one(text, self.settings.dialect)
+        refuse_unsupported_sources(tree, text)
         tables = self.catalog.tables()
         return compile_select(text, tables, self.settings.dialect, tree,
                               sizes=_TableSizes(tables),
@@ -160,7 +178,7 @@ class Session:
             "rows", text, result.columns, result.types, result.rows(), result.total_rows,
             stats=stats, lambda_cost=stats.lambda_cost(self.settings),
             athena_cost=costs.athena_cost(stats.bytes_read or sum(p.bytes for p in plans)),
-            seconds=time.perf_counter() - t0, job=result)
+            seconds=time.perf_counter() - t0, job=result, started=t0)
 
     def _explain(self, text: str) -> StatementResult:
         m = re.match(r"\s*EXPLAIN(\s+CODE\b)?", text, re.I | re.S)
@@ -190,11 +208,11 @@ class Session:
         est, lam = estimate(plans, self.settings)
         s = self.settings
         summary = [
-            f"Plan: {est.map_tasks} map tasks over {est.splits} splits, "
-            f"{est.reduce_tasks} reduce tasks; input {_mb(est.bytes_read)}",
+            f"Plan: {plural(est.map_tasks, 'map task')} over {plural(est.splits, 'split')}, "
+            f"{plural(est.reduce_tasks, 'reduce task')}; input {_mb(est.bytes_read)}",
             f"Estimate on Lambda ({s.memory_mb} MB, {s.architecture}): "
-            f"~{lam.gb_seconds:.1f} GB-s, {lam.requests} requests, {lam.gets} S3 GET, "
-            f"{lam.puts} S3 PUT/LIST = {costs.money(lam.total)}",
+            f"~{lam.gb_seconds:.1f} GB-s, {plural(lam.requests, 'request')}, {lam.gets:,} S3 GET, "
+            f"{lam.puts:,} S3 PUT/LIST = {costs.money(lam.total)}",
             f"Athena for the same bytes: {costs.money(costs.athena_cost(est.bytes_read))} "
             f"($5/TB, 10 MB minimum)",
         ]
@@ -204,9 +222,11 @@ class Session:
         if move is not None:
             how = ("the final tasks write text files" if job.limit is None and not job.sorted
                    else "the driver writes the merged rows as one text file")
-            message = re.sub(r"  Stage: Stage-0\n    Fetch Operator[^\n]*",
-                             f"  Stage: Stage-0\n    Move Operator ({how} into a hidden staging "
-                             f"folder, committed to {move})", message)
+            # a function replacement: the user's path is text, never a regex template
+            moved = (f"  Stage: Stage-0\n    Move Operator ({how} into a hidden staging "
+                     f"folder, committed to {move})")
+            message = re.sub(r"  Stage: Stage-0\n    Fetch Operator[^\n]*", lambda _: moved,
+                             message)
         return StatementResult("explain", text, message=message)
 
     # ------------------------------------------------- CREATE TABLE AS, INSERT
@@ -250,7 +270,7 @@ class Session:
             if managed:
                 storage.delete_prefix(uri)
             raise
-        return self._written(text, f"created table {name} ({len(columns)} columns, "
+        return self._written(text, f"created table {name} ({plural(len(columns), 'column')}, "
                              f"{_files(written)}) at {uri}", written, t0)
 
     def _insert(self, tree: exp.Insert, text: str) -> StatementResult:
@@ -278,7 +298,7 @@ class Session:
             "message", text, message=message, stats=written.stats,
             lambda_cost=written.stats.lambda_cost(self.settings),
             athena_cost=costs.athena_cost(written.stats.bytes_read),
-            seconds=time.perf_counter() - t0)
+            seconds=time.perf_counter() - t0, started=t0)
 
     def _write_result(self, job: Job, text: str, uri: str, delimiter: str,
                       overwrite: bool) -> "_Written":
@@ -340,7 +360,7 @@ class Session:
         if not storage.is_s3(table.location) and not storage.exists(table.location):
             note = f" (note: {storage.to_path(table.location)} does not exist yet)"
         return StatementResult("message", text, message=f"created table {table.name} "
-                               f"({len(table.columns)} columns) at {table.location}{note}")
+                               f"({plural(len(table.columns), 'column')}) at {table.location}{note}")
 
     def _drop(self, tree: exp.Drop, text: str) -> StatementResult:
         if (tree.args.get("kind") or "").upper() != "TABLE":
@@ -396,6 +416,24 @@ class Session:
         except (KeyError, ValueError) as e:
             raise SqlError(str(e).strip('"'), text, m.start(1)) from None
         return StatementResult("message", text, message=f"{m.group(1)} = {getattr(self.settings, m.group(1).replace('-', '_').lower())}")
+
+
+def refuse_unsupported_sources(tree: exp.Expression, text: str) -> None:
+    """Say plainly what a query reads that sqlmr cannot: a WITH clause (its
+    names would otherwise be looked up as tables) or a table function in FROM
+    (which has no table name at all)."""
+    w = tree.find(exp.With)
+    if w is not None:
+        offset = len(text) - len(text.lstrip()) if tree.args.get("with_") is w else _start(w)
+        raise UnsupportedError("WITH (common table expressions); write the query as a "
+                               "derived table: FROM (SELECT …) AS name", text, offset)
+    for t in tree.find_all(exp.Table):
+        if isinstance(t.this, exp.Func):
+            at = _start(t.this)
+            spelt = text[at:].split("(", 1)[0].strip() if at is not None else ""
+            name = spelt if re.fullmatch(r"[\w.]+", spelt) else t.this.sql().split("(", 1)[0]
+            raise UnsupportedError(f"table functions in FROM ({name}(…)); CREATE EXTERNAL "
+                                   "TABLE … LOCATION '…' reads files", text, _start(t.this))
 
 
 def _write_target(tree: exp.Expression, text: str) -> tuple[exp.Expression, str | None]:
@@ -546,7 +584,7 @@ def ensure_default_data() -> None:
 
 
 def _files(written) -> str:
-    return f"{written.rows:,} rows in {written.files} file{'s' if written.files != 1 else ''}"
+    return f"{plural(written.rows, 'row')} in {plural(written.files, 'file')}"
 
 
 def _mb(n: int) -> str:

@@ -28,18 +28,22 @@ def uv(tiny):
     r = sqlmr("-e", f"CREATE EXTERNAL TABLE uv ({UV}) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
                     f"LOCATION '{tiny / 'uservisits'}'")
     assert r.returncode == 0, r.stderr
-    assert "created table uv" in r.stdout
+    assert "created table uv" in r.stderr   # a status line: stdout is a pipe here
     return "uv"
 
 
 def test_table_output_with_counts_time_and_cost(uv):
+    """Piped, a table holds every row (as psql's does); time and cost go to stderr."""
     r = sqlmr("-e", "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 8)")
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "SUBSTR(sourceIP, 1, 8)" in out.splitlines()[1]
-    assert "(9,651 rows, first 40 shown" in out
-    assert "Time:" in out and "map + " in out and "reduce tasks" in out and "read 1.7 MB" in out
-    assert "Cost: Lambda $" in out and "Athena $" in out
+    assert out.splitlines()[-1] == "(9,651 rows)"
+    assert len(out.splitlines()) == 9651 + 5   # border, header, rule, rows, border, footer
+    assert "Time:" not in out and "Cost:" not in out
+    err = r.stderr
+    assert "Time:" in err and "map + " in err and "reduce tasks" in err and "read 1.7 MB" in err
+    assert "Cost: Lambda $" in err and "Athena $" in err and "S3 PUT planned)" in err
 
 
 def test_csv_has_only_data_on_stdout(uv, tmp_path):
@@ -63,7 +67,7 @@ def test_output_file_gets_every_row(uv, tmp_path):
     out = tmp_path / "all.csv"
     r = sqlmr("-o", str(out), "-e", "SELECT sourceIP FROM uv")
     assert r.returncode == 0, r.stderr
-    assert "wrote 10,000 rows" in r.stdout
+    assert "wrote 10,000 rows" in r.stderr and r.stdout == ""
     assert len(out.read_text().splitlines()) == 10001
 
 
@@ -132,10 +136,10 @@ def test_ddl_show_describe_drop(tiny):
                     f"LOCATION '{tiny / 'rankings'}'; CREATE EXTERNAL TABLE IF NOT EXISTS rk (a INT) LOCATION '/x';"
                     "SHOW TABLES; DESCRIBE rk; DROP TABLE rk; DROP TABLE IF EXISTS rk")
     assert r.returncode == 0, r.stderr
-    assert "already exists, skipped" in r.stdout
+    assert "already exists, skipped" in r.stderr
     assert "rankings" in r.stdout and "(built-in)" in r.stdout
     assert "| pageRank | INT" in r.stdout.replace("  ", " ").replace("  ", " ") or "pageRank" in r.stdout
-    assert "dropped table rk" in r.stdout and "nothing dropped" in r.stdout
+    assert "dropped table rk" in r.stderr and "nothing dropped" in r.stderr
     r = sqlmr("-e", "DROP TABLE rk")
     assert r.returncode == 1 and "table 'rk' does not exist" in r.stderr
 

@@ -284,7 +284,7 @@ def test_explain_on_lambda_uses_64_mb_splits(tmp_path, tables, monkeypatch):
     assert "3 map tasks over 3 splits" in text
     assert "Estimate on Lambda (1769 MB, arm64)" in text
     text = list(session.execute("EXPLAIN " + amplab("1a")))[0].message
-    assert "1 map tasks over 2 splits" in text             # two small files, one task
+    assert "1 map task over 2 splits" in text              # two small files, one task
 
 
 def test_table_read_grants_accumulate_in_the_role_policy(tables):

@@ -165,7 +165,7 @@ def test_backslash_and_dot_commands(home, capsys):
     assert settings.workers == 3
     assert re.search(r"^workers\s+= 3$", out, re.M)            # \set lists settings
     assert "unknown setting 'nosuch'" in captured.err
-    assert "max_rows needs a number, not 'lots'" in captured.err
+    assert "max_rows needs a whole number, not 'lots'" in captured.err
     assert "invalid command \\nosuch" in captured.err
     assert "Traceback" not in captured.err
 
@@ -214,6 +214,25 @@ def test_mode_csv_json_markdown(home, capsys):
     assert '[\n {"itemCount": 3}\n]' in out
     assert "|   itemCount |\n|-------------|\n|           3 |\n(1 row)" in out
     assert "unknown mode 'nonsense'" in captured.err
+
+
+def test_csv_mode_keeps_status_lines_out_of_stdout(home, capsys):
+    """In csv / json mode stdout holds data only: SET's echo, row counts, Time
+    and Cost go to stderr."""
+    drive(".mode csv" + ENTER + "SET max_rows = 7;" + ENTER + "\\set workers 2" + ENTER
+          + "SELECT regionName FROM Sales WHERE itemCount = 3;" + ENTER + CTRL_D)
+    captured = capsys.readouterr()
+    assert captured.out.endswith("regionName\nnorth\n"), captured.out
+    assert "max_rows = 7" in captured.err and "workers = 2" in captured.err
+    assert "(1 row)" in captured.err and "Time: " in captured.err
+
+
+def test_create_table_as_prints_time_and_cost(home, capsys):
+    drive("CREATE TABLE big_sales AS SELECT regionName FROM Sales WHERE itemCount > 2;" + ENTER
+          + CTRL_D)
+    out = capsys.readouterr().out
+    assert "created table big_sales (1 column, 3 rows in 1 file)" in out
+    assert "Time: " in out and "S3 PUT planned)" in out
 
 
 def test_output_file_collects_later_results_until_reset(home, capsys, tmp_path):

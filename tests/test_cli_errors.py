@@ -1,0 +1,114 @@
+"""Bad invocations of the sqlmr command: never a traceback, the right exit
+status (2 usage, 1 query), and a message that names the problem.  Usage errors
+are found before any work: the statement given would write a folder, and it
+must not exist afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_cli import sqlmr
+
+ROWS = "a,1,2\nb,x,4\nc,5,6\n"     # row 2's INT field is malformed (byte offset 6)
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    data = tmp_path / "small"
+    data.mkdir()
+    (data / "part-0.csv").write_text(ROWS)
+    r = sqlmr("-e", f"CREATE EXTERNAL TABLE t (s STRING, i INT, j INT) LOCATION '{data}'")
+    assert r.returncode == 0, r.stderr
+    return tmp_path
+
+
+def check(r, code: int, *needles: str) -> None:
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, r.stderr
+    assert r.returncode == code, (r.returncode, r.stderr)
+    for n in needles:
+        assert n in r.stderr, (n, r.stderr)
+
+
+USAGE = [
+    (["--max-rows", "-5"], "max_rows must be 0 or more"),
+    (["--workers", "0"], "argument --workers: must be more than 0"),
+    (["--workers", "-1"], "argument --workers: must be more than 0"),
+    (["--workers", "two"], "workers needs a whole number, not 'two'"),
+    (["--reducers", "-3"], "argument --reducers: must be more than 0"),
+    (["--split-mb", "-1"], "argument --split-mb: must be more than 0"),
+    (["--split-mb", "nan"], "split_mb needs a finite number"),
+    (["--memory", "0"], "memory_mb must be in 128–10240"),
+    (["--dialect", "foo"], "Unknown dialect 'foo'"),
+    (["-o", "/nonexistent/dir/out.csv"], "folder /nonexistent/dir does not exist"),
+    (["-o", "{tmp}"], "is a folder; name a file"),
+    (["-o", "{tmp}/out.dat"], "cannot tell the format of --output {tmp}/out.dat"),
+]
+
+
+@pytest.mark.parametrize("args,message", USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_usage_errors_exit_2_before_any_work(small, args, message):
+    ran = small / "ran"
+    args = [a.format(tmp=small) for a in args]
+    r = sqlmr(*args, "-e", f"INSERT OVERWRITE DIRECTORY '{ran}' SELECT s FROM t")
+    check(r, 2, message.format(tmp=small))
+    assert not ran.exists()
+
+
+def test_bad_config_value_names_file_key_and_value(small, sqlmr_home):
+    (sqlmr_home / "config").write_text("# mine\nworkers = abc\n")
+    r = sqlmr("-e", "SELECT s FROM t")
+    check(r, 2, f"{sqlmr_home / 'config'} line 2 (workers = abc): "
+                "workers needs a whole number, not 'abc'")
+    assert "invalid literal" not in r.stderr
+    (sqlmr_home / "config").write_text("memory_mb = 0\n")
+    check(sqlmr("-e", "SELECT s FROM t"), 2, "memory_mb must be in 128–10240")
+
+
+QUERY = [
+    ("SET workers = -1; SELECT s FROM t", "workers must be 0 or more (0 = one per core), not -1"),
+    ("SET max_rows = lots", "max_rows needs a whole number, not 'lots'"),
+    ("SET dialect = foo", "Unknown dialect 'foo'"),
+    ("WITH a AS (SELECT s FROM t) SELECT * FROM a", "not supported yet: WITH"),
+    ("SELEC x;", "syntax error: 'SELEC' does not start a statement sqlmr knows"),
+    ("SELECT * FROM read_csv('x.csv')", "not supported yet: table functions in FROM (read_csv("),
+    ("SELECT * FROM (SELECT * FROM read_csv('x.csv')) q", "table functions in FROM (read_csv("),
+]
+
+
+@pytest.mark.parametrize("sql,message", QUERY, ids=[q for q, _ in QUERY])
+def test_query_errors_exit_1_with_a_message(small, sql, message):
+    r = sqlmr("-e", sql)
+    check(r, 1, message)
+    assert "does not exist" not in r.stderr and "ALIAS" not in r.stderr
+
+
+def test_caret_points_at_the_unknown_statement_word(small):
+    r = sqlmr("--no-timing", "-e", "SELECT s FROM t;\n  SELEC x;")
+    lines = r.stderr.splitlines()
+    assert lines[0] == "LINE 2:   SELEC x;"
+    assert lines[1].index("^") == lines[0].index("SELEC")
+
+
+def test_explain_of_a_path_with_a_backslash(small):
+    """The path is text in EXPLAIN's output, not a regex replacement template."""
+    r = sqlmr("-e", "EXPLAIN INSERT OVERWRITE DIRECTORY '/tmp/x\\\\1' SELECT s FROM t")
+    check(r, 0)
+    assert "committed to file:///tmp/x\\1" in r.stdout
+
+
+def test_strict_prints_one_line_naming_file_offset_and_row(small):
+    r = sqlmr("--strict", "-e", "SELECT s, i FROM t")
+    check(r, 1, "part-0.csv at byte 6", "'b,x,4'")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "remote traceback" not in r.stderr and "File " not in r.stderr
+    r = sqlmr("--strict", "--debug", "-e", "SELECT s, i FROM t")
+    assert r.returncode == 1 and "remote traceback" in r.stderr   # --debug shows the frames
+
+
+def test_tsv_output_is_tab_separated(small):
+    out = small / "out.tsv"
+    r = sqlmr("-o", str(out), "-e", "SELECT s, j FROM t ORDER BY s")
+    check(r, 0, "wrote 3 rows")
+    assert out.read_text() == "s\tj\na\t2\nb\t4\nc\t6\n"
