@@ -148,7 +148,17 @@ def _parse_prologue(src: Src, plan: QueryPlan) -> None:
     src.dedent()("except (ValueError, IndexError):").indent()("pass").dedent()
     src("else:").indent()
     strings = [f"c{i} != _nul" for i in cols if scan.table.columns[i].type == "string"]
-    src(f"if {' and '.join(strings) if strings else 'line'}:").indent()
+    if not cols or cols == [0] and strings:
+        # An empty line splits to [''], so reading a field past the first fails,
+        # and no parser but a STRING's accepts '': only when every field read is
+        # a STRING field 0 (or none is read) can an empty line get here, so only
+        # then is the line itself tested (the slow path skips it).
+        strings.append("line")
+    if strings:
+        src(f"if {' and '.join(strings)}:")
+    else:
+        src("if True:  # every field parsed: no NULL, not an empty line")
+    src.indent()
     return spec  # type: ignore[return-value]
 
 
@@ -160,6 +170,11 @@ def _slow_prologue(src: Src, plan: QueryPlan, spec) -> None:
         names = ", ".join(f"c{i}" for i in cols) + ("," if len(cols) == 1 else "")
         src(f"({names}), _bad = _parse_fields(line, {sep!r}, {spec!r})")
         src("if _bad:").indent()("bad(line)").dedent()
+
+
+def _tuple(items: list[str]) -> str:
+    """A tuple display of ``items`` that is valid at any width: ``()``, ``(a,)``, ``(a, b)``."""
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def _key_expr(codes: list[Code]) -> str:
@@ -321,7 +336,7 @@ def generate_stages(stages: list) -> Generated:
     head("_bool = F.parse_bool")
     head("_NUL = F.NULL_TEXT")
     head("_JK = _itemgetter(0, 1)  # join shuffle order: key, then side tag")
-    head("_K0 = _itemgetter(0)")
+    head("_KEY0 = _itemgetter(0)")
     head("_NOKEY = object()")
     head("_BC = {}  # broadcast hash tables built in this process, by (job, name)")
     head()
@@ -734,7 +749,7 @@ class _PhaseGen:
                 key = _key_expr(parts)
                 m = self.fresh("m")
                 if op.kind == "left":
-                    nulls = self.consts_name(f"(({', '.join(['None'] * len(op.fields))},),)")
+                    nulls = self.consts_name(_tuple([_tuple(["None"] * len(op.fields))]))
                     src(f"for {m} in (_{op.name}get({key}) or {nulls}):").indent()
                 else:
                     src(f"for {m} in _{op.name}get({key}, ()):").indent()
@@ -782,7 +797,7 @@ class _PhaseGen:
             # every record of a run has the same tag unless NULL keys pass as tag 2:
             # then sorting by the key alone keeps the run in (key, tag) order
             src("out = ctx.writer(sort=True)" if sink.null_tag is not None
-                else "out = ctx.writer(sort=_K0)")
+                else "out = ctx.writer(sort=_KEY0)")
             src("parts = ctx.event['partitions'] or 1")
             src("sbufs = [[] for _ in range(parts)]")
             src("sadd = [b.append for b in sbufs]")
@@ -1075,7 +1090,7 @@ class _LoaderGen:
             src(f"if {' and '.join(f'{n} is not None' for n in nullable)}:").indent()
         key = names[0][0] if len(names) == 1 else "(" + ", ".join(n for n, *_ in names) + ",)"
         vals = [comp.value(_column(f.key)).code for f in op.fields]
-        tup = "(" + "".join(v + ", " for v in vals) + ")"
+        tup = _tuple(vals)
         src(f"lst = dget({key})")
         src("if lst is None:").indent()(f"d[{key}] = [{tup}]").dedent()
         src("else:").indent()(f"lst.append({tup})").dedent()

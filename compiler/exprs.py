@@ -55,17 +55,22 @@ class Code:
     nullable: bool
 
 
+CONST_PREFIX = "_C"  # generated constants only: no other generated name starts so
+
+
 def intern_const(consts: dict[str, str], value_code: str) -> str:
     """Name of the module-level constant holding ``value_code``, added once.
+    Constant names have a prefix of their own (:data:`CONST_PREFIX` and a
+    number), which :mod:`compiler.codegen` never gives any other name.
 
     >>> k = {}
     >>> intern_const(k, "frozenset((1,))"), intern_const(k, "frozenset((1,))"), k
-    ('_K0', '_K0', {'_K0': 'frozenset((1,))'})
+    ('_C0', '_C0', {'_C0': 'frozenset((1,))'})
     """
     for name, code in consts.items():
         if code == value_code:
             return name
-    name = f"_K{len(consts)}"
+    name = f"{CONST_PREFIX}{len(consts)}"
     consts[name] = value_code
     return name
 
@@ -76,7 +81,10 @@ def column_key(col: exp.Column) -> str:
 
 
 def expr_key(node: exp.Expression) -> str:
-    """Environment key of any expression (its canonical SQL)."""
+    """Environment key of any expression (its canonical SQL); parentheses
+    around the whole expression do not count: ``(i + 1)`` is ``i + 1``."""
+    while isinstance(node, exp.Paren):
+        node = node.this
     if isinstance(node, exp.Column):
         return column_key(node)
     return node.sql(dialect="hive", normalize=True)
@@ -176,7 +184,7 @@ class ExprCompiler:
 
     # -------------------------------------------------------------- values
     def value(self, node: exp.Expression) -> Code:
-        key = expr_key(node) if not isinstance(node, (exp.Literal, exp.Paren)) else None
+        key = expr_key(node) if not isinstance(node, exp.Literal) else None
         if key is not None and key in self.env:
             v = self.env[key]
             return Code(v.name, v.type, v.nullable)
