@@ -78,9 +78,13 @@ def check_names(select: exp.Select, tables: Mapping[str, Table], sql: str) -> No
         return
     aliases = {s.alias.lower() for s in select.expressions if isinstance(s, exp.Alias)}
     derived = any(not isinstance(s, exp.Table) for s in _sources(select))
+    order = select.args.get("order")
+    # in ORDER BY an unqualified output alias names the output, not an input column
+    order_aliases = {id(c) for c in order.find_all(exp.Column)
+                     if not c.table and c.name.lower() in aliases} if order is not None else set()
     for col in _own_columns(select):
         name = col.name
-        if isinstance(col.this, exp.Star):
+        if isinstance(col.this, exp.Star) or id(col) in order_aliases:
             continue
         if col.table:
             t = scope.get(col.table.lower())
@@ -143,7 +147,28 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
     except OptimizeError as e:
         raise SqlError(str(e), sql, None) from None
     _restore_positions(query, q)
+    for select in q.find_all(exp.Select):
+        _expand_order_aliases(select)
     return annotate_types(q, schema=schema, dialect=dialect)
+
+
+def _expand_order_aliases(select: exp.Select) -> None:
+    """Replace the output aliases ORDER BY names (the qualifier leaves them as
+    unqualified columns) by the expressions they name, so ``ORDER BY i * 2``
+    over ``SELECT i`` is ``t.i * 2`` and ``ORDER BY x`` finds its output
+    whatever its spelling.  In ORDER BY an output alias wins over an input
+    column of the same name, as in Hive."""
+    order = select.args.get("order")
+    if order is None:
+        return
+    named = {s.alias.lower(): s.this for s in select.expressions if isinstance(s, exp.Alias)}
+
+    def expand(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in named:
+            return named[node.name.lower()].copy()
+        return node
+    for o in order.expressions:
+        o.set("this", o.this.transform(expand))
 
 
 def _restore_positions(original: exp.Expression, qualified: exp.Expression) -> None:

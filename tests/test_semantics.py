@@ -142,3 +142,29 @@ def test_literals_out_of_float_range_or_very_long_are_valid_code(tables):
     assert got == [[100000000006, 9223372036854775807, 1e20]]
     assert rows(tables, "SELECT k FROM t2 WHERE k = 'c' AND d IN (2.5, 1e400)") == [["c"]]
     assert rows(tables, "SELECT s FROM t3 WHERE s = 1e400") == []
+
+
+# --------------------------------------------- valid queries, not refused
+
+def test_group_by_a_parenthesised_expression(tables):
+    tables.check("SELECT (i + 1) AS x, COUNT(*) FROM t2 GROUP BY (i + 1)")
+    tables.check("SELECT (i + 1) * 2 AS x, COUNT(*) FROM t2 GROUP BY i + 1")
+
+
+def test_order_by_an_expression_of_an_output_alias(tables):
+    tables.check("SELECT k, i FROM t2 ORDER BY i * 2 DESC NULLS LAST, k")
+    tables.check("SELECT k, COUNT(*) AS n FROM t2 GROUP BY k ORDER BY n * 2, k DESC")
+    tables.check("SELECT DISTINCT k = 'a' AS b, k FROM t2 ORDER BY k = 'a', 2")
+
+
+def test_order_by_output_alias_wins_over_an_input_column(session, tmp_path):
+    t = Tables(session, tmp_path)
+    t.add("rk", [("pageURL", "string"), ("pageRank", "int")], {"d": b"u1,3\nu2,1\nu3,2\n"})
+    sql = ("SELECT A.pageRank AS pageURL FROM rk A JOIN rk B ON A.pageURL = B.pageURL "
+           "ORDER BY pageURL")
+    assert t.check(sql) == [[1], [2], [3]]
+    assert t.check("SELECT pageRank AS pageURL, pageURL AS u FROM rk ORDER BY pageURL DESC") == [
+        [3, "u1"], [2, "u3"], [1, "u2"]]
+    with pytest.raises(Exception, match="ambiguous"):  # outside ORDER BY the alias is not visible
+        t.sqlmr("SELECT A.pageRank AS pageURL FROM rk A JOIN rk B ON A.pageURL = B.pageURL "
+                "WHERE pageURL = 'u1'")
