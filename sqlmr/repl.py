@@ -41,7 +41,9 @@ from sqlmr.config import Settings
 from sqlmr.progress import ProgressBar
 from sqlmr.render import (expanded_text, format_for_path, plural, rows_line, summary_lines,
                           table_text, take, write_output, write_rows)
-from sqlmr.repl_complete import COMMANDS, MODES, ReplLexer, SqlCompleter, scan
+from sqlmr.repl_commands import (CLEAR, COMMANDS, MODES, QUIT, Invocation, path_arg)
+from sqlmr.repl_commands import parse as parse_command
+from sqlmr.repl_complete import ReplLexer, SqlCompleter, scan
 from sqlmr.session import Session, StatementResult
 
 PROMPT = "sqlmr> "
@@ -53,9 +55,6 @@ STYLE = Style.from_dict({
     "pygments.literal.number": "#0088aa",
     "pygments.comment": "italic #888888",
 })
-
-QUIT = object()
-
 
 def run_repl(settings: Settings, debug: bool = False, input=None, output=None) -> int:
     """Run the REPL until ``\\q`` or Ctrl-D; returns the exit status (0).
@@ -98,7 +97,7 @@ class Repl:
     def err(self) -> IO[str]:
         return sys.stderr
 
-    def _print(self, *lines: str, err: bool = False) -> None:
+    def say(self, *lines: str, err: bool = False) -> None:
         stream = self.err if err else self.out
         for line in lines:
             print(line, file=stream)
@@ -202,12 +201,12 @@ class Repl:
         where = (f"{s.backend} backend, {s.effective_workers()} workers" if s.backend == "local"
                  else f"{s.backend} backend ({s.memory_mb} MB {s.architecture})")
         to_err = not _isatty(self.out)   # results redirected: keep the greeting on screen
-        self._print(f"sqlmr {__version__} · {where} · type \\? for help, \\q to quit; "
+        self.say(f"sqlmr {__version__} · {where} · type \\? for help, \\q to quit; "
                     f"statements end with ;", err=to_err)
         try:
             tables = sorted(self.session.catalog.tables().values(), key=lambda t: t.name.lower())
         except Exception as e:  # noqa: BLE001 — say it and go on
-            self._print(f"warning: {_plain(e)}", err=True)
+            self.say(f"warning: {_plain(e)}", err=True)
             return
         user = [t.name for t in tables if not t.builtin]
         builtin = [t.name for t in tables if t.builtin]
@@ -217,7 +216,7 @@ class Repl:
         if builtin:
             parts.append("built-in " + ", ".join(builtin) + (
                 "" if _default_data_ready() else " (sample data generated on first use)"))
-        self._print("Tables: " + "; ".join(parts), err=to_err)
+        self.say("Tables: " + "; ".join(parts), err=to_err)
 
     def handle(self, text: str):
         """Run what the user entered; returns QUIT, text to put back in the
@@ -243,71 +242,18 @@ class Repl:
 
     # ----------------------------------------------------------- commands
     def command(self, line: str, buffer: str):
-        """A backslash or dot command; ``buffer`` is SQL typed before it
-        (psql's query buffer), given back to the prompt afterwards."""
-        name, _, arg = line.partition(" ")
-        if name not in ("\\!", ".shell", ".system"):
-            name, arg = name.rstrip(";"), arg.strip().rstrip(";")   # ".tables;", "\\d t;"
-        if name.startswith("\\") and len(name) > 2 and name[:2] in ("\\x", "\\o", "\\i", "\\e",
-                                                                      "\\!") \
-                and name not in COMMAND_NAMES:
-            name, arg = name[:2], (name[2:] + " " + arg).strip()   # \ofile, \x, \!ls
-        arg = arg.strip()
+        """A backslash or dot command, run through the command registry
+        (:mod:`sqlmr.repl_commands`); ``buffer`` is SQL typed before it (psql's
+        query buffer), given back to the prompt afterwards."""
+        spec, name, arg = parse_command(line)
         keep = buffer if buffer.strip() else None
-        if name in ("\\q", ".quit", ".exit"):
-            return QUIT
-        if name in ("\\?", ".help", "\\h", "\\help"):
-            self.show_help()
-        elif name in ("\\dt", ".tables"):
-            self.list_tables()
-        elif name in ("\\d", ".schema", "\\d+"):
-            if arg:
-                self.show_statement(f"DESCRIBE {_ident(arg)}", footer=False)
-            else:
-                self.list_tables()
-        elif name in ("\\timing", ".timer"):
-            value = self._onoff(arg, self.settings.timing, name)
-            if value is not None:
-                self.settings.timing = value
-                self._print(f"Timing is {'on' if value else 'off'}.")
-        elif name == "\\x":
-            self.set_expanded(arg)
-        elif name == ".mode":
-            if not arg:
-                self._print(f"mode: {self.settings.format}")
-            elif arg.lower() in MODES:
-                self.settings.format = arg.lower()
-            else:
-                self._print(f"unknown mode {arg!r}: use {', '.join(MODES)}", err=True)
-        elif name in ("\\o", ".output"):
-            self.set_output(arg)
-        elif name == ".once":
-            if not arg:
-                self._print("usage: .once FILE", err=True)
-            else:
-                self.once_file = _path(arg)
-        elif name in ("\\i", ".read"):
-            if not arg:
-                self._print(f"usage: {name} FILE", err=True)
-            else:
-                self.run_file(_path(arg))
-        elif name == "\\e":
-            return self.edit(_path(arg) if arg else None, buffer)
-        elif name == "\\set":
-            self.set_setting(arg)
-        elif name == "\\pset":
-            self.pset(arg)
-        elif name == "\\r":
-            self._print("Query buffer reset (cleared).")
-            return None
-        elif name == "\\errverbose":
-            self._print(self.last_error or "There is no previous error.", err=bool(self.last_error))
-        elif name in ("\\!", ".shell", ".system"):
-            if arg:
-                subprocess.call(arg, shell=True)
-        else:
-            self._print(f"invalid command {name}: type \\? for help", err=True)
-        return keep
+        if spec is None:
+            self.say(f"invalid command {name}: type \\? for help", err=True)
+            return keep
+        outcome = spec.handler(self, Invocation(name, arg, buffer))
+        if outcome is None:
+            return keep
+        return None if outcome is CLEAR else outcome
 
     def list_tables(self) -> None:
         """``\\dt``: name, location and the columns, cut to fit the terminal."""
@@ -342,9 +288,9 @@ class Repl:
                   "Keys: Tab completes · → takes the grey suggestion · Ctrl-R searches history · "
                   "Ctrl-X Ctrl-E edits in $EDITOR",
                   "      Ctrl-C cancels a running query or clears the line · Ctrl-D quits"]
-        self._print(*lines)
+        self.say(*lines)
 
-    def _onoff(self, arg: str, current: bool, name: str) -> bool | None:
+    def onoff(self, arg: str, current: bool, name: str) -> bool | None:
         if not arg:
             return not current
         low = arg.lower()
@@ -352,7 +298,7 @@ class Repl:
             return True
         if low in ("off", "false", "0", "no"):
             return False
-        self._print(f"{name}: expected on or off, not {arg!r}", err=True)
+        self.say(f"{name}: expected on or off, not {arg!r}", err=True)
         return None
 
     def set_expanded(self, arg: str) -> None:
@@ -362,71 +308,71 @@ class Repl:
         elif low in ("on", "off", "auto"):
             self.expanded = low
         else:
-            self._print(f"\\x: expected on, off or auto, not {arg!r}", err=True)
+            self.say(f"\\x: expected on, off or auto, not {arg!r}", err=True)
             return
-        self._print("Expanded display is " + ("used automatically." if self.expanded == "auto"
+        self.say("Expanded display is " + ("used automatically." if self.expanded == "auto"
                                                else f"{self.expanded}."))
 
     def set_output(self, arg: str) -> None:
         if not arg:
             if self.output_file:
-                self._print(f"Output goes to the screen again (results were written to "
+                self.say(f"Output goes to the screen again (results were written to "
                             f"{self.output_file}).")
             self.output_file = None
             return
-        path = _path(arg)
+        path = path_arg(arg)
         try:
             if not os.path.exists(path) or os.path.isfile(path):
                 with open(path, "w", encoding="utf-8"):
                     pass
         except OSError as e:
-            self._print(f"{arg}: {e.strerror}", err=True)
+            self.say(f"{arg}: {e.strerror}", err=True)
             return
         self.output_file = path
-        self._print(f"Results go to {path} ({self._file_format(path)}); \\o alone sends them "
+        self.say(f"Results go to {path} ({self._file_format(path)}); \\o alone sends them "
                     f"to the screen again.")
 
     def set_setting(self, arg: str) -> None:
         if not arg:
             items = self.settings.items()
             width = max(len(k) for k, _ in items)
-            self._print(*(f"{k.ljust(width)} = {_setting_text(v)}" for k, v in items))
+            self.say(*(f"{k.ljust(width)} = {_setting_text(v)}" for k, v in items))
             return
         parts = arg.split(None, 1)
         name = parts[0]
         if len(parts) == 1:
             key = name.replace("-", "_").lower()
             if hasattr(self.settings, key) and key in dict(self.settings.items()):
-                self._print(f"{key} = {_setting_text(getattr(self.settings, key))}")
+                self.say(f"{key} = {_setting_text(getattr(self.settings, key))}")
             else:
-                self._print(f"unknown setting '{name}' (\\set lists them)", err=True)
+                self.say(f"unknown setting '{name}' (\\set lists them)", err=True)
             return
         value = parts[1].strip().strip("'\"")
         try:
             self.settings.set(name, value)   # checks the value (range, dialect, …)
         except KeyError as e:
-            self._print(str(e.args[0]), err=True)
+            self.say(str(e.args[0]), err=True)
             return
         except ValueError as e:
-            self._print(str(e), err=True)
+            self.say(str(e), err=True)
             return
         key = name.replace("-", "_").lower()
-        self._print(f"{key} = {_setting_text(getattr(self.settings, key))}",
+        self.say(f"{key} = {_setting_text(getattr(self.settings, key))}",
                     err=self.settings.format in ("csv", "json"))
 
     def pset(self, arg: str) -> None:
         parts = arg.split()
         if parts and parts[0] == "pager":
-            value = self._onoff(parts[1] if len(parts) > 1 else "", self.pager, "\\pset pager")
+            value = self.onoff(parts[1] if len(parts) > 1 else "", self.pager, "\\pset pager")
             if value is not None:
                 self.pager = value
-                self._print(f"Pager usage is {'on' if value else 'off'}.")
+                self.say(f"Pager usage is {'on' if value else 'off'}.")
         elif parts and parts[0] == "format" and len(parts) > 1 and parts[1] in MODES:
             self.settings.format = parts[1]
         elif parts and parts[0] == "expanded":
             self.set_expanded(parts[1] if len(parts) > 1 else "")
         else:
-            self._print("usage: \\pset pager on|off", err=True)
+            self.say("usage: \\pset pager on|off", err=True)
 
     def edit(self, path: str | None, buffer: str):
         """``\\e``: the statement being typed (or the last one, or FILE) in
@@ -435,17 +381,17 @@ class Repl:
             try:
                 text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
             except OSError as e:
-                self._print(f"{path}: {e.strerror}", err=True)
+                self.say(f"{path}: {e.strerror}", err=True)
                 return buffer or None
             if not _run_editor(path):
-                self._print("the editor failed; nothing changed", err=True)
+                self.say("the editor failed; nothing changed", err=True)
                 return buffer or None
             text = open(path, encoding="utf-8").read()
         else:
             text = buffer if buffer.strip() else self.last_statement
             edited = _edit_text(text)
             if edited is None:
-                self._print("no editor found: set $EDITOR (or $VISUAL)", err=True)
+                self.say("no editor found: set $EDITOR (or $VISUAL)", err=True)
                 return buffer or None
             text = edited
         return text.rstrip("\n") or None
@@ -454,10 +400,10 @@ class Repl:
         try:
             script = open(path, encoding="utf-8").read()
         except OSError as e:
-            self._print(f"{path}: {e.strerror}", err=True)
+            self.say(f"{path}: {e.strerror}", err=True)
             return
         except UnicodeDecodeError:
-            self._print(f"{path}: not a UTF-8 text file", err=True)
+            self.say(f"{path}: not a UTF-8 text file", err=True)
             return
         self.run_sql(script, source=path)
 
@@ -505,7 +451,7 @@ class Repl:
 
     def cancelled(self) -> None:
         self._clear_bar()
-        self._print("cancelled", err=True)
+        self.say("cancelled", err=True)
 
     def _clear_bar(self) -> None:
         self.bar.clear()
@@ -528,7 +474,7 @@ class Repl:
                 text = self.last_error.rstrip() + "\n" + text
         if source:
             text = f"{source}:\n{text}"
-        self._print(text, err=True)
+        self.say(text, err=True)
 
     def show_result(self, result: StatementResult, footer: bool = True, to_file: bool = True
                     ) -> None:
@@ -542,9 +488,9 @@ class Repl:
         elif target and result.kind in ("rows", "explain"):
             n = self.write_file(target, result)
             if result.kind == "rows":
-                self._print(f"wrote {plural(n, 'row')} to {target}", err=status)
+                self.say(f"wrote {plural(n, 'row')} to {target}", err=status)
             else:
-                self._print(f"wrote the plan to {target}", err=status)
+                self.say(f"wrote the plan to {target}", err=status)
             if self.once_file:
                 self.once_file = None
         elif result.kind == "explain":
@@ -560,17 +506,17 @@ class Repl:
             if footer:
                 total = max(result.total_rows, len(shown))
                 if len(shown) < total:
-                    self._print(f"({plural(total, 'row')}, first {len(shown):,} shown; "
+                    self.say(f"({plural(total, 'row')}, first {len(shown):,} shown; "
                                 f"\\set max_rows N shows more, \\o FILE writes them all)",
                                 err=status)
                 else:
-                    self._print(rows_line(total, len(shown)), err=status)
+                    self.say(rows_line(total, len(shown)), err=status)
         if result.message:
-            self._print(result.message, err=status)
+            self.say(result.message, err=status)
         if s.timing and result.stats is not None:
             result.seconds = result.elapsed()   # wall time until the last row was shown
             width = _columns() if _isatty(self.out) else 0
-            self._print(*(wrap_summary(line, width) for line in summary_lines(result, s)),
+            self.say(*(wrap_summary(line, width) for line in summary_lines(result, s)),
                         err=status)
 
     def format_rows(self, result: StatementResult, rows: list[list]) -> str:
@@ -658,9 +604,6 @@ class _SafeFileHistory(FileHistory):
             pass
 
 
-COMMAND_NAMES = {n for c in COMMANDS for n in c.names} | {"\\h", "\\help", "\\d+", ".system"}
-
-
 def _command_line(text: str) -> tuple[str, str] | None:
     """``(buffer, command)`` when the last line of ``text`` is a backslash
     command (not inside a string or comment of the SQL before it)."""
@@ -674,22 +617,6 @@ def _command_line(text: str) -> tuple[str, str] | None:
     if scan(body[:cut])[1] != "code":
         return None
     return body[:cut], line
-
-
-def _ident(name: str) -> str:
-    name = name.strip().rstrip(";").strip()
-    if name.startswith(("`", '"')) and name.endswith(name[0]) and len(name) > 1:
-        name = name[1:-1]
-    return f"`{name}`"
-
-
-def _path(arg: str) -> str:
-    arg = arg.strip()
-    try:
-        parts = shlex.split(arg)
-    except ValueError:
-        parts = [arg]
-    return os.path.expanduser(parts[0] if len(parts) == 1 else arg)
 
 
 def _setting_text(v: object) -> str:

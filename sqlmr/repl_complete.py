@@ -30,6 +30,7 @@ from prompt_toolkit.lexers import Lexer, PygmentsLexer
 from pygments.lexers.sql import SqlLexer
 
 from compiler.schema import Table
+from sqlmr.repl_commands import COMMANDS, MODES
 
 KEYWORDS = (
     "SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "JOIN", "INNER JOIN",
@@ -51,40 +52,8 @@ CLAUSES = {"SELECT", "FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "ON",
            "UNION", "SET", "BY", "DESCRIBE", "DESC", "TABLE", "LOCATION", "EXPLAIN"}
 RESERVED = {w for k in KEYWORDS for w in k.split()} | {"USING", "WITH", "INTO", "VALUES"}
 
-MODES = ("table", "csv", "json", "markdown")
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    names: tuple[str, ...]      # every spelling, first is the one shown in help
-    args: str                   # help text for the arguments
-    help: str
-    arg_kind: str = ""          # table | file | mode | onoff | setting | expanded | pset
-
-
-COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec(("\\?", ".help"), "", "this help"),
-    CommandSpec(("\\q", ".quit", ".exit"), "", "quit (Ctrl-D on an empty line also quits)"),
-    CommandSpec(("\\dt", ".tables"), "", "list tables (also SHOW TABLES;)"),
-    CommandSpec(("\\d", ".schema"), "[TABLE]", "columns of TABLE (also DESCRIBE TABLE;); alone: list tables",
-                "table"),
-    CommandSpec(("\\timing", ".timer"), "[on|off]", "show time and cost after each query", "onoff"),
-    CommandSpec(("\\x",), "[on|off|auto]", "expanded rows: one line per column", "expanded"),
-    CommandSpec((".mode",), "table|csv|json|markdown", "how results are printed", "mode"),
-    CommandSpec(("\\o", ".output"), "[FILE]", "send all later results to FILE; alone: back to the screen",
-                "file"),
-    CommandSpec((".once",), "FILE", "send the next result to FILE", "file"),
-    CommandSpec(("\\i", ".read"), "FILE", "run the statements in FILE", "file"),
-    CommandSpec(("\\e",), "[FILE]", "edit the last statement (or FILE) in $EDITOR", "file"),
-    CommandSpec(("\\set",), "[NAME VALUE]", "list settings, or change one (workers, max_rows, backend, …)", "setting"),
-    CommandSpec(("\\pset",), "pager on|off", "page results taller or wider than the screen (default on)",
-                "pset"),
-    CommandSpec(("\\r",), "", "clear the statement being typed"),
-    CommandSpec(("\\errverbose",), "", "the last error in full (with the remote traceback)"),
-    CommandSpec(("\\!", ".shell"), "COMMAND", "run a shell command"),
-)
-
-COMMAND_BY_NAME = {n: c for c in COMMANDS for n in c.names}
+# the command registry: completion offers what \? lists (aliases are not offered)
+COMPLETED_COMMANDS = {n: c for c in COMMANDS for n in c.names}
 SETTING_VALUES = {"backend": ("local", "lambda"), "format": MODES,
                   "dialect": ("hive", "duckdb", "spark", "presto", "trino", "postgres", "mysql",
                               "sqlite", "bigquery", "snowflake"),
@@ -255,7 +224,7 @@ class SqlCompleter(Completer):
                         yield Completion(name, -len(line), display_meta=c.help.split(";")[0])
             return
         cmd, arg = line.split(" ", 1)
-        spec = COMMAND_BY_NAME.get(cmd)
+        spec = COMPLETED_COMMANDS.get(cmd)
         if spec is None:
             return
         arg = arg.lstrip()

@@ -423,3 +423,21 @@ def test_completes_commands_and_their_arguments(completer, tmp_path):
     assert complete(completer, "\\set backend l") == ["local", "lambda"]
     (tmp_path / "queries.sql").write_text("")
     assert complete(completer, f"\\i {tmp_path}/quer") == ["ies.sql"]
+
+
+def test_help_lists_the_command_registry_and_dispatch_uses_it(home, capsys, monkeypatch):
+    """One registry (name, help, handler): \\? lists every entry, and a command
+    registered there runs without any other change."""
+    from sqlmr import repl_commands
+    calls = []
+    spec = repl_commands.CommandSpec(("\\hello",), "[WHO]", "say hello",
+                                     lambda repl, cmd: calls.append((cmd.name, cmd.arg)))
+    monkeypatch.setattr(repl_commands, "COMMANDS", repl_commands.COMMANDS + [spec])
+    monkeypatch.setitem(repl_commands.COMMAND_BY_NAME, "\\hello", spec)
+    monkeypatch.setattr("sqlmr.repl.COMMANDS", repl_commands.COMMANDS)
+    drive("\\?" + ENTER + "\\hello world;" + ENTER + CTRL_D)
+    out = capsys.readouterr().out
+    for c in repl_commands.COMMANDS:
+        assert ", ".join(n + (" " + c.args if c.args else "") for n in c.names) in out
+        assert c.help in out
+    assert calls == [("\\hello", "world")]
