@@ -121,6 +121,31 @@ _COMPARE = {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<"
 _ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}
 
 
+def _type_params(to: exp.DataType, sql: str | None, node: exp.Expression) -> tuple[int, ...] | None:
+    """The parameters a CAST must honour: (n,) of VARCHAR(n), (p, s) of
+    DECIMAL(p, s) (Hive's DECIMAL alone is DECIMAL(10, 0)); None for others."""
+    T = exp.DataType.Type
+    if to.this not in (T.VARCHAR, T.NVARCHAR, T.DECIMAL):
+        return None
+    values = []
+    for p in to.expressions:
+        v = p.this if isinstance(p, exp.DataTypeParam) else p
+        if not (isinstance(v, exp.Literal) and not v.is_string and v.this.isdigit()):
+            raise UnsupportedError(f"CAST to {to.sql()}", sql, _offset(node))
+        values.append(int(v.this))
+    if to.this == T.DECIMAL:
+        p, s = (values + [10, 0][len(values):])[:2] if values else (10, 0)
+        if not 1 <= p <= 38 or not 0 <= s <= p:
+            raise SqlError(f"invalid type {to.sql()}: DECIMAL(p, s) needs 1 <= p <= 38 and "
+                           "0 <= s <= p", sql, _offset(node))
+        return (p, s)
+    if not values:
+        return None
+    if values[0] < 1:
+        raise SqlError(f"invalid type {to.sql()}", sql, _offset(node))
+    return (values[0],)
+
+
 def cast_target(to: exp.DataType) -> str:
     name = to.this.name if hasattr(to.this, "name") else str(to.this)
     if name not in _CAST_TYPES:
@@ -233,6 +258,9 @@ class ExprCompiler:
 
     def _v_Cast(self, node: exp.Cast) -> Code:
         to = cast_target(node.to)
+        params = _type_params(node.to, self.sql, node)
+        if params is not None:
+            return self._sized_cast(node, to, params)
         arg = node.this
         if isinstance(arg, exp.Literal) and to == "date" and arg.is_string:
             return Code(repr(_date_literal(arg.this, self.sql, node)), "date", False)
@@ -247,6 +275,17 @@ class ExprCompiler:
         return Code(f"F.cast({inner.code}, {to!r})", to, True)
 
     _v_TryCast = _v_Cast
+
+    def _sized_cast(self, node: exp.Cast, to: str, params: tuple[int, ...]) -> Code:
+        """CAST to VARCHAR(n) (keeps n characters) or DECIMAL(p, s) (rounds half
+        up to s digits; a value with more than p - s integer digits is NULL)."""
+        inner = self.value(exp.Cast(this=node.this, to=exp.DataType.build(
+            "STRING" if to == "string" else "DOUBLE")))
+        if to == "string":
+            n = params[0]
+            out = self._guard([inner], lambda a: f"{a}[:{n}]")
+            return Code(out.code, "string", out.nullable)
+        return Code(f"F.to_decimal({inner.code}, {params[0]}, {params[1]})", "double", True)
 
     def _v_Column(self, node: exp.Column) -> Code:
         raise SqlError(f"column '{spelled(node)}' must appear in GROUP BY or be used in an "

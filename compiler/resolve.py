@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from sqlglot import exp
-from sqlglot.errors import OptimizeError
+import sqlglot
+from sqlglot import exp, parser
+from sqlglot.dialects.hive import Hive
+from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
-from compiler.errors import SqlError, suggest
+from compiler.errors import SqlError, UnsupportedError, suggest
 from compiler.schema import Table
 
 
@@ -137,6 +139,7 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
                   sql: str) -> exp.Expression:
     """Qualify every column with its table alias, expand ``*`` and aliases in
     GROUP BY / HAVING / ORDER BY, and annotate types."""
+    _restore_char_lengths(query, sql, dialect)
     schema = MappingSchema({exp.to_identifier(name, quoted=True).sql(dialect=dialect):
                             t.sqlglot_schema(dialect) for name, t in tables.items()},
                            dialect=dialect, normalize=True)
@@ -187,3 +190,64 @@ def _restore_positions(original: exp.Expression, qualified: exp.Expression) -> N
                 col.this.meta.update(known)
             elif known:
                 col.this.meta.setdefault("spelled", known["spelled"])
+
+
+class _HiveCastLengths(Hive):
+    """Hive as sqlglot reads it, except that CHAR(n) / VARCHAR(n) keep their
+    length (sqlglot's Hive parser drops it, as Spark ignores it; Hive does not)."""
+
+    class Parser(Hive.Parser):
+        def _parse_types(self, check_func: bool = False, schema: bool = False,
+                         allow_identifiers: bool = True, with_collation: bool = False):
+            return parser.Parser._parse_types(self, check_func=check_func, schema=schema,
+                                              allow_identifiers=allow_identifiers,
+                                              with_collation=with_collation)
+
+
+_CHAR_TYPES = (exp.DataType.Type.CHAR, exp.DataType.Type.NCHAR)
+_VARCHAR_TYPES = (exp.DataType.Type.VARCHAR, exp.DataType.Type.NVARCHAR)
+
+
+def _casts(tree: exp.Expression) -> list[exp.Cast]:
+    return [n for n in tree.walk(bfs=False) if isinstance(n, exp.Cast)]
+
+
+def _restore_char_lengths(query: exp.Expression, sql: str, dialect: str) -> None:
+    """Give the casts of ``query`` (parsed with sqlglot's Hive dialect) the
+    CHAR / VARCHAR lengths the text wrote: ``CAST(s AS VARCHAR(3))`` keeps 3
+    characters, as in Hive.  The text is parsed again keeping the lengths; its
+    casts pair with the query's in tree order.  CAST to CHAR(n) (padded text)
+    is refused."""
+    if dialect.lower() != "hive" or not sql or not any(
+            w in sql.upper() for w in ("CHAR", "VARCHAR")):
+        return
+    mine = _casts(query)
+    if not mine:
+        return
+    try:
+        trees = [t for t in sqlglot.parse(sql, read=_HiveCastLengths) if t is not None]
+    except SqlglotError:
+        return
+    typed = None
+    for tree in trees:  # the query may be part of the text (CREATE TABLE … AS SELECT)
+        for node in tree.walk(bfs=False):
+            if type(node) is type(query) and len(_casts(node)) == len(mine):
+                typed = [c.to for c in _casts(node)]
+                break
+        if typed is not None:
+            break
+    if typed is None:
+        sized = [c.to for t in trees for c in _casts(t) if c.to.expressions and
+                 c.to.this in _CHAR_TYPES + _VARCHAR_TYPES]
+        if sized:
+            raise UnsupportedError(f"CAST to {sized[0].sql()} here (use SUBSTR to cut text)",
+                                   sql, None)
+        return
+    for cast, to in zip(mine, typed):
+        if not to.expressions:
+            continue
+        if to.this in _CHAR_TYPES:
+            raise UnsupportedError(f"CAST to {to.sql()} (padded text; VARCHAR(n) and STRING "
+                                   "are supported)", sql, _start(cast))
+        if to.this in _VARCHAR_TYPES:
+            cast.set("to", to.copy())

@@ -151,6 +151,25 @@ def sql_round(x: float | int | None, digits: int | None = 0) -> float | int | No
     return float(q)
 
 
+def to_decimal(x: float | int | None, precision: int, scale: int) -> float | None:
+    """CAST to DECIMAL(precision, scale), as a DOUBLE: rounded half up to
+    ``scale`` digits (from the value's shortest decimal text); NULL when the
+    integer part has more than ``precision - scale`` digits, as in Hive.
+
+    >>> to_decimal(2.555, 10, 2), to_decimal(-0.145, 10, 2), to_decimal(2.5, 10, 0)
+    (2.56, -0.15, 3.0)
+    >>> to_decimal(123.4, 4, 2), to_decimal(99.994, 4, 2), to_decimal(float('inf'), 10, 2)
+    (None, 99.99, None)
+    """
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return None
+    q = Decimal(repr(x) if isinstance(x, float) else x).quantize(
+        Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    if q.adjusted() >= precision - scale:
+        return None
+    return float(q)
+
+
 def divide(a: float | int | None, b: float | int | None) -> float | None:
     """``a / b`` as a DOUBLE; division by zero is NULL."""
     if a is None or b is None or b == 0:

@@ -168,3 +168,24 @@ def test_order_by_output_alias_wins_over_an_input_column(session, tmp_path):
     with pytest.raises(Exception, match="ambiguous"):  # outside ORDER BY the alias is not visible
         t.sqlmr("SELECT A.pageRank AS pageURL FROM rk A JOIN rk B ON A.pageURL = B.pageURL "
                 "WHERE pageURL = 'u1'")
+
+
+# ---------------------------------------------------- casts with parameters
+
+def test_cast_to_decimal_rounds_half_up_to_its_scale(tables):
+    tables.check("SELECT k, CAST(2.555 AS DECIMAL(10,2)), CAST(d AS DECIMAL(10,0)), "
+                 "CAST(-0.145 AS DECIMAL(5,2)), CAST('12.345' AS DECIMAL(5,2)) FROM t2")
+    # Hive: DECIMAL alone is DECIMAL(10,0); too many integer digits is NULL (DuckDB: an error)
+    got = rows(tables, "SELECT k, CAST(d AS DECIMAL), CAST(d AS DECIMAL(2,1)), "
+                       "CAST(123.4 AS DECIMAL(4,2)) FROM t2 ORDER BY k")
+    assert got == [["a", None, None, None], ["b", 7.0, 7.0, None], ["c", 3.0, 2.5, None]]
+
+
+def test_cast_to_varchar_keeps_its_length(tables):
+    got = rows(tables, "SELECT CAST('abcdef' AS VARCHAR(3)), CAST(CAST(k AS VARCHAR(5)) AS VARCHAR(1)), "
+                       "CAST(CONCAT(k, 'xyz') AS VARCHAR(2)), CAST(i AS VARCHAR(1)), "
+                       "CAST(k AS STRING) FROM t2 ORDER BY k")
+    assert got == [["abc", "a", "ax", "7", "a"], ["abc", "b", "bx", None, "b"],
+                   ["abc", "c", "cx", None, "c"]]
+    with pytest.raises(Exception, match=r"CAST to CHAR\(3\)"):
+        rows(tables, "SELECT CAST(k AS CHAR(3)) FROM t2")
