@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from itertools import islice
 from typing import IO, Iterable, Iterator
@@ -21,6 +20,7 @@ from tabulate import tabulate
 
 from compiler.explain import size_text
 from sqlmr import cost as costs
+from sqlmr import writers
 
 NUMERIC = {"int", "bigint", "double"}
 TABLE_STYLES = {"table": "psql", "markdown": "github"}
@@ -72,25 +72,14 @@ def expanded_text(columns: list[str], rows: list[list]) -> str:
 
 
 def write_csv(columns: list[str], rows: Iterable[list], out: IO[str]) -> int:
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(columns)
-    n = 0
-    for r in rows:
-        w.writerow(["" if v is None else text_value(v) for v in r])
-        n += 1
-    return n
+    """CSV with a header: NULL an empty field, every value as :func:`text_value`
+    spells it (written in chunks by :mod:`sqlmr.writers`)."""
+    return writers.write_delimited(columns, rows, out)
 
 
 def write_json(columns: list[str], rows: Iterable[list], out: IO[str]) -> int:
-    """A JSON array of objects, streamed row by row."""
-    out.write("[")
-    n = 0
-    for r in rows:
-        out.write(",\n " if n else "\n ")
-        out.write(json.dumps(dict(zip(columns, r)), ensure_ascii=False, default=str))
-        n += 1
-    out.write("\n]\n" if n else "]\n")
-    return n
+    """A JSON array of objects, one per line, streamed in chunks."""
+    return writers.write_json_array(columns, rows, out)
 
 
 def write_rows(fmt: str, columns: list[str], rows: Iterable[list], out: IO[str],

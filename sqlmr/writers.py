@@ -1,0 +1,96 @@
+"""Writing result rows as CSV and JSON fast: rows go in chunks to C code
+(``csv.writer.writerows``, one ``json`` encoder call per chunk) instead of
+through per-value Python.
+
+The text is exactly what a per-row writer gives (``render.text_value`` for
+CSV fields, ``json.dumps(dict(zip(columns, row)), ensure_ascii=False,
+default=str)`` for JSON objects); tests/test_writers.py compares the two.
+
+>>> import io
+>>> out = io.StringIO()
+>>> write_delimited(["k", "x"], [("a,b", 1.5), (None, True)], out)
+2
+>>> print(out.getvalue(), end="")
+k,x
+"a,b",1.5
+,true
+>>> out = io.StringIO()
+>>> write_json_array(["k", "x"], [("a", None), ("é", 2.0)], out)
+2
+>>> print(out.getvalue(), end="")
+[
+ {"k": "a", "x": null},
+ {"k": "é", "x": 2.0}
+]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from itertools import chain, cycle, islice
+from typing import IO, Any, Iterable
+
+CHUNK = 8192  # rows per C call: big enough to amortise, small enough to stream
+
+
+def _chunks(rows: Iterable) -> Iterable[list]:
+    it = iter(rows)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk
+
+
+def write_delimited(columns: list[str], rows: Iterable, out: IO[str], **fmtparams: Any) -> int:
+    """A header line, then one line per row; returns the number of rows.
+
+    ``csv.writer`` already spells values as sqlmr's text does (NULL as an
+    empty field, a float by ``repr``, anything else by ``str``) except
+    booleans (``True`` where sqlmr writes ``true``), so only a chunk that holds
+    a boolean is converted value by value."""
+    w = csv.writer(out, lineterminator="\n", **fmtparams)
+    w.writerow(columns)
+    n = 0
+    for chunk in _chunks(rows):
+        if bool in set(map(type, chain.from_iterable(chunk))):
+            chunk = [[("true" if v else "false") if type(v) is bool else v for v in r]
+                     for r in chunk]
+        w.writerows(chunk)
+        n += len(chunk)
+    return n
+
+
+# Encodes a flat list of scalars with NUL between items: JSON escapes a NUL
+# inside a string (\u0000), so splitting on it gives back each value's text.
+_VALUES = json.JSONEncoder(ensure_ascii=False, default=str, separators=("\0", ": ")).encode
+
+
+def write_json_array(columns: list[str], rows: Iterable, out: IO[str]) -> int:
+    """A JSON array of objects, one per line, streamed in chunks; returns the
+    number of rows."""
+    width = len(columns)
+    # duplicate names make dict(zip(...)) keep one key: those rows go one by one
+    fast = width > 0 and len(set(columns)) == width
+    keys = [json.dumps(c, ensure_ascii=False) + ": " for c in columns]
+    # the text before each value of a chunk: "{key: " before a row's first
+    # value (closing the previous row's object), ", key: " before the others
+    inner = ["{" + keys[0]] + [", " + k for k in keys[1:]] if fast else []
+    following = ["},\n " + inner[0]] + inner[1:] if fast else []
+    out.write("[")
+    n = 0
+    for chunk in _chunks(rows):
+        values: list[str] = []
+        if fast and set(map(len, chunk)) == {width}:
+            flat = list(chain.from_iterable(chunk))
+            values = _VALUES(flat)[1:-1].split("\0")
+        if values and len(values) == len(flat):  # (a nested value would hold NULs)
+            first = [("\n " if n == 0 else ",\n ") + inner[0]] + inner[1:]
+            out.write("".join(chain.from_iterable(zip(chain(first, cycle(following)), values))))
+            out.write("}")
+            n += len(chunk)
+            continue
+        for r in chunk:
+            out.write(",\n " if n else "\n ")
+            out.write(json.dumps(dict(zip(columns, r)), ensure_ascii=False, default=str))
+            n += 1
+    out.write("\n]\n" if n else "]\n")
+    return n
