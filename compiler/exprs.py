@@ -55,6 +55,9 @@ class Code:
     nullable: bool
 
 
+CONST_PREFIX = "_C"  # generated constants only: no other generated name starts so
+
+
 def intern_const(consts: dict[str, str], value_code: str) -> str:
     """Name of the module-level constant holding ``value_code``, added once.
     Constant names have a prefix of their own (:data:`CONST_PREFIX` and a
