@@ -24,6 +24,34 @@ SQLGLOT_TYPES = {"string": "VARCHAR", "int": "INT", "bigint": "BIGINT", "double"
 
 NUMERIC = {"int", "bigint", "double"}
 
+# The fast path of a scan converts fields with Python's int() / float(), which
+# accept more than Hive's Java parsers (runtime.sqlfuncs.parse_*): spaces,
+# '_' between digits, non-ASCII digits, 'inf' / 'nan', integers of any size.
+# A converted field must also pass its type's check, written over ``{t}`` (the
+# field's text) and ``{v}`` (its value), or the row takes the slow path, where
+# the Java-exact parsers decide.  Cheap on the common case: an unsigned or
+# '-'-signed ASCII integer in range; an ASCII, finite double without '_'.
+FAST_CHECK = {
+    "int": "{t}.isascii() and ({t}.isdigit() and {v} <= 2147483647 or "
+           "{t}[:1] == '-' and {t}[1:].isdigit() and {v} >= -2147483648)",
+    "bigint": "{t}.isascii() and ({t}.isdigit() and {v} <= 9223372036854775807 or "
+              "{t}[:1] == '-' and {t}[1:].isdigit() and {v} >= -9223372036854775808)",
+    "double": "{t}.isascii() and '_' not in {t} and -1e999 < {v} < 1e999",
+}
+
+
+def fast_check(typ: str, text: str, value: str) -> str | None:
+    """The fast path's test that field ``text`` converted to ``value`` is what
+    Hive would read (None: the conversion is exact already).
+
+    >>> fast_check("double", "f[3]", "c3")
+    "(f[3].isascii() and '_' not in f[3] and -1e999 < c3 < 1e999)"
+    >>> fast_check("string", "f[0]", "c0") is None
+    True
+    """
+    check = FAST_CHECK.get(typ)
+    return None if check is None else "(" + check.format(t=text, v=value) + ")"
+
 
 def normalize_type(spelling: str) -> str:
     base = spelling.strip().lower().split("(")[0].strip()

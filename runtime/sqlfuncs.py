@@ -29,20 +29,91 @@ NULL_TEXT = "\\N"  # Hive's text NULL marker
 
 # ---------------------------------------------------------------- field parsers
 # Each raises ValueError when the text does not parse as the type; the caller
-# turns that into NULL and counts the row as malformed.
+# turns that into NULL and counts the row as malformed.  They accept what
+# Hive's Java parsers accept, not what Python's lenient int()/float() do
+# (``1_000``, `` 7 ``, ``inf``, ``nan``, full-width digits, INT past 32 bits):
+#
+# - INT / BIGINT (Integer.parseInt / Long.parseLong): an optional sign and
+#   ASCII digits, nothing around them, in the type's range (32 / 64 bits);
+# - DOUBLE (Double.parseDouble): characters <= ' ' trimmed from both ends, then
+#   an optional sign and a decimal number (``1``, ``1.``, ``.5``, ``1e-3``) with
+#   an optional ``f``/``d`` suffix, a hexadecimal one (``0x1.8p1``), ``NaN`` or
+#   ``Infinity`` spelt so; a finite number too large is +-Infinity, as in Java;
+# - DATE: exactly ``yyyy-MM-dd`` with ASCII digits, a real date.
+#
+# Generated scan code converts with int()/float() on its fast path and sends a
+# field those would accept but Hive would not to the slow path (see
+# compiler.schema.FAST_CHECK), which calls these.
 
-def parse_int(text: str) -> int:
-    return int(text)
+INT_RANGE = {"int": (-2**31, 2**31 - 1), "bigint": (-2**63, 2**63 - 1)}
+_JAVA_INT = re.compile(r"[+-]?[0-9]+").fullmatch
+_JAVA_DOUBLE = re.compile(
+    r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)").fullmatch
+_JAVA_HEX_DOUBLE = re.compile(
+    r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+[fFdD]?").fullmatch
+_JAVA_SPACE = "".join(map(chr, range(33)))  # String.trim() removes every char <= ' '
+
+
+def parse_int(text: str, typ: str = "int") -> int:
+    """INT (or BIGINT) text as Java's Integer.parseInt (Long.parseLong) reads it.
+
+    >>> parse_int("-2147483648"), parse_int("+7"), parse_int("007")
+    (-2147483648, 7, 7)
+    >>> for t in ("2147483648", "1_000", " 7", "7 ", "\uff11\uff12", "1.0", ""):
+    ...     try: parse_int(t)
+    ...     except ValueError: pass
+    ...     else: print("accepted", repr(t))
+    >>> parse_int("99999999999", "bigint")
+    99999999999
+    """
+    if not _JAVA_INT(text):
+        raise ValueError(f"not an integer: {text!r}")
+    value = int(text)
+    low, high = INT_RANGE[typ]
+    if not low <= value <= high:
+        raise ValueError(f"out of range for {typ.upper()}: {text!r}")
+    return value
+
+
+def parse_bigint(text: str) -> int:
+    return parse_int(text, "bigint")
 
 
 def parse_double(text: str) -> float:
-    return float(text)
+    """DOUBLE text as Java's Double.parseDouble reads it.
+
+    >>> [parse_double(t) for t in ("1.5", " 2e3\t", "-.5", "7.", "1.5d", "0x1.8p1", "1e400", "-Infinity")]
+    [1.5, 2000.0, -0.5, 7.0, 1.5, 3.0, inf, -inf]
+    >>> parse_double("NaN") != parse_double("NaN")
+    True
+    >>> for t in ("inf", "nan", "infinity", "1_000", "\uff11", "1,5", "", "e3", "1e", "0x1p"):
+    ...     try: parse_double(t)
+    ...     except ValueError: pass
+    ...     else: print("accepted", repr(t))
+    """
+    t = text.strip(_JAVA_SPACE)
+    if _JAVA_DOUBLE(t):
+        if t[-1] in "fFdD":  # Java's float / double suffix
+            t = t[:-1]
+        return float(t)
+    if _JAVA_HEX_DOUBLE(t):
+        return float.fromhex(t[:-1] if t[-1] in "fFdD" else t)
+    raise ValueError(f"not a double: {text!r}")
 
 
 def parse_date(text: str) -> str:
-    """Validate a ``yyyy-MM-dd`` date; dates travel as their ISO text (they sort
-    and compare correctly as strings)."""
-    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+    """Validate a ``yyyy-MM-dd`` date (ASCII digits); dates travel as their ISO
+    text (they sort and compare correctly as strings).
+
+    >>> parse_date("2020-02-29")
+    '2020-02-29'
+    >>> for t in ("2_20-01-01", "\uff12\uff10\uff12\uff10-01-01", "2020-1-01", "2021-02-29", " 2020-01-01"):
+    ...     try: parse_date(t)
+    ...     except ValueError: pass
+    ...     else: print("accepted", repr(t))
+    """
+    if (len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii()
+            or not (text[:4] + text[5:7] + text[8:]).isdigit()):
         raise ValueError(f"not a date: {text!r}")
     _dt.date(int(text[:4]), int(text[5:7]), int(text[8:]))
     return text
@@ -61,7 +132,7 @@ def parse_string(text: str) -> str:
     return text
 
 
-PARSERS = {"string": parse_string, "int": parse_int, "bigint": parse_int,
+PARSERS = {"string": parse_string, "int": parse_int, "bigint": parse_bigint,
            "double": parse_double, "date": parse_date, "boolean": parse_bool}
 
 
@@ -187,28 +258,51 @@ def modulo(a: Any, b: Any) -> Any:
     return r
 
 
+_CAST_INT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?").fullmatch
+
+
 def cast(v: Any, to: str) -> Any:
-    """CAST with Hive semantics: a value that does not convert is NULL."""
+    """CAST with Hive semantics: a value that does not convert is NULL.
+
+    Text to INT / BIGINT is Hive's LazyInteger with trimming: spaces around,
+    a sign, ASCII digits and a fraction that is dropped (``' 2.9'`` is 2), in
+    range; text to DOUBLE is Double.parseDouble.  A DOUBLE to INT / BIGINT
+    truncates toward zero and saturates at the type's bounds (Java's
+    narrowing of a double); a BIGINT to INT keeps its low 32 bits (a long's).
+
+    >>> cast(' 2.9', 'int'), cast('-7', 'bigint'), cast('1_000', 'int'), cast('1e3', 'int'), cast('99999999999', 'int')
+    (2, -7, None, None, None)
+    >>> cast(1e10, 'int'), cast(-2.7, 'int'), cast(float('nan'), 'int'), cast(2**31 + 5, 'int')
+    (2147483647, -2, None, -2147483643)
+    >>> cast('inf', 'double'), cast(' 1.5 ', 'double'), cast('Infinity', 'double')
+    (None, 1.5, inf)
+    """
     if v is None:
         return None
     try:
         if to == "string":
             return to_text(v)
         if to in ("int", "bigint"):
+            low, high = INT_RANGE[to]
             if isinstance(v, str):
-                v = v.strip()
-                try:
-                    return int(v)
-                except ValueError:
-                    v = float(v)
-            if isinstance(v, float):
-                if math.isnan(v) or math.isinf(v):
+                t = v.strip(_JAVA_SPACE)
+                if not _CAST_INT(t):
                     return None
-                return int(v)  # truncates toward zero, as Hive does
-            return int(v)
+                n = int(t.split(".", 1)[0])
+                return n if low <= n <= high else None
+            if isinstance(v, float):
+                if math.isnan(v):
+                    return None
+                if math.isinf(v):
+                    return high if v > 0 else low
+                return max(low, min(high, int(v)))  # truncates toward zero, saturates
+            n = int(v)
+            if not low <= n <= high:  # wraps as Java's (int) of a long
+                n = (n - low) % (2 * high + 2) + low
+            return n
         if to == "double":
             if isinstance(v, str):
-                return float(v.strip())
+                return parse_double(v)
             return float(v)
         if to == "date":
             if isinstance(v, str):

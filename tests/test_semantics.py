@@ -189,3 +189,73 @@ def test_cast_to_varchar_keeps_its_length(tables):
                    ["abc", "c", "cx", None, "c"]]
     with pytest.raises(Exception, match=r"CAST to CHAR\(3\)"):
         rows(tables, "SELECT CAST(k AS CHAR(3)) FROM t2")
+
+
+# --------------------------------------------- numbers and dates as Hive reads them
+
+# (text, INT, BIGINT, DOUBLE) as Hive reads a field (Integer.parseInt,
+# Long.parseLong, Double.parseDouble: Java's parsers; NULL is None).  Java
+# trims characters <= ' ' around a DOUBLE, never around an integer.
+NUMERALS = [
+    ("7", 7, 7, 7.0), ("-7", -7, -7, -7.0), ("+7", 7, 7, 7.0), ("007", 7, 7, 7.0),
+    ("2147483647", 2147483647, 2147483647, 2147483647.0), ("-2147483648", -2147483648, -2147483648, -2147483648.0),
+    ("2147483648", None, 2147483648, 2147483648.0), ("99999999999", None, 99999999999, 99999999999.0),
+    ("9223372036854775808", None, None, 9223372036854775808.0),
+    ("1_000", None, None, None), (" 7 ", None, None, 7.0), ("\t7", None, None, 7.0),
+    ("\uff11\uff12", None, None, None), ("1.5", None, None, 1.5), ("1.5d", None, None, 1.5),
+    (".5", None, None, 0.5), ("5.", None, None, 5.0), ("1e3", None, None, 1000.0),
+    ("0x1.8p1", None, None, 3.0), ("1e400", None, None, float("inf")),
+    ("inf", None, None, None), ("nan", None, None, None), ("infinity", None, None, None),
+    ("Infinity", None, None, float("inf")), ("-Infinity", None, None, float("-inf")),
+    ("1,5", None, None, None), ("", None, None, None), ("\u00a07", None, None, None),
+]
+
+
+def test_fields_parse_as_hive_reads_them(session, tmp_path):
+    t = Tables(session, tmp_path)
+    lines = [f"{n}|{text}|{text}|{text}" for n, (text, *_) in enumerate(NUMERALS)]
+    t.add("nums", [("n", "int"), ("i", "int"), ("b", "bigint"), ("d", "double")],
+          {"d.txt": "\n".join(lines).encode() + b"\n"}, delimiter="|")
+    got = {r[0]: r[1:] for r in t.sqlmr("SELECT n, i, b, d FROM nums")}
+    for n, (text, i, b, d) in enumerate(NUMERALS):
+        assert got[n] == [i, b, d], f"{text!r}: read {got[n]}, Hive reads {[i, b, d]}"
+    # out-of-range integers are NULL, so they are not summed
+    assert t.sqlmr("SELECT SUM(i), COUNT(i), COUNT(b) FROM nums") == [
+        [sum(r[1] for r in NUMERALS if r[1] is not None), sum(r[1] is not None for r in NUMERALS),
+         sum(r[2] is not None for r in NUMERALS)]]
+
+
+def test_dates_are_yyyy_mm_dd_with_ascii_digits(session, tmp_path):
+    t = Tables(session, tmp_path)
+    t.add("dates", [("k", "string"), ("v", "date")],
+          {"d.txt": "a,2020-01-02\nb,2_20-01-01\nc,\uff12\uff10\uff12\uff10-01-01\nd,2020-1-02\n"
+                    "e,2021-02-29\nf,2020-02-29\n".encode()})
+    assert t.sqlmr("SELECT k, v FROM dates ORDER BY v, k") == [
+        ["b", None], ["c", None], ["d", None], ["e", None], ["a", "2020-01-02"], ["f", "2020-02-29"]]
+    session.settings.strict = True
+    with pytest.raises(Exception, match="2_20-01-01"):
+        t.sqlmr("SELECT COUNT(v) FROM dates")
+
+
+def test_fast_path_checks_accept_only_what_hive_reads():
+    """A field the generated fast path accepts (int() / float() and the type's
+    check) is read by the Java-exact parser as the same value."""
+    from compiler.schema import fast_check
+    from runtime import sqlfuncs as F
+    texts = [r[0] for r in NUMERALS] + ["0", "-0", "1_0", "7 ", "+", "-", "1e", "\u0661", "NaN",
+                                        "-nan", "1E5", "١٢", "12\u2003", "0.0", "-0.0", "1.7976931348623157e308"]
+    fast_taken = set()
+    for typ, conv, parse in (("int", int, F.parse_int), ("bigint", int, F.parse_bigint),
+                             ("double", float, F.parse_double)):
+        check = fast_check(typ, "t", "v")
+        for t in texts:
+            try:
+                v = conv(t)
+            except ValueError:
+                continue
+            if eval(check, {"t": t, "v": v}):
+                fast_taken.add((typ, t))
+                assert parse(t) == v, (typ, t)
+    # the everyday spellings stay on the fast path
+    assert {("int", "7"), ("int", "-7"), ("bigint", "99999999999"), ("double", "1.5"),
+            ("double", "-7"), ("double", "1e3"), ("double", "0.0")} <= fast_taken
