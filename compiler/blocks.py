@@ -14,8 +14,7 @@ its table alias) and
 - collects the columns each table's scan needs.
 
 What the block computes over its FROM rows (aggregates, outputs, ORDER BY,
-LIMIT) is :func:`compiler.plan.select_parts`, shared with the single-table
-planner.
+LIMIT) is :func:`compiler.plan.select_parts`.
 
 >>> import sqlglot
 >>> from compiler.schema import Table, Column

@@ -15,6 +15,11 @@ from typing import Collection
 
 from sqlglot import exp
 
+from compiler.codegen.tuning import AGGR_CHECK_ROWS, MIN_REDUCTION
+from compiler.sizes import size_text  # noqa: F401  (also this module's API)
+from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg, Probe, RangeOut,
+                             RowsIn, RowsOut, ShuffleOut, TableIn)
+
 
 def pretty(node: exp.Expression, spelling: dict[str, str], qualify: bool = False) -> str:
     """An expression as a person would write it: columns in their catalog
@@ -51,7 +56,6 @@ def stage_trees(stages: list, spelling: dict[str, str], passing: Collection[str]
 
 
 def _phase_aliases(ph) -> set[str]:
-    from compiler.stages import AggIn, JoinIn, Probe, RowsIn, TableIn
     nodes: list[exp.Expression] = []
     inp = ph.input
     if isinstance(inp, TableIn):
@@ -72,8 +76,6 @@ def _aliases(nodes) -> set[str]:
 
 def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]:
     """Lines of one phase's operator tree, Hive style."""
-    from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg, Probe,
-                                 RangeOut, RowsIn, RowsOut, ShuffleOut, TableIn)
     qualify = len(_phase_aliases(ph)) > 1
     P = lambda e: pretty(e, spelling, qualify)  # noqa: E731
     m: list[str] = []
@@ -178,7 +180,6 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         m.append(_ind(lvl + 2, "mode: hash (map-side partial aggregation)"
                      if ph.kind == "map" else "mode: hash (partial aggregation of the reducer's output)"))
         if passing:
-            from compiler.codegen import AGGR_CHECK_ROWS, MIN_REDUCTION  # codegen imports this module
             m.append(_ind(lvl + 2, f"adaptive: rows pass through if groups > {MIN_REDUCTION} x rows "
                                    f"after {AGGR_CHECK_ROWS:,} rows"))
         lvl += 1
@@ -296,15 +297,3 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
     out.extend(summary)
     return "\n".join(out)
 
-
-def size_text(n: float) -> str:
-    """Bytes for people (decimal units).
-
-    >>> size_text(999), size_text(1_700_000), size_text(2.5e9)
-    ('999 B', '1.7 MB', '2.5 GB')
-    """
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"

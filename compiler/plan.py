@@ -1,22 +1,25 @@
-"""Logical plan of a SELECT: what to scan, filter, group, project, order, limit.
+"""The parts of a SELECT over its FROM clause: filter, grouping, outputs, order, limit.
 
-``plan_select`` turns a qualified, type-annotated sqlglot SELECT into a
-:class:`QueryPlan`; :mod:`compiler.codegen` turns that into stages and code.
+:func:`select_parts` takes a qualified, type-annotated sqlglot SELECT apart
+for :mod:`compiler.blocks`, which plans the FROM clause around it; the
+dataclasses here (:class:`Scan`, :class:`Aggregate`, :class:`OrderKey`) are
+shared with the lowering into stages.
 
 >>> import sqlglot
 >>> from compiler.schema import Table, Column
->>> from compiler.resolve import qualify_query
+>>> from compiler.resolve import qualify_query, scope_tables
 >>> uv = Table("uservisits", [Column("sourceIP", "string"), Column("adRevenue", "double")], "/d")
 >>> sql = "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uservisits GROUP BY SUBSTR(sourceIP, 1, 8)"
 >>> q = sqlglot.parse_one(sql, read="hive")
->>> p = plan_select(qualify_query(q, {"uservisits": uv}, "hive", sql), q, {"uservisits": uv}, "hive", sql)
+>>> qualified = qualify_query(q, {"uservisits": uv}, "hive", sql)
+>>> p = select_parts(qualified, q, scope_tables(qualified, {"uservisits": uv}, sql), "hive", sql)
 >>> [k.sql() for k in p.aggregate.keys], [a.sql() for a in p.aggregate.aggs], p.names
 (['SUBSTRING("uservisits"."sourceip", 1, 8)'], ['SUM("uservisits"."adrevenue")'], ['SUBSTR(sourceIP, 1, 8)', 'SUM(adRevenue)'])
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 import sqlglot
@@ -24,7 +27,7 @@ from sqlglot import exp
 
 from compiler.errors import SqlError, UnsupportedError
 from compiler.exprs import expr_key
-from compiler.resolve import _start, scope_tables
+from compiler.resolve import _start
 from compiler.schema import Table
 
 AGGREGATES = (exp.Sum, exp.Count, exp.Avg, exp.Min, exp.Max)
@@ -50,23 +53,9 @@ class Aggregate:
 
 @dataclass
 class OrderKey:
-    index: int                       # position in QueryPlan.outputs
+    index: int                       # position in the outputs
     desc: bool
     nulls_first: bool
-
-
-@dataclass
-class QueryPlan:
-    scan: Scan
-    aggregate: Aggregate | None
-    outputs: list[exp.Expression]    # visible outputs, then hidden sort keys
-    names: list[str]                 # visible output names, as the user spelt them
-    order: list[OrderKey] = field(default_factory=list)
-    limit: int | None = None
-
-    @property
-    def visible(self) -> int:
-        return len(self.names)
 
 
 def select_item_texts(sql: str, dialect: str = "hive") -> list[str] | None:
@@ -165,47 +154,6 @@ def _limit(select: exp.Select, sql: str) -> int | None:
     if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
         raise SqlError("LIMIT needs a non-negative integer", sql, _start(lim))
     return int(value.this)
-
-
-def plan_select(select: exp.Select, original: exp.Select, catalog: Mapping[str, Table],
-                dialect: str, sql: str) -> QueryPlan:
-    """Plan a single-table SELECT (qualified ``select``; ``original`` for names)."""
-    for arg in ("with_", "windows", "qualify", "laterals", "pivots", "prewhere", "connect",
-                "match", "sample", "settings", "format", "kind", "into", "locks",
-                "cluster", "distribute", "sort"):
-        if select.args.get(arg):
-            raise UnsupportedError(f"{arg.rstrip('_').upper()} clause", sql, _start(select))
-    if select.args.get("joins"):
-        raise UnsupportedError("JOIN", sql, _start(select.args["joins"][0]))
-    src = select.args.get("from_")
-    if src is None:
-        raise UnsupportedError("SELECT without FROM", sql, 0)
-    table_node = src.this
-    if not isinstance(table_node, exp.Table):
-        raise UnsupportedError("a subquery in FROM", sql, _start(table_node))
-
-    tables = scope_tables(select, catalog, sql)
-    alias = table_node.alias_or_name.lower()
-    table = tables[alias]
-
-    for e in select.find_all(exp.Window):
-        raise UnsupportedError("window functions", sql, _start(e))
-    for e in select.find_all(exp.Subquery, exp.Exists):
-        raise UnsupportedError("subqueries", sql, _start(e))
-
-    parts = select_parts(select, original, tables, dialect, sql)
-    filt, aggregate, outputs, names, order = (parts.filter, parts.aggregate, parts.outputs,
-                                              parts.names, parts.order)
-    needed = set()
-    for e in [filt] + outputs + parts.expressions():
-        if e is None:
-            continue
-        for col in e.find_all(exp.Column):
-            if col.table.lower() != alias:
-                raise SqlError(f"unknown table or alias '{col.table}'", sql, _start(col))
-            needed.add(table.column_index(col.name))
-    scan = Scan(table, alias, sorted(needed), filt)
-    return QueryPlan(scan, aggregate, outputs, names, order, parts.limit)
 
 
 @dataclass

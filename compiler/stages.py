@@ -44,12 +44,13 @@ from typing import Mapping, Union
 
 from sqlglot import exp
 
+from compiler.aggs import AggSlot, agg_slots
 from compiler.blocks import Block, DerivedSource, JoinSource, TableSource
 from compiler.errors import SqlError
-from compiler.explain import size_text
 from compiler.exprs import ExprCompiler, Var, expr_key
 from compiler.plan import Aggregate, OrderKey, Scan
 from compiler.schema import NUMERIC
+from compiler.sizes import size_text
 
 
 # ORDER BY without LIMIT over more input than this: a range-partitioned sort
@@ -92,7 +93,7 @@ class RowsIn:
 class AggIn:
     agg: Aggregate
     key_types: list[str | None]
-    slots: list                      # codegen.AggSlot of each aggregate, as the partial side keeps it
+    slots: list[AggSlot]             # each aggregate's state, as the partial side keeps it
 
 
 @dataclass
@@ -359,7 +360,6 @@ class Lowering:
         return s
 
     def aggregate(self, s: Stream, agg: Aggregate) -> Stream:
-        from compiler.codegen import agg_slots
         key_types = [self._type(s.env, k) for k in agg.keys]
         slots = agg_slots(agg.aggs, ExprCompiler(dict(s.env), {}, self.sql))
         st = self._stage(AggIn(agg, key_types, slots), "one" if agg.scalar else "auto")

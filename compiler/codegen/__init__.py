@@ -1,0 +1,89 @@
+"""Generating a job's Python module from its stages (:mod:`compiler.stages`).
+
+One data-centric loop per phase (task kind of a stage): a map loop over text
+splits the line only as far as the last needed field, converts only the
+needed columns, evaluates the filter, probes broadcast hash tables, then
+projects rows, updates a map-side hash aggregate or emits tagged join
+records; a reduce loop merges partial aggregates or merge-joins sorted runs
+and continues the same way.  Rows whose fields all parse take a fast path
+where no column can be NULL (so no null checks); the rare others (``\\N``,
+missing or unparsable fields) take a slow path with full NULL semantics and
+are counted as malformed.
+
+The module's entry points are named ``s<stage>_map[<i>]`` / ``s<stage>_reduce``
+and take the task context of :mod:`runtime.handler`; ``sortkey`` (when the
+query orders) is shared by tasks and the driver's final merge.
+
+One concern per module: :mod:`~compiler.codegen.names` (every name, no
+collisions), :mod:`~compiler.codegen.prelude` (the fixed start),
+:mod:`~compiler.codegen.scan` (text lines to values),
+:mod:`~compiler.codegen.inputs` (a loop per input kind),
+:mod:`~compiler.codegen.sinks` (a class per sink),
+:mod:`~compiler.codegen.loaders` (broadcast hash tables),
+:mod:`~compiler.codegen.order` (sort keys) and
+:mod:`~compiler.codegen.phase` (a task function from those parts).
+
+>>> from compiler.schema import Table, Column
+>>> from compiler.job import compile_select
+>>> rk = Table("rankings", [Column("pageURL", "string"), Column("pageRank", "int")], "/d")
+>>> src = compile_select("SELECT pageURL, pageRank FROM rankings WHERE pageRank > 1000",
+...                      {"rankings": rk}).source
+>>> "f = line.split(',', 2)" in src and "c1 = int(f[1])" in src and "(c1 > 1000)" in src
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compiler.stages import MergeIn, RowsOut, Stage
+from compiler.codegen.names import ModuleNames, NameClash  # noqa: F401  (part of this API)
+from compiler.codegen.order import sortkey
+from compiler.codegen.phase import PhaseGen
+from compiler.codegen.prelude import PRELUDE, PRELUDE_NAMES
+from compiler.codegen.sinks import PartialAggSink
+from compiler.codegen.source import Src
+from compiler.codegen.tuning import (AGGR_CHECK_ROWS, BATCH, MIN_REDUCTION,  # noqa: F401
+                                     PASS_THROUGH_FLUSH, SAMPLE_PER_BATCH, SHUFFLE_HANDOVER)
+
+
+@dataclass
+class Generated:
+    source: str
+    output_types: list[str | None]
+    map_entry: str = "s1_map"
+    reduce_entry: str | None = None
+    consts: dict[str, str] = field(default_factory=dict)
+    passing: set[str] = field(default_factory=set)  # scan phases that may pass rows through
+
+
+def generate_stages(stages: list[Stage]) -> Generated:
+    """Source of the job module for a list of stages: one function per phase
+    (``s<stage>_map[<i>]``, ``s<stage>_reduce``), the loaders of broadcast
+    hash tables, and the ``sortkey`` functions ordered outputs are merged by."""
+    module = ModuleNames()
+    for name in PRELUDE_NAMES:
+        module.claim(name)
+    body = Src()
+    final_types: list[str | None] = []
+    sampled: list[str | None] = []
+    passing: set[str] = set()
+    for st in stages:
+        for ph in st.maps + ([st.reduce] if st.reduce is not None else []):
+            gen = PhaseGen(body, ph, module)
+            types = gen.generate()
+            if isinstance(gen.sink, PartialAggSink) and gen.sink.passes_through:
+                passing.add(ph.entry)
+            sink = ph.sink
+            if isinstance(sink, RowsOut):
+                if sink.order:
+                    sortkey(body, sink.order, module.claim(sink.sortkey))
+                if sink.sample:
+                    sampled = types
+                if sink.final:
+                    # a total-order sort's reducers pass the sampled rows through
+                    final_types = sampled if isinstance(ph.input, MergeIn) else types
+    consts = "".join(f"{name} = {code}\n" for name, code in module.consts.items())
+    first = stages[0]
+    return Generated(PRELUDE + consts + "\n" + body.text(), final_types, first.map_entry or "",
+                     stages[-1].reduce_entry, dict(module.consts), passing)
