@@ -140,3 +140,41 @@ def test_empty_lines_are_not_rows_whatever_the_type_read(session, tmp_path, typ)
     t.add("one", [("x", typ)], {"part-00000": as_bytes([v, "", v, "\r", ""])})
     assert t.sqlmr("SELECT COUNT(*), COUNT(x) FROM one") == [[2, 2]]
     assert t.sqlmr("SELECT COUNT(*) FROM one WHERE x IS NULL") == [[0]]
+
+
+# ------------------------------------------------------------ the allocator
+
+def test_a_name_bound_twice_is_refused_not_rebound():
+    """The allocator makes a collision an error at generation time: a task
+    entry point that takes a prelude name, or two phases with one entry."""
+    from compiler.codegen import NameClash, generate_stages
+    from compiler.job import compile_select
+    from compiler.schema import Column, Table
+    t = Table("t", [Column("k", "string"), Column("i", "int")], "/t")
+    job = compile_select("SELECT k, SUM(i) FROM t GROUP BY k", {"t": t})
+    assert generate_stages(job.stages).source == job.source
+    phases = [job.stages[0].maps[0], job.stages[0].reduce]
+    for clash in ("_KEY0", phases[1].entry):
+        old = phases[0].entry
+        phases[0].entry = clash
+        try:
+            with pytest.raises(NameClash):
+                generate_stages(job.stages)
+        finally:
+            phases[0].entry = old
+
+
+def test_constants_and_locals_cannot_take_each_others_names():
+    from compiler.codegen.names import LocalNames, ModuleNames, NameClash
+    m = ModuleNames()
+    m.claim("_load_b0")
+    assert m.const("frozenset((None,))") == "_C0"
+    loc = LocalNames(m)
+    loc.fixed("g", "acc")
+    for bad in ("_C0", "_C12", "g", "j3", "_t4_0"):   # constant, local or fresh shapes
+        with pytest.raises(NameClash):
+            m.claim(bad)
+    for bad in ("_load_b0", "_C3", "x9", "_t1_2"):
+        with pytest.raises(NameClash):
+            loc.fixed(bad)
+    assert loc.fresh("j") == "j1" and loc.tmp_prefix() == "_t2_"

@@ -34,18 +34,18 @@ def line_loop(src: Src, scan, row: RowCode) -> None:
     """``for line in block:`` with its fast path, then its slow path; ``row``
     writes the per-row code of each (back at the level it started)."""
     src("for line in block:").indent()
-    spec = _fast_prologue(src, scan)
+    spec, levels = _fast_prologue(src, scan)
     row(scan_env(scan, nullable=False), True)
     src("continue")
-    src.dedent().dedent()
+    src.level -= levels
     _slow_prologue(src, scan, spec)
     row(scan_env(scan, nullable=True), False)
     src.dedent()  # out of the line loop
 
 
-def _fast_prologue(src: Src, scan) -> tuple[tuple[int, str], ...]:
-    """Split and convert; leaves ``src`` inside the fast path (two levels in);
-    returns the slow path's field spec."""
+def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
+    """Split and convert; leaves ``src`` inside the fast path.  Returns the
+    slow path's field spec and how many levels in the fast path is."""
     cols = scan.columns
     types = [scan.table.columns[i].type for i in cols]
     sep = scan.table.delimiter
@@ -68,12 +68,10 @@ def _fast_prologue(src: Src, scan) -> tuple[tuple[int, str], ...]:
         tests.append("line")
     # a number int() / float() read that Hive's parsers would not takes the slow path
     tests += [c for i, t in zip(cols, types) if (c := fast_check(t, f"f[{i}]", f"c{i}"))]
-    if tests:
-        src(f"if {' and '.join(tests)}:")
-    else:
-        src("if True:  # every field parsed: no NULL, not an empty line")
-    src.indent()
-    return tuple(zip(cols, types))
+    if not tests:  # every field read parsed: not NULL, not an empty line
+        return tuple(zip(cols, types)), 1
+    src(f"if {' and '.join(tests)}:").indent()
+    return tuple(zip(cols, types)), 2
 
 
 def _slow_prologue(src: Src, scan, spec: tuple[tuple[int, str], ...]) -> None:
