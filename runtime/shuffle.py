@@ -522,6 +522,12 @@ def iter_batches_bytes(data: bytes) -> Iterator[list]:
             yield decode_batch(line)
 
 
+def batch_lines(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[bytes]:
+    """The undecoded batch lines of one range ``[start, end)`` of a file (for
+    a reader that decodes them its own way: the driver's column batches)."""
+    return _batch_lines(uri, start, end, chunk_bytes)
+
+
 def _batch_lines(uri: str, start: int, end: int, chunk_bytes: int) -> Iterator[bytes]:
     """The batch lines of one range ``[start, end)`` of a file, streamed."""
     if end <= start:

@@ -20,7 +20,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from itertools import chain, islice
-from typing import Callable, Iterator
+from operator import itemgetter
+from typing import Callable, Iterator, Sequence
 
 from compiler.job import Job, Stage
 from compiler.stages import Phase, Probe, RowsIn, TableIn
@@ -242,9 +243,14 @@ class JobResult:
         """The accepted outputs of the last phase, in task order."""
         return list(self._outputs)
 
-    def rows(self) -> Iterator[tuple]:
+    def rows(self) -> "ResultRows":
         """Visible columns of every result row, in order, as tuples (as a
-        DB-API ``fetchall`` gives them)."""
+        DB-API ``fetchall`` gives them); a writer may take them as column
+        batches instead (:meth:`ResultRows.column_batches`)."""
+        unordered = not self.job.sorted and self.job.limit is None
+        return ResultRows(self._rows, self._column_batches if unordered else None)
+
+    def _rows(self) -> Iterator[tuple]:
         streams = [self._stream(o) for o in self._outputs]
         if self.job.sorted:
             merged: Iterator[list] = heapq.merge(*streams, key=self._ns["sortkey"])
@@ -262,6 +268,21 @@ class JobResult:
         start, end = output["partitions"][0]
         return shuffle.iter_rows(output["uri"], start, end)
 
+    def _column_batches(self) -> Iterator[list[Sequence]]:
+        """Every batch of an unordered result as its visible columns, in task
+        order: a pair batch's keys and number array as they are decoded
+        (no tuple per row), a JSON batch's records split into columns."""
+        width = len(self.columns)
+        for o in self._outputs:
+            start, end = o["partitions"][0]
+            for line in shuffle.batch_lines(o["uri"], start, end):
+                if line[:1] == b"{":  # a pair batch: (text key, number) records
+                    keys, numbers, _ = shuffle.decode_pairs(line)
+                    yield [keys, numbers][:width]
+                else:
+                    records = shuffle.decode_batch(line)
+                    yield [list(map(itemgetter(i), records)) for i in range(width)]
+
     def close(self) -> None:
         if not self._keep and self._work:
             storage.delete_prefix(self._work)
@@ -272,6 +293,39 @@ class JobResult:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ResultRows:
+    """An iterator over a result's rows (tuples) that a writer can read as
+    column batches instead, which spares a tuple per row and the writer's
+    per-value work (sqlmr.writers).  Iterating it iterates the plain row
+    iterator, made on first use."""
+
+    __slots__ = ("_make_rows", "_make_columns", "_rows")
+
+    def __init__(self, make_rows: Callable[[], Iterator[tuple]],
+                 make_columns: Callable[[], Iterator[list[Sequence]]] | None) -> None:
+        self._make_rows = make_rows
+        self._make_columns = make_columns
+        self._rows: Iterator[tuple] | None = None
+
+    def __iter__(self) -> Iterator[tuple]:
+        if self._rows is None:
+            self._rows = self._make_rows()
+        return self._rows
+
+    def __next__(self) -> tuple:
+        return next(iter(self))
+
+    def column_batches(self) -> Iterator[list[Sequence]] | None:
+        """The rows as batches of columns (lists or number arrays, one per
+        visible column), or None when they can only be read row by row: an
+        ordered merge, a LIMIT, or reading has already begun.  Taking the
+        batches consumes the rows."""
+        if self._rows is not None or self._make_columns is None:
+            return None
+        self._rows = iter(())
+        return self._make_columns()
 
 
 Progress = Callable[[str, int, int, int], None]  # (phase, done, total, bytes)

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import csv
 import json
+from array import array
 from itertools import chain, cycle, islice
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Sequence
 
 CHUNK = 8192  # rows per C call: big enough to amortise, small enough to stream
 
@@ -46,17 +47,81 @@ def write_delimited(columns: list[str], rows: Iterable, out: IO[str], **fmtparam
     ``csv.writer`` already spells values as sqlmr's text does (NULL as an
     empty field, a float by ``repr``, anything else by ``str``) except
     booleans (``True`` where sqlmr writes ``true``), so only a chunk that holds
-    a boolean is converted value by value."""
+    a boolean is converted value by value.  Rows that offer column batches
+    (the driver's result rows) are written a column at a time."""
     w = csv.writer(out, lineterminator="\n", **fmtparams)
     w.writerow(columns)
+    d = w.dialect
+    batches = getattr(rows, "column_batches", None)
+    # the plain-text shortcut knows csv's minimal quoting with '"' only
+    minimal = (d.quoting == csv.QUOTE_MINIMAL and d.quotechar == '"' and d.escapechar is None
+               and d.lineterminator == "\n")
+    source = batches() if batches is not None and minimal else None
     n = 0
-    for chunk in _chunks(rows):
-        if bool in set(map(type, chain.from_iterable(chunk))):
-            chunk = [[("true" if v else "false") if type(v) is bool else v for v in r]
-                     for r in chunk]
-        w.writerows(chunk)
-        n += len(chunk)
+    if source is None:
+        for chunk in _chunks(rows):
+            n += _write_chunk(w, chunk)
+        return n
+    sep = d.delimiter
+    for cols in source:
+        size = len(cols[0]) if cols else 0
+        texts = _plain_texts(cols, len(columns), sep) if size else None
+        if texts is None:
+            _write_chunk(w, list(zip(*cols)))
+        else:
+            out.write("\n".join(map(sep.join, zip(*texts))) + "\n")
+        n += size
     return n
+
+
+def _write_chunk(w: Any, chunk: list) -> int:
+    """Write rows through ``csv.writer``; booleans spelt true/false."""
+    if bool in set(map(type, chain.from_iterable(chunk))):
+        chunk = [[("true" if v else "false") if type(v) is bool else v for v in r] for r in chunk]
+    w.writerows(chunk)
+    return len(chunk)
+
+
+_NONE = type(None)
+_REPR = {"d": float.__repr__, "q": int.__repr__}  # number arrays of pair batches
+
+
+def _plain_texts(cols: list[Sequence], width: int, sep: str) -> list[Sequence[str]] | None:
+    """The fields of a column batch exactly as ``csv.writer`` would write
+    them, or None when one of them needs what only it does (quoting, a
+    boolean, a type it spells its own way): that batch goes through it.
+
+    >>> _plain_texts([["a", None], array("d", [1.5, 0.1])], 2, ",")
+    [['a', ''], ['1.5', '0.1']]
+    >>> _plain_texts([["a,b", "c"], [1, 2]], 2, ",") is None
+    True
+    """
+    if len(cols) != width or len({len(c) for c in cols}) != 1:
+        return None
+    texts: list[Sequence[str]] = []
+    for col in cols:
+        if isinstance(col, array):
+            spell = _REPR.get(col.typecode)
+            if spell is None:
+                return None
+            texts.append(list(map(spell, col)))
+            continue
+        kinds = set(map(type, col))
+        if kinds <= {str, _NONE}:
+            text = ["" if v is None else v for v in col] if _NONE in kinds else col
+            joined = "".join(text)
+            if sep in joined or '"' in joined or "\n" in joined or "\r" in joined:
+                return None  # csv.writer quotes these
+        elif kinds <= {float, _NONE} or kinds <= {int, _NONE}:
+            spell = float.__repr__ if float in kinds else int.__repr__
+            text = ["" if v is None else spell(v) for v in col] if _NONE in kinds \
+                else list(map(spell, col))
+        else:
+            return None
+        texts.append(text)
+    if width == 1 and "" in texts[0]:
+        return None  # csv.writer writes a lone empty field as ""
+    return texts
 
 
 # Encodes a flat list of scalars with NUL between items: JSON escapes a NUL

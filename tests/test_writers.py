@@ -10,6 +10,7 @@ import io
 import json
 import math
 import random
+from array import array
 
 import pytest
 
@@ -42,7 +43,7 @@ def json_per_row(columns, rows) -> str:
 
 def written(fn, columns, rows) -> tuple[str, int]:
     out = io.StringIO()
-    n = fn(columns, iter(rows), out)
+    n = fn(columns, rows if hasattr(rows, "column_batches") else iter(rows), out)
     return out.getvalue(), n
 
 
@@ -123,3 +124,98 @@ def test_rows_of_other_lengths_and_nested_values():
     check(["a", "b"], [("x",), ("y", 1, 2), ("z", 3)])
     check(["a", "b"], [("x", [1, "\x00", 2]), ("y", {"k": None})])
     check(["a"], [])
+
+
+class Batches:
+    """Rows that offer column batches, as the driver's result rows do."""
+
+    def __init__(self, batches: list[list]) -> None:
+        self.batches = batches
+        self.taken = False
+
+    def column_batches(self):
+        self.taken = True
+        return iter(self.batches)
+
+    def __iter__(self):
+        return iter(rows_of(self.batches))
+
+
+def rows_of(batches: list[list]) -> list[tuple]:
+    return [r for cols in batches for r in zip(*cols)]
+
+
+COLUMN_BATCHES = [
+    [["a", "b"], array("d", [1.5, -0.0])],                        # a pair batch
+    [["x", None], array("q", [2**62, -1])],
+    [["a,b", 'q"'], array("d", [math.inf, math.nan])],             # needs quoting
+    [["line\nbreak", "cr\r"], array("d", [0.1, 2.0])],
+    [["t", "u"], [True, None]],                                    # booleans
+    [["s", ""], [None, 12.598212530000001]],                       # NULL numbers
+    [[None, None], [1, None]],
+    [[dt.date(2024, 1, 2), "x"], [1, 2]],                          # a type csv spells itself
+    [["é 中", "\x00"], [5e-324, 1e300]],
+    [[], []],
+]
+
+
+def test_column_batches_write_what_rows_write():
+    rows = Batches(COLUMN_BATCHES)
+    text, n = written(write_csv, ["k", "v"], rows)
+    assert rows.taken and n == len(rows_of(COLUMN_BATCHES))
+    assert text == csv_per_row(["k", "v"], rows_of(COLUMN_BATCHES))
+
+
+@pytest.mark.parametrize("batches", [[[["", "a"]]], [[["x", "y"]]], [[[None]]], [[array("d", [1.0])]]])
+def test_one_column_batches(batches):
+    rows = Batches(batches)
+    assert written(write_csv, ["c"], rows)[0] == csv_per_row(["c"], rows_of(batches))
+
+
+def test_other_quoting_ignores_column_batches():
+    rows = Batches(COLUMN_BATCHES)
+    out = io.StringIO()
+    writers.write_delimited(["k", "v"], rows, out, quoting=csv.QUOTE_ALL)
+    assert not rows.taken and out.getvalue().startswith('"k","v"\n"a","1.5"\n')
+
+
+class Spy:
+    """Rows that record whether the writer got column batches from them."""
+
+    def __init__(self, rows) -> None:
+        self.rows = rows
+        self.taken = None
+
+    def column_batches(self):
+        self.taken = self.rows.column_batches()
+        return self.taken
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def test_result_rows_as_column_batches(session, tiny):
+    """The driver's rows: pair batches (2a), JSON batches (several columns),
+    and ordered results that are read row by row."""
+    cols = ("sourceIP STRING, destURL STRING, visitDate DATE, adRevenue DOUBLE, userAgent STRING, "
+            "countryCode STRING, languageCode STRING, searchWord STRING, duration INT")
+    list(session.execute(f"CREATE EXTERNAL TABLE uv ({cols}) LOCATION '{tiny / 'uservisits'}'"))
+    for sql, batched in [
+            ("SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 8)", True),
+            ("SELECT countryCode, COUNT(*), MAX(adRevenue), MIN(searchWord) FROM uv GROUP BY countryCode",
+             True),
+            ("SELECT sourceIP, destURL, adRevenue, duration, userAgent FROM uv", True),
+            ("SELECT countryCode, SUM(duration) FROM uv GROUP BY countryCode ORDER BY 2 DESC", False),
+            ("SELECT sourceIP, adRevenue FROM uv LIMIT 10", False)]:
+        first, second = (list(session.execute(sql))[-1] for _ in range(2))
+        want = csv_per_row(first.columns, list(first.rows))
+        spy = Spy(second.rows)
+        got, n = written(write_csv, second.columns, spy)
+        first.close()
+        second.close()
+        assert got == want and n == want.count("\n") - 1  # (no field holds a newline)
+        assert (spy.taken is not None) == batched
+    res = list(session.execute("SELECT sourceIP FROM uv"))[-1]
+    next(iter(res.rows))
+    assert res.rows.column_batches() is None  # reading has begun: rows only
+    res.close()
