@@ -16,8 +16,6 @@ import os
 from itertools import islice
 from typing import IO, Iterable, Iterator
 
-from tabulate import tabulate
-
 from compiler.explain import size_text
 from sqlmr import cost as costs
 from sqlmr import writers
@@ -56,6 +54,7 @@ def table_text(columns: list[str], rows: list[list], types: list[str | None] | N
     types = types or [None] * len(columns)
     align = ["right" if t in NUMERIC else "left" for t in types]
     body = [[display_value(v) for v in r] for r in rows]
+    from tabulate import tabulate  # here: a CSV or JSON run never pays its ~30 ms import
     return tabulate(body, headers=columns, tablefmt=TABLE_STYLES.get(style, "psql"),
                     disable_numparse=True, colalign=align if columns else None)
 
