@@ -41,7 +41,6 @@ from compiler.codegen.names import ModuleNames, NameClash  # noqa: F401  (part o
 from compiler.codegen.order import sortkey
 from compiler.codegen.phase import PhaseGen
 from compiler.codegen.prelude import PRELUDE, PRELUDE_NAMES
-from compiler.codegen.sinks import PartialAggSink
 from compiler.codegen.source import Src
 from compiler.codegen.tuning import (AGGR_CHECK_ROWS, BATCH, MIN_REDUCTION,  # noqa: F401
                                      PASS_THROUGH_FLUSH, SAMPLE_PER_BATCH, SHUFFLE_HANDOVER)
@@ -72,7 +71,7 @@ def generate_stages(stages: list[Stage]) -> Generated:
         for ph in st.maps + ([st.reduce] if st.reduce is not None else []):
             gen = PhaseGen(body, ph, module)
             types = gen.generate()
-            if isinstance(gen.sink, PartialAggSink) and gen.sink.passes_through:
+            if gen.sink.passes_through:
                 passing.add(ph.entry)
             sink = ph.sink
             if isinstance(sink, RowsOut):

@@ -22,7 +22,7 @@ from compiler import aggs
 from compiler.exprs import Var, expr_key
 from compiler.stages import AggIn, JoinIn, MergeIn, RowsIn, TableIn
 from compiler.codegen import scan
-from compiler.codegen.sinks import PartialAggSink, RowsSink
+from compiler.codegen.sinks import RowsSink
 from compiler.codegen.source import Src
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def table_loop(gen: "PhaseGen", inp: TableIn) -> None:
     src("n_in += len(block)")
     aggregating = _scan_block(gen, inp)
     sink = gen.sink
-    if isinstance(sink, PartialAggSink) and sink.passes_through:
+    if sink.passes_through:
         # Hive's hive.map.aggr.hash.min.reduction: once partial aggregation is
         # seen not to shrink the rows, the rest go out as (key, number) pairs
         # and the reducers aggregate them (same records, no dict update here)

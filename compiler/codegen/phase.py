@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from compiler.exprs import Code, ExprCompiler, Var
-from compiler.stages import Assign, Filter, Phase, Probe, RowsIn, RowsOut, TableIn
+from compiler.stages import Assign, Filter, Phase, Probe, RowsIn, TableIn
 from compiler.codegen import inputs, loaders
 from compiler.codegen.names import LocalNames, ModuleNames
 from compiler.codegen.sinks import sink_for
@@ -96,7 +96,6 @@ class PhaseGen:
         self.module.claim(ph.entry)
         self.names.fixed("ctx", "n_in")
         probes = [op for op in ph.ops if isinstance(op, Probe)]
-        early = isinstance(ph.sink, RowsOut) and ph.sink.limit is not None and not ph.sink.order
         # the input loop first, as a block of its own: what the function sets
         # up before it depends on what it needed
         loop = Src()
@@ -106,16 +105,16 @@ class PhaseGen:
         src(f"def {ph.entry}(ctx):")
         src.indent()
         sink.init()
-        if getattr(sink, "passes_through", False):
+        if sink.passes_through:
             sink.pass_through_init()
         for op in probes:
             self.names.fixed(f"_{op.name}get")
             src(f"_{op.name}get = _load_{op.name}(ctx).get")
         src("n_in = 0")
-        if early:
+        if sink.stops_early:
             src("try:").indent()
         src.block(loop)
-        if early:
+        if sink.stops_early:
             src.dedent()("except _Done:").indent()("pass").dedent()
         sink.finish()
         src("ctx.rows_in = n_in")

@@ -27,6 +27,9 @@ _SENTINEL = {"string": "''", "date": "''", "int": "0", "bigint": "0", "double": 
 class Sink:
     """The code of one phase's sink; ``gen`` is the phase being written."""
 
+    passes_through = False   # an adaptive scan aggregation (see PartialAggSink)
+    stops_early = False      # the task stops reading once it has enough rows (raises _Done)
+
     def __init__(self, gen: "PhaseGen", sink) -> None:
         self.gen = gen
         self.sink = sink
@@ -47,6 +50,9 @@ class Sink:
 
     def finish(self) -> None:
         """After the input: write what is held, set ``ctx.rows_out``."""
+
+    def pass_through_init(self) -> None:
+        """Locals of the loop that passes rows through (only when :attr:`passes_through`)."""
 
 
 class RowsSink(Sink):
