@@ -33,7 +33,6 @@ import math
 import os
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -393,14 +392,10 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
             session.phases = []
             res = session.execute_one(sql)
             try:
-                seconds = res.seconds
-                if res.job is not None and (res.job.job.sorted or res.job.job.limit is not None):
-                    t0 = time.perf_counter()  # the driver's final merge is part of the query
-                    n = sum(1 for _ in res.rows)
-                    seconds += time.perf_counter() - t0
-                    rows = n
-                else:
-                    rows = res.total_rows
+                # rows are read lazily: reading every one (the driver's final merge
+                # included) is part of the query's time
+                rows = sum(1 for _ in res.rows)
+                seconds = res.elapsed()
             finally:
                 res.close()
             q.times.append(seconds)

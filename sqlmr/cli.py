@@ -23,10 +23,9 @@ from compiler.errors import SqlError
 from sqlmr import __version__
 from sqlmr.backends import JobCancelledError, TaskFailedError
 from sqlmr.config import FORMATS, Settings, load_settings, parse_value
-from sqlmr.cost import money
 from sqlmr.progress import ProgressBar
-from sqlmr.render import (FILE_FORMATS, format_for_path, plural, rows_line, summary_lines,
-                          table_text, take, write_output)
+from sqlmr.render import (FILE_FORMATS, cancelled_lines, format_for_path, plural, rows_line,
+                          summary_lines, table_text, take, write_output)
 from sqlmr.session import Session, StatementResult
 
 SUBCOMMANDS = ("gen", "bench", "lambda")
@@ -191,7 +190,8 @@ def run_script(session: Session, script: str, output: str | None, debug: bool,
             return 1
         except (JobCancelledError, KeyboardInterrupt) as e:
             _clear(bar)
-            cancelled_lines(e, started, session.settings, err)
+            print("sqlmr: " + "\n".join(cancelled_lines(e, time.perf_counter() - started,
+                                                         session.settings)), file=err)
             return 130
         except Exception as e:  # noqa: BLE001 — reported, with a traceback on --debug
             _clear(bar)
@@ -203,7 +203,7 @@ def run_script(session: Session, script: str, output: str | None, debug: bool,
         try:
             print_result(result, session.settings, output, out, err, output_format=output_format)
         except KeyboardInterrupt:
-            print(f"sqlmr: cancelled after {time.perf_counter() - result.started:.2f} s",
+            print("sqlmr: " + "\n".join(cancelled_lines(None, result.elapsed(), session.settings)),
                   file=err)
             return 130
         except OSError as e:
@@ -226,28 +226,6 @@ def task_error_text(e: TaskFailedError, debug: bool) -> str:
     if kind == "MalformedRowError" and not debug:
         return f"error: {detail} (--strict; without it the bad field reads as NULL)"
     return e.render(with_traceback=True)
-
-
-def cancelled_lines(e: BaseException, started: float, settings, err: IO[str]) -> None:
-    """Ctrl-C: how long the statement ran, and what it cost so far."""
-    print(f"sqlmr: cancelled after {time.perf_counter() - started:.2f} s", file=err)
-    if settings.timing:
-        line = cost_so_far(getattr(e, "partial_stats", None), settings)
-        if line:
-            print(line, file=err)
-
-
-def cost_so_far(stats, settings) -> str | None:
-    """The cost line of a cancelled job: the tasks of the phases that finished
-    (tasks cut short in the running phase are not counted: a lower bound)."""
-    if stats is None:
-        return None
-    done = stats.attempts or stats.invocations
-    if not done:
-        return "Cost so far: no phase had finished"
-    cost = stats.lambda_cost(settings)
-    return (f"Cost so far: at least Lambda {money(cost.total)} ({plural(done, 'finished task')}, "
-            f"{cost.gb_seconds:.2f} GB-s; the running phase is not counted)")
 
 
 def _quiet_stdout() -> None:

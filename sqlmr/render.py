@@ -180,3 +180,21 @@ def summary_lines(result, settings) -> list[str]:
             f"{lam.gets:,} S3 GET, {lam.puts:,} S3 PUT planned) · "
             f"Athena {costs.money(result.athena_cost)} for the same bytes")
     return lines
+
+
+def cancelled_lines(e: BaseException | None, seconds: float, settings) -> list[str]:
+    """What Ctrl-C prints: how long the statement ran and, with timing on, the
+    cost of the work that finished (``partial_stats``, which the driver attaches
+    to the exception that stopped a job)."""
+    lines = [f"cancelled after {seconds:.2f} s"]
+    stats = getattr(e, "partial_stats", None)
+    if settings.timing and stats is not None:
+        done = stats.attempts or stats.invocations
+        if not done:
+            lines.append("Cost so far: no phase had finished")
+        else:
+            lam = stats.lambda_cost(settings)
+            lines.append(f"Cost so far: at least Lambda {costs.money(lam.total)} "
+                         f"({plural(done, 'finished task')}, {lam.gb_seconds:.2f} GB-s; "
+                         f"the phase that was running is not counted)")
+    return lines

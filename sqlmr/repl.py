@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from contextlib import contextmanager
 from typing import IO, Iterator
@@ -39,8 +40,8 @@ from sqlmr import __version__, config
 from sqlmr.backends import JobCancelledError, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.progress import ProgressBar
-from sqlmr.render import (expanded_text, format_for_path, plural, rows_line, summary_lines,
-                          table_text, take, write_output, write_rows)
+from sqlmr.render import (cancelled_lines, expanded_text, format_for_path, plural, rows_line,
+                          summary_lines, table_text, take, write_output, write_rows)
 from sqlmr.repl_commands import (CLEAR, COMMANDS, MODES, QUIT, Invocation, path_arg)
 from sqlmr.repl_commands import parse as parse_command
 from sqlmr.repl_complete import ReplLexer, SqlCompleter, scan
@@ -413,12 +414,13 @@ class Repl:
         results = self.session.execute(script)
         try:
             while True:
+                started = time.perf_counter()
                 try:
                     result = next(results)
                 except StopIteration:
                     return True
-                except (JobCancelledError, KeyboardInterrupt):
-                    self.cancelled()
+                except (JobCancelledError, KeyboardInterrupt) as e:
+                    self.cancelled(e, time.perf_counter() - started)
                     return False
                 except Exception as e:  # noqa: BLE001 — shown, and the session goes on
                     self._clear_bar()
@@ -428,7 +430,7 @@ class Repl:
                 try:
                     self.show_result(result)
                 except KeyboardInterrupt:
-                    self.cancelled()
+                    self.cancelled(None, result.elapsed())
                     return False
                 except Exception as e:  # noqa: BLE001
                     self.show_error(e, source)
@@ -449,9 +451,13 @@ class Repl:
         finally:
             _close_quietly(result)
 
-    def cancelled(self) -> None:
+    def cancelled(self, e: BaseException | None = None, seconds: float | None = None) -> None:
+        """Ctrl-C: say so, with the time the statement ran and what it cost."""
         self._clear_bar()
-        self.say("cancelled", err=True)
+        if seconds is None:
+            self.say("cancelled", err=True)
+        else:
+            self.say(*cancelled_lines(e, seconds, self.settings), err=True)
 
     def _clear_bar(self) -> None:
         self.bar.clear()

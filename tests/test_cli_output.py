@@ -93,3 +93,29 @@ def test_time_runs_until_the_last_row_is_written():
     assert out.getvalue() == "n\n0\n1\n2\n"
     seconds = float(re.search(r"Time: ([\d.]+) s", err.getvalue()).group(1))
     assert seconds >= 0.3
+
+
+def test_ctrl_c_prints_the_time_and_the_cost_so_far():
+    """A cancelled job reports how long it ran and what its finished tasks cost
+    (the driver attaches the partial stats to the exception)."""
+    from sqlmr.backends import JobCancelledError
+    from sqlmr.cli import run_script
+    from sqlmr.config import Settings
+    from sqlmr.driver import JobStats
+
+    class Cancelled:
+        settings = Settings()
+
+        def execute(self, script):
+            time.sleep(0.2)
+            e = JobCancelledError("cancelled")
+            e.partial_stats = JobStats(map_tasks=8, attempts=3, task_seconds=6.0)
+            raise e
+            yield
+
+    out, err = io.StringIO(), io.StringIO()
+    assert run_script(Cancelled(), "SELECT 1", None, False, out=out, err=err) == 130
+    lines = err.getvalue().splitlines()
+    assert re.fullmatch(r"sqlmr: cancelled after 0\.[2-9]\d s", lines[0]), lines
+    assert lines[1].startswith("Cost so far: at least Lambda $") and "3 finished tasks" in lines[1]
+    assert out.getvalue() == ""
