@@ -41,13 +41,18 @@ class SplitReader:
         self.block_bytes = block_bytes
         self.bytes_read = 0
         self.block_offset = 0  # byte offset in the (uncompressed) file of the current block
+        self.block_crlf = False
+        # a split that starts mid-line begins at the next line: set once known
+        self.first_line_offset = 0 if self.gz else start
         self.block: list[str] = []
 
     def __iter__(self) -> Iterator[list[str]]:
         chunks = self._gz_chunks() if self.gz else self._range_chunks()
         rest = b""  # the start of a line that began in an earlier chunk
-        offset = self.start if not self.gz else 0
+        offset = -1
         for chunk in chunks:
+            if offset < 0:  # where the split's first whole line starts in the file
+                offset = self.first_line_offset
             first = chunk.find(b"\n")
             if first < 0:
                 rest += chunk
@@ -74,6 +79,7 @@ class SplitReader:
         if crlf:  # drop the \r of each line's \r\n
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         self.block_offset = offset
+        self.block_crlf = crlf
         self.block = lines
         return lines
 
@@ -82,14 +88,17 @@ class SplitReader:
         start, end = self.start, self.end
         skipping = start > 0  # drop the partial first line (look one byte back)
         last_byte = b""
-        for chunk in storage.iter_range(self.uri, max(start - 1, 0), end, self.block_bytes):
+        pos = max(start - 1, 0)  # file offset of the next chunk
+        for chunk in storage.iter_range(self.uri, pos, end, self.block_bytes):
             self.bytes_read += len(chunk)
             last_byte = chunk[-1:]
+            pos += len(chunk)
             if skipping:
                 nl = chunk.find(b"\n")
                 if nl < 0:
                     continue
                 skipping = False
+                self.first_line_offset = pos - len(chunk) + nl + 1
                 chunk = chunk[nl + 1:]
             if chunk:
                 yield chunk
@@ -130,8 +139,9 @@ class SplitReader:
     def line_offset(self, line: str) -> int:
         """Byte offset of ``line`` (of the current block) in the file."""
         offset = self.block_offset
+        newline = 2 if self.block_crlf else 1
         for candidate in self.block:
             if candidate is line:
                 return offset
-            offset += len(candidate.encode("utf-8")) + 1
+            offset += len(candidate.encode("utf-8")) + newline
         return self.block_offset

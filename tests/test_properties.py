@@ -34,6 +34,31 @@ def test_splits_partition_lines_exactly(tmp_path_factory, lines, cuts, crlf, fin
     assert got == want
 
 
+@settings(max_examples=100, deadline=None)
+@given(lines=st.lists(st.text(alphabet="ab\u00e9,", max_size=12), min_size=1, max_size=30),
+       cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=4), crlf=st.booleans())
+def test_line_offsets_are_byte_offsets_in_the_file(tmp_path_factory, lines, cuts, crlf):
+    """What --strict reports: the byte where a line starts, also in a split
+    that begins mid-line and in files with CRLF line ends."""
+    # distinct lines: line_offset finds a line by identity, and equal short
+    # strings are one object (the first of equal malformed rows is the one reported)
+    lines = [f"{i}:{line}" for i, line in enumerate(lines)]
+    data = as_bytes(lines, crlf=crlf, final_newline=True)
+    path = tmp_path_factory.mktemp("offsets") / "f.txt"
+    path.write_bytes(data)
+    starts, pos = [], 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line.encode()) + (2 if crlf else 1)
+    bounds = sorted({0, len(data), *[c for c in cuts if c < len(data)]})
+    seen = []
+    for s, e in zip(bounds, bounds[1:]):
+        reader = SplitReader("file://" + str(path), s, e, block_bytes=9)
+        for block in reader:
+            seen += [reader.line_offset(line) for line in block]
+    assert seen == starts
+
+
 @settings(max_examples=60, deadline=None)
 @given(records=st.lists(st.tuples(st.text(max_size=8), st.one_of(st.none(), st.floats(allow_nan=False),
                                                                    st.integers())), max_size=200),
