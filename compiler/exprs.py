@@ -405,8 +405,11 @@ class ExprCompiler:
         hi = self.value(node.args["high"])
         x, lo = self._coerce_pair(x, lo, node.this, node.args["low"])
         x, hi = self._coerce_pair(x, hi, node.this, node.args["high"])
-        out = self._guard([x, lo, hi], lambda a, l, h: f"({l} <= {a} <= {h})")
-        return Code(out.code, "boolean", out.nullable)
+        if not (x.nullable or lo.nullable or hi.nullable):
+            return Code(f"({lo.code} <= {x.code} <= {hi.code})", "boolean", False)
+        # x >= lo AND x <= hi in three-valued logic: one side FALSE is FALSE
+        # even when the other bound is NULL (NOT (7 BETWEEN NULL AND 1) is TRUE)
+        return self._call("F.between", [x, lo, hi], "boolean", always_nullable=True)
 
     def _v_In(self, node: exp.In) -> Code:
         if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):

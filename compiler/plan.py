@@ -230,7 +230,7 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
         index = None
         if isinstance(target, exp.Column) and not target.table and target.name.lower() in aliases:
             index = aliases[target.name.lower()]
-        elif isinstance(target, exp.Literal) and not target.is_string:
+        elif isinstance(target, exp.Literal) and target.is_int:
             pos = int(target.this)
             if not 1 <= pos <= len(selects):
                 raise SqlError(f"ORDER BY position {pos} is not in the select list", sql, _start(target))

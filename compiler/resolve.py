@@ -171,6 +171,10 @@ def _expand_order_aliases(select: exp.Select) -> None:
             return named[node.name.lower()].copy()
         return node
     for o in order.expressions:
+        if isinstance(o.this, exp.Column) and not o.this.table and o.this.name.lower() in named:
+            # a whole item naming an output stays a reference to it: expanded,
+            # ``ORDER BY c`` over ``12 AS c`` would read as position 12
+            continue
         o.set("this", o.this.transform(expand))
 
 

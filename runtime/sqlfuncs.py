@@ -347,6 +347,24 @@ def trim(s: str | None) -> str | None:
     return None if s is None else s.strip(" ")
 
 
+def between(x: Any, low: Any, high: Any) -> bool | None:
+    """``x BETWEEN low AND high`` as ``x >= low AND x <= high`` in three-valued
+    logic: a bound that rules ``x`` out decides, whatever the other is.
+
+    >>> between(7, None, 1), between(0, None, 1), between(None, 1, 2), between(2, 1, 3)
+    (False, None, None, True)
+    """
+    if x is None:
+        return None
+    above = None if low is None else low <= x
+    below = None if high is None else x <= high
+    if above is False or below is False:
+        return False
+    if above is None or below is None:
+        return None
+    return True
+
+
 def coalesce(*values: Any) -> Any:
     for v in values:
         if v is not None:
