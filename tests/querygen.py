@@ -1,0 +1,1098 @@
+"""Seeded random queries over sqlmr's SQL grammar, each with the DuckDB query
+that means the same under Hive's semantics.
+
+``generate(seed, schema)`` returns a :class:`Case`: the sqlmr (Hive dialect)
+SQL, the DuckDB SQL, how to compare the two results, and the settings to run it
+with (reducers, broadcast threshold, split size).  Everything is derived from
+the seed, so a failing seed is a complete reproduction::
+
+    python tests/querygen.py 1234          # print case 1234 (generated schema)
+    python tests/querygen.py 1234 amplab   # over the AMPLab tables
+
+Where Hive and DuckDB differ, the DuckDB side spells Hive's meaning:
+``CONCAT`` is ``||`` (NULL when an argument is NULL); ``CAST(x AS INT)`` of a
+DOUBLE truncates (``TRUNC``); ``/`` and ``%`` by zero are NULL (``NULLIF``);
+``ROUND`` is HALF_UP on the decimal value; ``SUBSTR`` is Hive's (the
+``hsubstr`` macros); a STRING compared with a number is read as a DOUBLE;
+ascending order puts NULLs first and descending order last; a decimal
+literal is a DOUBLE.  Every ORDER BY ends with every output column, so the
+expected order is total and LIMIT takes the same rows from both engines.
+
+Fixtures (``GEN_TABLES``) hold the values where engines go wrong: NULLs
+(``\\N``), negative numbers, ``-0.0`` and ``0.0``, ``7`` and ``7.0``, empty
+strings, duplicate keys, unparsable fields, dates, strings with ``%``/``_``,
+a table with empty lines and an empty table.  Numerals are ones Hive's Java
+parsers and DuckDB read alike, so the oracle is exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import random
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+# ---------------------------------------------------------------- schemas
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    type: str                      # int | double | string | date
+    pool: tuple = ()               # literals worth comparing the column with
+    numeric_text: bool = False     # a STRING holding numerals (CAST / compare with numbers)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    cols: tuple[Col, ...]
+    weight: float = 1.0            # how often single-table queries read it
+
+    def col(self, name: str) -> Col:
+        return next(c for c in self.cols if c.name == name)
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    tables: tuple[Table, ...]
+    # join edges: (table, column, table, column); the same table twice is a self join
+    edges: tuple[tuple[str, str, str, str], ...]
+    like_patterns: tuple[str, ...]
+    third: tuple[tuple[str, str, str], ...] = ()   # (table, its column, column of a joined table)
+
+    def table(self, name: str) -> Table:
+        return next(t for t in self.tables if t.name == name)
+
+
+KEYS = ("a", "b", "c", "A", "ab", "a%", "_b", "", "k1", "k2", "k3", "k4", "k5", "x y")
+INTS = (-100, -3, -1, 0, 1, 2, 3, 7, 10, 12, 100)
+DOUBLES = ("7.0", "7", "-0.0", "0.0", "0", "2.5", "-1.25", "0.125", "100.5", "-7.0", "3.375", "1e1", "12")
+WORDS = ("alpha", "Beta", "GAMMA", "", " pad ", "a b", "x%y", "u_v", "h\u00e9llo", "abc", "abcdef", "zz", "A")
+NUMTEXT = ("7", "7.0", "-3", "2.5", "", "x", "-0", "12", "0.5", "1e1")
+DATE_POOL = ("1999-12-31", "2000-01-01", "2000-02-29", "2000-06-15", "2000-12-31", "2001-01-01")
+
+GEN = Schema(
+    "gen",
+    (
+        Table("t1", (Col("k", "string", KEYS), Col("i", "int", INTS), Col("d", "double", (7.0, 0.0, -0.0, 2.5, -1.25, 100.5)),
+                     Col("s", "string", WORDS), Col("dt", "date", DATE_POOL),
+                     Col("n", "string", NUMTEXT, numeric_text=True)), 6),
+        Table("t2", (Col("k2", "string", KEYS), Col("j", "int", INTS), Col("e", "double", (7.0, 0.0, 2.5, -7.0)),
+                     Col("dt2", "date", DATE_POOL)), 2),
+        Table("t3", (Col("code", "string", KEYS), Col("label", "string", ("one", "two", "")),
+                     Col("w", "int", (1, 2, 3, -1))), 1),
+        Table("t4", (Col("k4", "string", ("a", "b", "")), Col("x", "int", (1, 3)), Col("y", "double", (2.0, 4.0))), 0.4),
+        Table("t5", (Col("k5", "string", KEYS), Col("z", "int", INTS)), 0.3),
+    ),
+    (("t1", "k", "t2", "k2"), ("t1", "i", "t2", "j"), ("t1", "d", "t2", "e"), ("t1", "i", "t2", "e"),
+     ("t1", "d", "t2", "j"), ("t1", "k", "t1", "k"), ("t1", "i", "t1", "i"), ("t2", "k2", "t2", "k2"),
+     ("t1", "k", "t3", "code"), ("t2", "k2", "t3", "code"), ("t1", "k", "t4", "k4"),
+     ("t1", "i", "t4", "x"), ("t1", "k", "t5", "k5"), ("t3", "w", "t2", "j")),
+    ("a%", "%a", "%b%", "_b%", "a_", "%", "", "x%y", "A%", "%_", "k_", "%e%l%", "7%", "-%", "%.%", "2000%"),
+    (("t3", "code", "string"), ("t3", "w", "int"), ("t2", "j", "int"), ("t4", "k4", "string")),
+)
+
+# The real AMPLab /tiny/ data: rankings (1,200 rows) and uservisits (10,000 rows).
+AMPLAB = Schema(
+    "amplab",
+    (
+        Table("rk", (Col("pageURL", "string", ("nbizrgdziebsaecsecujfjcqtvnpcnxxwiopmddorcxnlijdizgoi", "x")),
+                     Col("pageRank", "int", (0, 1, 10, 100, 187, 665, 1000)),
+                     Col("avgDuration", "int", (1, 10, 16, 29, 50))), 1),
+        Table("uv", (Col("sourceIP", "string", ("182.163.112.4", "146.97.78.95", "1")),
+                     Col("destURL", "string", ("nbizrgdziebsaecsecujfjcqtvnpcnxxwiopmddorcxnlijdizgoi",)),
+                     Col("visitDate", "date", ("1970-01-03", "1978-10-17", "1993-06-15", "2000-01-01", "2012-04-30")),
+                     Col("adRevenue", "double", (0.332717, 0.5, 0.9109504, 0.0, 1.0)),
+                     Col("userAgent", "string", ("Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 5.2)",)),
+                     Col("countryCode", "string", ("BGR", "PRT", "USA", "DEU", "CHN", "XXX")),
+                     Col("languageCode", "string", ("BGR-BG", "PRT-PT", "USA-EN")),
+                     Col("searchWord", "string", ("seismoscopic", "hallmarks", "a")),
+                     Col("duration", "int", (1, 3, 5, 10))), 2),
+    ),
+    (("rk", "pageURL", "uv", "destURL"), ("uv", "destURL", "rk", "pageURL")),
+    ("a%", "%ing", "%a%", "_b%", "1%", "%.4", "Mozilla%", "%NT 5._)", "BGR%", "%-%", "19__-%"),
+)
+
+SCHEMAS = {"gen": GEN, "amplab": AMPLAB}
+
+
+# ------------------------------------------------------------- expressions
+
+@dataclass(frozen=True)
+class E:
+    """One expression in both spellings, with its (Hive) type."""
+
+    h: str
+    d: str
+    t: str            # int | double | string | date | bool
+    agg: bool = False  # contains an aggregate
+
+    @property
+    def numeric(self) -> bool:
+        return self.t in ("int", "double")
+
+
+def _num_type(*es: E) -> str:
+    return "double" if any(e.t == "double" for e in es) else "int"
+
+
+def lit_int(v: int) -> E:
+    return E(f"({v})", f"({v})", "int") if v < 0 else E(str(v), str(v), "int")
+
+
+def lit_double(text: str) -> E:
+    neg = text.startswith("-")
+    body = text.lstrip("-")
+    h = f"(-{body})" if neg else body
+    d = f"(-CAST({body} AS DOUBLE))" if neg else f"CAST({body} AS DOUBLE)"
+    return E(h, d, "double")
+
+
+def lit_str(v: str) -> E:
+    assert "'" not in v and "\\" not in v
+    return E(f"'{v}'", f"'{v}'", "string")
+
+
+def lit_date(v: str, style: int = 0) -> E:
+    h = (f"DATE '{v}'", f"Date('{v}')", f"CAST('{v}' AS DATE)")[style]
+    return E(h, f"DATE '{v}'", "date")
+
+
+def as_text(e: E) -> E:
+    """A value as a string function's argument (Hive converts other types)."""
+    if e.t == "string":
+        return e
+    return E(e.h, f"CAST({e.d} AS VARCHAR)", "string", e.agg)
+
+
+def as_double_d(e: E) -> str:
+    """DuckDB spelling of a STRING compared with a number: read as DOUBLE."""
+    return f"TRY_CAST({e.d} AS DOUBLE)" if e.t == "string" else e.d
+
+
+# ------------------------------------------------------------------ cases
+
+@dataclass
+class Case:
+    seed: int
+    schema: str
+    sqlmr: str
+    duck: str
+    compare: str = "unordered"   # unordered | ordered | subset
+    limit: int | None = None     # for subset: rows sqlmr must return
+    settings: dict = field(default_factory=dict)
+    tables: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return (f"seed {self.seed} (schema {self.schema}, settings {self.settings}, compare {self.compare})\n"
+                f"  sqlmr : {self.sqlmr}\n  duckdb: {self.duck}")
+
+
+@dataclass
+class Scope:
+    """Columns a query block can read: (sql qualifier or '', Col)."""
+
+    cols: list[tuple[str, Col]]
+
+    def ref(self, q: str, c: Col) -> E:
+        name = f"{q}.{c.name}" if q else c.name
+        t = c.type
+        return E(name, name, t)
+
+
+NODE_BUDGET = 120   # expression nodes per query before the rest are leaves
+
+
+class Gen:
+    """Random expressions and queries; all choices come from ``self.r``."""
+
+    def __init__(self, seed: int, schema: Schema, stress: bool = False) -> None:
+        self.seed = seed
+        self.schema = schema
+        # stress: many constants (long IN lists, LIKE patterns), many aggregates
+        # and joins, so generated code binds many names of every kind
+        self.stress = stress
+        self._scope: Scope | None = None
+        self.r = random.Random(seed * 7919 + 17)
+        self.nodes = 0
+
+    # ------------------------------------------------------------ helpers
+    def spend(self, depth: int) -> int:
+        """One more expression node: past the query's budget every node is a
+        leaf (branches multiply, so depth alone does not bound a query's size)."""
+        self.nodes += 1
+        return depth if self.nodes <= NODE_BUDGET else 0
+
+    def chance(self, p: float) -> bool:
+        return self.r.random() < p
+
+    def pick(self, seq):
+        return seq[self.r.randrange(len(seq))]
+
+    @staticmethod
+    def reads_column(e: E, scope: Scope) -> bool:
+        """Whether ``e`` reads a column (a constant GROUP BY or ORDER BY item is a
+        position in DuckDB)."""
+        text = re.sub(r"'[^']*'", "''", e.h)
+        return any(re.search(rf"(?<![\w.']){re.escape(f'{q}.' if q else '')}{re.escape(c.name)}\b", text)
+                   for q, c in scope.cols)
+
+    def cols_of(self, scope: Scope, types: tuple[str, ...]) -> list[tuple[str, Col]]:
+        return [(q, c) for q, c in scope.cols if c.type in types]
+
+    # ---------------------------------------------------------- literals
+    def literal_for(self, col: Col | None, t: str) -> E:
+        """A literal of type ``t``, often one from the column's pool."""
+        r = self.r
+        if t == "int":
+            pool = [v for v in (col.pool if col else ()) if isinstance(v, int)] or list(INTS)
+            return lit_int(self.pick(pool) if r.random() < 0.8 else r.randint(-5, 15))
+        if t == "double":
+            if col and col.pool and r.random() < 0.6:
+                v = self.pick(col.pool)
+                return lit_double(repr(float(v)))
+            return lit_double(self.pick(("2.5", "0.5", "7.0", "-1.25", "0.0", "-0.0", "3.375", "100.5", "0.125")))
+        if t == "string":
+            pool = [v for v in (col.pool if col else ()) if isinstance(v, str)] or list(WORDS)
+            return lit_str(self.pick(pool))
+        if t == "date":
+            pool = [v for v in (col.pool if col else ()) if isinstance(v, str)] or list(DATE_POOL)
+            return lit_date(self.pick(pool), self.pick((0, 0, 1, 2)))
+        raise ValueError(t)
+
+    # ------------------------------------------------------- expressions
+    def expr(self, scope: Scope, t: str, depth: int) -> E:
+        """A row-level expression of type ``t`` (``num`` = int or double)."""
+        if t == "num":
+            t = self.pick(("int", "double"))
+        if t in ("int", "double"):
+            return self.num(scope, t, depth)
+        if t == "string":
+            return self.text(scope, depth)
+        if t == "date":
+            return self.date(scope, depth)
+        if t == "bool":
+            return self.pred(scope, depth)
+        raise ValueError(t)
+
+    def column(self, scope: Scope, types: tuple[str, ...]) -> E | None:
+        cs = self.cols_of(scope, types)
+        if not cs:
+            return None
+        q, c = self.pick(cs)
+        return scope.ref(q, c)
+
+    def num(self, scope: Scope, t: str, depth: int) -> E:
+        depth = self.spend(depth)
+        r = self.r
+        col = self.column(scope, (t,))
+        if depth <= 0 or r.random() < 0.35:
+            if col is not None and r.random() < 0.8:
+                return col
+            return self.literal_for(None, t)
+        k = r.randrange(15)
+
+        def operand(d: int = depth - 1) -> E:
+            return self.num(scope, self.pick(("int", "double")) if t == "double" else "int", d)
+
+        if k <= 2:
+            op = self.pick("+-*")
+            # products of products overflow INT in DuckDB (Hive wraps): multiply leaves only
+            a, b = (operand(0), operand(0)) if op == "*" else (operand(), operand())
+            if t == "double" and a.t == b.t == "int":
+                b = self.num(scope, "double", 0 if op == "*" else depth - 1)
+            return E(f"({a.h} {op} {b.h})", f"({a.d} {op} {b.d})", _num_type(a, b))
+        if k == 3 and t == "double":
+            a, b = self.num(scope, self.pick(("int", "double")), depth - 1), self.num(scope, self.pick(("int", "double")), depth - 1)
+            return E(f"({a.h} / {b.h})", f"({a.d} / NULLIF({b.d}, 0))", "double")
+        if k == 4:
+            a, b = operand(), operand()
+            if t == "double" and a.t == b.t == "int":
+                a = self.num(scope, "double", depth - 1)
+            return E(f"({a.h} % {b.h})", f"({a.d} % NULLIF({b.d}, 0))", _num_type(a, b))
+        if k == 5:
+            a = self.num(scope, t, depth - 1)
+            return E(f"ABS({a.h})", f"ABS({a.d})", a.t)
+        if k == 6:
+            a = self.num(scope, t, depth - 1)
+            return E(f"(-{a.h})", f"(-{a.d})", a.t)
+        if k == 7:
+            if t == "int":
+                a = self.num(scope, self.pick(("int", "double")), depth - 1)
+                src = a
+                if r.random() < 0.25:
+                    nt = [(q, c) for q, c in scope.cols if c.numeric_text]
+                    if nt:
+                        q, c = self.pick(nt)
+                        src = scope.ref(q, c)
+                ty = self.pick(("INT", "INT", "BIGINT"))
+                if src.t == "string":
+                    # Hive's LazyInteger: sign, ASCII digits, a fraction dropped; no exponent
+                    dty = "INTEGER" if ty == "INT" else "BIGINT"
+                    d = (f"(CASE WHEN regexp_full_match(trim({src.d}), '[+-]?[0-9]+([.][0-9]*)?') "
+                         f"THEN TRY_CAST(split_part(trim({src.d}), '.', 1) AS {dty}) END)")
+                elif src.t == "double":
+                    d = f"CAST(TRUNC({src.d}) AS BIGINT)"
+                else:
+                    d = f"CAST({src.d} AS BIGINT)"
+                return E(f"CAST({src.h} AS {ty})", d, "int")
+            a = self.num(scope, "int", depth - 1)
+            if r.random() < 0.25:
+                nt = [(q, c) for q, c in scope.cols if c.numeric_text]
+                if nt:
+                    q, c = self.pick(nt)
+                    a = scope.ref(q, c)
+            return E(f"CAST({a.h} AS DOUBLE)", f"TRY_CAST({a.d} AS DOUBLE)", "double")
+        if k == 8:
+            if t == "double":
+                a = self.num(scope, "double", depth - 1)
+                n = self.pick((0, 1, 2, None))
+                if n is None:
+                    return E(f"ROUND({a.h})", f"CAST(ROUND(CAST(CAST({a.d} AS VARCHAR) AS DECIMAL(38, 18)), 0) AS DOUBLE)", "double")
+                return E(f"ROUND({a.h}, {n})",
+                         f"CAST(ROUND(CAST(CAST({a.d} AS VARCHAR) AS DECIMAL(38, 18)), {n}) AS DOUBLE)", "double")
+            s = self.text(scope, depth - 1)
+            fn = self.pick(("LENGTH", "LENGTH", "LENGTH"))
+            arg = s if r.random() < 0.8 else self.num(scope, "int", depth - 1)
+            ta = as_text(arg)
+            return E(f"{fn}({arg.h})", f"LENGTH({ta.d})", "int")
+        if k == 9:
+            parts = [self.num(scope, t, depth - 1) if i == 0 else operand() for i in range(r.randint(2, 3))]
+            if r.random() < 0.15:
+                parts.insert(0, E("CAST(NULL AS INT)", "CAST(NULL AS INTEGER)", "int"))
+            return E(f"COALESCE({', '.join(p.h for p in parts)})", f"COALESCE({', '.join(p.d for p in parts)})",
+                     _num_type(*parts))
+        if k in (10, 11):
+            return self.case(scope, t, depth, operand)
+        if k == 12:
+            p = self.pred(scope, depth - 1)
+            a = self.num(scope, t, depth - 1)
+            b = self.num(scope, "int" if t == "int" else self.pick(("int", "double")), depth - 1)
+            return E(f"IF({p.h}, {a.h}, {b.h})", f"(CASE WHEN {p.d} THEN {a.d} ELSE {b.d} END)", _num_type(a, b))
+        if k == 13 and t == "int":
+            # simple CASE over an int column
+            c = self.column(scope, ("int",))
+            if c is not None:
+                whens = [(self.literal_for(None, "int"), self.num(scope, "int", depth - 1)) for _ in range(r.randint(1, 3))]
+                els = self.num(scope, "int", depth - 1)
+                h = "CASE " + c.h + " " + " ".join(f"WHEN {w.h} THEN {v.h}" for w, v in whens) + f" ELSE {els.h} END"
+                d = "CASE " + c.d + " " + " ".join(f"WHEN {w.d} THEN {v.d}" for w, v in whens) + f" ELSE {els.d} END"
+                return E(h, d, "int")
+        return col if col is not None else self.literal_for(None, t)
+
+    def case(self, scope: Scope, t: str, depth: int, branch: Callable[[], E]) -> E:
+        r = self.r
+        whens = [(self.pred(scope, depth - 1), branch()) for _ in range(r.randint(1, 3))]
+        els = branch() if r.random() < 0.8 else None
+        parts = [v for _, v in whens] + ([els] if els else [])
+        typ = _num_type(*parts) if t in ("int", "double") else t
+        h = "CASE " + " ".join(f"WHEN {p.h} THEN {v.h}" for p, v in whens) + (f" ELSE {els.h}" if els else "") + " END"
+        d = "CASE " + " ".join(f"WHEN {p.d} THEN {v.d}" for p, v in whens) + (f" ELSE {els.d}" if els else "") + " END"
+        return E(h, d, typ)
+
+    def text(self, scope: Scope, depth: int) -> E:
+        depth = self.spend(depth)
+        r = self.r
+        col = self.column(scope, ("string",))
+        if depth <= 0 or r.random() < 0.35:
+            if col is not None and r.random() < 0.85:
+                return col
+            return self.literal_for(None, "string")
+        k = r.randrange(10)
+        if k == 0:
+            a = self.text(scope, depth - 1) if r.random() < 0.85 else self.expr(scope, self.pick(("int", "date")), depth - 1)
+            fn = self.pick(("UPPER", "LOWER", "TRIM"))
+            ta = as_text(a)
+            return E(f"{fn}({a.h})", f"{fn}({ta.d})", "string")
+        if k in (1, 2):
+            a = self.text(scope, depth - 1) if r.random() < 0.9 else self.num(scope, "int", depth - 1)
+            ta = as_text(a)
+            start = self.pick((1, 1, 2, 3, 0, -1, -2, -3, -6, 5, 10))
+            st = lit_int(start) if r.random() < 0.85 else self.num(scope, "int", 0)
+            fn = self.pick(("SUBSTR", "SUBSTR", "SUBSTRING"))
+            if r.random() < 0.3:
+                return E(f"{fn}({a.h}, {st.h})", f"hsubstr({ta.d}, {st.d}, 2147483647)", "string")
+            ln = lit_int(self.pick((1, 2, 3, 5, 0, -1))) if r.random() < 0.85 else (
+                self.num(scope, "int", 0) if r.random() < 0.7 else E("CAST(NULL AS INT)", "CAST(NULL AS INTEGER)", "int"))
+            return E(f"{fn}({a.h}, {st.h}, {ln.h})", f"hsubstr({ta.d}, {st.d}, {ln.d})", "string")
+        if k == 3:
+            parts = []
+            for _ in range(r.randint(2, 3)):
+                x = r.random()
+                parts.append(self.text(scope, depth - 1) if x < 0.8 else self.expr(scope, self.pick(("int", "date")), depth - 1))
+            d = "(" + " || ".join(as_text(p).d for p in parts) + ")"
+            if r.random() < 0.15 and len(parts) == 2 and all(p.t == "string" for p in parts):
+                return E(f"({parts[0].h} || {parts[1].h})", d, "string")
+            return E(f"CONCAT({', '.join(p.h for p in parts)})", d, "string")
+        if k == 4:
+            a = self.expr(scope, self.pick(("int", "double", "date", "int")), depth - 1)
+            ty = self.pick(("STRING", "STRING", "VARCHAR"))
+            return E(f"CAST({a.h} AS {ty})", f"CAST({a.d} AS VARCHAR)", "string")
+        if k == 5:
+            parts = [self.text(scope, depth - 1) for _ in range(r.randint(2, 3))]
+            return E(f"COALESCE({', '.join(p.h for p in parts)})", f"COALESCE({', '.join(p.d for p in parts)})", "string")
+        if k in (6, 7):
+            return self.case(scope, "string", depth, lambda: self.text(scope, depth - 1))
+        if k == 8:
+            p = self.pred(scope, depth - 1)
+            a, b = self.text(scope, depth - 1), self.text(scope, depth - 1)
+            return E(f"IF({p.h}, {a.h}, {b.h})", f"(CASE WHEN {p.d} THEN {a.d} ELSE {b.d} END)", "string")
+        return col if col is not None else self.literal_for(None, "string")
+
+    def date(self, scope: Scope, depth: int) -> E:
+        depth = self.spend(depth)
+        r = self.r
+        col = self.column(scope, ("date",))
+        if depth <= 0 or r.random() < 0.6:
+            if col is not None and r.random() < 0.85:
+                return col
+            return self.literal_for(None, "date")
+        k = r.randrange(3)
+        if k == 0:
+            a, b = self.date(scope, depth - 1), self.date(scope, depth - 1)
+            return E(f"COALESCE({a.h}, {b.h})", f"COALESCE({a.d}, {b.d})", "date")
+        if k == 1:
+            return self.case(scope, "date", depth, lambda: self.date(scope, depth - 1))
+        return col if col is not None else self.literal_for(None, "date")
+
+    # ----------------------------------------------------------- predicates
+    def operand_pair(self, scope: Scope, depth: int) -> tuple[E, E, Col | None]:
+        """Two comparable operands; the first is usually a column."""
+        r = self.r
+        q_col = self.pick(scope.cols)
+        q, c = q_col
+        a = scope.ref(q, c) if r.random() < 0.7 else self.expr(scope, c.type, depth)
+        if r.random() < 0.6:
+            if c.numeric_text and r.random() < 0.5:
+                b = self.literal_for(None, self.pick(("int", "double")))
+            else:
+                b = self.literal_for(c, a.t)
+        else:
+            b = self.expr(scope, "num" if a.numeric else a.t, depth)
+        return a, b, c
+
+    def pred(self, scope: Scope, depth: int) -> E:
+        depth = self.spend(depth)
+        r = self.r
+        k = r.randrange(14) if depth > 0 else r.randrange(9)
+        if k <= 2:
+            a, b, _ = self.operand_pair(scope, max(depth - 1, 0))
+            op = self.pick(("=", "<>", "<", "<=", ">", ">=", "!="))
+            dop = "<>" if op == "!=" else op
+            if (a.t == "string") != (b.t == "string"):
+                return E(f"({a.h} {op} {b.h})", f"({as_double_d(a)} {dop} {as_double_d(b)})", "bool")
+            return E(f"({a.h} {op} {b.h})", f"({a.d} {dop} {b.d})", "bool")
+        if k == 3:
+            a, lo, c = self.operand_pair(scope, max(depth - 1, 0))
+            hi = self.literal_for(c, lo.t) if lo.t != "string" or a.t == "string" else self.literal_for(None, self.pick(("int", "double")))
+            neg = "NOT " if r.random() < 0.2 else ""
+            if a.t == "string" and lo.t != "string":
+                ad = as_double_d(a)
+            else:
+                ad = a.d
+            return E(f"({a.h} {neg}BETWEEN {lo.h} AND {hi.h})", f"({ad} {neg}BETWEEN {lo.d} AND {hi.d})", "bool")
+        if k == 4:
+            return self.in_list(scope, max(depth - 1, 0))
+        if k == 5:
+            a = self.column(scope, ("string",)) if r.random() < 0.8 else None
+            if a is None or r.random() < 0.2:
+                a = self.expr(scope, self.pick(("string", "int", "double", "date")), max(depth - 1, 0))
+            pat = self.pick(self.schema.like_patterns)
+            neg = "NOT " if r.random() < 0.25 else ""
+            return E(f"({a.h} {neg}LIKE '{pat}')", f"({as_text(a).d} {neg}LIKE '{pat}')", "bool")
+        if k == 6:
+            a = self.column(scope, ("string", "int", "double", "date")) if r.random() < 0.7 else \
+                self.expr(scope, self.pick(("string", "int", "double", "date")), max(depth - 1, 0))
+            neg = "NOT " if r.random() < 0.5 else ""
+            return E(f"({a.h} IS {neg}NULL)", f"({a.d} IS {neg}NULL)", "bool")
+        if k in (7, 8):
+            a, b, _ = self.operand_pair(scope, 0)
+            op = self.pick(("=", "<", ">=", "<>"))
+            if (a.t == "string") != (b.t == "string"):
+                return E(f"({a.h} {op} {b.h})", f"({as_double_d(a)} {op} {as_double_d(b)})", "bool")
+            return E(f"({a.h} {op} {b.h})", f"({a.d} {op} {b.d})", "bool")
+        if k in (9, 10):
+            a, b = self.pred(scope, depth - 1), self.pred(scope, depth - 1)
+            op = self.pick(("AND", "OR"))
+            return E(f"({a.h} {op} {b.h})", f"({a.d} {op} {b.d})", "bool")
+        if k == 11:
+            a = self.pred(scope, depth - 1)
+            return E(f"(NOT {a.h})", f"(NOT {a.d})", "bool")
+        if k == 12:
+            a = self.pred(scope, depth - 1)
+            v = self.pick(("TRUE", "FALSE"))
+            op = self.pick(("AND", "OR"))
+            return E(f"({a.h} {op} {v})", f"({a.d} {op} {v})", "bool")
+        a = self.pred(scope, depth - 1)
+        b = self.pred(scope, depth - 1)
+        return E(f"({a.h} AND (NOT {b.h}))", f"({a.d} AND (NOT {b.d}))", "bool")
+
+    def in_list(self, scope: Scope, depth: int, size: int | None = None) -> E:
+        """``x [NOT] IN (…)`` with constants of the column's type, mixed numeric
+        spellings, numeral strings for numbers, numbers for numeral strings, NULL."""
+        r = self.r
+        q, c = self.pick(scope.cols)
+        a = scope.ref(q, c) if r.random() < 0.8 else self.expr(scope, c.type, depth)
+        n = size or r.randint(1, 6)
+        items_h, items_d = [], []
+        numeric_subject = a.numeric or (c.numeric_text and a.t == "string" and r.random() < 0.6)
+        for _ in range(n):
+            x = r.random()
+            if x < 0.1:
+                items_h.append("NULL")
+                items_d.append("NULL")
+            elif numeric_subject:
+                if x < 0.5:
+                    v = self.pick([p for p in c.pool if isinstance(p, int)] or list(INTS)) if a.t == "int" else r.randint(-5, 15)
+                    items_h.append(str(v))
+                    items_d.append(str(v))
+                elif x < 0.8 or a.t == "string":
+                    v = self.pick((7.0, 2.5, -0.0, 0.0, 0.5, -1.25, 3.0, 12.0, 100.5))
+                    items_h.append(repr(v))
+                    items_d.append(f"CAST({repr(v)} AS DOUBLE)")
+                else:  # a numeral string compared with a number is read as a DOUBLE
+                    v = self.pick(("7", "2.5", "-3", "0", "12.0"))
+                    items_h.append(f"'{v}'")
+                    items_d.append(f"CAST('{v}' AS DOUBLE)")
+            elif a.t == "date":
+                v = self.pick(DATE_POOL + tuple(p for p in c.pool if isinstance(p, str)))
+                if x < 0.6:
+                    items_h.append(f"DATE '{v}'")
+                else:
+                    items_h.append(f"'{v}'")
+                items_d.append(f"DATE '{v}'")
+            else:
+                e = self.literal_for(c if c.type == a.t else None, a.t)
+                items_h.append(e.h)
+                items_d.append(e.d)
+        neg = "NOT " if r.random() < 0.25 else ""
+        ad = f"TRY_CAST({a.d} AS DOUBLE)" if a.t == "string" and numeric_subject else a.d
+        return E(f"({a.h} {neg}IN ({', '.join(items_h)}))", f"({ad} {neg}IN ({', '.join(items_d)}))", "bool")
+
+    def order_expr(self, scope: Scope) -> E:
+        """An ORDER BY expression that reads a column (a constant would be a position)."""
+        q, c = self.pick(scope.cols)
+        col = scope.ref(q, c)
+        x = self.r.random()
+        if c.type in ("int", "double") and x < 0.5:
+            b = self.literal_for(None, self.pick(("int", "double")))
+            op = self.pick("+-*")
+            return E(f"({col.h} {op} {b.h})", f"({col.d} {op} {b.d})", _num_type(col, b))
+        if c.type == "string" and x < 0.5:
+            return E(f"UPPER({col.h})", f"UPPER({col.d})", "string")
+        return col
+
+    # ------------------------------------------------------------ aggregates
+    def aggregate(self, scope: Scope) -> E:
+        r = self.r
+        k = r.randrange(10)
+        if k == 0:
+            return E("COUNT(*)", "COUNT(*)", "int", True)
+        if k == 1:
+            a = self.expr(scope, self.pick(("string", "int", "double", "date")), self.pick((0, 0, 1)))
+            return E(f"COUNT({a.h})", f"COUNT({a.d})", "int", True)
+        if k == 2:
+            a = self.expr(scope, self.pick(("string", "int", "double", "date")), self.pick((0, 0, 1)))
+            return E(f"COUNT(DISTINCT {a.h})", f"COUNT(DISTINCT {a.d})", "int", True)
+        if k in (3, 4):
+            a = self.num(scope, self.pick(("int", "double")), self.pick((0, 0, 1)))
+            return E(f"SUM({a.h})", f"SUM({a.d})", a.t, True)
+        if k == 5:
+            a = self.num(scope, self.pick(("int", "double")), self.pick((0, 0, 1)))
+            return E(f"AVG({a.h})", f"AVG({a.d})", "double", True)
+        if k in (6, 7, 8):
+            a = self.expr(scope, self.pick(("string", "int", "double", "date")), self.pick((0, 0, 1)))
+            fn = self.pick(("MIN", "MAX"))
+            return E(f"{fn}({a.h})", f"{fn}({a.d})", a.t, True)
+        a, b = self.aggregate(scope), self.aggregate(scope)
+        if a.numeric and b.numeric:
+            op = self.pick(("+", "-", "*", "/"))
+            if op == "/":
+                return E(f"({a.h} / {b.h})", f"({a.d} / NULLIF({b.d}, 0))", "double", True)
+            return E(f"({a.h} {op} {b.h})", f"({a.d} {op} {b.d})", _num_type(a, b), True)
+        return a
+
+    def agg_pred(self, aggs: list[E], keys: list[E], scope: Scope) -> E:
+        r = self.r
+        parts = []
+        for _ in range(r.randint(1, 2)):
+            x = r.random()
+            if x < 0.7 or not keys:
+                a = self.pick(aggs) if aggs and r.random() < 0.6 else self.aggregate(scope)
+                if a.t == "string":
+                    b = self.literal_for(None, "string")
+                elif a.t == "date":
+                    b = self.literal_for(None, "date")
+                elif a.t == "int" and "COUNT" in a.h:
+                    b = lit_int(self.pick((0, 1, 2, 3, 5, 10)))
+                else:
+                    b = self.literal_for(None, self.pick(("int", "double")))
+                op = self.pick(("=", "<>", "<", "<=", ">", ">="))
+                parts.append(E(f"({a.h} {op} {b.h})", f"({a.d} {op} {b.d})", "bool", True))
+            else:
+                kk = self.pick(keys)
+                if kk.t == "bool":
+                    parts.append(kk)
+                    continue
+                if kk.t == "string":
+                    b = self.literal_for(None, "string")
+                    parts.append(E(f"({kk.h} <> {b.h})", f"({kk.d} <> {b.d})", "bool"))
+                else:
+                    parts.append(E(f"({kk.h} IS NOT NULL)", f"({kk.d} IS NOT NULL)", "bool"))
+        if len(parts) == 1:
+            return parts[0]
+        op = self.pick(("AND", "OR"))
+        return E(f"({parts[0].h} {op} {parts[1].h})", f"({parts[0].d} {op} {parts[1].d})", "bool", True)
+
+    # -------------------------------------------------------------- FROM
+    def relation(self, allow_join: bool = True, allow_derived: bool = True) -> tuple[str, str, Scope, list[str]]:
+        """(sqlmr FROM text, DuckDB FROM text, scope, tables read)."""
+        r = self.r
+        x = r.random()
+        if self.stress and allow_join and x < 0.7 and self.schema.edges:
+            return self.join()
+        if allow_join and x < 0.3 and self.schema.edges:
+            return self.join()
+        if allow_derived and x < 0.42:
+            return self.derived()
+        tables = list(self.schema.tables)
+        t = r.choices(tables, weights=[tb.weight for tb in tables])[0]
+        if r.random() < 0.3:
+            alias = self.pick(("t", "x", "q"))
+            return f"{t.name} {alias}", f"{t.name} {alias}", Scope([(alias, c) for c in t.cols]), [t.name]
+        qual = "" if r.random() < 0.8 else t.name
+        return t.name, t.name, Scope([(qual, c) for c in t.cols]), [t.name]
+
+    def join(self) -> tuple[str, str, Scope, list[str]]:
+        r = self.r
+        ta, ca, tb, cb = self.pick(self.schema.edges)
+        A, B = self.schema.table(ta), self.schema.table(tb)
+        scope = Scope([("a", c) for c in A.cols] + [("b", c) for c in B.cols])
+        on = [f"a.{ca} = b.{cb}"]
+        # a second key or a key expression, now and then
+        if r.random() < 0.1 and ca == cb and ta == tb:
+            other = self.pick([c for c in A.cols if c.name != ca])
+            on.append(f"a.{other.name} = b.{other.name}")
+        elif r.random() < 0.08 and A.col(ca).type in ("int", "double") and B.col(cb).type in ("int", "double"):
+            on[0] = f"a.{ca} = b.{cb} * 1.0"
+        tables = [ta, tb]
+        kind = self.pick(("JOIN", "JOIN", "INNER JOIN", ",", "LEFT JOIN", "LEFT OUTER JOIN", "LEFT JOIN", "RIGHT JOIN"))
+        extra_h: list[str] = []
+        extra_d: list[str] = []
+        if kind.startswith("LEFT") and r.random() < 0.3:
+            # a condition on the right side inside ON keeps unmatched left rows
+            bscope = Scope([("b", c) for c in B.cols])
+            p = self.pred(bscope, 0)
+            for _ in range(20):
+                if self.reads_column(p, bscope):
+                    break
+                p = self.pred(bscope, 0)
+            else:
+                q, c = self.pick(bscope.cols)
+                p = E(f"({q}.{c.name} IS NOT NULL)", f"({q}.{c.name} IS NOT NULL)", "bool")
+            extra_h.append(p.h)
+            extra_d.append(p.d)
+        on_d = [o.replace("* 1.0", "* CAST(1.0 AS DOUBLE)") for o in on]
+        if kind == ",":
+            h = f"{ta} a, {tb} b"
+            d = f"{ta} a, {tb} b"
+            where = " AND ".join(on)
+            self._join_where = (where, " AND ".join(on_d))
+        else:
+            h = f"{ta} a {kind} {tb} b ON " + " AND ".join(on + extra_h)
+            d = f"{ta} a {kind} {tb} b ON " + " AND ".join(on_d + extra_d)
+            self._join_where = None
+        if kind not in (",", "RIGHT JOIN") and self.schema.third and r.random() < 0.3:
+            tc, cc, typ = self.pick(self.schema.third)
+            C = self.schema.table(tc)
+            partners = [(q, c) for q, c in scope.cols if c.type == typ]
+            if partners:
+                q, c = self.pick(partners)
+                kind3 = self.pick(("JOIN", "LEFT JOIN"))
+                h += f" {kind3} {tc} c ON {q}.{c.name} = c.{cc}"
+                d += f" {kind3} {tc} c ON {q}.{c.name} = c.{cc}"
+                scope = Scope(scope.cols + [("c", x) for x in C.cols])
+                tables.append(tc)
+        return h, d, scope, tables
+
+    def derived(self) -> tuple[str, str, Scope, list[str]]:
+        r = self.r
+        while True:
+            inner = Gen(self.r.randrange(1 << 30), self.schema)
+            h, d, cols, tables, _ = inner.select_block(allow_derived=False, aliases=True,
+                                                       allow_join=r.random() < 0.3, top=False)
+            # a boolean output is selected but not read again (no BOOLEAN columns elsewhere)
+            readable = [c for c in cols if c.type != "bool"]
+            if readable:
+                break
+        alias = self.pick(("v", "dt0", "sub"))
+        scope = Scope([(alias if r.random() < 0.5 else "", c) for c in readable])
+        return f"({h}) {alias}", f"({d}) {alias}", scope, tables
+
+    # ------------------------------------------------------------ queries
+    def select_block(self, allow_derived: bool = True, aliases: bool = False, allow_join: bool = True,
+                     top: bool = True) -> tuple[str, str, list[Col], list[str], tuple]:
+        """One SELECT: (sqlmr SQL, DuckDB SQL, output columns, tables, (compare, limit))."""
+        r = self.r
+        self._join_where = None
+        from_h, from_d, scope, tables = self.relation(allow_join, allow_derived)
+        join_where = self._join_where
+        self._scope = scope
+        kind = r.random()
+        where = self.pred(scope, self.pick((1, 2, 2, 3))) if r.random() < 0.6 else None
+        if self.stress and top:
+            kind = 1.0   # an aggregate
+            ors = [self.in_list(scope, 0, size=r.randint(8, 30)) for _ in range(r.randint(4, 10))]
+            ors += [self.pred(scope, 1) for _ in range(r.randint(2, 5))]
+            where = E("(" + " OR ".join(p.h for p in ors) + ")", "(" + " OR ".join(p.d for p in ors) + ")",
+                      "bool")
+        wh, wd = [], []
+        if join_where:
+            wh.append(join_where[0])
+            wd.append(join_where[1])
+        if where:
+            wh.append(where.h)
+            wd.append(where.d)
+        where_h = (" WHERE " + " AND ".join(wh)) if wh else ""
+        where_d = (" WHERE " + " AND ".join(wd)) if wd else ""
+        if kind < 0.45:
+            return self._scan(scope, from_h, from_d, where_h, where_d, aliases, tables, top)
+        return self._aggregate(scope, from_h, from_d, where_h, where_d, aliases, tables, top)
+
+    def _items(self, exprs: list[E], aliases: bool) -> tuple[list[str], list[str], list[str | None]]:
+        hs, ds, names = [], [], []
+        for i, e in enumerate(exprs):
+            if aliases or self.chance(0.3):
+                # not the name of a column in scope: ORDER BY (c0 + 1) reads an
+                # output alias in Hive and the input column in DuckDB
+                taken = {c.name.lower() for _, c in self._scope.cols} if self._scope else set()
+                name = f"c{i}" if f"c{i}" not in taken else f"o{i}"
+                hs.append(f"{e.h} AS {name}")
+                ds.append(f"{e.d} AS {name}")
+                names.append(name)
+            else:
+                hs.append(e.h)
+                ds.append(e.d)
+                names.append(None)
+        return hs, ds, names
+
+    def _order(self, exprs: list[E], names: list[str | None], extra: list[E]) -> tuple[str, str]:
+        """ORDER BY some outputs (by alias, position or expression) or ``extra``
+        expressions, then every output position so the order is total."""
+        r = self.r
+        hs, ds = [], []
+        n = len(exprs)
+        used = set()
+        for _ in range(r.randint(1, min(3, n + len(extra)))):
+            x = r.random()
+            if extra and x < 0.2:
+                e = self.pick(extra)
+                ref_h, ref_d = e.h, e.d
+            else:
+                free = [j for j in range(n) if j not in used]
+                if not free:
+                    break
+                i = self.pick(free)
+                used.add(i)
+                if names[i] and r.random() < 0.6:
+                    ref_h = ref_d = names[i]
+                elif r.random() < 0.6 or not self.reads_column(exprs[i], self._scope):
+                    ref_h = ref_d = str(i + 1)
+                else:
+                    ref_h, ref_d = exprs[i].h, exprs[i].d
+            desc = r.random() < 0.4
+            nulls = self.pick((None, None, "FIRST", "LAST"))
+            h = ref_h + (" DESC" if desc else "") + (f" NULLS {nulls}" if nulls else "")
+            dn = nulls or ("LAST" if desc else "FIRST")
+            d = ref_d + (" DESC" if desc else " ASC") + f" NULLS {dn}"
+            hs.append(h)
+            ds.append(d)
+        for i in range(n):
+            if i in used:
+                continue
+            desc = r.random() < 0.3
+            hs.append(f"{i + 1}" + (" DESC" if desc else ""))
+            ds.append(f"{i + 1}" + (" DESC NULLS LAST" if desc else " ASC NULLS FIRST"))
+        return " ORDER BY " + ", ".join(hs), " ORDER BY " + ", ".join(ds)
+
+    def _tail(self, exprs, names, extra, top: bool, allow_order: bool = True) -> tuple[str, str, tuple]:
+        r = self.r
+        x = r.random()
+        if allow_order and x < 0.45:
+            oh, od = self._order(exprs, names, extra)
+            if r.random() < 0.6:
+                lim = self.pick((0, 1, 2, 3, 5, 7, 10, 20))
+                return f"{oh} LIMIT {lim}", f"{od} LIMIT {lim}", ("ordered", lim)
+            return oh, od, ("ordered", None)
+        if top and x < 0.55:
+            lim = self.pick((1, 3, 10))
+            return f" LIMIT {lim}", "", ("subset", lim)
+        return "", "", ("unordered", None)
+
+    def _scan(self, scope, from_h, from_d, where_h, where_d, aliases, tables, top):
+        r = self.r
+        if not aliases and r.random() < 0.08 and len(tables) == 1:
+            cols = [c for _, c in scope.cols]
+            exprs = [scope.ref(q, c) for q, c in scope.cols]
+            tail_h, tail_d, cmp = self._tail(exprs, [None] * len(exprs), [], top, allow_order=False)
+            return (f"SELECT *{' FROM ' + from_h}{where_h}{tail_h}", f"SELECT *{' FROM ' + from_d}{where_d}{tail_d}",
+                    cols, tables, cmp)
+        distinct = r.random() < 0.2
+        exprs = [self.expr(scope, self.pick(("string", "int", "double", "date", "string", "int", "bool")),
+                           self.pick((0, 0, 1, 2))) for _ in range(r.randint(1, 4))]
+        hs, ds, names = self._items(exprs, aliases)
+        extra = [] if distinct else [self.order_expr(scope) for _ in range(2)]
+        tail_h, tail_d, cmp = self._tail(exprs, names, extra, top) if (top or r.random() < 0.3) else ("", "", ("unordered", None))
+        if not top and cmp[0] == "ordered" and cmp[1] is None:
+            tail_h = tail_d = ""   # an ORDER BY without LIMIT inside FROM means nothing
+        if not top and cmp[0] == "subset":
+            tail_h = tail_d = ""
+        dh = "DISTINCT " if distinct else ""
+        h = f"SELECT {dh}{', '.join(hs)} FROM {from_h}{where_h}{tail_h}"
+        d = f"SELECT {dh}{', '.join(ds)} FROM {from_d}{where_d}{tail_d}"
+        cols = [Col(names[i] or f"c{i}", e.t) for i, e in enumerate(exprs)]
+        return h, d, cols, tables, cmp
+
+    def _aggregate(self, scope, from_h, from_d, where_h, where_d, aliases, tables, top):
+        r = self.r
+        nkeys = self.pick((0, 1, 1, 1, 2, 2, 3))
+        keys = []
+        for _ in range(nkeys):
+            if r.random() < 0.65:
+                q, c = self.pick(scope.cols)
+                keys.append(scope.ref(q, c))
+            else:
+                e = self.expr(scope, self.pick(("string", "int", "double", "date")), 1)
+                if self.reads_column(e, scope):
+                    keys.append(e)
+        # dedupe by text
+        seen, uniq = set(), []
+        for k in keys:
+            if k.h not in seen:
+                seen.add(k.h)
+                uniq.append(k)
+        keys = uniq
+        outs: list[E] = []
+        for k in keys:
+            if r.random() < 0.8:
+                if k.t == "string" and r.random() < 0.15:
+                    outs.append(E(f"UPPER({k.h})", f"UPPER({k.d})", "string"))
+                elif k.numeric and r.random() < 0.15:
+                    outs.append(E(f"({k.h} + 1)", f"({k.d} + 1)", k.t))
+                else:
+                    outs.append(k)
+        aggs = [self.aggregate(scope) for _ in range(r.randint(12, 30) if self.stress and top else r.randint(1, 4))]
+        outs.extend(aggs)
+        r.shuffle(outs)
+        hs, ds, names = self._items(outs, aliases)
+        gh = gd = ""
+        if keys:
+            gh = " GROUP BY " + ", ".join(k.h for k in keys)
+            gd = " GROUP BY " + ", ".join(k.d for k in keys)
+        hv_h = hv_d = ""
+        if r.random() < 0.3:
+            p = self.agg_pred(aggs, keys, scope)
+            hv_h, hv_d = f" HAVING {p.h}", f" HAVING {p.d}"
+        tail_h, tail_d, cmp = self._tail(outs, names, [], top) if keys else ("", "", ("unordered", None))
+        if not top and cmp[0] != "ordered" or (not top and cmp[1] is None):
+            tail_h = tail_d = ""
+            cmp = ("unordered", None)
+        h = f"SELECT {', '.join(hs)} FROM {from_h}{where_h}{gh}{hv_h}{tail_h}"
+        d = f"SELECT {', '.join(ds)} FROM {from_d}{where_d}{gd}{hv_d}{tail_d}"
+        cols = [Col(names[i] or f"c{i}", e.t) for i, e in enumerate(outs)]
+        return h, d, cols, tables, cmp
+
+
+def settings_for(seed: int) -> dict:
+    """The settings a seed runs with: one or several reducers, broadcast or
+    reduce-side joins (or only tiny sides broadcast), small splits or one."""
+    r = random.Random(seed * 31 + 7)
+    return {
+        "reducers": r.choice((1, 2, 3, 4)),
+        "broadcast_mb": r.choice((0.0, 32.0, 0.0005)),
+        "split_mb": r.choice((0.002, 0.004, 0.0)),
+    }
+
+
+def generate(seed: int, schema: str = "gen", stress: bool = False) -> Case:
+    """Case ``seed``; ``stress`` makes it an aggregate over a join (most often)
+    with a WHERE of many IN lists and predicates and 12-30 aggregates."""
+    g = Gen(seed, SCHEMAS[schema], stress)
+    if stress:
+        g.r.random()   # stress cases draw from their own stream
+    h, d, _cols, tables, (compare, limit) = g.select_block()
+    return Case(seed, schema, h, d, compare, limit, settings_for(seed), tuple(tables))
+
+
+# ------------------------------------------------------------------ fixtures
+
+def _gen_rows(seed: int) -> dict[str, tuple[list[tuple[str, str]], dict[str, bytes]]]:
+    """The generated tables: name -> (columns, files)."""
+    rnd = random.Random(seed)
+
+    def dates(n: int) -> str:
+        x = rnd.random()
+        if x < 0.06:
+            return "\\N"
+        if x < 0.08:
+            return rnd.choice(("2000-02-30", "xx", ""))
+        if x < 0.3:
+            return rnd.choice(DATE_POOL)
+        return (dt.date(1999, 12, 20) + dt.timedelta(days=rnd.randint(0, 400))).isoformat()
+
+    def pick_null(seq, p=0.08):
+        return "\\N" if rnd.random() < p else rnd.choice(seq)
+
+    t1 = []
+    for _ in range(240):
+        i = "\\N" if rnd.random() < 0.08 else (rnd.choice(("x", "")) if rnd.random() < 0.02 else str(rnd.choice(INTS)))
+        t1.append(",".join((pick_null(KEYS), i, pick_null(DOUBLES), pick_null(WORDS), dates(0), pick_null(NUMTEXT))))
+    t2 = []
+    for _ in range(60):
+        t2.append(",".join((pick_null(KEYS + ("zz",)), pick_null(tuple(map(str, INTS))),
+                            pick_null(DOUBLES), dates(0))))
+    t3 = ["a,one,1", "b,two,2", "A,one,3", ",empty,-1", "k1,two,2", "\\N,none,1", "c,one,\\N", "c,two,3", "zz,,2"]
+    t4_text = b"a,1,2.0\n\nb,3,4.0\n\n\na,\\N,-0.0\n,3,0.0\n"
+    enc = lambda lines, final=True: ("\n".join(lines) + ("\n" if final else "")).encode()  # noqa: E731
+    T1 = [(c.name, c.type) for c in GEN.table("t1").cols]
+    T2 = [(c.name, c.type) for c in GEN.table("t2").cols]
+    T3 = [(c.name, c.type) for c in GEN.table("t3").cols]
+    T4 = [(c.name, c.type) for c in GEN.table("t4").cols]
+    T5 = [(c.name, c.type) for c in GEN.table("t5").cols]
+    return {
+        "t1": (T1, {"part-00000": enc(t1[:100]), "part-00001": enc(t1[100:200], final=False),
+                    "part-00002": enc(t1[200:])}),
+        "t2": (T2, {"part-00000": enc(t2[:40]), "part-00001.gz": gzip.compress(enc(t2[40:]), mtime=0)}),
+        "t3": (T3, {"part-00000": enc(t3)}),
+        "t4": (T4, {"part-00000": t4_text}),
+        "t5": (T5, {"part-00000": b""}),
+    }
+
+
+GEN_TABLES = _gen_rows(20260101)
+
+DUCK_MACROS = [
+    # Hive's SUBSTR: 1-based; a negative start counts from the end; a start
+    # beyond either end or a length <= 0 gives ''; NULL in, NULL out
+    "CREATE OR REPLACE MACRO hsubstr(s, p, l) AS CASE WHEN s IS NULL OR p IS NULL OR l IS NULL THEN NULL "
+    "WHEN l <= 0 OR abs(p) > length(s) THEN '' "
+    "ELSE substring(s, CAST(CASE WHEN p > 0 THEN p WHEN p < 0 THEN length(s) + p + 1 ELSE 1 END AS BIGINT), "
+    "CAST(least(l, 2147483647) AS BIGINT)) END",
+]
+
+
+def add_gen_tables(tables) -> None:
+    """Register the generated fixtures with a ``difftest.Tables``."""
+    for name, (cols, files) in GEN_TABLES.items():
+        tables.add(name, cols, files)
+    setup_duck(tables.con)
+
+
+def setup_duck(con) -> None:
+    for m in DUCK_MACROS:
+        con.execute(m)
+
+
+def add_amplab_tables(tables, tiny: Path) -> None:
+    """The real AMPLab /tiny/ data as ``rk`` and ``uv`` in both engines."""
+    from difftest import RK_COLUMNS, UV_COLUMNS, typed_columns
+    cols_uv = ", ".join(f"{n} {ty.upper()}" for n, ty in UV_COLUMNS)
+    cols_rk = ", ".join(f"{n} {ty.upper()}" for n, ty in RK_COLUMNS)
+    list(tables.session.execute(f"CREATE EXTERNAL TABLE rk ({cols_rk}) LOCATION '{tiny / 'rankings'}';"
+                                f"CREATE EXTERNAL TABLE uv ({cols_uv}) LOCATION '{tiny / 'uservisits'}'"))
+    for name, cols, folder in (("uv", UV_COLUMNS, tiny / "uservisits"), ("rk", RK_COLUMNS, tiny / "rankings")):
+        colspec = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n, _ in cols) + "}"
+        tables.con.execute(f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv('{folder}/*', "
+                           f"header=false, delim=',', quote='', escape='', columns={colspec}, "
+                           f"nullstr='\\N', auto_detect=false)")
+        tables.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {typed_columns(cols)} FROM raw_{name}")
+    setup_duck(tables.con)
+
+
+# --------------------------------------------------------------- running
+
+def apply_settings(session, settings: dict) -> None:
+    for k, v in settings.items():
+        setattr(session.settings, k, v)
+
+
+def _fmt(rows: list, n: int = 5) -> str:
+    shown = "\n".join(f"      {r}" for r in rows[:n])
+    more = f"\n      … {len(rows) - n} more" if len(rows) > n else ""
+    return shown + more
+
+
+def diff_rows(got: list[list], want: list[list], ordered: bool) -> str | None:
+    """None when equal, else a short description of the difference."""
+    from difftest import _key, same_value
+
+    def same_row(a, b) -> bool:
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+
+    if ordered:
+        for i, (g, w) in enumerate(zip(got, want)):
+            if not same_row(g, w):
+                return f"  first difference at row {i}: sqlmr {g} vs duckdb {w}" + (
+                    f"\n  (row counts {len(got)} vs {len(want)})" if len(got) != len(want) else "")
+        if len(got) != len(want):
+            return f"  row count: sqlmr {len(got)} vs duckdb {len(want)}"
+        return None
+    gs, ws = sorted(got, key=_key), sorted(want, key=_key)
+    if len(gs) == len(ws) and all(same_row(g, w) for g, w in zip(gs, ws)):
+        return None
+    # multiset difference, matching rows within float tolerance
+    only_w = list(ws)
+    only_g = []
+    for g in gs:
+        for j, w in enumerate(only_w):
+            if same_row(g, w):
+                del only_w[j]
+                break
+        else:
+            only_g.append(g)
+    if not only_g and not only_w:   # equal within float tolerance, sorted apart
+        return None
+    return (f"  row count: sqlmr {len(got)} vs duckdb {len(want)}\n"
+            f"  only in sqlmr ({len(only_g)}):\n{_fmt(only_g)}\n  only in duckdb ({len(only_w)}):\n{_fmt(only_w)}")
+
+
+def run_case(tables, case: Case) -> str | None:
+    """Run one case in both engines; None when they agree, else a failure report."""
+    from difftest import _norm
+    apply_settings(tables.session, case.settings)
+    try:
+        want = tables.duckdb(case.duck)
+    except Exception as e:  # the generator wrote something DuckDB refuses: a generator bug
+        return f"{case.describe()}\n  DuckDB error (generator bug?): {type(e).__name__}: {str(e).splitlines()[0]}"
+    try:
+        got = [[_norm(v) for v in r] for r in tables.sqlmr(case.sqlmr)]
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        return f"{case.describe()}\n  sqlmr error: {type(e).__name__}: {msg[-1] if msg else ''}"
+    if case.compare == "subset":
+        from difftest import _key
+        if len(got) != min(case.limit, len(want)):
+            return f"{case.describe()}\n  LIMIT {case.limit}: sqlmr returned {len(got)} rows of {len(want)}"
+        pool = sorted(want, key=_key)
+        d = diff_rows(got, [w for w in pool if any(w == g for g in got)][:len(got)], ordered=False) \
+            if not all(any(_same(g, w) for w in pool) for g in got) else None
+        return None if d is None else f"{case.describe()}\n  rows not in the full result:\n{d}"
+    d = diff_rows(got, want, ordered=case.compare == "ordered")
+    return None if d is None else f"{case.describe()}\n{d}"
+
+
+def _same(a, b) -> bool:
+    from difftest import same_value
+    return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+
+
+if __name__ == "__main__":
+    schema = sys.argv[2] if len(sys.argv) > 2 else "gen"
+    for s in sys.argv[1].split(","):
+        print(generate(int(s), schema).describe())
