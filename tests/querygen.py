@@ -254,9 +254,9 @@ class Gen:
             pool = [v for v in (col.pool if col else ()) if isinstance(v, int)] or list(INTS)
             return lit_int(self.pick(pool) if r.random() < 0.8 else r.randint(-5, 15))
         if t == "double":
-            if col and col.pool and r.random() < 0.6:
-                v = self.pick(col.pool)
-                return lit_double(repr(float(v)))
+            nums = [v for v in (col.pool if col else ()) if isinstance(v, (int, float))]
+            if nums and r.random() < 0.6:
+                return lit_double(repr(float(self.pick(nums))))
             return lit_double(self.pick(("2.5", "0.5", "7.0", "-1.25", "0.0", "-0.0", "3.375", "100.5", "0.125")))
         if t == "string":
             pool = [v for v in (col.pool if col else ()) if isinstance(v, str)] or list(WORDS)
