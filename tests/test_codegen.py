@@ -178,3 +178,14 @@ def test_constants_and_locals_cannot_take_each_others_names():
         with pytest.raises(NameClash):
             loc.fixed(bad)
     assert loc.fresh("j") == "j1" and loc.tmp_prefix() == "_t2_"
+
+
+def test_rows_read_does_not_count_empty_lines(t1, session):
+    """The job's rows-read statistic counts rows, as COUNT(*) does."""
+    results = list(session.execute("SELECT COUNT(*) FROM t1"))
+    try:
+        assert [list(r) for r in results[-1].rows] == [[6]]
+        assert results[-1].stats.rows_read == 6
+    finally:
+        for r in results:
+            r.close()

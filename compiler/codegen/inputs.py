@@ -42,7 +42,7 @@ def table_loop(gen: "PhaseGen", inp: TableIn) -> None:
     src("_nul = _NUL")
     src("_parse_fields = F.parse_fields")
     src("for block in ctx.blocks():").indent()
-    src("n_in += len(block)")
+    src("n_in += len(block) - block.count('')  # an empty line is no row")
     aggregating = _scan_block(gen, inp)
     sink = gen.sink
     if sink.passes_through:
