@@ -65,6 +65,14 @@ class StatementResult:
 ProgressFactory = Callable[[], Callable[[str, int, int, int], None] | None]
 
 _LEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?", re.S)
+# Words a statement may start with: what sqlmr runs, and what it refuses by
+# name ("not supported yet: …") rather than as a misspelling
+_STATEMENT_WORDS = frozenset({
+    "SELECT", "WITH", "FROM", "CREATE", "DROP", "INSERT", "EXPLAIN", "SET", "SHOW", "DESCRIBE",
+    "DESC", "VALUES", "TABLE", "UPDATE", "DELETE", "MERGE", "ALTER", "USE", "LOAD", "ANALYZE",
+    "TRUNCATE", "GRANT", "REVOKE", "CACHE", "UNCACHE", "REFRESH", "MSCK", "PRAGMA", "COPY",
+    "BEGIN", "COMMIT", "ROLLBACK", "START", "CALL", "EXECUTE", "PREPARE", "COMMENT", "RESET",
+    "ATTACH", "DETACH", "INSTALL", "SUMMARIZE", "PIVOT", "UNPIVOT", "REPLACE", "UPSERT"})
 
 
 class Session:
@@ -128,6 +136,9 @@ class Session:
             return self._explain(text)
         if first == "SET":
             return self._set(text)
+        if first and first not in _STATEMENT_WORDS:
+            # `SELEC 1` would parse as an aliased expression and fail further on
+            self._not_a_statement(text, m.group(1))
         tree = parse_one(text, self.settings.dialect)
         if isinstance(tree, exp.Create) and tree.args.get("expression") is not None:
             return self._create_as(tree, text)
@@ -141,12 +152,15 @@ class Session:
             return self.run_select(text, tree)
         if isinstance(tree, (exp.Condition, exp.Alias, exp.Paren, exp.Tuple)):
             # `SELEC x` parses as an expression with an alias: not a statement at all
-            lead = len(text) - len(text.lstrip())
-            word = first or text.strip().split(None, 1)[0]
-            raise SqlError(f"syntax error: '{word}' does not start a statement sqlmr knows",
-                           text, lead, "statements: SELECT, EXPLAIN, CREATE [EXTERNAL] TABLE, "
-                           "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, SET")
+            self._not_a_statement(text, first or text.strip().split(None, 1)[0])
         raise UnsupportedError(f"{tree.key.upper()} statements", text, 0)
+
+    @staticmethod
+    def _not_a_statement(text: str, word: str) -> None:
+        lead = len(text) - len(text.lstrip())
+        raise SqlError(f"syntax error: '{word}' does not start a statement sqlmr knows",
+                       text, lead, "statements: SELECT, EXPLAIN, CREATE [EXTERNAL] TABLE, "
+                       "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, SET")
 
     # -------------------------------------------------------------- queries
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:

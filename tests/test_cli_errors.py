@@ -112,3 +112,12 @@ def test_tsv_output_is_tab_separated(small):
     r = sqlmr("-o", str(out), "-e", "SELECT s, j FROM t ORDER BY s")
     check(r, 0, "wrote 3 rows")
     assert out.read_text() == "s\tj\na\t2\nb\t4\nc\t6\n"
+
+
+@pytest.mark.parametrize("sql", ["SELEC 1", "  selec x, y FROM t", "SELCT s FROM t"])
+def test_a_misspelt_statement_word_is_named_whatever_follows(small, sql):
+    r = sqlmr("-e", sql)
+    word = sql.split()[0]
+    check(r, 1, f"syntax error: '{word}' does not start a statement sqlmr knows")
+    lines = r.stderr.splitlines()
+    assert lines[1].index("^") == lines[0].index(word)
