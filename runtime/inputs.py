@@ -48,24 +48,31 @@ class SplitReader:
 
     def __iter__(self) -> Iterator[list[str]]:
         chunks = self._gz_chunks() if self.gz else self._range_chunks()
-        rest = b""  # the start of a line that began in an earlier chunk
+        # The start of a line that began in earlier chunks, as pieces joined
+        # once when its newline arrives: a line spanning many chunks costs its
+        # length, not its length squared (a 50 MB line with no newline).
+        rest: list[bytes] = []
+        rest_len = 0
         offset = -1
         for chunk in chunks:
             if offset < 0:  # where the split's first whole line starts in the file
                 offset = self.first_line_offset
             first = chunk.find(b"\n")
             if first < 0:
-                rest += chunk
+                rest.append(chunk)
+                rest_len += len(chunk)
                 continue
             cut = chunk.rfind(b"\n")
             # only the line straddling the previous chunk is copied; the other
             # whole lines are decoded straight from the chunk
             body = memoryview(chunk)[first + 1:cut] if cut > first else None
-            yield self._block(rest + chunk[:first], body, offset)
-            offset += len(rest) + cut + 1
-            rest = chunk[cut + 1:]
-        if rest:
-            yield self._block(rest, None, offset)
+            rest.append(chunk[:first])
+            yield self._block(b"".join(rest), body, offset)
+            offset += rest_len + cut + 1
+            tail = chunk[cut + 1:]
+            rest, rest_len = ([tail], len(tail)) if tail else ([], 0)
+        if rest_len:
+            yield self._block(b"".join(rest), None, offset)
 
     def _block(self, head: bytes, body: memoryview | None, offset: int) -> list[str]:
         """The lines of ``head`` (one line) and ``body`` (the lines after it, no
