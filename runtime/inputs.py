@@ -26,6 +26,14 @@ from runtime import storage
 
 BLOCK_BYTES = 1 << 20
 TAIL_CHUNK = 64 << 10
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads a gzip header and checks its CRC
+
+
+class InputError(Exception):
+    """An input file cannot be read as it was planned: corrupt or truncated
+    compressed data, a file changed since the query was planned, or a file
+    that cannot be read.  The data's fault, not the machine's: a retry would
+    fail the same way, so it is not an OSError (which backends retry)."""
 
 
 class SplitReader:
@@ -35,6 +43,7 @@ class SplitReader:
     def __init__(self, uri: str, start: int, end: int | None, gz: bool = False,
                  block_bytes: int = BLOCK_BYTES) -> None:
         self.uri = uri
+        self.name = uri if storage.is_s3(uri) else storage.to_path(uri)  # for messages
         self.start = start
         self.end = end
         self.gz = gz or uri.endswith(".gz")
@@ -126,22 +135,48 @@ class SplitReader:
             pos += len(tail)
 
     def _gz_chunks(self) -> Iterator[bytes]:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        for chunk in storage.iter_range(self.uri, 0, None, self.block_bytes):
-            self.bytes_read += len(chunk)
-            out = d.decompress(chunk)
-            while True:
-                if out:
-                    yield out
-                if d.unused_data:  # concatenated gzip members
-                    rest = d.unused_data
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    out = d.decompress(rest)
-                    continue
-                break
-        tail = d.flush()
-        if tail:
-            yield tail
+        """Decompressed bytes of a whole ``.gz`` file (concatenated members too,
+        zero padding after a member ignored, as gzip does).
+
+        A stream cut short, a bad CRC or bytes that are not gzip at all raise
+        InputError naming the file: reading on would answer from part of it."""
+        d = zlib.decompressobj(GZIP_WBITS)
+        members = 0        # members decompressed to their end
+        fed = 0            # compressed bytes fed to the current member
+        pos = 0            # compressed bytes read from the file
+        try:
+            for chunk in storage.iter_range(self.uri, 0, None, self.block_bytes):
+                self.bytes_read += len(chunk)
+                pos += len(chunk)
+                data = chunk
+                while data:
+                    if members and not fed:
+                        data = data.lstrip(b"\0")  # padding after a member
+                        if not data:
+                            break
+                    fed += len(data)
+                    out = d.decompress(data)
+                    if out:
+                        yield out
+                    if not d.eof:
+                        break
+                    data = d.unused_data  # the next member starts here
+                    d = zlib.decompressobj(GZIP_WBITS)
+                    members += 1
+                    fed = 0
+        except zlib.error as e:
+            if not members and not self._gzip_magic():  # not gzip at all
+                raise InputError(f"{self.name}: not gzip data ({e}); a file named .gz "
+                                 f"must be gzip-compressed") from None
+            raise InputError(f"{self.name}: corrupt gzip data ({e})") from None
+        if fed or not members:
+            raise InputError(f"{self.name}: truncated gzip file (the compressed data ends "
+                             f"mid-stream after {pos:,} bytes; was it cut short or still "
+                             f"being written?)")
+
+    def _gzip_magic(self) -> bool:
+        """The file starts as a gzip file does (``1f 8b``)."""
+        return storage.read_range(self.uri, 0, 2) == b"\x1f\x8b"
 
     def line_offset(self, line: str) -> int:
         """Byte offset of ``line`` (of the current block) in the file."""

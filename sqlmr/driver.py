@@ -26,8 +26,9 @@ from typing import Callable, Iterator, Sequence
 from compiler.job import Job, Stage
 from compiler.stages import Phase, Probe, RowsIn, TableIn
 from runtime import codecache, events, shuffle, storage
+from runtime.inputs import InputError
 from sqlmr import cost as costs
-from sqlmr.backends import Backend
+from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.splits import choose_reducers, choose_split_size, plan_splits
 
@@ -560,4 +561,12 @@ def _run_phase(backend: Backend, evs: list[dict], label: str,
         if progress:
             progress(label, done, len(evs), nbytes)
 
-    return backend.run(evs, on_done)
+    try:
+        return backend.run(evs, on_done)
+    except TaskFailedError as e:
+        # bad input data (corrupt gzip, a file changed since planning) is the
+        # data's fault: one line naming the file, not a worker's traceback
+        kind, _, detail = e.message.partition(": ")
+        if kind == InputError.__name__:
+            raise InputError(detail) from e
+        raise
