@@ -86,7 +86,8 @@ def write_rows(fmt: str, columns: list[str], rows: Iterable[list], out: IO[str],
     if fmt == "csv":
         return write_csv(columns, rows, out)
     if fmt == "json":
-        return write_json(columns, rows, out)
+        # an object holds one value per key: a repeated name becomes a, a_1 (as in DuckDB)
+        return write_json(writers.unique_names(columns), rows, out)
     materialized = list(rows)
     out.write(table_text(columns, materialized, types, fmt) + "\n")
     return len(materialized)

@@ -33,6 +33,7 @@ from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files, reso
 from sqlmr.config import Settings
 from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
 from sqlmr.render import plural
+from sqlmr.writers import unique_names
 
 
 @dataclass
@@ -475,18 +476,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _table_columns(job: Job, text: str) -> list[Column]:
     """Columns of a table made from a query: its output names (an unnamed
-    expression is ``_c<i>``, as in Hive) and value types (unknown: STRING)."""
-    cols: list[Column] = []
-    seen: set[str] = set()
-    for i, (name, typ) in enumerate(zip(job.columns, job.types)):
-        if not _NAME.match(name):
-            name = f"_c{i}"
-        if name.lower() in seen:
-            raise SqlError(f"the query has two columns named '{name}'; give them different "
-                           "aliases (SELECT … AS name)", text, None)
-        seen.add(name.lower())
-        cols.append(Column(name, typ or "string"))
-    return cols
+    expression is ``_c<i>``, as in Hive; a repeated name gets ``_1``, ``_2``
+    …, as in DuckDB) and value types (unknown: STRING)."""
+    names = [name if _NAME.match(name) else f"_c{i}" for i, name in enumerate(job.columns)]
+    return [Column(name, typ or "string") for name, typ in zip(unique_names(names), job.types)]
 
 
 def _staging(uri: str) -> str:

@@ -129,9 +129,29 @@ def _plain_texts(cols: list[Sequence], width: int, sep: str) -> list[Sequence[st
 _VALUES = json.JSONEncoder(ensure_ascii=False, default=str, separators=("\0", ": ")).encode
 
 
+def unique_names(names: Sequence[str]) -> list[str]:
+    """``names`` with each repeat renamed as DuckDB does: ``a``, ``a_1``, ``a_2``
+    …, compared without case and skipping a name already taken.
+
+    >>> unique_names(["a", "a", "A", "a_1", "b"])
+    ['a', 'a_1', 'A_2', 'a_1_1', 'b']
+    """
+    used: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        new, k = name, 0
+        while new.lower() in used:
+            k += 1
+            new = f"{name}_{k}"
+        used.add(new.lower())
+        out.append(new)
+    return out
+
+
 def write_json_array(columns: list[str], rows: Iterable, out: IO[str]) -> int:
     """A JSON array of objects, one per line, streamed in chunks; returns the
-    number of rows."""
+    number of rows.  Repeated names keep the last value, as ``dict`` does:
+    callers showing results give unique names (:func:`unique_names`)."""
     width = len(columns)
     # duplicate names make dict(zip(...)) keep one key: those rows go one by one
     fast = width > 0 and len(set(columns)) == width
