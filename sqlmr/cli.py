@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Lambda memory size for cost, 128-10240 (default 1769)")
     p.add_argument("--strict", action="store_true", help="malformed rows are an error")
     p.add_argument("--keep-scratch", action="store_true", help="keep the job's scratch data")
+    p.add_argument("--force", action="store_true",
+                   help="INSERT OVERWRITE DIRECTORY may replace a folder holding files sqlmr "
+                        "did not write (never /, home, $SQLMR_HOME, the current directory or "
+                        "a table's location)")
     p.add_argument("--no-timing", action="store_true", help="do not print time and cost")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"sqlmr {__version__}")
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.strict = True
     if args.keep_scratch:
         settings.keep_scratch = True
+    if args.force:
+        settings.force = True
     if args.no_timing:
         settings.timing = False
     output_format = None

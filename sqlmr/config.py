@@ -35,6 +35,7 @@ class Settings:
     timing: bool = True               # print time and cost after each statement
     keep_scratch: bool = False        # keep a job's scratch data for debugging
     broadcast_mb: float = 32.0        # joins: broadcast a side smaller than this
+    force: bool = False               # INSERT OVERWRITE DIRECTORY may replace other files
 
     def effective_workers(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)

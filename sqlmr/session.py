@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -24,7 +21,7 @@ from compiler.resolve import _start
 from compiler.schema import Column, Table
 from compiler.statements import split_statements
 from runtime import storage
-from runtime.shuffle import TextValueError, text_lines
+from runtime.shuffle import TextValueError
 from sqlmr import config
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
@@ -33,6 +30,11 @@ from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files, reso
 from sqlmr.config import Settings
 from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
 from sqlmr.render import plural
+from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
+from sqlmr.table_writes import commit as _commit
+from sqlmr.table_writes import replaced_contents
+from sqlmr.table_writes import staging_for as _staging
+from sqlmr.table_writes import write_rows as _write_rows
 from sqlmr.writers import unique_names
 
 
@@ -277,7 +279,9 @@ class Session:
         uri = warehouse_location(name) if managed else resolve_location(location)
         job = self.compile(text, query)
         columns = _table_columns(job, text)
-        written = self._write_result(job, text, uri, delimiter, overwrite=False)
+        # a managed table gets no _SUCCESS marker: its DROP deletes only part files
+        written = self._write_result(job, text, uri, delimiter, overwrite=False,
+                                     marker=not managed)
         table = Table(name, columns, uri, delimiter, properties={"managed": True} if managed else {})
         try:
             self.catalog.create(table)
@@ -305,7 +309,8 @@ class Session:
         uri = resolve_location(target.this.name)
         job = self.compile(text, query)
         written = self._write_result(job, text, uri, delimiter, overwrite=True)
-        return self._written(text, f"wrote {_files(written)} to {uri}", written, t0)
+        replaced = f" ({written.replaced})" if written.replaced else ""
+        return self._written(text, f"wrote {_files(written)} to {uri}{replaced}", written, t0)
 
     def _written(self, text: str, message: str, written, t0: float) -> StatementResult:
         """The result of a statement that wrote a query's rows as files."""
@@ -316,17 +321,29 @@ class Session:
             seconds=time.perf_counter() - t0, started=t0)
 
     def _write_result(self, job: Job, text: str, uri: str, delimiter: str,
-                      overwrite: bool) -> "_Written":
+                      overwrite: bool, marker: bool = True) -> "_Written":
         """Run ``job`` and leave its result as delimited text files at ``uri``.
+
+        Checked before the job runs (see :mod:`sqlmr.table_writes`): never at
+        or around a table's location; a CREATE TABLE AS only into a missing or
+        empty folder; an overwrite never of a protected folder, and of one
+        holding files sqlmr did not write only with ``force``.
 
         Atomic from the reader's view: files are written to a hidden staging
         folder and appear together when it is committed (a rename on local
         disks; on S3 a copy of each file, then the staging objects are deleted).
         Nothing half-written stays behind after an error or Ctrl-C."""
         self._prepare(job)
-        if not overwrite and storage.exists(uri) and storage.list_files(uri):
-            raise SqlError(f"location {uri} is not empty", text, None,
-                           "choose another LOCATION, or empty it first")
+        what = "INSERT OVERWRITE DIRECTORY" if overwrite else "LOCATION"
+        if overwrite:
+            check_protected_folder(uri, text)
+        check_table_overlap(uri, [*job.tables.values(), *self.catalog.tables().values()],
+                            text, what)
+        replaced = ""
+        if overwrite:
+            replaced, _ = replaced_contents(uri, self.settings.force, text)
+        else:
+            check_empty(uri, text)
         try:
             plans = plan_job(job, self.settings)
         except FileNotFoundError as e:
@@ -349,7 +366,7 @@ class Session:
                     parts, rows = _write_rows(result.rows(), staging, delimiter, width)
             finally:
                 result.close()
-            files = _commit(staging, parts, uri, overwrite)
+            files = _commit(staging, parts, uri, overwrite, marker, self.settings.force)
         except TextValueError as e:
             storage.delete_prefix(staging)
             raise SqlError(str(e)) from None
@@ -361,7 +378,7 @@ class Session:
         except BaseException:
             storage.delete_prefix(staging)
             raise
-        return _Written(rows, files, result.stats)
+        return _Written(rows, files, result.stats, replaced)
 
     # ------------------------------------------------------------------ DDL
     def _create(self, tree: exp.Create, text: str) -> StatementResult:
@@ -469,6 +486,7 @@ class _Written:
     rows: int
     files: int
     stats: JobStats
+    replaced: str = ""   # what an overwrite replaced, said in its message
 
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -480,80 +498,6 @@ def _table_columns(job: Job, text: str) -> list[Column]:
     …, as in DuckDB) and value types (unknown: STRING)."""
     names = [name if _NAME.match(name) else f"_c{i}" for i, name in enumerate(job.columns)]
     return [Column(name, typ or "string") for name, typ in zip(unique_names(names), job.types)]
-
-
-def _staging(uri: str) -> str:
-    """A hidden folder next to (local) or inside (S3) the destination: readers
-    skip names starting with '.' or '_'."""
-    token = secrets.token_hex(4)
-    if storage.is_s3(uri):
-        return storage.join(uri, f"_sqlmr-staging-{token}") + "/"
-    path = storage.to_path(uri).rstrip("/")
-    parent, base = os.path.split(path)
-    return storage.to_uri(os.path.join(parent, f".{base}.sqlmr-staging-{token}")) + "/"
-
-
-def _write_rows(rows, staging: str, delimiter: str, width: int) -> tuple[list[str], int]:
-    """Write result rows as one text file in ``staging`` (the driver-side path)."""
-    uri = storage.join(staging, "driver-00000")
-    n = 0
-    with tempfile.NamedTemporaryFile(prefix="sqlmr-result-", delete=False) as f:
-        batch: list = []
-        for r in rows:
-            batch.append(r)
-            if len(batch) >= 4096:
-                f.write(text_lines(batch, delimiter, width))
-                n += len(batch)
-                batch = []
-        f.write(text_lines(batch, delimiter, width))
-        n += len(batch)
-    try:
-        storage.write_file(uri, f.name)
-    finally:
-        os.unlink(f.name)
-    return [uri], n
-
-
-def _commit(staging: str, parts: list[str], uri: str, overwrite: bool) -> int:
-    """Give the accepted files their final names (``part-00000`` …) and make
-    them appear at ``uri`` together; returns the number of files."""
-    names = [f"part-{i:05d}" for i in range(len(parts))]
-    if storage.is_s3(uri):
-        if overwrite:
-            for old, _ in storage.list_files(uri) if storage.exists(uri) else []:
-                storage.delete_prefix(old)
-        for src, name in zip(parts, names):
-            with tempfile.NamedTemporaryFile(prefix="sqlmr-commit-", delete=False) as f:
-                for chunk in storage.iter_range(src):
-                    f.write(chunk)
-            try:
-                storage.write_file(storage.join(uri, name), f.name)
-            finally:
-                os.unlink(f.name)
-        storage.delete_prefix(staging)
-        return len(parts)
-    folder = storage.to_path(staging).rstrip("/")
-    os.makedirs(folder, exist_ok=True)
-    keep = set()
-    for src, name in zip(parts, names):
-        os.replace(storage.to_path(src), os.path.join(folder, name))
-        keep.add(name)
-    for leftover in os.listdir(folder):  # attempts the driver did not accept
-        if leftover not in keep:
-            p = os.path.join(folder, leftover)
-            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
-    dest = storage.to_path(uri).rstrip("/")
-    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-    if os.path.isfile(dest):
-        raise SqlError(f"{dest} is a file, not a folder")
-    if os.path.isdir(dest) and os.listdir(dest):
-        old = folder + ".old"
-        os.replace(dest, old)          # overwrite: the old folder steps aside,
-        os.replace(folder, dest)       # the new one takes its name,
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(folder, dest)
-    return len(parts)
 
 
 class _TableSizes(dict):

@@ -92,10 +92,15 @@ def test_insert_overwrite_directory_replaces_files(ct, tmp_path):
     dest = tmp_path / "dir"
     dest.mkdir()
     (dest / "old-data").write_text("stale,1\n")
-    msg = run(ct, f"INSERT OVERWRITE DIRECTORY '{dest}' ROW FORMAT DELIMITED FIELDS TERMINATED BY '\\t' "
-                  "SELECT destURL, duration FROM uv WHERE duration = 2")
-    assert msg.startswith("wrote ")
-    names = sorted(os.listdir(dest))
+    sql = (f"INSERT OVERWRITE DIRECTORY '{dest}' ROW FORMAT DELIMITED FIELDS TERMINATED BY '\\t' "
+           "SELECT destURL, duration FROM uv WHERE duration = 2")
+    # a file sqlmr did not write is replaced only with force (test_write_safety.py)
+    with pytest.raises(SqlError, match="sqlmr did not write"):
+        run(ct, sql)
+    ct.session.settings.force = True
+    msg = run(ct, sql)
+    assert msg.startswith("wrote ") and "replaced 1 entry because of --force: old-data" in msg
+    names = sorted(n for n in os.listdir(dest) if n != "_SUCCESS")
     assert "old-data" not in names and names and all(n.startswith("part-") for n in names)
     rows = [line.split("\t") for p in names for line in (dest / p).read_text().splitlines()]
     want = ct.duckdb("SELECT destURL, duration FROM uv WHERE duration = 2")
@@ -164,11 +169,18 @@ def test_ctas_to_s3(ct, s3_bucket):
     select = "SELECT countryCode, COUNT(*) AS n FROM uv GROUP BY countryCode"
     run(ct, f"CREATE TABLE bycountry LOCATION '{uri}' AS {select}")
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]]
-    assert keys and all(k.startswith("tables/bycountry/part-") for k in keys)  # no staging left
+    # part files and the _SUCCESS manifest; no staging left
+    assert keys and all(k.startswith("tables/bycountry/part-") for k in keys[1:])
+    assert keys[0] == "tables/bycountry/_SUCCESS"
     assert_same(ct.sqlmr("SELECT * FROM bycountry"), ct.duckdb(select), ordered=False)
-    run(ct, f"INSERT OVERWRITE DIRECTORY '{uri}' SELECT countryCode, 1 FROM uv WHERE duration = 3 LIMIT 2")
+    insert = f"INSERT OVERWRITE DIRECTORY '{uri}' SELECT countryCode, 1 FROM uv WHERE duration = 3 LIMIT 2"
+    with pytest.raises(SqlError, match="is the location of table bycountry"):
+        run(ct, insert)  # a catalogued table's folder is never overwritten
+    run(ct, "DROP TABLE bycountry")  # external: its files are kept
+    assert "replaced an earlier sqlmr output (2 files)" in run(ct, insert)
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]]
-    assert keys == ["tables/bycountry/part-00000"]
+    assert keys == ["tables/bycountry/_SUCCESS", "tables/bycountry/part-00000"]
+    run(ct, f"CREATE EXTERNAL TABLE bycountry (c STRING, n INT) LOCATION '{uri}'")
     assert len(ct.sqlmr("SELECT * FROM bycountry")) == 2
 
 

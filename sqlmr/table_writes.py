@@ -1,0 +1,319 @@
+"""Where CREATE TABLE AS and INSERT OVERWRITE DIRECTORY may write, and how
+their files are committed.
+
+A write never deletes what sqlmr did not create:
+
+* CREATE TABLE AS writes only into a folder that is missing or empty
+  (hidden and ``_`` names count: ``.git`` or ``_archive`` make it not empty);
+  its commit is a rename that fails rather than replace anything.
+* INSERT OVERWRITE DIRECTORY refuses ``/``, the home directory or a folder
+  above it, ``$SQLMR_HOME`` (inside or above), the current directory or a
+  folder above it; and it replaces only a folder that is empty or holds an
+  earlier sqlmr output (its ``_SUCCESS`` marker lists every file in it).
+  ``force`` replaces a folder holding other files, and nothing else.
+* Neither writes into, or over, the location of a catalogued table or of an
+  input of the query: the table would read its own output.
+
+The folder a commit writes holds ``part-NNNNN`` files and, except for a
+managed table (whose DROP deletes only its part files), a ``_SUCCESS`` file
+holding a small JSON manifest of them.  Readers skip ``_`` names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from typing import Iterable
+
+from compiler.errors import SqlError
+from compiler.schema import Table
+from runtime import storage
+from runtime.shuffle import text_lines
+from sqlmr import config
+
+MARKER = "_SUCCESS"
+_WRITER = "sqlmr"
+FORCE_HINT = "--force (or SET force = on) replaces a folder holding other files"
+
+
+# ------------------------------------------------------------------ paths
+
+def _canonical(uri: str) -> str:
+    """A location for comparing with others: a local path resolved (symlinks,
+    ``..``), an S3 URI without a trailing slash."""
+    if storage.is_s3(uri):
+        return uri.rstrip("/")
+    return os.path.realpath(storage.to_path(uri))
+
+
+def _within(inner: str, outer: str) -> bool:
+    """Whether canonical location ``inner`` is ``outer`` or inside it."""
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+
+def _shown(uri: str) -> str:
+    return uri if storage.is_s3(uri) else storage.to_path(uri)
+
+
+def _overlap(target: str, location: str) -> str | None:
+    """How canonical ``target`` relates to canonical ``location``, if at all."""
+    if target == location:
+        return "is"
+    if _within(target, location):
+        return "is inside"
+    if _within(location, target):
+        return "contains"
+    return None
+
+
+def check_table_overlap(uri: str, tables: Iterable[Table], text: str, what: str) -> None:
+    """Refuse writing at ``uri`` when it is, is inside or contains the location
+    of one of ``tables`` (the query's inputs and every catalogued table)."""
+    target = _canonical(uri)
+    seen: set[str] = set()
+    for t in tables:
+        if t.name.lower() in seen:
+            continue
+        seen.add(t.name.lower())
+        relation = _overlap(target, _canonical(t.location))
+        if relation is not None:
+            raise SqlError(f"{what} {_shown(uri)} {relation} the location of table {t.name} "
+                           f"({_shown(t.location)}); refusing to write there", text, None,
+                           "write to a folder of its own, outside every table's location")
+
+
+def check_protected_folder(uri: str, text: str) -> None:
+    """Refuse an overwrite target that is ``/``, the home directory or above
+    it, ``$SQLMR_HOME`` or inside or above it, or the current directory or
+    above it (``force`` never overrides these)."""
+    if storage.is_s3(uri):
+        if not uri[len("s3://"):].partition("/")[2].strip("/"):  # s3://bucket itself
+            raise SqlError(f"INSERT OVERWRITE DIRECTORY {uri}: refusing to replace a whole "
+                           "bucket", text, None, "name a prefix of its own for the output")
+        return
+    target = _canonical(uri)
+    what = f"INSERT OVERWRITE DIRECTORY {storage.to_path(uri)}"
+    hint = "name a folder of its own for the output"
+    if target == "/":
+        raise SqlError(f"{what}: refusing to replace the root folder /", text, None, hint)
+    checks = [
+        (os.path.realpath(os.path.expanduser("~")), "your home directory", False),
+        (os.path.realpath(str(config.home())), "$SQLMR_HOME", True),
+        (os.path.realpath(os.getcwd()), "the current directory", False),
+    ]
+    for folder, name, inside_too in checks:
+        if target == folder:
+            raise SqlError(f"{what}: refusing to replace {name} ({folder})", text, None, hint)
+        if _within(folder, target):
+            raise SqlError(f"{what}: refusing to replace a folder that contains {name} "
+                           f"({folder})", text, None, hint)
+        if inside_too and _within(target, folder):
+            raise SqlError(f"{what}: refusing to write inside {name} ({folder}), where sqlmr "
+                           "keeps its catalog and tables", text, None, hint)
+
+
+# --------------------------------------------------------------- contents
+
+def entries(uri: str, skip: str | None = None) -> list[str] | None:
+    """Everything in the folder at ``uri``, hidden and ``_`` names included (on
+    S3: every key under the prefix, relative to it); None when it does not
+    exist.  ``skip``: a relative prefix left out (S3 staging)."""
+    if storage.is_s3(uri):
+        from runtime import s3
+        bucket, key = s3.split_uri(uri)
+        key = key.rstrip("/")
+        if key and s3._head(bucket, key, uri, probe=True) is not None:
+            raise SqlError(f"{uri} is an object, not a folder (prefix)")
+        prefix = key + "/" if key else ""
+        names = [o["Key"][len(prefix):] for o in s3._list(bucket, prefix, uri)]
+        names = [n for n in names if n and not (skip and n.startswith(skip))]
+        return sorted(names) if names else None
+    path = storage.to_path(uri)
+    if os.path.isdir(path):
+        return sorted(os.listdir(path))
+    if os.path.lexists(path):
+        raise SqlError(f"{path} is a file, not a folder")
+    return None
+
+
+def manifest(uri: str) -> list[str] | None:
+    """The files an earlier sqlmr write listed in its ``_SUCCESS`` marker at
+    ``uri``; None when there is no such marker."""
+    try:
+        doc = json.loads(storage.read_range(storage.join(uri, MARKER)).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("writer") != _WRITER:
+        return None
+    files = doc.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return files
+
+
+def _sample(names: list[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _plural(n: int, noun: str, nouns: str | None = None) -> str:
+    return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"
+
+
+def replaced_contents(uri: str, force: bool, text: str | None = None,
+                      skip: str | None = None) -> tuple[str, list[str]]:
+    """What an overwrite of ``uri`` replaces: ``(description, names)``;
+    ``("", [])`` for a missing or empty folder.  A folder holding anything
+    but an earlier sqlmr output is refused unless ``force``."""
+    names = entries(uri, skip)
+    if not names:
+        return "", []
+    listed = manifest(uri)
+    if listed is not None and set(names) <= set(listed) | {MARKER}:
+        files = [n for n in names if n != MARKER]
+        return f"replaced an earlier sqlmr output ({_plural(len(files), 'file')})", names
+    if force:
+        return (f"replaced {_plural(len(names), 'entry', 'entries')} because of --force: "
+                f"{_sample(names)}", names)
+    raise SqlError(f"INSERT OVERWRITE DIRECTORY {_shown(uri)}: the folder holds "
+                   f"{_plural(len(names), 'file')} sqlmr did not write ({_sample(names)}); "
+                   f"refusing to replace {'it' if len(names) == 1 else 'them'}", text, None,
+                   f"empty it or choose another folder; {FORCE_HINT}")
+
+
+def check_empty(uri: str, text: str | None = None, skip: str | None = None) -> None:
+    """Refuse a CREATE TABLE AS location that holds anything at all."""
+    names = entries(uri, skip)
+    if names:
+        raise SqlError(f"location {_shown(uri)} is not empty ({_sample(names)})", text, None,
+                       "choose another LOCATION, or empty it first; CREATE TABLE AS never "
+                       "replaces files")
+
+
+# ---------------------------------------------------------------- writing
+
+def staging_for(uri: str) -> str:
+    """A hidden folder next to (local) or inside (S3) the destination: readers
+    skip names starting with '.' or '_'."""
+    token = secrets.token_hex(4)
+    if storage.is_s3(uri):
+        return storage.join(uri, f"_sqlmr-staging-{token}") + "/"
+    path = os.path.realpath(storage.to_path(uri))
+    parent, base = os.path.split(path)
+    staging = os.path.join(parent, f".{base}.sqlmr-staging-{token}")
+    from sqlmr import scratch  # claimed: swept by the next run if this driver dies
+    scratch.register(staging)
+    return storage.to_uri(staging) + "/"
+
+
+def write_rows(rows, staging: str, delimiter: str, width: int) -> tuple[list[str], int]:
+    """Write result rows as one text file in ``staging`` (the driver-side path)."""
+    uri = storage.join(staging, "driver-00000")
+    n = 0
+    from sqlmr import scratch  # its folder in $TMPDIR is swept if this driver is killed
+    with tempfile.NamedTemporaryFile(prefix="sqlmr-result-", delete=False,
+                                     dir=scratch.temp_dir()) as f:
+        try:
+            batch: list = []
+            for r in rows:
+                batch.append(r)
+                if len(batch) >= 4096:
+                    f.write(text_lines(batch, delimiter, width))
+                    n += len(batch)
+                    batch = []
+            f.write(text_lines(batch, delimiter, width))
+            n += len(batch)
+        except BaseException:
+            f.close()
+            os.unlink(f.name)  # an error or Ctrl-C leaves no result file in $TMPDIR
+            raise
+    try:
+        storage.write_file(uri, f.name)
+    finally:
+        os.unlink(f.name)
+    return [uri], n
+
+
+def _manifest_bytes(names: list[str]) -> bytes:
+    return (json.dumps({"writer": _WRITER, "files": names}) + "\n").encode()
+
+
+def commit(staging: str, parts: list[str], uri: str, overwrite: bool, marker: bool = True,
+           force: bool = False) -> int:
+    """Give the accepted files their final names (``part-00000`` …) and make
+    them appear at ``uri`` together; returns the number of files.
+
+    Without ``overwrite`` the destination must still be missing or empty;
+    with it, its contents are checked again (they may have changed while the
+    job ran) and replaced only as :func:`replaced_contents` allows."""
+    names = [f"part-{i:05d}" for i in range(len(parts))]
+    if storage.is_s3(uri):
+        return _commit_s3(staging, parts, names, uri, overwrite, marker, force)
+    folder = storage.to_path(staging).rstrip("/")
+    os.makedirs(folder, exist_ok=True)
+    keep = set(names)
+    for src, name in zip(parts, names):
+        os.replace(storage.to_path(src), os.path.join(folder, name))
+    for leftover in os.listdir(folder):  # attempts the driver did not accept
+        if leftover not in keep:
+            p = os.path.join(folder, leftover)
+            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+    if marker:
+        with open(os.path.join(folder, MARKER), "wb") as f:
+            f.write(_manifest_bytes(names))
+    dest = os.path.realpath(storage.to_path(uri))
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise SqlError(f"{dest} is a file, not a folder")
+    if overwrite:
+        _, old_names = replaced_contents(uri, force)
+        if old_names:
+            old = folder + ".old"
+            os.replace(dest, old)          # the approved old folder steps aside,
+            os.replace(folder, dest)       # the new one takes its name,
+            shutil.rmtree(old, ignore_errors=True)
+            return len(parts)
+    try:
+        os.replace(folder, dest)  # onto a missing or empty folder only
+    except OSError as e:
+        raise SqlError(f"location {dest} is no longer empty ({e.strerror}); nothing was "
+                       "replaced", hint="choose another LOCATION, or empty it first") from None
+    return len(parts)
+
+
+def _commit_s3(staging: str, parts: list[str], names: list[str], uri: str, overwrite: bool,
+               marker: bool, force: bool) -> int:
+    """S3 has no rename: each file is copied to its final key, then the keys
+    of the replaced output (checked again) that the new one did not
+    overwrite are deleted, the marker written and the staging deleted."""
+    from runtime import s3
+    skip = staging[len(uri.rstrip("/")) + 1:]
+    if overwrite:
+        _, old_names = replaced_contents(uri, force, skip=skip)
+    else:
+        check_empty(uri, skip=skip)
+        old_names = []
+    for src, name in zip(parts, names):
+        with tempfile.NamedTemporaryFile(prefix="sqlmr-commit-", delete=False) as f:
+            for chunk in storage.iter_range(src):
+                f.write(chunk)
+        try:
+            storage.write_file(storage.join(uri, name), f.name)
+        finally:
+            os.unlink(f.name)
+    stale = [n for n in old_names if n not in set(names) and n != MARKER]
+    if stale:
+        bucket, key = s3.split_uri(uri)
+        prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+        keys = [prefix + n for n in stale]
+        for i in range(0, len(keys), s3.DELETE_BATCH):
+            s3._delete_batch(bucket, keys[i:i + s3.DELETE_BATCH], uri)
+    if marker:
+        storage.write_bytes(storage.join(uri, MARKER), _manifest_bytes(names))
+    elif MARKER in old_names:
+        storage.delete_prefix(storage.join(uri, MARKER))
+    storage.delete_prefix(staging)
+    return len(parts)
