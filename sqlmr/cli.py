@@ -25,7 +25,8 @@ from sqlmr.backends import JobCancelledError, TaskFailedError
 from sqlmr.config import FORMATS, Settings, load_settings, parse_value
 from sqlmr.progress import ProgressBar
 from sqlmr.render import (FILE_FORMATS, cancelled_lines, format_for_path, plural, rows_line,
-                          summary_lines, table_text, take, write_output)
+                          summary_lines, table_text, take, write_output,
+                          write_output_file)
 from sqlmr.session import Session, StatementResult
 
 SUBCOMMANDS = ("gen", "bench", "lambda")
@@ -167,7 +168,10 @@ def check_output(path: str, explicit_format: str | None) -> tuple[str | None, st
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         return None, f"--output {path}: folder {folder} does not exist"
-    target = path if os.path.exists(path) else folder
+    # a regular file is replaced by a temporary file renamed beside it: the
+    # folder must be writable; a device or FIFO is written in place
+    special = os.path.exists(path) and not os.path.isfile(path)
+    target = path if special else os.path.dirname(os.path.realpath(path))
     if not os.access(target, os.W_OK):
         return None, f"--output {path}: permission denied"
     return fmt, None
@@ -280,8 +284,8 @@ def print_result(result: StatementResult, settings, output: str | None, out: IO[
         rows = result.rows
         if output:
             ffmt = output_format or format_for_path(output, fmt) or fmt
-            with open(output, "w", encoding="utf-8", newline="") as f:
-                n = write_output(ffmt, result.columns, rows, f, result.types)
+            # a temporary file renamed on success: a failure keeps the old file
+            n = write_output_file(output, ffmt, result.columns, rows, result.types)
             print(f"wrote {plural(n, 'row')} to {output}", file=info)
         elif data_only:
             write_output(fmt, result.columns, rows, out, result.types)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
+import tempfile
 from itertools import islice
 from typing import IO, Iterable, Iterator
 
@@ -110,6 +112,44 @@ def write_output(fmt: str, columns: list[str], rows: Iterable[list], out: IO[str
     if fmt == "tsv":
         return write_tsv(columns, rows, out)
     return write_rows(fmt, columns, rows, out, types)
+
+
+def write_output_file(path: str, fmt: str, columns: list[str], rows: Iterable[list],
+                      types: list[str | None] | None = None) -> int:
+    """:func:`write_output` into the file ``path``, all or nothing: the rows go
+    to a hidden temporary file beside it, renamed over ``path`` once every row
+    is written and flushed to disk.  An error, a full disk or Ctrl-C leaves
+    the old file as it was and no temporary file.  A path that is not a
+    regular file (``/dev/stdout``, a FIFO) is written in place."""
+    target = os.path.realpath(path)  # through a symlink: the link stays a link
+    if os.path.exists(target) and not os.path.isfile(target):
+        with open(target, "w", encoding="utf-8", newline="") as f:
+            return write_output(fmt, columns, rows, f, types)
+    folder, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            n = write_output(fmt, columns, rows, f, types)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+def _file_mode(path: str) -> int:
+    """The permissions the new file gets: the old file's, else what ``open``
+    would give (0666 less the umask; ``mkstemp`` makes 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 # The format of an output file, from its extension.

@@ -2,7 +2,7 @@
 and ``_`` content (it refuses a non-empty LOCATION), INSERT OVERWRITE DIRECTORY
 refuses each protected target (tested one by one), replaces only an empty
 folder or an earlier sqlmr output unless forced, neither writes in or around a
-table's location, and repeated
+table's location, ``--output`` is replaced all or nothing, and repeated
 column names become ``a``, ``a_1`` where names must be unique."""
 
 from __future__ import annotations
@@ -278,6 +278,60 @@ def test_s3_overwrite_guards(ct, s3_bucket):
     s3.put_object(Bucket=s3_bucket, Key="t2/.keep", Body=b"")
     with pytest.raises(SqlError, match=r"is not empty \(\.keep\)"):
         run(ct, f"CREATE TABLE t2 LOCATION 's3://{s3_bucket}/t2' AS SELECT code FROM cc")
+
+
+# ------------------------------------------------------------------ --output
+
+def failing_rows(n: int, error: BaseException):
+    for i in range(n):
+        yield [f"k{i}", i]
+    raise error
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), OSError(28, "No space left on device")])
+def test_output_file_is_kept_when_the_write_fails(tmp_path, error):
+    from sqlmr.render import write_output_file
+    out = tmp_path / "out.csv"
+    out.write_text("old,result\n")
+    with pytest.raises(type(error)):
+        write_output_file(str(out), "csv", ["k", "v"], failing_rows(20000, error))
+    assert out.read_text() == "old,result\n"
+    assert os.listdir(tmp_path) == ["out.csv"]   # no temporary file left
+
+
+def test_output_file_replaced_whole_keeps_mode_and_symlink(tmp_path):
+    from sqlmr.render import write_output_file
+    real = tmp_path / "real.json"
+    real.write_text("old\n")
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    n = write_output_file(str(link), "json", ["a", "a"], iter([[1, 2]]))
+    assert n == 1 and link.is_symlink()
+    assert json.loads(real.read_text()) == [{"a": 1, "a_1": 2}]
+    assert oct(os.stat(real).st_mode & 0o777) == oct(0o640)
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "real.json"]
+
+
+def test_output_cli_interrupted_keeps_old_file(tmp_path, monkeypatch, capsys):
+    """End to end: Ctrl-C while the rows are written leaves the old file."""
+    import sqlmr.render as render
+    from sqlmr.cli import main
+    data = tmp_path / "t"
+    data.mkdir()
+    (data / "p0").write_text("".join(f"k{i},{i}\n" for i in range(100)))
+    out = tmp_path / "res.csv"
+    out.write_text("previous\n")
+    assert main(["-e", f"CREATE EXTERNAL TABLE t (k STRING, v INT) LOCATION '{data}'"]) == 0
+    real = render.write_output
+
+    def interrupted(fmt, columns, rows, f, types=None):
+        return real(fmt, columns, failing_rows(5000, KeyboardInterrupt()), f, types)
+
+    monkeypatch.setattr(render, "write_output", interrupted)
+    assert main(["--output", str(out), "-e", "SELECT k, v FROM t"]) == 130
+    assert out.read_text() == "previous\n"
+    assert sorted(os.listdir(tmp_path)) == ["res.csv", "t"]
 
 
 # --------------------------------------------------- repeated names in JSON
