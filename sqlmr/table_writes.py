@@ -134,6 +134,9 @@ def entries(uri: str, skip: str | None = None) -> list[str] | None:
     path = storage.to_path(uri)
     if os.path.isdir(path):
         return sorted(os.listdir(path))
+    if os.path.islink(path):
+        raise SqlError(f"{path} is a symlink to {os.readlink(path)}, which does not exist "
+                       "or cannot be reached", hint="remove the link, or point it at a folder")
     if os.path.lexists(path):
         raise SqlError(f"{path} is a file, not a folder")
     return None

@@ -72,6 +72,34 @@ def test_commit_never_replaces_a_folder_filled_while_the_job_ran(tmp_path):
     assert tree(dest) == {".git/HEAD": "keep me\n"}
 
 
+def test_failed_driver_side_write_leaves_no_result_file_in_tmpdir(tmp_path, monkeypatch):
+    """The ORDER BY / LIMIT path writes the merged rows to a temporary file
+    first: Ctrl-C while it is written removes it."""
+    import tempfile
+    from sqlmr.table_writes import staging_for, write_rows
+    made: list[str] = []
+    real = tempfile.NamedTemporaryFile
+
+    def recorded(*a, **k):
+        f = real(*a, **k)
+        made.append(f.name)
+        return f
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", recorded)
+    staging = staging_for(str(tmp_path / "dest"))
+    with pytest.raises(KeyboardInterrupt):
+        write_rows(failing_rows(10000, KeyboardInterrupt()), staging, ",", 2)
+    assert made and not any(os.path.exists(m) for m in made)
+
+
+def test_overwrite_of_a_dangling_symlink_names_it(ct, tmp_path):
+    link = tmp_path / "gone"
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(SqlError, match="is a symlink to .*nowhere, which does not exist"):
+        insert(ct, str(link))
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
 def test_ctas_location_inside_an_input_table_is_refused(ct, tmp_path):
     inside = tmp_path / "uv" / "copy"
     with pytest.raises(SqlError, match=r"LOCATION .*uv/copy is inside the location of table uv"):
