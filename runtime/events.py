@@ -16,7 +16,10 @@ Event::
       "task": 0,                            # task index within (stage, kind)
       "attempt": 0,                         # retry number; outputs are attempt specific
       "input": {"splits": [{"uri": ..., "start": 0, "end": 1234, "gz": false,
-                            "table": "uservisits"}]}       # map over text
+                            "table": "uservisits",
+                            "size": 5678, "stamp": ...}]}  # map over text
+                            # size, stamp (mtime ns, or S3 ETag): the file as
+                            # planned; optional, a changed file fails the task
              | {"shuffle": [{"uri": ..., "start": 0, "end": 99}]}   # reduce
              | {"rows": [{"uri": ..., "start": 0, "end": 99}]},     # map over a stage output
       "partitions": 8,                      # reducers fed by this task (0 = map only)

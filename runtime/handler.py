@@ -45,8 +45,7 @@ class TaskContext:
         """Blocks of text lines of every split of this map task."""
         block_bytes = self.params.get("block_bytes") or BLOCK_BYTES
         for split in self.event["input"]["splits"]:
-            reader = SplitReader(split["uri"], split.get("start", 0), split.get("end"),
-                                 gz=split.get("gz", False), block_bytes=block_bytes)
+            reader = SplitReader.of_split(split, block_bytes)
             self.reader = reader
             try:
                 yield from reader
@@ -98,8 +97,7 @@ class TaskContext:
     def side_blocks(self, name: str) -> Iterator[list[str]]:
         """Blocks of text lines of a broadcast (small) table named in the event."""
         for split in self.params["broadcast"][name]["splits"]:
-            reader = SplitReader(split["uri"], split.get("start", 0), split.get("end"),
-                                 gz=split.get("gz", False))
+            reader = SplitReader.of_split(split)
             try:
                 yield from reader
             finally:

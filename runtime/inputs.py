@@ -23,17 +23,11 @@ import zlib
 from typing import Iterator
 
 from runtime import storage
+from runtime.storage import InputError
 
 BLOCK_BYTES = 1 << 20
 TAIL_CHUNK = 64 << 10
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads a gzip header and checks its CRC
-
-
-class InputError(Exception):
-    """An input file cannot be read as it was planned: corrupt or truncated
-    compressed data, a file changed since the query was planned, or a file
-    that cannot be read.  The data's fault, not the machine's: a retry would
-    fail the same way, so it is not an OSError (which backends retry)."""
 
 
 class SplitReader:
@@ -41,8 +35,15 @@ class SplitReader:
     block's byte offset for error reports."""
 
     def __init__(self, uri: str, start: int, end: int | None, gz: bool = False,
-                 block_bytes: int = BLOCK_BYTES) -> None:
+                 block_bytes: int = BLOCK_BYTES, size: int | None = None,
+                 stamp: object = None) -> None:
         self.uri = uri
+        # the file as the query was planned (size; mtime in ns, or an S3 ETag):
+        # a file that shrank or was rewritten since fails the task, one that
+        # grew is read up to its planned size
+        self.size = size
+        self.stamp = stamp
+        self.etag = stamp if storage.is_s3(uri) and isinstance(stamp, str) else None
         self.name = uri if storage.is_s3(uri) else storage.to_path(uri)  # for messages
         self.start = start
         self.end = end
@@ -99,13 +100,37 @@ class SplitReader:
         self.block = lines
         return lines
 
+    @classmethod
+    def of_split(cls, split: dict, block_bytes: int = BLOCK_BYTES) -> "SplitReader":
+        """The reader of one split of a task event (see :mod:`runtime.events`)."""
+        return cls(split["uri"], split.get("start", 0), split.get("end"),
+                   gz=split.get("gz", False), block_bytes=block_bytes,
+                   size=split.get("size"), stamp=split.get("stamp"))
+
+    def _check_unchanged(self) -> None:
+        """Fail when the file is no longer what the query planned to read."""
+        if self.size is not None:
+            why = storage.changed(self.uri, self.size, self.stamp)
+            if why:
+                raise self._changed(why)
+
+    def _changed(self, why: str) -> InputError:
+        return InputError(f"{self.name} changed while the query ran ({why}); run the "
+                          f"query again once nothing is writing to it")
+
     def _range_chunks(self) -> Iterator[bytes]:
-        """Raw bytes of the split after line fix-up at both ends."""
+        """Raw bytes of the split after line fix-up at both ends, checked
+        against the file as planned before and after reading."""
+        self._check_unchanged()
+        yield from self._split_bytes()
+        self._check_unchanged()
+
+    def _split_bytes(self) -> Iterator[bytes]:
         start, end = self.start, self.end
         skipping = start > 0  # drop the partial first line (look one byte back)
         last_byte = b""
         pos = max(start - 1, 0)  # file offset of the next chunk
-        for chunk in storage.iter_range(self.uri, pos, end, self.block_bytes):
+        for chunk in storage.iter_range(self.uri, pos, end, self.block_bytes, self.etag):
             self.bytes_read += len(chunk)
             last_byte = chunk[-1:]
             pos += len(chunk)
@@ -118,14 +143,21 @@ class SplitReader:
                 chunk = chunk[nl + 1:]
             if chunk:
                 yield chunk
+        if end is not None and pos < end:  # the planned range is no longer there
+            raise self._changed(f"it ended at byte {pos:,}, before the end of this "
+                                f"split at {end:,}")
         if end is None or skipping or last_byte == b"\n" or not last_byte:
             # no line starts in this split, or its last line ended exactly at `end`
             return
         pos = end  # finish the last line past the end of the split
-        while True:
-            tail = storage.read_range(self.uri, pos, pos + TAIL_CHUNK)
+        limit = self.size  # not into bytes appended since the query was planned
+        while limit is None or pos < limit:
+            stop = pos + TAIL_CHUNK if limit is None else min(pos + TAIL_CHUNK, limit)
+            tail = storage.read_range(self.uri, pos, stop, self.etag)
             self.bytes_read += len(tail)
             if not tail:
+                if limit is not None:
+                    raise self._changed(f"it ended at byte {pos:,}, planned {limit:,}")
                 return
             nl = tail.find(b"\n")
             if nl >= 0:
@@ -140,12 +172,14 @@ class SplitReader:
 
         A stream cut short, a bad CRC or bytes that are not gzip at all raise
         InputError naming the file: reading on would answer from part of it."""
+        self._check_unchanged()
         d = zlib.decompressobj(GZIP_WBITS)
         members = 0        # members decompressed to their end
         fed = 0            # compressed bytes fed to the current member
         pos = 0            # compressed bytes read from the file
         try:
-            for chunk in storage.iter_range(self.uri, 0, None, self.block_bytes):
+            for chunk in storage.iter_range(self.uri, 0, self.size, self.block_bytes,
+                                            self.etag):
                 self.bytes_read += len(chunk)
                 pos += len(chunk)
                 data = chunk
@@ -165,10 +199,12 @@ class SplitReader:
                     members += 1
                     fed = 0
         except zlib.error as e:
+            self._check_unchanged()  # a file cut short while being read says so
             if not members and not self._gzip_magic():  # not gzip at all
                 raise InputError(f"{self.name}: not gzip data ({e}); a file named .gz "
                                  f"must be gzip-compressed") from None
             raise InputError(f"{self.name}: corrupt gzip data ({e})") from None
+        self._check_unchanged()
         if fed or not members:
             raise InputError(f"{self.name}: truncated gzip file (the compressed data ends "
                              f"mid-stream after {pos:,} bytes; was it cut short or still "

@@ -319,18 +319,21 @@ def _list(bucket: str, prefix: str, uri: str) -> Iterator[dict]:
             return
 
 
-def list_files(uri: str) -> list[tuple[str, int]]:
+def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[str, int]]:
     """Data objects at ``uri`` (one object, or everything under the prefix), sorted.
 
     ``s3://b/dir`` is the object ``dir`` if it exists, else the prefix ``dir/``.
     Keys with a path part starting with ``_`` or ``.`` (relative to the prefix) and
     folder markers (keys ending in ``/``) are skipped.  Raises FileNotFoundError
-    when nothing at all exists there.
+    when nothing at all exists there.  ``stamps`` (when given) gets each
+    object's ETag, to read exactly that version later.
     """
     bucket, key = split_uri(uri)
     if key and not key.endswith("/"):
         head = _head(bucket, key, uri, probe=True)
         if head is not None:
+            if stamps is not None and head.get("ETag"):
+                stamps[uri] = head["ETag"]
             return [(uri, int(head["ContentLength"]))]
         prefix = key + "/"
     else:
@@ -344,6 +347,8 @@ def list_files(uri: str) -> list[tuple[str, int]]:
         if not rel or k.endswith("/") or _hidden(rel):
             continue
         out.append((_uri(bucket, k), int(obj["Size"])))
+        if stamps is not None and obj.get("ETag"):
+            stamps[out[-1][0]] = obj["ETag"]
     if not seen_any:
         if prefix and not _bucket_exists(bucket):
             raise _missing(uri, bucket)
@@ -356,15 +361,24 @@ def _range_header(start: int, end: int | None) -> str:
     return f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
 
 
-def _get(bucket: str, key: str, uri: str, start: int, end: int | None) -> Any | None:
-    """GetObject for a range; None when the range starts past the end of the object."""
+def _get(bucket: str, key: str, uri: str, start: int, end: int | None,
+         etag: str | None = None) -> Any | None:
+    """GetObject for a range; None when the range starts past the end of the
+    object.  ``etag``: only that version (another one is an InputError)."""
     if start == 0 and end is None:
         kwargs = {"Bucket": bucket, "Key": key}
     else:
         kwargs = {"Bucket": bucket, "Key": key, "Range": _range_header(start, end)}
+    if etag:
+        kwargs["IfMatch"] = etag
     try:
         return _call(lambda: client().get_object(**kwargs), uri, bucket)
     except ClientError as e:
+        if etag and (_error_code(e) == "PreconditionFailed" or _status(e) == 412):
+            from runtime.storage import InputError
+            raise InputError(f"{uri} changed while the query ran (it is no longer the "
+                             f"object listed when the query was planned, ETag {etag}); "
+                             f"run the query again once nothing is writing to it") from None
         if _error_code(e) == "InvalidRange" or _status(e) == 416:
             return None
         if _is_404(e):
@@ -372,14 +386,15 @@ def _get(bucket: str, key: str, uri: str, start: int, end: int | None) -> Any | 
         raise
 
 
-def read_range(uri: str, start: int = 0, end: int | None = None) -> bytes:
+def read_range(uri: str, start: int = 0, end: int | None = None,
+               etag: str | None = None) -> bytes:
     """Bytes ``[start, end)`` of an object (to its end when ``end`` is None)."""
     if end is not None and end <= start:
         return b""
     bucket, key = split_uri(uri)
 
     def op() -> bytes:
-        resp = _get(bucket, key, uri, start, end)
+        resp = _get(bucket, key, uri, start, end, etag)
         if resp is None:
             return b""
         with resp["Body"] as body:
@@ -390,7 +405,7 @@ def read_range(uri: str, start: int = 0, end: int | None = None) -> bytes:
 
 
 def iter_range(uri: str, start: int = 0, end: int | None = None,
-               chunk: int = 1 << 20) -> Iterator[bytes]:
+               chunk: int = 1 << 20, etag: str | None = None) -> Iterator[bytes]:
     """Stream bytes ``[start, end)`` in chunks of at most ``chunk`` bytes.
 
     A connection dropped mid-stream is resumed with a new ranged GET from the
@@ -402,7 +417,7 @@ def iter_range(uri: str, start: int = 0, end: int | None = None,
     pos = start
     attempt = 0
     while end is None or pos < end:
-        resp = _get(bucket, key, uri, pos, end)
+        resp = _get(bucket, key, uri, pos, end, etag)
         if resp is None:
             return
         body = resp["Body"]

@@ -12,8 +12,10 @@ lives in :mod:`runtime.s3` (boto3, imported only when an ``s3://`` URI is used).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from typing import Iterator
 from urllib.parse import unquote
@@ -60,48 +62,152 @@ def exists(uri: str) -> bool:
     return os.path.exists(to_path(uri))
 
 
-def list_files(uri: str) -> list[tuple[str, int]]:
+class InputError(Exception):
+    """An input cannot be listed or read as planned: an unreadable folder or
+    file, a broken or looping symbolic link, corrupt or truncated compressed
+    data, a file changed since the query was planned.  The data's fault, not
+    the machine's: a retry would fail the same way, so it is not an OSError
+    (which backends retry)."""
+
+
+def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[str, int]]:
     """Data files under a location, sorted, as ``(uri, size)``.
 
     A location is a single file or a folder/prefix.  Names starting with ``_`` or
     ``.`` (``_SUCCESS``, ``.crc``) are skipped, as Hive does; sub-folders are read
-    recursively.
+    recursively, symbolic links followed.  Raises FileNotFoundError when nothing
+    is there, and InputError naming the path when anything in it cannot be
+    listed or read (permissions, a broken or looping link): a query must not
+    answer from part of its input.  ``stamps`` (when given) gets each file's
+    version as planned, :func:`stamp` of it, to check before reading.
     """
     if is_s3(uri):
-        return _s3().list_files(uri)
+        return _s3().list_files(uri, stamps)
     path = to_path(uri)
-    if os.path.isfile(path):
-        return [(to_uri(path), os.path.getsize(path))]
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"no such file or folder: {path}")
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise _location_error(path, e) from None
     out: list[tuple[str, int]] = []
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
-        for name in sorted(files):
-            if name.startswith(("_", ".")):
-                continue
-            full = os.path.join(root, name)
-            out.append((to_uri(full), os.path.getsize(full)))
+    if stat.S_ISDIR(st.st_mode):
+        _walk(path, out, {os.path.realpath(path)}, stamps)
+    elif stat.S_ISREG(st.st_mode):
+        _add_file(path, st, out, stamps)
     out.sort()
     return out
 
 
-def read_range(uri: str, start: int = 0, end: int | None = None) -> bytes:
-    """Bytes ``[start, end)`` of an object (to its end when ``end`` is None)."""
+def _location_error(path: str, e: OSError) -> Exception:
+    """What is wrong with a location that cannot be stat'ed, said as it is."""
+    if e.errno == errno.ELOOP:
+        return InputError(f"location {path} is a symbolic link loop")
+    if e.errno == errno.ENOENT:
+        link = _broken_link(path)
+        if link:
+            where = "is" if link == path else f"is inside {link}, which is"
+            return InputError(f"location {path} {where} a broken symbolic link to "
+                              f"{os.readlink(link)}")
+        return FileNotFoundError(f"no such file or folder: {path}")
+    return InputError(f"cannot read location {path}: {e.strerror}")
+
+
+def _broken_link(path: str) -> str | None:
+    """The first component of ``path`` that is a symbolic link to nothing."""
+    parts = os.path.abspath(path).split(os.sep)
+    for i in range(2, len(parts) + 1):
+        p = os.sep.join(parts[:i])
+        if os.path.islink(p) and not os.path.exists(p):
+            return p
+    return None
+
+
+def _walk(folder: str, out: list[tuple[str, int]], seen: set[str],
+          stamps: dict[str, object] | None) -> None:
+    """Every data file under ``folder`` into ``out``; any folder or file that
+    cannot be listed or read is an InputError (os.walk would skip it)."""
+    try:
+        with os.scandir(folder) as it:
+            names = sorted(entry.name for entry in it)
+    except OSError as e:
+        raise InputError(f"cannot list folder {folder}: {e.strerror}") from None
+    for name in names:
+        if name.startswith(("_", ".")):
+            continue
+        full = os.path.join(folder, name)
+        try:
+            st = os.stat(full)
+        except OSError as e:
+            raise _entry_error(full, e) from None
+        if stat.S_ISDIR(st.st_mode):
+            real = os.path.realpath(full)
+            if real in seen:  # a link back to a folder being read, or read already
+                raise InputError(f"{full} is a symbolic link loop (it leads to {real}, "
+                                 f"which is read already)")
+            seen.add(real)
+            _walk(full, out, seen, stamps)
+        elif stat.S_ISREG(st.st_mode):
+            _add_file(full, st, out, stamps)
+
+
+def _entry_error(full: str, e: OSError) -> InputError:
+    if e.errno == errno.ELOOP:
+        return InputError(f"{full} is a symbolic link loop")
+    if e.errno == errno.ENOENT and os.path.islink(full):
+        return InputError(f"{full} is a broken symbolic link to {os.readlink(full)}")
+    return InputError(f"cannot read {full}: {e.strerror}")
+
+
+def _add_file(path: str, st: os.stat_result, out: list[tuple[str, int]],
+              stamps: dict[str, object] | None) -> None:
+    """A data file, once it is known that it can be opened for reading."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from None
+    uri = to_uri(path)
+    out.append((uri, st.st_size))
+    if stamps is not None:
+        stamps[uri] = st.st_mtime_ns
+
+
+def changed(uri: str, size: int, stamp: object) -> str | None:
+    """How a file differs from what was planned (``size`` and ``stamp`` from
+    :func:`list_files`), or None when it can still be read as planned: a file
+    that grew was appended to, and its first ``size`` bytes are read.  S3 reads
+    are pinned to the planned ETag instead (a changed object fails the GET)."""
+    if is_s3(uri):
+        return None
+    path = to_path(uri)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"it cannot be read now ({e.strerror})"
+    if st.st_size < size:
+        return f"{size:,} bytes when the query was planned, {st.st_size:,} now"
+    if st.st_size == size and stamp is not None and st.st_mtime_ns != stamp:
+        return "rewritten since the query was planned (same size, new modification time)"
+    return None
+
+
+def read_range(uri: str, start: int = 0, end: int | None = None,
+               etag: str | None = None) -> bytes:
+    """Bytes ``[start, end)`` of an object (to its end when ``end`` is None);
+    ``etag`` (S3) reads only that version of the object."""
     if end is not None and end <= start:
         return b""
     if is_s3(uri):
-        return _s3().read_range(uri, start, end)
+        return _s3().read_range(uri, start, end, etag)
     with open(to_path(uri), "rb") as f:
         f.seek(start)
         return f.read() if end is None else f.read(end - start)
 
 
 def iter_range(uri: str, start: int = 0, end: int | None = None,
-               chunk: int = CHUNK) -> Iterator[bytes]:
-    """Stream bytes ``[start, end)`` in chunks, without holding the range in memory."""
+               chunk: int = CHUNK, etag: str | None = None) -> Iterator[bytes]:
+    """Stream bytes ``[start, end)`` in chunks, without holding the range in
+    memory; ``etag`` (S3) reads only that version of the object."""
     if is_s3(uri):
-        yield from _s3().iter_range(uri, start, end, chunk)
+        yield from _s3().iter_range(uri, start, end, chunk, etag)
         return
     with open(to_path(uri), "rb") as f:
         f.seek(start)

@@ -30,7 +30,7 @@ from runtime.inputs import InputError
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
-from sqlmr.splits import choose_reducers, choose_split_size, plan_splits
+from sqlmr.splits import choose_reducers, choose_split_size, plan_splits, planned
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
@@ -146,11 +146,18 @@ def _not_found(table, location: str) -> FileNotFoundError:
     return FileNotFoundError(f"table '{table}': location {location} does not exist")
 
 
-def _list(table) -> list[tuple[str, int]]:
+def _list(table, stamps: dict[str, object]) -> list[tuple[str, int]]:
+    """A table's files; a location that cannot be listed or read (or holds
+    anything that cannot be) fails before the query runs, naming the path."""
     try:
-        return storage.list_files(table.location)
+        return storage.list_files(table.location, stamps)
     except FileNotFoundError:
         raise _not_found(table.name, table.location) from None
+    except InputError as e:
+        raise InputError(f"table '{table.name}': {e}") from None
+    except OSError as e:  # e.g. the S3 listing
+        raise InputError(f"table '{table.name}': cannot list {table.location}: "
+                         f"{e.strerror or e}") from None
 
 
 def _probes(stage: Stage) -> list[tuple[Phase, Probe]]:
@@ -163,10 +170,11 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     plans: list[StagePlan] = []
     workers = settings.effective_workers()
     listed: dict[str, list[tuple[str, int]]] = {}
+    stamps: dict[str, object] = {}  # each file's version as planned (mtime or ETag)
 
     def files_of(name: str) -> list[tuple[str, int]]:
         if name not in listed:
-            listed[name] = _list(job.tables[name])
+            listed[name] = _list(job.tables[name], stamps)
         return listed[name]
 
     by_id: dict[int, StagePlan] = {}
@@ -183,7 +191,7 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                  else choose_split_size(total, workers, settings.backend))
         for i in inputs:
             if i.rows_from is None:
-                i.tasks = plan_splits(i.files, max(1, split))
+                i.tasks = plan_splits(i.files, max(1, split), stamps)
         if stage.reduce is None:
             reducers = 0
         elif stage.reducers == "one":
@@ -197,7 +205,8 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
             if isinstance(op.source, TableIn):
                 small = files_of(op.source.scan.table.name.lower())
                 plan.broadcast[op.name] = {"splits": [
-                    {"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz")} for u, n in small if n]}
+                    {"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"),
+                     **planned(u, n, stamps)} for u, n in small if n]}
                 plan.broadcast_bytes += sum(n for _, n in small)
             else:
                 plan.broadcast[op.name] = {"rows_from": op.source.stage.id}

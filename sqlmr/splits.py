@@ -53,8 +53,18 @@ def choose_reducers(total_bytes: int, workers: int, backend: str = "local") -> i
     return int(min(MAX_REDUCERS, max(workers, by_size, 1)))
 
 
-def plan_splits(files: list[tuple[str, int]], split_size: int) -> list[list[dict]]:
-    """Group file byte ranges into map tasks of about ``split_size`` bytes."""
+def plan_splits(files: list[tuple[str, int]], split_size: int,
+                stamps: dict[str, object] | None = None) -> list[list[dict]]:
+    """Group file byte ranges into map tasks of about ``split_size`` bytes.
+
+    Every split carries its file's size and version (``stamps``: mtime or S3
+    ETag, from the listing) as planned, so a task can tell that the file
+    changed since and fail rather than read fewer rows.
+
+    >>> plan_splits([("file:///a", 5)], 100, {"file:///a": 17})
+    [[{'uri': 'file:///a', 'start': 0, 'end': 5, 'size': 5, 'stamp': 17}]]
+    """
+    stamps = stamps or {}
     tasks: list[list[dict]] = []
     current: list[dict] = []
     current_bytes = 0
@@ -70,7 +80,8 @@ def plan_splits(files: list[tuple[str, int]], split_size: int) -> list[list[dict
         if size == 0:
             continue
         if uri.endswith(".gz"):
-            gz_tasks.append([{"uri": uri, "start": 0, "end": size, "gz": True}])
+            gz_tasks.append([{"uri": uri, "start": 0, "end": size, "gz": True,
+                              **planned(uri, size, stamps)}])
             continue
         if size <= split_size and current_bytes + size > split_size:
             flush()  # a small file is never cut: it goes whole into the next task
@@ -81,10 +92,17 @@ def plan_splits(files: list[tuple[str, int]], split_size: int) -> list[list[dict
             # do not leave a sliver smaller than 10% of a split for the next task
             if size - end < split_size // 10:
                 end = size
-            current.append({"uri": uri, "start": start, "end": end})
+            current.append({"uri": uri, "start": start, "end": end,
+                            **planned(uri, size, stamps)})
             current_bytes += end - start
             start = end
             if current_bytes >= split_size:
                 flush()
     flush()
     return tasks + gz_tasks
+
+
+def planned(uri: str, size: int, stamps: dict[str, object]) -> dict:
+    """A split's record of its file as planned: size, and version when known."""
+    stamp = stamps.get(uri)
+    return {"size": size} if stamp is None else {"size": size, "stamp": stamp}

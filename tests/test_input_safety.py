@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aws_fixtures import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from runtime.inputs import InputError, SplitReader
 from test_cli import sqlmr
 
@@ -134,3 +135,265 @@ def test_concatenated_and_zero_padded_gzip_members_read_whole(tmp_path):
     got = [line for block in SplitReader(path.as_uri(), 0, path.stat().st_size, block_bytes=7)
            for line in block]
     assert got == ROWS[:ROWS.index(b"\n", 1000) + 1].decode().splitlines() * 2
+
+
+# ------------------------------------------------------- symbolic links
+
+def test_a_broken_symbolic_link_as_location_says_so(tmp_path):
+    link = tmp_path / "t"
+    link.symlink_to(tmp_path / "gone")
+    _table(link)
+    _one_line_error(sqlmr("-e", "SELECT COUNT(*) FROM t"),
+                    f"location {link} is a broken symbolic link to {tmp_path / 'gone'}")
+
+
+def test_a_symbolic_link_loop_as_location_says_so(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    _table(a)
+    _one_line_error(sqlmr("-e", "SELECT COUNT(*) FROM t"), f"location {a} is a symbolic link loop")
+
+
+def test_a_location_under_a_broken_link_names_the_link(tmp_path):
+    (tmp_path / "data").symlink_to(tmp_path / "unmounted")
+    _table(tmp_path / "data" / "t")
+    _one_line_error(sqlmr("-e", "SELECT COUNT(*) FROM t"),
+                    f"is inside {tmp_path / 'data'}, which is a broken symbolic link to")
+
+
+def test_links_inside_a_table_folder(tmp_path):
+    """A linked file or folder is read; a broken link or a loop inside the
+    folder fails naming it (it was 'does not exist', or silently skipped)."""
+    data = tmp_path / "t"
+    (data / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "c.csv").write_text("c,3\n")
+    (data / "a.csv").write_text("a,1\n")
+    (data / "sub" / "b.csv").write_text("b,2\n")
+    (data / "linked").symlink_to(tmp_path / "elsewhere")
+    _table(data)
+    r = sqlmr("--format", "csv", "-e", "SELECT SUM(v) FROM t")
+    assert r.returncode == 0 and r.stdout.splitlines()[1] == "6", r.stderr
+    (data / "sub" / "up").symlink_to(data)
+    _one_line_error(sqlmr("-e", "SELECT SUM(v) FROM t"), f"{data / 'sub' / 'up'} is a symbolic link loop")
+    (data / "sub" / "up").unlink()
+    (data / "z.csv").symlink_to(tmp_path / "nothing.csv")
+    _one_line_error(sqlmr("-e", "SELECT SUM(v) FROM t"),
+                    f"{data / 'z.csv'} is a broken symbolic link to {tmp_path / 'nothing.csv'}")
+
+
+# ------------------------------------------------------ unreadable input
+
+NOBODY = 65534
+
+
+def _drop_privileges() -> None:
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+@pytest.fixture
+def world(tmp_path_factory):
+    """A folder anyone may use (pytest's own are root-only), with a $SQLMR_HOME
+    in it; removed afterwards whatever modes the test left."""
+    import shutil
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="sqlmr-perm-", dir="/tmp"))
+    base.chmod(0o755)
+    (base / "home").mkdir(mode=0o777)
+    (base / "home").chmod(0o777)
+    yield base
+    for root, dirs, _ in os.walk(base):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def as_user(base: Path, *args: str):
+    """``sqlmr *args`` run as a user that permissions apply to: nobody when
+    the tests run as root (setpriv, else setuid in the child), else us."""
+    import shutil
+    import subprocess
+    import sys
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parents[1]),
+           "SQLMR_HOME": str(base / "home"), "HOME": str(base / "home"),
+           "XDG_CONFIG_HOME": str(base / "home" / "xdg"), "LANG": "C.UTF-8"}
+    cmd = [sys.executable, "-m", "sqlmr", *args]
+    preexec = None
+    if os.geteuid() == 0:
+        if shutil.which("setpriv"):
+            cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd]
+        else:
+            preexec = _drop_privileges
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(base),
+                          preexec_fn=preexec, timeout=120)
+
+
+@pytest.fixture
+def perm_tables(world):
+    """Tables t_dir (folder unreadable), t_sub (a subfolder unreadable), t_file
+    (a file unreadable) and ok; each readable twin answers."""
+    for name in ("t_dir", "t_sub", "t_file", "ok"):
+        d = world / name
+        (d / "sub").mkdir(parents=True)
+        (d / "a.csv").write_text("a,1\n")
+        (d / "sub" / "b.csv").write_text("b,2\n")
+        for p in (d, d / "sub"):
+            p.chmod(0o755)
+        for p in (d / "a.csv", d / "sub" / "b.csv"):
+            p.chmod(0o644)
+        r = as_user(world, "-e", f"CREATE EXTERNAL TABLE {name} (k STRING, v INT) LOCATION '{d}'")
+        if r.returncode != 0 and os.geteuid() == 0:
+            pytest.skip(f"cannot run sqlmr as uid {NOBODY}: {r.stderr.strip()[-300:]}")
+        assert r.returncode == 0, r.stderr
+    r = as_user(world, "--format", "csv", "-e", "SELECT SUM(v) FROM ok")
+    assert r.returncode == 0 and r.stdout.splitlines()[1] == "3", r.stderr
+    (world / "t_dir").chmod(0o300)             # may not list it (nor read, as 000 would)
+    (world / "t_sub" / "sub").chmod(0o000)
+    (world / "t_file" / "sub" / "b.csv").chmod(0o000)
+    return world
+
+
+@pytest.mark.parametrize("table,needle", [
+    ("t_dir", "cannot list folder {w}/t_dir: Permission denied"),
+    ("t_sub", "cannot list folder {w}/t_sub/sub: Permission denied"),
+    ("t_file", "cannot read {w}/t_file/sub/b.csv: Permission denied"),
+])
+def test_unreadable_input_fails_before_the_query_runs(perm_tables, table, needle):
+    """0 rows with exit 0, a silently skipped subfolder, a traceback after three
+    tries: each is now one line naming the path and the OS error, from the
+    planning (no task runs, so nothing is retried)."""
+    w = perm_tables
+    r = as_user(w, "-e", f"SELECT COUNT(*), SUM(v) FROM {table}")
+    _one_line_error(r, needle.format(w=w))
+    r = as_user(w, "-e", f"EXPLAIN SELECT COUNT(*) FROM {table}")   # planning alone finds it
+    _one_line_error(r, needle.format(w=w))
+    assert not list((w / "home").glob("jobs/*/job.py"))   # no job was started
+
+
+def test_a_folder_readable_but_not_searchable_names_its_files(perm_tables):
+    """r-- on a folder lists names but no file in it can be opened."""
+    w = perm_tables
+    (w / "ok").chmod(0o744)
+    r = as_user(w, "-e", "SELECT COUNT(*) FROM ok")
+    _one_line_error(r, f"cannot read {w}/ok/", "Permission denied")
+
+
+# ------------------------------------------------- files changed mid-query
+
+def _planned(tmp_path: Path, text: str, sql: str = "SELECT COUNT(*), SUM(v) FROM t", **kw):
+    """A session and the plan of ``sql`` over one file holding ``text``."""
+    from sqlmr.config import Settings
+    from sqlmr.driver import plan_job
+    from sqlmr.session import Session
+    data = tmp_path / "t"
+    data.mkdir()
+    (data / "a.csv").write_text(text)
+    s = Session(Settings(workers=2, **kw))
+    s.execute_one(f"CREATE EXTERNAL TABLE t (k STRING, v INT) LOCATION '{data}'")
+    job = s.compile(sql)
+    return s, job, plan_job(job, s.settings), data / "a.csv"
+
+
+def _run(s, job, plans) -> list[tuple]:
+    from sqlmr.driver import run_job
+    with run_job(job, s.settings, s.backend(), s.scratch(), plans=plans) as result:
+        return list(result.rows())
+
+
+TEXT = "".join(f"k{i},{i}\n" for i in range(60_000))     # ~600 KB
+
+
+def test_a_file_truncated_after_planning_fails_the_task_naming_it(tmp_path):
+    """Today: fewer rows, exit 0.  Several splits, so tasks past the cut and the
+    one reading across it each see it."""
+    s, job, plans, path = _planned(tmp_path, TEXT, split_mb=0.1)
+    try:
+        assert len(plans[0].tasks) > 3
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size * 4 // 5)
+        with pytest.raises(InputError, match=f"{path} changed while the query ran") as e:
+            _run(s, job, plans)
+        assert "when the query was planned" in str(e.value) or "before the end" in str(e.value)
+        retried = [a for a in s.backend().attempts if a[2] > 0]
+        assert retried == []                      # the data's fault: not retried
+    finally:
+        s.close()
+
+
+def test_a_file_rewritten_at_the_same_size_fails(tmp_path):
+    s, job, plans, path = _planned(tmp_path, TEXT)
+    try:
+        st = path.stat()
+        path.write_text(TEXT.replace("k1,1\n", "k1,7\n"))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        with pytest.raises(InputError, match="rewritten since the query was planned"):
+            _run(s, job, plans)
+    finally:
+        s.close()
+
+
+def test_a_file_that_grows_is_read_as_planned(tmp_path):
+    """Appended rows (a log being written) are not read; the last planned line,
+    with no newline yet, stays the row it was."""
+    s, job, plans, path = _planned(tmp_path, TEXT + "last,5", split_mb=0.1)
+    try:
+        with open(path, "a") as f:
+            f.write("5\nmore,100\n")
+        assert _run(s, job, plans) == [(60_001, sum(range(60_000)) + 5)]
+    finally:
+        s.close()
+
+
+def test_a_file_truncated_while_a_split_is_read(tmp_path):
+    """The cut lands inside the range a reader is streaming."""
+    path = tmp_path / "a.csv"
+    path.write_text(TEXT)
+    size = path.stat().st_size
+    split = {"uri": path.as_uri(), "start": 0, "end": size, "size": size,
+             "stamp": path.stat().st_mtime_ns}
+    blocks = iter(SplitReader.of_split(split, block_bytes=4096))
+    next(blocks)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+    with pytest.raises(InputError, match="changed while the query ran"):
+        for _ in blocks:
+            pass
+
+
+def test_a_gzip_file_truncated_after_planning_says_it_changed(tmp_path):
+    gz = tmp_path / "a.gz"
+    gz.write_bytes(gzip.compress(ROWS))
+    st = gz.stat()
+    split = {"uri": gz.as_uri(), "start": 0, "end": st.st_size, "gz": True,
+             "size": st.st_size, "stamp": st.st_mtime_ns}
+    with open(gz, "r+b") as f:
+        f.truncate(st.st_size // 2)
+    with pytest.raises(InputError, match=f"{gz} changed while the query ran"):
+        list(SplitReader.of_split(split))
+
+
+def test_an_s3_object_replaced_after_planning_fails_by_its_etag(moto_server, s3_bucket):
+    """S3 reads are pinned to the ETag listed at planning (GetObject IfMatch):
+    an object replaced since, shorter or not, fails naming it."""
+    pytest.importorskip("boto3")
+    from runtime import storage
+    import boto3
+    raw = boto3.client("s3", region_name=os.environ["AWS_REGION"])
+    uri = f"s3://{s3_bucket}/t/a.csv"
+    raw.put_object(Bucket=s3_bucket, Key="t/a.csv", Body=TEXT.encode())
+    stamps: dict = {}
+    files = storage.list_files(f"s3://{s3_bucket}/t", stamps)
+    assert files == [(uri, len(TEXT))] and stamps[uri].strip('"')
+    split = {"uri": uri, "start": 0, "end": len(TEXT), "size": len(TEXT), "stamp": stamps[uri]}
+    assert sum(len(b) for b in SplitReader.of_split(split)) == 60_000      # as planned: reads
+    raw.put_object(Bucket=s3_bucket, Key="t/a.csv", Body=TEXT.replace("k1,1", "k1,7").encode())
+    with pytest.raises(InputError, match=f"{uri} changed while the query ran"):
+        list(SplitReader.of_split(split))            # same size, another object
+    with pytest.raises(InputError, match="changed while the query ran"):   # a later split too
+        list(SplitReader.of_split({**split, "start": 5, "end": 10}))
+    raw.put_object(Bucket=s3_bucket, Key="t/a.csv", Body=TEXT[:1000].encode())
+    with pytest.raises(InputError, match=f"{uri} changed while the query ran"):
+        list(SplitReader.of_split(split))
