@@ -397,3 +397,32 @@ def test_an_s3_object_replaced_after_planning_fails_by_its_etag(moto_server, s3_
     raw.put_object(Bucket=s3_bucket, Key="t/a.csv", Body=TEXT[:1000].encode())
     with pytest.raises(InputError, match=f"{uri} changed while the query ran"):
         list(SplitReader.of_split(split))
+
+
+def test_a_file_truncated_while_the_query_runs_fails_naming_it(tmp_path, sqlmr_home):
+    """The issue's case end to end: a query over one 40 MB file, cut to half as
+    soon as its job starts (its code appears in $SQLMR_HOME/jobs), fails
+    naming the file instead of answering from what was left."""
+    import subprocess
+    import sys
+    import time
+    data = tmp_path / "t"
+    data.mkdir()
+    path = data / "a.csv"
+    with open(path, "w") as f:
+        for chunk in range(40):
+            f.write("".join(f"k{i},{i}\n" for i in range(chunk * 80_000, (chunk + 1) * 80_000)))
+    _table(data)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "sqlmr", "--workers", "1", "--split-mb", "1",
+                             "-e", "SELECT COUNT(*), SUM(v) FROM t"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(sqlmr_home.glob("jobs/*/job.py")) and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (out, err)
+    assert f"{path} changed while the query ran" in err, err
