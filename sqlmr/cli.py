@@ -6,14 +6,16 @@
     sqlmr gen amplab --scale SF …   generate AMPLab benchmark data
     sqlmr bench …                   reproduce the AMPLab benchmark table
     sqlmr lambda deploy|status|undeploy
+    sqlmr clean                    remove scratch and staging left by dead jobs
 
-Exit status: 0 ok, 1 query error, 2 usage error.
+Exit status: 0 ok, 1 query error, 2 usage error, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -29,7 +31,23 @@ from sqlmr.render import (FILE_FORMATS, cancelled_lines, format_for_path, plural
                           write_output_file)
 from sqlmr.session import Session, StatementResult
 
-SUBCOMMANDS = ("gen", "bench", "lambda")
+SUBCOMMANDS = ("gen", "bench", "lambda", "clean")
+_terminated: list[int] = []  # the signal that stopped the script (SIGTERM), if any
+
+
+def _on_sigterm(signum: int, frame) -> None:
+    """SIGTERM (`timeout`, CI cancellation, `docker stop`) is handled like
+    Ctrl-C: the job is cancelled, its workers stopped, its scratch removed."""
+    _terminated.append(signum)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not interrupt cleanup
+    raise KeyboardInterrupt
+
+
+def _handle_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding program): its business
+        pass
 
 
 def _setting_type(name: str, positive: bool = False) -> Callable[[str], object]:
@@ -148,9 +166,11 @@ def main(argv: list[str] | None = None) -> int:
 
     bar = ProgressBar()
     session = Session(settings, progress=lambda: bar)
+    _handle_sigterm()
     try:
-        return run_script(session, script, args.output, args.debug, bar,
-                          output_format=output_format)
+        status = run_script(session, script, args.output, args.debug, bar,
+                            output_format=output_format)
+        return 128 + _terminated[0] if _terminated and status == 130 else status
     finally:
         session.close()
 
@@ -200,8 +220,9 @@ def run_script(session: Session, script: str, output: str | None, debug: bool,
             return 1
         except (JobCancelledError, KeyboardInterrupt) as e:
             _clear(bar)
-            print("sqlmr: " + "\n".join(cancelled_lines(e, time.perf_counter() - started,
-                                                         session.settings)), file=err)
+            print("sqlmr: " + ("terminated (SIGTERM): " if _terminated else "")
+                  + "\n".join(cancelled_lines(e, time.perf_counter() - started,
+                                              session.settings)), file=err)
             return 130
         except Exception as e:  # noqa: BLE001 — reported, with a traceback on --debug
             _clear(bar)
@@ -329,6 +350,17 @@ def _subcommand(name: str, argv: list[str]) -> int:
                                     description="Deploy and manage sqlmr's Lambda function.")
         aws_cli.add_arguments(p)
         return aws_cli.run(p.parse_args(argv))
+    if name == "clean":
+        p = argparse.ArgumentParser(
+            prog="sqlmr clean",
+            description="Remove job scratch under $SQLMR_HOME/jobs and hidden staging folders "
+                        "left by sqlmr runs that are no longer alive (a live job's are kept).")
+        p.parse_args(argv)
+        from sqlmr import scratch
+        paths, size = scratch.sweep(unclaimed=True)
+        print(f"removed {plural(paths, 'folder')} ({size / 1e6:.1f} MB) left by finished or "
+              f"dead jobs" if paths else "nothing to clean")
+        return 0
     raise AssertionError(name)
 
 

@@ -28,6 +28,7 @@ from compiler.stages import Phase, Probe, RowsIn, TableIn
 from runtime import codecache, events, shuffle, storage
 from runtime.inputs import InputError
 from sqlmr import cost as costs
+from sqlmr import scratch as scratch_space
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.splits import choose_reducers, choose_split_size, plan_splits, planned
@@ -358,6 +359,12 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
+    if not storage.is_s3(work):
+        # reclaim what dead drivers left (cheap: one listing of the claims),
+        # then claim this job's folder before it exists
+        scratch_space.sweep()
+        if not settings.keep_scratch:
+            scratch_space.register(work)
     stats = JobStats()
     try:
         code_uri = storage.join(work, "job.py")

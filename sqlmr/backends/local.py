@@ -5,20 +5,32 @@ Lambda's process model on this machine: each task runs in a worker process
 function the Lambda package runs.  Ctrl-C cancels a job: tasks not yet started
 are dropped, running workers are stopped, and the pool is rebuilt for the
 next job.
+
+Workers die with their driver, however it ends (SIGKILL included): each asks
+the kernel for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``; a fork
+server's workers have the fork server as parent, and the fork server exits
+when the driver's end of its pipe closes), and a watch thread also ends the
+worker once the driver's pid is gone (through a pidfd where Linux has one,
+else by polling), for systems without ``prctl``.  A worker that dies mid-job
+breaks the pool: the pool is rebuilt and every task it held is run again.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import select
 import signal
+import sys
 import threading
+import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from runtime.events import Event, Result, with_attempt
-from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError
+from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError, forkserver_guard
 
 # Failures that a new attempt may not repeat (the machine, not the task).
 TRANSIENT = (MemoryError, OSError, BrokenProcessPool)
@@ -37,9 +49,71 @@ def start_method() -> str:
     return "fork" if threads == 1 else "forkserver"
 
 
-def _init_worker(environ: dict[str, str]) -> None:
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where
+    ``prctl`` is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _driver_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_driver(driver: int, parent: int) -> None:
+    """Exit this worker once the driver is gone: wait on a pidfd of the driver
+    (immune to pid reuse), else poll the driver's pid and our parent."""
+    try:
+        fd = os.pidfd_open(driver)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        fd = -1
+    if fd >= 0:
+        try:
+            select.select([fd], [], [])
+        except (OSError, ValueError):
+            pass
+        else:
+            os._exit(1)
+    while _driver_alive(driver) and os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _die_with_driver(driver: int, deathsig: bool) -> None:
+    """Make this worker end when the driver (pid ``driver``) ends."""
+    parent = os.getppid()
+    if deathsig:
+        _set_parent_death_signal()
+    # the parent may have died before prctl took effect
+    if not _driver_alive(driver) or os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_driver, args=(driver, parent), daemon=True,
+                     name="sqlmr-watch-driver").start()
+
+
+def _init_worker(environ: dict[str, str], driver: int = 0, deathsig: bool = False) -> None:
     # Ctrl-C goes to the whole foreground process group; the driver decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the driver stops workers with SIGTERM: a forked worker must not inherit
+    # the CLI's handler (which turns SIGTERM into a cancel) and live on
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a worker must not outlive its driver (SIGKILL, `timeout`, `docker stop`)
+    if driver:
+        _die_with_driver(driver, deathsig)
     # The forkserver was started with the driver's environment of that moment;
     # a worker runs with the environment of the session that made its pool
     # (AWS credentials, endpoint, region set since).
@@ -70,10 +144,22 @@ class LocalBackend:
         if self._pool is None:
             ctx = multiprocessing.get_context(start_method())
             if ctx.get_start_method() == "forkserver":
-                ctx.set_forkserver_preload(["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"])
+                preload = ["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"]
+                if threading.current_thread() is threading.main_thread():
+                    # the fork server (if this call starts it) dies with the
+                    # driver, and its workers with it (PR_SET_PDEATHSIG fires
+                    # when the forking thread ends: only the main thread's)
+                    os.environ[forkserver_guard.ENV] = str(os.getpid())
+                    preload.append(forkserver_guard.__name__)
+                ctx.set_forkserver_preload(preload)
+            # PR_SET_PDEATHSIG fires when the *thread* that forked the worker
+            # ends: safe for the fork server (its main thread forks) and for
+            # a driver forking from its main thread, not from a passing thread
+            deathsig = (ctx.get_start_method() == "forkserver"
+                        or threading.current_thread() is threading.main_thread())
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                              initializer=_init_worker,
-                                             initargs=(dict(os.environ),))
+                                             initargs=(dict(os.environ), os.getpid(), deathsig))
         return self._pool
 
     def _kill(self) -> None:
@@ -92,6 +178,8 @@ class LocalBackend:
     def run(self, events: list[Event], progress: ProgressFn | None = None) -> list[Result]:
         results: list[Result | None] = [None] * len(events)
         pending: dict[Future, int] = {}
+        pool_of: dict[Future, ProcessPoolExecutor] = {}
+        current: dict[int, Event] = {}
 
         def submit(i: int, event: Event) -> None:
             self.attempts.append((event["stage"], event["task"], event["attempt"]))
@@ -101,9 +189,9 @@ class LocalBackend:
                 self._kill()
                 fut = self._executor().submit(_run_task, event)
             pending[fut] = i
+            pool_of[fut] = self._pool  # type: ignore[assignment]
             current[i] = event
 
-        current: dict[int, Event] = {}
         try:
             for i, e in enumerate(events):
                 submit(i, e)
@@ -111,13 +199,19 @@ class LocalBackend:
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = pending.pop(fut)
+                    pool = pool_of.pop(fut)
                     event = current[i]
                     try:
                         out = fut.result()
                     except BrokenProcessPool as e:
+                        # a worker died (killed, out of memory): every task of
+                        # that pool fails so; the pool is replaced once, not
+                        # each time one of its tasks reports (which would kill
+                        # the new pool and the retries running on it)
                         out = {"ok": False, "error": f"worker process died ({e})",
                                "traceback": "", "transient": True}
-                        self._kill()
+                        if pool is self._pool:
+                            self._kill()
                     if out["ok"]:
                         results[i] = out["result"]
                         if progress:
