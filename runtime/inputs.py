@@ -57,7 +57,7 @@ class SplitReader:
         self.block: list[str] = []
 
     def __iter__(self) -> Iterator[list[str]]:
-        chunks = self._gz_chunks() if self.gz else self._range_chunks()
+        chunks = self._readable(self._gz_chunks() if self.gz else self._range_chunks())
         # The start of a line that began in earlier chunks, as pieces joined
         # once when its newline arrives: a line spanning many chunks costs its
         # length, not its length squared (a 50 MB line with no newline).
@@ -106,6 +106,15 @@ class SplitReader:
         return cls(split["uri"], split.get("start", 0), split.get("end"),
                    gz=split.get("gz", False), block_bytes=block_bytes,
                    size=split.get("size"), stamp=split.get("stamp"))
+
+    def _readable(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks``, with a file that became unreadable or vanished after the
+        query was planned reported as the data's problem (not retried)."""
+        try:
+            yield from chunks
+        except (PermissionError, FileNotFoundError) as e:
+            raise InputError(f"cannot read {self.name} (it could be read when the query "
+                             f"was planned): {e.strerror}") from None
 
     def _check_unchanged(self) -> None:
         """Fail when the file is no longer what the query planned to read."""

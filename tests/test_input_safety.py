@@ -214,21 +214,24 @@ def world(tmp_path_factory):
 def as_user(base: Path, *args: str):
     """``sqlmr *args`` run as a user that permissions apply to: nobody when
     the tests run as root (setpriv, else setuid in the child), else us."""
-    import shutil
     import subprocess
     import sys
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parents[1]),
            "SQLMR_HOME": str(base / "home"), "HOME": str(base / "home"),
            "XDG_CONFIG_HOME": str(base / "home" / "xdg"), "LANG": "C.UTF-8"}
-    cmd = [sys.executable, "-m", "sqlmr", *args]
-    preexec = None
-    if os.geteuid() == 0:
-        if shutil.which("setpriv"):
-            cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd]
-        else:
-            preexec = _drop_privileges
+    cmd, preexec = _unprivileged([sys.executable, "-m", "sqlmr", *args])
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(base),
                           preexec_fn=preexec, timeout=120)
+
+
+def _unprivileged(cmd: list[str]):
+    """``cmd`` and a preexec_fn that run it as nobody when we are root."""
+    import shutil
+    if os.geteuid() != 0:
+        return cmd, None
+    if shutil.which("setpriv"):
+        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd], None
+    return cmd, _drop_privileges
 
 
 @pytest.fixture
@@ -426,3 +429,33 @@ def test_a_file_truncated_while_the_query_runs_fails_naming_it(tmp_path, sqlmr_h
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, (out, err)
     assert f"{path} changed while the query ran" in err, err
+
+
+def test_a_file_made_unreadable_after_planning_fails_without_retries(world):
+    """Read as a user permissions apply to: a task whose file cannot be opened
+    any more fails with InputError (backends do not retry it), not an OSError."""
+    import subprocess
+    import sys
+    path = world / "a.csv"
+    path.write_text(TEXT)
+    path.chmod(0o644)
+    script = (
+        "import os, sys\n"
+        "from runtime.inputs import InputError, SplitReader\n"
+        f"p = {str(path)!r}\n"
+        "st = os.stat(p)\n"
+        "split = {'uri': 'file://' + p, 'start': 0, 'end': st.st_size, 'size': st.st_size,"
+        " 'stamp': st.st_mtime_ns}\n"
+        "sys.stdin.readline()\n"
+        "try:\n"
+        "    list(SplitReader.of_split(split))\n"
+        "except InputError as e:\n"
+        "    print('InputError:', e)\n")
+    cmd, preexec = _unprivileged([sys.executable, "-c", script])
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+                            cwd=str(world), preexec_fn=preexec)
+    path.chmod(0o000)
+    out, _ = proc.communicate("go\n", timeout=60)
+    assert out.strip() == f"InputError: cannot read {path} (it could be read when the query " \
+                          f"was planned): Permission denied", out
