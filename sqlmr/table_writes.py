@@ -174,16 +174,18 @@ def replaced_contents(uri: str, force: bool, text: str | None = None,
     names = entries(uri, skip)
     if not names:
         return "", []
-    listed = manifest(uri)
-    if listed is not None and set(names) <= set(listed) | {MARKER}:
+    listed = manifest(uri) if MARKER in names else None
+    ours = set() if listed is None else set(listed) | {MARKER}
+    foreign = [n for n in names if n not in ours]
+    if not foreign:
         files = [n for n in names if n != MARKER]
         return f"replaced an earlier sqlmr output ({_plural(len(files), 'file')})", names
     if force:
         return (f"replaced {_plural(len(names), 'entry', 'entries')} because of --force: "
                 f"{_sample(names)}", names)
     raise SqlError(f"INSERT OVERWRITE DIRECTORY {_shown(uri)}: the folder holds "
-                   f"{_plural(len(names), 'file')} sqlmr did not write ({_sample(names)}); "
-                   f"refusing to replace {'it' if len(names) == 1 else 'them'}", text, None,
+                   f"{_plural(len(foreign), 'file')} sqlmr did not write ({_sample(foreign)}); "
+                   f"refusing to replace {'it' if len(foreign) == 1 else 'them'}", text, None,
                    f"empty it or choose another folder; {FORCE_HINT}")
 
 

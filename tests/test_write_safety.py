@@ -250,9 +250,19 @@ def test_overwrite_refuses_sqlmr_output_with_a_file_added_by_hand(ct, tmp_path):
     dest = tmp_path / "out"
     insert(ct, str(dest))
     (dest / "mine.csv").write_text("x\n")
-    with pytest.raises(SqlError, match=r"sqlmr did not write \(.*mine.csv"):
+    with pytest.raises(SqlError, match=r"holds 1 file sqlmr did not write \(mine.csv\)"):
         insert(ct, str(dest))
     assert (dest / "mine.csv").read_text() == "x\n"
+
+
+def test_overwrite_refuses_a_success_file_sqlmr_did_not_write(ct, tmp_path):
+    dest = tmp_path / "hadoop"
+    dest.mkdir()
+    (dest / "_SUCCESS").write_text("")
+    (dest / "part-00000").write_text("theirs\n")
+    with pytest.raises(SqlError, match=r"holds 2 files sqlmr did not write \(_SUCCESS, part-00000\)"):
+        insert(ct, str(dest))
+    assert (dest / "part-00000").read_text() == "theirs\n"
 
 
 def test_overwrite_refuses_a_file(ct, tmp_path):
