@@ -83,6 +83,8 @@ def register(path_or_uri: str) -> None:
         # a forked child must not append to its parent's claim, nor a claim
         # of another $SQLMR_HOME (tests switch homes within one process)
         if _claim is None or _claim.pid != os.getpid() or _claim.home != str(config.home()):
+            if _claim is not None and _claim.pid == os.getpid():
+                os.close(_claim.fd)  # another home: one open claim per process, not one per home
             _claim = _open_claim()
         os.write(_claim.fd, (path + "\n").encode("utf-8", "surrogateescape"))
 

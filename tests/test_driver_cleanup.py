@@ -298,3 +298,28 @@ def test_a_killed_worker_is_replaced_and_the_job_succeeds(env, data):
     assert _parse(out) == _expected(data[1])
     assert not _alive(victim)
     assert _leftovers(home) == []
+
+
+def test_a_sweep_removes_only_what_a_dead_claim_lists_and_sqlmr_creates(tmp_path, sqlmr_home):
+    """A claim file lists paths; a sweep removes them only once the owner is
+    dead, and only if they have the shape of sqlmr's folders (a corrupt or
+    edited claim cannot make it delete a user's folder)."""
+    from sqlmr import scratch
+    jobs = Path(scratch.jobs_dir())
+    mine = jobs / "20260101-000000-aaaaaa"
+    scratch.register(str(mine))
+    mine.mkdir(parents=True)
+    staging, precious = tmp_path / ".o.sqlmr-staging-abcd", tmp_path / "precious"
+    code = ("import os, signal\n"
+            "from sqlmr import scratch\n"
+            f"for p in ({str(staging)!r}, {str(precious)!r}):\n"
+            "    scratch.register(p); os.makedirs(p)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert r.returncode == -signal.SIGKILL
+    assert staging.is_dir() and precious.is_dir()
+    assert scratch.sweep(unclaimed=True) == (1, 0)
+    assert not staging.exists()
+    assert precious.is_dir()
+    assert mine.is_dir(), "this live process's claim keeps its folder"
+    assert [p.suffix for p in (jobs / ".claims").iterdir()] == [".claim"]
