@@ -112,9 +112,11 @@ class SplitReader:
         query was planned reported as the data's problem (not retried)."""
         try:
             yield from chunks
-        except (PermissionError, FileNotFoundError) as e:
+        except FileNotFoundError:
+            raise self._changed("it no longer exists") from None
+        except PermissionError as e:
             raise InputError(f"cannot read {self.name} (it could be read when the query "
-                             f"was planned): {e.strerror}") from None
+                             f"was planned): {e.strerror or e}") from None
 
     def _check_unchanged(self) -> None:
         """Fail when the file is no longer what the query planned to read."""

@@ -180,8 +180,10 @@ def changed(uri: str, size: int, stamp: object) -> str | None:
     path = to_path(uri)
     try:
         st = os.stat(path)
+    except FileNotFoundError:
+        return "it no longer exists"
     except OSError as e:
-        return f"it cannot be read now ({e.strerror})"
+        return f"it cannot be read now: {e.strerror}"
     if st.st_size < size:
         return f"{size:,} bytes when the query was planned, {st.st_size:,} now"
     if st.st_size == size and stamp is not None and st.st_mtime_ns != stamp:

@@ -459,3 +459,13 @@ def test_a_file_made_unreadable_after_planning_fails_without_retries(world):
     out, _ = proc.communicate("go\n", timeout=60)
     assert out.strip() == f"InputError: cannot read {path} (it could be read when the query " \
                           f"was planned): Permission denied", out
+
+
+def test_a_file_removed_after_planning_fails_naming_it(tmp_path):
+    s, job, plans, path = _planned(tmp_path, TEXT)
+    try:
+        path.unlink()
+        with pytest.raises(InputError, match=f"{path} changed while the query ran .it no longer"):
+            _run(s, job, plans)
+    finally:
+        s.close()
