@@ -4,7 +4,7 @@ A driver that is killed (SIGKILL, a crash, a power cut) cannot clean up after
 itself, so every driver process *claims* what it creates: job scratch folders
 under ``$SQLMR_HOME/jobs``, hidden staging folders beside CREATE TABLE AS /
 INSERT targets, and its temporary folder in ``$TMPDIR``.  The claim is one
-file per process, ``$SQLMR_HOME/jobs/.claims/<pid>-<token>.claim``, listing
+file per process, ``$SQLMR_HOME/claims/<pid>-<token>.claim``, listing
 those paths one per line, with an exclusive ``flock`` held for the life of the
 process.  The kernel drops the lock when the process (and any worker that
 inherited the descriptor) is gone, so a claim whose lock can be taken belongs
@@ -29,7 +29,7 @@ from typing import IO, Iterator
 from runtime import storage
 from sqlmr import config
 
-CLAIMS = ".claims"
+CLAIMS = "claims"  # beside jobs/, which holds only job folders
 # Only paths of these shapes are ever removed from a dead claim (a corrupt or
 # hand-edited claim file must not make sqlmr delete anything else).
 _STAGING = re.compile(r"^(\..+\.sqlmr-staging-[0-9a-f]+|_sqlmr-staging-[0-9a-f]+)$")
@@ -54,11 +54,16 @@ def jobs_dir(home: str | None = None) -> str:
     return os.path.join(home or str(config.home()), "jobs")
 
 
+def claims_dir(home: str | None = None) -> str:
+    """The folder holding the drivers' claim files."""
+    return os.path.join(home or str(config.home()), CLAIMS)
+
+
 def _open_claim() -> _Claim:
     """Create and lock this process's claim file; it becomes visible (under
     its final name) only once locked, so a sweeper never takes it for dead."""
     home = str(config.home())
-    folder = os.path.join(jobs_dir(home), CLAIMS)
+    folder = claims_dir(home)
     os.makedirs(folder, exist_ok=True)
     name = f"{os.getpid()}-{secrets.token_hex(4)}"
     tmp = os.path.join(folder, name + ".tmp")
@@ -94,7 +99,7 @@ def _removable(path: str, home: str) -> bool:
     parent, base = os.path.split(path)
     if not os.path.isabs(path) or base in ("", ".", ".."):
         return False
-    if parent == jobs_dir(home) and base != CLAIMS:
+    if parent == jobs_dir(home):
         return True
     return bool(_STAGING.match(base) or _TEMP.match(base))
 
@@ -146,7 +151,7 @@ def sweep(home: str | None = None, unclaimed: bool = False) -> tuple[int, int]:
     job folders under ``jobs/`` that no live claim lists are removed too:
     those of ``--keep-scratch`` runs and of older sqlmr versions."""
     home = home or str(config.home())
-    claims = os.path.join(jobs_dir(home), CLAIMS)
+    claims = claims_dir(home)
     removed = size = 0
     try:
         names = os.listdir(claims)
@@ -182,7 +187,7 @@ def sweep(home: str | None = None, unclaimed: bool = False) -> tuple[int, int]:
         live = _live_paths(claims) if os.path.isdir(claims) else set()
         for name in os.listdir(jobs_dir(home)):
             p = os.path.join(jobs_dir(home), name)
-            if name != CLAIMS and p not in live:
+            if p not in live:
                 n = _remove(p)
                 removed += 1
                 size += n

@@ -118,7 +118,7 @@ def _job_running(proc: subprocess.Popen, home: Path, workers: int = 2) -> set[in
     def ready():
         assert proc.poll() is None, proc.communicate()
         kids = _descendants(proc.pid)
-        folders = [p for p in jobs.iterdir() if p.name != ".claims"] if jobs.is_dir() else []
+        folders = list(jobs.iterdir()) if jobs.is_dir() else []
         return kids if len(kids) >= workers and folders else None
     return _wait_for(ready, 60, "the job's workers and scratch folder")
 
@@ -140,8 +140,8 @@ def _cmd(pid: int) -> str:
 
 def _leftovers(home: Path) -> list[str]:
     jobs = home / "jobs"
-    out = [p.name for p in jobs.iterdir() if p.name != ".claims"] if jobs.is_dir() else []
-    claims = jobs / ".claims"
+    out = [p.name for p in jobs.iterdir()] if jobs.is_dir() else []
+    claims = home / "claims"
     return out + ([p.name for p in claims.iterdir()] if claims.is_dir() else [])
 
 
@@ -322,4 +322,4 @@ def test_a_sweep_removes_only_what_a_dead_claim_lists_and_sqlmr_creates(tmp_path
     assert not staging.exists()
     assert precious.is_dir()
     assert mine.is_dir(), "this live process's claim keeps its folder"
-    assert [p.suffix for p in (jobs / ".claims").iterdir()] == [".claim"]
+    assert [p.suffix for p in Path(scratch.claims_dir()).iterdir()] == [".claim"]
