@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from sqlglot import exp
 
@@ -123,6 +126,79 @@ _COMPARE = {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<"
             exp.LTE: "<="}
 _ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}
 
+# Operators that chain: a left-deep run of them compiles to one flat Python
+# expression (``a + b - c``), not one nesting level per operator, so a long
+# chain neither nests too deep for Python's parser nor costs quadratic time.
+# ``+`` and ``-`` chain together (same precedence, Python evaluates them left to
+# right exactly as the nested form did); ``*`` chains on its own.
+_CHAINS: dict[type, tuple[type, ...]] = {exp.Add: (exp.Add, exp.Sub), exp.Sub: (exp.Add, exp.Sub),
+                                         exp.Mul: (exp.Mul,)}
+# How an operator shows in an environment key (expr_key's SQL); a chain's
+# prefixes can only be keys when some key contains the operator.
+_KEY_TEXT = {exp.Add: " + ", exp.Sub: " - ", exp.Mul: " * ", exp.And: " AND ",
+             exp.Or: " OR ", exp.DPipe: " || "}
+
+_SLACK = 8  # levels sqlmr's rewrites may add to what the statement nests
+_RUN = 200  # operators per run of a flat chain in the generated Python (see _fold)
+
+MAX_DEPTH = 64
+"""How deeply expressions may nest (chains of one operator count once).  Each
+level costs up to three levels of parentheses in the generated Python, whose
+parser allows 200."""
+
+
+# Python frames compiling a query may take: sqlglot's parser and optimizer
+# recurse a dozen frames per level of nesting, so MAX_DEPTH levels need more
+# than Python's default 1000.  (Python's own frames do not use the C stack.)
+RECURSION_LIMIT = 20000
+
+
+@contextmanager
+def deep_recursion(sql: str | None, what: str = "compile") -> Iterator[None]:
+    """Run a parse or compile step with room for :data:`MAX_DEPTH` levels of
+    nesting; running out anyway is a :class:`SqlError`, not a traceback."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, RECURSION_LIMIT))
+    try:
+        yield
+    except RecursionError:
+        raise SqlError(f"the statement is nested too deeply to {what}; sqlmr supports up to "
+                       f"{MAX_DEPTH} levels of nested expressions", sql, None,
+                       "split it into simpler expressions") from None
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def nesting_error(sql: str, tokens: list) -> SqlError | None:
+    """The error for a statement whose parentheses (or CASE … END) nest deeper
+    than :data:`MAX_DEPTH`, found from its tokens before any recursive parsing;
+    None when it nests no deeper."""
+    from sqlglot.tokens import TokenType
+    depth = deepest = 0
+    at = None
+    for tok in tokens:
+        if tok.token_type in (TokenType.L_PAREN, TokenType.CASE):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if depth == MAX_DEPTH + 1:
+                    at = tok.start
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.END):
+            depth = max(0, depth - 1)
+    if deepest <= MAX_DEPTH:
+        return None
+    return SqlError(f"expression nested {deepest} deep; sqlmr supports up to {MAX_DEPTH} "
+                    "levels of parentheses and CASE", sql, at,
+                    "split it into simpler expressions")
+
+
+def depth_error(sql: str | None, node: exp.Expression) -> SqlError:
+    """The error for an expression nested deeper than :data:`MAX_DEPTH`."""
+    return SqlError(f"expression nested more than {MAX_DEPTH} deep; sqlmr supports up to "
+                    f"{MAX_DEPTH} levels of nested expressions",
+                    sql, _offset(node), "split it into simpler expressions, or compute "
+                    "parts of it in a subquery or a CREATE TABLE AS step")
+
 
 def _type_params(to: exp.DataType, sql: str | None, node: exp.Expression) -> tuple[int, ...] | None:
     """The parameters a CAST must honour: (n,) of VARCHAR(n), (p, s) of
@@ -171,6 +247,7 @@ class ExprCompiler:
         self.sql = sql
         self._tmp = 0
         self._tmp_prefix = tmp_prefix
+        self._depth = 0  # nesting of value()/predicate() calls, checked against MAX_DEPTH
 
     # ------------------------------------------------------------- helpers
     def tmp(self) -> str:
@@ -223,7 +300,60 @@ class ExprCompiler:
                                "in an aggregate function",
                                self.sql, _offset(node))
             raise self._error(f"{_describe(node)}", node)
-        out = method(node)
+        if isinstance(node, (exp.Paren, exp.Alias)):  # not a level of its own
+            return method(node)
+        self._enter(node)
+        try:
+            return method(node)
+        finally:
+            self._depth -= 1
+
+    def _enter(self, node: exp.Expression) -> None:
+        """Count one level of nesting; fail at compile time past :data:`MAX_DEPTH`
+        (deeper code would fail in the workers, or exhaust Python's recursion)."""
+        self._depth += 1
+        if self._depth > MAX_DEPTH + _SLACK:
+            self._depth -= 1  # the callers' `finally` unwind the rest
+            raise depth_error(self.sql, node)
+
+    def _in_env(self, node: exp.Expression, check: bool) -> bool:
+        """Whether a chain's inner node is itself an environment entry (a GROUP BY
+        key such as ``a + b`` inside ``a + b + c``); only looked up when ``check``."""
+        return check and expr_key(node) in self.env
+
+    def _may_key(self, kind: type) -> bool:
+        """Whether some environment key contains the operator of ``kind``."""
+        text = _KEY_TEXT[kind]
+        return any(text in k.upper() for k in self.env)
+
+    def _left_chain(self, node: exp.Binary, kinds: tuple[type, ...]) -> list[exp.Expression]:
+        """Operands of a left-deep chain of ``kinds`` ending at ``node``, left to
+        right, found without recursion (parenthesised operands stay whole)."""
+        check = self._may_key(type(node))
+        rights: list[exp.Expression] = []
+        n: exp.Expression = node
+        while type(n) in kinds and (n is node or not self._in_env(n, check)):
+            rights.append(n)
+            n = n.left
+        return [n] + rights[::-1]  # the leftmost operand, then each operator node
+
+    def _flat_operands(self, node: exp.Expression, kind: type, env_check: bool) -> list[exp.Expression]:
+        """Operands of an associative AND / OR tree, left to right, through
+        parentheses, without recursion.  With ``env_check`` an inner node that
+        is an environment entry stays one operand."""
+        check = env_check and self._may_key(kind)
+        out: list[exp.Expression] = []
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            inner = n
+            while isinstance(inner, exp.Paren):
+                inner = inner.this
+            if type(inner) is kind and (n is node or not self._in_env(n, check)):
+                stack.append(inner.right)
+                stack.append(inner.left)
+            else:
+                out.append(n)
         return out
 
     def _v_Paren(self, node: exp.Paren) -> Code:
@@ -296,14 +426,40 @@ class ExprCompiler:
 
     # arithmetic
     def _arith(self, node: exp.Binary) -> Code:
-        a, b = self.value(node.left), self.value(node.right)
-        self._need_numeric(a, node.left)
-        self._need_numeric(b, node.right)
-        op = _ARITH[type(node)]
-        out = self._guard([a, b], lambda x, y: f"({x} {op} {y})")
-        typ = "double" if "double" in (a.type, b.type) else (
-            "bigint" if "bigint" in (a.type, b.type) else "int")
+        """``+ - *``: a left-deep chain (``a + b - c``) compiles to one flat,
+        null-guarded Python expression, typed as the nested form was (INT,
+        then BIGINT, then DOUBLE as operands widen)."""
+        chain = self._left_chain(node, _CHAINS[type(node)])
+        first = chain[0]
+        parts = [self.value(first)]
+        ops: list[str] = []
+        typ = None
+        for i, op_node in enumerate(chain[1:]):
+            b = self.value(op_node.right)
+            if i == 0:
+                self._need_numeric(parts[0], first)
+            self._need_numeric(b, op_node.right)
+            ops.append(_ARITH[type(op_node)])
+            a_type = parts[0].type if i == 0 else typ
+            typ = "double" if "double" in (a_type, b.type) else (
+                "bigint" if "bigint" in (a_type, b.type) else "int")
+            parts.append(b)
+        out = self._guard(parts, lambda *xs: self._fold(xs[0], list(zip(ops, xs[1:]))))
         return Code(out.code, typ, out.nullable)
+
+    def _fold(self, first: str, rest: list[tuple[str, str]]) -> str:
+        """``first op x op y …`` evaluated left to right.  Python's compiler
+        recurses once per binary operator, so a long chain is cut into runs of
+        :data:`_RUN` operators, each adding to an accumulator in a tuple whose
+        last item is the result: ``(_t := a + … , _t := _t + … )[-1]``."""
+        if len(rest) <= _RUN:
+            return "(" + first + "".join(f" {op} {x}" for op, x in rest) + ")"
+        acc = self.tmp()
+        runs, head = [], first
+        for i in range(0, len(rest), _RUN):
+            runs.append(f"{acc} := " + head + "".join(f" {op} {x}" for op, x in rest[i:i + _RUN]))
+            head = acc
+        return "((" + "), (".join(runs) + "))[-1]"
 
     _v_Add = _v_Sub = _v_Mul = _arith
 
@@ -503,14 +659,18 @@ class ExprCompiler:
         return Code(f"(None if ({t} := {c.code}) is None else not {t})", "boolean", True)
 
     def _connective(self, node: exp.Binary, op: str, decisive: bool) -> Code:
-        """AND (decisive False) / OR (decisive True) in three-valued logic: the
-        decisive value wins, else NULL if either side is NULL."""
-        a, b = self.value(node.left), self.value(node.right)
-        if not a.nullable and not b.nullable:
-            return Code(f"({a.code} {op} {b.code})", "boolean", False)
-        ta, tb = self.tmp(), self.tmp()
-        return Code(f"({decisive} if ({ta} := {a.code}) is {decisive} or ({tb} := {b.code}) is "
-                    f"{decisive} else (None if {ta} is None or {tb} is None else {not decisive}))",
+        """AND (decisive False) / OR (decisive True) in three-valued logic over a
+        whole chain (``a AND b AND c`` is one flat expression): the decisive
+        value wins, else NULL if any operand is NULL.  Operands are evaluated
+        left to right and stop at the first decisive one."""
+        nodes = self._flat_operands(node, type(node), env_check=True)
+        parts = [self.value(n) for n in nodes]
+        if not any(p.nullable for p in parts):
+            return Code("(" + f" {op} ".join(p.code for p in parts) + ")", "boolean", False)
+        temps = [self.tmp() for _ in parts]
+        tests = " or ".join(f"({t} := {p.code}) is {decisive}" for t, p in zip(temps, parts))
+        nulls = " or ".join(f"{t} is None" for t in temps)
+        return Code(f"({decisive} if {tests} else (None if {nulls} else {not decisive}))",
                     "boolean", True)
 
     def _v_And(self, node: exp.And) -> Code:
@@ -573,12 +733,14 @@ class ExprCompiler:
     def _v_Concat(self, node: exp.Concat) -> Code:
         parts = [self.value(e) for e in node.expressions]
         if all(p.type == "string" for p in parts):
-            out = self._guard(parts, lambda *xs: "(" + " + ".join(xs) + ")")
+            out = self._guard(parts, lambda *xs: self._fold(xs[0], [("+", x) for x in xs[1:]]))
             return Code(out.code, "string", out.nullable)
         return self._call("F.concat", parts, "string")
 
     def _v_DPipe(self, node: exp.DPipe) -> Code:
-        return self._v_Concat(exp.Concat(expressions=[node.left, node.right]))
+        """``a || b || c`` is CONCAT(a, b, c): one call, not one per operator."""
+        chain = self._left_chain(node, (exp.DPipe,))
+        return self._v_Concat(exp.Concat(expressions=[chain[0]] + [n.right for n in chain[1:]]))
 
     def _v_Round(self, node: exp.Round) -> Code:
         x = self.value(node.this)
@@ -652,10 +814,17 @@ class ExprCompiler:
         """Python truth value that holds exactly when ``node`` is SQL TRUE."""
         if isinstance(node, exp.Paren):
             return self.predicate(node.this)
-        if isinstance(node, exp.And):
-            return f"({self.predicate(node.left)} and {self.predicate(node.right)})"
-        if isinstance(node, exp.Or):
-            return f"({self.predicate(node.left)} or {self.predicate(node.right)})"
+        self._enter(node)
+        try:
+            return self._predicate(node)
+        finally:
+            self._depth -= 1
+
+    def _predicate(self, node: exp.Expression) -> str:
+        if isinstance(node, (exp.And, exp.Or)):  # a chain is one flat `and` / `or`
+            op = " and " if isinstance(node, exp.And) else " or "
+            operands = self._flat_operands(node, type(node), env_check=False)
+            return "(" + op.join(self.predicate(n) for n in operands) + ")"
         if isinstance(node, exp.Not):
             inner = self.value(node.this)
             return f"(not {inner.code})" if not inner.nullable else f"({inner.code} is False)"

@@ -20,6 +20,7 @@ from sqlglot.errors import ParseError
 from compiler.blocks import Block, build_block
 from compiler.codegen import generate_stages
 from compiler.errors import SqlError, UnsupportedError
+from compiler.exprs import deep_recursion, nesting_error
 from compiler.explain import stage_trees
 from compiler.resolve import check_names, qualify_query
 from compiler.schema import Table
@@ -45,9 +46,19 @@ class Job:
 
 
 def parse_one(sql: str, dialect: str = "hive") -> exp.Expression:
-    """Parse one statement; syntax errors carry the position of the bad token."""
+    """Parse one statement; syntax errors carry the position of the bad token.
+    Nesting deeper than sqlmr supports is refused before parsing (the parser
+    recurses per level)."""
     try:
-        stmts = sqlglot.parse(sql, read=dialect)
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql)
+    except Exception:  # noqa: BLE001 — the parser reports it, with its position
+        tokens = []
+    too_deep = nesting_error(sql, tokens)
+    if too_deep is not None:
+        raise too_deep
+    try:
+        with deep_recursion(sql, "parse"):
+            stmts = sqlglot.parse(sql, read=dialect)
     except ParseError as e:
         err = e.errors[0] if e.errors else {}
         offset = None
@@ -89,6 +100,14 @@ def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive"
     tasks; without sizes every join is a reduce-side join.
     """
     original = tree if tree is not None else parse_one(sql, dialect)
+    with deep_recursion(sql):
+        return _compile_select(sql, original, catalog, dialect, sizes, broadcast_bytes)
+
+
+def _compile_select(sql: str, original: exp.Expression, catalog: Mapping[str, Table],
+                    dialect: str, sizes: Mapping[str, int] | None,
+                    broadcast_bytes: int | None) -> Job:
+    """:func:`compile_select` of a parsed statement."""
     if isinstance(original, exp.Union):
         raise UnsupportedError("UNION / INTERSECT / EXCEPT", sql, 0)
     if not isinstance(original, exp.Select):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from compiler.errors import SqlError
 from compiler.stages import MergeIn, RowsOut, Stage
 from compiler.codegen.names import ModuleNames, NameClash  # noqa: F401  (part of this API)
 from compiler.codegen.order import sortkey
@@ -84,5 +85,19 @@ def generate_stages(stages: list[Stage]) -> Generated:
                     final_types = sampled if isinstance(ph.input, MergeIn) else types
     consts = "".join(f"{name} = {code}\n" for name, code in module.consts.items())
     first = stages[0]
-    return Generated(PRELUDE + consts + "\n" + body.text(), final_types, first.map_entry or "",
+    source = PRELUDE + consts + "\n" + body.text()
+    check_compiles(source)
+    return Generated(source, final_types, first.map_entry or "",
                      stages[-1].reduce_entry, dict(module.consts), passing)
+
+
+def check_compiles(source: str) -> None:
+    """Compile the module once here, so that code Python cannot compile (an
+    expression past one of its parser's limits) is an error of the statement
+    at compile time, never a traceback in every worker."""
+    try:
+        compile(source, "<sqlmr-job>", "exec")
+    except (SyntaxError, RecursionError, MemoryError) as e:
+        reason = getattr(e, "msg", None) or str(e) or type(e).__name__
+        raise SqlError(f"the query is too complex for the Python code sqlmr generates ({reason})",
+                       hint="split long or deeply nested expressions into simpler ones") from None

