@@ -30,7 +30,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 
 from runtime.events import Event, Result, with_attempt
-from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError, forkserver_guard
+from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError
+
+# Set only while this driver starts its fork server (see forkserver_guard).
+FORKSERVER_ENV = "SQLMR_FORKSERVER_OF"
 
 # Failures that a new attempt may not repeat (the machine, not the task).
 TRANSIENT = (MemoryError, OSError, BrokenProcessPool)
@@ -144,14 +147,7 @@ class LocalBackend:
         if self._pool is None:
             ctx = multiprocessing.get_context(start_method())
             if ctx.get_start_method() == "forkserver":
-                preload = ["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"]
-                if threading.current_thread() is threading.main_thread():
-                    # the fork server (if this call starts it) dies with the
-                    # driver, and its workers with it (PR_SET_PDEATHSIG fires
-                    # when the forking thread ends: only the main thread's)
-                    os.environ[forkserver_guard.ENV] = str(os.getpid())
-                    preload.append(forkserver_guard.__name__)
-                ctx.set_forkserver_preload(preload)
+                self._start_fork_server(ctx)
             # PR_SET_PDEATHSIG fires when the *thread* that forked the worker
             # ends: safe for the fork server (its main thread forks) and for
             # a driver forking from its main thread, not from a passing thread
@@ -161,6 +157,27 @@ class LocalBackend:
                                              initializer=_init_worker,
                                              initargs=(dict(os.environ), os.getpid(), deathsig))
         return self._pool
+
+    @staticmethod
+    def _start_fork_server(ctx) -> None:
+        """Start the fork server with the runtime preloaded; started from the
+        main thread, it also dies with the driver, and its workers with it
+        (PR_SET_PDEATHSIG fires when the forking *thread* ends)."""
+        from multiprocessing import forkserver
+        preload = ["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"]
+        guard = threading.current_thread() is threading.main_thread()
+        if guard:
+            preload.append("sqlmr.backends.forkserver_guard")
+        ctx.set_forkserver_preload(preload)
+        if not guard:
+            return
+        # the variable names this driver to the server it starts now, and
+        # only to it: no later child of the driver inherits it
+        os.environ[FORKSERVER_ENV] = str(os.getpid())
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.pop(FORKSERVER_ENV, None)
 
     def _kill(self) -> None:
         pool = self._pool
