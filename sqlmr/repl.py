@@ -187,7 +187,7 @@ class Repl:
             except KeyboardInterrupt:
                 self.cancelled()
                 continue
-            if outcome is QUIT:
+            if outcome is QUIT or getattr(self, "reader_gone", False):
                 break
             if isinstance(outcome, str):
                 default = outcome
@@ -431,6 +431,11 @@ class Repl:
                     self.show_result(result)
                 except KeyboardInterrupt:
                     self.cancelled(None, result.elapsed())
+                    return False
+                except BrokenPipeError:  # `sqlmr | head`: the reader has gone, as for cat
+                    from sqlmr.cli import _quiet_stdout
+                    _quiet_stdout()
+                    self.reader_gone = True
                     return False
                 except Exception as e:  # noqa: BLE001
                     self.show_error(e, source)

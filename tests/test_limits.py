@@ -106,3 +106,68 @@ def test_deep_nesting_without_parentheses_is_a_message(t):
 def test_nesting_at_the_limit_runs(t):
     n = MAX_DEPTH - 1
     t.check("SELECT a, " + "abs(" * n + "b - 9" + ")" * n + " AS x FROM t")
+
+
+# ------------------------------------------------------------- closed pipe
+
+def _big_table(home: Path, tmp_path: Path) -> dict[str, str]:
+    """An environment whose catalog has table big (200,000 rows)."""
+    data = tmp_path / "big"
+    data.mkdir()
+    (data / "f.csv").write_text("".join(f"{i},x{i}\n" for i in range(200_000)))
+    env = dict(os.environ, SQLMR_HOME=str(home))
+    subprocess.run([sys.executable, "-m", "sqlmr.cli", "--no-timing", "-e",
+                    f"CREATE EXTERNAL TABLE big (a INT, s STRING) LOCATION '{data}'"],
+                   env=env, check=True, capture_output=True)
+    return env
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table", "markdown", "repl"])
+def test_head_closing_the_pipe_ends_quietly(sqlmr_home, tmp_path, fmt):
+    env = _big_table(sqlmr_home, tmp_path)
+    if fmt == "repl":  # statements on a non-terminal stdin
+        argv, stdin = ["--format", "csv"], "SELECT * FROM big;\nSELECT * FROM big;\n"
+    else:
+        argv, stdin = ["--format", fmt, "-e", "SELECT * FROM big"], ""
+    cmd = " ".join([sys.executable, "-m", "sqlmr.cli", *[f"'{a}'" for a in argv]])
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd} | head -1"], input=stdin,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_interactive_repl_piped_into_head_ends_quietly(sqlmr_home, tmp_path):
+    """`sqlmr | head -1` typed at a terminal: the prompt is on the terminal,
+    results go to the pipe; once the reader has gone the REPL ends, quietly."""
+    import pty
+    import select
+    env = _big_table(sqlmr_home, tmp_path)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "sqlmr.cli", "--format", "csv",
+                             "--max-rows", "1000000"], stdin=slave, stdout=subprocess.PIPE,
+                            stderr=slave, env=env)
+    os.close(slave)
+    screen = b""
+
+    def drain(seconds: float) -> None:
+        nonlocal screen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:
+                    return
+    try:
+        drain(3)
+        os.write(master, b"SELECT * FROM big;\r")
+        assert proc.stdout.readline() == b"a,s\n"
+        proc.stdout.close()  # what head does after its line
+        drain(10)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"Broken pipe" not in screen and b"Traceback" not in screen, screen[-2000:]
