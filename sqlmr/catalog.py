@@ -65,31 +65,109 @@ def builtin_tables() -> dict[str, Table]:
     }
 
 
+CATALOG_VERSION = 1  # the catalog format this sqlmr reads and writes
+
+
+class CatalogError(RuntimeError):
+    """The catalog file cannot be used: the message names it and what is wrong."""
+
+
+def _json_kind(value: object) -> str:
+    """JSON's name for the type of a decoded value."""
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
 class Catalog:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config.home() / "catalog.json"
+        self.newer_version: int | None = None  # set when the file is of a newer format
 
     # ------------------------------------------------------------ storage
     def _load_user(self) -> dict[str, Table]:
+        """The user's tables.  A catalog that cannot be read is a
+        :class:`CatalogError` naming the file and what is wrong with it; one
+        written by a newer sqlmr is read where its tables still make sense,
+        and :meth:`_save_user` then refuses to replace it."""
         if not self.path.exists():
             return {}
         try:
-            doc = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise RuntimeError(f"cannot read the catalog {self.path}: {e}") from None
-        return {k: Table.from_dict(v) for k, v in doc.get("tables", {}).items()}
+            raw = self.path.read_bytes()
+        except OSError as e:
+            raise self._damaged(f"cannot be read ({e.strerror or e})") from None
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise self._damaged("is not UTF-8 text (binary garbage?)") from None
+        except json.JSONDecodeError as e:
+            raise self._damaged(f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        if not isinstance(doc, dict):
+            raise self._damaged(f"holds a JSON {_json_kind(doc)}, not an object with \"tables\"")
+        version = doc.get("version", CATALOG_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise self._damaged(f"has version {version!r}, not a positive whole number")
+        self.newer_version = version if version > CATALOG_VERSION else None
+        tables = doc.get("tables", {})
+        if not isinstance(tables, dict):
+            raise self._damaged(f"has \"tables\" as a JSON {_json_kind(tables)}, not an object")
+        out = {}
+        for key, value in tables.items():
+            try:
+                if not isinstance(value, dict):
+                    raise TypeError(f"a JSON {_json_kind(value)}, not an object")
+                for field in ("name", "location"):
+                    if field in value and not isinstance(value[field], str):
+                        raise TypeError(f"its {field} is a JSON {_json_kind(value[field])}, "
+                                        "not a string")
+                out[key] = Table.from_dict(value)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                what = f"misses field {e}" if isinstance(e, KeyError) else f"is malformed ({e})"
+                if self.newer_version is not None:
+                    what += (f"; the file is version {self.newer_version}, written by a newer "
+                             "sqlmr")
+                raise self._damaged(f"has table entry {key!r} that {what}") from None
+        return out
+
+    def _damaged(self, problem: str) -> CatalogError:
+        """The error for a catalog file that cannot be used, with what to do."""
+        backup = self.backup_path()
+        if backup.exists():
+            todo = (f"the last good catalog is in {backup}: copy it over {self.path.name} "
+                    f"to restore it")
+        else:
+            todo = "repair it, or move it away to start with an empty catalog"
+        return CatalogError(f"the catalog {self.path} {problem}; {todo}")
+
+    def backup_path(self) -> Path:
+        """``catalog.json.bak``: the catalog as it was before its last change."""
+        return self.path.with_name(self.path.name + ".bak")
 
     def _save_user(self, tables: dict[str, Table]) -> None:
-        """Replace the catalog file (call with :meth:`_locked` held)."""
+        """Replace the catalog file (call with :meth:`_locked` held, after
+        :meth:`_load_user`).  The file it replaces is kept as
+        ``catalog.json.bak``; a catalog of a newer version is never replaced."""
+        newer = self.newer_version
+        if newer is not None:
+            raise CatalogError(f"the catalog {self.path} is version {newer}, written by a newer "
+                               f"sqlmr (this one writes version {CATALOG_VERSION}); not changing "
+                               "it: use the newer sqlmr for changes")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"version": 1, "tables": {k: t.to_dict() for k, t in sorted(tables.items())}}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".catalog-")
+        if self.path.exists():
+            self._write_atomically(self.backup_path(), self.path.read_bytes())
+        doc = {"version": CATALOG_VERSION,
+               "tables": {k: t.to_dict() for k, t in sorted(tables.items())}}
+        self._write_atomically(self.path, json.dumps(doc, indent=1).encode("utf-8"))
+
+    def _write_atomically(self, path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` by temp file and rename: a reader or a
+        crash sees the old file or the new, never half of one."""
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-")
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())  # the new name never points at unwritten data
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -171,3 +171,69 @@ def test_interactive_repl_piped_into_head_ends_quietly(sqlmr_home, tmp_path):
             proc.kill()
         os.close(master)
     assert b"Broken pipe" not in screen and b"Traceback" not in screen, screen[-2000:]
+
+
+# ----------------------------------------------------------------- catalog
+
+def _catalog_with_two_tables(sqlmr_home: Path, tmp_path: Path):
+    from compiler.schema import Column, Table
+    from sqlmr.catalog import Catalog
+    catalog = Catalog()
+    for name in ("one", "two"):
+        catalog.create(Table(name, [Column("a", "int")], f"file://{tmp_path}/{name}"))
+    return catalog, sqlmr_home / "catalog.json"
+
+
+def test_backup_of_the_last_good_catalog_is_written_before_each_replace(sqlmr_home, tmp_path):
+    catalog, path = _catalog_with_two_tables(sqlmr_home, tmp_path)
+    backup = sqlmr_home / "catalog.json.bak"
+    assert set(json.loads(backup.read_text())["tables"]) == {"one"}  # as before the last change
+    assert set(json.loads(path.read_text())["tables"]) == {"one", "two"}
+
+
+@pytest.mark.parametrize("content, problem", [
+    (bytes(range(256)) * 3, "is not UTF-8 text"),
+    (b'{"version": 1, "tables": {"one": ', "is not valid JSON"),
+    (b'[1, 2]', "holds a JSON array, not an object"),
+    (b'{"version": 1, "tables": []}', '"tables" as a JSON array'),
+    (b'{"version": 1, "tables": {"x": [1]}}', "table entry 'x' that is malformed"),
+    (b'{"version": 1, "tables": {"x": {"name": "x", "columns": [], "location": 3}}}',
+     "its location is a JSON number"),
+    (b'{"version": "one", "tables": {}}', "has version 'one'"),
+])
+def test_damaged_catalog_is_named_and_the_backup_offered(sqlmr_home, tmp_path, content, problem):
+    _, path = _catalog_with_two_tables(sqlmr_home, tmp_path)
+    path.write_bytes(content)
+    env = dict(os.environ, SQLMR_HOME=str(sqlmr_home))
+    for statement in ("DROP TABLE one", "SELECT a FROM one"):
+        proc = subprocess.run([sys.executable, "-m", "sqlmr.cli", "-e", statement], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert "Traceback" not in proc.stderr and "object has no attribute" not in proc.stderr
+        assert f"the catalog {path} {problem}" in proc.stderr or problem in proc.stderr, proc.stderr
+        assert f"the last good catalog is in {path}.bak" in proc.stderr
+    assert path.read_bytes() == content  # never rewritten
+
+
+def test_newer_catalog_is_read_but_never_rewritten(sqlmr_home, tmp_path):
+    from compiler.errors import SqlError
+    from compiler.schema import Column, Table
+    from sqlmr.catalog import Catalog, CatalogError
+    _, path = _catalog_with_two_tables(sqlmr_home, tmp_path)
+    doc = json.loads(path.read_text())
+    doc["version"] = 99
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    catalog = Catalog()
+    assert {"one", "two"} <= set(catalog.tables())  # read-only use still works
+    with pytest.raises(CatalogError, match="version 99, written by a newer sqlmr"):
+        catalog.drop("one")
+    with pytest.raises(CatalogError, match="version 99"):
+        catalog.create(Table("three", [Column("a", "int")], f"file://{tmp_path}/three"))
+    assert path.read_bytes() == before
+    assert SqlError  # the CLI shows either kind as one line
+    env = dict(os.environ, SQLMR_HOME=str(sqlmr_home))
+    proc = subprocess.run([sys.executable, "-m", "sqlmr.cli", "-e", "DROP TABLE one"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "version 99" in proc.stderr and "Traceback" not in proc.stderr
+    assert path.read_bytes() == before
