@@ -328,6 +328,10 @@ def print_result(result: StatementResult, settings, output: str | None, out: IO[
         result.seconds = result.elapsed()   # wall time until the last row was written
         for line in summary_lines(result, settings):
             print(line, file=info)
+    else:  # warnings are not timing: --no-timing keeps them
+        from sqlmr.render import warning_lines
+        for line in warning_lines(result):
+            print(line, file=info)
 
 
 def _subcommand(name: str, argv: list[str]) -> int:

@@ -207,10 +207,7 @@ def summary_lines(result, settings) -> list[str]:
              plural(st.splits, "split"), f"read {size_text(st.bytes_read)}"]
     if st.reduce_tasks:
         parts.append(f"shuffled {size_text(st.bytes_shuffled)}")
-    lines = [" · ".join(parts)]
-    if st.malformed:
-        lines.append(f"Warning: {plural(st.malformed, 'malformed row')} read as NULLs "
-                     f"(first: {st.malformed_sample[:80]!r}); --strict makes them an error")
+    lines = [" · ".join(parts)] + warning_lines(result)
     lam = result.lambda_cost
     label = "billed" if getattr(st, "billed", False) else "estimate"
     if lam is not None:
@@ -221,6 +218,16 @@ def summary_lines(result, settings) -> list[str]:
             f"{lam.gets:,} S3 GET, {lam.puts:,} S3 PUT planned) · "
             f"Athena {costs.money(result.athena_cost)} for the same bytes")
     return lines
+
+
+def warning_lines(result) -> list[str]:
+    """Warnings about what a query read (malformed rows): not timing, so shown
+    with --no-timing too."""
+    st = result.stats
+    if st is None or not st.malformed:
+        return []
+    return [f"Warning: {plural(st.malformed, 'malformed row')} read as NULLs "
+            f"(first: {st.malformed_sample[:80]!r}); --strict makes them an error"]
 
 
 def cancelled_lines(e: BaseException | None, seconds: float, settings) -> list[str]:

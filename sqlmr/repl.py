@@ -529,6 +529,10 @@ class Repl:
             width = _columns() if _isatty(self.out) else 0
             self.say(*(wrap_summary(line, width) for line in summary_lines(result, s)),
                         err=status)
+        else:  # warnings are not timing: \timing off keeps them
+            from sqlmr.render import warning_lines
+            for line in warning_lines(result):
+                self.say(line, err=status)
 
     def format_rows(self, result: StatementResult, rows: list[list]) -> str:
         fmt = self.settings.format

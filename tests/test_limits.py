@@ -237,3 +237,20 @@ def test_newer_catalog_is_read_but_never_rewritten(sqlmr_home, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "version 99" in proc.stderr and "Traceback" not in proc.stderr
     assert path.read_bytes() == before
+
+
+# ---------------------------------------------------------------- warnings
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_no_timing_keeps_the_malformed_rows_warning(sqlmr_home, tmp_path, fmt):
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "f.csv").write_text("1,x\nzz,y\n3,z\n")
+    env = dict(os.environ, SQLMR_HOME=str(sqlmr_home))
+    proc = subprocess.run([sys.executable, "-m", "sqlmr.cli", "--no-timing", "--format", fmt, "-e",
+                           f"CREATE EXTERNAL TABLE bad (a INT, s STRING) LOCATION '{data}';"
+                           "SELECT * FROM bad"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning: 1 malformed row read as NULLs (first: 'zz,y')" in proc.stderr
+    assert "Time:" not in proc.stderr + proc.stdout and "Cost:" not in proc.stderr
