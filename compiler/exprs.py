@@ -329,7 +329,7 @@ class ExprCompiler:
     def _left_chain(self, node: exp.Binary, kinds: tuple[type, ...]) -> list[exp.Expression]:
         """Operands of a left-deep chain of ``kinds`` ending at ``node``, left to
         right, found without recursion (parenthesised operands stay whole)."""
-        check = self._may_key(type(node))
+        check = any(self._may_key(k) for k in kinds)
         rights: list[exp.Expression] = []
         n: exp.Expression = node
         while type(n) in kinds and (n is node or not self._in_env(n, check)):

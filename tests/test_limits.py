@@ -79,6 +79,12 @@ def test_long_minus_times_and_concat_chains(t):
 
 def test_chain_prefix_that_is_a_group_key_is_still_found(t):
     t.check("SELECT a + b, a + b + 1 AS x, COUNT(*) FROM t GROUP BY a + b")
+    t.check("SELECT a + b, a + b - 1 AS x, COUNT(*) FROM t GROUP BY a + b")
+    t.check("SELECT a - b, a - b + 1 AS x, COUNT(*) FROM t GROUP BY a - b")
+    t.check("SELECT a > 3 AND b > 1, a > 3 AND b > 1 AND COUNT(*) > 2 AS x, COUNT(*) FROM t "
+            "GROUP BY a > 3 AND b > 1",
+            "SELECT k, k AND n > 2, n FROM (SELECT a > 3 AND b > 1 AS k, COUNT(*) AS n FROM t "
+            "GROUP BY 1)")
 
 
 @pytest.mark.parametrize("shape", ["paren", "function", "case"])
