@@ -519,6 +519,8 @@ class _TableSizes(dict):
                     size = sum(n for _, n in storage.list_files(t.location))
                 except (FileNotFoundError, OSError):
                     size = None
+                except storage.InputError as e:  # unreadable: named with its table
+                    raise SqlError(f"table '{name}': {e}") from None
             self[name] = size
         value = dict.get(self, name)
         return default if value is None else value

@@ -347,6 +347,22 @@ def test_cli_deploy_status_undeploy(tables, capsys, monkeypatch):
     assert "nothing to remove" in capsys.readouterr().out
 
 
+def test_a_task_failing_on_its_input_is_not_retried(tables):
+    """A .gz object that is not gzip fails its task with InputError: the data's
+    fault, so the first attempt is the last (a retry would fail the same way)."""
+    bucket = tables
+    s3().put_object(Bucket=bucket, Key="data/notgz/part-00000.gz", Body=b"a,1\nb,2\n")
+    settings = lambda_settings()
+    backend = LambdaBackend(settings, options=SchedulerOptions(speculation=False))
+    session = FixedSession(settings, backend)
+    list(session.execute(f"CREATE EXTERNAL TABLE notgz (k STRING, n INT) "
+                         f"LOCATION 's3://{bucket}/data/notgz'"))
+    from runtime.storage import InputError
+    with pytest.raises(InputError, match=f"s3://{bucket}/data/notgz/part-00000.gz: not gzip data"):
+        list(session.execute("SELECT COUNT(*) FROM notgz"))
+    assert [a[4] for a in backend.report.log if a[0] == "failed"] == [0]   # one attempt
+
+
 def test_cli_setup_errors_are_one_line(tables, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("SQLMR_BUCKET")
     assert cli.main(["lambda", "deploy"]) == 1

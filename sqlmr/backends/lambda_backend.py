@@ -75,6 +75,8 @@ from sqlmr.config import Settings
 
 # After the function's policy grants a new table location: time for IAM to apply it.
 POLICY_PROPAGATION_S = 10.0
+# Errors of a task that a retry cannot fix: the input, not the machine
+FINAL_ERRORS = frozenset({"InputError"})
 
 
 @dataclass
@@ -571,7 +573,10 @@ class _Run:
                 message = f"invalid response from the function: {str(payload)[:200]}"
             else:
                 message = error_message(payload, r.function_error)
-            self._failed(task, event, message, remote_traceback(payload, r.log_tail))
+            # the data's fault (an unreadable, corrupt or changed input):
+            # another attempt would fail the same way
+            fatal = isinstance(payload, dict) and payload.get("errorType") in FINAL_ERRORS
+            self._failed(task, event, message, remote_traceback(payload, r.log_tail), fatal=fatal)
             return
         task.throttles = 0
         task.throttled_since = None
