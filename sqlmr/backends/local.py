@@ -24,12 +24,14 @@ import select
 import signal
 import sys
 import threading
+import tempfile
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from runtime.events import Event, Result, with_attempt
+from sqlmr import scratch
 from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError
 
 # Set only while this driver starts its fork server (see forkserver_guard).
@@ -108,7 +110,8 @@ def _die_with_driver(driver: int, deathsig: bool) -> None:
                      name="sqlmr-watch-driver").start()
 
 
-def _init_worker(environ: dict[str, str], driver: int = 0, deathsig: bool = False) -> None:
+def _init_worker(environ: dict[str, str], driver: int = 0, deathsig: bool = False,
+                 temp: str | None = None) -> None:
     # Ctrl-C goes to the whole foreground process group; the driver decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the driver stops workers with SIGTERM: a forked worker must not inherit
@@ -122,6 +125,10 @@ def _init_worker(environ: dict[str, str], driver: int = 0, deathsig: bool = Fals
     # (AWS credentials, endpoint, region set since).
     os.environ.clear()
     os.environ.update(environ)
+    # the runtime's spill and merge files go in the driver's claimed temp
+    # folder, which the next run sweeps if the job is killed
+    if temp:
+        tempfile.tempdir = temp
 
 
 def _run_task(event: Event) -> dict:
@@ -155,7 +162,8 @@ class LocalBackend:
                         or threading.current_thread() is threading.main_thread())
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                              initializer=_init_worker,
-                                             initargs=(dict(os.environ), os.getpid(), deathsig))
+                                             initargs=(dict(os.environ), os.getpid(), deathsig,
+                                                       scratch.temp_dir()))
         return self._pool
 
     @staticmethod
