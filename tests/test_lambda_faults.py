@@ -425,7 +425,7 @@ def test_a_straggler_gets_a_speculative_copy_and_the_loser_is_deleted(
         bucket, answer, tmp_path):
     def fault(event, n):
         if event["kind"] == "map" and event["task"] == 0 and event["attempt"] == 0:
-            return "straggle:4"
+            return "straggle:12"  # long enough that its copy wins on a loaded machine
         return None
 
     opts = SchedulerOptions(speculation=True, speculation_k=2, speculation_min_s=0.5,
