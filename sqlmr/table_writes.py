@@ -302,13 +302,12 @@ def _commit_s3(staging: str, parts: list[str], names: list[str], uri: str, overw
         check_empty(uri, skip=skip)
         old_names = []
     for src, name in zip(parts, names):
-        with tempfile.NamedTemporaryFile(prefix="sqlmr-commit-", delete=False) as f:
+        from sqlmr import scratch
+        with scratch.temp_file("sqlmr-commit-") as f:   # removed on every way out
             for chunk in storage.iter_range(src):
                 f.write(chunk)
-        try:
+            f.flush()
             storage.write_file(storage.join(uri, name), f.name)
-        finally:
-            os.unlink(f.name)
     stale = [n for n in old_names if n not in set(names) and n != MARKER]
     if stale:
         bucket, key = s3.split_uri(uri)
