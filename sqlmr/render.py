@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import stat
 import tempfile
+from contextlib import contextmanager, nullcontext
 from itertools import islice
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, ContextManager, Iterable, Iterator
 
 from compiler.explain import size_text
 from sqlmr import cost as costs
@@ -116,29 +118,43 @@ def write_output(fmt: str, columns: list[str], rows: Iterable[list], out: IO[str
 
 def write_output_file(path: str, fmt: str, columns: list[str], rows: Iterable[list],
                       types: list[str | None] | None = None) -> int:
-    """:func:`write_output` into the file ``path``, all or nothing: the rows go
-    to a hidden temporary file beside it, renamed over ``path`` once every row
-    is written and flushed to disk.  An error, a full disk or Ctrl-C leaves
-    the old file as it was and no temporary file.  A path that is not a
-    regular file (``/dev/stdout``, a FIFO) is written in place."""
-    target = os.path.realpath(path)  # through a symlink: the link stays a link
+    """:func:`write_output` into the file ``path``, all or nothing (see
+    :func:`replaced_file`)."""
+    with replaced_file(path) as f:
+        return write_output(fmt, columns, rows, f, types)
+
+
+@contextmanager
+def replaced_file(path: str, keep: bool = False,
+                  commit: Callable[[], ContextManager] = nullcontext) -> Iterator[IO[str]]:
+    """A text file that replaces ``path`` all or nothing: written as a hidden
+    temporary file beside it, flushed to disk and renamed over ``path`` (inside
+    ``commit()``) when the block ends; an error, a full disk or Ctrl-C leave the
+    old file as it was and no temporary file.  ``keep`` starts it as a copy of
+    the old file (appending).  A path that is not a regular file (``/dev/stdout``,
+    a FIFO) is written in place; a symlink stays a link to the new file."""
+    target = os.path.realpath(path)
     if os.path.exists(target) and not os.path.isfile(target):
-        with open(target, "w", encoding="utf-8", newline="") as f:
-            return write_output(fmt, columns, rows, f, types)
+        with open(target, "a" if keep else "w", encoding="utf-8", newline="") as f:
+            yield f
+        return
     folder, name = os.path.split(target)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            n = write_output(fmt, columns, rows, f, types)
+            if keep and os.path.exists(target):
+                with open(target, encoding="utf-8", newline="") as old:
+                    shutil.copyfileobj(old, f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode(target))
-        os.replace(tmp, target)
+        with commit():
+            os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return n
 
 
 def _file_mode(path: str) -> int:

@@ -40,8 +40,8 @@ from sqlmr import __version__, config
 from sqlmr.backends import JobCancelledError, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.progress import ProgressBar
-from sqlmr.render import (cancelled_lines, expanded_text, format_for_path, plural, rows_line,
-                          summary_lines, table_text, take, write_output, write_rows)
+from sqlmr.render import (cancelled_lines, expanded_text, format_for_path, plural, replaced_file,
+                          rows_line, summary_lines, table_text, take, write_output, write_rows)
 from sqlmr.repl_commands import (CLEAR, COMMANDS, MODES, QUIT, Invocation, path_arg)
 from sqlmr.repl_commands import parse as parse_command
 from sqlmr.repl_complete import ReplLexer, SqlCompleter, scan
@@ -553,31 +553,8 @@ class Repl:
         temp file next to it, renamed over FILE once complete (for ``\\o`` the
         temp file starts as a copy of what FILE holds, so results accumulate)."""
         append = self.output_file == path and not self.once_file
-        if os.path.exists(path) and not os.path.isfile(path):   # /dev/stdout, a FIFO …
-            with open(path, "a" if append else "w", encoding="utf-8", newline="") as f:
-                return self._write_result(path, result, f)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                                   suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                if append and os.path.exists(path):
-                    with open(path, encoding="utf-8", newline="") as old:
-                        shutil.copyfileobj(old, f)
-                n = self._write_result(path, result, f)
-            if os.path.exists(path):
-                shutil.copymode(path, tmp)
-            else:
-                mask = os.umask(0)
-                os.umask(mask)
-                os.chmod(tmp, 0o666 & ~mask)
-            with _sigint_deferred():
-                os.replace(tmp, path)
-            return n
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with replaced_file(path, keep=append, commit=_sigint_deferred) as f:
+            return self._write_result(path, result, f)
 
     def _write_result(self, path: str, result: StatementResult, f: IO[str]) -> int:
         if result.kind == "explain":
