@@ -67,9 +67,52 @@ class Column:
     type: str  # one of SQLGLOT_TYPES' keys
 
 
+FORMAT_KINDS = ("text", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Format:
+    """How a table's files hold records (the field delimiter is
+    :attr:`Table.delimiter`).
+
+    - ``text``: Hive's delimited text (LazySimpleSerDe): one record a line,
+      fields cut at the delimiter; ``escape`` is ESCAPED BY, ``null`` is NULL
+      DEFINED AS.
+    - ``csv``: quoted CSV (OpenCSVSerde): ``quote`` around a field that may hold
+      the delimiter, doubled quotes and newlines; ``escape`` is escapeChar.
+    - ``json``: JSON lines (Athena's JsonSerDe): one object a line, columns
+      by key, case-insensitive.
+
+    ``header_lines`` is TBLPROPERTIES ('skip.header.line.count'): lines skipped
+    at the start of each file, never of each split.
+
+    >>> Format.from_dict(Format("csv", header_lines=1).to_dict())
+    Format(kind='csv', header_lines=1, quote='"', escape=None, null='\\\\N')
+    >>> Format().to_dict()
+    {}
+    """
+
+    kind: str = "text"
+    header_lines: int = 0
+    quote: str = '"'
+    escape: str | None = None
+    null: str = "\\N"
+
+    def to_dict(self) -> dict:
+        """Only what differs from the default (so old catalogs read the same)."""
+        default = Format()
+        return {k: v for k, v in self.__dict__.items() if getattr(default, k) != v}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Format":
+        return cls(**(d or {}))
+
+
 @dataclass
 class Table:
-    """A text table: where its files are and how a line splits into columns."""
+    """A table over files: where they are, how a record splits into columns
+    (:class:`Format`), and the Hive partition columns (``PARTITIONED BY``:
+    values from ``col=value`` folder names, after the data columns)."""
 
     name: str
     columns: list[Column]
@@ -77,6 +120,8 @@ class Table:
     delimiter: str = ","
     builtin: bool = False
     properties: dict = field(default_factory=dict)
+    format: Format = field(default_factory=Format)
+    partition_columns: list[Column] = field(default_factory=list)
 
     def column_index(self, name: str) -> int:
         low = name.lower()
@@ -96,11 +141,16 @@ class Table:
         return {"name": self.name, "columns": [[c.name, c.type] for c in self.columns],
                 "location": self.location, "delimiter": self.delimiter,
                 "builtin": self.builtin,
-                "properties": self.properties}
+                "properties": self.properties,
+                **({"format": self.format.to_dict()} if self.format.to_dict() else {}),
+                **({"partition_columns": [[c.name, c.type] for c in self.partition_columns]}
+                   if self.partition_columns else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Table":
         return cls(name=d["name"], columns=[Column(n, t) for n, t in d["columns"]],
                    location=d["location"], delimiter=d.get("delimiter", ","),
                    builtin=d.get("builtin", False),
-                   properties=d.get("properties", {}))
+                   properties=d.get("properties", {}),
+                   format=Format.from_dict(d.get("format")),
+                   partition_columns=[Column(n, t) for n, t in d.get("partition_columns", [])])
