@@ -390,8 +390,8 @@ def table_storage(props: exp.Properties | None, sql: str,
 def format_description(table: Table) -> str:
     """How DESCRIBE tells a table's format.
 
-    >>> format_description(Table("t", [], "/d", "|", format=Format("csv", header_lines=1)))
-    "CSV, fields terminated by '|', quote '\"', header lines 1"
+    >>> print(format_description(Table("t", [], "/d", "|", format=Format("csv", header_lines=1))))
+    CSV, fields terminated by '|', quote '"', header lines 1
     >>> format_description(Table("t", [], "/d"))
     "fields terminated by ','"
     """
