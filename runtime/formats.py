@@ -341,6 +341,9 @@ class CsvReader(SplitReader):
     def text_of(self, record) -> str:
         return self.dialect["delimiter"].join(record)
 
+    def is_first(self, record) -> bool:
+        return self.block_offset == 0 and bool(self.block_raw) and self.block_raw[0] is record
+
 
 class JsonReader(SplitReader):
     """Blocks of records of one split of a JSON lines file: each line an
@@ -426,6 +429,12 @@ class JsonReader(SplitReader):
             if r is record:
                 return self.line_offset(self.lines[i])
         return self.block_offset
+
+    def is_first(self, record) -> bool:
+        if isinstance(record, str):
+            return super().is_first(record)
+        return self.block_offset == 0 and bool(self.block_records) and \
+            self.block_records[0] is record and self.lines[0] is self.block[0]
 
     def text_of(self, record) -> str:
         if isinstance(record, str):
