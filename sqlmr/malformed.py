@@ -3,7 +3,8 @@
 Tasks count, per table, the malformed rows, those that are the first line of
 a file and those holding a double quote (``malformed_rows:<table>`` … in the
 job's counters).  When most of a table's malformed rows are first lines of
-files, the files likely start with a header line; when most hold quotes, a
+files, or a malformed first line holds the column names, the files likely
+start with a header line; when most hold quotes, a
 text table is likely reading quoted CSV.  The warning then says so and shows
 the CREATE statement that would read the files.
 
@@ -88,19 +89,17 @@ def malformed_hints(counters: dict, first_line: str, tables: dict[str, Table]) -
         firsts = counters.get("malformed_first_lines:" + name, 0)
         quoted = counters.get("malformed_quoted:" + name, 0)
         fmt = table.format
-        header = firsts * 2 > rows and not fmt.header_lines
+        named = bool(firsts and first_line) and _looks_like_names(first_line, table)
+        # most malformed rows are first lines, or a first line names the columns
+        header = (firsts * 2 > rows or named) and not fmt.header_lines
         as_csv = quoted * 2 > rows and fmt.kind == "text"
         if not (header or as_csv):
             continue
-        # a file that is all header, or quoted CSV whose first line is malformed too
-        if firsts and header and not as_csv and quoted * 2 > firsts:
-            as_csv = True
         fixed = table.format
         what = []
         if header:
             fixed = replace(fixed, header_lines=1)
-            names = (f"its fields are the column names: {first_line[:80]!r}"
-                     if first_line and _looks_like_names(first_line, table)
+            names = (f"its fields are the column names: {first_line[:80]!r}" if named
                      else f"first: {first_line[:80]!r}")
             what.append(f"{plural(firsts, 'malformed row')} of {table.name} "
                         f"{'is' if firsts == 1 else 'are'} the first line of a file, "
