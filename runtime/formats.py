@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -348,11 +349,12 @@ class CsvReader(SplitReader):
 
 class JsonReader(SplitReader):
     """Blocks of records of one split of a JSON lines file: each line an
-    object, its values by column name (keys case-insensitive), a missing key
-    or null None, numbers as their JSON text (so an INT column reads them as
-    Hive would, from text), booleans ``true`` / ``false``, objects and arrays
-    as JSON text.  A line that is not a JSON object is a record of NULLs,
-    reported to ``bad`` (blank lines are no row)."""
+    object, the values of ``fmt["columns"]`` in that order (keys matched as
+    spelt, else case-insensitively), a missing key or null None, numbers as
+    their JSON text (so an INT column reads them as Hive would, from text),
+    booleans ``true`` / ``false``, objects and arrays as JSON text.  A line
+    that is not a JSON object is a record of NULLs, reported to ``bad``
+    (blank lines are no row)."""
 
     def __init__(self, split: dict, fmt: dict, block_bytes: int = BLOCK_BYTES,
                  bad: Callable[..., None] | None = None) -> None:
@@ -360,15 +362,21 @@ class JsonReader(SplitReader):
                          gz=split.get("gz", False), block_bytes=block_bytes,
                          size=split.get("size"), stamp=split.get("stamp"),
                          header_lines=int(fmt.get("header_lines") or 0))
-        self.names = [n.lower() if n is not None else None for n in fmt["columns"]]
+        self.names = list(fmt["columns"])
+        self.lower = [n.lower() for n in self.names]
         self.bad = bad
         self.lines: list[str] = []
+        self.block_records: list[list] = []
 
     def __iter__(self) -> Iterator[list[list]]:
-        names = self.names
-        loads = json.loads
+        names, lower = self.names, self.lower
+        width = len(names)
+        # the C scanner, numbers kept as their text; one decoder for the split
+        decoder = json.JSONDecoder(parse_int=str, parse_float=str)
+        scan = decoder.scan_once
+        by_name = operator.itemgetter(*names) if names else None
+        by_lower = operator.itemgetter(*lower) if names else None
         plain = {str, type(None)}
-        missing = _MISSING
         for lines in super().__iter__():
             if "" in lines:
                 lines = [line for line in lines if line]
@@ -376,21 +384,33 @@ class JsonReader(SplitReader):
             blank = False
             for line in lines:
                 try:
-                    obj = loads(line, parse_int=str, parse_float=str)
-                except ValueError:
+                    obj, end = scan(line, 0)
+                    if end != len(line):
+                        obj = decoder.decode(line)   # trailing blanks, or not JSON
+                except (StopIteration, ValueError):
                     if line.isspace():   # a blank line is no row
                         blank = True
                         records.append(None)
                         continue
-                    obj = None
+                    try:
+                        obj = decoder.decode(line)   # leading blanks
+                    except ValueError:
+                        obj = None
                 if type(obj) is not dict:
                     records.append(self._bad_line(line))
                     continue
-                get = obj.get
-                row = [get(k, missing) for k in names]
-                if missing in row:
-                    low = {k.lower(): v for k, v in obj.items()}
-                    row = [low.get(k) if k is not None else None for k in names]
+                if width == 0:
+                    records.append([])
+                    continue
+                try:
+                    row = by_name(obj)
+                except KeyError:
+                    try:
+                        row = by_lower(obj)
+                    except KeyError:
+                        low = {k.lower(): v for k, v in obj.items()}
+                        row = tuple(low.get(k) for k in lower)
+                row = [row] if width == 1 else list(row)
                 if not plain.issuperset(map(type, row)):
                     row = self._texts(row, line)
                 records.append(row)
@@ -418,7 +438,7 @@ class JsonReader(SplitReader):
                 if nested is None:   # read again with numbers as numbers
                     obj = json.loads(line)
                     nested = {k.lower(): v for k, v in obj.items()}
-                v = json.dumps(nested.get(self.names[i]), separators=(",", ":"),
+                v = json.dumps(nested.get(self.lower[i]), separators=(",", ":"),
                                ensure_ascii=False)
             out.append(v)
         return out
