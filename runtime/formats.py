@@ -28,6 +28,11 @@ state survives, it is the state.  When both survive (no quotes in the window,
 or only ambiguous ones such as ``,"",``) or neither (not well-formed), the
 state is counted exactly from the start of the file: correct, but it reads
 every byte before ``s`` (a file with no quotes at all is read this way).
+Reading to ``record_start(e)`` finishes the split's last record past its
+end.  An escape character and the byte after it count as neither quote nor
+newline.  The model takes quotes to enclose fields, as CSV writers put
+them: a stray quote inside an unquoted field (``5" screen``) toggles the
+state too, and a lone ``\\r`` does not end a record.
 
 >>> data = b'a,"x\\ny",1\\nb,"p,q",2\\n'
 >>> read = lambda a, b: data[a:b]

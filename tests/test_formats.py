@@ -479,6 +479,8 @@ def test_truncated_and_corrupt_bz2_fail_naming_the_file(tmp_path):
      "('separatorChar'=';;')", "'separatorChar' is one character"),
     ("STORED AS CSV TBLPROPERTIES ('skip.header.line.count'='x')", "is a number of lines"),
     ("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' STORED AS CSV", "reads csv but"),
+    ("ROW FORMAT DELIMITED FIELDS TERMINATED BY '§' STORED AS CSV",
+     "not supported yet: a non-ASCII CSV delimiter"),
 ])
 def test_unsupported_or_wrong_format_ddl_is_a_clear_error(session, tmp_path, props, needle):
     from compiler.errors import SqlError
