@@ -244,6 +244,8 @@ class CsvReader(SplitReader):
                             escapechar=self.syntax.escape.decode() if self.syntax.escape else None,
                             doublequote=True, strict=False, skipinitialspace=False)
         self.block_text = ""   # the decoded bytes of the current block, for offsets
+        # fields a record needs (a line with no quote is cut only so far; -1: all)
+        self.maxsplit = int(fmt.get("maxsplit", -1))
 
     def _read(self, a: int, b: int) -> bytes:
         data = storage.read_range(self.uri, a, b, self.etag)
@@ -320,7 +322,23 @@ class CsvReader(SplitReader):
         self.block_offset = offset
         self.block_text = text
         self.block_lines = None   # each record's first line, computed when asked
-        raw = list(csv.reader(io.StringIO(text, newline=""), **self.dialect))
+        syn = self.syntax
+        if syn.quote not in data and (syn.escape is None or syn.escape not in data) and \
+                data.count(b"\r") == data.count(b"\r\n"):
+            # no quote, escape or lone \r: the csv module would cut each line
+            # at the delimiter, as str.split does (and it can stop at the last
+            # field the scan reads, as a text scan does)
+            lines = (text.replace("\r\n", "\n") if "\r" in text else text).split("\n")
+            if not lines[-1]:
+                lines.pop()
+            delim = self.dialect["delimiter"]
+            n = self.maxsplit
+            raw = [line.split(delim, n) for line in lines] if n >= 0 else \
+                [line.split(delim) for line in lines]
+            if [""] in raw:
+                raw = [r if r != [""] else [] for r in raw]
+        else:
+            raw = list(csv.reader(io.StringIO(text, newline=""), **self.dialect))
         self.block_raw = raw
         self.block = [r for r in raw if r] if [] in raw else raw   # a blank line is no row
         return self.block

@@ -15,7 +15,7 @@ fails every conversion but a STRING field 0's, which is then tested for.
 >>> t = Table("t", [Column("a", "string")], "/d", "|", format=Format("csv", header_lines=1))
 >>> from types import SimpleNamespace as Scan
 >>> reader_format(Scan(table=t, columns=[0]))
-{'kind': 'csv', 'delimiter': '|', 'header_lines': 1, 'quote': '"', 'escape': None, 'null': '\\\\N'}
+{'kind': 'csv', 'delimiter': '|', 'header_lines': 1, 'quote': '"', 'escape': None, 'null': '\\\\N', 'maxsplit': 1}
 >>> reader_format(Scan(table=Table("t", [Column("a", "string")], "/d"), columns=[0])) is None
 True
 """
@@ -55,6 +55,8 @@ def reader_format(scan) -> dict | None:
            "quote": fmt.quote, "escape": fmt.escape, "null": fmt.null}
     if fmt.kind == "json":
         out["columns"] = [table.columns[i].name for i in scan.columns]
+    if fmt.kind == "csv":   # a line with no quotes is cut only as far as needed
+        out["maxsplit"] = max(scan.columns) + 1 if scan.columns else 0
     return out
 
 
