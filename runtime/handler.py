@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from runtime import codecache, events, shuffle, storage
+from runtime import codecache, events, formats, shuffle, storage
 from runtime.inputs import BLOCK_BYTES, SplitReader
 
 
@@ -35,18 +35,23 @@ class TaskContext:
         self.bytes_in = 0
         self.malformed = 0
         self.malformed_sample = ""
+        self.malformed_first_line = ""   # a malformed first line of a file (a header?)
+        self.table = ""                  # the table the current split belongs to
         self.reader: SplitReader | None = None
         self._writer: shuffle.PartitionedWriter | None = None
         self.counters: dict[str, int] = {}   # task-specific figures reported in the result
         self.sample: list = []                # rows sampled for a range-partitioned sort
 
     # ----------------------------------------------------------------- input
-    def blocks(self) -> Iterator[list[str]]:
-        """Blocks of text lines of every split of this map task."""
+    def blocks(self, fmt: dict | None = None) -> Iterator[list]:
+        """Blocks of records of every split of this map task: text lines, or
+        for ``fmt`` (a table's format, see :mod:`runtime.formats`) of kind
+        csv or json, lists of fields."""
         block_bytes = self.params.get("block_bytes") or BLOCK_BYTES
         for split in self.event["input"]["splits"]:
-            reader = SplitReader.of_split(split, block_bytes)
+            reader = formats.reader_of(split, fmt, block_bytes, self.bad)
             self.reader = reader
+            self.table = split.get("table", "")
             try:
                 yield from reader
             finally:
@@ -94,14 +99,19 @@ class TaskContext:
         return shuffle.merge_batches(runs, key)
 
     # ----------------------------------------------------- broadcast inputs
-    def side_blocks(self, name: str) -> Iterator[list[str]]:
-        """Blocks of text lines of a broadcast (small) table named in the event."""
+    def side_blocks(self, name: str, fmt: dict | None = None,
+                    bad=None) -> Iterator[list]:
+        """Blocks of records of a broadcast (small) table named in the event
+        (as :meth:`blocks`; ``bad`` is told of a JSON line that is no object)."""
+        main = self.reader
         for split in self.params["broadcast"][name]["splits"]:
-            reader = SplitReader.of_split(split)
+            reader = formats.reader_of(split, fmt, BLOCK_BYTES, bad)
+            self.reader = reader   # strict mode names the broadcast file
             try:
                 yield from reader
             finally:
                 self._count("broadcast_bytes_in", reader.bytes_read)
+                self.reader = main
 
     def side_batches(self, name: str) -> Iterator[list]:
         """Record batches of a broadcast input that an earlier stage wrote."""
@@ -125,16 +135,34 @@ class TaskContext:
         return self._writer
 
     # ------------------------------------------------------------ bad input
-    def bad(self, line: str, why: str = "malformed row") -> None:
-        """Count a malformed row; in strict mode fail naming file and byte offset."""
+    def bad(self, line, why: str = "malformed row") -> None:
+        """Count a malformed row (a text line, or a record of the reader's
+        current block); in strict mode fail naming file and byte offset."""
         self.malformed += 1
-        if not self.malformed_sample:
-            self.malformed_sample = line[:200]
+        reader = self.reader
+        if not self.malformed_sample or self.strict:
+            text = line if isinstance(line, str) or reader is None else reader.text_of(line)
+            if not self.malformed_sample:
+                self.malformed_sample = text[:200]
+        # what the rows look like, for a warning that says how to read them
+        table = self.table
+        counters = self.counters
+        key = "malformed_rows:" + table
+        counters[key] = counters.get(key, 0) + 1
+        if reader is not None and reader.is_first(line):
+            key = "malformed_first_lines:" + table
+            counters[key] = counters.get(key, 0) + 1
+            if not self.malformed_first_line:
+                self.malformed_first_line = (line if isinstance(line, str)
+                                             else reader.text_of(line))[:200]
+        if isinstance(line, str) and '"' in line:
+            key = "malformed_quoted:" + table
+            counters[key] = counters.get(key, 0) + 1
         if self.strict:
             where = ""
-            if self.reader is not None:
-                where = f"{self.reader.uri} at byte {self.reader.line_offset(line)}: "
-            raise MalformedRowError(f"{where}{why}: {line[:200]!r}")
+            if reader is not None:
+                where = f"{reader.uri} at byte {reader.offset_of(line)}: "
+            raise MalformedRowError(f"{where}{why}: {text[:200]!r}")
 
 
 def _peak_mem_mb() -> float:
@@ -184,7 +212,9 @@ def handle(event: events.Event) -> events.Result:
         "stage": event["stage"], "kind": event["kind"], "task": event["task"],
         "attempt": event["attempt"], "rows_in": ctx.rows_in, "bytes_in": ctx.bytes_in,
         "rows_out": ctx.rows_out, "bytes_out": bytes_out, "malformed": ctx.malformed,
-        "malformed_sample": ctx.malformed_sample, "output": output,
+        "malformed_sample": ctx.malformed_sample,
+        **({"malformed_first_line": ctx.malformed_first_line} if ctx.malformed_first_line else {}),
+        "output": output,
         "seconds": round(time.perf_counter() - t0, 6),
         "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": ctx.counters,

@@ -25,8 +25,8 @@ from runtime.shuffle import TextValueError
 from sqlmr import config
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
-from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files, resolve_location,
-                           storage_properties, table_from_create, warehouse_location)
+from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
+                           format_description, resolve_location, storage_properties, table_from_create, warehouse_location)
 from sqlmr.config import Settings
 from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
 from sqlmr.render import plural
@@ -432,7 +432,7 @@ class Session:
         except SqlError as e:
             raise SqlError(e.message, text, m.start(2), e.hint) from None
         rows = [[c.name, c.type.upper()] for c in t.columns]
-        msg = f"location: {t.location}, fields terminated by {t.delimiter!r}"
+        msg = f"location: {t.location}, {format_description(t)}"
         return StatementResult("rows", text, ["column", "type"], ["string", "string"], rows,
                                len(rows), message=msg)
 
