@@ -39,6 +39,9 @@ class TaskContext:
         self._writer: shuffle.PartitionedWriter | None = None
         self.counters: dict[str, int] = {}   # task-specific figures reported in the result
         self.sample: list = []                # rows sampled for a range-partitioned sort
+        # the partition values (folder names' text, None: the default
+        # partition) of the split whose blocks are being read
+        self.partition: list | None = None
 
     # ----------------------------------------------------------------- input
     def blocks(self) -> Iterator[list[str]]:
@@ -47,6 +50,7 @@ class TaskContext:
         for split in self.event["input"]["splits"]:
             reader = SplitReader.of_split(split, block_bytes)
             self.reader = reader
+            self.partition = split.get("partition")
             try:
                 yield from reader
             finally:
@@ -98,6 +102,7 @@ class TaskContext:
         """Blocks of text lines of a broadcast (small) table named in the event."""
         for split in self.params["broadcast"][name]["splits"]:
             reader = SplitReader.of_split(split)
+            self.partition = split.get("partition")
             try:
                 yield from reader
             finally:
