@@ -94,7 +94,7 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         if table.partition_columns:
             m.append(_ind(lvl + 2, "partition columns used: " + (", ".join(
                 table.partition_columns[j].name for j in inp.scan.partitions) or "(none)")))
-            _prune_text(inp.scan, sp)
+            _prune_text(inp.scan, sp, qualify)
             if inp.scan.prune is not None:
                 m.append(_ind(lvl + 2, f"partition filter: {inp.scan.prune_text} "
                                        "(partitions pruned before planning)"))
@@ -154,7 +154,7 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
                 f"{P(a)} = {P(b)}" for a, b in zip(op.keys, op.small_keys))))
             src = op.source
             if isinstance(src, TableIn):
-                _prune_text(src.scan, spelling)
+                _prune_text(src.scan, spelling, qualify)
                 cols = ", ".join([src.scan.table.columns[i].name for i in src.scan.columns] +
                                  [src.scan.table.partition_columns[j].name
                                   for j in src.scan.partitions])
@@ -217,12 +217,12 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
     return m
 
 
-def _prune_text(scan, spelling: dict[str, str]) -> None:
+def _prune_text(scan, spelling: dict[str, str], qualify: bool) -> None:
     """Set ``scan.prune_text``: its partition filter as EXPLAIN shows it."""
     if scan.prune is not None:
         sp = dict(spelling)
         sp.update({c.name.lower(): c.name for c in scan.table.all_columns})
-        scan.prune_text = pretty(scan.prune, sp)
+        scan.prune_text = pretty(scan.prune, sp, qualify)
 
 
 def partitions_line(facts: dict) -> str:
@@ -313,6 +313,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
                            f"Stage-{inp['stage']}")
             for line in tree:
                 out.append("          " + line)
+        for small in f.get("broadcast_partitions", ()):
+            out.append(f"      Broadcast side {small['table']}: {partitions_line(small)}")
         if s.reduce_entry:
             also = ""
             if feeds and maps:

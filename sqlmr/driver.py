@@ -67,6 +67,7 @@ class StagePlan:
     reducers: int
     broadcast: dict[str, dict] = field(default_factory=dict)    # probe name -> what to load
     broadcast_bytes: int = 0
+    broadcast_partitions: list[dict] = field(default_factory=list)  # partitioned small sides
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -103,7 +104,9 @@ class StagePlan:
                                "maps": "1 map task" if one else "map tasks"})
         return {"files": len(self.files), "bytes": self.bytes, "splits": self.splits,
                 "split_size": self.split_size, "maps": len(self.tasks),
-                "reducers": self.reducers, "inputs": inputs}
+                "reducers": self.reducers, "inputs": inputs,
+                **({"broadcast_partitions": self.broadcast_partitions}
+                   if self.broadcast_partitions else {})}
 
 
 @dataclass
@@ -231,9 +234,13 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 inputs.append(InputPlan(ph, rows_from=ph.input.stage.id))
         broadcast: dict[str, dict] = {}
         broadcast_bytes = 0
+        small_partitions: list[dict] = []
         for _, op in _probes(stage):
             if isinstance(op.source, TableIn):
                 small, of, facts = scanned(op.source.scan)
+                if facts is not None:
+                    small_partitions.append({**facts, "table": op.source.scan.table.name,
+                                             "bytes": sum(n for _, n in small)})
                 broadcast[op.name] = {"splits": [
                     {"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"),
                      **planned(u, n, stamps), **_partition(of, u)} for u, n in small if n]}
@@ -258,7 +265,8 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
             reducers = settings.reducers
         else:
             reducers = choose_reducers(tables_bytes, workers, settings.backend)
-        plan = StagePlan(stage, inputs, split, reducers, broadcast, broadcast_bytes)
+        plan = StagePlan(stage, inputs, split, reducers, broadcast, broadcast_bytes,
+                         small_partitions)
         plans.append(plan)
         by_id[stage.id] = plan
     return plans

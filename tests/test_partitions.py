@@ -119,6 +119,10 @@ SHAPES = [
     "AND p.year = 2020 GROUP BY n.code",
     "SELECT a.year, COUNT(*) FROM pv a JOIN pv b ON a.sourceIP = b.sourceIP "
     "WHERE a.country = 'US' AND b.year = 2019 GROUP BY a.year",
+    "SELECT COUNT(*) FROM pv",
+    "SELECT DISTINCT year, country FROM pv WHERE country <> 'FR'",
+    "SELECT y, COUNT(*) FROM (SELECT year AS y FROM pv WHERE country = 'US') t GROUP BY y",
+    "SELECT t.sourceIP FROM (SELECT year, sourceIP FROM pv) t WHERE t.year = 2020",
 ]
 
 
