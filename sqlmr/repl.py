@@ -264,7 +264,7 @@ class Repl:
             self.show_error(e)
             return
         rows = [[t.name, t.location + (" (built-in)" if t.builtin else ""),
-                 ", ".join(f"{c.name} {c.type.upper()}" for c in t.columns)] for t in tables]
+                 ", ".join(f"{c.name} {c.type.upper()}" for c in t.all_columns)] for t in tables]
         if _isatty(self.out):
             used = len(table_text(["table", "location", "columns"], [r[:2] + [""] for r in rows]
                                   ).split("\n")[0])

@@ -302,7 +302,7 @@ class SqlCompleter(Completer):
         if qualifier is not None:
             table = self._resolve(qualifier, refs, tables)
             if table is not None:
-                for name in _match(word, [c.name for c in table.columns]):
+                for name in _match(word, [c.name for c in table.all_columns]):
                     if name != word:
                         yield Completion(quote_name(name, self._dialect()), -len(word),
                                          display=name, display_meta=f"column · {table.name}")
@@ -322,7 +322,7 @@ class SqlCompleter(Completer):
         upper = not word or any(c.isupper() for c in word)
         seen: set[str] = set()
         for t in self._statement_tables(refs, tables):
-            for name in _match(word, [c.name for c in t.columns]):
+            for name in _match(word, [c.name for c in t.all_columns]):
                 if name.lower() in seen or name == word:
                     continue
                 seen.add(name.lower())
