@@ -209,7 +209,7 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         if scan.prune_entry:
             if not module:
                 module.append(codecache.load_local(job.source, job.sha256))
-            keep = [p for p in every if module[0][scan.prune_entry](p.values)]
+            keep = [p for p in every if _kept(module[0][scan.prune_entry], p.values)]
         files = [f for p in keep for f in p.files]
         read.setdefault(name, {}).update(files)
         facts = {"read": len(keep), "total": len(every), "bytes_total": found[name].bytes,
@@ -270,6 +270,16 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         plans.append(plan)
         by_id[stage.id] = plan
     return plans
+
+
+def _kept(prune: Callable[[list], bool], values: list) -> bool:
+    """Whether a partition may hold rows the scan keeps.  Pruning only saves
+    work: a partition whose filter cannot be evaluated here is read, and the
+    tasks' filter decides (as it does for every row anyway)."""
+    try:
+        return prune(values)
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def _partition(values: dict[str, list], uri: str) -> dict:

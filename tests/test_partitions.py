@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aws_fixtures import moto_server, s3_bucket  # noqa: F401
+from aws_fixtures import aws_reset, moto_server, run_lambda_locally, s3_bucket  # noqa: F401
 from difftest import (DUCK_TYPES, UV_COLUMNS, Tables, as_bytes, assert_same, typed_columns,
                       uservisits_lines)
 
@@ -287,18 +287,23 @@ def test_partition_columns_survive_the_catalog(session, tmp_path):
     assert [(c.name, c.type) for c in t.partition_columns] == PARTITION_COLUMNS
 
 
-def test_partitioned_table_on_s3(moto_server, s3_bucket, session, tmp_path):
-    """The same layout under an S3 prefix reads the same rows as locally."""
-    boto3 = pytest.importorskip("boto3")
-    pytest.importorskip("moto")
+def upload(root: Path, bucket: str, prefix: str) -> None:
     import os
-    root = tmp_path / "pv"
-    write_partitioned(root)
+    import boto3
     c = boto3.client("s3", region_name=os.environ["AWS_REGION"])
     for path in root.rglob("*"):
         if path.is_file():
-            c.put_object(Bucket=s3_bucket, Key="pv/" + str(path.relative_to(root)),
+            c.put_object(Bucket=bucket, Key=prefix + str(path.relative_to(root)),
                          Body=path.read_bytes())
+
+
+def test_partitioned_table_on_s3(moto_server, s3_bucket, session, tmp_path):
+    """The same layout under an S3 prefix reads the same rows as locally."""
+    pytest.importorskip("boto3")
+    pytest.importorskip("moto")
+    root = tmp_path / "pv"
+    write_partitioned(root)
+    upload(root, s3_bucket, "pv/")
     list(session.execute(create_sql("pv", root) + ";" +
                          create_sql("pv3", f"s3://{s3_bucket}/pv")))
     session.settings.split_mb = 0.02
@@ -312,3 +317,31 @@ def test_partitioned_table_on_s3(moto_server, s3_bucket, session, tmp_path):
     shown = list(session.execute("SHOW PARTITIONS pv3"))[-1]
     assert [r[0] for r in shown.rows] == [r[0] for r in list(
         session.execute("SHOW PARTITIONS pv"))[-1].rows]
+
+
+def test_partitioned_table_on_lambda(aws_reset, s3_bucket, monkeypatch, session, tmp_path):
+    """Tasks run by the deployment package (in subprocesses) bind the
+    partition values their splits carry; pruning happens before they run."""
+    pytest.importorskip("boto3")
+    pytest.importorskip("moto")
+    from sqlmr.aws import deploy
+    from sqlmr.config import Settings
+    from sqlmr.session import Session
+    root = tmp_path / "pv"
+    write_partitioned(root)
+    upload(root, s3_bucket, "data/pv/")
+    run_lambda_locally(monkeypatch, s3_bucket)
+    list(session.execute(create_sql("pv", root)))
+    sql = ("SELECT year, country, COUNT(*), SUM(duration) FROM {} "
+           "WHERE year >= 2020 OR year IS NULL GROUP BY year, country")
+    want = list(session.execute(sql.format("pv")))[-1]
+    lam = Session(Settings(backend="lambda", split_mb=0.02, reducers=2))
+    try:
+        list(lam.execute(create_sql("pvs3", f"s3://{s3_bucket}/data/pv")))
+        got = list(lam.execute(sql.format("pvs3")))[-1]
+        assert_same([list(r) for r in got.rows], [list(r) for r in want.rows], False)
+        got.close()
+    finally:
+        want.close()
+        lam.close()
+        deploy.forget_deployments()
