@@ -283,7 +283,8 @@ class Repl:
         lines = ["Statements end with ';' (Enter continues a statement; Alt-Enter always adds "
                  "a line):",
                  "  SELECT …;  EXPLAIN [CODE] SELECT …;  CREATE EXTERNAL TABLE …;  DROP TABLE t;",
-                 "  SHOW TABLES;  DESCRIBE t;  SET name = value;", ""]
+                 "  SHOW TABLES;  DESCRIBE t;  SHOW PARTITIONS t;  MSCK REPAIR TABLE t;",
+                 "  SET name = value;", ""]
         lines += [f"  {a.ljust(width)}  {b}" for a, b in rows]
         lines += ["",
                   "Keys: Tab completes · → takes the grey suggestion · Ctrl-R searches history · "

@@ -166,7 +166,8 @@ class Session:
         lead = len(text) - len(text.lstrip())
         raise SqlError(f"syntax error: '{word}' does not start a statement sqlmr knows",
                        text, lead, "statements: SELECT, EXPLAIN, CREATE [EXTERNAL] TABLE, "
-                       "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, SET")
+                       "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, "
+                       "SHOW PARTITIONS, MSCK REPAIR TABLE, SET")
 
     # -------------------------------------------------------------- queries
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:
