@@ -345,3 +345,37 @@ def test_partitioned_table_on_lambda(aws_reset, s3_bucket, monkeypatch, session,
         want.close()
         lam.close()
         deploy.forget_deployments()
+
+
+def test_cli_end_to_end(tmp_path):
+    """The sqlmr command: create, list partitions, query with pruning (the
+    statistics line reads fewer bytes), errors as one positioned message."""
+    import csv
+    import io
+    import os
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "pv"
+    data, sizes = write_partitioned(root)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sqlmr", *args], capture_output=True,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(repo)), timeout=120)
+
+    r = run("-e", create_sql("pv", root))
+    assert r.returncode == 0 and "partitioned by year, country" in r.stderr, r.stderr
+    r = run("--format", "csv", "-e", "SHOW PARTITIONS pv")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["partition"] + sorted(sizes)
+    r = run("--format", "csv", "-e", "SELECT country, COUNT(*) FROM pv WHERE year = 2021 "
+                                     "GROUP BY country ORDER BY country")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.reader(io.StringIO(r.stdout)))[1:]
+    assert [c for c, _ in rows] == sorted(n.split("=", 2)[2].replace("%3A", ":").replace(
+        "%C3%BC", "ü").replace("%25", "%") for n in sizes if n.startswith("year=2021/"))
+    read = sum(sizes[n] for n in sizes if n.startswith("year=2021/"))
+    assert f"read {read / 1000:.1f} KB" in r.stderr
+    r = run("-e", "SHOW PARTITIONS nope")
+    assert r.returncode == 1 and "table 'nope' does not exist" in r.stderr
+    assert "Traceback" not in r.stderr
