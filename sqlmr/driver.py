@@ -224,14 +224,15 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     by_id: dict[int, StagePlan] = {}
     for stage in job.stages:
         inputs: list[InputPlan] = []
-        values: dict[str, list] = {}  # file -> its partition's values
+        values: list[dict[str, list]] = []  # per input: file -> its partition's values
         for ph in stage.maps:
             if isinstance(ph.input, TableIn):
                 files, of, facts = scanned(ph.input.scan)
-                values.update(of)
                 inputs.append(InputPlan(ph, files, partitions=facts))
+                values.append(of)
             else:
                 inputs.append(InputPlan(ph, rows_from=ph.input.stage.id))
+                values.append({})
         broadcast: dict[str, dict] = {}
         broadcast_bytes = 0
         small_partitions: list[dict] = []
@@ -251,12 +252,12 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         total = sum(i.bytes for i in inputs) or tables_bytes
         split = (int(settings.split_mb * 2**20) if settings.split_mb > 0
                  else choose_split_size(total, workers, settings.backend))
-        for i in inputs:
+        for i, of in zip(inputs, values):
             if i.rows_from is None:
                 i.tasks = plan_splits(i.files, max(1, split), stamps)
                 for task in i.tasks:
                     for s in task:
-                        s.update(_partition(values, s["uri"]))
+                        s.update(_partition(of, s["uri"]))
         if stage.reduce is None:
             reducers = 0
         elif stage.reducers == "one":
