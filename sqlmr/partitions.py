@@ -149,6 +149,9 @@ def parse_statement(text: str) -> tuple[str, str, int]:
     return ("show" if m.group(1) else "repair"), m.group(3), m.start(3)
 
 
+MSCK_SHOWN = 20  # partitions MSCK REPAIR TABLE names (SHOW PARTITIONS lists them all)
+
+
 def repair_message(table, found: Partitions) -> str:
     """What ``MSCK REPAIR TABLE`` says: the partitions a query would read now."""
     n = len(found.partitions)
@@ -159,5 +162,8 @@ def repair_message(table, found: Partitions) -> str:
         msg += (f"; {found.ignored} file{'s' if found.ignored != 1 else ''} outside "
                 f"{'/'.join(c.name.lower() + '=…' for c in table.partition_columns)} folders "
                 "ignored")
-    return (msg + ". Nothing to record: sqlmr finds partitions when a query runs "
-            f"(SHOW PARTITIONS {table.name} lists them)")
+    lines = [msg + (":" if n else ".")] + [f"  {p.name}" for p in found.partitions[:MSCK_SHOWN]]
+    if n > MSCK_SHOWN:
+        lines.append(f"  … and {n - MSCK_SHOWN} more (SHOW PARTITIONS {table.name} lists them all)")
+    lines.append("Nothing to record: sqlmr finds a table's partitions each time a query runs.")
+    return "\n".join(lines)

@@ -230,8 +230,9 @@ def test_show_partitions_and_msck(ptables):
     assert any(r[0].startswith("year=__HIVE_DEFAULT_PARTITION__/") for r in rows)
     msg = list(ptables.session.execute("MSCK REPAIR TABLE pv"))[-1].message
     assert f"table pv: {len(ptables.sizes)} partitions ({2 * len(ptables.sizes)} files" in msg
-    assert "3 files outside year=…/country=… folders ignored" in msg
-    assert "Nothing to record" in msg
+    assert "3 files outside year=…/country=… folders ignored:" in msg
+    assert msg.splitlines()[1:-1] == [f"  {n}" for n in sorted(ptables.sizes)]
+    assert msg.splitlines()[-1].startswith("Nothing to record")
 
 
 def test_unparsable_and_empty_partition_values_are_null(session, tmp_path):
