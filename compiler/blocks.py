@@ -51,6 +51,7 @@ class TableSource:
     spelling: str                    # the alias as the user wrote it
     columns: list[int] = field(default_factory=list)
     filter: exp.Expression | None = None
+    partitions: list[int] = field(default_factory=list)   # partition columns used
 
     @property
     def aliases(self) -> set[str]:
@@ -212,7 +213,7 @@ def build_block(select: exp.Expression, original: exp.Expression,
         sources.append(_source(q_item, o_item, catalog, dialect, sql, spelling))
     for s in sources:
         for t in _walk_tables(s):
-            spelling.update({c.name.lower(): c.name for c in t.table.columns})
+            spelling.update({c.name.lower(): c.name for c in t.table.all_columns})
         if isinstance(s, DerivedSource):
             spelling.update({n.lower(): n for n in s.block.names if n.lower() in s.block.out_names})
     names_of = {s.alias: s for s in sources}  # type: ignore[union-attr]
@@ -245,7 +246,9 @@ def build_block(select: exp.Expression, original: exp.Expression,
     for s in sources:
         if isinstance(s, TableSource):
             cols = used.get(s.alias, set())
-            s.columns = sorted(s.table.column_index(c) for c in cols)
+            in_partition = {c: s.table.partition_index(c) for c in cols}
+            s.columns = sorted(s.table.column_index(c) for c in cols if in_partition[c] is None)
+            s.partitions = sorted(p for p in in_partition.values() if p is not None)
 
     out_names = [(e.alias_or_name or "").lower() for e in select.expressions]
     return Block(source, and_all(residual), parts.aggregate, parts.outputs, parts.names,

@@ -84,13 +84,20 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
     if isinstance(inp, TableIn):
         table = inp.scan.table
         sp = dict(spelling)
-        sp.update({c.name.lower(): c.name for c in table.columns})
+        sp.update({c.name.lower(): c.name for c in table.all_columns})
         m.append(_ind(lvl, "TableScan"))
         m.append(_ind(lvl + 2, f"alias: {table.name}" + (
             f" ({spelling.get(inp.scan.alias, inp.scan.alias)})"
             if inp.scan.alias != table.name.lower() else "")))
         m.append(_ind(lvl + 2, "columns read: " + (
             ", ".join(table.columns[i].name for i in inp.scan.columns) or "(none)")))
+        if table.partition_columns:
+            m.append(_ind(lvl + 2, "partition columns used: " + (", ".join(
+                table.partition_columns[j].name for j in inp.scan.partitions) or "(none)")))
+            _prune_text(inp.scan, sp, qualify)
+            if inp.scan.prune is not None:
+                m.append(_ind(lvl + 2, f"partition filter: {inp.scan.prune_text} "
+                                       "(partitions pruned before planning)"))
         m.append(_ind(lvl + 2, f"location: {table.location}"))
         if inp.scan.filter is not None:
             lvl += 1
@@ -147,7 +154,10 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
                 f"{P(a)} = {P(b)}" for a, b in zip(op.keys, op.small_keys))))
             src = op.source
             if isinstance(src, TableIn):
-                cols = ", ".join(src.scan.table.columns[i].name for i in src.scan.columns)
+                _prune_text(src.scan, spelling, qualify)
+                cols = ", ".join([src.scan.table.columns[i].name for i in src.scan.columns] +
+                                 [src.scan.table.partition_columns[j].name
+                                  for j in src.scan.partitions])
                 small = f"{src.scan.table.name} (columns read: {cols}" + (
                     f"; predicate: {P(op.small_filter)})" if op.small_filter is not None else ")")
             else:
@@ -205,6 +215,26 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         if ph.kind == "reduce" and ph.stage is not None and ph.stage.consumer is not None:
             m.append(_ind(lvl + 2, f"to: Stage-{ph.stage.consumer.id} reducers"))
     return m
+
+
+def _prune_text(scan, spelling: dict[str, str], qualify: bool) -> None:
+    """Set ``scan.prune_text``: its partition filter as EXPLAIN shows it."""
+    if scan.prune is not None:
+        sp = dict(spelling)
+        sp.update({c.name.lower(): c.name for c in scan.table.all_columns})
+        scan.prune_text = pretty(scan.prune, sp, qualify)
+
+
+def partitions_line(facts: dict) -> str:
+    """What partition pruning kept of a partitioned table (driver's numbers).
+
+    >>> partitions_line({"read": 3, "total": 30, "pruned_by": "dt >= '2024-01-03'",
+    ...                  "bytes": 12_100_000, "bytes_total": 120_000_000})
+    "partitions: 3 of 30 (pruned by dt >= '2024-01-03'), 12.1 MB of 120.0 MB"
+    """
+    why = f"pruned by {facts['pruned_by']}" if facts.get("pruned_by") else "no partition filter"
+    return (f"partitions: {facts['read']} of {facts['total']} ({why}), "
+            f"{size_text(facts['bytes'])} of {size_text(facts['bytes_total'])}")
 
 
 def _as(text: str, name: str) -> str:
@@ -275,11 +305,16 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
             if inp.get("kind", "table") == "table":
                 out.append(f"      Map Operator Tree{label}: {inp['maps']} map tasks over "
                            f"{inp['splits']} splits of {inp['files']} files, {size_text(inp['bytes'])}")
+                if inp.get("partitions"):
+                    out.append("        " + partitions_line({**inp["partitions"],
+                                                             "bytes": inp["bytes"]}))
             else:
                 out.append(f"      Map Operator Tree{label}: {inp['maps']} over the rows of "
                            f"Stage-{inp['stage']}")
             for line in tree:
                 out.append("          " + line)
+        for small in f.get("broadcast_partitions", ()):
+            out.append(f"      Broadcast side {small['table']}: {partitions_line(small)}")
         if s.reduce_entry:
             also = ""
             if feeds and maps:

@@ -19,7 +19,7 @@ shared with the lowering into stages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import sqlglot
@@ -41,6 +41,12 @@ class Scan:
     alias: str                       # lower-case alias used by qualified columns
     columns: list[int]               # indices of the columns the query uses
     filter: exp.Expression | None
+    partitions: list[int] = field(default_factory=list)   # partition columns it uses
+    # the conjuncts of ``filter`` over partition columns only: the driver
+    # drops the partitions they are not true for (module function ``prune_entry``)
+    prune: exp.Expression | None = None
+    prune_entry: str = ""
+    prune_text: str = ""             # ``prune`` as EXPLAIN shows it
 
 
 @dataclass
@@ -115,7 +121,7 @@ def output_names(original: exp.Select, qualified: exp.Select, tables: dict[str, 
     texts = select_item_texts(sql, dialect) if sql else None
     if texts is not None and len(texts) != len(original.expressions):
         texts = None
-    spelled = {c.name.lower(): c.name for t in tables.values() for c in t.columns}
+    spelled = {c.name.lower(): c.name for t in tables.values() for c in t.all_columns}
     spelled.update(spelling or {})
     for i, e in enumerate(original.expressions):
         if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):

@@ -97,11 +97,11 @@ def check_names(select: exp.Select, tables: Mapping[str, Table], sql: str) -> No
                                suggest(col.table, scope.keys()))
             if not _has(t, name):
                 raise SqlError(f"column '{name}' not found in table '{t.name}'", sql,
-                               _start(col.this), suggest(name, [c.name for c in t.columns]))
+                               _start(col.this), suggest(name, [c.name for c in t.all_columns]))
             continue
         owners = [t for t in scope.values() if _has(t, name)]
         if not owners and name.lower() not in aliases and not derived:
-            cands = [c.name for t in scope.values() for c in t.columns] + sorted(aliases)
+            cands = [c.name for t in scope.values() for c in t.all_columns] + sorted(aliases)
             where = (f"table '{next(iter(scope.values())).name}'" if len(scope) == 1
                      else "tables " + ", ".join(f"'{t.name}'" for t in scope.values()))
             raise SqlError(f"column '{name}' not found in {where}", sql, _start(col),
@@ -132,7 +132,7 @@ def _own_columns(select: exp.Select):
 
 def _has(t: Table, name: str) -> bool:
     low = name.lower()
-    return any(c.name.lower() == low for c in t.columns)
+    return any(c.name.lower() == low for c in t.all_columns)
 
 
 def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: str,

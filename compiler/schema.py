@@ -123,19 +123,38 @@ class Table:
     format: Format = field(default_factory=Format)
     partition_columns: list[Column] = field(default_factory=list)
 
+    @property
+    def all_columns(self) -> list[Column]:
+        """What a query sees: the data columns, then the partition columns."""
+        return self.columns + self.partition_columns
+
     def column_index(self, name: str) -> int:
+        """Index of a data column (a partition column is a KeyError)."""
         low = name.lower()
         for i, c in enumerate(self.columns):
             if c.name.lower() == low:
                 return i
         raise KeyError(name)
 
+    def partition_index(self, name: str) -> int | None:
+        """Index of a partition column, None for any other name.
+
+        >>> t = Table("t", [Column("a", "int")], "/x", partition_columns=[Column("dt", "date")])
+        >>> t.partition_index("DT"), t.partition_index("a"), [c.name for c in t.all_columns]
+        (0, None, ['a', 'dt'])
+        """
+        low = name.lower()
+        for i, c in enumerate(self.partition_columns):
+            if c.name.lower() == low:
+                return i
+        return None
+
     def sqlglot_schema(self, dialect: str = "hive") -> dict[str, str]:
         """Column -> type for sqlglot; names are quoted so that any legal
         identifier (``x; y``) resolves."""
         from sqlglot import exp
         return {exp.to_identifier(c.name.lower(), quoted=True).sql(dialect=dialect):
-                SQLGLOT_TYPES[c.type] for c in self.columns}
+                SQLGLOT_TYPES[c.type] for c in self.all_columns}
 
     def to_dict(self) -> dict:
         return {"name": self.name, "columns": [[c.name, c.type] for c in self.columns],

@@ -48,6 +48,7 @@ from compiler.aggs import AggSlot, agg_slots
 from compiler.blocks import Block, DerivedSource, JoinSource, TableSource
 from compiler.errors import SqlError
 from compiler.exprs import ExprCompiler, Var, expr_key
+from compiler.partitions import prune_filter
 from compiler.plan import Aggregate, OrderKey, Scan
 from compiler.schema import NUMERIC
 from compiler.sizes import size_text
@@ -377,7 +378,10 @@ class Lowering:
             t = src.table
             env = {f"{src.alias}.{t.columns[i].name.lower()}": Var("c", t.columns[i].type, True)
                    for i in src.columns}
-            scan = Scan(t, src.alias, src.columns, src.filter)
+            env.update({f"{src.alias}.{t.partition_columns[j].name.lower()}":
+                        Var("p", t.partition_columns[j].type, True) for j in src.partitions})
+            scan = Scan(t, src.alias, src.columns, src.filter, list(src.partitions),
+                        prune_filter(t, src.alias, src.filter))
             label = t.name if src.spelling.lower() == t.name.lower() else f"{t.name} ({src.spelling})"
             return Stream(TableIn(scan), [], None, env, self.sizes.get(t.name.lower()), [],
                           [t.name.lower()], label)

@@ -41,6 +41,9 @@ class TaskContext:
         self._writer: shuffle.PartitionedWriter | None = None
         self.counters: dict[str, int] = {}   # task-specific figures reported in the result
         self.sample: list = []                # rows sampled for a range-partitioned sort
+        # the partition values (folder names' text, None: the default
+        # partition) of the split whose blocks are being read
+        self.partition: list | None = None
 
     # ----------------------------------------------------------------- input
     def blocks(self, fmt: dict | None = None) -> Iterator[list]:
@@ -52,6 +55,7 @@ class TaskContext:
             reader = formats.reader_of(split, fmt, block_bytes, self.bad)
             self.reader = reader
             self.table = split.get("table", "")
+            self.partition = split.get("partition")
             try:
                 yield from reader
             finally:
@@ -107,6 +111,7 @@ class TaskContext:
         for split in self.params["broadcast"][name]["splits"]:
             reader = formats.reader_of(split, fmt, BLOCK_BYTES, bad)
             self.reader = reader   # strict mode names the broadcast file
+            self.partition = split.get("partition")
             try:
                 yield from reader
             finally:

@@ -136,6 +136,22 @@ PARSERS = {"string": parse_string, "int": parse_int, "bigint": parse_bigint,
            "double": parse_double, "date": parse_date, "boolean": parse_bool}
 
 
+def partition_value(text: str | None, typ: str) -> Any:
+    """A partition column's value from its folder name's (unescaped) text, as
+    Hive reads it: NULL for the default partition (``None``) and for text that
+    does not parse as the column's type.
+
+    >>> partition_value("2024-01-03", "date"), partition_value("007", "int"), partition_value("x", "int")
+    ('2024-01-03', 7, None)
+    """
+    if text is None:
+        return None
+    try:
+        return PARSERS[typ](text)
+    except (ValueError, OverflowError):
+        return None
+
+
 def parse_fields(line: str, sep: str, spec: tuple[tuple[int, str], ...],
                  null: str = NULL_TEXT) -> tuple[list, bool]:
     """Slow path: parse the fields ``spec`` = ((index, type), ...) of a line one by

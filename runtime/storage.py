@@ -35,10 +35,16 @@ def to_path(uri: str) -> str:
 
 
 def to_uri(path_or_uri: str) -> str:
-    """Normalise a location the user typed into a URI (absolute ``file://`` or ``s3://``)."""
+    """Normalise a location the user typed into a URI (absolute ``file://`` or
+    ``s3://``).  A ``%`` in a path is written ``%25``, so that :func:`to_path`
+    gives the path back (a Hive partition folder ``c=A%3AB`` is a real name).
+
+    >>> to_uri("/d/c=A%3AB"), to_path(to_uri("/d/c=A%3AB"))
+    ('file:///d/c=A%253AB', '/d/c=A%3AB')
+    """
     if is_s3(path_or_uri) or path_or_uri.startswith("file://"):
         return path_or_uri
-    return "file://" + os.path.abspath(os.path.expanduser(path_or_uri))
+    return "file://" + os.path.abspath(os.path.expanduser(path_or_uri)).replace("%", "%25")
 
 
 def join(base: str, name: str) -> str:

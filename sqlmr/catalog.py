@@ -281,11 +281,46 @@ def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None)
             raise SqlError(f"column '{cd.name}' is declared twice", sql, _start(cd))
         seen.add(cd.name.lower())
         columns.append(Column(cd.name, typ))
-    delimiter, location, fmt = table_storage(create.args.get("properties"), sql)
+    props = create.args.get("properties")
+    partition_columns = partitioned_by(props, {c.name.lower() for c in columns}, sql)
+    delimiter, location, fmt = table_storage(props, sql, (exp.PartitionedByProperty,))
     if location is None:
         raise SqlError("CREATE EXTERNAL TABLE needs LOCATION 'folder | file:// | s3://…'",
                        sql, _start(create))
-    return Table(name, columns, resolve_location(location, base_dir), delimiter, format=fmt)
+    return Table(name, columns, resolve_location(location, base_dir), delimiter,
+                 format=fmt, partition_columns=partition_columns)
+
+
+def partitioned_by(props: exp.Properties | None, data_columns: set[str],
+                   sql: str) -> list[Column]:
+    """The partition columns of ``PARTITIONED BY (dt STRING, …)``: typed, named
+    apart from each other and from the data columns (``data_columns``, lower
+    case), as Hive requires."""
+    out: list[Column] = []
+    for p in (props.expressions if props else []):
+        if not isinstance(p, exp.PartitionedByProperty):
+            continue
+        items = p.this.expressions if isinstance(p.this, exp.Schema) else [p.this]
+        for cd in items:
+            if not isinstance(cd, exp.ColumnDef) or cd.args.get("kind") is None:
+                name = cd.name if isinstance(cd, (exp.ColumnDef, exp.Identifier, exp.Column)) \
+                    else cd.sql(dialect="hive")
+                raise SqlError(f"partition column '{name}' needs a type, e.g. PARTITIONED BY "
+                               f"({name} STRING)", sql, _start(cd))
+            try:
+                typ = normalize_type(cd.args["kind"].sql(dialect="hive"))
+            except ValueError as e:
+                raise SqlError(str(e), sql, _start(cd)) from None
+            low = cd.name.lower()
+            if low in data_columns:
+                raise SqlError(f"partition column '{cd.name}' is also a data column; a "
+                               "partition column's values come from folder names, so it "
+                               "needs a name of its own", sql, _start(cd))
+            if any(c.name.lower() == low for c in out):
+                raise SqlError(f"partition column '{cd.name}' is declared twice", sql,
+                               _start(cd))
+            out.append(Column(cd.name, typ))
+    return out
 
 
 def resolve_location(location: str, base_dir: str | None = None) -> str:

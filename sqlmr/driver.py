@@ -31,6 +31,7 @@ from sqlmr import cost as costs
 from sqlmr import scratch as scratch_space
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
+from sqlmr.partitions import Partitions, partitions_of
 from sqlmr.splits import choose_reducers, choose_split_size, plan_splits, planned
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
@@ -47,6 +48,7 @@ class InputPlan:
     files: list[tuple[str, int]] = field(default_factory=list)   # table input
     tasks: list[list[dict]] = field(default_factory=list)        # splits per map task
     rows_from: int | None = None                                 # rows of this stage
+    partitions: dict | None = None   # a partitioned table: what pruning kept (EXPLAIN)
 
     @property
     def bytes(self) -> int:
@@ -65,6 +67,7 @@ class StagePlan:
     reducers: int
     broadcast: dict[str, dict] = field(default_factory=dict)    # probe name -> what to load
     broadcast_bytes: int = 0
+    broadcast_partitions: list[dict] = field(default_factory=list)  # partitioned small sides
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -92,7 +95,8 @@ class StagePlan:
         for i in self.inputs:
             if i.rows_from is None:
                 inputs.append({"kind": "table", "files": len(i.files), "bytes": i.bytes,
-                               "splits": i.splits, "maps": len(i.tasks)})
+                               "splits": i.splits, "maps": len(i.tasks),
+                               **({"partitions": i.partitions} if i.partitions else {})})
             else:
                 one = isinstance(i.phase.input, RowsIn) and (
                     i.phase.input.merge or i.phase.input.limit is not None)
@@ -100,7 +104,9 @@ class StagePlan:
                                "maps": "1 map task" if one else "map tasks"})
         return {"files": len(self.files), "bytes": self.bytes, "splits": self.splits,
                 "split_size": self.split_size, "maps": len(self.tasks),
-                "reducers": self.reducers, "inputs": inputs}
+                "reducers": self.reducers, "inputs": inputs,
+                **({"broadcast_partitions": self.broadcast_partitions}
+                   if self.broadcast_partitions else {})}
 
 
 @dataclass
@@ -148,6 +154,11 @@ def _not_found(table, location: str) -> FileNotFoundError:
     return FileNotFoundError(f"table '{table}': location {location} does not exist")
 
 
+def plan_files(table) -> list[tuple[str, int]]:
+    """A table's files as a query would list them now (errors as :func:`_list`)."""
+    return _list(table, {})
+
+
 def _list(table, stamps: dict[str, object]) -> list[tuple[str, int]]:
     """A table's files; a location that cannot be listed or read (or holds
     anything that cannot be) fails before the query runs, naming the path."""
@@ -172,28 +183,82 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     plans: list[StagePlan] = []
     workers = settings.effective_workers()
     listed: dict[str, list[tuple[str, int]]] = {}
+    found: dict[str, Partitions] = {}
     stamps: dict[str, object] = {}  # each file's version as planned (mtime or ETag)
+    read: dict[str, dict[str, int]] = {}  # a partitioned table's files some scan reads
+    module: list[dict] = []  # the job's module, loaded once a pruning function is needed
 
     def files_of(name: str) -> list[tuple[str, int]]:
         if name not in listed:
-            listed[name] = _list(job.tables[name], stamps)
+            table = job.tables[name]
+            listed[name] = _list(table, stamps)
+            if table.partition_columns:
+                found[name] = partitions_of(table.location, table.partition_columns,
+                                            listed[name])
+                listed[name] = found[name].files
         return listed[name]
+
+    def scanned(scan) -> tuple[list[tuple[str, int]], dict[str, list], dict | None]:
+        """The files a scan reads, the partition values of each (when the
+        table is partitioned) and what pruning kept, for EXPLAIN."""
+        name = scan.table.name.lower()
+        files = files_of(name)
+        if name not in found:
+            return files, {}, None
+        every = found[name].partitions
+        keep = every
+        if scan.prune_entry:
+            if not module:
+                module.append(codecache.load_local(job.source, job.sha256))
+            keep = [p for p in every if _kept(module[0][scan.prune_entry], p.values)]
+        files = [f for p in keep for f in p.files]
+        read.setdefault(name, {}).update(files)
+        facts = {"read": len(keep), "total": len(every), "bytes_total": found[name].bytes,
+                 "pruned_by": scan.prune_text}
+        return files, {u: p.values for p in keep for u, _ in p.files}, facts
+
+    def table_bytes(name: str) -> int:
+        """A table's bytes, of the partitions its scans read."""
+        files = files_of(name)
+        return sum(read[name].values()) if name in read else sum(s for _, s in files)
 
     by_id: dict[int, StagePlan] = {}
     for stage in job.stages:
         inputs: list[InputPlan] = []
-        table_bytes = sum(s for t in stage.tables for _, s in files_of(t))
+        values: list[dict[str, list]] = []  # per input: file -> its partition's values
         for ph in stage.maps:
             if isinstance(ph.input, TableIn):
-                inputs.append(InputPlan(ph, files_of(ph.input.scan.table.name.lower())))
+                files, of, facts = scanned(ph.input.scan)
+                inputs.append(InputPlan(ph, files, partitions=facts))
+                values.append(of)
             else:
                 inputs.append(InputPlan(ph, rows_from=ph.input.stage.id))
-        total = sum(i.bytes for i in inputs) or table_bytes
+                values.append({})
+        broadcast: dict[str, dict] = {}
+        broadcast_bytes = 0
+        small_partitions: list[dict] = []
+        for _, op in _probes(stage):
+            if isinstance(op.source, TableIn):
+                small, of, facts = scanned(op.source.scan)
+                if facts is not None:
+                    small_partitions.append({**facts, "table": op.source.scan.table.name,
+                                             "bytes": sum(n for _, n in small)})
+                broadcast[op.name] = {"splits": [
+                    {"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"),
+                     **planned(u, n, stamps), **_partition(of, u)} for u, n in small if n]}
+                broadcast_bytes += sum(n for _, n in small)
+            else:
+                broadcast[op.name] = {"rows_from": op.source.stage.id}
+        tables_bytes = sum(table_bytes(t) for t in stage.tables)
+        total = sum(i.bytes for i in inputs) or tables_bytes
         split = (int(settings.split_mb * 2**20) if settings.split_mb > 0
                  else choose_split_size(total, workers, settings.backend))
-        for i in inputs:
+        for i, of in zip(inputs, values):
             if i.rows_from is None:
                 i.tasks = plan_splits(i.files, max(1, split), stamps)
+                for task in i.tasks:
+                    for s in task:
+                        s.update(_partition(of, s["uri"]))
         if stage.reduce is None:
             reducers = 0
         elif stage.reducers == "one":
@@ -201,20 +266,28 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         elif settings.reducers > 0:
             reducers = settings.reducers
         else:
-            reducers = choose_reducers(table_bytes, workers, settings.backend)
-        plan = StagePlan(stage, inputs, split, reducers)
-        for _, op in _probes(stage):
-            if isinstance(op.source, TableIn):
-                small = files_of(op.source.scan.table.name.lower())
-                plan.broadcast[op.name] = {"splits": [
-                    {"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"),
-                     **planned(u, n, stamps)} for u, n in small if n]}
-                plan.broadcast_bytes += sum(n for _, n in small)
-            else:
-                plan.broadcast[op.name] = {"rows_from": op.source.stage.id}
+            reducers = choose_reducers(tables_bytes, workers, settings.backend)
+        plan = StagePlan(stage, inputs, split, reducers, broadcast, broadcast_bytes,
+                         small_partitions)
         plans.append(plan)
         by_id[stage.id] = plan
     return plans
+
+
+def _kept(prune: Callable[[list], bool], values: list) -> bool:
+    """Whether a partition may hold rows the scan keeps.  Pruning only saves
+    work: a partition whose filter cannot be evaluated here is read, and the
+    tasks' filter decides (as it does for every row anyway)."""
+    try:
+        return prune(values)
+    except Exception:  # noqa: BLE001
+        return True
+
+
+def _partition(values: dict[str, list], uri: str) -> dict:
+    """A split's partition values (folder text; None: NULL), when its file is
+    in a partition: ``{"partition": [...]}``, else nothing."""
+    return {"partition": values[uri]} if uri in values else {}
 
 
 def estimate(plans: list[StagePlan], settings: Settings) -> tuple[JobStats, costs.LambdaCost]:

@@ -264,7 +264,7 @@ class Repl:
             self.show_error(e)
             return
         rows = [[t.name, t.location + (" (built-in)" if t.builtin else ""),
-                 ", ".join(f"{c.name} {c.type.upper()}" for c in t.columns)] for t in tables]
+                 ", ".join(f"{c.name} {c.type.upper()}" for c in t.all_columns)] for t in tables]
         if _isatty(self.out):
             used = len(table_text(["table", "location", "columns"], [r[:2] + [""] for r in rows]
                                   ).split("\n")[0])
@@ -283,7 +283,8 @@ class Repl:
         lines = ["Statements end with ';' (Enter continues a statement; Alt-Enter always adds "
                  "a line):",
                  "  SELECT …;  EXPLAIN [CODE] SELECT …;  CREATE EXTERNAL TABLE …;  DROP TABLE t;",
-                 "  SHOW TABLES;  DESCRIBE t;  SET name = value;", ""]
+                 "  SHOW TABLES;  DESCRIBE t;  SHOW PARTITIONS t;  MSCK REPAIR TABLE t;",
+                 "  SET name = value;", ""]
         lines += [f"  {a.ljust(width)}  {b}" for a, b in rows]
         lines += ["",
                   "Keys: Tab completes · → takes the grey suggestion · Ctrl-R searches history · "

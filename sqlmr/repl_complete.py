@@ -39,6 +39,7 @@ KEYWORDS = (
     "UNION ALL", "CASE", "WHEN", "THEN", "ELSE", "END", "ASC", "DESC", "TRUE", "FALSE",
     "CREATE EXTERNAL TABLE", "IF NOT EXISTS", "ROW FORMAT DELIMITED", "FIELDS TERMINATED BY",
     "LOCATION", "DROP TABLE", "IF EXISTS", "SHOW TABLES", "DESCRIBE", "EXPLAIN", "EXPLAIN CODE",
+    "SHOW PARTITIONS", "MSCK REPAIR TABLE",
     "SET", "STRING", "INT", "BIGINT", "DOUBLE", "DATE", "BOOLEAN", "BY", "TABLE", "EXTERNAL",
     "ALL", "OUTER", "LEFT", "RIGHT", "FULL", "GROUP", "ORDER",
 )
@@ -302,7 +303,7 @@ class SqlCompleter(Completer):
         if qualifier is not None:
             table = self._resolve(qualifier, refs, tables)
             if table is not None:
-                for name in _match(word, [c.name for c in table.columns]):
+                for name in _match(word, [c.name for c in table.all_columns]):
                     if name != word:
                         yield Completion(quote_name(name, self._dialect()), -len(word),
                                          display=name, display_meta=f"column · {table.name}")
@@ -322,7 +323,7 @@ class SqlCompleter(Completer):
         upper = not word or any(c.isupper() for c in word)
         seen: set[str] = set()
         for t in self._statement_tables(refs, tables):
-            for name in _match(word, [c.name for c in t.columns]):
+            for name in _match(word, [c.name for c in t.all_columns]):
                 if name.lower() in seen or name == word:
                     continue
                 seen.add(name.lower())

@@ -28,7 +28,8 @@ from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
                            format_description, resolve_location, storage_properties, table_from_create, warehouse_location)
 from sqlmr.config import Settings
-from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
+from sqlmr import partitions
+from sqlmr.driver import JobResult, JobStats, estimate, plan_files, plan_job, run_job
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
@@ -133,6 +134,8 @@ class Session:
         second = (m.group(2) or "").upper() if m else ""
         if first == "SHOW" and second == "TABLES":
             return self._show_tables(text)
+        if (first == "SHOW" and second == "PARTITIONS") or first == "MSCK":
+            return self._partitions(text)
         if first in ("DESCRIBE", "DESC"):
             return self._describe(text)
         if first == "EXPLAIN":
@@ -163,7 +166,8 @@ class Session:
         lead = len(text) - len(text.lstrip())
         raise SqlError(f"syntax error: '{word}' does not start a statement sqlmr knows",
                        text, lead, "statements: SELECT, EXPLAIN, CREATE [EXTERNAL] TABLE, "
-                       "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, SET")
+                       "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, "
+                       "SHOW PARTITIONS, MSCK REPAIR TABLE, SET")
 
     # -------------------------------------------------------------- queries
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:
@@ -391,8 +395,11 @@ class Session:
         note = ""
         if not storage.is_s3(table.location) and not storage.exists(table.location):
             note = f" (note: {storage.to_path(table.location)} does not exist yet)"
+        parts = (f", partitioned by {', '.join(c.name for c in table.partition_columns)}"
+                 if table.partition_columns else "")
         return StatementResult("message", text, message=f"created table {table.name} "
-                               f"({plural(len(table.columns), 'column')}) at {table.location}{note}")
+                               f"({plural(len(table.columns), 'column')}{parts}) at "
+                               f"{table.location}{note}")
 
     def _drop(self, tree: exp.Drop, text: str) -> StatementResult:
         if (tree.args.get("kind") or "").upper() != "TABLE":
@@ -417,7 +424,7 @@ class Session:
     def _show_tables(self, text: str) -> StatementResult:
         rows = []
         for t in sorted(self.catalog.tables().values(), key=lambda t: t.name.lower()):
-            cols = ", ".join(c.name for c in t.columns)
+            cols = ", ".join(c.name for c in t.all_columns)
             rows.append([t.name, cols if len(cols) <= 48 else cols[:47] + "…",
                          t.location + (" (built-in)" if t.builtin else "")])
         return StatementResult("rows", text, ["table", "columns", "location"],
@@ -431,10 +438,34 @@ class Session:
             t = self.catalog.get(m.group(2))
         except SqlError as e:
             raise SqlError(e.message, text, m.start(2), e.hint) from None
-        rows = [[c.name, c.type.upper()] for c in t.columns]
+        rows = [[c.name, c.type.upper()] for c in t.all_columns]
+        if t.partition_columns:  # as Hive lists them
+            rows += [["", ""], ["# Partition Information", ""]]
+            rows += [[c.name, c.type.upper()] for c in t.partition_columns]
         msg = f"location: {t.location}, {format_description(t)}"
         return StatementResult("rows", text, ["column", "type"], ["string", "string"], rows,
                                len(rows), message=msg)
+
+    def _partitions(self, text: str) -> StatementResult:
+        """``SHOW PARTITIONS t`` (one row per partition, sorted) or ``MSCK
+        [REPAIR] TABLE t`` (what a query would find: partitions are found
+        when a query runs, so there is nothing to record)."""
+        kind, name, at = partitions.parse_statement(text)
+        try:
+            table = self.catalog.get(name)
+        except SqlError as e:
+            raise SqlError(e.message, text, at, e.hint) from None
+        if not table.partition_columns:
+            raise SqlError(f"table '{table.name}' is not partitioned", text, at,
+                           "a table declared with PARTITIONED BY (col TYPE, …) has partitions")
+        try:
+            found = partitions.list_partitions(table, plan_files)
+        except FileNotFoundError as e:
+            raise SqlError(str(e)) from None
+        if kind == "show":
+            rows = [[p.name] for p in found.partitions]
+            return StatementResult("rows", text, ["partition"], ["string"], rows, len(rows))
+        return StatementResult("message", text, message=partitions.repair_message(table, found))
 
     def _set(self, text: str) -> StatementResult:
         m = re.match(r"\s*SET\s+([\w.\-]+)\s*(?:=|\s|TO\s)\s*(.+?)\s*$", text, re.I | re.S)

@@ -52,3 +52,34 @@ def test_explain_code_is_the_generated_module(tiny_home):
     compile(text, "<explain code>", "exec")
     assert "def s1_map(ctx):" in text and "def s1_reduce(ctx):" in text
     assert "line.split(',', 4)" in text  # split only as far as the last needed field
+
+
+PARTITIONED_QUERY = ("SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uvp "
+                     "WHERE visitYear >= 2010 GROUP BY SUBSTR(sourceIP, 1, 8)")
+
+
+def test_golden_explain_partitioned(sqlmr_home):
+    """uservisits partitioned by the year of visitDate (generated, seeded, so
+    every byte count is stable), with a filter that prunes to 3 of 43 years."""
+    from difftest import UV_COLUMNS, as_bytes, uservisits_lines
+    root = sqlmr_home / "data" / "uvp"
+    by_year: dict[str, list[str]] = {}
+    for line in uservisits_lines(3000, seed=7):
+        by_year.setdefault(line.split(",")[2][:4], []).append(line)
+    for year, lines in by_year.items():
+        (root / f"visitYear={year}").mkdir(parents=True)
+        (root / f"visitYear={year}" / "part-00000").write_bytes(as_bytes(lines))
+    cols = ", ".join(f"{n} {t.upper()}" for n, t in UV_COLUMNS)
+    s = Session(Settings(workers=2))
+    try:
+        list(s.execute(f"CREATE EXTERNAL TABLE uvp ({cols}) PARTITIONED BY (visitYear INT) "
+                       f"LOCATION '{root}'"))
+        res = list(s.execute("EXPLAIN " + PARTITIONED_QUERY))[0]
+        text = res.message.replace(str(sqlmr_home), "$SQLMR_HOME") + "\n"
+    finally:
+        s.close()
+    path = GOLDEN / "explain_partitioned.txt"
+    if os.environ.get("SQLMR_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+    assert "partitions: 3 of 43 (pruned by visitYear >= 2010)" in text

@@ -38,7 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compiler.errors import SqlError
-from compiler.stages import MergeIn, RowsOut, Stage
+from compiler.stages import MergeIn, Probe, RowsOut, Stage, TableIn
+from compiler.codegen import partitions
 from compiler.codegen.names import ModuleNames, NameClash  # noqa: F401  (part of this API)
 from compiler.codegen.order import sortkey
 from compiler.codegen.phase import PhaseGen
@@ -73,6 +74,7 @@ def generate_stages(stages: list[Stage]) -> Generated:
         for ph in st.maps + ([st.reduce] if st.reduce is not None else []):
             gen = PhaseGen(body, ph, module)
             types = gen.generate()
+            _prune_functions(body, module, ph)
             if gen.sink.passes_through:
                 passing.add(ph.entry)
             sink = ph.sink
@@ -90,6 +92,17 @@ def generate_stages(stages: list[Stage]) -> Generated:
     check_compiles(source)
     return Generated(source, final_types, first.map_entry or "",
                      stages[-1].reduce_entry, dict(module.consts), passing)
+
+
+def _prune_functions(body: Src, module: ModuleNames, ph) -> None:
+    """The driver's partition pruning function of each table a phase scans
+    with a partition filter: ``<entry>_prune``, ``<entry>_<probe>_prune``."""
+    scans = [(ph.entry, ph.input)] + [(f"{ph.entry}_{op.name}", op.source) for op in ph.ops
+                                       if isinstance(op, Probe)]
+    for name, inp in scans:
+        if isinstance(inp, TableIn) and inp.scan.prune is not None:
+            inp.scan.prune_entry = f"{name}_prune"
+            partitions.prune_function(body, module, inp.scan, inp.scan.prune_entry)
 
 
 def check_compiles(source: str) -> None:

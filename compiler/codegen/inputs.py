@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from compiler import aggs
 from compiler.exprs import Var, expr_key
 from compiler.stages import AggIn, JoinIn, MergeIn, RowsIn, TableIn
-from compiler.codegen import scan
+from compiler.codegen import partitions, scan
 from compiler.codegen.sinks import RowsSink
 from compiler.codegen.source import Src
 
@@ -47,6 +47,7 @@ def table_loop(gen: "PhaseGen", inp: TableIn) -> None:
         src("n_in += len(block)")
     else:
         src("n_in += len(block) - block.count('')  # an empty line is no row")
+    partitions.bind(src, gen.names, inp.scan)
     aggregating = _scan_block(gen, inp)
     sink = gen.sink
     if sink.passes_through:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from compiler.exprs import Var
 from compiler.stages import Probe, TableIn
-from compiler.codegen import scan
+from compiler.codegen import partitions, scan
 from compiler.codegen.source import key_code, tuple_code
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def loader(gen: "PhaseGen", op: Probe) -> None:
         fmt = scan.reader_format(source.scan)
         more = "" if fmt is None else f", {fmt!r}, bad"
         src(f"for block in ctx.side_blocks({op.name!r}{more}):").indent()
+        partitions.bind(src, gen.names, source.scan)
         scan.line_loop(src, source.scan, lambda env, fast: _row(gen, op, env))
         src.dedent()
     else:

@@ -26,6 +26,7 @@ from typing import Callable
 
 from compiler.exprs import Var
 from compiler.schema import fast_check
+from compiler.codegen import partitions
 from compiler.codegen.source import Src
 
 # the fast path's conversion of a field's text, by column type
@@ -37,9 +38,11 @@ RowCode = Callable[[dict[str, Var], bool], None]
 
 
 def scan_env(scan, nullable: bool) -> dict[str, Var]:
-    """The columns a scan reads, bound to ``c<index>`` (NULL only on the slow path)."""
-    return {f"{scan.alias}.{scan.table.columns[i].name.lower()}":
-            Var(f"c{i}", scan.table.columns[i].type, nullable) for i in scan.columns}
+    """The columns a scan reads, bound to ``c<index>`` (NULL only on the slow
+    path), and the partition columns it uses (``p<index>``, bound per block)."""
+    return {**{f"{scan.alias}.{scan.table.columns[i].name.lower()}":
+               Var(f"c{i}", scan.table.columns[i].type, nullable) for i in scan.columns},
+            **partitions.partition_env(scan)}
 
 
 def reader_format(scan) -> dict | None:
