@@ -27,7 +27,11 @@ ruled out; in well-formed CSV the true state never is, so when exactly one
 state survives, it is the state.  When both survive (no quotes in the window,
 or only ambiguous ones such as ``,"",``) or neither (not well-formed), the
 state is counted exactly from the start of the file: correct, but it reads
-every byte before ``s`` (a file with no quotes at all is read this way).
+every byte before ``s``.  One case is decided by assumption instead: when
+the window holds no quote at all, ``s`` is taken to be outside quotes (else
+one quoted field would span all 64 KB of it; in a well-formed file the
+assumption is exact when the window reaches the end of the file), so a file
+without quotes splits as cheaply as text.
 Reading to ``record_start(e)`` finishes the split's last record past its
 end.  An escape character and the byte after it count as neither quote nor
 newline.  The model takes quotes to enclose fields, as CSV writers put
@@ -54,6 +58,7 @@ from runtime import storage
 from runtime.inputs import BLOCK_BYTES, SplitReader
 
 WINDOW = 64 << 10   # bytes after a split boundary used to speculate its quote state
+QUOTE_FREE_SPAN = 64 << 10   # this many bytes without a quote: outside quotes
 SCAN_CHUNK = 1 << 20
 
 Read = Callable[[int, int], bytes]   # bytes [a, b) of the file
@@ -175,6 +180,12 @@ def record_start(read: Read, s: int, size: int, syn: CsvSyntax) -> int:
     inside = None if t else False
     if t and not (syn.escape is not None and before == syn.escape):   # t is not an escaped byte
         inside = speculate(syn.neutral(window), before, t + len(window) >= size, syn)
+        if inside is None and syn.quote not in window and (
+                len(window) >= QUOTE_FREE_SPAN or t + len(window) >= size):
+            # no quote at all in 64 KB (or up to the end of the file): s is
+            # taken to be outside quotes (else one quoted field would run over
+            # all of it), so a file without quotes is never counted from its start
+            inside = False
     pos = t
     data = window
     if inside is None:
