@@ -43,7 +43,7 @@ from sqlglot.time import format_time
 from compiler.errors import SqlError, UnsupportedError
 from compiler.schema import NUMERIC
 from runtime.javadate import compile_format
-from runtime.javaregex import RegexError, compile_java, compile_replacement
+from runtime.javaregex import RegexError, RegexUnsupported, compile_java, compile_replacement
 from runtime.sqlfuncs import parse_timestamp
 
 
@@ -1000,6 +1000,8 @@ class ExprCompiler:
             return None
         try:
             compile_java(node.this)
+        except RegexUnsupported as e:
+            raise self._error(str(e), node) from None
         except RegexError as e:
             raise SqlError(str(e), self.sql, _offset(node)) from None
         return node.this

@@ -39,6 +39,10 @@ class RegexError(ValueError):
     """A Java pattern sqlmr cannot run, or that is not a valid pattern."""
 
 
+class RegexUnsupported(RegexError):
+    """A valid Java construct ``re`` cannot run; the message names the construct."""
+
+
 _POSIX = {
     "Lower": "a-z", "Upper": "A-Z", "ASCII": "\\x00-\\x7f", "Alpha": "a-zA-Z", "Digit": "0-9",
     "Alnum": "a-zA-Z0-9", "Punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
@@ -76,11 +80,11 @@ def translate(pattern: str) -> str:
             elif c in "pP":
                 name, i = _class_name(pattern, i)
                 if name not in _POSIX:
-                    raise RegexError(f"\\{c}{{{name}}} is not supported (only the POSIX classes "
-                                     f"{', '.join(sorted(_POSIX))})")
+                    raise RegexUnsupported(f"\\{c}{{{name}}} in a regular expression (the POSIX "
+                                           f"classes are: {', '.join(sorted(_POSIX))})")
                 if in_class:
                     if c == "P":
-                        raise RegexError(f"\\P{{{name}}} inside a character class is not supported")
+                        raise RegexUnsupported(f"\\P{{{name}}} inside a character class")
                     out.append(_POSIX[name])
                 else:
                     out.append(("[^" if c == "P" else "[") + _POSIX[name] + "]")
@@ -114,15 +118,15 @@ def translate(pattern: str) -> str:
                 out.append(re.escape(chr(int(digits.group(), 8))))
                 i += len(digits.group())
             elif c in "GcHVXN":
-                raise RegexError(f"\\{c} is not supported in sqlmr's regular expressions")
+                raise RegexUnsupported(f"\\{c} in a regular expression")
             else:
                 out.append("\\" + c)
             continue
         if in_class:
             if ch == "[":
-                raise RegexError("nested character classes ([a[b]]) are not supported")
+                raise RegexUnsupported("nested character classes ([a[b]]) in a regular expression")
             if ch == "&" and pattern.startswith("&&", i):
-                raise RegexError("character class intersection (&&) is not supported")
+                raise RegexUnsupported("character class intersection (&&) in a regular expression")
             if ch == "]" and len(out) > class_start:
                 in_class = False
             out.append(ch)
