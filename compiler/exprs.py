@@ -597,6 +597,8 @@ class ExprCompiler:
             def ts(c: Code, n: exp.Expression) -> Code:
                 if c.type == "string" and isinstance(n, exp.Literal):
                     return Code(repr(_timestamp_literal(n.this, self.sql, n)), "timestamp", False)
+                if c.type == "string":  # may not parse: NULL
+                    return Code(f"F.cast({c.code}, 'timestamp')", "timestamp", True)
                 return self._convert(c, "timestamp")
             return ts(a, na), ts(b, nb)
         if ta == "string" and tb in NUMERIC:
@@ -1120,16 +1122,19 @@ class ExprCompiler:
         """GREATEST / LEAST: NULL when any argument is NULL (Hive 2 and later);
         arguments convert as for a comparison."""
         nodes = [node.this] + list(node.expressions)
+        what = "GREATEST" if fn == "max" else "LEAST"
+        if len(nodes) < 2:
+            raise SqlError(f"{what} takes two or more arguments", self.sql, _offset(node))
         parts = [self.value(n) for n in nodes]
         types = {p.type for p in parts if p.type is not None}
-        what = "GREATEST" if fn == "max" else "LEAST"
         if types <= NUMERIC:
             parts = self._common(parts, nodes, what)
         elif types == {"date", "timestamp"}:
             parts = [self._convert(p, "timestamp") for p in parts]
         elif len(types) > 1:
             if types <= NUMERIC | {"string"}:
-                parts = [self._convert(p, "double") if p.type == "string" else p for p in parts]
+                parts = [self._to_double(p, n) if p.type == "string" else p
+                         for p, n in zip(parts, nodes)]
                 parts = self._common(parts, nodes, what)
             else:
                 names = " and ".join(sorted(t.upper() for t in types))
@@ -1175,8 +1180,8 @@ class ExprCompiler:
 
     def _v_Log(self, node: exp.Log) -> Code:
         """LOG10(x) (which sqlglot reads as LOG(10, x)) and LOG(base, x)."""
-        if node.expression is None:
-            return self._math(node, "F.ln", [node.this], "double", True)
+        if node.expression is None:  # LOG(x): Hive's dialect reads it as LN, DuckDB's as LOG10
+            return self._math(node, "F.log10", [node.this], "double", True)
         if _int_literal(node.this) == 10:
             return self._math(node, "F.log10", [node.expression], "double", True)
         return self._math(node, "F.log", [node.this, node.expression], "double", True)

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from difftest import Tables, as_bytes
+from difftest import HIVE_TIMESTAMP, Tables, as_bytes
 
 F_COLUMNS = [("k", "string"), ("s", "string"), ("i", "int"), ("x", "double"), ("d", "date"),
              ("ts", "timestamp"), ("p", "string")]
@@ -98,6 +98,11 @@ DATE_CASES = [
     ("ts IN (TIMESTAMP '2020-06-15 12:00:00', TIMESTAMP '2019-12-31 23:59:59')", None),
     ("CURRENT_DATE", None), ("DATEDIFF(CURRENT_DATE, d)", "DATE_DIFF('day', d, CURRENT_DATE)"),
     ("COALESCE(ts, d)", "COALESCE(ts, CAST(d AS TIMESTAMP))"),
+    # a text compared with a timestamp is read as one (NULL when it is not)
+    ("ts < s", f"ts < CASE WHEN regexp_full_match(trim(s), '{HIVE_TIMESTAMP}') "
+               "THEN TRY_CAST(trim(s) AS TIMESTAMP) END"),
+    ("HOUR(s)", f"HOUR(CASE WHEN regexp_full_match(trim(s), '{HIVE_TIMESTAMP}') "
+                "THEN TRY_CAST(trim(s) AS TIMESTAMP) END)"),
 ]
 
 
@@ -277,6 +282,9 @@ def test_pad_and_replace_hive_rules(st):
     assert one(st, "LPAD(s, -1, 'x')") == [None, None, None, None]
     assert one(st, "REPLACE(s, '', '-')") == ["-a-b-c-", "-a-1-b-", "-", None]
     assert one(st, "GREATEST(s, NULL)") == [None] * 4
+    assert one(st, "GREATEST(s, 1)") == [None] * 4  # a text that is not a number is NULL
+    assert one(st, "LEAST('2.5', 3, 7.5)") == [2.5] * 4
+    assert one(st, "ts = s") == [None] * 4
 
 
 def test_date_format_refuses_letters_it_does_not_print(st):
