@@ -129,7 +129,8 @@ def translate(pattern: str) -> str:
                 raise RegexUnsupported("character class intersection (&&) in a regular expression")
             if ch == "]" and len(out) > class_start:
                 in_class = False
-            out.append(ch)
+            # literal in Java; doubled, Python may read them as set operations
+            out.append("\\" + ch if ch in "|~&" else ch)
             i += 1
             continue
         if ch == "[":

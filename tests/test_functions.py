@@ -378,3 +378,21 @@ def test_split_matches_duckdb_for_separators_that_match_something(duck_con, s, s
     # match of the separator is non-empty
     want = duck_con.execute("SELECT STRING_SPLIT_REGEX(?, ?)", [s, sep]).fetchone()[0]
     assert java_split(compile_java(sep), s) == want
+
+
+# (Java pattern, text, what Java's Matcher.find() finds, or None)
+JAVA_REGEX_CASES = [
+    ("a.c", "a\rc", None), ("a.c", "a\u2028c", None), ("(?s)a.c", "a\rc", "a\rc"),
+    ("\\p{Punct}+", "ab!?c", "!?"), ("\\P{Alpha}+", "ab12c", "12"), ("[\\p{Digit}x]+", "ax12b", "x12"),
+    ("\\Q.*\\E", "a.*b", ".*"), ("\\h+", "a \tb", " \t"), ("(?<y>\\d+)-\\k<y>", "12-13 7-7", "7-7"),
+    ("a\\z", "a\n", None), ("a$", "a\n", "a"), ("a\\Z", "a\n", "a"), ("\\d", "\u0663", None),
+    ("\\w+", "h\u00e9llo", "h"), ("(?i)\u00e9", "\u00c9", None), ("(?i)abc", "xABC", "ABC"),
+    ("[a|b]+", "c|a", "|a"), ("\\0101", "xA", "A"), ("\\x{41}\\e", "A\x1b", "A\x1b"),
+    ("a++b", "aab", "aab"), ("(?>a+)b", "aab", "aab"), ("[]a]+", "x]a", "]a"),
+]
+
+
+@pytest.mark.parametrize("pattern, text, found", JAVA_REGEX_CASES)
+def test_java_regex_translation(pattern, text, found):
+    m = compile_java(pattern).search(text)
+    assert (m.group() if m else None) == found
