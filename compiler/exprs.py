@@ -881,9 +881,9 @@ class ExprCompiler:
 
     # dates and timestamps (Hive converts a text argument, and a DATE is a
     # TIMESTAMP at midnight; a text that does not convert is NULL)
-    def _as_date(self, node: exp.Expression) -> Code:
+    def _as_date(self, node: exp.Expression, keep_time: bool = False) -> Code:
         c = self.value(node)
-        if c.type == "date":
+        if c.type == "date" or (keep_time and c.type == "timestamp"):
             return c
         if c.type == "timestamp":
             out = self._guard([c], lambda a: f"{a}[:10]")
@@ -912,7 +912,10 @@ class ExprCompiler:
 
     def _date_part(self, node: exp.Func, cut: str, of_time: bool) -> Code:
         """YEAR … SECOND: a slice of the value's text as an INT."""
-        v = self._as_timestamp(node.this) if of_time else self._as_date(node.this)
+        arg = node.this
+        if isinstance(arg, exp.TsOrDsToDate) and arg.args.get("format") is None:
+            arg = arg.this  # sqlglot's wrapper: a timestamp's date part is its first 10 characters
+        v = self._as_timestamp(arg) if of_time else self._as_date(arg, keep_time=True)
         out = self._guard([v], lambda a: f"int({a}[{cut}])")
         return Code(out.code, "int", out.nullable)
 

@@ -527,17 +527,6 @@ def split_at(s: str | None, pattern: str | None, index: int | None) -> str | Non
     return None if rx is None else rx_split_at(rx, s, index)
 
 
-def instr(s: str | None, sub: str | None) -> int | None:
-    """1-based position of ``sub`` in ``s``, 0 when absent.
-
-    >>> instr('hello', 'l'), instr('hello', 'z'), instr('hello', '')
-    (3, 0, 1)
-    """
-    if s is None or sub is None:
-        return None
-    return s.find(sub) + 1
-
-
 def pad(s: str | None, length: int | None, fill: str | None, left: bool) -> str | None:
     """Hive's LPAD / RPAD: ``s`` cut or padded to ``length`` characters; NULL for
     a negative length, or when padding is needed and ``fill`` is empty.
@@ -659,19 +648,6 @@ def log(base: float | int | None, x: float | int | None) -> float | None:
     if base is None or x is None or x <= 0 or base <= 1:
         return None
     return math.log(x) / math.log(base)
-
-
-def greatest(*values: Any) -> Any:
-    """GREATEST (Hive 2 and later): NULL when any value is NULL."""
-    if any(v is None for v in values):
-        return None
-    return max(values)
-
-
-def least(*values: Any) -> Any:
-    if any(v is None for v in values):
-        return None
-    return min(values)
 
 
 # ------------------------------------------------------------------- ordering
