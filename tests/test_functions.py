@@ -6,6 +6,7 @@ is checked against the answer Hive gives."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 
 import pytest
@@ -328,6 +329,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as hst  # noqa: E402
 
 from runtime import sqlfuncs as F  # noqa: E402
+from runtime.javadate import compile_format  # noqa: E402
 from runtime.javaregex import compile_java, java_split  # noqa: E402
 
 MOMENTS = hst.tuples(hst.datetimes(min_value=dt.datetime(1000, 1, 1),
@@ -396,3 +398,51 @@ JAVA_REGEX_CASES = [
 def test_java_regex_translation(pattern, text, found):
     m = compile_java(pattern).search(text)
     assert (m.group() if m else None) == found
+
+
+# SimpleDateFormat letters and the C strftime codes DuckDB prints the same with
+FORMAT_TOKENS = [("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("M", "%-m"), ("MMM", "%b"),
+                 ("MMMM", "%B"), ("dd", "%d"), ("d", "%-d"), ("HH", "%H"), ("H", "%-H"),
+                 ("hh", "%I"), ("h", "%-I"), ("mm", "%M"), ("m", "%-M"), ("ss", "%S"),
+                 ("s", "%-S"), ("SSS", "%g"), ("a", "%p"), ("EEE", "%a"), ("EEEE", "%A"),
+                 ("DDD", "%j"), ("D", "%-j"), ("u", "%u")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(moment=hst.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+       tokens=hst.lists(hst.sampled_from(FORMAT_TOKENS), min_size=1, max_size=6),
+       sep=hst.sampled_from([" ", "-", ":", "/", ", "]))
+def test_date_format_prints_as_duckdb_strftime(duck_con, moment, tokens, sep):
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # Java prints millis
+    java = sep.join(j for j, _ in tokens)
+    c = sep.join(c for _, c in tokens)
+    want = duck_con.execute("SELECT STRFTIME(CAST(? AS TIMESTAMP), ?)", [moment, c]).fetchone()[0]
+    text = F.parse_timestamp(moment.isoformat(sep=" "))
+    assert compile_format(java)(text) == want
+
+
+def test_duckdb_dialect_spellings(ft, session):
+    # sqlglot reads DuckDB's STRFTIME pattern into strftime codes; they are
+    # spelt back as SimpleDateFormat letters for the one formatter
+    session.settings.dialect = "duckdb"
+    ft.check("SELECT k, STRFTIME(ts, '%Y-%m-%d %H:%M:%S'), REGEXP_MATCHES(s, '[0-9]'), "
+             "DATE_DIFF('day', d, ts), YEAR(ts), ts::DATE FROM f",
+             "SELECT k, STRFTIME(ts, '%Y-%m-%d %H:%M:%S'), REGEXP_MATCHES(s, '[0-9]'), "
+             "DATE_DIFF('day', d, CAST(ts AS DATE)), YEAR(ts), ts::DATE FROM f")
+
+
+def test_cli_prints_and_writes_timestamps_as_hive(tmp_path):
+    from test_cli import sqlmr
+    data = tmp_path / "events"
+    data.mkdir()
+    (data / "e.txt").write_text("1,2020-02-29 23:59:59.120\n2,2021-01-01\n3,2021-01-01 24:00:00\n")
+    r = sqlmr("-e", f"CREATE EXTERNAL TABLE ev (id INT, at TIMESTAMP) LOCATION '{data}'")
+    assert r.returncode == 0, r.stderr
+    r = sqlmr("--format", "csv", "-e", "SELECT id, at, DATE_ADD(at, 1) AS next, "
+              "DATE_FORMAT(at, 'EEE d MMM') AS day FROM ev ORDER BY at")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["id,at,next,day", "3,,,", "1,2020-02-29 23:59:59.12,2020-03-01,Sat 29 Feb",
+                                     "2,2021-01-01 00:00:00,2021-01-02,Fri 1 Jan"]
+    assert "1 malformed row read as NULLs" in r.stderr
+    r = sqlmr("--format", "json", "-e", "SELECT MAX(at) AS latest FROM ev")
+    assert json.loads(r.stdout) == [{"latest": "2021-01-01 00:00:00"}]
