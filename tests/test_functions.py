@@ -10,8 +10,13 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from difftest import HIVE_TIMESTAMP, Tables, as_bytes
+from runtime import sqlfuncs as F
+from runtime.javadate import compile_format
+from runtime.javaregex import compile_java, java_split
 
 F_COLUMNS = [("k", "string"), ("s", "string"), ("i", "int"), ("x", "double"), ("d", "date"),
              ("ts", "timestamp"), ("p", "string")]
@@ -324,13 +329,6 @@ def test_constants_are_compiled_once_per_task(session, st):
 
 
 # ------------------------------------------------------------- properties
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as hst  # noqa: E402
-
-from runtime import sqlfuncs as F  # noqa: E402
-from runtime.javadate import compile_format  # noqa: E402
-from runtime.javaregex import compile_java, java_split  # noqa: E402
 
 MOMENTS = hst.tuples(hst.datetimes(min_value=dt.datetime(1000, 1, 1),
                                    max_value=dt.datetime(9999, 12, 31, 23, 59, 59)).map(
