@@ -911,12 +911,22 @@ class ExprCompiler:
         return self._as_timestamp(node.this)
 
     def _date_part(self, node: exp.Func, cut: str, of_time: bool) -> Code:
-        """YEAR … SECOND: a slice of the value's text as an INT."""
+        """YEAR … SECOND: a slice of the value's text as an INT.  A text is read
+        as a date (YEAR … DAY) or a timestamp; HOUR … SECOND also read a time
+        alone, as Hive does (``HOUR('12:58:59')`` is 12)."""
         arg = node.this
         if isinstance(arg, exp.TsOrDsToDate) and arg.args.get("format") is None:
             arg = arg.this  # sqlglot's wrapper: a timestamp's date part is its first 10 characters
-        v = self._as_timestamp(arg) if of_time else self._as_date(arg, keep_time=True)
-        out = self._guard([v], lambda a: f"int({a}[{cut}])")
+        c = self.value(arg)
+        if c.type in (None, "string"):
+            text = f"F.time_text({c.code})" if of_time else f"F.cast({c.code}, 'date')"
+            c = Code(text, "timestamp" if of_time else "date", True)
+        elif c.type not in ("date", "timestamp"):
+            raise SqlError(f"{shown(arg)} is {c.type.upper()}, a date or timestamp is needed here",
+                           self.sql, _offset(arg))
+        elif of_time:
+            c = self._convert(c, "timestamp")
+        out = self._guard([c], lambda a: f"int({a}[{cut}])")
         return Code(out.code, "int", out.nullable)
 
     def _v_Year(self, node: exp.Year) -> Code:

@@ -437,6 +437,25 @@ def date_add(d: str | None, days: int | None) -> str | None:
         return None
 
 
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]").fullmatch
+
+
+def time_text(v: str | None) -> str | None:
+    """A text as HOUR / MINUTE / SECOND read it: a timestamp, or (as Hive
+    reads it too) a time of day alone, ``HH:mm:ss``, on 1970-01-01.
+
+    >>> time_text('2020-01-02 03:04:05'), time_text(' 12:58:59 '), time_text('24:00:00')
+    ('2020-01-02 03:04:05', '1970-01-01 12:58:59', None)
+    """
+    if v is None:
+        return None
+    try:
+        return parse_timestamp(v)
+    except ValueError:
+        t = v.strip(_JAVA_SPACE)
+        return f"1970-01-01 {t}" if _TIME(t) else None
+
+
 def datediff(a: str | None, b: str | None) -> int | None:
     """Days from DATE ``b`` to DATE ``a``.
 

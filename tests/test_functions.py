@@ -304,6 +304,9 @@ def test_date_and_time_of_text(st):
     assert one(st, "YEAR(CONCAT('2021-', '03-04 05:06:07'))") == [2021] * 4
     assert one(st, "HOUR(CONCAT('2021-03-04 ', '05:06:07'))") == [5] * 4
     assert one(st, "MINUTE(s)") == [None] * 4
+    # HOUR / MINUTE / SECOND read a time alone (Hive's hour('12:58:59') is 12)
+    assert st.sqlmr("SELECT HOUR('12:58:59'), SECOND(' 23:00:07'), MINUTE('24:00:00'), "
+                    "YEAR('12:58:59') FROM t1")[0] == [12, 7, None, None]
 
 
 def test_unsupported_function_names_what_the_user_wrote(st):
