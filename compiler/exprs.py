@@ -37,9 +37,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from sqlglot import exp
+from sqlglot.dialects.hive import Hive
+from sqlglot.time import format_time
 
 from compiler.errors import SqlError, UnsupportedError
 from compiler.schema import NUMERIC
+from runtime.javadate import compile_format
+from runtime.javaregex import RegexError, RegexUnsupported, compile_java, compile_replacement
+from runtime.sqlfuncs import parse_timestamp
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ def sqlglot_type(node: exp.Expression) -> str | None:
         return "double"
     if k == T.DATE:
         return "date"
+    if k in (T.TIMESTAMP, T.DATETIME):
+        return "timestamp"
     if k == T.BOOLEAN:
         return "boolean"
     return None
@@ -119,8 +126,36 @@ _CAST_TYPES = {
     "VARCHAR": "string", "CHAR": "string", "TEXT": "string", "NVARCHAR": "string",
     "INT": "int", "SMALLINT": "int", "TINYINT": "int", "BIGINT": "bigint",
     "DOUBLE": "double", "FLOAT": "double", "DECIMAL": "double", "DATE": "date",
-    "BOOLEAN": "boolean",
+    "BOOLEAN": "boolean", "TIMESTAMP": "timestamp", "DATETIME": "timestamp",
 }
+
+_TEXT_TYPES = (None, "string", "date", "timestamp")  # values that are their own text
+
+
+def _raw_date_format(args: list) -> exp.Expression:
+    return exp.Anonymous(this="DATE_FORMAT", expressions=args)
+
+
+# Hive's DATE_FORMAT keeps its Java pattern as written: sqlglot would rewrite a
+# constant pattern into strftime codes, which cannot be read back where the
+# pattern quotes text ('day' would come back as d, a, yyyy).
+Hive.Parser.FUNCTIONS = {**Hive.Parser.FUNCTIONS, "DATE_FORMAT": _raw_date_format}
+
+
+def pin_current_date(tree: exp.Expression, today: _dt.date | None = None) -> exp.Expression:
+    """CURRENT_DATE read once, when the query is planned, as a DATE constant,
+    so that every task of the job (whenever and wherever it runs) agrees.
+
+    >>> import sqlglot
+    >>> pin_current_date(sqlglot.parse_one("SELECT CURRENT_DATE + 0"), _dt.date(2024, 2, 29)).sql()
+    "SELECT CAST('2024-02-29' AS DATE) + 0"
+    """
+    if tree.find(exp.CurrentDate) is None:
+        return tree
+    day = (today or _dt.date.today()).isoformat()
+    return tree.transform(lambda n: exp.Cast(this=exp.Literal.string(day),
+                                             to=exp.DataType.build("DATE"))
+                          if isinstance(n, exp.CurrentDate) else n)
 
 _COMPARE = {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<",
             exp.LTE: "<="}
@@ -397,9 +432,13 @@ class ExprCompiler:
         arg = node.this
         if isinstance(arg, exp.Literal) and to == "date" and arg.is_string:
             return Code(repr(_date_literal(arg.this, self.sql, node)), "date", False)
+        if isinstance(arg, exp.Literal) and to == "timestamp" and arg.is_string:
+            return Code(repr(_timestamp_literal(arg.this, self.sql, node)), "timestamp", False)
         inner = self.value(arg)
         if inner.type == to:
             return inner
+        if to == "timestamp" or inner.type == "timestamp":
+            return self._timestamp_cast(inner, to, node)
         if to == "double" and inner.type in NUMERIC:
             out = self._guard([inner], lambda a: f"float({a})")
             return Code(out.code, "double", out.nullable)
@@ -408,6 +447,21 @@ class ExprCompiler:
         return Code(f"F.cast({inner.code}, {to!r})", to, True)
 
     _v_TryCast = _v_Cast
+
+    def _timestamp_cast(self, inner: Code, to: str, node: exp.Expression) -> Code:
+        """CAST to or from TIMESTAMP: text parses as a timestamp, a DATE is its
+        midnight; a TIMESTAMP's text is itself, its DATE the day."""
+        if to == "timestamp" and inner.type == "date":
+            out = self._guard([inner], lambda a: f"({a} + ' 00:00:00')")
+        elif to == "timestamp" and inner.type in (None, "string"):
+            return Code(f"F.cast({inner.code}, 'timestamp')", "timestamp", True)
+        elif inner.type == "timestamp" and to == "string":
+            out = inner
+        elif inner.type == "timestamp" and to == "date":
+            out = self._guard([inner], lambda a: f"{a}[:10]")
+        else:
+            raise self._error(f"CAST of {(inner.type or 'NULL').upper()} to {to.upper()}", node)
+        return Code(out.code, to, out.nullable)
 
     def _sized_cast(self, node: exp.Cast, to: str, params: tuple[int, ...]) -> Code:
         """CAST to VARCHAR(n) (keeps n characters) or DECIMAL(p, s) (rounds half
@@ -499,7 +553,9 @@ class ExprCompiler:
             return parts
         if types <= NUMERIC:
             to = "double" if "double" in types else "bigint"
-        elif "string" in types and types <= NUMERIC | {"string", "date"}:
+        elif types == {"date", "timestamp"}:
+            to = "timestamp"
+        elif "string" in types and types <= NUMERIC | {"string", "date", "timestamp"}:
             to = "string"
         else:
             names = " and ".join(sorted(t.upper() for t in types))
@@ -513,8 +569,11 @@ class ExprCompiler:
         if to == "double":
             out = self._guard([c], lambda a: f"float({a})")
             return Code(out.code, "double", out.nullable)
-        if to == "string" and c.type == "date":
+        if to == "string" and c.type in ("date", "timestamp"):
             return Code(c.code, "string", c.nullable)
+        if to == "timestamp" and c.type == "date":
+            out = self._guard([c], lambda a: f"({a} + ' 00:00:00')")
+            return Code(out.code, "timestamp", out.nullable)
         return Code(f"F.cast({c.code}, {to!r})", to, c.nullable)
 
     # comparisons
@@ -532,6 +591,16 @@ class ExprCompiler:
                 d = Code(repr(_date_literal(lit.this, self.sql, lit)), "date", False)
                 return (d, b) if ta == "string" else (a, d)
             return a, b
+        if "timestamp" in (ta, tb) and {ta, tb} <= {"timestamp", "date", "string"}:
+            # a date or a text compared with a timestamp is read as a timestamp
+            # (a literal when compiling, a text that does not parse is NULL)
+            def ts(c: Code, n: exp.Expression) -> Code:
+                if c.type == "string" and isinstance(n, exp.Literal):
+                    return Code(repr(_timestamp_literal(n.this, self.sql, n)), "timestamp", False)
+                if c.type == "string":  # may not parse: NULL
+                    return Code(f"F.cast({c.code}, 'timestamp')", "timestamp", True)
+                return self._convert(c, "timestamp")
+            return ts(a, na), ts(b, nb)
         if ta == "string" and tb in NUMERIC:
             return self._to_double(a, na), b
         if tb == "string" and ta in NUMERIC:
@@ -689,7 +758,7 @@ class ExprCompiler:
         """A string function's argument; other types convert to text as Hive
         converts them (``UPPER(duration)`` is ``UPPER(CAST(duration AS STRING))``)."""
         c = self.value(node)
-        if c.type in (None, "string", "date"):
+        if c.type in _TEXT_TYPES:
             return c
         return Code(f"F.cast({c.code}, 'string')", "string", c.nullable)
 
@@ -809,6 +878,327 @@ class ExprCompiler:
         return Code(f"({t.code} if {cond} else {f.code})", t.type or f.type,
                     t.nullable or f.nullable)
 
+
+    # dates and timestamps (Hive converts a text argument, and a DATE is a
+    # TIMESTAMP at midnight; a text that does not convert is NULL)
+    def _as_date(self, node: exp.Expression, keep_time: bool = False) -> Code:
+        c = self.value(node)
+        if c.type == "date" or (keep_time and c.type == "timestamp"):
+            return c
+        if c.type == "timestamp":
+            out = self._guard([c], lambda a: f"{a}[:10]")
+            return Code(out.code, "date", out.nullable)
+        if c.type in (None, "string"):
+            return Code(f"F.cast({c.code}, 'date')", "date", True)
+        raise SqlError(f"{shown(node)} is {c.type.upper()}, a date is needed here",
+                       self.sql, _offset(node))
+
+    def _as_timestamp(self, node: exp.Expression) -> Code:
+        c = self.value(node)
+        if c.type in ("timestamp", "date"):
+            return self._convert(c, "timestamp")
+        if c.type in (None, "string"):
+            return Code(f"F.cast({c.code}, 'timestamp')", "timestamp", True)
+        raise SqlError(f"{shown(node)} is {c.type.upper()}, a timestamp is needed here",
+                       self.sql, _offset(node))
+
+    def _v_TsOrDsToDate(self, node: exp.TsOrDsToDate) -> Code:
+        if node.args.get("format") is not None:
+            raise self._error("TO_DATE with a format", node)
+        return self._as_date(node.this)
+
+    def _v_TimeStrToTime(self, node: exp.TimeStrToTime) -> Code:
+        return self._as_timestamp(node.this)
+
+    def _date_part(self, node: exp.Func, cut: str, of_time: bool) -> Code:
+        """YEAR … SECOND: a slice of the value's text as an INT.  A text is read
+        as a date (YEAR … DAY) or a timestamp; HOUR … SECOND also read a time
+        alone, as Hive does (``HOUR('12:58:59')`` is 12)."""
+        arg = node.this
+        if isinstance(arg, exp.TsOrDsToDate) and arg.args.get("format") is None:
+            arg = arg.this  # sqlglot's wrapper: a timestamp's date part is its first 10 characters
+        c = self.value(arg)
+        if c.type in (None, "string"):
+            text = f"F.time_text({c.code})" if of_time else f"F.cast({c.code}, 'date')"
+            c = Code(text, "timestamp" if of_time else "date", True)
+        elif c.type not in ("date", "timestamp"):
+            raise SqlError(f"{shown(arg)} is {c.type.upper()}, a date or timestamp is needed here",
+                           self.sql, _offset(arg))
+        elif of_time:
+            c = self._convert(c, "timestamp")
+        out = self._guard([c], lambda a: f"int({a}[{cut}])")
+        return Code(out.code, "int", out.nullable)
+
+    def _v_Year(self, node: exp.Year) -> Code:
+        return self._date_part(node, ":4", False)
+
+    def _v_Month(self, node: exp.Month) -> Code:
+        return self._date_part(node, "5:7", False)
+
+    def _v_Day(self, node: exp.Day) -> Code:
+        return self._date_part(node, "8:10", False)
+
+    _v_DayOfMonth = _v_Day
+
+    def _v_Hour(self, node: exp.Hour) -> Code:
+        return self._date_part(node, "11:13", True)
+
+    def _v_Minute(self, node: exp.Minute) -> Code:
+        return self._date_part(node, "14:16", True)
+
+    def _v_Second(self, node: exp.Second) -> Code:
+        return self._date_part(node, "17:19", True)
+
+    def _days(self, node: exp.Expression) -> Code:
+        n = self.value(node)
+        if n.type not in (None, "int", "bigint"):
+            raise SqlError(f"{shown(node)} is {n.type.upper()}, a whole number of days is needed",
+                           self.sql, _offset(node))
+        return n
+
+    def _v_TsOrDsAdd(self, node: exp.TsOrDsAdd) -> Code:
+        """DATE_ADD / DATE_SUB (sqlglot writes DATE_SUB(d, n) as adding ``n * -1``)."""
+        unit = node.args.get("unit")
+        if unit is not None and unit.name.upper() != "DAY":
+            raise self._error(f"DATE_ADD by {unit.name.upper()}", node)
+        return self._call("F.date_add", [self._as_date(node.this), self._days(node.expression)],
+                          "date", always_nullable=True)
+
+    def _v_DateDiff(self, node: exp.DateDiff) -> Code:
+        unit = node.args.get("unit")
+        if unit is not None and unit.name.upper() != "DAY":
+            raise self._error(f"DATEDIFF by {unit.name.upper()}", node)
+        return self._call("F.datediff", [self._as_date(node.this), self._as_date(node.expression)],
+                          "int")
+
+    def _date_format(self, value: exp.Expression, pattern: exp.Expression,
+                     java: str | None, node: exp.Expression) -> Code:
+        """DATE_FORMAT: a constant pattern is compiled once per task; a pattern
+        that is a value is compiled (and cached) where it is used."""
+        ts = self._as_timestamp(value)
+        if java is None:
+            return self._call("F.date_format", [ts, self._text(pattern)], "string",
+                              always_nullable=True)
+        try:
+            compile_format(java)
+        except ValueError as e:
+            raise self._error(str(e), pattern) from None
+        fmt = self.const(f"F.compile_format({java!r})")
+        out = self._guard([ts], lambda a: f"{fmt}({a})")
+        return Code(out.code, "string", out.nullable)
+
+    def _v_Anonymous(self, node: exp.Anonymous) -> Code:
+        name = node.name.upper()
+        args = node.expressions
+        if name == "DATE_FORMAT" and len(args) == 2:
+            lit = args[1]
+            java = lit.this if isinstance(lit, exp.Literal) and lit.is_string else None
+            return self._date_format(args[0], lit, java, node)
+        if name == "DATE_FORMAT":
+            raise SqlError("DATE_FORMAT takes two arguments: a date or timestamp and a pattern",
+                           self.sql, _offset(node))
+        raise self._error(_describe(node), node)
+
+    def _v_TimeToStr(self, node: exp.TimeToStr) -> Code:
+        """STRFTIME and the like, whose pattern sqlglot has read into strftime
+        codes: spelt back as Java's for the one formatter."""
+        fmt = node.args.get("format")
+        java = None
+        if isinstance(fmt, exp.Literal) and fmt.is_string:
+            java = format_time(fmt.this, Hive.INVERSE_TIME_MAPPING, Hive.INVERSE_TIME_TRIE)
+        return self._date_format(node.this, fmt, java, node)
+
+    # regular expressions (Java's syntax, see runtime.javaregex)
+    def _const_pattern(self, node: exp.Expression) -> str | None:
+        """The text of a constant pattern, checked; None when it is a value."""
+        if not (isinstance(node, exp.Literal) and node.is_string):
+            return None
+        try:
+            compile_java(node.this)
+        except RegexUnsupported as e:
+            raise self._error(str(e), node) from None
+        except RegexError as e:
+            raise SqlError(str(e), self.sql, _offset(node)) from None
+        return node.this
+
+    def _v_RegexpLike(self, node: exp.RegexpLike) -> Code:
+        if node.args.get("flag") is not None:
+            raise self._error("RLIKE with flags", node)
+        s = self._text(node.this)
+        pattern = self._const_pattern(node.expression)
+        if pattern is None:
+            return self._call("F.rlike", [s, self._text(node.expression)], "boolean",
+                              always_nullable=True)
+        rx = self.const(f"F.compile_java({pattern!r})")
+        out = self._guard([s], lambda a: f"({rx}.search({a}) is not None)")
+        return Code(out.code, "boolean", out.nullable)
+
+    def _v_RegexpExtract(self, node: exp.RegexpExtract) -> Code:
+        for arg in ("position", "occurrence", "parameters"):
+            if node.args.get(arg) is not None:
+                raise self._error(f"REGEXP_EXTRACT with a {arg}", node)
+        s = self._text(node.this)
+        group_node = node.args.get("group")
+        group = 1 if group_node is None else _int_literal(group_node)
+        if group is None:
+            raise self._error("REGEXP_EXTRACT with a group index that is not a constant", node)
+        pattern = self._const_pattern(node.expression)
+        if pattern is None:
+            return self._call("F.regexp_extract", [s, self._text(node.expression),
+                                                   Code(str(group), "int", False)],
+                              "string", always_nullable=True)
+        groups = compile_java(pattern).groups
+        if not 0 <= group <= groups:
+            raise SqlError(f"REGEXP_EXTRACT group {group}: the pattern {pattern!r} has "
+                           f"{groups} group{'s' if groups != 1 else ''}", self.sql,
+                           _offset(group_node if group_node is not None else node))
+        rx = self.const(f"F.compile_java({pattern!r})")
+        out = self._guard([s], lambda a: f"F.rx_extract({rx}, {a}, {group})")
+        return Code(out.code, "string", True)
+
+    def _v_RegexpReplace(self, node: exp.RegexpReplace) -> Code:
+        for arg in ("position", "occurrence", "modifiers"):
+            if node.args.get(arg) is not None:
+                raise self._error(f"REGEXP_REPLACE with {arg}", node)
+        s = self._text(node.this)
+        rep = node.args.get("replacement")
+        if rep is None:
+            raise SqlError("REGEXP_REPLACE takes a text, a pattern and a replacement",
+                           self.sql, _offset(node))
+        pattern = self._const_pattern(node.expression)
+        if pattern is None or not (isinstance(rep, exp.Literal) and rep.is_string):
+            return self._call("F.regexp_replace", [s, self._text(node.expression), self._text(rep)],
+                              "string", always_nullable=True)
+        try:
+            _, template = compile_replacement(pattern, rep.this)
+        except RegexError as e:
+            raise SqlError(str(e), self.sql, _offset(rep)) from None
+        rx = self.const(f"F.compile_java({pattern!r})")
+        out = self._guard([s], lambda a: f"{rx}.sub({template!r}, {a})")
+        return Code(out.code, "string", out.nullable)
+
+    def _v_RegexpSplit(self, node: exp.RegexpSplit) -> Code:
+        raise self._error(f"{shown(node)} as a value: arrays are not a value type; take one "
+                          "item, as in SPLIT(s, ',')[0]", node)
+
+    def _v_Bracket(self, node: exp.Bracket) -> Code:
+        """``SPLIT(s, regex)[i]``: item ``i`` (from 0) of Java's split, NULL past the end."""
+        split = node.this
+        if not isinstance(split, exp.RegexpSplit) or len(node.expressions) != 1:
+            raise self._error(f"[…] on {shown(split)} (only SPLIT(s, regex)[i] is supported)", node)
+        if split.args.get("limit") is not None:
+            raise self._error("SPLIT with a limit", split)
+        s = self._text(split.this)
+        index = self.value(node.expressions[0])
+        if index.type not in (None, "int", "bigint"):
+            raise SqlError(f"{shown(node.expressions[0])} is {index.type.upper()}, an array "
+                           "index must be a whole number", self.sql, _offset(node.expressions[0]))
+        pattern = self._const_pattern(split.expression)
+        if pattern is None:
+            return self._call("F.split_at", [s, self._text(split.expression), index], "string",
+                              always_nullable=True)
+        rx = self.const(f"F.compile_java({pattern!r})")
+        out = self._guard([s, index], lambda a, i: f"F.rx_split_at({rx}, {a}, {i})")
+        return Code(out.code, "string", True)
+
+    # more text functions
+    def _v_StrPosition(self, node: exp.StrPosition) -> Code:
+        """INSTR(s, sub) / LOCATE(sub, s): 1-based, 0 when absent."""
+        for arg in ("position", "occurrence"):
+            if node.args.get(arg) is not None:
+                raise self._error(f"{_function_name(node)} with a start {arg}", node)
+        s, sub = self._text(node.this), self._text(node.args["substr"])
+        out = self._guard([s, sub], lambda a, b: f"({a}.find({b}) + 1)")
+        return Code(out.code, "int", out.nullable)
+
+    def _v_Pad(self, node: exp.Pad) -> Code:
+        left = bool(node.args.get("is_left"))
+        fill = node.args.get("fill_pattern")
+        if fill is None:
+            raise SqlError(f"{'LPAD' if left else 'RPAD'} takes a text, a length and a padding text",
+                           self.sql, _offset(node))
+        n = self.value(node.expression)
+        if n.type not in (None, "int", "bigint"):
+            raise SqlError(f"{shown(node.expression)} is {n.type.upper()}, a whole number is needed",
+                           self.sql, _offset(node.expression))
+        return self._call("F.pad", [self._text(node.this), n, self._text(fill),
+                                    Code(repr(left), "boolean", False)], "string",
+                          always_nullable=True)
+
+    def _v_Replace(self, node: exp.Replace) -> Code:
+        parts = [self._text(node.this), self._text(node.expression),
+                 self._text(node.args["replacement"])]
+        out = self._guard(parts, lambda a, b, c: f"{a}.replace({b}, {c})")
+        return Code(out.code, "string", out.nullable)
+
+    def _extreme(self, node: exp.Func, fn: str) -> Code:
+        """GREATEST / LEAST: NULL when any argument is NULL (Hive 2 and later);
+        arguments convert as for a comparison."""
+        nodes = [node.this] + list(node.expressions)
+        what = "GREATEST" if fn == "max" else "LEAST"
+        if len(nodes) < 2:
+            raise SqlError(f"{what} takes two or more arguments", self.sql, _offset(node))
+        parts = [self.value(n) for n in nodes]
+        types = {p.type for p in parts if p.type is not None}
+        if types <= NUMERIC:
+            parts = self._common(parts, nodes, what)
+        elif types == {"date", "timestamp"}:
+            parts = [self._convert(p, "timestamp") for p in parts]
+        elif len(types) > 1:
+            if types <= NUMERIC | {"string"}:
+                parts = [self._to_double(p, n) if p.type == "string" else p
+                         for p, n in zip(parts, nodes)]
+                parts = self._common(parts, nodes, what)
+            else:
+                names = " and ".join(sorted(t.upper() for t in types))
+                raise SqlError(f"{what} mixes {names}", self.sql, _offset(node))
+        typ = next((p.type for p in parts if p.type), None)
+        out = self._guard(parts, lambda *xs: f"{fn}({', '.join(xs)})")
+        return Code(out.code, typ, out.nullable)
+
+    def _v_Greatest(self, node: exp.Greatest) -> Code:
+        return self._extreme(node, "max")
+
+    def _v_Least(self, node: exp.Least) -> Code:
+        return self._extreme(node, "min")
+
+    # more mathematics (Hive's types: FLOOR / CEIL are BIGINT, the rest DOUBLE)
+    def _math(self, node: exp.Func, fn: str, args: list[exp.Expression], typ: str,
+              nullable: bool) -> Code:
+        parts = []
+        for a in args:
+            c = self.value(a)
+            self._need_numeric(c, a)
+            parts.append(c)
+        return self._call(fn, parts, typ, always_nullable=nullable)
+
+    def _v_Floor(self, node: exp.Floor) -> Code:
+        if node.args.get("decimals") is not None or node.args.get("to") is not None:
+            raise self._error("FLOOR with a precision", node)
+        return self._math(node, "F.floor", [node.this], "bigint", False)
+
+    def _v_Ceil(self, node: exp.Ceil) -> Code:
+        if node.args.get("decimals") is not None or node.args.get("to") is not None:
+            raise self._error("CEIL with a precision", node)
+        return self._math(node, "F.ceil", [node.this], "bigint", False)
+
+    def _v_Pow(self, node: exp.Pow) -> Code:
+        return self._math(node, "F.power", [node.this, node.expression], "double", False)
+
+    def _v_Sqrt(self, node: exp.Sqrt) -> Code:
+        return self._math(node, "F.sqrt", [node.this], "double", True)
+
+    def _v_Ln(self, node: exp.Ln) -> Code:
+        return self._math(node, "F.ln", [node.this], "double", True)
+
+    def _v_Log(self, node: exp.Log) -> Code:
+        """LOG10(x) (which sqlglot reads as LOG(10, x)) and LOG(base, x)."""
+        if node.expression is None:  # LOG(x): Hive's dialect reads it as LN, DuckDB's as LOG10
+            return self._math(node, "F.log10", [node.this], "double", True)
+        if _int_literal(node.this) == 10:
+            return self._math(node, "F.log10", [node.expression], "double", True)
+        return self._math(node, "F.log", [node.this, node.expression], "double", True)
+
     # ---------------------------------------------------------- predicates
     def predicate(self, node: exp.Expression) -> str:
         """Python truth value that holds exactly when ``node`` is SQL TRUE."""
@@ -884,11 +1274,23 @@ def shown(node: exp.Expression) -> str:
     return node.copy().transform(strip).sql(dialect="hive")
 
 
-def _describe(node: exp.Expression) -> str:
+def _function_name(node: exp.Func) -> str:
+    """A function's name as Hive spells the call (sqlglot's class names are its
+    own: UNIX_TIMESTAMP is StrToUnix).
+
+    >>> import sqlglot
+    >>> _function_name(sqlglot.parse_one("UNIX_TIMESTAMP(s)", read="hive"))
+    'UNIX_TIMESTAMP'
+    """
     if isinstance(node, exp.Anonymous):
-        return f"function {node.name.upper()}()"
+        return node.name.upper()
+    name = node.sql(dialect="hive").split("(", 1)[0].strip()
+    return name if name.replace("_", "").isalnum() else node.sql_name()
+
+
+def _describe(node: exp.Expression) -> str:
     if isinstance(node, exp.Func):
-        return f"function {node.sql_name()}()"
+        return f"function {_function_name(node)}()"
     return f"{node.key.upper()} expression ({node.sql(dialect='hive')[:60]})"
 
 
@@ -947,6 +1349,14 @@ def _date_literal(text: str, sql: str | None, node: exp.Expression) -> str:
     except ValueError:
         raise SqlError(f"invalid date literal {text!r} (expected yyyy-MM-dd)", sql,
                        _offset(node)) from None
+
+
+def _timestamp_literal(text: str, sql: str | None, node: exp.Expression) -> str:
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise SqlError(f"invalid timestamp literal {text!r} (expected yyyy-MM-dd HH:mm:ss[.fff])",
+                       sql, _offset(node)) from None
 
 
 def _like_fast(pattern: str) -> tuple[str, str] | None:

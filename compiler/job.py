@@ -20,7 +20,7 @@ from sqlglot.errors import ParseError
 from compiler.blocks import Block, build_block
 from compiler.codegen import generate_stages
 from compiler.errors import SqlError, UnsupportedError
-from compiler.exprs import deep_recursion, nesting_error
+from compiler.exprs import deep_recursion, nesting_error, pin_current_date
 from compiler.explain import stage_trees
 from compiler.resolve import check_names, qualify_query
 from compiler.schema import Table
@@ -100,6 +100,7 @@ def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive"
     tasks; without sizes every join is a reduce-side join.
     """
     original = tree if tree is not None else parse_one(sql, dialect)
+    original = pin_current_date(original)  # one day for every task of the job
     with deep_recursion(sql):
         return _compile_select(sql, original, catalog, dialect, sizes, broadcast_bytes)
 

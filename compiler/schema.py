@@ -15,12 +15,12 @@ TYPE_ALIASES = {
     "bigint": "bigint", "long": "bigint",
     "double": "double", "float": "double", "decimal": "double", "real": "double",
     "numeric": "double", "double precision": "double",
-    "date": "date", "boolean": "boolean", "bool": "boolean",
+    "date": "date", "boolean": "boolean", "bool": "boolean", "timestamp": "timestamp",
 }
 
 # sqlglot spelling of each type, for qualification and type annotation.
 SQLGLOT_TYPES = {"string": "VARCHAR", "int": "INT", "bigint": "BIGINT", "double": "DOUBLE",
-                 "date": "DATE", "boolean": "BOOLEAN"}
+                 "date": "DATE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 
 NUMERIC = {"int", "bigint", "double"}
 
@@ -57,7 +57,7 @@ def normalize_type(spelling: str) -> str:
     base = spelling.strip().lower().split("(")[0].strip()
     if base not in TYPE_ALIASES:
         raise ValueError(f"unsupported column type {spelling!r} "
-                         f"(use STRING, INT, BIGINT, DOUBLE, DATE or BOOLEAN)")
+                         f"(use STRING, INT, BIGINT, DOUBLE, DATE, TIMESTAMP or BOOLEAN)")
     return TYPE_ALIASES[base]
 
 

@@ -269,8 +269,10 @@ def common_type(a: str | None, b: str | None, sql: str | None = None) -> str | N
         return "double" if "double" in (a, b) else "bigint"
     if {a, b} <= NUMERIC | {"string"}:
         return "double"
-    if {a, b} == {"date", "string"}:
+    if {a, b} in ({"date", "string"}, {"timestamp", "string"}):
         return "string"
+    if {a, b} == {"date", "timestamp"}:
+        return "timestamp"
     raise SqlError(f"cannot join a {a.upper()} key with a {b.upper()} key", sql, None)
 
 

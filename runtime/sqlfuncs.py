@@ -24,6 +24,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
+from runtime.javadate import compile_format
+from runtime.javaregex import RegexError, compile_java, compile_replacement, java_split
+
 NULL_TEXT = "\\N"  # Hive's text NULL marker
 
 
@@ -119,6 +122,44 @@ def parse_date(text: str) -> str:
     return text
 
 
+_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:( )([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"|(T)([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?)?").fullmatch
+
+
+def parse_timestamp(text: str) -> str:
+    """A TIMESTAMP as Hive's Timestamp.valueOf reads it, in its canonical text:
+    characters <= ' ' trimmed, then ``yyyy-MM-dd HH:mm:ss[.f…]`` (1 to 9
+    fraction digits), a date alone (midnight), or the ISO form
+    ``yyyy-MM-ddTHH:mm[:ss[.f…]]``; ASCII digits, a real date and time.
+    Timestamps travel as this text: ``yyyy-MM-dd HH:mm:ss`` and, when not
+    zero, a fraction without trailing zeros (Hive's output form), so that
+    equal timestamps have equal text and texts order as the timestamps do.
+
+    >>> parse_timestamp("2020-02-29 23:59:07.120"), parse_timestamp(" 2020-01-02 ")
+    ('2020-02-29 23:59:07.12', '2020-01-02 00:00:00')
+    >>> parse_timestamp("2020-01-02T03:04"), parse_timestamp("2020-01-02 03:04:05.000000000")
+    ('2020-01-02 03:04:00', '2020-01-02 03:04:05')
+    >>> for t in ("2021-02-29 00:00:00", "2020-01-01 24:00:00", "2020-01-01 1:00:00",
+    ...           "2020-01-01 10:00", "2020-01-01 10:00:00.", "2020-01-01 10:00:00.1234567890", ""):
+    ...     try: parse_timestamp(t)
+    ...     except ValueError: pass
+    ...     else: print("accepted", repr(t))
+    """
+    m = _TIMESTAMP(text.strip(_JAVA_SPACE))
+    if m is None:
+        raise ValueError(f"not a timestamp: {text!r}")
+    y, mo, d, _, h, mi, s, frac, iso, ih, imi, is_, ifrac = m.groups()
+    if iso:
+        h, mi, s, frac = ih, imi, is_ or "00", ifrac
+    elif h is None:
+        h = mi = s = "00"
+    _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))  # a real date and time
+    frac = frac.rstrip("0") if frac else ""
+    return f"{y}-{mo}-{d} {h}:{mi}:{s}" + (f".{frac}" if frac else "")
+
+
 def parse_bool(text: str) -> bool:
     low = text.lower()
     if low == "true":
@@ -133,7 +174,8 @@ def parse_string(text: str) -> str:
 
 
 PARSERS = {"string": parse_string, "int": parse_int, "bigint": parse_bigint,
-           "double": parse_double, "date": parse_date, "boolean": parse_bool}
+           "double": parse_double, "date": parse_date, "boolean": parse_bool,
+           "timestamp": parse_timestamp}
 
 
 def partition_value(text: str | None, typ: str) -> Any:
@@ -371,6 +413,10 @@ def cast(v: Any, to: str) -> Any:
             if isinstance(v, str):
                 return parse_date(v.strip()[:10])
             return None
+        if to == "timestamp":
+            if isinstance(v, str):
+                return parse_timestamp(v)
+            return None
         if to == "boolean":
             if isinstance(v, str):
                 return parse_bool(v.strip())
@@ -433,6 +479,257 @@ def coalesce(*values: Any) -> Any:
         if v is not None:
             return v
     return None
+
+
+# ------------------------------------------------ Hive's date, text and math functions
+# Constant patterns are compiled once, as module constants of the generated
+# code (compile_java, compile_format); these take a pattern only when it is a
+# value, compile it through the same caches, and read an invalid one as NULL.
+
+def date_add(d: str | None, days: int | None) -> str | None:
+    """DATE_ADD of a DATE text; past year 9999 (or before 1) is NULL.
+
+    >>> date_add('2020-02-28', 1), date_add('2021-02-28', 1), date_add('2020-03-01', -1)
+    ('2020-02-29', '2021-03-01', '2020-02-29')
+    """
+    if d is None or days is None:
+        return None
+    try:
+        return (_dt.date.fromisoformat(d) + _dt.timedelta(days=days)).isoformat()
+    except OverflowError:
+        return None
+
+
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]").fullmatch
+
+
+def time_text(v: str | None) -> str | None:
+    """A text as HOUR / MINUTE / SECOND read it: a timestamp, or (as Hive
+    reads it too) a time of day alone, ``HH:mm:ss``, on 1970-01-01.
+
+    >>> time_text('2020-01-02 03:04:05'), time_text(' 12:58:59 '), time_text('24:00:00')
+    ('2020-01-02 03:04:05', '1970-01-01 12:58:59', None)
+    """
+    if v is None:
+        return None
+    try:
+        return parse_timestamp(v)
+    except ValueError:
+        t = v.strip(_JAVA_SPACE)
+        return f"1970-01-01 {t}" if _TIME(t) else None
+
+
+def datediff(a: str | None, b: str | None) -> int | None:
+    """Days from DATE ``b`` to DATE ``a``.
+
+    >>> datediff('2020-03-01', '2020-02-01'), datediff('2019-12-31', '2020-01-01')
+    (29, -1)
+    """
+    if a is None or b is None:
+        return None
+    return (_dt.date.fromisoformat(a) - _dt.date.fromisoformat(b)).days
+
+
+def date_format(ts: str | None, pattern: str | None) -> str | None:
+    if ts is None or pattern is None:
+        return None
+    try:
+        return compile_format(pattern)(ts)
+    except ValueError:
+        return None
+
+
+def _java_rx(pattern: str) -> re.Pattern | None:
+    try:
+        return compile_java(pattern)
+    except RegexError:
+        return None
+
+
+def rx_extract(rx: re.Pattern, s: str, group: int) -> str | None:
+    """Hive's REGEXP_EXTRACT with a compiled pattern: the group of the first
+    match; ``''`` when nothing matches; NULL when the group took no part.
+
+    >>> rx = compile_java('([a-z]+)([0-9]+)?')
+    >>> rx_extract(rx, '12ab', 1), rx_extract(rx, '12', 1), rx_extract(rx, 'ab', 2), rx_extract(rx, 'ab7', 0)
+    ('ab', '', None, 'ab7')
+    """
+    m = rx.search(s)
+    return "" if m is None else m.group(group)
+
+
+def regexp_extract(s: str | None, pattern: str | None, group: int | None = 1) -> str | None:
+    if s is None or pattern is None or group is None:
+        return None
+    rx = _java_rx(pattern)
+    if rx is None or not 0 <= group <= rx.groups:
+        return None
+    return rx_extract(rx, s, group)
+
+
+def regexp_replace(s: str | None, pattern: str | None, replacement: str | None) -> str | None:
+    """Hive's REGEXP_REPLACE: every match replaced (Java's replaceAll).
+
+    >>> regexp_replace('a1b22', '([0-9]+)', '<$1>'), regexp_replace('abc', 'x', 'y')
+    ('a<1>b<22>', 'abc')
+    """
+    if s is None or pattern is None or replacement is None:
+        return None
+    try:
+        rx, template = compile_replacement(pattern, replacement)
+    except RegexError:
+        return None
+    return rx.sub(template, s)
+
+
+def rlike(s: str | None, pattern: str | None) -> bool | None:
+    if s is None or pattern is None:
+        return None
+    rx = _java_rx(pattern)
+    return None if rx is None else rx.search(s) is not None
+
+
+def rx_split_at(rx: re.Pattern, s: str, index: int) -> str | None:
+    """``SPLIT(s, regex)[index]`` with a compiled pattern: 0-based, NULL out of range.
+
+    >>> rx = compile_java(',')
+    >>> rx_split_at(rx, 'a,,b,', 1), rx_split_at(rx, 'a,,b,', 3), rx_split_at(rx, 'a', 1), rx_split_at(rx, 'a', -1)
+    ('', '', None, None)
+    """
+    if index < 0:
+        return None
+    parts = java_split(rx, s)
+    return parts[index] if index < len(parts) else None
+
+
+def split_at(s: str | None, pattern: str | None, index: int | None) -> str | None:
+    if s is None or pattern is None or index is None:
+        return None
+    rx = _java_rx(pattern)
+    return None if rx is None else rx_split_at(rx, s, index)
+
+
+def pad(s: str | None, length: int | None, fill: str | None, left: bool) -> str | None:
+    """Hive's LPAD / RPAD: ``s`` cut or padded to ``length`` characters; NULL for
+    a negative length, or when padding is needed and ``fill`` is empty.
+
+    >>> pad('ab', 5, 'xy', True), pad('ab', 5, 'xy', False), pad('abcdef', 3, 'x', True)
+    ('xyxab', 'abxyx', 'abc')
+    >>> pad('ab', -1, 'x', True), pad('ab', 4, '', True), pad('ab', 2, '', True)
+    (None, None, 'ab')
+    """
+    if s is None or length is None or fill is None or length < 0:
+        return None
+    if length <= len(s):
+        return s[:length]
+    if not fill:
+        return None
+    need = length - len(s)
+    padding = (fill * (need // len(fill) + 1))[:need]
+    return padding + s if left else s + padding
+
+
+def _to_bigint(x: float) -> int:
+    """Java's ``(long)`` of a double: NaN is 0, saturating at the bounds."""
+    if x != x:
+        return 0
+    low, high = INT_RANGE["bigint"]
+    if x >= high:
+        return high
+    if x <= low:
+        return low
+    return int(x)
+
+
+def floor(x: float | int | None) -> int | None:
+    """FLOOR as a BIGINT (Hive: ``(long) Math.floor(x)``).
+
+    >>> floor(-2.5), floor(7), floor(float('nan')), floor(1e300)
+    (-3, 7, 0, 9223372036854775807)
+    """
+    if x is None:
+        return None
+    if isinstance(x, int):
+        return x
+    return _to_bigint(math.floor(x)) if math.isfinite(x) else _to_bigint(x)
+
+
+def ceil(x: float | int | None) -> int | None:
+    """CEIL as a BIGINT.
+
+    >>> ceil(-2.5), ceil(2.1), ceil(float('-inf'))
+    (-2, 3, -9223372036854775808)
+    """
+    if x is None:
+        return None
+    if isinstance(x, int):
+        return x
+    return _to_bigint(math.ceil(x)) if math.isfinite(x) else _to_bigint(x)
+
+
+def power(x: float | int | None, y: float | int | None) -> float | None:
+    """Java's Math.pow: overflow is infinite, a negative base with a fractional
+    exponent is NaN, zero to a negative power is infinite.
+
+    >>> power(2, 10), power(-8, 1/3), power(0, -1), power(-0.0, -1), power(10, 400), power(-10, 401)
+    (1024.0, nan, inf, -inf, inf, -inf)
+    """
+    if x is None or y is None:
+        return None
+    x, y = float(x), float(y)
+    odd = y.is_integer() and abs(y) < 2**53 and int(y) % 2 == 1
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        return -math.inf if x < 0 and odd else math.inf
+    except ValueError:
+        if x == 0:
+            return -math.inf if math.copysign(1, x) < 0 and odd else math.inf
+        return math.nan
+
+
+def sqrt(x: float | int | None) -> float | None:
+    """SQRT; NULL for a negative number (Hive).
+
+    >>> sqrt(16), sqrt(-1), sqrt(0)
+    (4.0, None, 0.0)
+    """
+    if x is None or x < 0:
+        return None
+    return math.sqrt(x)
+
+
+def ln(x: float | int | None) -> float | None:
+    """LN; NULL for zero or a negative number (Hive).
+
+    >>> ln(1), ln(0), ln(-2)
+    (0.0, None, None)
+    """
+    if x is None or x <= 0:
+        return None
+    return math.log(x)
+
+
+def log10(x: float | int | None) -> float | None:
+    """LOG10; NULL for zero or a negative number (Hive).
+
+    >>> log10(1000), log10(0)
+    (3.0, None)
+    """
+    if x is None or x <= 0:
+        return None
+    return math.log10(x)
+
+
+def log(base: float | int | None, x: float | int | None) -> float | None:
+    """LOG(base, x): NULL when ``x <= 0`` or ``base <= 1`` (Hive's UDFLog).
+
+    >>> log(2, 8), log(1, 8), log(2, 0)
+    (3.0, None, None)
+    """
+    if base is None or x is None or x <= 0 or base <= 1:
+        return None
+    return math.log(x) / math.log(base)
 
 
 # ------------------------------------------------------------------- ordering

@@ -17,7 +17,12 @@ import string
 from pathlib import Path
 
 DUCK_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
-              "date": "DATE", "boolean": "BOOLEAN"}
+              "date": "DATE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
+
+# Hive's TIMESTAMP text (runtime.sqlfuncs.parse_timestamp); DuckDB's cast reads
+# more (a time without seconds, a zone), so its view casts only what Hive reads.
+HIVE_TIMESTAMP = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+                  r"|T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?")
 
 UV_COLUMNS = [("sourceIP", "string"), ("destURL", "string"), ("visitDate", "date"),
               ("adRevenue", "double"), ("userAgent", "string"), ("countryCode", "string"),
@@ -90,11 +95,27 @@ class Tables:
 
 
 def typed_columns(columns: list[tuple[str, str]]) -> str:
-    return ", ".join(f"TRY_CAST({n} AS {DUCK_TYPES[t]}) AS {n}" if t != "string" else n
-                     for n, t in columns)
+    return ", ".join(_typed(n, t) for n, t in columns)
+
+
+def _typed(n: str, t: str) -> str:
+    if t == "string":
+        return n
+    if t == "timestamp":
+        return (f"CASE WHEN regexp_full_match(trim({n}), '{HIVE_TIMESTAMP}') "
+                f"THEN TRY_CAST(trim({n}) AS TIMESTAMP) END AS {n}")
+    return f"TRY_CAST({n} AS {DUCK_TYPES[t]}) AS {n}"
+
+
+def hive_timestamp_text(v: dt.datetime) -> str:
+    """A timestamp as Hive prints it: no fraction when zero, else no trailing zeros."""
+    text = f"{v.year:04d}-{v:%m-%d %H:%M:%S}"
+    return text + (f".{v.microsecond:06d}".rstrip("0") if v.microsecond else "")
 
 
 def _norm(v):
+    if isinstance(v, dt.datetime):
+        return hive_timestamp_text(v)
     if isinstance(v, dt.date):
         return v.isoformat()
     if hasattr(v, "as_integer_ratio") and not isinstance(v, (int, float)):

@@ -15,7 +15,12 @@ DOUBLE truncates (``TRUNC``); ``/`` and ``%`` by zero are NULL (``NULLIF``);
 ``ROUND`` is HALF_UP on the decimal value; ``SUBSTR`` is Hive's (the
 ``hsubstr`` macros); a STRING compared with a number is read as a DOUBLE;
 ascending order puts NULLs first and descending order last; a decimal
-literal is a DOUBLE.  Every ORDER BY ends with every output column, so the
+literal is a DOUBLE.  Hive's functions (REGEXP_*, SPLIT, LPAD, DATE_ADD,
+FLOOR, SQRT, GREATEST, …) are spelt with their DuckDB equivalents, NULL
+where Hive's answer is NULL (``SQRT`` of a negative number, ``GREATEST``
+with a NULL argument), on patterns and values where the two agree exactly;
+they come from a stream of their own (see :meth:`Gen.extra`), so a seed that
+draws none is the query it was before they existed.  Every ORDER BY ends with every output column, so the
 expected order is total and LIMIT takes the same rows from both engines.
 
 Fixtures (``GEN_TABLES``) hold the values where engines go wrong: NULLs
@@ -208,6 +213,28 @@ class Scope:
 
 NODE_BUDGET = 120   # expression nodes per query before the rest are leaves
 
+EXTRA_P = 0.06      # chance that an expression becomes one of Hive's functions (Gen.extra)
+RLIKE_PATTERNS = ("[aeiou]", "[0-9]", "a|b", "[%_]", "^[a-k]", "[A-Z]", " ", "l+", "^$", "e.a")
+EXTRACTS = (("([a-z]+)", 1), ("([a-z])([a-z]*)", 2), ("[0-9]+", 0), ("([A-Za-z]+)[^a-z]*", 1))
+REPLACES = (("[aeiou]", "#"), ("[0-9]+", "N"), ("a|b", ""), ("([a-z])([a-z])", "$2$1"), (" ", "_"))
+SPLITS = (",", " ", "a", "[0-9]", "%", "[ _]", "l+")
+DATE_FORMATS = (("yyyy-MM-dd", "%Y-%m-%d"), ("MM/dd/yyyy", "%m/%d/%Y"), ("yyyyMMdd", "%Y%m%d"),
+                ("MMM d yyyy", "%b %-d %Y"), ("EEE", "%a"), ("D", "%-j"), ("yy", "%y"),
+                ("EEEE MMMM", "%A %B"))
+
+
+def _with_extras(kind: str):
+    """Generate as before, then (on the extras' own stream) perhaps replace
+    the result by one of Hive's functions of the same type."""
+    def wrap(fn):
+        def gen(self, scope, *args):
+            out = fn(self, scope, *args)
+            extra = self.extra(scope, kind if kind != "num" else out.t, args[-1])
+            return out if extra is None else extra
+        gen.__doc__ = fn.__doc__
+        return gen
+    return wrap
+
 
 class Gen:
     """Random expressions and queries; all choices come from ``self.r``."""
@@ -220,6 +247,7 @@ class Gen:
         self.stress = stress
         self._scope: Scope | None = None
         self.r = random.Random(seed * 7919 + 17)
+        self.r_extra = random.Random(seed * 6151 + 29)  # Hive's functions (extra)
         self.nodes = 0
 
     # ------------------------------------------------------------ helpers
@@ -288,6 +316,7 @@ class Gen:
         q, c = self.pick(cs)
         return scope.ref(q, c)
 
+    @_with_extras("num")
     def num(self, scope: Scope, t: str, depth: int) -> E:
         depth = self.spend(depth)
         r = self.r
@@ -396,6 +425,7 @@ class Gen:
         d = "CASE " + " ".join(f"WHEN {p.d} THEN {v.d}" for p, v in whens) + (f" ELSE {els.d}" if els else "") + " END"
         return E(h, d, typ)
 
+    @_with_extras("string")
     def text(self, scope: Scope, depth: int) -> E:
         depth = self.spend(depth)
         r = self.r
@@ -445,6 +475,7 @@ class Gen:
             return E(f"IF({p.h}, {a.h}, {b.h})", f"(CASE WHEN {p.d} THEN {a.d} ELSE {b.d} END)", "string")
         return col if col is not None else self.literal_for(None, "string")
 
+    @_with_extras("date")
     def date(self, scope: Scope, depth: int) -> E:
         depth = self.spend(depth)
         r = self.r
@@ -460,6 +491,106 @@ class Gen:
         if k == 1:
             return self.case(scope, "date", depth, lambda: self.date(scope, depth - 1))
         return col if col is not None else self.literal_for(None, "date")
+
+    # ------------------------------------------------- Hive's functions
+    def extra(self, scope: Scope, t: str, depth: int) -> E | None:
+        """Now and then (:data:`EXTRA_P`), one of Hive's functions of type ``t``.
+        It is drawn from ``r_extra`` and does not count against the node
+        budget, so the main stream, and the rest of the query, is unchanged."""
+        if depth <= 0 or self.r_extra.random() >= EXTRA_P:
+            return None
+        saved = self.r, self.nodes
+        self.r = self.r_extra
+        try:
+            return self._extra(scope, t, depth - 1)
+        finally:
+            self.r, self.nodes = saved
+
+    def _extra(self, scope: Scope, t: str, depth: int) -> E:
+        r = self.r
+        if t == "int":
+            k = r.randrange(6)
+            if k == 0:
+                a = self.num(scope, "double", depth)
+                fn = self.pick(("FLOOR", "CEIL"))
+                return E(f"{fn}({a.h})", f"CAST({fn}({a.d}) AS BIGINT)", "int")
+            if k == 1:
+                a = as_text(self.text(scope, depth))
+                lit = self.pick(("a", "l", "", " ", "%", "b"))
+                return E(f"INSTR({a.h}, '{lit}')", f"INSTR({a.d}, '{lit}')", "int")
+            if k == 2:
+                a = self.date(scope, depth)
+                fn = self.pick(("YEAR", "MONTH", "DAY"))
+                return E(f"{fn}({a.h})", f"{fn}({a.d})", "int")
+            if k == 3:
+                a, b = self.date(scope, depth), self.date(scope, depth)
+                return E(f"DATEDIFF({a.h}, {b.h})", f"DATE_DIFF('day', {b.d}, {a.d})", "int")
+            if k == 4:
+                parts = [self.num(scope, "int", depth) for _ in range(r.randint(2, 3))]
+                fn = self.pick(("GREATEST", "LEAST"))
+                # Hive's is NULL when an argument is; DuckDB's skips NULLs
+                nulls = " OR ".join(f"{p.d} IS NULL" for p in parts)
+                return E(f"{fn}({', '.join(p.h for p in parts)})",
+                         f"(CASE WHEN {nulls} THEN NULL ELSE {fn}({', '.join(p.d for p in parts)}) END)",
+                         "int")
+            a, b = self.num(scope, "int", depth), self.num(scope, "int", depth)
+            return E(f"NVL({a.h}, {b.h})", f"COALESCE({a.d}, {b.d})", "int")
+        if t == "double":
+            a = self.num(scope, self.pick(("int", "double")), depth)
+            k = r.randrange(4)
+            if k == 0:
+                n = self.pick((0, 1, 2, 3))
+                return E(f"POWER({a.h}, {n})", f"POWER({a.d}, {n})", "double")
+            # Hive: NULL where DuckDB gives NaN or -inf
+            fn, test = (("SQRT", ">= 0"), ("LN", "> 0"), ("LOG10", "> 0"))[k - 1]
+            return E(f"{fn}({a.h})", f"(CASE WHEN {a.d} {test} THEN {fn}({a.d}) END)", "double")
+        if t == "string":
+            k = r.randrange(7)
+            a = as_text(self.text(scope, depth))
+            if k == 0:
+                pat, g = self.pick(EXTRACTS)
+                return E(f"REGEXP_EXTRACT({a.h}, '{pat}', {g})", f"REGEXP_EXTRACT({a.d}, '{pat}', {g})",
+                         "string")
+            if k == 1:
+                pat, rep = self.pick(REPLACES)
+                drep = re.sub(r"\$(\d)", r"\\\1", rep)  # Java's $1 is RE2's \1
+                return E(f"REGEXP_REPLACE({a.h}, '{pat}', '{rep}')",
+                         f"REGEXP_REPLACE({a.d}, '{pat}', '{drep}', 'g')", "string")
+            if k == 2:
+                sep = self.pick(SPLITS)
+                i = self.pick((0, 0, 1, 2, 3))
+                return E(f"SPLIT({a.h}, '{sep}')[{i}]", f"STRING_SPLIT_REGEX({a.d}, '{sep}')[{i + 1}]",
+                         "string")
+            if k == 3:
+                fn = self.pick(("LPAD", "RPAD"))
+                n, fill = self.pick((0, 1, 3, 5, 8)), self.pick(("*", "ab", "0"))
+                return E(f"{fn}({a.h}, {n}, '{fill}')", f"{fn}({a.d}, {n}, '{fill}')", "string")
+            if k == 4:
+                old, new = self.pick((("a", "A"), ("l", ""), (" ", "--"), ("%", "pct"), ("ab", "x")))
+                return E(f"REPLACE({a.h}, '{old}', '{new}')", f"REPLACE({a.d}, '{old}', '{new}')",
+                         "string")
+            if k == 5:
+                d = self.date(scope, depth)
+                java, c = self.pick(DATE_FORMATS)
+                return E(f"DATE_FORMAT({d.h}, '{java}')", f"STRFTIME({d.d}, '{c}')", "string")
+            b = as_text(self.text(scope, depth))
+            return E(f"NVL({a.h}, {b.h})", f"COALESCE({a.d}, {b.d})", "string")
+        if t == "date":
+            a = self.date(scope, depth)
+            k = r.randrange(3)
+            if k == 2:
+                return E(f"TO_DATE({a.h})", a.d, "date")
+            n = self.num(scope, "int", 0) if r.random() < 0.3 else lit_int(r.randint(-400, 400))
+            fn, op = (("DATE_ADD", "+"), ("DATE_SUB", "-"))[k]
+            return E(f"{fn}({a.h}, {n.h})", f"({a.d} {op} {n.d})", "date")
+        if t == "bool":
+            a = as_text(self.text(scope, depth))
+            pat = self.pick(RLIKE_PATTERNS)
+            kw = self.pick(("RLIKE", "REGEXP"))
+            if r.random() < 0.25:
+                return E(f"(NOT {a.h} {kw} '{pat}')", f"(NOT REGEXP_MATCHES({a.d}, '{pat}'))", "bool")
+            return E(f"({a.h} {kw} '{pat}')", f"REGEXP_MATCHES({a.d}, '{pat}')", "bool")
+        raise ValueError(t)
 
     # ----------------------------------------------------------- predicates
     def operand_pair(self, scope: Scope, depth: int) -> tuple[E, E, Col | None]:
@@ -477,6 +608,7 @@ class Gen:
             b = self.expr(scope, "num" if a.numeric else a.t, depth)
         return a, b, c
 
+    @_with_extras("bool")
     def pred(self, scope: Scope, depth: int) -> E:
         depth = self.spend(depth)
         r = self.r

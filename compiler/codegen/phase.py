@@ -29,7 +29,7 @@ def coerce(c: Code, to: str | None) -> Code:
         if not c.nullable:
             return Code(f"float({c.code})", "double", False)
         return Code(f"F.cast({c.code}, 'double')", "double", True)
-    if to == "string" and c.type == "date":
+    if to == "string" and c.type in ("date", "timestamp"):
         return c
     return Code(f"F.cast({c.code}, {to!r})", to, True)
 

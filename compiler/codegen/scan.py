@@ -31,7 +31,8 @@ from compiler.codegen.source import Src
 
 # the fast path's conversion of a field's text, by column type
 PARSE = {"string": "{}", "int": "int({})", "bigint": "int({})", "double": "float({})",
-         "date": "(_dok({0}) or _date({0}))", "boolean": "_bool({})"}
+         "date": "(_dok({0}) or _date({0}))", "boolean": "_bool({})",
+         "timestamp": "F.parse_timestamp({})"}
 
 # per-row code of a scan: (environment of the row's columns, fast path) -> None
 RowCode = Callable[[dict[str, Var], bool], None]

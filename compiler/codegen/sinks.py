@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from compiler.codegen.phase import PhaseGen
 
 # the key a preserved row with a NULL join key is shuffled under (it matches nothing)
-_SENTINEL = {"string": "''", "date": "''", "int": "0", "bigint": "0", "double": "0.0",
+_SENTINEL = {"string": "''", "date": "''", "timestamp": "''", "int": "0", "bigint": "0", "double": "0.0",
              "boolean": "False", None: "''"}
 
 
