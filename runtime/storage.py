@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -81,6 +82,8 @@ def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[
     answer from part of its input.  ``stamps`` (when given) gets each file's
     version as planned, :func:`stamp` of it, to check before reading.
     """
+    if has_glob(uri):
+        return list_glob(uri, stamps)
     if is_s3(uri):
         return _s3().list_files(uri, stamps)
     path = to_path(uri)
@@ -95,6 +98,133 @@ def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[
         _add_file(path, st, out, stamps)
     out.sort()
     return out
+
+
+GLOB_CHARS = "*?["
+
+
+def has_glob(uri: str) -> bool:
+    """Whether a location is a glob pattern (``*``, ``?``, ``[…]``).
+
+    >>> has_glob("s3://b/logs/*.csv"), has_glob("/data/x.csv")
+    (True, False)
+    """
+    return any(c in uri for c in GLOB_CHARS)
+
+
+def split_glob(uri: str) -> tuple[str, str]:
+    """``(folder, pattern)``: the folder before the first glob character and
+    the pattern relative to it.
+
+    >>> split_glob("s3://b/logs/2024-*/*.csv"), split_glob("file:///d/*.json")
+    (('s3://b/logs', '2024-*/*.csv'), ('file:///d', '*.json'))
+    """
+    first = min(uri.index(c) for c in GLOB_CHARS if c in uri)
+    cut = uri.rfind("/", 0, first)
+    return uri[:cut], uri[cut + 1:]
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """A glob as DuckDB and the shell read it, over ``/``-separated relative
+    paths: ``*`` and ``?`` stay within a folder name, ``[…]`` is a class,
+    ``**`` is any number of folders.  A file inside a matched folder matches.
+
+    >>> r = glob_regex("2024-*/**/*.csv")
+    >>> [bool(r.fullmatch(p)) for p in ("2024-01/a.csv", "2024-01/x/y/a.csv", "2023-01/a.csv", "2024-01/a.json")]
+    [True, True, False, False]
+    >>> bool(glob_regex("day=[0-9]").fullmatch("day=7/part-0")), bool(glob_regex("*.csv").fullmatch("x/a.csv"))
+    (True, False)
+    """
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:end]
+                body = "^" + body[1:] if body[:1] == "!" else body
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + "(?:/.*)?", re.S)
+
+
+def list_glob(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[str, int]]:
+    """The data files a glob location matches (a matched folder: every data
+    file in it), sorted; FileNotFoundError when it matches none.  Locally only
+    the folders the pattern can reach are listed."""
+    folder, pattern = split_glob(uri)
+    regex = glob_regex(pattern)
+    if is_s3(uri):
+        try:
+            listed = _s3().list_files(folder + "/", stamps)
+        except FileNotFoundError:
+            listed = []
+        out = [(u, n) for u, n in listed if regex.fullmatch(u[len(folder) + 1:])]
+    else:
+        out = []
+        base = to_path(folder) or "/"
+        seen: set[str] = set()
+        for rel in _glob_local(base, pattern.split("/")):
+            full = os.path.join(base, rel)
+            if full not in seen:
+                seen.add(full)
+                out.extend(list_files(full, stamps))
+        out = sorted(set(out))
+    if not out:
+        raise FileNotFoundError(f"no file matches {uri}")
+    return out
+
+
+def _glob_local(folder: str, parts: list[str]) -> Iterator[str]:
+    """Relative paths under ``folder`` matching the glob ``parts`` (one per
+    folder level); hidden names (``_``, ``.``) only when a part spells them."""
+    head, rest = parts[0], parts[1:]
+    if not os.path.isdir(folder):
+        return
+    if head == "**":
+        if rest:
+            yield from _glob_local(folder, rest)
+        for name in _names(folder):
+            if not name.startswith(("_", ".")) and os.path.isdir(os.path.join(folder, name)):
+                for rel in _glob_local(os.path.join(folder, name), parts):
+                    yield name + "/" + rel
+        return
+    one = glob_regex(head)
+    for name in _names(folder):
+        if name.startswith(("_", ".")) and not head.startswith(name[0]):
+            continue
+        if not one.fullmatch(name) or "/" in name:
+            continue
+        if not rest:
+            yield name
+        else:
+            for rel in _glob_local(os.path.join(folder, name), rest):
+                yield name + "/" + rel
+
+
+def _names(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it)
+    except OSError as e:
+        raise InputError(f"cannot list folder {folder}: {e.strerror}") from None
 
 
 def _location_error(path: str, e: OSError) -> Exception:
