@@ -217,7 +217,7 @@ def _options(func: str, args: list[exp.Expression], sql: str, allowed: tuple[str
 def _place(arg: exp.Expression, sql: str, after: int | None) -> None:
     """Give an option the position of its name in the text (sqlglot keeps
     none for ``name => value``), for the caret of an error about it."""
-    if _start(arg) is not None or after is None or not isinstance(
+    if "start" in arg.meta or after is None or not isinstance(
             getattr(arg, "this", None), exp.Expression):
         return
     m = re.compile(r"\b" + re.escape(arg.this.name) + r"\s*=", re.I).search(sql, after)

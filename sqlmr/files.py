@@ -1,0 +1,203 @@
+"""Tables inferred from files: what a file in FROM (``'data/*.csv'``,
+``read_csv(…)``, ``read_json(…)``) or a ``CREATE EXTERNAL TABLE`` without
+columns reads.
+
+The files are listed (a path, folder or glob; local, ``file://`` or
+``s3://``), the first one sampled (its first :data:`sqlmr.infer.SAMPLE_BYTES`,
+decompressed when ``.gz``), and :mod:`sqlmr.infer` decides the columns and
+the format: ``.csv`` / ``.tsv`` files (and ``read_csv``) are CSV with a
+sniffed delimiter and header; ``.json`` / ``.jsonl`` / ``.ndjson`` (and
+``read_json``) JSON lines; any other file is JSON when it starts with ``{``,
+CSV when it has a header or quotes, else Hive delimited text.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from compiler.errors import SqlError
+from compiler.schema import Column, Format, Table
+from compiler.sources import FileSource, bind_sources, kind_of_name
+from runtime import storage
+from sqlmr import infer
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What the user fixed; None: sniffed from the sample."""
+
+    kind: str | None = None          # csv | json | text
+    header: bool | None = None
+    delimiter: str | None = None
+    quote: str | None = None
+    escape: str | None = None
+    null: str | None = None
+    columns: tuple[Column, ...] | None = None
+
+    @classmethod
+    def of(cls, src: FileSource) -> "Hints":
+        kind = None if src.reader == "auto" else src.reader
+        return cls(kind or kind_of_name(src.path), src.header, src.delimiter, src.quote,
+                   src.escape, src.null, src.columns)
+
+
+def read_sample(uri: str, size: int) -> tuple[bytes, bool]:
+    """``(bytes, whole)``: the start of a file (decompressed when it ends in
+    ``.gz``) and whether that is all of it."""
+    if uri.lower().endswith(".gz"):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = bytearray()
+        for chunk in storage.iter_range(uri, 0, None, 1 << 16):
+            out += d.decompress(chunk, infer.SAMPLE_BYTES - len(out))
+            if len(out) >= infer.SAMPLE_BYTES:
+                return bytes(out), False
+            if d.eof:
+                break
+        return bytes(out), True
+    data = storage.read_range(uri, 0, min(size, infer.SAMPLE_BYTES))
+    return data, size <= infer.SAMPLE_BYTES
+
+
+def list_location(uri: str, shown: str) -> list[tuple[str, int]]:
+    """The data files at a location, or a ValueError saying why there are none."""
+    try:
+        files = storage.list_files(uri)
+    except FileNotFoundError:
+        if storage.has_glob(uri):
+            raise ValueError(f"no file matches {shown}") from None
+        raise ValueError(f"no such file or folder: {shown}") from None
+    except storage.InputError as e:
+        raise ValueError(str(e)) from None
+    except OSError as e:  # an S3 listing
+        raise ValueError(f"cannot list {shown}: {e.strerror or e}") from None
+    if not files:
+        raise ValueError(f"{shown} holds no data file (names starting with _ or . are skipped)")
+    return files
+
+
+def infer_table(name: str, uri: str, hints: Hints, shown: str | None = None) -> Table:
+    """The table over the files at ``uri`` (see the module doc); a ValueError
+    says why it cannot be inferred (no file, unreadable sample, not the format)."""
+    shown = shown or uri
+    files = list_location(uri, shown)
+    # the first file that holds anything (an empty part file says nothing)
+    first, size = next(((u, n) for u, n in files if n > 0), files[0])
+    if size == 0:
+        raise ValueError(f"cannot infer columns: {shown} holds only empty files")
+    try:
+        sample, whole = read_sample(first, size)
+    except (OSError, EOFError, zlib.error, storage.InputError) as e:
+        raise ValueError(f"cannot read a sample of {first}: "
+                         f"{getattr(e, 'strerror', None) or e}") from None
+    kind = hints.kind or kind_of_name(first)
+    try:
+        return _infer(name, uri, hints, kind, sample, whole)
+    except infer.SampleError as e:
+        what = {"csv": "CSV", "json": "JSON lines"}.get(kind or "", "text")
+        raise ValueError(f"cannot infer columns of {first} as {what}: {e}") from None
+
+
+def _infer(name: str, uri: str, hints: Hints, kind: str | None, sample: bytes,
+           whole: bool) -> Table:
+    if kind is None:
+        kind = "json" if infer.looks_like_json(sample) else None
+    if kind == "json":
+        columns = list(hints.columns) if hints.columns else infer.infer_json(sample, whole)
+        return Table(name, columns, uri, format=Format("json"))
+    quote = '"' if hints.quote is None else hints.quote
+    if hints.columns:  # DuckDB: given columns turn sniffing off; no header unless said
+        text = infer.complete_lines(sample, whole)
+        delim = hints.delimiter or infer.sniff_delimiter(text, quote or None)
+        header = bool(hints.header)
+        fmt = Format("csv", header_lines=int(header), quote=quote, escape=hints.escape,
+                     null="" if hints.null is None else hints.null)
+        return Table(name, list(hints.columns), uri, delim, format=fmt)
+    columns, fmt, delim = infer.infer_csv(sample, whole, hints.delimiter, hints.header,
+                                          quote, hints.escape)
+    if hints.null is not None:
+        fmt = Format(fmt.kind, fmt.header_lines, fmt.quote, fmt.escape, hints.null)
+    if kind is None and hints.header is None:
+        # a file of unknown kind is CSV only when it shows it (a header a type
+        # proves, or quotes); else Hive's delimited text, as sqlmr's own tables
+        text = infer.complete_lines(sample, whole)
+        proven = fmt.header_lines and not all(c.type == "string" for c in
+                                              infer.infer_csv(sample, whole, delim, False,
+                                                              quote)[0])
+        if not proven and not infer.looks_quoted(text, quote or '"'):
+            columns, delim = infer.infer_text(sample, whole, delim)
+            return Table(name, columns, uri, delim)
+        if not proven:
+            columns, fmt, delim = infer.infer_csv(sample, whole, delim, False, quote,
+                                                  hints.escape)
+    return Table(name, columns, uri, delim, format=fmt)
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def source_name(src: FileSource) -> str:
+    """The table name a file source is known by in messages and EXPLAIN: its
+    path, or its call as written; never a catalogued table's name (those are
+    identifiers).
+
+    >>> source_name(FileSource("auto", "data/x.csv", "x", "'data/x.csv'"))
+    'data/x.csv'
+    >>> source_name(FileSource("auto", "logs", "logs", "'logs'"))
+    './logs'
+    """
+    if src.reader != "auto":
+        return src.spelling
+    return "./" + src.path if _IDENT.fullmatch(src.path) else src.path
+
+
+def bind_files(tree: exp.Expression, sql: str, catalog_names: set[str],
+               base_dir: str | None = None) -> dict[str, Table]:
+    """Infer a table for every file source of ``tree`` and point the query at
+    it (see :func:`compiler.sources.bind_sources`); errors point at the source."""
+    from sqlmr.catalog import resolve_location
+    made: dict[str, Table] = {}
+
+    def bind(src: FileSource) -> Table:
+        if src.spelling in made:
+            return made[src.spelling]
+        name = source_name(src)
+        taken = {t.name.lower() for t in made.values()} | catalog_names
+        base, k = name, 1
+        while name.lower() in taken:  # 'A.csv' and 'a.csv' are two files
+            k += 1
+            name = f"{base} ({k})"
+        try:
+            uri = resolve_location(src.path, base_dir)
+            made[src.spelling] = infer_table(name, uri, Hints.of(src), src.path)
+        except ValueError as e:
+            raise SqlError(str(e), sql, src.offset) from None
+        return made[src.spelling]
+
+    return bind_sources(tree, sql, lambda n: n.lower() in catalog_names, bind)
+
+
+def create_table_ddl(table: Table) -> str:
+    """``CREATE EXTERNAL TABLE`` text that registers ``table`` as it is.
+
+    >>> t = Table("rk", [Column("pageURL", "string"), Column("pageRank", "int")], "file:///d/rk", "|")
+    >>> print(create_table_ddl(t))
+    CREATE EXTERNAL TABLE rk (pageURL STRING, pageRank INT)
+    ROW FORMAT DELIMITED FIELDS TERMINATED BY '|'
+    LOCATION 'file:///d/rk';
+    """
+    cols = ", ".join(f"{c.name} {c.type.upper()}" for c in table.columns)
+    delim = {"\t": "\\t", "'": "\\'"}.get(table.delimiter, table.delimiter)
+    lines = [f"CREATE EXTERNAL TABLE {table.name} ({cols})",
+             f"ROW FORMAT DELIMITED FIELDS TERMINATED BY '{delim}'"]
+    fmt = table.format
+    if fmt.kind != "text":
+        lines.append(f"STORED AS {fmt.kind.upper()}")
+    if fmt.header_lines:
+        lines.append(f"TBLPROPERTIES ('skip.header.line.count'='{fmt.header_lines}')")
+    location = table.location.replace("'", "\\'")
+    lines.append(f"LOCATION '{location}';")
+    return "\n".join(lines)
