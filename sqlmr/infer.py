@@ -3,10 +3,10 @@
 Used for files named straight in FROM (``FROM 'data/*.csv'``, ``read_csv(…)``,
 ``read_json(…)``) and for ``CREATE EXTERNAL TABLE`` without a column list.
 The sample decides: a column's type is the narrowest of BOOLEAN, BIGINT,
-DOUBLE, DATE, STRING that every non-empty sample value has; a value of a later
-row that is not of that type reads as NULL (counted as malformed), as Hive
-reads a field that does not parse.  Timestamps are STRING (sqlmr has no
-TIMESTAMP type).
+DOUBLE, DATE, TIMESTAMP, STRING that every non-empty sample value has; a value
+of a later row that is not of that type reads as NULL (counted as malformed),
+as Hive reads a field that does not parse.  Timestamps (``yyyy-MM-dd
+HH:mm:ss[.f]``) are TIMESTAMP where sqlmr has that type, else STRING.
 
 CSV is sniffed as DuckDB's ``read_csv`` does: the delimiter among ``,`` ``|``
 tab ``;`` that cuts the sample into the most consistent rows; a header when
@@ -29,14 +29,20 @@ import re
 from collections import Counter
 from typing import Iterable, Sequence
 
-from compiler.schema import Column, Format
+from compiler.schema import SQLGLOT_TYPES, Column, Format
+from runtime import sqlfuncs
 from runtime.sqlfuncs import parse_date
 from sqlmr.writers import unique_names
+
+# TIMESTAMP is inferred where sqlmr has the type and its parser; elsewhere a
+# timestamp is STRING
+_parse_timestamp = (getattr(sqlfuncs, "parse_timestamp", None)
+                    if "timestamp" in SQLGLOT_TYPES else None)
 
 SAMPLE_BYTES = 1 << 20     # read at most this much of the first file(s)
 SAMPLE_RECORDS = 5000      # and infer from at most this many records
 DELIMITERS = (",", "|", "\t", ";")
-TYPE_ORDER = ("boolean", "bigint", "double", "date", "string")  # narrowest first
+TYPE_ORDER = ("boolean", "bigint", "double", "date", "timestamp", "string")  # narrowest first
 
 _BIGINT = re.compile(r"[+-]?[0-9]+").fullmatch
 # a decimal number as both DuckDB and Java's Double.parseDouble read it (not
@@ -64,7 +70,14 @@ def value_type(text: str) -> str:
         parse_date(text)
         return "date"
     except ValueError:
-        return "string"
+        pass
+    if _parse_timestamp is not None and len(text) > 10 and text == text.strip():
+        try:
+            _parse_timestamp(text)
+            return "timestamp"
+        except ValueError:
+            pass
+    return "string"
 
 
 def fits(text: str, typ: str) -> bool:
@@ -74,7 +87,7 @@ def fits(text: str, typ: str) -> bool:
     (True, False, True)
     """
     have = value_type(text)
-    return have == typ or typ == "string" or (have == "bigint" and typ == "double")
+    return have == typ or typ == "string" or merge_types(have, typ) == typ
 
 
 def merge_types(a: str | None, b: str) -> str:
@@ -87,6 +100,8 @@ def merge_types(a: str | None, b: str) -> str:
         return b
     if {a, b} == {"bigint", "double"}:
         return "double"
+    if {a, b} == {"date", "timestamp"}:  # a date is its midnight
+        return "timestamp"
     return "string"
 
 
@@ -234,7 +249,8 @@ def _json_type(value: object) -> str | None:
     if isinstance(value, float):
         return "double"
     if isinstance(value, str):
-        return "date" if value_type(value) == "date" else "string"
+        typ = value_type(value)
+        return typ if typ in ("date", "timestamp") else "string"
     return "string"  # an object or array reads as its JSON text
 
 
