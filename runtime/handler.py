@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from runtime import codecache, events, shuffle, storage
+from runtime import codecache, events, formats, shuffle, storage
 from runtime.inputs import BLOCK_BYTES, SplitReader
 
 
@@ -41,11 +41,13 @@ class TaskContext:
         self.sample: list = []                # rows sampled for a range-partitioned sort
 
     # ----------------------------------------------------------------- input
-    def blocks(self) -> Iterator[list[str]]:
-        """Blocks of text lines of every split of this map task."""
+    def blocks(self, fmt: dict | None = None) -> Iterator[list]:
+        """Blocks of records of every split of this map task: text lines, or
+        for ``fmt`` (a table's format, see :mod:`runtime.formats`) of kind
+        csv or json, lists of fields."""
         block_bytes = self.params.get("block_bytes") or BLOCK_BYTES
         for split in self.event["input"]["splits"]:
-            reader = SplitReader.of_split(split, block_bytes)
+            reader = formats.reader_of(split, fmt, block_bytes, self.bad)
             self.reader = reader
             try:
                 yield from reader
@@ -94,14 +96,19 @@ class TaskContext:
         return shuffle.merge_batches(runs, key)
 
     # ----------------------------------------------------- broadcast inputs
-    def side_blocks(self, name: str) -> Iterator[list[str]]:
-        """Blocks of text lines of a broadcast (small) table named in the event."""
+    def side_blocks(self, name: str, fmt: dict | None = None,
+                    bad=None) -> Iterator[list]:
+        """Blocks of records of a broadcast (small) table named in the event
+        (as :meth:`blocks`; ``bad`` is told of a JSON line that is no object)."""
+        main = self.reader
         for split in self.params["broadcast"][name]["splits"]:
-            reader = SplitReader.of_split(split)
+            reader = formats.reader_of(split, fmt, BLOCK_BYTES, bad)
+            self.reader = reader   # strict mode names the broadcast file
             try:
                 yield from reader
             finally:
                 self._count("broadcast_bytes_in", reader.bytes_read)
+                self.reader = main
 
     def side_batches(self, name: str) -> Iterator[list]:
         """Record batches of a broadcast input that an earlier stage wrote."""
@@ -125,16 +132,20 @@ class TaskContext:
         return self._writer
 
     # ------------------------------------------------------------ bad input
-    def bad(self, line: str, why: str = "malformed row") -> None:
-        """Count a malformed row; in strict mode fail naming file and byte offset."""
+    def bad(self, line, why: str = "malformed row") -> None:
+        """Count a malformed row (a text line, or a record of the reader's
+        current block); in strict mode fail naming file and byte offset."""
         self.malformed += 1
-        if not self.malformed_sample:
-            self.malformed_sample = line[:200]
+        reader = self.reader
+        if not self.malformed_sample or self.strict:
+            text = line if isinstance(line, str) or reader is None else reader.text_of(line)
+            if not self.malformed_sample:
+                self.malformed_sample = text[:200]
         if self.strict:
             where = ""
-            if self.reader is not None:
-                where = f"{self.reader.uri} at byte {self.reader.line_offset(line)}: "
-            raise MalformedRowError(f"{where}{why}: {line[:200]!r}")
+            if reader is not None:
+                where = f"{reader.uri} at byte {reader.offset_of(line)}: "
+            raise MalformedRowError(f"{where}{why}: {text[:200]!r}")
 
 
 def _peak_mem_mb() -> float:

@@ -4,8 +4,11 @@ A split is a byte range ``[start, end)`` of one file.  The standard line
 fix-up makes splits partition the lines exactly: a line belongs to the split
 holding its first byte, so a task skips the partial first line unless it
 starts at 0 (it looks one byte back to know), and reads past ``end`` to finish
-its last line.  ``.gz`` files are not splittable and are read whole.  ``\\r``
-before ``\\n`` is dropped; an empty final line is not a row.
+its last line.  ``.gz`` and ``.bz2`` files are not splittable and are read
+whole.  ``\\r`` before ``\\n`` is dropped; an empty final line is not a row.
+A table's header lines (``skip.header.line.count``) are the first lines of
+each file: a split skips the lines that start before the end of the file's
+N-th line, so they are skipped once per file, whichever splits hold them.
 
 Lines come out in blocks (lists of ``str``) so generated code runs a tight
 ``for line in block`` loop with no per-line function call.
@@ -19,6 +22,7 @@ Lines come out in blocks (lists of ``str``) so generated code runs a tight
 
 from __future__ import annotations
 
+import bz2
 import zlib
 from typing import Iterator
 
@@ -36,7 +40,7 @@ class SplitReader:
 
     def __init__(self, uri: str, start: int, end: int | None, gz: bool = False,
                  block_bytes: int = BLOCK_BYTES, size: int | None = None,
-                 stamp: object = None) -> None:
+                 stamp: object = None, header_lines: int = 0) -> None:
         self.uri = uri
         # the file as the query was planned (size; mtime in ns, or an S3 ETag):
         # a file that shrank or was rewritten since fails the task, one that
@@ -48,16 +52,32 @@ class SplitReader:
         self.start = start
         self.end = end
         self.gz = gz or uri.endswith(".gz")
+        self.bz2 = uri.endswith(".bz2")
+        self.header_lines = header_lines
         self.block_bytes = block_bytes
         self.bytes_read = 0
         self.block_offset = 0  # byte offset in the (uncompressed) file of the current block
         self.block_crlf = False
         # a split that starts mid-line begins at the next line: set once known
-        self.first_line_offset = 0 if self.gz else start
+        self.first_line_offset = 0 if self.compressed else start
         self.block: list[str] = []
 
+    @property
+    def compressed(self) -> bool:
+        return self.gz or self.bz2
+
+    def raw_chunks(self) -> Iterator[bytes]:
+        """The bytes of the split (of the whole file when compressed, its
+        header lines skipped), checked against the file as planned."""
+        if self.gz or self.bz2:
+            chunks = self._gz_chunks() if self.gz else self._bz2_chunks()
+            if self.header_lines:
+                chunks = self._skip_lines(chunks, self.header_lines)
+            return self._readable(chunks)
+        return self._readable(self._range_chunks())
+
     def __iter__(self) -> Iterator[list[str]]:
-        chunks = self._readable(self._gz_chunks() if self.gz else self._range_chunks())
+        chunks = self.raw_chunks()
         # The start of a line that began in earlier chunks, as pieces joined
         # once when its newline arrives: a line spanning many chunks costs its
         # length, not its length squared (a 50 MB line with no newline).
@@ -101,11 +121,48 @@ class SplitReader:
         return lines
 
     @classmethod
-    def of_split(cls, split: dict, block_bytes: int = BLOCK_BYTES) -> "SplitReader":
+    def of_split(cls, split: dict, block_bytes: int = BLOCK_BYTES,
+                 header_lines: int = 0) -> "SplitReader":
         """The reader of one split of a task event (see :mod:`runtime.events`)."""
         return cls(split["uri"], split.get("start", 0), split.get("end"),
                    gz=split.get("gz", False), block_bytes=block_bytes,
-                   size=split.get("size"), stamp=split.get("stamp"))
+                   size=split.get("size"), stamp=split.get("stamp"),
+                   header_lines=header_lines)
+
+    def _skip_lines(self, chunks: Iterator[bytes], n: int) -> Iterator[bytes]:
+        """``chunks`` without their first ``n`` lines (a compressed file's header)."""
+        skipped = 0
+        for chunk in chunks:
+            while n and chunk:
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    skipped += len(chunk)
+                    chunk = b""
+                    break
+                skipped += nl + 1
+                chunk = chunk[nl + 1:]
+                n -= 1
+            self.first_line_offset = skipped
+            if chunk:
+                yield chunk
+
+    def header_end(self) -> int:
+        """Where the file's first line after its header lines starts (the
+        file's size when it has no more lines)."""
+        n, pos = self.header_lines, 0
+        for chunk in storage.iter_range(self.uri, 0, self.size, TAIL_CHUNK, self.etag):
+            self.bytes_read += len(chunk)
+            at = 0
+            while n:
+                nl = chunk.find(b"\n", at)
+                if nl < 0:
+                    break
+                at = nl + 1
+                n -= 1
+            if not n:
+                return pos + at
+            pos += len(chunk)
+        return pos
 
     def _readable(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         """``chunks``, with a file that became unreadable or vanished after the
@@ -139,8 +196,15 @@ class SplitReader:
     def _split_bytes(self) -> Iterator[bytes]:
         start, end = self.start, self.end
         skipping = start > 0  # drop the partial first line (look one byte back)
+        if self.header_lines:
+            first = self.header_end()  # a line start: no partial line to drop
+            if first > start:
+                if end is not None and first >= end:
+                    return  # every line starting in this split is a header line
+                start, skipping = first, False
+                self.first_line_offset = first
         last_byte = b""
-        pos = max(start - 1, 0)  # file offset of the next chunk
+        pos = max(start - 1, 0) if skipping else start  # file offset of the next chunk
         for chunk in storage.iter_range(self.uri, pos, end, self.block_bytes, self.etag):
             self.bytes_read += len(chunk)
             last_byte = chunk[-1:]
@@ -221,9 +285,54 @@ class SplitReader:
                              f"mid-stream after {pos:,} bytes; was it cut short or still "
                              f"being written?)")
 
+    def _bz2_chunks(self) -> Iterator[bytes]:
+        """Decompressed bytes of a whole ``.bz2`` file (concatenated streams
+        too, as bzip2 does); corrupt or truncated data raise InputError."""
+        self._check_unchanged()
+        d = bz2.BZ2Decompressor()
+        streams = 0
+        fed = 0   # compressed bytes fed to the current stream
+        pos = 0
+        try:
+            for chunk in storage.iter_range(self.uri, 0, self.size, self.block_bytes,
+                                            self.etag):
+                self.bytes_read += len(chunk)
+                pos += len(chunk)
+                data = chunk
+                while data:
+                    fed += len(data)
+                    out = d.decompress(data)
+                    if out:
+                        yield out
+                    if not d.eof:
+                        break
+                    data = d.unused_data
+                    d = bz2.BZ2Decompressor()
+                    streams += 1
+                    fed = 0
+        except OSError as e:
+            self._check_unchanged()
+            if not streams and storage.read_range(self.uri, 0, 3) != b"BZh":
+                raise InputError(f"{self.name}: not bzip2 data ({e}); a file named .bz2 "
+                                 f"must be bzip2-compressed") from None
+            raise InputError(f"{self.name}: corrupt bzip2 data ({e})") from None
+        self._check_unchanged()
+        if fed or not streams:
+            raise InputError(f"{self.name}: truncated bzip2 file (the compressed data ends "
+                             f"mid-stream after {pos:,} bytes; was it cut short or still "
+                             f"being written?)")
+
     def _gzip_magic(self) -> bool:
         """The file starts as a gzip file does (``1f 8b``)."""
         return storage.read_range(self.uri, 0, 2) == b"\x1f\x8b"
+
+    def text_of(self, record) -> str:
+        """A record as text, for messages."""
+        return record
+
+    def offset_of(self, record) -> int:
+        """Byte offset of ``record`` (of the current block) in the file."""
+        return self.line_offset(record)
 
     def line_offset(self, line: str) -> int:
         """Byte offset of ``line`` (of the current block) in the file."""

@@ -136,34 +136,81 @@ PARSERS = {"string": parse_string, "int": parse_int, "bigint": parse_bigint,
            "double": parse_double, "date": parse_date, "boolean": parse_bool}
 
 
-def parse_fields(line: str, sep: str, spec: tuple[tuple[int, str], ...]) -> tuple[list, bool]:
+def parse_fields(line: str, sep: str, spec: tuple[tuple[int, str], ...],
+                 null: str = NULL_TEXT) -> tuple[list, bool]:
     """Slow path: parse the fields ``spec`` = ((index, type), ...) of a line one by
     one.  Returns (values, malformed); a missing field or one that does not parse
-    is NULL and marks the row malformed; ``\\N`` is NULL and is not malformed.
+    is NULL and marks the row malformed; ``\\N`` (``null``) is NULL and is not malformed.
 
     >>> parse_fields('a,x,3', ',', ((0, 'string'), (1, 'int'), (2, 'int'), (5, 'int')))
     (['a', None, 3, None], True)
     >>> parse_fields('\\\\N,2', ',', ((0, 'string'), (1, 'int')))
     ([None, 2], False)
     """
-    fields = line.split(sep)
+    return parse_list(line.split(sep), spec, null)
+
+
+def parse_list(fields: list, spec: tuple[tuple[int, str], ...], null: str | None = NULL_TEXT,
+               empty_null: bool = False) -> tuple[list, bool]:
+    """:func:`parse_fields` of a record already cut into fields (text, or None
+    for NULL); ``empty_null``: an empty field of a type other than STRING is
+    NULL and not malformed (CSV).
+
+    >>> parse_list(['1', None, '', 'x'], ((0, 'int'), (1, 'int'), (2, 'int'), (3, 'string')), None, True)
+    ([1, None, None, 'x'], False)
+    """
     values: list[Any] = []
     malformed = False
+    n = len(fields)
     for index, typ in spec:
-        if index >= len(fields):
+        if index >= n:
             values.append(None)
             malformed = True
             continue
         text = fields[index]
-        if text == NULL_TEXT:
+        if text is None or text == null or empty_null and text == "" and typ != "string":
             values.append(None)
             continue
         try:
             values.append(PARSERS[typ](text))
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, TypeError, AttributeError):
             values.append(None)
             malformed = True
     return values, malformed
+
+
+def split_escaped(line: str, sep: str, esc: str, null: str = NULL_TEXT) -> list:
+    """Hive's delimited text with ESCAPED BY: ``esc`` makes the next character
+    literal (``esc`` + ``n`` / ``r`` is a newline / carriage return), so an
+    escaped delimiter does not cut a field; a field spelt ``null`` (before
+    unescaping) is None.
+
+    >>> split_escaped('a\\\\,b,c\\\\\\\\d,\\\\N,x\\\\ny', ',', '\\\\')
+    ['a,b', 'c\\\\d', None, 'x\\ny']
+    """
+    if esc not in line:
+        return [None if f == null else f for f in line.split(sep)]
+    fields: list = []
+    raw: list[str] = []
+    out: list[str] = []
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c == esc and i + 1 < n:
+            nxt = line[i + 1]
+            raw.append(c + nxt)
+            out.append("\n" if nxt == "n" else "\r" if nxt == "r" else nxt)
+            i += 2
+            continue
+        if c == sep:
+            fields.append(None if "".join(raw) == null else "".join(out))
+            raw, out = [], []
+        else:
+            raw.append(c)
+            out.append(c)
+        i += 1
+    fields.append(None if "".join(raw) == null else "".join(out))
+    return fields
 
 
 # ------------------------------------------------------------------- functions

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from compiler.errors import SqlError, UnsupportedError, suggest
 from compiler.resolve import _start
-from compiler.schema import Column, Table, normalize_type
+from compiler.schema import Column, Format, Table, normalize_type
 from runtime import storage
 from sqlmr import config
 
@@ -256,8 +256,9 @@ def parse_delimiter(text: str) -> str:
 
 def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None,
                       catalog: "Catalog | None" = None) -> Table:
-    """A :class:`Table` from ``CREATE EXTERNAL TABLE … ROW FORMAT DELIMITED … LOCATION``;
-    without a column list, from ``LIKE other`` or inferred from the files."""
+    """A :class:`Table` from ``CREATE EXTERNAL TABLE … [ROW FORMAT …] [STORED AS …]
+    LOCATION … [TBLPROPERTIES …]`` (formats: :func:`table_storage`); without a
+    column list, from ``LIKE other`` or inferred from the files."""
     schema = create.this
     if not isinstance(schema, exp.Schema):
         return _table_without_columns(create, sql, base_dir, catalog or Catalog())
@@ -281,11 +282,11 @@ def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None,
             raise SqlError(f"column '{cd.name}' is declared twice", sql, _start(cd))
         seen.add(cd.name.lower())
         columns.append(Column(cd.name, typ))
-    delimiter, location = storage_properties(create.args.get("properties"), sql)
+    delimiter, location, fmt = table_storage(create.args.get("properties"), sql)
     if location is None:
         raise SqlError("CREATE EXTERNAL TABLE needs LOCATION 'folder | file:// | s3://…'",
                        sql, _start(create))
-    return Table(name, columns, resolve_location(location, base_dir), delimiter)
+    return Table(name, columns, resolve_location(location, base_dir), delimiter, format=fmt)
 
 
 def _table_without_columns(create: exp.Create, sql: str, base_dir: str | None,
@@ -302,37 +303,35 @@ def _table_without_columns(create: exp.Create, sql: str, base_dir: str | None,
     like = next((p for p in props if isinstance(p, exp.LikeProperty)), None)
     if like is not None:
         return _table_like(name, like, props, sql, base_dir, catalog)
-    kind = None
-    header = None
-    rest = []
-    for p in props:
-        if isinstance(p, exp.FileFormatProperty):
-            stored = p.name.upper()
-            kind = {"CSV": "csv", "JSON": "json", "TEXTFILE": None, "": None}.get(stored, "?")
-            if kind == "?":
-                raise UnsupportedError(f"STORED AS {p.name} (CSV, JSON and TEXTFILE are "
-                                       "read)", sql, _start(p))
-            kind = kind or ("text" if stored == "TEXTFILE" else None)
-        elif isinstance(p, exp.Property) and type(p) is exp.Property and \
-                p.name.lower() == "skip.header.line.count":
-            value = p.args["value"].name
-            if value not in ("0", "1"):
-                raise UnsupportedError(f"'skip.header.line.count'='{value}' on a table whose "
-                                       "columns are inferred (0 or 1)", sql, _start(p))
-            header = value == "1"
-        else:
-            rest.append(p)
-    delimiter, location = storage_properties(exp.Properties(expressions=rest), sql)
-    delimited = any(isinstance(p, exp.RowFormatDelimitedProperty) for p in rest)
+    delimiter, location, fmt = table_storage(exp.Properties(expressions=props), sql)
     if location is None:
         raise SqlError("CREATE EXTERNAL TABLE without columns infers them from its files: "
                        "it needs LOCATION 'folder | file | glob | s3://…'", sql, _start(create))
+    # what the statement fixes is kept; the rest is sniffed from a sample
+    kind_given = any(isinstance(p, (exp.RowFormatSerdeProperty, exp.RowFormatDelimitedProperty))
+                     or isinstance(p, exp.FileFormatProperty) and p.name != "" for p in props)
+    header_given = any(type(p) is exp.Property and p.name.lower() == "skip.header.line.count"
+                       for p in props)
+    delimiter_given = any(
+        isinstance(p, exp.RowFormatDelimitedProperty) and p.args.get("fields") is not None
+        or isinstance(p, exp.RowFormatSerdeProperty) and any(
+            q.name.lower() in ("separatorchar", "field.delim", "serialization.format")
+            for q in (p.args["serde_properties"].expressions
+                      if p.args.get("serde_properties") is not None else []))
+        for p in props)
+    if header_given and fmt.header_lines > 1:
+        raise UnsupportedError(f"'skip.header.line.count'='{fmt.header_lines}' on a table whose "
+                               "columns are inferred (0 or 1)", sql, _start(create))
     from sqlmr.files import Hints, infer_table
-    hints = Hints(kind=kind, header=header, delimiter=delimiter if delimited else None)
+    hints = Hints(kind=fmt.kind if kind_given else None,
+                  header=bool(fmt.header_lines) if header_given else None,
+                  delimiter=delimiter if delimiter_given else None,
+                  quote=fmt.quote if kind_given else None,
+                  escape=fmt.escape, null=fmt.null if kind_given else None)
     try:
         return infer_table(name, resolve_location(location, base_dir), hints, location)
     except ValueError as e:
-        at = next((_start(p) for p in rest if isinstance(p, exp.LocationProperty)), None)
+        at = next((_start(p) for p in props if isinstance(p, exp.LocationProperty)), None)
         raise SqlError(str(e), sql, at) from None
 
 
@@ -428,29 +427,179 @@ def delete_managed_files(table: Table) -> bool:
 
 def storage_properties(props: exp.Properties | None, sql: str,
                        allowed: tuple = ()) -> tuple[str, str | None]:
-    """(field delimiter, LOCATION or None) from a CREATE TABLE's properties:
-    ROW FORMAT DELIMITED FIELDS TERMINATED BY, STORED AS TEXTFILE, LOCATION."""
+    """(field delimiter, LOCATION or None) from the properties of a statement
+    that writes delimited text (CREATE TABLE AS, INSERT OVERWRITE DIRECTORY):
+    ROW FORMAT DELIMITED FIELDS TERMINATED BY, STORED AS TEXTFILE, LOCATION;
+    any other format is refused."""
+    delimiter, location, fmt, where = _table_storage(props, sql, allowed)
+    if fmt != Format() and where is not None:
+        raise UnsupportedError(f"{where.sql(dialect='hive')} when writing a table "
+                               "(results are written as delimited text)", sql, _start(where))
+    return delimiter, location
+
+
+def table_storage(props: exp.Properties | None, sql: str,
+                  allowed: tuple = ()) -> tuple[str, str | None, Format]:
+    """(field delimiter, LOCATION or None, :class:`Format`) of CREATE EXTERNAL
+    TABLE's properties:
+
+    - ``ROW FORMAT DELIMITED FIELDS TERMINATED BY 'c' ESCAPED BY 'e' NULL
+      DEFINED AS 'n' LINES TERMINATED BY '\\n'``, ``STORED AS TEXTFILE``;
+    - ``ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' [WITH
+      SERDEPROPERTIES ('separatorChar'=…, 'quoteChar'=…, 'escapeChar'=…)]``,
+      or ``STORED AS CSV``;
+    - ``ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'`` (or Hive's
+      JsonSerDe), ``STORED AS JSON`` / ``JSONFILE``;
+    - ``TBLPROPERTIES ('skip.header.line.count'='N')``.
+
+    >>> import sqlglot
+    >>> q = "CREATE EXTERNAL TABLE t (a INT) STORED AS CSV LOCATION 'x' TBLPROPERTIES ('skip.header.line.count'='1')"
+    >>> table_storage(sqlglot.parse_one(q, read="hive").args["properties"], q)
+    (',', 'x', Format(kind='csv', header_lines=1, quote='"', escape=None, null='\\\\N'))
+    """
+    delimiter, location, fmt, _ = _table_storage(props, sql, allowed)
+    return delimiter, location, fmt
+
+
+def format_description(table: Table) -> str:
+    """How DESCRIBE tells a table's format.
+
+    >>> print(format_description(Table("t", [], "/d", "|", format=Format("csv", header_lines=1))))
+    CSV, fields terminated by '|', quote '"', header lines 1
+    >>> format_description(Table("t", [], "/d"))
+    "fields terminated by ','"
+    """
+    fmt = table.format
+    parts = [] if fmt.kind == "text" else [fmt.kind.upper()]
+    if fmt.kind != "json":
+        parts.append(f"fields terminated by {table.delimiter!r}")
+    if fmt.kind == "csv":
+        parts.append(f"quote {fmt.quote!r}")
+    if fmt.escape is not None:
+        parts.append(f"escaped by {fmt.escape!r}")
+    if fmt.null != Format().null:
+        parts.append(f"NULL defined as {fmt.null!r}")
+    if fmt.header_lines:
+        parts.append(f"header lines {fmt.header_lines}")
+    return ", ".join(parts)
+
+
+SERDE_KINDS = {
+    "org.apache.hadoop.hive.serde2.opencsvserde": "csv",
+    "org.openx.data.jsonserde.jsonserde": "json",
+    "org.apache.hive.hcatalog.data.jsonserde": "json",
+    "org.apache.hadoop.hive.serde2.jsonserde": "json",
+    "org.apache.hadoop.hive.serde2.lazy.lazysimpleserde": "text",
+}
+STORED_KINDS = {"TEXTFILE": "text", "CSV": "csv", "JSON": "json", "JSONFILE": "json"}
+# SERDEPROPERTIES sqlmr reads, by format: property -> Format field (or "delimiter")
+SERDE_PROPERTIES = {
+    "csv": {"separatorchar": "delimiter", "quotechar": "quote", "escapechar": "escape"},
+    "text": {"field.delim": "delimiter", "serialization.format": "delimiter",
+             "escape.delim": "escape", "serialization.null.format": "null"},
+    "json": {},
+}
+# table properties that say nothing about how to read the files (Athena writes them)
+IGNORED_TBLPROPERTIES = {"classification", "has_encrypted_data", "external"}
+
+
+def _table_storage(props: exp.Properties | None, sql: str, allowed: tuple
+                   ) -> tuple[str, str | None, Format, exp.Expression | None]:
+    """:func:`table_storage`, and the property that set a format other than
+    plain text (for a refusal)."""
     delimiter = ","
     location = None
+    kind = None            # set by ROW FORMAT SERDE or STORED AS
+    kind_from: exp.Expression | None = None
+    fields: dict = {}      # Format fields set
+    where: exp.Expression | None = None
+
+    def one_char(node: exp.Expression, text: str, what: str) -> str:
+        try:
+            return parse_delimiter(text)
+        except ValueError:
+            raise SqlError(f"{what} is one character, not {text!r}", sql, _start(node)) from None
+
+    def set_kind(k: str, node: exp.Expression) -> None:
+        nonlocal kind, kind_from, where
+        if kind is not None and k != kind:
+            raise SqlError(f"{node.sql(dialect='hive')} reads {k} but "
+                           f"{kind_from.sql(dialect='hive')} reads {kind}", sql, _start(node))
+        kind, kind_from = k, node
+        if k != "text":
+            where = node
+
     for p in (props.expressions if props else []):
         if isinstance(p, allowed):
             continue
         if isinstance(p, exp.RowFormatDelimitedProperty):
-            for key in ("collection_items", "map_keys", "lines", "escaped", "null"):
+            for key in ("collection_items", "map_keys"):
                 if p.args.get(key) is not None:
                     raise UnsupportedError(f"ROW FORMAT DELIMITED … {key.upper().replace('_', ' ')}",
                                            sql, _start(p))
-            fields = p.args.get("fields")
-            if fields is not None:
-                try:
-                    delimiter = parse_delimiter(fields.name)
-                except ValueError as e:
-                    raise SqlError(str(e), sql, _start(p)) from None
+            lines = p.args.get("lines")
+            if lines is not None and lines.name not in ("\n", "\\n"):
+                raise UnsupportedError(f"LINES TERMINATED BY {lines.sql(dialect='hive')} "
+                                       "(lines end with '\\n')", sql, _start(p))
+            if p.args.get("fields") is not None:
+                delimiter = one_char(p, p.args["fields"].name, "a field delimiter")
+            if p.args.get("escaped") is not None:
+                fields["escape"] = one_char(p, p.args["escaped"].name, "ESCAPED BY")
+                where = where or p
+            if p.args.get("null") is not None:
+                fields["null"] = p.args["null"].name
+                where = where or p
+        elif isinstance(p, exp.RowFormatSerdeProperty):
+            serde = p.this.name
+            k = SERDE_KINDS.get(serde.lower())
+            if k is None:
+                raise UnsupportedError(f"ROW FORMAT SERDE '{serde}' (sqlmr reads OpenCSVSerde, "
+                                       "JsonSerDe and LazySimpleSerDe)", sql, _start(p))
+            set_kind(k, p)
+            known = SERDE_PROPERTIES[k]
+            sp = p.args.get("serde_properties")
+            for prop in (sp.expressions if sp is not None else []):
+                name = prop.this.name if isinstance(prop.this, exp.Expression) else str(prop.this)
+                value = prop.args["value"].name
+                target = known.get(name.lower())
+                if target is None:
+                    raise UnsupportedError(f"SERDEPROPERTIES '{name}' of {serde}", sql,
+                                           _start(prop))
+                if target == "delimiter":
+                    delimiter = one_char(prop, value, f"'{name}'")
+                elif target == "null":
+                    fields["null"] = value
+                    where = where or p
+                else:
+                    fields[target] = one_char(prop, value, f"'{name}'")
+                    where = where or p
         elif isinstance(p, exp.LocationProperty):
             location = p.this.name
-        elif isinstance(p, (exp.ExternalProperty, exp.FileFormatProperty)):
-            if isinstance(p, exp.FileFormatProperty) and p.name.upper() not in ("TEXTFILE", ""):
-                raise UnsupportedError(f"STORED AS {p.name}", sql, _start(p))
+        elif isinstance(p, exp.ExternalProperty):
+            pass
+        elif isinstance(p, exp.FileFormatProperty):
+            name = p.name.upper()
+            if name == "":
+                continue
+            if name not in STORED_KINDS or not isinstance(p.this, exp.Var):
+                raise UnsupportedError(f"STORED AS {p.this.sql(dialect='hive')} (sqlmr reads "
+                                       "TEXTFILE, CSV and JSON)", sql, _start(p))
+            set_kind(STORED_KINDS[name], p)
+        elif isinstance(p, exp.Property) and isinstance(p.this, exp.Literal):
+            key = p.this.name
+            value = p.args["value"].name if p.args.get("value") is not None else ""
+            if key.lower() == "skip.header.line.count":
+                if not value.strip().isdigit():
+                    raise SqlError(f"'skip.header.line.count' is a number of lines, not "
+                                   f"{value!r}", sql, _start(p))
+                fields["header_lines"] = int(value)
+                where = where or p
+            elif key.lower() not in IGNORED_TBLPROPERTIES:
+                raise UnsupportedError(f"TBLPROPERTIES ('{key}'='{value}')", sql, _start(p))
         else:
             raise UnsupportedError(f"table property {p.sql(dialect='hive')}", sql, _start(p))
-    return delimiter, location
+    kind = kind or "text"
+    if kind == "json" and "escape" in fields:
+        raise UnsupportedError("ESCAPED BY for JSON", sql, _start(where))
+    fmt = Format(kind, **fields)
+    return delimiter, location, fmt, where

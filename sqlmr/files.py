@@ -108,6 +108,15 @@ def _infer(name: str, uri: str, hints: Hints, kind: str | None, sample: bytes,
     if kind == "json":
         columns = list(hints.columns) if hints.columns else infer.infer_json(sample, whole)
         return Table(name, columns, uri, format=Format("json"))
+    if kind == "text":  # Hive delimited text: no quoting, \N is NULL
+        null = "\\N" if hints.null is None else hints.null
+        columns, fmt, delim = infer.infer_csv(sample, whole, hints.delimiter,
+                                              bool(hints.header), None, hints.escape, null)
+        if hints.columns:
+            columns = list(hints.columns)
+        return Table(name, columns, uri, delim,
+                     format=Format("text", header_lines=fmt.header_lines, escape=hints.escape,
+                                   null=null))
     quote = '"' if hints.quote is None else hints.quote
     if hints.columns:  # DuckDB: given columns turn sniffing off; no header unless said
         text = infer.complete_lines(sample, whole)

@@ -209,10 +209,11 @@ def header_names(header: Sequence[str], width: int) -> list[str]:
 
 def infer_csv(sample: bytes, whole: bool = False, delimiter: str | None = None,
               header: bool | None = None, quote: str | None = '"',
-              escape: str | None = None) -> tuple[list[Column], Format, str]:
+              escape: str | None = None, null: str = "") -> tuple[list[Column], Format, str]:
     """``(columns, format, delimiter)`` of CSV from a sample of it; ``whole``:
     the sample is the whole file.  ``delimiter`` / ``header`` given are kept,
-    None is sniffed.  ``quote`` None (or empty) reads no quoting.
+    None is sniffed.  ``quote`` None (or empty) reads no quoting; a field
+    that is ``null`` is NULL (as an empty one is).
 
     >>> cols, fmt, d = infer_csv(b"1,x\\n2,y\\n", whole=True)
     >>> [(c.name, c.type) for c in cols], fmt.header_lines, fmt.null
@@ -226,15 +227,16 @@ def infer_csv(sample: bytes, whole: bool = False, delimiter: str | None = None,
     quote = quote or None
     if delimiter is None:
         delimiter = sniff_delimiter(text, quote)
-    rows = _rows(text, delimiter, quote)
+    raw = _rows(text, delimiter, quote)
+    rows = [["" if v == null else v for v in r] for r in raw] if null else raw
     if header is None:
         header = has_header(rows)
     body = rows[1:] if header else rows
     width = max((len(r) for r in rows), default=1)
-    names = header_names(rows[0] if header else [], width)
+    names = header_names(raw[0] if header else [], width)
     types = column_types(body, width)
     fmt = Format("csv", header_lines=1 if header else 0, quote=quote or "", escape=escape,
-                 null="")
+                 null=null)
     return [Column(n, t) for n, t in zip(names, types)], fmt, delimiter
 
 

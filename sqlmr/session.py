@@ -25,11 +25,12 @@ from runtime.shuffle import TextValueError
 from sqlmr import config
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
-from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files, resolve_location,
-                           storage_properties, table_from_create, warehouse_location)
+from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
+                           format_description, resolve_location, storage_properties,
+                           table_from_create, warehouse_location)
 from sqlmr.config import Settings
-from sqlmr.files import bind_files
 from sqlmr.driver import JobResult, JobStats, estimate, plan_job, run_job
+from sqlmr.files import bind_files
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
@@ -399,7 +400,7 @@ class Session:
         what = plural(len(table.columns), 'column')
         if not isinstance(tree.this, exp.Schema):  # inferred or copied: say what it got
             what += (": " + ", ".join(f"{c.name} {c.type.upper()}" for c in table.columns)
-                     + "; " + _format_note(table))
+                     + "; " + format_description(table))
         return StatementResult("message", text, message=f"created table {table.name} "
                                f"({what}) at {table.location}{note}")
 
@@ -444,9 +445,7 @@ class Session:
         except SqlError as e:
             raise SqlError(e.message, text, m.start(2), e.hint) from None
         rows = [[c.name, c.type.upper()] for c in t.columns]
-        msg = (f"location: {t.location}, fields terminated by {t.delimiter!r}"
-               if t.format.kind == "text" and not t.format.header_lines
-               else f"location: {t.location}, {_format_note(t)}")
+        msg = f"location: {t.location}, {format_description(t)}"
         return StatementResult("rows", text, ["column", "type"], ["string", "string"], rows,
                                len(rows), message=msg)
 
@@ -467,7 +466,7 @@ class Session:
         rows = [[n, (t or "string").upper()] for n, t in zip(job.columns, job.types)]
         catalog = self.catalog.tables()
         files = [t for t in job.tables.values() if t.name.lower() not in catalog]
-        msg = "; ".join(f"{t.name}: {_format_note(t)} at {t.location}" for t in files)
+        msg = "; ".join(f"{t.name}: {format_description(t)} at {t.location}" for t in files)
         return StatementResult("rows", text, ["column", "type"], ["string", "string"], rows,
                                len(rows), message=msg)
 
@@ -572,20 +571,6 @@ def ensure_default_data() -> None:
         return
     from sqlmr.gen.amplab import ensure_default
     ensure_default(str(data))
-
-
-def _format_note(t: Table) -> str:
-    """How a table's files are read, in a few words.
-
-    >>> from compiler.schema import Format
-    >>> _format_note(Table("x", [], "/x", ";", format=Format("csv", header_lines=1)))
-    "CSV, delimiter ';', header line"
-    """
-    kind = {"csv": "CSV", "json": "JSON lines", "text": "text"}[t.format.kind]
-    if t.format.kind == "json":
-        return kind
-    return f"{kind}, delimiter {t.delimiter!r}" + (", header line" if t.format.header_lines
-                                                   else "")
 
 
 def _files(written) -> str:

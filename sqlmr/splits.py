@@ -2,7 +2,7 @@
 reducers to run.
 
 Files are cut into byte-range splits of ``split_size`` (the runtime fixes up
-line boundaries); ``.gz`` files are one split each; small files and split
+line boundaries); compressed files (``.gz``, ``.bz2``) are one split each; small files and split
 tails are packed together so a task reads about ``split_size`` bytes.
 
 >>> files = [("file:///a", 250), ("file:///b", 30), ("file:///c.gz", 40)]
@@ -79,8 +79,8 @@ def plan_splits(files: list[tuple[str, int]], split_size: int,
     for uri, size in files:
         if size == 0:
             continue
-        if uri.endswith(".gz"):
-            gz_tasks.append([{"uri": uri, "start": 0, "end": size, "gz": True,
+        if uri.endswith((".gz", ".bz2")):   # not splittable: read whole
+            gz_tasks.append([{"uri": uri, "start": 0, "end": size, "gz": uri.endswith(".gz"),
                               **planned(uri, size, stamps)}])
             continue
         if size <= split_size and current_bytes + size > split_size:

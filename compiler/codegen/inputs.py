@@ -32,17 +32,21 @@ if TYPE_CHECKING:
 def input_loop(gen: "PhaseGen") -> None:
     """The loop over the phase's input."""
     gen.names.fixed("r", "batch", "chunk", "block", "line", "f", "_bad", "bad", "_nul",
-                    "_parse_fields")
+                    "_parse_fields", "_parse_list", "_split_esc")
     _LOOPS[type(gen.phase.input)](gen, gen.phase.input)
 
 
 def table_loop(gen: "PhaseGen", inp: TableIn) -> None:
     src = gen.src
+    table = inp.scan.table
     src("bad = ctx.bad")
-    src("_nul = _NUL")
-    src("_parse_fields = F.parse_fields")
-    src("for block in ctx.blocks():").indent()
-    src("n_in += len(block) - block.count('')  # an empty line is no row")
+    scan.bind_helpers(src, table)
+    fmt = scan.reader_format(table)
+    src(f"for block in ctx.blocks({'' if fmt is None else repr(fmt)}):").indent()
+    if scan.records(table):
+        src("n_in += len(block)")
+    else:
+        src("n_in += len(block) - block.count('')  # an empty line is no row")
     aggregating = _scan_block(gen, inp)
     sink = gen.sink
     if sink.passes_through:

@@ -24,7 +24,7 @@ def loader(gen: "PhaseGen", op: Probe) -> None:
     src = gen.src
     gen.module.claim(f"_load_{op.name}")
     gen.names.fixed("key", "d", "dget", "old", "lst", "bad", "_nul", "_parse_fields", "block",
-                    "line", "f", "_bad", "batch", "r")
+                    "line", "f", "_bad", "batch", "r", "_parse_list", "_split_esc")
     src(f"def _load_{op.name}(ctx):")
     src.indent()
     src(f"key = (ctx.event['job'], {op.name!r})")
@@ -38,9 +38,10 @@ def loader(gen: "PhaseGen", op: Probe) -> None:
         # malformed rows of a broadcast side are not counted (every task reads
         # it); strict mode still fails on them
         src("bad = ctx.bad if ctx.strict else (lambda line, why=None: None)")
-        src("_nul = _NUL")
-        src("_parse_fields = F.parse_fields")
-        src(f"for block in ctx.side_blocks({op.name!r}):").indent()
+        scan.bind_helpers(src, source.scan.table)
+        fmt = scan.reader_format(source.scan.table)
+        more = "" if fmt is None else f", {fmt!r}, bad"
+        src(f"for block in ctx.side_blocks({op.name!r}{more}):").indent()
         scan.line_loop(src, source.scan, lambda env, fast: _row(gen, op, env))
         src.dedent()
     else:

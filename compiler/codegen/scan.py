@@ -1,11 +1,22 @@
-"""Scan loops: text lines into typed column values, with a fast and a slow path.
+"""Scan loops: records into typed column values, with a fast and a slow path.
 
-Each line is split only as far as the last needed field and the needed
-columns are converted in one ``try``.  When every conversion succeeds and no
-STRING field read is ``\\N``, the row takes the fast path, where no column
-can be NULL; otherwise it takes the slow path (:func:`runtime.sqlfuncs.parse_fields`,
-full NULL semantics, malformed rows reported).  An empty line is never a row:
-it fails every conversion but a STRING field 0's, which is then tested for.
+A delimited text line is split only as far as the last needed field (a
+table with ESCAPED BY is cut by :func:`runtime.sqlfuncs.split_escaped`); a
+CSV or JSON table's reader (:mod:`runtime.formats`) yields records already
+cut into fields, bound to ``f``.  The needed columns are converted in one
+``try``.  When every conversion succeeds and no STRING field read is NULL
+(the table's NULL text, ``\\N`` by default; None from a JSON or escaped
+reader), the row takes the fast path, where no column can be NULL; otherwise
+it takes the slow path (:func:`runtime.sqlfuncs.parse_list`, full NULL
+semantics, malformed rows reported).  An empty text line is never a row: it
+fails every conversion but a STRING field 0's, which is then tested for.
+
+>>> from compiler.schema import Column, Format, Table
+>>> t = Table("t", [Column("a", "string")], "/d", "|", format=Format("csv", header_lines=1))
+>>> reader_format(t)
+{'kind': 'csv', 'delimiter': '|', 'header_lines': 1, 'quote': '"', 'escape': None, 'null': '\\\\N'}
+>>> reader_format(Table("t", [Column("a", "string")], "/d")) is None
+True
 """
 
 from __future__ import annotations
@@ -30,10 +41,53 @@ def scan_env(scan, nullable: bool) -> dict[str, Var]:
             Var(f"c{i}", scan.table.columns[i].type, nullable) for i in scan.columns}
 
 
+def reader_format(table) -> dict | None:
+    """What the runtime's reader needs of a table's :class:`~compiler.schema.Format`
+    (None: plain delimited text, read as lines)."""
+    fmt = table.format
+    if fmt.kind == "text" and not fmt.header_lines:
+        return None
+    out = {"kind": fmt.kind, "delimiter": table.delimiter, "header_lines": fmt.header_lines,
+           "quote": fmt.quote, "escape": fmt.escape, "null": fmt.null}
+    if fmt.kind == "json":
+        out["columns"] = [c.name for c in table.columns]
+    return out
+
+
+def records(table) -> bool:
+    """Whether a table's reader yields records of fields (else text lines)."""
+    return table.format.kind != "text"
+
+
+def none_nulls(table) -> bool:
+    """Whether NULL fields arrive as None (JSON, escaped text), else as the
+    table's NULL text."""
+    fmt = table.format
+    return fmt.kind == "json" or fmt.kind == "text" and fmt.escape is not None
+
+
+def null_text(table) -> str:
+    """The NULL text of a scan's table, for its ``_nul``."""
+    return table.format.null
+
+
+def bind_helpers(src: Src, table) -> None:
+    """Bind the names a scan's loops use: ``_nul`` and the slow path's parser."""
+    null = table.format.null
+    src("_nul = _NUL" if null == "\\N" else f"_nul = {null!r}")
+    if records(table) or none_nulls(table):
+        src("_parse_list = F.parse_list")
+        if table.format.escape is not None and not records(table):
+            src("_split_esc = F.split_escaped")
+    else:
+        src("_parse_fields = F.parse_fields")
+
+
 def line_loop(src: Src, scan, row: RowCode) -> None:
-    """``for line in block:`` with its fast path, then its slow path; ``row``
-    writes the per-row code of each (back at the level it started)."""
-    src("for line in block:").indent()
+    """``for line in block:`` (``for f in block:`` for a reader of records)
+    with its fast path, then its slow path; ``row`` writes the per-row code
+    of each (back at the level it started)."""
+    src("for f in block:" if records(scan.table) else "for line in block:").indent()
     spec, levels = _fast_prologue(src, scan)
     row(scan_env(scan, nullable=False), True)
     src("continue")
@@ -47,20 +101,30 @@ def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
     """Split and convert; leaves ``src`` inside the fast path.  Returns the
     slow path's field spec and how many levels in the fast path is."""
     cols = scan.columns
-    types = [scan.table.columns[i].type for i in cols]
-    sep = scan.table.delimiter
-    if cols:
-        src(f"f = line.split({sep!r}, {max(cols) + 1})")
+    table = scan.table
+    types = [table.columns[i].type for i in cols]
+    sep = table.delimiter
+    nones = none_nulls(table)
+    if cols and not records(table):
+        if table.format.escape is not None:
+            src(f"f = _split_esc(line, {sep!r}, {table.format.escape!r}, _nul)")
+        else:
+            src(f"f = line.split({sep!r}, {max(cols) + 1})")
     src("try:").indent()
     if cols:
         for i, t in zip(cols, types):
             src(f"c{i} = " + PARSE[t].format(f"f[{i}]"))
     else:
         src("pass")
-    src.dedent()("except (ValueError, IndexError):").indent()("pass").dedent()
+    # a None field (NULL) fails int() / float() with TypeError, a BOOLEAN's or
+    # DATE's parser with AttributeError / TypeError
+    caught = "ValueError, IndexError, TypeError, AttributeError" if nones else \
+        "ValueError, IndexError"
+    src.dedent()(f"except ({caught}):").indent()("pass").dedent()
     src("else:").indent()
-    tests = [f"c{i} != _nul" for i, t in zip(cols, types) if t == "string"]
-    if not cols or cols == [0] and tests:
+    tests = [f"c{i} is not None" if nones else f"c{i} != _nul"
+             for i, t in zip(cols, types) if t == "string"]
+    if not records(table) and (not cols or cols == [0] and tests):
         # An empty line splits to [''], so reading a field past the first fails,
         # and no parser but a STRING's accepts '': only when every field read is
         # a STRING field 0 (or none is read) can an empty line get here, so only
@@ -76,8 +140,18 @@ def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
 
 def _slow_prologue(src: Src, scan, spec: tuple[tuple[int, str], ...]) -> None:
     cols = scan.columns
-    src("if not line:").indent()("continue").dedent()
+    table = scan.table
+    if not records(table):
+        src("if not line:").indent()("continue").dedent()
     if cols:
         names = ", ".join(f"c{i}" for i in cols) + ("," if len(cols) == 1 else "")
-        src(f"({names}), _bad = _parse_fields(line, {scan.table.delimiter!r}, {spec!r})")
-        src("if _bad:").indent()("bad(line)").dedent()
+        if none_nulls(table):   # f: the fields, NULL as None
+            parse = f"_parse_list(f, {spec!r}, None)"
+        elif records(table):    # CSV: an empty number, date or boolean is NULL
+            parse = f"_parse_list(f, {spec!r}, _nul, True)"
+        elif table.format.null != "\\N":
+            parse = f"_parse_fields(line, {table.delimiter!r}, {spec!r}, _nul)"
+        else:
+            parse = f"_parse_fields(line, {table.delimiter!r}, {spec!r})"
+        src(f"({names}), _bad = {parse}")
+        src("if _bad:").indent()("bad(f)" if records(table) else "bad(line)").dedent()
