@@ -57,6 +57,8 @@ def read_sample(uri: str, size: int) -> tuple[bytes, bool]:
                 return bytes(out), False
             if d.eof:
                 break
+        if not d.eof:
+            raise EOFError("truncated gzip file (the compressed data ends mid-stream)")
         return bytes(out), True
     data = storage.read_range(uri, 0, min(size, infer.SAMPLE_BYTES))
     return data, size <= infer.SAMPLE_BYTES
