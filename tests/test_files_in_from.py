@@ -381,3 +381,35 @@ def test_gen_prints_ddl_and_registers(tmp_path):
     assert r.returncode == 0, r.stderr
     r = sqlmr("--format", "csv", "-e", "SELECT count(*) FROM amplab_uservisits", home=other)
     assert r.returncode == 0 and int(r.stdout.splitlines()[1]) > 0
+
+
+# ---------------------------------------------------------------- S3
+
+from aws_fixtures import moto_server, s3_bucket  # noqa: E402,F401
+
+
+def test_files_on_s3_by_glob_and_prefix(session, s3_bucket, tmp_path):
+    import boto3
+    from runtime import storage
+    s3 = boto3.client("s3")
+    rows = table_rows(11, ["bigint", "double", "string"], 90)
+    for i, day in enumerate(("2024-01-01", "2024-01-02", "2024-02-01")):
+        part = rows[i * 30:(i + 1) * 30]
+        s3.put_object(Bucket=s3_bucket, Key=f"logs/{day}/part.csv",
+                      Body=("n,x,w\n" + "".join(",".join(r) + "\n" for r in part)).encode())
+        s3.put_object(Bucket=s3_bucket, Key=f"events/{day}.jsonl",
+                      Body="".join(json.dumps({"n": int(r[0])}) + "\n" for r in part).encode())
+    s3.put_object(Bucket=s3_bucket, Key="logs/_tmp/part.csv", Body=b"n,x,w\n999,1,zz\n")
+    listed = storage.list_files(f"s3://{s3_bucket}/logs/2024-01-*/*.csv")
+    assert [u.rsplit("/", 2)[1] for u, _ in listed] == ["2024-01-01", "2024-01-02"]
+    # a CSV header in each file, types from the first file's sample
+    got = rows_of(session, f"SELECT count(*), sum(n), count(w) FROM "
+                           f"'s3://{s3_bucket}/logs/2024-01-*/*.csv'")
+    part = rows[:60]
+    assert got == [[60, sum(int(r[0]) for r in part), sum(1 for r in part if r[2])]]
+    got = rows_of(session, f"SELECT sum(e.n) FROM read_json('s3://{s3_bucket}/events/') e")
+    assert got == [[sum(int(r[0]) for r in rows)]]
+    with pytest.raises(SqlError, match=f"no file matches s3://{s3_bucket}/logs/2023-"):
+        list(session.execute(f"SELECT * FROM 's3://{s3_bucket}/logs/2023-*/*.csv'"))
+    with pytest.raises(SqlError, match="no such file or folder"):
+        list(session.execute(f"SELECT * FROM read_csv('s3://{s3_bucket}/nothing/')"))
