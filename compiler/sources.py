@@ -157,7 +157,7 @@ def source_of(table: exp.Table, sql: str,
     path = args[0].name
     reader = "csv" if name in CSV_READERS else "json"
     opts = _options(name, args[1:], sql, CSV_OPTIONS if reader == "csv" else JSON_OPTIONS, at)
-    spelling = re.sub(r"\s+", " ", func.sql(dialect="duckdb"))
+    spelling = re.sub(r"\s+", " ", _call_text(sql, at) or func.sql(dialect="duckdb"))
     kw: dict = {}
     for key, (value, node) in opts.items():
         if key == "header":
@@ -176,6 +176,30 @@ def source_of(table: exp.Table, sql: str,
                 raise UnsupportedError(f"read_json format '{fmt}' (JSON lines: "
                                        "format => 'newline_delimited')", sql, _start(node))
     return FileSource(reader, path, alias or name, spelling, at, **kw)
+
+
+def _call_text(sql: str, at: int | None) -> str | None:
+    """The text of the call starting at ``at``, to its closing parenthesis.
+
+    >>> _call_text("SELECT * FROM read_csv('a)b', x => 1) t", 14)
+    "read_csv('a)b', x => 1)"
+    """
+    if at is None:
+        return None
+    depth, quote = 0, None
+    for i in range(at, len(sql)):
+        c = sql[i]
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"`":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return sql[at:i + 1]
+    return None
 
 
 def _reader_name(func: exp.Expression) -> str | None:

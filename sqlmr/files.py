@@ -127,10 +127,12 @@ def _infer(name: str, uri: str, hints: Hints, kind: str | None, sample: bytes,
         fmt = Format("csv", header_lines=int(header), quote=quote, escape=hints.escape,
                      null="" if hints.null is None else hints.null)
         return Table(name, list(hints.columns), uri, delim, format=fmt)
+    null = "" if hints.null is None else hints.null
     columns, fmt, delim = infer.infer_csv(sample, whole, hints.delimiter, hints.header,
-                                          quote, hints.escape)
-    if hints.null is not None:
-        fmt = Format(fmt.kind, fmt.header_lines, fmt.quote, fmt.escape, hints.null)
+                                          quote, hints.escape, null)
+    if quote == "":  # CSV without quoting is delimited text
+        return Table(name, columns, uri, delim,
+                     format=Format("text", fmt.header_lines, escape=hints.escape, null=null))
     if kind is None and hints.header is None:
         # a file of unknown kind is CSV only when it shows it (a header a type
         # proves, or quotes); else Hive's delimited text, as sqlmr's own tables

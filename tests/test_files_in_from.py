@@ -241,6 +241,16 @@ def test_gzipped_csv(session, tmp_path):
     assert got == want
 
 
+def test_read_csv_quote_and_nullstr_as_duckdb_reads_them(session, tmp_path):
+    (tmp_path / "q.csv").write_text('a,b\n1,"x y"\nNA,z\n7,\n')
+    for opts, duck_opts in (("quote => ''", "quote=''"), ("nullstr => 'NA'", "nullstr='NA'"),
+                            ("header = true, sep = ','", "header=true, sep=','")):
+        sql = f"SELECT * FROM read_csv('{tmp_path}/q.csv', {{}})"
+        got = rows_of(session, sql.format(opts))
+        want = duck_rows(duck(), sql.format(duck_opts))
+        assert_same(got, want, ordered=False)
+
+
 # --------------------------------------------------------------- DESCRIBE
 
 def test_describe_select_shows_inferred_columns(session, data):
