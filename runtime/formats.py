@@ -117,8 +117,9 @@ def speculate(window: bytes, before: bytes, at_eof: bool, syn: CsvSyntax) -> boo
     return None
 
 
-def exact_state(read: Read, t: int, syn: CsvSyntax) -> bool:
-    """The quote state before byte ``t``, counted from the start of the file."""
+def exact_state(read: Read, t: int, syn: CsvSyntax) -> tuple[bool, bool]:
+    """The quote state before byte ``t``, counted from the start of the file,
+    and whether byte ``t`` is escaped."""
     odd = False
     carry = b""
     pos = 0
@@ -132,7 +133,7 @@ def exact_state(read: Read, t: int, syn: CsvSyntax) -> bool:
         if syn.unpaired_escape_at_end(data) and pos < t:
             data, carry = data[:-1], data[-1:]
         odd ^= data.count(syn.quote) % 2 == 1
-    return odd
+    return odd, carry == b"" and syn.unpaired_escape_at_end(data)
 
 
 def first_record_end(data: bytes, inside: bool, syn: CsvSyntax) -> int:
@@ -168,10 +169,12 @@ def record_start(read: Read, s: int, size: int, syn: CsvSyntax) -> int:
     inside = None if t else False
     if t and not (syn.escape is not None and before == syn.escape):   # t is not an escaped byte
         inside = speculate(syn.neutral(window), before, t + len(window) >= size, syn)
-    if inside is None:
-        inside = exact_state(read, t, syn)
     pos = t
     data = window
+    if inside is None:
+        inside, escaped = exact_state(read, t, syn)
+        if escaped:   # byte t is data, whatever it is
+            data = b"\0" + window[1:] if syn.delimiter != b"\0" else b"A" + window[1:]
     while True:
         end = first_record_end(data, inside, syn)
         if end >= 0:
@@ -303,8 +306,6 @@ class CsvReader(SplitReader):
         """A compressed file's block without its first ``skip`` records."""
         n = min(skip, len(self.block_raw))
         dropped = set(map(id, self.block_raw[:n]))
-        self.block_raw = self.block_raw[n:]
-        self.block_lines = self.block_lines[n:]
         self.block = [r for r in block if id(r) not in dropped]
         return self.block, skip - n
 
@@ -340,6 +341,9 @@ class CsvReader(SplitReader):
 
     def text_of(self, record) -> str:
         return self.dialect["delimiter"].join(record)
+
+    def is_first(self, record) -> bool:
+        return self.block_offset == 0 and bool(self.block_raw) and self.block_raw[0] is record
 
 
 class JsonReader(SplitReader):
@@ -426,6 +430,12 @@ class JsonReader(SplitReader):
             if r is record:
                 return self.line_offset(self.lines[i])
         return self.block_offset
+
+    def is_first(self, record) -> bool:
+        if isinstance(record, str):
+            return super().is_first(record)
+        return self.block_offset == 0 and bool(self.block_records) and \
+            self.block_records[0] is record and self.lines[0] is self.block[0]
 
     def text_of(self, record) -> str:
         if isinstance(record, str):

@@ -35,6 +35,8 @@ class TaskContext:
         self.bytes_in = 0
         self.malformed = 0
         self.malformed_sample = ""
+        self.malformed_first_line = ""   # a malformed first line of a file (a header?)
+        self.table = ""                  # the table the current split belongs to
         self.reader: SplitReader | None = None
         self._writer: shuffle.PartitionedWriter | None = None
         self.counters: dict[str, int] = {}   # task-specific figures reported in the result
@@ -49,6 +51,7 @@ class TaskContext:
         for split in self.event["input"]["splits"]:
             reader = formats.reader_of(split, fmt, block_bytes, self.bad)
             self.reader = reader
+            self.table = split.get("table", "")
             try:
                 yield from reader
             finally:
@@ -141,6 +144,20 @@ class TaskContext:
             text = line if isinstance(line, str) or reader is None else reader.text_of(line)
             if not self.malformed_sample:
                 self.malformed_sample = text[:200]
+        # what the rows look like, for a warning that says how to read them
+        table = self.table
+        counters = self.counters
+        key = "malformed_rows:" + table
+        counters[key] = counters.get(key, 0) + 1
+        if reader is not None and reader.is_first(line):
+            key = "malformed_first_lines:" + table
+            counters[key] = counters.get(key, 0) + 1
+            if not self.malformed_first_line:
+                self.malformed_first_line = (line if isinstance(line, str)
+                                             else reader.text_of(line))[:200]
+        if isinstance(line, str) and '"' in line:
+            key = "malformed_quoted:" + table
+            counters[key] = counters.get(key, 0) + 1
         if self.strict:
             where = ""
             if reader is not None:
@@ -195,7 +212,9 @@ def handle(event: events.Event) -> events.Result:
         "stage": event["stage"], "kind": event["kind"], "task": event["task"],
         "attempt": event["attempt"], "rows_in": ctx.rows_in, "bytes_in": ctx.bytes_in,
         "rows_out": ctx.rows_out, "bytes_out": bytes_out, "malformed": ctx.malformed,
-        "malformed_sample": ctx.malformed_sample, "output": output,
+        "malformed_sample": ctx.malformed_sample,
+        **({"malformed_first_line": ctx.malformed_first_line} if ctx.malformed_first_line else {}),
+        "output": output,
         "seconds": round(time.perf_counter() - t0, 6),
         "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": ctx.counters,

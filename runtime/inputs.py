@@ -330,6 +330,10 @@ class SplitReader:
         """A record as text, for messages."""
         return record
 
+    def is_first(self, record) -> bool:
+        """Whether ``record`` is the first line of its file."""
+        return self.block_offset == 0 and bool(self.block) and self.block[0] is record
+
     def offset_of(self, record) -> int:
         """Byte offset of ``record`` (of the current block) in the file."""
         return self.line_offset(record)

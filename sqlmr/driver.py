@@ -115,6 +115,7 @@ class JobStats:
     rows_read: int = 0
     malformed: int = 0
     malformed_sample: str = ""
+    malformed_first_line: str = ""   # a malformed first line of a file (a header?)
     task_seconds: float = 0.0
     peak_mem_mb: float = 0.0
     gets: int = 0
@@ -413,6 +414,8 @@ def _account(stats: JobStats, results: list[dict]) -> None:
         stats.malformed += r["malformed"]
         if r["malformed_sample"] and not stats.malformed_sample:
             stats.malformed_sample = r["malformed_sample"]
+        if r.get("malformed_first_line") and not stats.malformed_first_line:
+            stats.malformed_first_line = r["malformed_first_line"]
         stats.peak_mem_mb = max(stats.peak_mem_mb, r["peak_mem_mb"])
         stats.puts += 1 if r.get("output") else 0
         bill = r.get("billing")

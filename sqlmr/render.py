@@ -242,8 +242,12 @@ def warning_lines(result) -> list[str]:
     st = result.stats
     if st is None or not st.malformed:
         return []
+    from sqlmr.malformed import malformed_hints
+    job = getattr(getattr(result, "job", None), "job", None)
+    tables = {k.lower(): t for k, t in (getattr(job, "tables", None) or {}).items()}
     return [f"Warning: {plural(st.malformed, 'malformed row')} read as NULLs "
-            f"(first: {st.malformed_sample[:80]!r}); --strict makes them an error"]
+            f"(first: {st.malformed_sample[:80]!r}); --strict makes them an error",
+            *malformed_hints(st.counters, getattr(st, "malformed_first_line", ""), tables)]
 
 
 def cancelled_lines(e: BaseException | None, seconds: float, settings) -> list[str]:
