@@ -191,26 +191,3 @@ def bind_files(tree: exp.Expression, sql: str, catalog_names: set[str],
         return made[src.spelling]
 
     return bind_sources(tree, sql, lambda n: n.lower() in catalog_names, bind)
-
-
-def create_table_ddl(table: Table) -> str:
-    """``CREATE EXTERNAL TABLE`` text that registers ``table`` as it is.
-
-    >>> t = Table("rk", [Column("pageURL", "string"), Column("pageRank", "int")], "file:///d/rk", "|")
-    >>> print(create_table_ddl(t))
-    CREATE EXTERNAL TABLE rk (pageURL STRING, pageRank INT)
-    ROW FORMAT DELIMITED FIELDS TERMINATED BY '|'
-    LOCATION 'file:///d/rk';
-    """
-    cols = ", ".join(f"{c.name} {c.type.upper()}" for c in table.columns)
-    delim = {"\t": "\\t", "'": "\\'"}.get(table.delimiter, table.delimiter)
-    lines = [f"CREATE EXTERNAL TABLE {table.name} ({cols})",
-             f"ROW FORMAT DELIMITED FIELDS TERMINATED BY '{delim}'"]
-    fmt = table.format
-    if fmt.kind != "text":
-        lines.append(f"STORED AS {fmt.kind.upper()}")
-    if fmt.header_lines:
-        lines.append(f"TBLPROPERTIES ('skip.header.line.count'='{fmt.header_lines}')")
-    location = table.location.replace("'", "\\'")
-    lines.append(f"LOCATION '{location}';")
-    return "\n".join(lines)

@@ -42,7 +42,6 @@ _parse_timestamp = (getattr(sqlfuncs, "parse_timestamp", None)
 SAMPLE_BYTES = 1 << 20     # read at most this much of the first file(s)
 SAMPLE_RECORDS = 5000      # and infer from at most this many records
 DELIMITERS = (",", "|", "\t", ";")
-TYPE_ORDER = ("boolean", "bigint", "double", "date", "timestamp", "string")  # narrowest first
 
 _BIGINT = re.compile(r"[+-]?[0-9]+").fullmatch
 # a decimal number as both DuckDB and Java's Double.parseDouble read it (not

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 from compiler.errors import SqlError
 from difftest import assert_same, duck, _norm
-from sqlmr.files import Hints, infer_table
 from sqlmr.infer import infer_csv, infer_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,8 +229,6 @@ def test_gzipped_json(session, tmp_path):
     assert got == want
 
 
-@pytest.mark.xfail(strict=True, reason="the CSV reader fails on header lines of a .gz file "
-                   "(runtime/formats.py CsvReader._drop_header: block_lines is None)")
 def test_gzipped_csv(session, tmp_path):
     rows = table_rows(3, ["bigint", "double"], 100)
     text = "a,b\n" + "".join(f"{r[0]},{r[1]}\n" for r in rows)

@@ -1001,10 +1001,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sqlmr gen: error: {e}", file=sys.stderr)
         return 1
     print(summary(stats), file=sys.stderr)
-    from sqlmr.files import create_table_ddl
+    from sqlmr.malformed import table_ddl
     tables = table_definitions(stats, prefix)
     # the DDL is the data of this command (stdout): `> tables.sql` keeps it
-    print("\n\n".join(create_table_ddl(t) for t in tables))
+    print("\n".join(table_ddl(t) + ";" for t in tables))
     if getattr(args, "register", False):
         try:
             register(tables)
