@@ -359,10 +359,13 @@ def test_corrupt_compressed_sample_is_named(tmp_path):
 def test_paths_in_a_script_are_relative_to_its_folder(tmp_path):
     (tmp_path / "q").mkdir()
     (tmp_path / "q" / "nums.csv").write_text("n\n1\n2\n3\n")
-    (tmp_path / "q" / "sum.sql").write_text("SELECT sum(n) AS s FROM 'nums.csv';\n")
+    (tmp_path / "q" / "sum.sql").write_text(
+        "SELECT sum(n) AS s FROM 'nums.csv';\n"
+        "CREATE EXTERNAL TABLE nums LOCATION 'nums.csv';\nSELECT max(n) AS m FROM nums;\n")
     r = sqlmr("--format", "csv", "-f", "q/sum.sql", cwd=tmp_path, home=tmp_path / "home")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["s", "6"]
+    assert r.stdout.splitlines() == ["s", "6", "m", "3"]
+    assert f"at file://{tmp_path}/q/nums.csv" in r.stderr
     r = sqlmr("--format", "csv", "-e", "SELECT sum(n) AS s FROM 'q/nums.csv'", cwd=tmp_path,
               home=tmp_path / "home")
     assert r.stdout.splitlines() == ["s", "6"]
@@ -420,3 +423,14 @@ def test_files_on_s3_by_glob_and_prefix(session, s3_bucket, tmp_path):
         list(session.execute(f"SELECT * FROM 's3://{s3_bucket}/logs/2023-*/*.csv'"))
     with pytest.raises(SqlError, match="no such file or folder"):
         list(session.execute(f"SELECT * FROM read_csv('s3://{s3_bucket}/nothing/')"))
+
+
+def test_the_sample_decides_a_later_value_of_another_type_is_null(session, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.csv").write_text("id,n\n1,10\n2,20\n")
+    (tmp_path / "d" / "b.csv").write_text("id,n\n3,lots\n4,40\n")  # not in the sample
+    results = list(session.execute(f"SELECT id, n FROM '{tmp_path}/d/' ORDER BY id"))
+    res = results[-1]
+    assert [list(r) for r in res.rows] == [[1, 10], [2, 20], [3, None], [4, 40]]
+    assert res.stats.malformed == 1
+    res.close()
