@@ -434,7 +434,7 @@ class Session:
                                ["string"] * 3, rows, len(rows))
 
     def _describe(self, text: str) -> StatementResult:
-        q = re.match(r"\s*(?:DESCRIBE|DESC)\s+(?=(SELECT|WITH|FROM|\(|'))", text, re.I | re.S)
+        q = re.match(r"\s*(?:DESCRIBE|DESC)\s+(?=(SELECT|WITH|FROM|'))", text, re.I | re.S)
         if q:
             return self._describe_query(text, q.end(), q.group(1) == "'")
         m = re.match(r"\s*(?:DESCRIBE|DESC)\s+(?:TABLE\s+)?([`\"]?)(\w+)\1\s*$", text, re.I)
