@@ -151,13 +151,18 @@ def glob_regex(pattern: str) -> re.Pattern:
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
-            end = pattern.find("]", i + 2)
+            j = i + 1 + (pattern[i + 1:i + 2] == "!")
+            j += pattern[j:j + 1] == "]"   # a ']' first in the class is one of its characters
+            end = pattern.find("]", j)
             if end < 0:
                 out.append(re.escape(c))
             else:
                 body = pattern[i + 1:end]
-                body = "^" + body[1:] if body[:1] == "!" else body
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                negate = body[:1] == "!"
+                body = re.sub(r"([\\\[&~|])", r"\\\1", body[1:] if negate else body)
+                if body.startswith("^"):
+                    body = "\\" + body
+                out.append("[" + ("^" if negate else "") + body + "]")
                 i = end
         else:
             out.append(re.escape(c))

@@ -434,3 +434,31 @@ def test_the_sample_decides_a_later_value_of_another_type_is_null(session, tmp_p
     assert [list(r) for r in res.rows] == [[1, 10], [2, 20], [3, None], [4, 40]]
     assert res.stats.malformed == 1
     res.close()
+
+
+# ------------------------------------------------------- properties
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=12), st.from_regex(r"[+-]?[0-9]{1,20}(\.[0-9]{0,4})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
+                 st.dates().map(str), st.sampled_from(["true", "FALSE", "True", "nan", "inf",
+                                                       "1_000", " 1", "0x10", "1.5d"])))
+def test_a_sampled_type_is_one_the_reader_parses(text):
+    """What the sample calls BIGINT / DOUBLE / DATE / BOOLEAN, the scan reads as
+    that type (Hive's parsers), so the sample never types a column its own
+    values would make NULL."""
+    from runtime import sqlfuncs
+    from sqlmr.infer import value_type
+    typ = value_type(text)
+    if typ != "string":
+        sqlfuncs.PARSERS[typ](text)  # raises if the reader would not read it
+
+
+@settings(max_examples=1000, deadline=None)
+@given(pattern=st.text(alphabet="ab*?[]!^&~|\\.-", min_size=1, max_size=8),
+       name=st.text(alphabet="ab.^&~|\\-", max_size=8))
+def test_glob_within_a_folder_name_is_fnmatch(pattern, name):
+    import fnmatch
+    from runtime.storage import glob_regex
+    if "**" in pattern:
+        return
+    assert bool(glob_regex(pattern).fullmatch(name)) == fnmatch.fnmatchcase(name, pattern)
