@@ -83,7 +83,11 @@ def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[
     version as planned, :func:`stamp` of it, to check before reading.
     """
     if has_glob(uri):
-        return list_glob(uri, stamps)
+        try:
+            return list_glob(uri, stamps)
+        except FileNotFoundError:
+            if not exists(uri):  # else a name that holds '[' or '*' itself
+                raise
     if is_s3(uri):
         return _s3().list_files(uri, stamps)
     path = to_path(uri)

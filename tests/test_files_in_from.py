@@ -462,3 +462,11 @@ def test_glob_within_a_folder_name_is_fnmatch(pattern, name):
     if "**" in pattern:
         return
     assert bool(glob_regex(pattern).fullmatch(name)) == fnmatch.fnmatchcase(name, pattern)
+
+
+def test_a_file_name_holding_glob_characters(session, tmp_path):
+    (tmp_path / "data[1].csv").write_text("a\n5\n")
+    (tmp_path / "data1.csv").write_text("a\n7\n")
+    assert rows_of(session, f"SELECT a FROM '{tmp_path}/data[1].csv'") == [[7]]  # the glob
+    (tmp_path / "data1.csv").unlink()
+    assert rows_of(session, f"SELECT a FROM '{tmp_path}/data[1].csv'") == [[5]]  # the name
