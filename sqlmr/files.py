@@ -137,9 +137,8 @@ def _infer(name: str, uri: str, hints: Hints, kind: str | None, sample: bytes,
         # a file of unknown kind is CSV only when it shows it (a header a type
         # proves, or quotes); else Hive's delimited text, as sqlmr's own tables
         text = infer.complete_lines(sample, whole)
-        proven = fmt.header_lines and not all(c.type == "string" for c in
-                                              infer.infer_csv(sample, whole, delim, False,
-                                                              quote)[0])
+        # (a header over columns that are all text is only DuckDB's guess)
+        proven = fmt.header_lines and not all(c.type == "string" for c in columns)
         if not proven and not infer.looks_quoted(text, quote or '"'):
             columns, delim = infer.infer_text(sample, whole, delim)
             return Table(name, columns, uri, delim)

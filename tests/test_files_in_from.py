@@ -470,3 +470,18 @@ def test_a_file_name_holding_glob_characters(session, tmp_path):
     assert rows_of(session, f"SELECT a FROM '{tmp_path}/data[1].csv'") == [[7]]  # the glob
     (tmp_path / "data1.csv").unlink()
     assert rows_of(session, f"SELECT a FROM '{tmp_path}/data[1].csv'") == [[5]]  # the name
+
+
+@pytest.mark.parametrize("text,kind,names,header", [
+    ("id|n\n1|2.5\n2|3\n", "csv", ["id", "n"], 1),          # a header types prove
+    ("1|2.5\n2|3.5\n", "text", ["column0", "column1"], 0),      # plain delimited text
+    ("bob,paris\nann,rome\n", "text", ["column0", "column1"], 0),  # all text: no header guessed
+    ('1,"a,b"\n2,c\n', "csv", ["column0", "column1"], 0),     # quotes: CSV
+    ('{"a": 1}\n', "json", ["a"], 0),
+])
+def test_a_file_of_unknown_kind(tmp_path, text, kind, names, header):
+    from sqlmr.files import Hints, infer_table
+    (tmp_path / "part-00000").write_text(text)
+    t = infer_table("t", f"file://{tmp_path}", Hints())
+    assert (t.format.kind, [c.name for c in t.columns], t.format.header_lines) == \
+        (kind, names, header)
