@@ -13,8 +13,8 @@ lives in :mod:`runtime.s3` (boto3, imported only when an ``s3://`` URI is used).
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -128,50 +128,28 @@ def split_glob(uri: str) -> tuple[str, str]:
     return uri[:cut], uri[cut + 1:]
 
 
-def glob_regex(pattern: str) -> re.Pattern:
-    """A glob as DuckDB and the shell read it, over ``/``-separated relative
-    paths: ``*`` and ``?`` stay within a folder name, ``[…]`` is a class,
-    ``**`` is any number of folders.  A file inside a matched folder matches.
+def glob_match(pattern: str, rel: str) -> bool:
+    """Whether the ``/``-separated relative path ``rel`` matches a glob as
+    DuckDB and the shell read it: each folder name by :func:`fnmatch.fnmatchcase`
+    (``*``, ``?``, ``[…]`` within the name), ``**`` any number of folders; a
+    file inside a matched folder matches.
 
-    >>> r = glob_regex("2024-*/**/*.csv")
-    >>> [bool(r.fullmatch(p)) for p in ("2024-01/a.csv", "2024-01/x/y/a.csv", "2023-01/a.csv", "2024-01/a.json")]
+    >>> [glob_match("2024-*/**/*.csv", p) for p in ("2024-01/a.csv", "2024-01/x/y/a.csv", "2023-01/a.csv", "2024-01/a.json")]
     [True, True, False, False]
-    >>> bool(glob_regex("day=[0-9]").fullmatch("day=7/part-0")), bool(glob_regex("*.csv").fullmatch("x/a.csv"))
+    >>> glob_match("day=[0-9]", "day=7/part-0"), glob_match("*.csv", "x/a.csv")
     (True, False)
     """
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]*/)*")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = i + 1 + (pattern[i + 1:i + 2] == "!")
-            j += pattern[j:j + 1] == "]"   # a ']' first in the class is one of its characters
-            end = pattern.find("]", j)
-            if end < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1:end]
-                negate = body[:1] == "!"
-                body = re.sub(r"([\\\[&~|])", r"\\\1", body[1:] if negate else body)
-                if body.startswith("^"):
-                    body = "\\" + body
-                out.append("[" + ("^" if negate else "") + body + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + "(?:/.*)?", re.S)
+    return _match_parts(pattern.split("/"), rel.split("/"))
+
+
+def _match_parts(pats: list[str], parts: list[str]) -> bool:
+    if not pats:
+        return True  # the rest is inside a matched folder
+    if not parts:
+        return all(p == "**" for p in pats)
+    if pats[0] == "**":
+        return _match_parts(pats[1:], parts) or _match_parts(pats, parts[1:])
+    return fnmatch.fnmatchcase(parts[0], pats[0]) and _match_parts(pats[1:], parts[1:])
 
 
 def list_glob(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[str, int]]:
@@ -179,13 +157,12 @@ def list_glob(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[s
     file in it), sorted; FileNotFoundError when it matches none.  Locally only
     the folders the pattern can reach are listed."""
     folder, pattern = split_glob(uri)
-    regex = glob_regex(pattern)
     if is_s3(uri):
         try:
             listed = _s3().list_files(folder + "/", stamps)
         except FileNotFoundError:
             listed = []
-        out = [(u, n) for u, n in listed if regex.fullmatch(u[len(folder) + 1:])]
+        out = [(u, n) for u, n in listed if glob_match(pattern, u[len(folder) + 1:])]
     else:
         out = []
         base = to_path(folder) or "/"
@@ -215,11 +192,10 @@ def _glob_local(folder: str, parts: list[str]) -> Iterator[str]:
                 for rel in _glob_local(os.path.join(folder, name), parts):
                     yield name + "/" + rel
         return
-    one = glob_regex(head)
     for name in _names(folder):
         if name.startswith(("_", ".")) and not head.startswith(name[0]):
             continue
-        if not one.fullmatch(name) or "/" in name:
+        if not fnmatch.fnmatchcase(name, head):
             continue
         if not rest:
             yield name
