@@ -3,9 +3,10 @@
 columns reads.
 
 The files are listed (a path, folder or glob; local, ``file://`` or
-``s3://``), the first one sampled (its first :data:`sqlmr.infer.SAMPLE_BYTES`,
-decompressed when ``.gz``), and :mod:`sqlmr.infer` decides the columns and
-the format: ``.csv`` / ``.tsv`` files (and ``read_csv``) are CSV with a
+``s3://``) and sampled: the first :data:`sqlmr.infer.SAMPLE_BYTES` of the
+first non-empty file (decompressed when ``.gz``), and of the next ones while
+the sample is short (at most :data:`SAMPLE_FILES` files); then
+:mod:`sqlmr.infer` decides the columns and the format: ``.csv`` / ``.tsv`` files (and ``read_csv``) are CSV with a
 sniffed delimiter and header; ``.json`` / ``.jsonl`` / ``.ndjson`` (and
 ``read_json``) JSON lines; any other file is JSON when it starts with ``{``,
 CSV when it has a header or quotes, else Hive delimited text.
@@ -24,6 +25,9 @@ from compiler.schema import Column, Format, Table
 from compiler.sources import FileSource, bind_sources, kind_of_name
 from runtime import storage
 from sqlmr import infer
+
+
+SAMPLE_FILES = 8  # files the sample may start in, when the first ones are small
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,49 @@ def infer_table(name: str, uri: str, hints: Hints, shown: str | None = None) -> 
                          f"{getattr(e, 'strerror', None) or e}") from None
     kind = hints.kind or kind_of_name(first)
     try:
-        return _infer(name, uri, hints, kind, sample, whole)
+        table = _infer(name, uri, hints, kind, sample, whole)
     except infer.SampleError as e:
         what = {"csv": "CSV", "json": "JSON lines"}.get(kind or "", "text")
         raise ValueError(f"cannot infer columns of {first} as {what}: {e}") from None
+    if not whole or len(files) == 1:
+        return table
+    return _with_more_files(table, hints, sample, files, first)
+
+
+def _with_more_files(table: Table, hints: Hints, sample: bytes,
+                     files: list[tuple[str, int]], first: str) -> Table:
+    """``table`` (inferred from all of the small file ``first``) typed again
+    from the start of the next files as well, up to :data:`SAMPLE_FILES` files
+    and :data:`sqlmr.infer.SAMPLE_BYTES` in all: the first file decides the
+    format, the header and the names; the others widen the types.  A later
+    file that cannot be read as that format leaves the first file's table."""
+    fmt = table.format
+    parts = [sample if sample.endswith(b"\n") else sample + b"\n"]
+    budget = infer.SAMPLE_BYTES - len(sample)
+    rest = [(u, n) for u, n in files if n > 0 and u != first][:SAMPLE_FILES - 1]
+    for uri, size in rest:
+        if budget <= 0:
+            break
+        try:
+            data, whole = read_sample(uri, size)
+        except (OSError, EOFError, zlib.error, storage.InputError):
+            break  # the query names it when it reads it
+        data = infer.complete_lines(data[:budget], whole and len(data) <= budget).encode()
+        data = b"".join(data.splitlines(keepends=True)[fmt.header_lines:])
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        parts.append(data)
+        budget -= len(data)
+    if len(parts) == 1:
+        return table
+    again = Hints(kind=fmt.kind, header=bool(fmt.header_lines), delimiter=table.delimiter,
+                  quote=fmt.quote, escape=fmt.escape, null=fmt.null, columns=hints.columns)
+    try:
+        wider = _infer(table.name, table.location, again, fmt.kind, b"".join(parts), True)
+    except infer.SampleError:
+        return table
+    return wider if [c.name for c in wider.columns] == [c.name for c in table.columns] \
+        or fmt.kind == "json" else table
 
 
 def _infer(name: str, uri: str, hints: Hints, kind: str | None, sample: bytes,

@@ -427,13 +427,29 @@ def test_files_on_s3_by_glob_and_prefix(session, s3_bucket, tmp_path):
 
 def test_the_sample_decides_a_later_value_of_another_type_is_null(session, tmp_path):
     (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "a.csv").write_text("id,n\n1,10\n2,20\n")
-    (tmp_path / "d" / "b.csv").write_text("id,n\n3,lots\n4,40\n")  # not in the sample
-    results = list(session.execute(f"SELECT id, n FROM '{tmp_path}/d/' ORDER BY id"))
+    big = "".join(f"{i},{i * 10}\n" for i in range(1, 120_000))  # more than the 1 MB sample
+    (tmp_path / "d" / "a.csv").write_text("id,n\n" + big)
+    (tmp_path / "d" / "b.csv").write_text("id,n\n0,lots\n")
+    results = list(session.execute(f"SELECT id, n FROM '{tmp_path}/d/' WHERE id < 3 ORDER BY id"))
     res = results[-1]
-    assert [list(r) for r in res.rows] == [[1, 10], [2, 20], [3, None], [4, 40]]
+    assert [list(r) for r in res.rows] == [[0, None], [1, 10], [2, 20]]
     assert res.stats.malformed == 1
     res.close()
+
+
+def test_small_first_files_let_the_next_ones_widen_the_types(session, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.csv").write_text("id,n,w\n1,10,x\n")
+    (tmp_path / "d" / "b.csv").write_text("id,n,w\n2,2.5,y\n")
+    (tmp_path / "d" / "c.csv").write_text("id,n,w\n3,,2024-01-01\n")
+    res = list(session.execute(f"DESCRIBE '{tmp_path}/d/'"))[-1]
+    assert [list(r) for r in res.rows] == [["id", "BIGINT"], ["n", "DOUBLE"], ["w", "STRING"]]
+    assert rows_of(session, f"SELECT sum(n), count(*) FROM '{tmp_path}/d/'") == [[12.5, 3]]
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "a.json").write_text('{"a": 1}\n')
+    (tmp_path / "e" / "b.json").write_text('{"A": 1.5, "b": true}\n')
+    res = list(session.execute(f"DESCRIBE '{tmp_path}/e/'"))[-1]
+    assert [list(r) for r in res.rows] == [["a", "DOUBLE"], ["b", "BOOLEAN"]]
 
 
 # ------------------------------------------------------- properties
