@@ -28,6 +28,11 @@ state survives, it is the state.  When both survive (no quotes in the window,
 or only ambiguous ones such as ``,"",``) or neither (not well-formed), the
 state is counted exactly from the start of the file: correct, but it reads
 every byte before ``s`` (a file with no quotes at all is read this way).
+Reading to ``record_start(e)`` finishes the split's last record past its
+end.  An escape character and the byte after it count as neither quote nor
+newline.  The model takes quotes to enclose fields, as CSV writers put
+them: a stray quote inside an unquoted field (``5" screen``) toggles the
+state too, and a lone ``\\r`` does not end a record.
 
 >>> data = b'a,"x\\ny",1\\nb,"p,q",2\\n'
 >>> read = lambda a, b: data[a:b]
@@ -40,6 +45,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -238,6 +244,8 @@ class CsvReader(SplitReader):
                             escapechar=self.syntax.escape.decode() if self.syntax.escape else None,
                             doublequote=True, strict=False, skipinitialspace=False)
         self.block_text = ""   # the decoded bytes of the current block, for offsets
+        # fields a record needs (a line with no quote is cut only so far; -1: all)
+        self.maxsplit = int(fmt.get("maxsplit", -1))
 
     def _read(self, a: int, b: int) -> bytes:
         data = storage.read_range(self.uri, a, b, self.etag)
@@ -314,7 +322,23 @@ class CsvReader(SplitReader):
         self.block_offset = offset
         self.block_text = text
         self.block_lines = None   # each record's first line, computed when asked
-        raw = list(csv.reader(io.StringIO(text, newline=""), **self.dialect))
+        syn = self.syntax
+        if syn.quote not in data and (syn.escape is None or syn.escape not in data) and \
+                data.count(b"\r") == data.count(b"\r\n"):
+            # no quote, escape or lone \r: the csv module would cut each line
+            # at the delimiter, as str.split does (and it can stop at the last
+            # field the scan reads, as a text scan does)
+            lines = (text.replace("\r\n", "\n") if "\r" in text else text).split("\n")
+            if not lines[-1]:
+                lines.pop()
+            delim = self.dialect["delimiter"]
+            n = self.maxsplit
+            raw = [line.split(delim, n) for line in lines] if n >= 0 else \
+                [line.split(delim) for line in lines]
+            if [""] in raw:
+                raw = [r if r != [""] else [] for r in raw]
+        else:
+            raw = list(csv.reader(io.StringIO(text, newline=""), **self.dialect))
         self.block_raw = raw
         self.block = [r for r in raw if r] if [] in raw else raw   # a blank line is no row
         return self.block
@@ -348,11 +372,12 @@ class CsvReader(SplitReader):
 
 class JsonReader(SplitReader):
     """Blocks of records of one split of a JSON lines file: each line an
-    object, its values by column name (keys case-insensitive), a missing key
-    or null None, numbers as their JSON text (so an INT column reads them as
-    Hive would, from text), booleans ``true`` / ``false``, objects and arrays
-    as JSON text.  A line that is not a JSON object is a record of NULLs,
-    reported to ``bad`` (blank lines are no row)."""
+    object, the values of ``fmt["columns"]`` in that order (keys matched as
+    spelt, else case-insensitively), a missing key or null None, numbers as
+    their JSON text (so an INT column reads them as Hive would, from text),
+    booleans ``true`` / ``false``, objects and arrays as JSON text.  A line
+    that is not a JSON object is a record of NULLs, reported to ``bad``
+    (blank lines are no row)."""
 
     def __init__(self, split: dict, fmt: dict, block_bytes: int = BLOCK_BYTES,
                  bad: Callable[..., None] | None = None) -> None:
@@ -360,15 +385,21 @@ class JsonReader(SplitReader):
                          gz=split.get("gz", False), block_bytes=block_bytes,
                          size=split.get("size"), stamp=split.get("stamp"),
                          header_lines=int(fmt.get("header_lines") or 0))
-        self.names = [n.lower() if n is not None else None for n in fmt["columns"]]
+        self.names = list(fmt["columns"])
+        self.lower = [n.lower() for n in self.names]
         self.bad = bad
         self.lines: list[str] = []
+        self.block_records: list[list] = []
 
     def __iter__(self) -> Iterator[list[list]]:
-        names = self.names
-        loads = json.loads
+        names, lower = self.names, self.lower
+        width = len(names)
+        # the C scanner, numbers kept as their text; one decoder for the split
+        decoder = json.JSONDecoder(parse_int=str, parse_float=str)
+        scan = decoder.scan_once
+        by_name = operator.itemgetter(*names) if names else None
+        by_lower = operator.itemgetter(*lower) if names else None
         plain = {str, type(None)}
-        missing = _MISSING
         for lines in super().__iter__():
             if "" in lines:
                 lines = [line for line in lines if line]
@@ -376,21 +407,33 @@ class JsonReader(SplitReader):
             blank = False
             for line in lines:
                 try:
-                    obj = loads(line, parse_int=str, parse_float=str)
-                except ValueError:
+                    obj, end = scan(line, 0)
+                    if end != len(line):
+                        obj = decoder.decode(line)   # trailing blanks, or not JSON
+                except (StopIteration, ValueError):
                     if line.isspace():   # a blank line is no row
                         blank = True
                         records.append(None)
                         continue
-                    obj = None
+                    try:
+                        obj = decoder.decode(line)   # leading blanks
+                    except ValueError:
+                        obj = None
                 if type(obj) is not dict:
                     records.append(self._bad_line(line))
                     continue
-                get = obj.get
-                row = [get(k, missing) for k in names]
-                if missing in row:
-                    low = {k.lower(): v for k, v in obj.items()}
-                    row = [low.get(k) if k is not None else None for k in names]
+                if width == 0:
+                    records.append([])
+                    continue
+                try:
+                    row = by_name(obj)
+                except KeyError:
+                    try:
+                        row = by_lower(obj)
+                    except KeyError:
+                        low = {k.lower(): v for k, v in obj.items()}
+                        row = tuple(low.get(k) for k in lower)
+                row = [row] if width == 1 else list(row)
                 if not plain.issuperset(map(type, row)):
                     row = self._texts(row, line)
                 records.append(row)
@@ -418,7 +461,7 @@ class JsonReader(SplitReader):
                 if nested is None:   # read again with numbers as numbers
                     obj = json.loads(line)
                     nested = {k.lower(): v for k, v in obj.items()}
-                v = json.dumps(nested.get(self.names[i]), separators=(",", ":"),
+                v = json.dumps(nested.get(self.lower[i]), separators=(",", ":"),
                                ensure_ascii=False)
             out.append(v)
         return out

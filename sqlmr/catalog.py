@@ -601,5 +601,10 @@ def _table_storage(props: exp.Properties | None, sql: str, allowed: tuple
     kind = kind or "text"
     if kind == "json" and "escape" in fields:
         raise UnsupportedError("ESCAPED BY for JSON", sql, _start(where))
+    if kind == "csv":   # CSV records are cut at byte level: one-byte characters
+        for what, c in (("delimiter", delimiter), ("quote", fields.get("quote", '"')),
+                        ("escape", fields.get("escape") or "")):
+            if c and not c.isascii():
+                raise UnsupportedError(f"a non-ASCII CSV {what} ({c!r})", sql, _start(where))
     fmt = Format(kind, **fields)
     return delimiter, location, fmt, where

@@ -1,7 +1,8 @@
 """Generating a job's Python module from its stages (:mod:`compiler.stages`).
 
-One data-centric loop per phase (task kind of a stage): a map loop over text
-splits the line only as far as the last needed field, converts only the
+One data-centric loop per phase (task kind of a stage): a map loop over a
+table's records (text lines split only as far as the last needed field; CSV
+and JSON records cut by their format's reader) converts only the
 needed columns, evaluates the filter, probes broadcast hash tables, then
 projects rows, updates a map-side hash aggregate or emits tagged join
 records; a reduce loop merges partial aggregates or merge-joins sorted runs
@@ -16,7 +17,7 @@ query orders) is shared by tasks and the driver's final merge.
 
 One concern per module: :mod:`~compiler.codegen.names` (every name, no
 collisions), :mod:`~compiler.codegen.prelude` (the fixed start),
-:mod:`~compiler.codegen.scan` (text lines to values),
+:mod:`~compiler.codegen.scan` (records to values),
 :mod:`~compiler.codegen.inputs` (a loop per input kind),
 :mod:`~compiler.codegen.sinks` (a class per sink),
 :mod:`~compiler.codegen.loaders` (broadcast hash tables),

@@ -41,7 +41,7 @@ def table_loop(gen: "PhaseGen", inp: TableIn) -> None:
     table = inp.scan.table
     src("bad = ctx.bad")
     scan.bind_helpers(src, table)
-    fmt = scan.reader_format(table)
+    fmt = scan.reader_format(inp.scan)
     src(f"for block in ctx.blocks({'' if fmt is None else repr(fmt)}):").indent()
     if scan.records(table):
         src("n_in += len(block)")

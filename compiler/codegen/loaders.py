@@ -39,7 +39,7 @@ def loader(gen: "PhaseGen", op: Probe) -> None:
         # it); strict mode still fails on them
         src("bad = ctx.bad if ctx.strict else (lambda line, why=None: None)")
         scan.bind_helpers(src, source.scan.table)
-        fmt = scan.reader_format(source.scan.table)
+        fmt = scan.reader_format(source.scan)
         more = "" if fmt is None else f", {fmt!r}, bad"
         src(f"for block in ctx.side_blocks({op.name!r}{more}):").indent()
         scan.line_loop(src, source.scan, lambda env, fast: _row(gen, op, env))

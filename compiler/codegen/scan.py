@@ -13,9 +13,10 @@ fails every conversion but a STRING field 0's, which is then tested for.
 
 >>> from compiler.schema import Column, Format, Table
 >>> t = Table("t", [Column("a", "string")], "/d", "|", format=Format("csv", header_lines=1))
->>> reader_format(t)
-{'kind': 'csv', 'delimiter': '|', 'header_lines': 1, 'quote': '"', 'escape': None, 'null': '\\\\N'}
->>> reader_format(Table("t", [Column("a", "string")], "/d")) is None
+>>> from types import SimpleNamespace as Scan
+>>> reader_format(Scan(table=t, columns=[0]))
+{'kind': 'csv', 'delimiter': '|', 'header_lines': 1, 'quote': '"', 'escape': None, 'null': '\\\\N', 'maxsplit': 1}
+>>> reader_format(Scan(table=Table("t", [Column("a", "string")], "/d"), columns=[0])) is None
 True
 """
 
@@ -41,17 +42,28 @@ def scan_env(scan, nullable: bool) -> dict[str, Var]:
             Var(f"c{i}", scan.table.columns[i].type, nullable) for i in scan.columns}
 
 
-def reader_format(table) -> dict | None:
-    """What the runtime's reader needs of a table's :class:`~compiler.schema.Format`
-    (None: plain delimited text, read as lines)."""
+def reader_format(scan) -> dict | None:
+    """What the runtime's reader needs of a scanned table's
+    :class:`~compiler.schema.Format` (None: plain delimited text, read as
+    lines).  A JSON reader is given the names of the columns the scan reads:
+    its records hold those, in that order (see :func:`field_index`)."""
+    table = scan.table
     fmt = table.format
     if fmt.kind == "text" and not fmt.header_lines:
         return None
     out = {"kind": fmt.kind, "delimiter": table.delimiter, "header_lines": fmt.header_lines,
            "quote": fmt.quote, "escape": fmt.escape, "null": fmt.null}
     if fmt.kind == "json":
-        out["columns"] = [c.name for c in table.columns]
+        out["columns"] = [table.columns[i].name for i in scan.columns]
+    if fmt.kind == "csv":   # a line with no quotes is cut only as far as needed
+        out["maxsplit"] = max(scan.columns) + 1 if scan.columns else 0
     return out
+
+
+def field_index(scan, i: int) -> int:
+    """Where column ``i`` is in a record of the scan's reader: a JSON record
+    holds only the columns read, in the scan's order."""
+    return scan.columns.index(i) if scan.table.format.kind == "json" else i
 
 
 def records(table) -> bool:
@@ -113,7 +125,7 @@ def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
     src("try:").indent()
     if cols:
         for i, t in zip(cols, types):
-            src(f"c{i} = " + PARSE[t].format(f"f[{i}]"))
+            src(f"c{i} = " + PARSE[t].format(f"f[{field_index(scan, i)}]"))
     else:
         src("pass")
     # a None field (NULL) fails int() / float() with TypeError, a BOOLEAN's or
@@ -131,11 +143,13 @@ def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
         # then is the line itself tested (the slow path skips it).
         tests.append("line")
     # a number int() / float() read that Hive's parsers would not takes the slow path
-    tests += [c for i, t in zip(cols, types) if (c := fast_check(t, f"f[{i}]", f"c{i}"))]
+    tests += [c for i, t in zip(cols, types)
+              if (c := fast_check(t, f"f[{field_index(scan, i)}]", f"c{i}"))]
+    spec = tuple((field_index(scan, i), t) for i, t in zip(cols, types))
     if not tests:  # every field read parsed: not NULL, not an empty line
-        return tuple(zip(cols, types)), 1
+        return spec, 1
     src(f"if {' and '.join(tests)}:").indent()
-    return tuple(zip(cols, types)), 2
+    return spec, 2
 
 
 def _slow_prologue(src: Src, scan, spec: tuple[tuple[int, str], ...]) -> None:
