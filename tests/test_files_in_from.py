@@ -507,3 +507,19 @@ def test_a_file_of_unknown_kind(tmp_path, text, kind, names, header):
     t = infer_table("t", f"file://{tmp_path}", Hints())
     assert (t.format.kind, [c.name for c in t.columns], t.format.header_lines) == \
         (kind, names, header)
+
+
+@pytest.mark.parametrize("dialect", ["hive", "duckdb", "spark"])
+def test_both_option_spellings_in_each_dialect(tmp_path, dialect):
+    from sqlmr.config import Settings
+    from sqlmr.session import Session
+    (tmp_path / "x.csv").write_text("a;b\n1;2024-01-01\n2;2024-01-02\n")
+    s = Session(Settings(workers=1, dialect=dialect))
+    try:
+        for opts in ("header = true, sep = ';'",) + (
+                () if dialect == "spark" else ("header => true, delim => ';'",)):
+            assert rows_of(s, f"SELECT max(a), min(b) FROM read_csv('{tmp_path}/x.csv', {opts})") \
+                == [[2, "2024-01-01"]]
+        assert rows_of(s, f"SELECT count(*) FROM \"{tmp_path}/x.csv\"") == [[2]]
+    finally:
+        s.close()
