@@ -390,6 +390,12 @@ class Session:
     def _create(self, tree: exp.Create, text: str) -> StatementResult:
         if (tree.args.get("kind") or "").upper() != "TABLE":
             raise UnsupportedError(f"CREATE {tree.args.get('kind')}", text, 0)
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        if tree.args.get("exists") and isinstance(target, exp.Table) and \
+                target.name.lower() in self.catalog.tables():
+            # before any inference: the files need not be readable to skip
+            return StatementResult("message", text,
+                                   message=f"table {target.name} already exists, skipped")
         table = table_from_create(tree, text, self.base_dir, self.catalog)
         created = self.catalog.create(table, if_not_exists=bool(tree.args.get("exists")))
         if not created:

@@ -287,6 +287,20 @@ def test_create_external_table_stored_as_csv_keeps_what_it_says(session, data):
     assert [c.name for c in t.columns] == [f"column{i}" for i in range(5)]
 
 
+def test_create_without_columns_errors_and_if_not_exists(session, tmp_path):
+    with pytest.raises(SqlError, match="no such file or folder: nowhere/") as e:
+        list(session.execute("CREATE EXTERNAL TABLE nw LOCATION 'nowhere/'"))
+    caret = e.value.render().splitlines()[1].index("^")   # under the path
+    assert caret == len("LINE 1: CREATE EXTERNAL TABLE nw LOCATION ")
+    with pytest.raises(SqlError, match="needs LOCATION"):
+        list(session.execute("CREATE EXTERNAL TABLE nw STORED AS CSV"))
+    (tmp_path / "x.csv").write_text("a\n1\n")
+    list(session.execute(f"CREATE EXTERNAL TABLE x1 LOCATION '{tmp_path}/x.csv'"))
+    (tmp_path / "x.csv").unlink()  # a table that exists is skipped before its files are read
+    res = list(session.execute(f"CREATE EXTERNAL TABLE IF NOT EXISTS x1 LOCATION '{tmp_path}/x.csv'"))
+    assert res[-1].message == "table x1 already exists, skipped"
+
+
 def test_create_table_like(session, data):
     list(session.execute(f"CREATE EXTERNAL TABLE a1 LOCATION '{data}/data/part1.csv'"))
     list(session.execute(f"CREATE TABLE a2 LIKE a1 LOCATION '{data}/data/part2.csv'"))
