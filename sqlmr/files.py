@@ -68,6 +68,16 @@ def read_sample(uri: str, size: int) -> tuple[bytes, bool]:
     return data, size <= infer.SAMPLE_BYTES
 
 
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What listing or reading a location raises when the location is at fault."""
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, storage.InputError)
+    try:
+        from runtime.s3 import StorageError  # S3's: a bucket, credentials, permissions
+    except ImportError:  # pragma: no cover - no boto3
+        return errors
+    return errors + (StorageError,)
+
+
 def list_location(uri: str, shown: str) -> list[tuple[str, int]]:
     """The data files at a location, or a ValueError saying why there are none."""
     try:
@@ -78,8 +88,8 @@ def list_location(uri: str, shown: str) -> list[tuple[str, int]]:
         raise ValueError(f"no such file or folder: {shown}") from None
     except storage.InputError as e:
         raise ValueError(str(e)) from None
-    except OSError as e:  # an S3 listing
-        raise ValueError(f"cannot list {shown}: {e.strerror or e}") from None
+    except _storage_errors() as e:  # an S3 listing
+        raise ValueError(f"cannot list {shown}: {getattr(e, 'strerror', None) or e}") from None
     if not files:
         raise ValueError(f"{shown} holds no data file (names starting with _ or . are skipped)")
     return files
@@ -96,7 +106,7 @@ def infer_table(name: str, uri: str, hints: Hints, shown: str | None = None) -> 
         raise ValueError(f"cannot infer columns: {shown} holds only empty files")
     try:
         sample, whole = read_sample(first, size)
-    except (OSError, EOFError, zlib.error, storage.InputError) as e:
+    except _storage_errors() as e:
         raise ValueError(f"cannot read a sample of {first}: "
                          f"{getattr(e, 'strerror', None) or e}") from None
     kind = hints.kind or kind_of_name(first)
@@ -126,7 +136,7 @@ def _with_more_files(table: Table, hints: Hints, sample: bytes,
             break
         try:
             data, whole = read_sample(uri, size)
-        except (OSError, EOFError, zlib.error, storage.InputError):
+        except _storage_errors():
             break  # the query names it when it reads it
         data = infer.complete_lines(data[:budget], whole and len(data) <= budget).encode()
         data = b"".join(data.splitlines(keepends=True)[fmt.header_lines:])

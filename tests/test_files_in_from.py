@@ -437,6 +437,8 @@ def test_files_on_s3_by_glob_and_prefix(session, s3_bucket, tmp_path):
         list(session.execute(f"SELECT * FROM 's3://{s3_bucket}/logs/2023-*/*.csv'"))
     with pytest.raises(SqlError, match="no such file or folder"):
         list(session.execute(f"SELECT * FROM read_csv('s3://{s3_bucket}/nothing/')"))
+    with pytest.raises(SqlError, match="cannot list s3://no-such-bucket-x1/x.csv: S3 bucket"):
+        list(session.execute("SELECT * FROM 's3://no-such-bucket-x1/x.csv'"))
 
 
 def test_the_sample_decides_a_later_value_of_another_type_is_null(session, tmp_path):
