@@ -539,3 +539,17 @@ def test_both_option_spellings_in_each_dialect(tmp_path, dialect):
         assert rows_of(s, f"SELECT count(*) FROM \"{tmp_path}/x.csv\"") == [[2]]
     finally:
         s.close()
+
+
+def test_repl_describes_a_file(tmp_path, capsys, monkeypatch):
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+    from sqlmr.config import Settings
+    from sqlmr.repl import run_repl
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "v.csv").write_text("id,day\n1,2024-01-01\n")
+    with create_pipe_input() as inp:
+        inp.send_text("\\d 'v.csv'\r\x04")
+        run_repl(Settings(workers=1), input=inp, output=DummyOutput())
+    out = capsys.readouterr().out
+    assert "| id       | BIGINT |" in out and "| day      | DATE   |" in out
