@@ -65,8 +65,10 @@ def scope_tables(select: exp.Select, tables: Mapping[str, Table], sql: str) -> d
     for src in sources:
         if isinstance(src, exp.Table):
             if src.args.get("db") is not None:
+                from compiler.sources import kind_of_name
                 raise SqlError(f"table '{src.sql()}': database names are not supported", sql,
-                               _start(src))
+                               _start(src), f"a file is read by its path in quotes: FROM "
+                               f"'{src.sql()}'" if kind_of_name(src.sql()) else None)
             t = lookup_table(src.name, tables, sql, src)
             out[(src.alias_or_name).lower()] = t
     return out

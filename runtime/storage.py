@@ -13,6 +13,7 @@ lives in :mod:`runtime.s3` (boto3, imported only when an ``s3://`` URI is used).
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import shutil
 import stat
@@ -87,6 +88,12 @@ def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[
     answer from part of its input.  ``stamps`` (when given) gets each file's
     version as planned, :func:`stamp` of it, to check before reading.
     """
+    if has_glob(uri):
+        try:
+            return list_glob(uri, stamps)
+        except FileNotFoundError:
+            if not exists(uri):  # else a name that holds '[' or '*' itself
+                raise
     if is_s3(uri):
         return _s3().list_files(uri, stamps)
     path = to_path(uri)
@@ -101,6 +108,114 @@ def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[
         _add_file(path, st, out, stamps)
     out.sort()
     return out
+
+
+GLOB_CHARS = "*?["
+
+
+def has_glob(uri: str) -> bool:
+    """Whether a location is a glob pattern (``*``, ``?``, ``[…]``).
+
+    >>> has_glob("s3://b/logs/*.csv"), has_glob("/data/x.csv")
+    (True, False)
+    """
+    return any(c in uri for c in GLOB_CHARS)
+
+
+def split_glob(uri: str) -> tuple[str, str]:
+    """``(folder, pattern)``: the folder before the first glob character and
+    the pattern relative to it.
+
+    >>> split_glob("s3://b/logs/2024-*/*.csv"), split_glob("file:///d/*.json")
+    (('s3://b/logs', '2024-*/*.csv'), ('file:///d', '*.json'))
+    """
+    first = min(uri.index(c) for c in GLOB_CHARS if c in uri)
+    cut = uri.rfind("/", 0, first)
+    return uri[:cut], uri[cut + 1:]
+
+
+def glob_match(pattern: str, rel: str) -> bool:
+    """Whether the ``/``-separated relative path ``rel`` matches a glob as
+    DuckDB and the shell read it: each folder name by :func:`fnmatch.fnmatchcase`
+    (``*``, ``?``, ``[…]`` within the name), ``**`` any number of folders; a
+    file inside a matched folder matches.
+
+    >>> [glob_match("2024-*/**/*.csv", p) for p in ("2024-01/a.csv", "2024-01/x/y/a.csv", "2023-01/a.csv", "2024-01/a.json")]
+    [True, True, False, False]
+    >>> glob_match("day=[0-9]", "day=7/part-0"), glob_match("*.csv", "x/a.csv")
+    (True, False)
+    """
+    return _match_parts(pattern.split("/"), rel.split("/"))
+
+
+def _match_parts(pats: list[str], parts: list[str]) -> bool:
+    if not pats:
+        return True  # the rest is inside a matched folder
+    if not parts:
+        return all(p == "**" for p in pats)
+    if pats[0] == "**":
+        return _match_parts(pats[1:], parts) or _match_parts(pats, parts[1:])
+    return fnmatch.fnmatchcase(parts[0], pats[0]) and _match_parts(pats[1:], parts[1:])
+
+
+def list_glob(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[str, int]]:
+    """The data files a glob location matches (a matched folder: every data
+    file in it), sorted; FileNotFoundError when it matches none.  Locally only
+    the folders the pattern can reach are listed."""
+    folder, pattern = split_glob(uri)
+    if is_s3(uri):
+        try:
+            listed = _s3().list_files(folder + "/", stamps)
+        except FileNotFoundError:
+            listed = []
+        out = [(u, n) for u, n in listed if glob_match(pattern, u[len(folder) + 1:])]
+    else:
+        out = []
+        base = to_path(folder) or "/"
+        seen: set[str] = set()
+        for rel in _glob_local(base, pattern.split("/")):
+            full = os.path.join(base, rel)
+            if full not in seen:
+                seen.add(full)
+                out.extend(list_files(full, stamps))
+        out = sorted(set(out))
+    if not out:
+        raise FileNotFoundError(f"no file matches {uri}")
+    return out
+
+
+def _glob_local(folder: str, parts: list[str]) -> Iterator[str]:
+    """Relative paths under ``folder`` matching the glob ``parts`` (one per
+    folder level); hidden names (``_``, ``.``) only when a part spells them."""
+    head, rest = parts[0], parts[1:]
+    if not os.path.isdir(folder):
+        return
+    if head == "**":
+        if rest:
+            yield from _glob_local(folder, rest)
+        for name in _names(folder):
+            if not name.startswith(("_", ".")) and os.path.isdir(os.path.join(folder, name)):
+                for rel in _glob_local(os.path.join(folder, name), parts):
+                    yield name + "/" + rel
+        return
+    for name in _names(folder):
+        if name.startswith(("_", ".")) and not head.startswith(name[0]):
+            continue
+        if not fnmatch.fnmatchcase(name, head):
+            continue
+        if not rest:
+            yield name
+        else:
+            for rel in _glob_local(os.path.join(folder, name), rest):
+                yield name + "/" + rel
+
+
+def _names(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it)
+    except OSError as e:
+        raise InputError(f"cannot list folder {folder}: {e.strerror}") from None
 
 
 def _location_error(path: str, e: OSError) -> Exception:

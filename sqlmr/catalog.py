@@ -254,13 +254,14 @@ def parse_delimiter(text: str) -> str:
     return text
 
 
-def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None) -> Table:
+def table_from_create(create: exp.Create, sql: str, base_dir: str | None = None,
+                      catalog: "Catalog | None" = None) -> Table:
     """A :class:`Table` from ``CREATE EXTERNAL TABLE … [ROW FORMAT …] [STORED AS …]
-    LOCATION … [TBLPROPERTIES …]`` (formats: :func:`table_storage`)."""
+    LOCATION … [TBLPROPERTIES …]`` (formats: :func:`table_storage`); without a
+    column list, from ``LIKE other`` or inferred from the files."""
     schema = create.this
     if not isinstance(schema, exp.Schema):
-        raise SqlError("CREATE TABLE needs a column list, e.g. (pageURL STRING, pageRank INT)",
-                       sql, _start(create))
+        return _table_without_columns(create, sql, base_dir, catalog or Catalog())
     name = schema.this.name
     if schema.this.args.get("db") is not None:
         raise UnsupportedError("database-qualified table names", sql, _start(schema.this))
@@ -321,6 +322,79 @@ def partitioned_by(props: exp.Properties | None, data_columns: set[str],
                                _start(cd))
             out.append(Column(cd.name, typ))
     return out
+
+
+def _table_without_columns(create: exp.Create, sql: str, base_dir: str | None,
+                           catalog: "Catalog") -> Table:
+    """``CREATE TABLE t2 LIKE t LOCATION '…'`` (t's definition over other
+    files), or ``CREATE EXTERNAL TABLE t [ROW FORMAT …] [STORED AS CSV|JSON|TEXTFILE]
+    [TBLPROPERTIES ('skip.header.line.count'='1')] LOCATION '…'`` with the
+    columns (and what is not given of the format) inferred from a sample."""
+    target = create.this
+    if not isinstance(target, exp.Table) or target.args.get("db") is not None:
+        raise UnsupportedError("database-qualified table names", sql, _start(target))
+    name = check_table_name(target.name, sql, _start(target))
+    props = list(create.args["properties"].expressions) if create.args.get("properties") else []
+    like = next((p for p in props if isinstance(p, exp.LikeProperty)), None)
+    if like is not None:
+        return _table_like(name, like, props, sql, base_dir, catalog)
+    delimiter, location, fmt = table_storage(exp.Properties(expressions=props), sql)
+    if location is None:
+        raise SqlError("CREATE EXTERNAL TABLE without columns infers them from its files: "
+                       "it needs LOCATION 'folder | file | glob | s3://…'", sql, _start(create))
+    # what the statement fixes is kept; the rest is sniffed from a sample
+    kind_given = any(isinstance(p, (exp.RowFormatSerdeProperty, exp.RowFormatDelimitedProperty))
+                     or isinstance(p, exp.FileFormatProperty) and p.name != "" for p in props)
+    header_given = any(type(p) is exp.Property and p.name.lower() == "skip.header.line.count"
+                       for p in props)
+    delimiter_given = any(
+        isinstance(p, exp.RowFormatDelimitedProperty) and p.args.get("fields") is not None
+        or isinstance(p, exp.RowFormatSerdeProperty) and any(
+            q.name.lower() in ("separatorchar", "field.delim", "serialization.format")
+            for q in (p.args["serde_properties"].expressions
+                      if p.args.get("serde_properties") is not None else []))
+        for p in props)
+    if header_given and fmt.header_lines > 1:
+        raise UnsupportedError(f"'skip.header.line.count'='{fmt.header_lines}' on a table whose "
+                               "columns are inferred (0 or 1)", sql, _start(create))
+    from sqlmr.files import Hints, infer_table
+    hints = Hints(kind=fmt.kind if kind_given else None,
+                  header=bool(fmt.header_lines) if header_given else None,
+                  delimiter=delimiter if delimiter_given else None,
+                  quote=fmt.quote if kind_given else None,
+                  escape=fmt.escape, null=fmt.null if kind_given else None)
+    try:
+        return infer_table(name, resolve_location(location, base_dir), hints, location)
+    except ValueError as e:
+        at = next((_start(p) for p in props if isinstance(p, exp.LocationProperty)), None)
+        raise SqlError(str(e), sql, at) from None
+
+
+def _table_like(name: str, like: exp.LikeProperty, props: list, sql: str,
+                base_dir: str | None, catalog: "Catalog") -> Table:
+    """``CREATE [EXTERNAL] TABLE name LIKE other LOCATION '…'``: other's columns,
+    format and partition columns over the files at LOCATION.  Without LOCATION
+    it is refused: the copy would read other's own files (or a warehouse
+    folder nothing writes)."""
+    source = like.this
+    try:
+        original = catalog.get(source.name)
+    except SqlError as e:
+        raise SqlError(e.message, sql, _start(source), e.hint) from None
+    location = None
+    for p in props:
+        if isinstance(p, exp.LocationProperty):
+            location = p.this.name
+        elif not isinstance(p, (exp.LikeProperty, exp.ExternalProperty)):
+            raise UnsupportedError(f"{p.sql(dialect='hive')} with LIKE (LIKE copies the "
+                                   "format too; give only LOCATION)", sql, _start(p))
+    if location is None:
+        raise SqlError(f"CREATE TABLE {name} LIKE {original.name} needs LOCATION '…': the "
+                       f"new table reads its own files ({original.name} reads "
+                       f"{original.location})", sql, _start(like))
+    return Table(name, list(original.columns), resolve_location(location, base_dir),
+                 original.delimiter, format=original.format,
+                 partition_columns=list(original.partition_columns))
 
 
 def resolve_location(location: str, base_dir: str | None = None) -> str:

@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
     bar = ProgressBar()
     session = Session(settings, progress=lambda: bar)
+    if args.file not in (None, "-"):  # a script's paths are relative to its folder
+        session.base_dir = os.path.dirname(os.path.abspath(args.file))
     _handle_sigterm()
     try:
         status = run_script(session, script, args.output, args.debug, bar,

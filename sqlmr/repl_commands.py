@@ -90,10 +90,14 @@ def _tables(repl: Repl, cmd: Invocation) -> object:
 
 
 @special(("\\d", ".schema"), "[TABLE]",
-         "columns of TABLE (also DESCRIBE TABLE;); alone: list tables", "table", aliases=("\\d+",))
+         "columns of TABLE or of a file ('path'; also DESCRIBE …;); alone: list tables",
+         "table", aliases=("\\d+",))
 def _describe(repl: Repl, cmd: Invocation) -> object:
-    if cmd.arg:
-        repl.show_statement(f"DESCRIBE {ident(cmd.arg)}", footer=False)
+    arg = cmd.arg.strip().rstrip(";").strip() if cmd.arg else ""
+    if arg.startswith("'"):  # a file: \d 'data/*.csv'
+        repl.show_statement(f"DESCRIBE {arg}", footer=False)
+    elif arg:
+        repl.show_statement(f"DESCRIBE {ident(arg)}", footer=False)
     else:
         repl.list_tables()
     return None

@@ -26,10 +26,12 @@ from sqlmr import config
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
-                           format_description, resolve_location, storage_properties, table_from_create, warehouse_location)
+                           format_description, resolve_location, storage_properties,
+                           table_from_create, warehouse_location)
 from sqlmr.config import Settings
 from sqlmr import partitions
 from sqlmr.driver import JobResult, JobStats, estimate, plan_files, plan_job, run_job
+from sqlmr.files import bind_files
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
@@ -85,6 +87,9 @@ class Session:
         self.settings = settings or config.load_settings()
         self.catalog = catalog or Catalog()
         self.progress = progress
+        # relative paths (FROM 'file', LOCATION) are relative to this folder
+        # (a script's own with ``sqlmr -f``), else to the current directory
+        self.base_dir: str | None = None
         self._backend: Backend | None = None
         self._backend_key: tuple | None = None
 
@@ -173,8 +178,9 @@ class Session:
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:
         if tree is None:
             tree = parse_one(text, self.settings.dialect)
-        refuse_unsupported_sources(tree, text)
         tables = self.catalog.tables()
+        tables.update(bind_files(tree, text, set(tables), self.base_dir))
+        refuse_unsupported_sources(tree, text)
         return compile_select(text, tables, self.settings.dialect, tree,
                               sizes=_TableSizes(tables),
                               broadcast_bytes=int(self.settings.broadcast_mb * 2**20))
@@ -213,7 +219,7 @@ class Session:
         move = None
         try:
             tree = parse_one(inner, self.settings.dialect)
-            query, move = _write_target(tree, inner)
+            query, move = _write_target(tree, inner, self.base_dir)
             job = self.compile(inner, query)
         except SqlError as e:
             if e.sql == inner:
@@ -280,7 +286,7 @@ class Session:
             raise SqlError(f"table '{name}' already exists", text, _start(target),
                            "DROP TABLE it first, or use CREATE TABLE IF NOT EXISTS")
         managed = location is None
-        uri = warehouse_location(name) if managed else resolve_location(location)
+        uri = warehouse_location(name) if managed else resolve_location(location, self.base_dir)
         job = self.compile(text, query)
         columns = _table_columns(job, text)
         # a managed table gets no _SUCCESS marker: its DROP deletes only part files
@@ -310,7 +316,7 @@ class Session:
         props = exp.Properties(expressions=[target.args["row_format"]]) \
             if target.args.get("row_format") is not None else None
         delimiter, _ = storage_properties(props, text)
-        uri = resolve_location(target.this.name)
+        uri = resolve_location(target.this.name, self.base_dir)
         job = self.compile(text, query)
         written = self._write_result(job, text, uri, delimiter, overwrite=True)
         replaced = f" ({written.replaced})" if written.replaced else ""
@@ -388,18 +394,27 @@ class Session:
     def _create(self, tree: exp.Create, text: str) -> StatementResult:
         if (tree.args.get("kind") or "").upper() != "TABLE":
             raise UnsupportedError(f"CREATE {tree.args.get('kind')}", text, 0)
-        table = table_from_create(tree, text)
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        if tree.args.get("exists") and isinstance(target, exp.Table) and \
+                target.name.lower() in self.catalog.tables():
+            # before any inference: the files need not be readable to skip
+            return StatementResult("message", text,
+                                   message=f"table {target.name} already exists, skipped")
+        table = table_from_create(tree, text, self.base_dir, self.catalog)
         created = self.catalog.create(table, if_not_exists=bool(tree.args.get("exists")))
         if not created:
             return StatementResult("message", text, message=f"table {table.name} already exists, skipped")
         note = ""
         if not storage.is_s3(table.location) and not storage.exists(table.location):
             note = f" (note: {storage.to_path(table.location)} does not exist yet)"
-        parts = (f", partitioned by {', '.join(c.name for c in table.partition_columns)}"
-                 if table.partition_columns else "")
+        what = plural(len(table.columns), 'column')
+        if not isinstance(tree.this, exp.Schema):  # inferred or copied: say what it got
+            what += (": " + ", ".join(f"{c.name} {c.type.upper()}" for c in table.columns)
+                     + "; " + format_description(table))
+        if table.partition_columns:
+            what += f", partitioned by {', '.join(c.name for c in table.partition_columns)}"
         return StatementResult("message", text, message=f"created table {table.name} "
-                               f"({plural(len(table.columns), 'column')}{parts}) at "
-                               f"{table.location}{note}")
+                               f"({what}) at {table.location}{note}")
 
     def _drop(self, tree: exp.Drop, text: str) -> StatementResult:
         if (tree.args.get("kind") or "").upper() != "TABLE":
@@ -431,6 +446,9 @@ class Session:
                                ["string"] * 3, rows, len(rows))
 
     def _describe(self, text: str) -> StatementResult:
+        q = re.match(r"\s*(?:DESCRIBE|DESC)\s+(?=(SELECT|WITH|FROM|'))", text, re.I | re.S)
+        if q:
+            return self._describe_query(text, q.end(), q.group(1) == "'")
         m = re.match(r"\s*(?:DESCRIBE|DESC)\s+(?:TABLE\s+)?([`\"]?)(\w+)\1\s*$", text, re.I)
         if not m:
             raise SqlError("usage: DESCRIBE table_name", text, 0)
@@ -467,6 +485,27 @@ class Session:
             return StatementResult("rows", text, ["partition"], ["string"], rows, len(rows))
         return StatementResult("message", text, message=partitions.repair_message(table, found))
 
+    def _describe_query(self, text: str, at: int, path: bool) -> StatementResult:
+        """``DESCRIBE SELECT …``: the query's output columns and their types;
+        ``DESCRIBE 'path'`` those of ``SELECT * FROM 'path'``."""
+        inner = text[at:]
+        if path:
+            inner = "SELECT * FROM " + inner
+            at -= len("SELECT * FROM ")
+        try:
+            job = self.compile(inner)
+        except SqlError as e:
+            if e.sql == inner:
+                raise SqlError(e.message, text, None if e.offset is None else
+                               max(0, e.offset + at), e.hint) from None
+            raise
+        rows = [[n, (t or "string").upper()] for n, t in zip(job.columns, job.types)]
+        catalog = self.catalog.tables()
+        files = [t for t in job.tables.values() if t.name.lower() not in catalog]
+        msg = "; ".join(f"{t.name}: {format_description(t)} at {t.location}" for t in files)
+        return StatementResult("rows", text, ["column", "type"], ["string", "string"], rows,
+                               len(rows), message=msg)
+
     def _set(self, text: str) -> StatementResult:
         m = re.match(r"\s*SET\s+([\w.\-]+)\s*(?:=|\s|TO\s)\s*(.+?)\s*$", text, re.I | re.S)
         if not m:
@@ -495,20 +534,23 @@ def refuse_unsupported_sources(tree: exp.Expression, text: str) -> None:
             at = _start(t.this)
             spelt = text[at:].split("(", 1)[0].strip() if at is not None else ""
             name = spelt if re.fullmatch(r"[\w.]+", spelt) else t.this.sql().split("(", 1)[0]
-            raise UnsupportedError(f"table functions in FROM ({name}(…)); CREATE EXTERNAL "
-                                   "TABLE … LOCATION '…' reads files", text, _start(t.this))
+            raise UnsupportedError(f"table functions in FROM ({name}(…)); 'path', "
+                                   "read_csv('path', …) and read_json('path') read files",
+                                   text, _start(t.this))
 
 
-def _write_target(tree: exp.Expression, text: str) -> tuple[exp.Expression, str | None]:
+def _write_target(tree: exp.Expression, text: str,
+                  base_dir: str | None = None) -> tuple[exp.Expression, str | None]:
     """The query of a statement EXPLAIN is asked about, and where a CREATE
     TABLE AS / INSERT OVERWRITE DIRECTORY would write it (None for a SELECT)."""
     if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), exp.Select):
         _, location = storage_properties(tree.args.get("properties"), text, (exp.ExternalProperty,))
-        uri = warehouse_location(tree.this.name) if location is None else resolve_location(location)
+        uri = (warehouse_location(tree.this.name) if location is None
+               else resolve_location(location, base_dir))
         return tree.args["expression"], f"{uri}, then table {tree.this.name} is registered"
     if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Directory) and \
             isinstance(tree.args.get("expression"), exp.Select):
-        return tree.args["expression"], resolve_location(tree.this.this.name)
+        return tree.args["expression"], resolve_location(tree.this.this.name, base_dir)
     return tree, None
 
 

@@ -72,8 +72,12 @@ QUERY = [
     ("SET dialect = foo", "Unknown dialect 'foo'"),
     ("WITH a AS (SELECT s FROM t) SELECT * FROM a", "not supported yet: WITH"),
     ("SELEC x;", "syntax error: 'SELEC' does not start a statement sqlmr knows"),
-    ("SELECT * FROM read_csv('x.csv')", "not supported yet: table functions in FROM (read_csv("),
-    ("SELECT * FROM (SELECT * FROM read_csv('x.csv')) q", "table functions in FROM (read_csv("),
+    ("SELECT * FROM read_parquet('x.parquet')",
+     "not supported yet: table functions in FROM (read_parquet("),
+    ("SELECT * FROM (SELECT * FROM read_parquet('x.parquet')) q",
+     "table functions in FROM (read_parquet("),
+    ("SELECT * FROM read_csv('nowhere/*.csv')", "no file matches nowhere/*.csv"),
+    ("SELECT * FROM read_csv('x.csv', headr => true)", "unknown read_csv option 'headr'"),
 ]
 
 

@@ -941,11 +941,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default: one per core)")
     parser.add_argument("--no-progress", dest="progress", action="store_const",
                         const=False, default=None, help="no progress bar")
+    parser.add_argument("--prefix", default="amplab_", metavar="P",
+                        help="table names in the printed CREATE EXTERNAL TABLE statements: "
+                             "P + rankings / uservisits (default amplab_)")
+    parser.add_argument("--register", action="store_true",
+                        help="also register the tables in the catalog")
+
+
+def table_definitions(stats: dict, prefix: str = "amplab_") -> list:
+    """The external tables over what :func:`generate` wrote (``stats`` is its
+    result), named ``prefix + rankings`` / ``prefix + uservisits``.
+
+    >>> [(t.name, t.location, len(t.columns)) for t in table_definitions({"path": "s3://b/sf1"})]
+    [('amplab_rankings', 's3://b/sf1/rankings', 3), ('amplab_uservisits', 's3://b/sf1/uservisits', 9)]
+    """
+    from compiler.schema import Column, Table
+    from runtime import storage
+    from sqlmr.catalog import RANKINGS, USERVISITS
+    root = storage.to_uri(stats["path"])
+    return [Table(prefix + name, [Column(n, t) for n, t in cols], storage.join(root, name))
+            for name, cols in (("rankings", RANKINGS), ("uservisits", USERVISITS))]
+
+
+def register(tables: list) -> None:
+    """Register ``tables`` in the catalog; one of the same name is replaced
+    only when it reads the same location (a rerun), else a ValueError."""
+    from sqlmr.catalog import Catalog
+    catalog = Catalog()
+    existing = catalog.tables()
+    for t in tables:
+        old = existing.get(t.name.lower())
+        if old is not None and (old.builtin or old.location != t.location):
+            raise ValueError(f"table {old.name} exists already (at {old.location}): DROP TABLE "
+                             f"it, or choose other names with --prefix")
+        catalog.create(t, replace=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``sqlmr gen amplab``; returns the exit status."""
     progress = getattr(args, "progress", None)
+    prefix = getattr(args, "prefix", "amplab_")
+    from sqlmr.catalog import check_table_name
+    try:  # before any work: a --prefix that makes no table name
+        for table in TABLES:
+            check_table_name(prefix + table)
+    except Exception as e:  # noqa: BLE001
+        print(f"sqlmr gen: error: --prefix {prefix!r}: {e}", file=sys.stderr)
+        return 2
     try:
         stats = generate(args.out, args.scale, seed=args.seed, files=args.files,
                          gzip=args.gzip, workers=args.workers, progress=progress)
@@ -959,6 +1001,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"sqlmr gen: error: {e}", file=sys.stderr)
         return 1
     print(summary(stats), file=sys.stderr)
+    from sqlmr.malformed import table_ddl
+    tables = table_definitions(stats, prefix)
+    # the DDL is the data of this command (stdout): `> tables.sql` keeps it
+    print("\n".join(table_ddl(t) + ";" for t in tables))
+    if getattr(args, "register", False):
+        try:
+            register(tables)
+        except Exception as e:  # noqa: BLE001 — one line, no traceback
+            print(f"sqlmr gen: error: {e}", file=sys.stderr)
+            return 1
+        print("registered tables " + ", ".join(t.name for t in tables), file=sys.stderr)
     return 0
 
 
