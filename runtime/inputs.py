@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import bz2
 import zlib
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from runtime import storage
 from runtime.storage import InputError
@@ -32,6 +33,22 @@ from runtime.storage import InputError
 BLOCK_BYTES = 1 << 20
 TAIL_CHUNK = 64 << 10
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads a gzip header and checks its CRC
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A whole-file compression a table's files may use, known by suffix."""
+
+    name: str                 # as messages say it
+    suffix: str
+    magic: bytes              # how its files start
+    new: Callable[[], Any]    # a decompressor of one member
+    error: type               # what the decompressor raises on bad data
+    padded: bool              # zero bytes may follow a member (gzip)
+
+
+GZIP = Codec("gzip", ".gz", b"\x1f\x8b", lambda: zlib.decompressobj(GZIP_WBITS), zlib.error, True)
+BZIP2 = Codec("bzip2", ".bz2", b"BZh", bz2.BZ2Decompressor, OSError, False)
 
 
 class SplitReader:
@@ -242,13 +259,20 @@ class SplitReader:
             pos += len(tail)
 
     def _gz_chunks(self) -> Iterator[bytes]:
-        """Decompressed bytes of a whole ``.gz`` file (concatenated members too,
-        zero padding after a member ignored, as gzip does).
+        return self._decompressed(GZIP)
 
-        A stream cut short, a bad CRC or bytes that are not gzip at all raise
-        InputError naming the file: reading on would answer from part of it."""
+    def _bz2_chunks(self) -> Iterator[bytes]:
+        return self._decompressed(BZIP2)
+
+    def _decompressed(self, codec: "Codec") -> Iterator[bytes]:
+        """Decompressed bytes of a whole compressed file (concatenated members
+        too, zero padding after a gzip member ignored, as gzip and bzip2 do).
+
+        A stream cut short, a bad checksum or bytes that are not of the codec
+        at all raise InputError naming the file: reading on would answer from
+        part of it."""
         self._check_unchanged()
-        d = zlib.decompressobj(GZIP_WBITS)
+        d = codec.new()
         members = 0        # members decompressed to their end
         fed = 0            # compressed bytes fed to the current member
         pos = 0            # compressed bytes read from the file
@@ -259,7 +283,7 @@ class SplitReader:
                 pos += len(chunk)
                 data = chunk
                 while data:
-                    if members and not fed:
+                    if codec.padded and members and not fed:
                         data = data.lstrip(b"\0")  # padding after a member
                         if not data:
                             break
@@ -270,61 +294,20 @@ class SplitReader:
                     if not d.eof:
                         break
                     data = d.unused_data  # the next member starts here
-                    d = zlib.decompressobj(GZIP_WBITS)
+                    d = codec.new()
                     members += 1
                     fed = 0
-        except zlib.error as e:
+        except codec.error as e:
             self._check_unchanged()  # a file cut short while being read says so
-            if not members and not self._gzip_magic():  # not gzip at all
-                raise InputError(f"{self.name}: not gzip data ({e}); a file named .gz "
-                                 f"must be gzip-compressed") from None
-            raise InputError(f"{self.name}: corrupt gzip data ({e})") from None
+            if not members and storage.read_range(self.uri, 0, len(codec.magic)) != codec.magic:
+                raise InputError(f"{self.name}: not {codec.name} data ({e}); a file named "
+                                 f"{codec.suffix} must be {codec.name}-compressed") from None
+            raise InputError(f"{self.name}: corrupt {codec.name} data ({e})") from None
         self._check_unchanged()
         if fed or not members:
-            raise InputError(f"{self.name}: truncated gzip file (the compressed data ends "
-                             f"mid-stream after {pos:,} bytes; was it cut short or still "
+            raise InputError(f"{self.name}: truncated {codec.name} file (the compressed data "
+                             f"ends mid-stream after {pos:,} bytes; was it cut short or still "
                              f"being written?)")
-
-    def _bz2_chunks(self) -> Iterator[bytes]:
-        """Decompressed bytes of a whole ``.bz2`` file (concatenated streams
-        too, as bzip2 does); corrupt or truncated data raise InputError."""
-        self._check_unchanged()
-        d = bz2.BZ2Decompressor()
-        streams = 0
-        fed = 0   # compressed bytes fed to the current stream
-        pos = 0
-        try:
-            for chunk in storage.iter_range(self.uri, 0, self.size, self.block_bytes,
-                                            self.etag):
-                self.bytes_read += len(chunk)
-                pos += len(chunk)
-                data = chunk
-                while data:
-                    fed += len(data)
-                    out = d.decompress(data)
-                    if out:
-                        yield out
-                    if not d.eof:
-                        break
-                    data = d.unused_data
-                    d = bz2.BZ2Decompressor()
-                    streams += 1
-                    fed = 0
-        except OSError as e:
-            self._check_unchanged()
-            if not streams and storage.read_range(self.uri, 0, 3) != b"BZh":
-                raise InputError(f"{self.name}: not bzip2 data ({e}); a file named .bz2 "
-                                 f"must be bzip2-compressed") from None
-            raise InputError(f"{self.name}: corrupt bzip2 data ({e})") from None
-        self._check_unchanged()
-        if fed or not streams:
-            raise InputError(f"{self.name}: truncated bzip2 file (the compressed data ends "
-                             f"mid-stream after {pos:,} bytes; was it cut short or still "
-                             f"being written?)")
-
-    def _gzip_magic(self) -> bool:
-        """The file starts as a gzip file does (``1f 8b``)."""
-        return storage.read_range(self.uri, 0, 2) == b"\x1f\x8b"
 
     def text_of(self, record) -> str:
         """A record as text, for messages."""
