@@ -59,10 +59,14 @@ class OrderKey:
 
 
 def select_item_texts(sql: str, dialect: str = "hive") -> list[str] | None:
-    """The text of each item of the first SELECT list in ``sql``, as written.
+    """The text of each item of the first SELECT list in ``sql`` outside
+    parentheses (or, when all are inside, the first at the least depth) as
+    written: the statement's own, not a CTE's.
 
     >>> select_item_texts("SELECT SUBSTR(a, 1, 8), SUM(b) FROM t GROUP BY 1")
     ['SUBSTR(a, 1, 8)', 'SUM(b)']
+    >>> select_item_texts("WITH c AS (SELECT x FROM t) SELECT x + 1, 2 FROM c")
+    ['x + 1', '2']
     """
     from sqlglot.errors import TokenError
     from sqlglot.tokens import TokenType
@@ -70,6 +74,18 @@ def select_item_texts(sql: str, dialect: str = "hive") -> list[str] | None:
         toks = sqlglot.tokenize(sql, read=dialect)
     except TokenError:
         return None
+    # where the statement's SELECT list starts: the first SELECT at the least depth
+    first: dict[int, int] = {}
+    level = 0
+    for i, tok in enumerate(toks):
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            level += 1
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            level -= 1
+        elif tok.token_type == TokenType.SELECT:
+            first.setdefault(level, i)
+    if first:
+        toks = toks[first[min(first)]:]
     items: list[str] = []
     depth = 0
     begin = None

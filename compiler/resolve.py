@@ -77,6 +77,12 @@ def check_names(select: exp.Select, tables: Mapping[str, Table], sql: str) -> No
     (subqueries are checked when they are compiled)."""
     scope = scope_tables(select, tables, sql)
     if not scope and select.args.get("from_") is None:
+        for col in _own_columns(select):   # a SELECT without FROM has no columns
+            aliases = {s.alias.lower() for s in select.expressions if isinstance(s, exp.Alias)}
+            if not isinstance(col.this, exp.Star) and not (
+                    col.name.lower() in aliases and col.find_ancestor(exp.Order)):
+                raise SqlError(f"column '{col.name}' not found: the SELECT has no FROM clause",
+                               sql, _start(col))
         return
     aliases = {s.alias.lower() for s in select.expressions if isinstance(s, exp.Alias)}
     derived = any(not isinstance(s, exp.Table) for s in _sources(select))
@@ -139,7 +145,7 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
                   sql: str) -> exp.Expression:
     """Qualify every column with its table alias, expand ``*`` and aliases in
     GROUP BY / HAVING / ORDER BY, and annotate types."""
-    _restore_char_lengths(query, sql, dialect)
+    restore_char_lengths(query, sql, dialect)
     schema = MappingSchema({exp.to_identifier(name, quoted=True).sql(dialect=dialect):
                             t.sqlglot_schema(dialect) for name, t in tables.items()},
                            dialect=dialect, normalize=True)
@@ -209,6 +215,7 @@ class _HiveCastLengths(Hive):
 
 
 _CHAR_TYPES = (exp.DataType.Type.CHAR, exp.DataType.Type.NCHAR)
+_LENGTHS_DONE = "sqlmr_char_lengths"   # meta flag: restore_char_lengths ran on this tree
 _VARCHAR_TYPES = (exp.DataType.Type.VARCHAR, exp.DataType.Type.NVARCHAR)
 
 
@@ -216,12 +223,16 @@ def _casts(tree: exp.Expression) -> list[exp.Cast]:
     return [n for n in tree.walk(bfs=False) if isinstance(n, exp.Cast)]
 
 
-def _restore_char_lengths(query: exp.Expression, sql: str, dialect: str) -> None:
+def restore_char_lengths(query: exp.Expression, sql: str, dialect: str) -> None:
     """Give the casts of ``query`` (parsed with sqlglot's Hive dialect) the
     CHAR / VARCHAR lengths the text wrote: ``CAST(s AS VARCHAR(3))`` keeps 3
     characters, as in Hive.  The text is parsed again keeping the lengths; its
-    casts pair with the query's in tree order.  CAST to CHAR(n) (padded text)
-    is refused."""
+    casts pair with the query's in tree order, so this runs on the query as
+    parsed (once: a copy made after it keeps the lengths and says so).  CAST
+    to CHAR(n) (padded text) is refused."""
+    if query.meta.get(_LENGTHS_DONE):
+        return
+    query.meta[_LENGTHS_DONE] = True
     if dialect.lower() != "hive" or not sql or not any(
             w in sql.upper() for w in ("CHAR", "VARCHAR")):
         return
