@@ -115,7 +115,8 @@ def _compile_select(sql: str, original: exp.Expression, catalog: Mapping[str, Ta
     restore_char_lengths(original, sql, dialect)   # before copies change the tree's shape
     shaped = rewrite(original, sql, dialect)
     original = shaped.tree
-    check_names(original, catalog, sql)
+    for select in original.find_all(exp.Select):   # derived tables too: before qualifying
+        check_names(select, catalog, sql)
     qualified = qualify_query(original, catalog, dialect, sql)
     block = build_block(qualified, original, catalog, dialect, sql)
     lowering = Lowering(sizes, broadcast_bytes, sql)

@@ -208,11 +208,12 @@ class Phase:
     stage: "Stage | None" = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Stage:
     """One MapReduce stage: map phases over tables or earlier stages' rows,
     then (optionally) reduce tasks over the hash-partitioned map output and
-    over partitions an earlier stage wrote for them."""
+    over partitions an earlier stage wrote for them.  Stages are equal only
+    to themselves (they refer to each other and to their phases)."""
 
     id: int
     maps: list[Phase] = field(default_factory=list)
