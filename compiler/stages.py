@@ -462,10 +462,13 @@ class Lowering:
             return Stream(OneRowIn(), [], None, {}, 0, [], [], "one row")
         return self.join(src, needed)
 
-    def derived(self, block: Block | UnionBlock, alias: str, spelling: str) -> Stream:
+    def derived(self, block: Block | UnionBlock, alias: str, spelling: str,
+                keys: list[str] | None = None) -> Stream:
+        """The rows of a derived table, its columns bound to ``keys`` (by
+        default ``alias.name``)."""
         if isinstance(block, UnionBlock):
             return self.union(block, alias, spelling)
-        keys = [f"{alias}.{n}" for n in block.out_names]
+        keys = keys or [f"{alias}.{n}" for n in block.out_names]
         if block.limit is not None:
             # LIMIT applies to the derived table as a whole: its rows are
             # written (top-n per task), then one task merges them
@@ -493,8 +496,10 @@ class Lowering:
         for n, b in enumerate(u.branches):
             if b.limit is not None:
                 # a branch with its own LIMIT: its rows as a table of their own
-                s = self.derived(b, f"_b{n}", spelling)
-                exprs = [_col(k) for k in s.env]
+                # (bound by position: a branch's column names may repeat)
+                keys = [f"_b{n}.c{i}" for i in range(b.visible)]
+                s = self.derived(b, f"_b{n}", spelling, keys)
+                exprs = [_col(k) for k in keys]
             else:
                 s = self.open_block(b)
                 exprs = list(b.outputs[:b.visible])
