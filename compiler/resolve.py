@@ -20,6 +20,7 @@ hint: did you mean 'pageRank'?
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 import sqlglot
@@ -77,6 +78,9 @@ def check_names(select: exp.Select, tables: Mapping[str, Table], sql: str) -> No
     (subqueries are checked when they are compiled)."""
     scope = scope_tables(select, tables, sql)
     if not scope and select.args.get("from_") is None:
+        for star in select.expressions:
+            if isinstance(star, exp.Star) or (isinstance(star, exp.Column) and star.is_star):
+                raise SqlError("SELECT * needs a FROM clause", sql, _start(select))
         for col in _own_columns(select):   # a SELECT without FROM has no columns
             aliases = {s.alias.lower() for s in select.expressions if isinstance(s, exp.Alias)}
             if not isinstance(col.this, exp.Star) and not (
@@ -154,11 +158,35 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
                     validate_qualify_columns=True, quote_identifiers=True,
                     expand_alias_refs=True, expand_stars=True, isolate_tables=False)
     except OptimizeError as e:
-        raise SqlError(str(e), sql, None) from None
+        raise _optimize_error(str(e), sql) from None
     _restore_positions(query, q)
     for select in q.find_all(exp.Select):
         _expand_order_aliases(select)
     return annotate_types(q, schema=schema, dialect=dialect)
+
+
+def _optimize_error(message: str, sql: str) -> SqlError:
+    """The qualifier's error, placed: a column it cannot resolve (one read
+    from a derived table or a CTE, which :func:`check_names` leaves to it)
+    points at the column.
+
+    >>> print(_optimize_error("Column 'zz' could not be resolved. Line: 1, Col: 22",
+    ...                       "SELECT zz FROM c WHERE zz > 1").render())
+    LINE 1: SELECT zz FROM c WHERE zz > 1
+                                   ^
+    error: column 'zz' not found
+    """
+    m = re.fullmatch(r"Column '(.+)' could not be resolved(?: for table: '(.+)')?\. "
+                     r"Line: (\d+), Col: (\d+)", message.strip(), re.S)
+    if m is None or not sql:
+        return SqlError(message, sql, None)
+    name, line, col = m.group(1), int(m.group(3)), int(m.group(4))
+    lines = sql.split("\n")
+    offset = None
+    if 1 <= line <= len(lines):
+        # sqlglot gives the column of the name's last character
+        offset = sum(len(x) + 1 for x in lines[:line - 1]) + max(0, col - len(name))
+    return SqlError(f"column '{name}' not found", sql, offset)
 
 
 def _expand_order_aliases(select: exp.Select) -> None:
