@@ -56,6 +56,7 @@ def rewrite(tree: exp.Expression, sql: str, dialect: str = "hive") -> Rewritten:
     order: list[str] = []
     out = _expand(tree.copy(), {}, sql, uses, order)
     out = _wrap_unions(out, sql, dialect, top=True)
+    _keep_inner_names(out)
     for k, v in tree.meta.items():   # flags of passes that ran on the tree as parsed
         out.meta.setdefault(k, v)
     notes = [f"WITH {key.rsplit('@', 1)[0]} is read {uses[key]} times and computed for each read"
@@ -135,6 +136,21 @@ def _reference(ref: exp.Table, cte: _Cte, uses: dict[str, int]) -> exp.Subquery:
     sub = exp.Subquery(this=body, alias=exp.TableAlias(this=alias, columns=cols or None))
     sub.meta.update(ref.meta)
     return sub
+
+
+def _keep_inner_names(tree: exp.Expression) -> None:
+    """``(q) AS d(a, b)``: the qualifier renames q's outputs to a, b, which
+    an ORDER BY (or HAVING) inside q that names its own outputs would no
+    longer find; reading q through ``SELECT *`` keeps q as written."""
+    for sub in list(tree.find_all(exp.Subquery)):
+        alias = sub.args.get("alias")
+        body = sub.this
+        if alias is not None and alias.columns and isinstance(body, exp.Query) and (
+                not isinstance(body, exp.Select) or body.args.get("order")
+                or body.args.get("having")):
+            inner = exp.Subquery(this=sub.this, alias=exp.TableAlias(
+                this=exp.to_identifier("_named")))
+            sub.set("this", exp.select("*").from_(inner))
 
 
 # ------------------------------------------------------------ set operations
