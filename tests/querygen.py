@@ -1069,25 +1069,27 @@ class Gen:
         defs_h, defs_d = [], []
         for j in range(self.pick((1, 1, 2))):
             name = f"w{j}"
-            x = r.random()
-            if x < 0.2:
-                h, d, cols, _, _ = self.union_block(top=False)
-            elif x < 0.3:
-                h, d, cols, _, _ = self.no_from_block(top=False)
-            elif self.ctes and x < 0.65:
-                h, d, cols, _, _ = self.select_block(aliases=True, top=False,
-                                                     rel=self.cte_relation())
-            else:
-                inner = Gen(r.randrange(1 << 30), self.schema)
-                h, d, cols, _, _ = inner.select_block(allow_derived=False, aliases=True,
-                                                      allow_join=r.random() < 0.3, top=False)
+            cols: list[Col] = []
+            while not any(c.type != "bool" for c in cols):   # a column to read again
+                x = r.random()
+                if x < 0.2:
+                    h, d, cols, _, _ = self.union_block(top=False)
+                elif x < 0.3:
+                    h, d, cols, _, _ = self.no_from_block(top=False)
+                elif self.ctes and x < 0.65:
+                    h, d, cols, _, _ = self.select_block(aliases=True, top=False,
+                                                         rel=self.cte_relation())
+                else:
+                    inner = Gen(r.randrange(1 << 30), self.schema)
+                    h, d, cols, _, _ = inner.select_block(allow_derived=False, aliases=True,
+                                                          allow_join=r.random() < 0.3, top=False)
             head = name
             if r.random() < 0.25:
                 cols = [Col(f"a{i}", c.type, c.pool, c.numeric_text) for i, c in enumerate(cols)]
                 head = f"{name}({', '.join(c.name for c in cols)})"
             defs_h.append(f"{head} AS ({h})")
             defs_d.append(f"{head} AS ({d})")
-            self.ctes.append((name, [c for c in cols if c.type != "bool"] or cols))
+            self.ctes.append((name, [c for c in cols if c.type != "bool"]))
         x = r.random()
         if x < 0.3:
             body = self.cte_self_join()
@@ -1101,8 +1103,7 @@ class Gen:
 
     def cte_relation(self) -> tuple[str, str, Scope, list[str]]:
         """A CTE in scope as the FROM clause."""
-        name, cols = self.pick(self.ctes)
-        readable = [c for c in cols if c.type != "bool"] or cols
+        name, readable = self.pick(self.ctes)
         if self.r.random() < 0.4:
             alias = self.pick(("p", "q2"))
             return f"{name} {alias}", f"{name} {alias}", Scope([(alias, c) for c in readable]), [name]
