@@ -1056,10 +1056,22 @@ class Gen:
                 lim = self.pick((0, 1, 3, 10))
                 h, d = f"{h} LIMIT {lim}", f"{d} LIMIT {lim}"
             return h, d, cols, tables, ("ordered", None)
-        if x < 0.7:
+        if x < 0.55:
             alias = self.pick(("uq", "x"))
             scope = Scope([(alias if r.random() < 0.5 else "", c) for c in cols])
             return self.select_block(rel=(f"({h}) {alias}", f"({d}) {alias}", scope, tables))
+        keys = [(c, o) for c in cols for o in self.schema.tables[0].cols
+                if c.type == o.type and c.type in ("string", "int")]
+        if x < 0.7 and keys:
+            # the union joined with a table (either side, shuffled or broadcast)
+            c, o = self.pick(keys)
+            t = self.schema.tables[0].name
+            kind = self.pick(("JOIN", "LEFT JOIN", "JOIN"))
+            text = (f"({h}) x {kind} {t} b ON x.{c.name} = b.{o.name}" if r.random() < 0.6 else
+                    f"{t} b {kind} ({h}) x ON b.{o.name} = x.{c.name}")
+            text_d = text.replace(f"({h})", f"({d})")
+            scope = Scope([("x", c) for c in cols] + [("b", c) for c in self.schema.tables[0].cols])
+            return self.select_block(rel=(text, text_d, scope, tables + [t]))
         return h, d, cols, tables, ("unordered", None)
 
     def with_block(self) -> tuple[str, str, list[Col], list[str], tuple]:
