@@ -3,8 +3,9 @@
 A *phase* is the code one kind of task runs: an input, a pipeline of
 operators and a sink.
 
-- inputs: a table's text splits (:class:`TableIn`), the rows an earlier stage
-  wrote (:class:`RowsIn`), a shuffle partition of partial aggregates to merge
+- inputs: a table's text splits (:class:`TableIn`), one row of no columns
+  (:class:`OneRowIn`: a SELECT without FROM, one task), the rows an earlier
+  stage wrote (:class:`RowsIn`), a shuffle partition of partial aggregates to merge
   (:class:`AggIn`) or the sorted runs of a join shuffle to merge-join
   (:class:`JoinIn`);
 - operators: :class:`Filter`, :class:`Assign` (a derived table's projection),
@@ -28,6 +29,13 @@ map over some input that is not placed in a stage yet, or the reduce phase
 of a stage.  Closing a stream with a sink that shuffles places it: as a map
 phase of the consuming stage, or as the last phase of its own stage feeding
 the consumer's reducers.
+
+A UNION ALL is a stream of streams, one per branch, each ending in an
+:class:`Assign` of the union's columns (converted to their common type).
+Closed into a consumer, every branch feeds it as it is (a map phase of the
+consumer, or a reducer writing partitions for it); closed on its own, the
+branches become the map phases of one stage, a branch that ends in a reducer
+writing its rows for a map phase of that stage to pass on.
 
 Joins: a side whose input is below ``broadcast_bytes`` is loaded into a hash
 table by each task of the other side (a map join; a left join can only
