@@ -119,6 +119,11 @@ def test_random_queries_on_amplab_tiny(amplab_tables):
               "amplab")
 
 
+def test_random_with_union_and_no_from_queries_on_amplab_tiny(amplab_tables):
+    run_seeds(amplab_tables, seed_range("0:25") if "SQLMR_RANDOM_SEEDS" in os.environ else range(25),
+              "amplab", shapes=True)
+
+
 def test_generator_is_deterministic():
     """A seed is a complete reproduction: the same seed, the same case."""
     for seed in (0, 7, 123):
