@@ -260,7 +260,7 @@ def build_block(select: exp.Expression, original: exp.Expression,
 
     parts = select_parts(select, original if isinstance(original, exp.Select) else select,
                          {s.alias: s.table for s in sources if isinstance(s, TableSource)},
-                         dialect, sql if top else None, spelling)
+                         dialect, sql, spelling, named_by_text=top)
 
     # ------------------------------------------------------------- joins
     joins = select.args.get("joins") or []
@@ -299,7 +299,7 @@ def _no_from_block(select: exp.Select, original: exp.Expression, dialect: str, s
     """A SELECT without FROM: its expressions over one row of no columns
     (WHERE, aggregates and ORDER BY mean what they mean over that row)."""
     parts = select_parts(select, original if isinstance(original, exp.Select) else select, {},
-                         dialect, sql if top else None, {})
+                         dialect, sql, {}, named_by_text=top)
     out_names = [(e.alias_or_name or "").lower() for e in select.expressions]
     return Block(OneRowSource(), parts.filter, parts.aggregate, parts.outputs, parts.names,
                  out_names, parts.order, parts.limit, parts.distinct, {})

@@ -196,9 +196,12 @@ class SelectParts:
 
 def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, Table],
                  dialect: str, sql: str | None,
-                 spelling: Mapping[str, str] | None = None) -> SelectParts:
+                 spelling: Mapping[str, str] | None = None,
+                 named_by_text: bool = True) -> SelectParts:
     """WHERE, GROUP BY / aggregates / HAVING / DISTINCT, outputs with their
-    names, ORDER BY and LIMIT of a qualified SELECT."""
+    names, ORDER BY and LIMIT of a qualified SELECT.  ``named_by_text``:
+    unaliased outputs are named by their text in ``sql`` (the statement's
+    own SELECT list, not a derived table's)."""
     where = select.args.get("where")
     filt = where.this if where is not None else None
     if filt is not None:
@@ -236,7 +239,8 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
     elif distinct is not None:
         aggregate = Aggregate(list(selects), [], None, scalar=False)
 
-    names = output_names(original, select, dict(tables), dialect, sql, spelling)
+    names = output_names(original, select, dict(tables), dialect,
+                         sql if named_by_text else None, spelling)
     outputs: list[exp.Expression] = list(selects)
     order: list[OrderKey] = []
     aliases = {s.alias.lower(): i for i, s in enumerate(select.expressions) if isinstance(s, exp.Alias)}
