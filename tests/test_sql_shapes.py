@@ -247,6 +247,10 @@ ERRORS = [
     ("WITH c AS (SELECT pageURL FROM pages) SELECT * FROM c", "table 'pages' does not exist",
      "pages)"),
     ("SELECT x + 1", "column 'x' not found: the SELECT has no FROM clause", "x + 1"),
+    ("SELECT sourceIP FROM uv UNION ALL SELECT pageURL FROM rk WHERE SUM(pageRank) > 1",
+     "aggregates are not allowed in WHERE", "SUM(pageRank)"),
+    ("WITH c AS (SELECT destURL FROM uv) SELECT destURL, nosuch FROM c",
+     "column 'nosuch' not found", "nosuch"),
 ]
 
 
