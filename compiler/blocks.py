@@ -41,7 +41,7 @@ from sqlglot import exp
 from compiler.errors import SqlError, UnsupportedError
 from compiler.plan import Aggregate, OrderKey, select_parts
 from compiler.resolve import _start, check_names, lookup_table
-from compiler.shapes import is_union_wrapper
+from compiler.shapes import is_union_wrapper, select_keyword
 from compiler.schema import Table
 
 
@@ -323,7 +323,7 @@ def build_union(union: exp.Union, original: exp.Expression | None,
         # the first branch names the columns; at the top, as the text spells them
         blocks.append(build_block(q, inner_o if inner_o is not None else q, catalog, dialect,
                                   sql, top=top and i == 0))
-        starts.append(_start(o) if o is not None else None)
+        starts.append(select_keyword(sql, _start(o), dialect) if o is not None else None)
     first = blocks[0]
     for i, b in enumerate(blocks[1:], 2):
         if b.visible != first.visible:

@@ -219,3 +219,20 @@ def _keyword(sql: str, node: exp.Expression, word: str, dialect: str = "hive") -
     if word in ("RECURSIVE",) or not after:
         return hits[0] if hits else None
     return after[0]
+
+
+def select_keyword(sql: str, offset: int | None, dialect: str = "hive") -> int | None:
+    """Offset of the SELECT keyword that starts the query whose first
+    positioned node is at ``offset`` (a union branch), for a caret.
+
+    >>> select_keyword("SELECT a FROM t UNION ALL SELECT b, c FROM u", 33)
+    26
+    """
+    if offset is None or not sql:
+        return offset
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql)
+    except Exception:  # noqa: BLE001 — only a position for the caret
+        return offset
+    before = [t.start for t in tokens if t.token_type == TokenType.SELECT and t.start <= offset]
+    return before[-1] if before else offset
