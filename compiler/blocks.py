@@ -41,6 +41,7 @@ from sqlglot import exp
 from compiler.errors import SqlError, UnsupportedError
 from compiler.plan import Aggregate, OrderKey, select_parts
 from compiler.resolve import _start, check_names, lookup_table
+from compiler.shapes import is_union_wrapper, select_keyword
 from compiler.schema import Table
 
 
@@ -87,7 +88,16 @@ class JoinSource:
         return self.left.aliases | self.right.aliases
 
 
-Source = Union[TableSource, DerivedSource, JoinSource]
+@dataclass
+class OneRowSource:
+    """The FROM of a SELECT without FROM: one row of no columns."""
+
+    @property
+    def aliases(self) -> set[str]:
+        return set()
+
+
+Source = Union[TableSource, DerivedSource, JoinSource, OneRowSource]
 
 
 @dataclass
@@ -139,11 +149,38 @@ class Block:
                 out.append(s)
             elif isinstance(s, DerivedSource):
                 out.extend(s.block.tables())
-            else:
+            elif isinstance(s, JoinSource):
                 walk(s.left)
                 walk(s.right)
         walk(self.source)
         return out
+
+
+@dataclass
+class UnionBlock:
+    """UNION ALL of two or more queries: their rows, under the first one's
+    column names; column types are unified when the stages are built
+    (:meth:`compiler.stages.Lowering.union`)."""
+
+    branches: list[Block]
+    names: list[str]                 # the first branch's
+    out_names: list[str]
+    starts: list[int | None]         # where each branch is in the text (errors)
+    limit: None = None               # ORDER BY / LIMIT over a union are the wrapper's
+    order: list = field(default_factory=list)
+
+    @property
+    def visible(self) -> int:
+        return len(self.names)
+
+    def all_spelling(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for b in reversed(self.branches):   # the first branch's spelling wins
+            out.update(b.all_spelling())
+        return out
+
+    def tables(self) -> list[TableSource]:
+        return [t for b in self.branches for t in b.tables()]
 
 
 _UNSUPPORTED_ARGS = ("with_", "windows", "qualify", "laterals", "pivots", "prewhere", "connect",
@@ -186,21 +223,22 @@ def build_block(select: exp.Expression, original: exp.Expression,
     as parsed, for names and error positions)."""
     if isinstance(select, exp.Subquery):
         select, original = select.this, original.this if isinstance(original, exp.Subquery) else original
-    if isinstance(select, exp.Union):
-        raise UnsupportedError("UNION / INTERSECT / EXCEPT", sql, _start(select))
+    if isinstance(select, exp.SetOperation):
+        raise UnsupportedError(f"{select.key.upper()} here", sql, _start(select))
     if not isinstance(select, exp.Select):
         raise UnsupportedError(f"{select.key.upper()} in FROM", sql, _start(select))
     for arg in _UNSUPPORTED_ARGS:
         if select.args.get(arg):
             raise UnsupportedError(f"{arg.rstrip('_').upper()} clause", sql, _start(select))
-    if select.args.get("from_") is None:
-        raise UnsupportedError("SELECT without FROM", sql, 0)
     for node in _own_nodes(select):
         if isinstance(node, exp.Window):
             raise UnsupportedError("window functions", sql, _start(node))
         if isinstance(node, (exp.Subquery, exp.Exists)) and node is not select:
             if not _is_from_item(select, node):
                 raise UnsupportedError("subqueries outside FROM", sql, _start(node))
+
+    if select.args.get("from_") is None:
+        return _no_from_block(select, original, dialect, sql, top)
 
     # ------------------------------------------------------------ sources
     q_items = [select.args["from_"].this] + [j.this for j in select.args.get("joins") or []]
@@ -210,7 +248,8 @@ def build_block(select: exp.Expression, original: exp.Expression,
     sources: list[Source] = []
     spelling: dict[str, str] = {}
     for q_item, o_item in zip(q_items, o_items):
-        sources.append(_source(q_item, o_item, catalog, dialect, sql, spelling))
+        sources.append(_source(q_item, o_item, catalog, dialect, sql, spelling,
+                               original if top else None))
     for s in sources:
         for t in _walk_tables(s):
             spelling.update({c.name.lower(): c.name for c in t.table.all_columns})
@@ -222,7 +261,7 @@ def build_block(select: exp.Expression, original: exp.Expression,
 
     parts = select_parts(select, original if isinstance(original, exp.Select) else select,
                          {s.alias: s.table for s in sources if isinstance(s, TableSource)},
-                         dialect, sql if top else None, spelling)
+                         dialect, sql, spelling, named_by_text=top)
 
     # ------------------------------------------------------------- joins
     joins = select.args.get("joins") or []
@@ -251,8 +290,59 @@ def build_block(select: exp.Expression, original: exp.Expression,
             s.partitions = sorted(p for p in in_partition.values() if p is not None)
 
     out_names = [(e.alias_or_name or "").lower() for e in select.expressions]
-    return Block(source, and_all(residual), parts.aggregate, parts.outputs, parts.names,
+    names = parts.names
+    if is_union_wrapper(original) and isinstance(sources[0], DerivedSource):
+        names = list(sources[0].block.names)   # SELECT * over the union: its own names
+    return Block(source, and_all(residual), parts.aggregate, parts.outputs, names,
                  out_names, parts.order, parts.limit, parts.distinct, spelling)
+
+
+def _no_from_block(select: exp.Select, original: exp.Expression, dialect: str, sql: str,
+                   top: bool) -> Block:
+    """A SELECT without FROM: its expressions over one row of no columns
+    (WHERE, aggregates and ORDER BY mean what they mean over that row)."""
+    parts = select_parts(select, original if isinstance(original, exp.Select) else select, {},
+                         dialect, sql, {}, named_by_text=top)
+    out_names = [(e.alias_or_name or "").lower() for e in select.expressions]
+    return Block(OneRowSource(), parts.filter, parts.aggregate, parts.outputs, parts.names,
+                 out_names, parts.order, parts.limit, parts.distinct, {})
+
+
+def build_union(union: exp.Union, original: exp.Expression | None,
+                catalog: Mapping[str, Table], dialect: str, sql: str,
+                top: bool = False) -> UnionBlock:
+    """The block of a UNION ALL (a derived table: see :mod:`compiler.shapes`);
+    every branch must have as many columns as the first."""
+    q_branches = _branches(union)
+    o_branches = _branches(original) if isinstance(original, exp.Union) else []
+    if len(o_branches) != len(q_branches):
+        o_branches = [None] * len(q_branches)
+    blocks: list[Block] = []
+    starts: list[int | None] = []
+    for i, (q, o) in enumerate(zip(q_branches, o_branches)):
+        inner_o = o.this if isinstance(o, exp.Subquery) else o
+        if isinstance(inner_o, exp.Select):
+            check_names(inner_o, catalog, sql)
+        # the first branch names the columns; at the top, as the text spells them
+        blocks.append(build_block(q, inner_o if inner_o is not None else q, catalog, dialect,
+                                  sql, top=top and i == 0))
+        starts.append(select_keyword(sql, _start(o), dialect) if o is not None else None)
+    first = blocks[0]
+    for i, b in enumerate(blocks[1:], 2):
+        if b.visible != first.visible:
+            raise SqlError(f"each SELECT of a UNION needs as many columns as the first: the "
+                           f"first has {first.visible}, SELECT {i} has {b.visible}", sql,
+                           starts[i - 1])
+    return UnionBlock(blocks, list(first.names), list(first.out_names), starts)
+
+
+def _branches(node: exp.Expression) -> list[exp.Expression]:
+    """The queries a UNION ALL chain combines, left to right."""
+    if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Union):
+        return _branches(node.this)   # (a UNION ALL b) UNION ALL c
+    if isinstance(node, exp.Union):   # distinct ones were wrapped (compiler.shapes)
+        return _branches(node.this) + _branches(node.expression)
+    return [node]
 
 
 def _is_from_item(select: exp.Select, node: exp.Expression) -> bool:
@@ -275,7 +365,7 @@ def _walk_tables(s: Source):
 
 
 def _source(q_item: exp.Expression, o_item: exp.Expression | None, catalog, dialect: str,
-            sql: str, spelling: dict[str, str]) -> Source:
+            sql: str, spelling: dict[str, str], parent: exp.Expression | None = None) -> Source:
     alias = q_item.alias_or_name.lower()
     user = o_item.alias_or_name if o_item is not None and o_item.alias_or_name else alias
     spelling[alias] = user
@@ -289,8 +379,17 @@ def _source(q_item: exp.Expression, o_item: exp.Expression | None, catalog, dial
         inner_o = o_item.this if isinstance(o_item, exp.Subquery) else None
         if isinstance(inner_o, exp.Select):
             check_names(inner_o, catalog, sql)
-        block = build_block(q_item.this, inner_o if inner_o is not None else q_item.this,
-                            catalog, dialect, sql, top=False)
+        if isinstance(q_item.this, exp.Union):
+            block: Block | UnionBlock = build_union(q_item.this, inner_o, catalog, dialect, sql,
+                                                    top=is_union_wrapper(parent))
+        else:
+            block = build_block(q_item.this, inner_o if inner_o is not None else q_item.this,
+                                catalog, dialect, sql, top=False)
+        named = o_item.args.get("alias") if o_item is not None else None
+        if named is not None and len(named.columns) > block.visible:
+            raise SqlError(f"'{user}' has {block.visible} column"
+                           f"{'s' if block.visible != 1 else ''} but {len(named.columns)} "
+                           "column names", sql, _start(named.columns[block.visible]))
         if len(set(block.out_names)) != len(block.out_names):
             raise SqlError(f"derived table '{user}' has two columns with the same name; "
                            "give them aliases", sql, _start(q_item))

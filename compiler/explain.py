@@ -16,9 +16,10 @@ from typing import Collection
 from sqlglot import exp
 
 from compiler.codegen.tuning import AGGR_CHECK_ROWS, MIN_REDUCTION
+from compiler.shapes import UNION_ALIAS
 from compiler.sizes import size_text  # noqa: F401  (also this module's API)
-from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, PartialAgg, Probe, RangeOut,
-                             RowsIn, RowsOut, ShuffleOut, TableIn)
+from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, OneRowIn, PartialAgg, Probe,
+                             RangeOut, RowsIn, RowsOut, ShuffleOut, TableIn)
 
 
 def pretty(node: exp.Expression, spelling: dict[str, str], qualify: bool = False) -> str:
@@ -103,6 +104,9 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
             lvl += 1
             m.append(_ind(lvl, "Filter Operator"))
             m.append(_ind(lvl + 2, f"predicate: {P(inp.scan.filter)}"))
+    elif isinstance(inp, OneRowIn):
+        m.append(_ind(lvl, "TableScan"))
+        m.append(_ind(lvl + 2, "alias: _dummy_table (one row, no columns: SELECT without FROM)"))
     elif isinstance(inp, RowsIn):
         m.append(_ind(lvl, "TableScan"))
         m.append(_ind(lvl + 2, f"rows of Stage-{inp.stage.id}"))
@@ -142,7 +146,10 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
             m.append(_ind(lvl, "Filter Operator"))
             m.append(_ind(lvl + 2, f"predicate: {P(op.pred)}"))
         elif isinstance(op, Assign):
-            m.append(_ind(lvl, f"Select Operator (derived table {spelling.get(op.alias, op.alias)})"))
+            name = spelling.get(op.alias, op.alias)
+            what = (f"derived table {name}" if not op.union else "UNION ALL" if
+                    op.alias == UNION_ALIAS else f"UNION ALL as derived table {name}")
+            m.append(_ind(lvl, f"Select Operator ({what})"))
             m.append(_ind(lvl + 2, "expressions: " + ", ".join(
                 _as(P(e), spelling.get(k.split('.', 1)[1], k.split('.', 1)[1]))
                 for k, e in op.items)))
@@ -308,6 +315,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
                 if inp.get("partitions"):
                     out.append("        " + partitions_line({**inp["partitions"],
                                                              "bytes": inp["bytes"]}))
+            elif inp["kind"] == "one row":
+                out.append(f"      Map Operator Tree{label}: 1 map task over one row, no input")
             else:
                 out.append(f"      Map Operator Tree{label}: {inp['maps']} over the rows of "
                            f"Stage-{inp['stage']}")

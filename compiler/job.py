@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import sqlglot
@@ -22,8 +22,9 @@ from compiler.codegen import generate_stages
 from compiler.errors import SqlError, UnsupportedError
 from compiler.exprs import deep_recursion, nesting_error, pin_current_date
 from compiler.explain import stage_trees
-from compiler.resolve import check_names, qualify_query
+from compiler.resolve import check_names, qualify_query, restore_char_lengths
 from compiler.schema import Table
+from compiler.shapes import rewrite
 from compiler.stages import Lowering, Stage  # noqa: F401  (Stage is part of this module's API)
 
 
@@ -39,6 +40,7 @@ class Job:
     limit: int | None
     tables: dict[str, Table]
     plan: Block | None = None
+    notes: list[str] = field(default_factory=list)   # what EXPLAIN adds (a CTE read twice)
 
     @property
     def sha256(self) -> str:
@@ -109,11 +111,13 @@ def _compile_select(sql: str, original: exp.Expression, catalog: Mapping[str, Ta
                     dialect: str, sizes: Mapping[str, int] | None,
                     broadcast_bytes: int | None) -> Job:
     """:func:`compile_select` of a parsed statement."""
-    if isinstance(original, exp.Union):
-        raise UnsupportedError("UNION / INTERSECT / EXCEPT", sql, 0)
-    if not isinstance(original, exp.Select):
+    if not isinstance(original, (exp.Select, exp.SetOperation)):
         raise UnsupportedError(f"{original.key.upper()} statements", sql, 0)
-    check_names(original, catalog, sql)
+    restore_char_lengths(original, sql, dialect)   # before copies change the tree's shape
+    shaped = rewrite(original, sql, dialect)
+    original = shaped.tree
+    for select in original.find_all(exp.Select):   # derived tables too: before qualifying
+        check_names(select, catalog, sql)
     qualified = qualify_query(original, catalog, dialect, sql)
     block = build_block(qualified, original, catalog, dialect, sql)
     lowering = Lowering(sizes, broadcast_bytes, sql)
@@ -129,4 +133,4 @@ def _compile_select(sql: str, original: exp.Expression, catalog: Mapping[str, Ta
     # a range-partitioned sort's outputs are already in order, partition after partition
     merge = bool(block.order) and not lowering.range_sorted
     return Job(sql, stages, gen.source, block.names, gen.output_types[: block.visible],
-               len(block.outputs), merge, block.limit, used, block)
+               len(block.outputs), merge, block.limit, used, block, shaped.notes)

@@ -65,10 +65,14 @@ class OrderKey:
 
 
 def select_item_texts(sql: str, dialect: str = "hive") -> list[str] | None:
-    """The text of each item of the first SELECT list in ``sql``, as written.
+    """The text of each item of the first SELECT list in ``sql`` outside
+    parentheses (or, when all are inside, the first at the least depth) as
+    written: the statement's own, not a CTE's.
 
     >>> select_item_texts("SELECT SUBSTR(a, 1, 8), SUM(b) FROM t GROUP BY 1")
     ['SUBSTR(a, 1, 8)', 'SUM(b)']
+    >>> select_item_texts("WITH c AS (SELECT x FROM t) SELECT x + 1, 2 FROM c")
+    ['x + 1', '2']
     """
     from sqlglot.errors import TokenError
     from sqlglot.tokens import TokenType
@@ -76,6 +80,18 @@ def select_item_texts(sql: str, dialect: str = "hive") -> list[str] | None:
         toks = sqlglot.tokenize(sql, read=dialect)
     except TokenError:
         return None
+    # where the statement's SELECT list starts: the first SELECT at the least depth
+    first: dict[int, int] = {}
+    level = 0
+    for i, tok in enumerate(toks):
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            level += 1
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            level -= 1
+        elif tok.token_type == TokenType.SELECT:
+            first.setdefault(level, i)
+    if first:
+        toks = toks[first[min(first)]:]
     items: list[str] = []
     depth = 0
     begin = None
@@ -186,9 +202,12 @@ class SelectParts:
 
 def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, Table],
                  dialect: str, sql: str | None,
-                 spelling: Mapping[str, str] | None = None) -> SelectParts:
+                 spelling: Mapping[str, str] | None = None,
+                 named_by_text: bool = True) -> SelectParts:
     """WHERE, GROUP BY / aggregates / HAVING / DISTINCT, outputs with their
-    names, ORDER BY and LIMIT of a qualified SELECT."""
+    names, ORDER BY and LIMIT of a qualified SELECT.  ``named_by_text``:
+    unaliased outputs are named by their text in ``sql`` (the statement's
+    own SELECT list, not a derived table's)."""
     where = select.args.get("where")
     filt = where.this if where is not None else None
     if filt is not None:
@@ -226,7 +245,8 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
     elif distinct is not None:
         aggregate = Aggregate(list(selects), [], None, scalar=False)
 
-    names = output_names(original, select, dict(tables), dialect, sql, spelling)
+    names = output_names(original, select, dict(tables), dialect,
+                         sql if named_by_text else None, spelling)
     outputs: list[exp.Expression] = list(selects)
     order: list[OrderKey] = []
     aliases = {s.alias.lower(): i for i, s in enumerate(select.expressions) if isinstance(s, exp.Alias)}

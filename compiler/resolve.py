@@ -20,6 +20,7 @@ hint: did you mean 'pageRank'?
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 import sqlglot
@@ -79,6 +80,15 @@ def check_names(select: exp.Select, tables: Mapping[str, Table], sql: str) -> No
     (subqueries are checked when they are compiled)."""
     scope = scope_tables(select, tables, sql)
     if not scope and select.args.get("from_") is None:
+        for star in select.expressions:
+            if isinstance(star, exp.Star) or (isinstance(star, exp.Column) and star.is_star):
+                raise SqlError("SELECT * needs a FROM clause", sql, _start(select))
+        for col in _own_columns(select):   # a SELECT without FROM has no columns
+            aliases = {s.alias.lower() for s in select.expressions if isinstance(s, exp.Alias)}
+            if not isinstance(col.this, exp.Star) and not (
+                    col.name.lower() in aliases and col.find_ancestor(exp.Order)):
+                raise SqlError(f"column '{col.name}' not found: the SELECT has no FROM clause",
+                               sql, _start(col))
         return
     aliases = {s.alias.lower() for s in select.expressions if isinstance(s, exp.Alias)}
     derived = any(not isinstance(s, exp.Table) for s in _sources(select))
@@ -141,7 +151,7 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
                   sql: str) -> exp.Expression:
     """Qualify every column with its table alias, expand ``*`` and aliases in
     GROUP BY / HAVING / ORDER BY, and annotate types."""
-    _restore_char_lengths(query, sql, dialect)
+    restore_char_lengths(query, sql, dialect)
     schema = MappingSchema({exp.to_identifier(name, quoted=True).sql(dialect=dialect):
                             t.sqlglot_schema(dialect) for name, t in tables.items()},
                            dialect=dialect, normalize=True)
@@ -150,11 +160,35 @@ def qualify_query(query: exp.Expression, tables: Mapping[str, Table], dialect: s
                     validate_qualify_columns=True, quote_identifiers=True,
                     expand_alias_refs=True, expand_stars=True, isolate_tables=False)
     except OptimizeError as e:
-        raise SqlError(str(e), sql, None) from None
+        raise _optimize_error(str(e), sql) from None
     _restore_positions(query, q)
     for select in q.find_all(exp.Select):
         _expand_order_aliases(select)
     return annotate_types(q, schema=schema, dialect=dialect)
+
+
+def _optimize_error(message: str, sql: str) -> SqlError:
+    """The qualifier's error, placed: a column it cannot resolve (one read
+    from a derived table or a CTE, which :func:`check_names` leaves to it)
+    points at the column.
+
+    >>> print(_optimize_error("Column 'zz' could not be resolved. Line: 1, Col: 22",
+    ...                       "SELECT zz FROM c WHERE zz > 1").render())
+    LINE 1: SELECT zz FROM c WHERE zz > 1
+                                   ^
+    error: column 'zz' not found
+    """
+    m = re.fullmatch(r"Column '(.+)' could not be resolved(?: for table: '(.+)')?\. "
+                     r"Line: (\d+), Col: (\d+)", message.strip(), re.S)
+    if m is None or not sql:
+        return SqlError(message, sql, None)
+    name, line, col = m.group(1), int(m.group(3)), int(m.group(4))
+    lines = sql.split("\n")
+    offset = None
+    if 1 <= line <= len(lines):
+        # sqlglot gives the column of the name's last character
+        offset = sum(len(x) + 1 for x in lines[:line - 1]) + max(0, col - len(name))
+    return SqlError(f"column '{name}' not found", sql, offset)
 
 
 def _expand_order_aliases(select: exp.Select) -> None:
@@ -211,6 +245,7 @@ class _HiveCastLengths(Hive):
 
 
 _CHAR_TYPES = (exp.DataType.Type.CHAR, exp.DataType.Type.NCHAR)
+_LENGTHS_DONE = "sqlmr_char_lengths"   # meta flag: restore_char_lengths ran on this tree
 _VARCHAR_TYPES = (exp.DataType.Type.VARCHAR, exp.DataType.Type.NVARCHAR)
 
 
@@ -218,12 +253,16 @@ def _casts(tree: exp.Expression) -> list[exp.Cast]:
     return [n for n in tree.walk(bfs=False) if isinstance(n, exp.Cast)]
 
 
-def _restore_char_lengths(query: exp.Expression, sql: str, dialect: str) -> None:
+def restore_char_lengths(query: exp.Expression, sql: str, dialect: str) -> None:
     """Give the casts of ``query`` (parsed with sqlglot's Hive dialect) the
     CHAR / VARCHAR lengths the text wrote: ``CAST(s AS VARCHAR(3))`` keeps 3
     characters, as in Hive.  The text is parsed again keeping the lengths; its
-    casts pair with the query's in tree order.  CAST to CHAR(n) (padded text)
-    is refused."""
+    casts pair with the query's in tree order, so this runs on the query as
+    parsed (once: a copy made after it keeps the lengths and says so).  CAST
+    to CHAR(n) (padded text) is refused."""
+    if query.meta.get(_LENGTHS_DONE):
+        return
+    query.meta[_LENGTHS_DONE] = True
     if dialect.lower() != "hive" or not sql or not any(
             w in sql.upper() for w in ("CHAR", "VARCHAR")):
         return

@@ -3,8 +3,9 @@
 A *phase* is the code one kind of task runs: an input, a pipeline of
 operators and a sink.
 
-- inputs: a table's text splits (:class:`TableIn`), the rows an earlier stage
-  wrote (:class:`RowsIn`), a shuffle partition of partial aggregates to merge
+- inputs: a table's text splits (:class:`TableIn`), one row of no columns
+  (:class:`OneRowIn`: a SELECT without FROM, one task), the rows an earlier
+  stage wrote (:class:`RowsIn`), a shuffle partition of partial aggregates to merge
   (:class:`AggIn`) or the sorted runs of a join shuffle to merge-join
   (:class:`JoinIn`);
 - operators: :class:`Filter`, :class:`Assign` (a derived table's projection),
@@ -29,6 +30,13 @@ of a stage.  Closing a stream with a sink that shuffles places it: as a map
 phase of the consuming stage, or as the last phase of its own stage feeding
 the consumer's reducers.
 
+A UNION ALL is a stream of streams, one per branch, each ending in an
+:class:`Assign` of the union's columns (converted to their common type).
+Closed into a consumer, every branch feeds it as it is (a map phase of the
+consumer, or a reducer writing partitions for it); closed on its own, the
+branches become the map phases of one stage, a branch that ends in a reducer
+writing its rows for a map phase of that stage to pass on.
+
 Joins: a side whose input is below ``broadcast_bytes`` is loaded into a hash
 table by each task of the other side (a map join; a left join can only
 broadcast its right side); otherwise a reduce-side join: both sides shuffle
@@ -39,18 +47,20 @@ streams the merge of the sorted runs, buffering the rows of the smaller side
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Union
 
 from sqlglot import exp
 
 from compiler.aggs import AggSlot, agg_slots
-from compiler.blocks import Block, DerivedSource, JoinSource, TableSource
+from compiler.blocks import (Block, DerivedSource, JoinSource, OneRowSource, TableSource,
+                             UnionBlock)
 from compiler.errors import SqlError
 from compiler.exprs import ExprCompiler, Var, expr_key
 from compiler.partitions import prune_filter
 from compiler.plan import Aggregate, OrderKey, Scan
-from compiler.schema import NUMERIC
+from compiler.resolve import _start
+from compiler.schema import NUMERIC, SQLGLOT_TYPES
 from compiler.sizes import size_text
 
 
@@ -76,6 +86,15 @@ class TableIn:
     @property
     def label(self) -> str:
         return self.scan.table.name
+
+
+@dataclass
+class OneRowIn:
+    """One row of no columns: what a SELECT without FROM reads (one task)."""
+
+    @property
+    def label(self) -> str:
+        return "one row"
 
 
 @dataclass
@@ -107,7 +126,7 @@ class JoinIn:
     reason: str
 
 
-Input = Union[TableIn, RowsIn, AggIn, JoinIn, "MergeIn"]
+Input = Union[TableIn, OneRowIn, RowsIn, AggIn, JoinIn, "MergeIn"]
 
 
 @dataclass
@@ -122,6 +141,7 @@ class Assign:
 
     items: list[tuple[str, exp.Expression]]
     alias: str
+    union: bool = False              # a UNION ALL branch's columns
 
 
 @dataclass
@@ -197,11 +217,12 @@ class Phase:
     stage: "Stage | None" = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Stage:
     """One MapReduce stage: map phases over tables or earlier stages' rows,
     then (optionally) reduce tasks over the hash-partitioned map output and
-    over partitions an earlier stage wrote for them."""
+    over partitions an earlier stage wrote for them.  Stages are equal only
+    to themselves (they refer to each other and to their phases)."""
 
     id: int
     maps: list[Phase] = field(default_factory=list)
@@ -245,7 +266,7 @@ class Stage:
 
 @dataclass
 class Stream:
-    input: Input
+    input: Input | None
     ops: list
     stage: Stage | None              # None: a map over `input` not placed yet
     env: dict[str, Var]              # what is bound (types only)
@@ -253,6 +274,28 @@ class Stream:
     reads: list[Stage] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     label: str = ""
+    # a UNION ALL: the streams of its branches (each binding ``env``'s keys);
+    # ``ops`` and ``reads`` apply to every branch
+    parts: list["Stream"] = field(default_factory=list)
+
+
+def union_type(a: str | None, b: str | None) -> str | None:
+    """The type of a UNION ALL column whose branches have types ``a`` and
+    ``b`` (Hive's: numbers widen; numbers and dates with text are STRING);
+    None when they do not mix.
+
+    >>> union_type("int", "bigint"), union_type("int", "double"), union_type("string", "int")
+    ('bigint', 'double', 'string')
+    >>> union_type(None, "date"), union_type("date", "int")
+    ('date', None)
+    """
+    if a is None or b is None or a == b:
+        return a or b
+    if a in NUMERIC and b in NUMERIC:
+        return "double" if "double" in (a, b) else "bigint"
+    if "string" in (a, b) and {a, b} <= NUMERIC | {"string", "date"}:
+        return "string"
+    return None
 
 
 def common_type(a: str | None, b: str | None, sql: str | None = None) -> str | None:
@@ -274,6 +317,11 @@ def common_type(a: str | None, b: str | None, sql: str | None = None) -> str | N
     if {a, b} == {"date", "timestamp"}:
         return "timestamp"
     raise SqlError(f"cannot join a {a.upper()} key with a {b.upper()} key", sql, None)
+
+
+def _shown(block: Block, i: int) -> str:
+    """Column ``i`` of a union branch as its SELECT names it."""
+    return block.names[i] if i < len(block.names) else f"column {i + 1}"
 
 
 def _col(key: str) -> exp.Column:
@@ -307,6 +355,8 @@ class Lowering:
 
     def close(self, s: Stream, sink: Sink, consumer: Stage | None) -> Stage:
         """Give stream ``s`` its sink; returns the stage that runs it."""
+        if s.parts:
+            return self._close_union(s, sink, consumer)
         if s.stage is None:
             st = consumer if consumer is not None else self._stage()
             st.maps.append(Phase("map", s.input, list(s.ops), sink, stage=st))
@@ -327,6 +377,36 @@ class Lowering:
             for t in s.tables:
                 if t not in consumer.tables:
                     consumer.tables.append(t)
+        return st
+
+    def _close_union(self, s: Stream, sink: Sink, consumer: Stage | None) -> Stage:
+        """Close every branch of a UNION ALL with (a copy of) ``sink``.  Into a
+        consumer's reducers each branch goes as it is; otherwise the rows of
+        all branches must be one stage's outputs: a branch that is a map
+        becomes a map phase of that stage, a branch that ends in a reducer
+        writes its rows and a map phase of that stage reads them."""
+        for p in s.parts:
+            p.reads.extend(r for r in s.reads if r not in p.reads)
+        if consumer is not None:
+            for p in s.parts:
+                p.ops.extend(s.ops)
+                self.close(p, replace(sink), consumer)
+            return consumer
+        st = self._stage()
+        for p in s.parts:
+            if p.stage is None and not p.parts:
+                p.ops.extend(s.ops)
+                self.close(p, replace(sink), st)
+                continue
+            fields = [Field(k, v.type) for k, v in p.env.items()]
+            rows = self.close(p, RowsOut([_col(f.key) for f in fields], len(fields), [], None,
+                                         False), None)
+            st.maps.append(Phase("map", RowsIn(rows, fields), list(s.ops), replace(sink),
+                                 stage=st))
+            st.reads.append(rows)
+            for t in rows.tables:
+                if t not in st.tables:
+                    st.tables.append(t)
         return st
 
     # ------------------------------------------------------------ blocks
@@ -392,10 +472,17 @@ class Lowering:
             if src.filter is not None:
                 s.ops.append(Filter(src.filter))
             return s
+        if isinstance(src, OneRowSource):
+            return Stream(OneRowIn(), [], None, {}, 0, [], [], "one row")
         return self.join(src, needed)
 
-    def derived(self, block: Block, alias: str, spelling: str) -> Stream:
-        keys = [f"{alias}.{n}" for n in block.out_names]
+    def derived(self, block: Block | UnionBlock, alias: str, spelling: str,
+                keys: list[str] | None = None) -> Stream:
+        """The rows of a derived table, its columns bound to ``keys`` (by
+        default ``alias.name``)."""
+        if isinstance(block, UnionBlock):
+            return self.union(block, alias, spelling)
+        keys = keys or [f"{alias}.{n}" for n in block.out_names]
         if block.limit is not None:
             # LIMIT applies to the derived table as a whole: its rows are
             # written (top-n per task), then one task merges them
@@ -413,6 +500,55 @@ class Lowering:
         s.env = {k: Var("o", t, True) for k, t in zip(keys, types)}
         s.label = spelling
         return s
+
+    def union(self, u: UnionBlock, alias: str, spelling: str) -> Stream:
+        """A UNION ALL as a derived table: one stream per branch, each binding
+        the derived table's columns (``alias.name``), converted to the
+        column's type over all branches."""
+        parts: list[Stream] = []
+        values: list[list[exp.Expression]] = []
+        for n, b in enumerate(u.branches):
+            if b.limit is not None:
+                # a branch with its own LIMIT: its rows as a table of their own
+                # (bound by position: a branch's column names may repeat)
+                keys = [f"_b{n}.c{i}" for i in range(b.visible)]
+                s = self.derived(b, f"_b{n}", spelling, keys)
+                exprs = [_col(k) for k in keys]
+            else:
+                s = self.open_block(b)
+                exprs = list(b.outputs[:b.visible])
+            parts.append(s)
+            values.append(exprs)
+        types: list[str | None] = []
+        for i in range(u.visible):
+            t = None
+            for n, (s, exprs) in enumerate(zip(parts, values)):
+                bt = self._type(s.env, exprs[i])
+                ut = union_type(t, bt)
+                if ut is None and t is not None:
+                    first = next(j for j, (ps, pe) in enumerate(zip(parts, values))
+                                 if self._type(ps.env, pe[i]) is not None)
+                    raise SqlError(
+                        f"UNION column {i + 1} is {t.upper()} in SELECT {first + 1} "
+                        f"('{_shown(u.branches[first], i)}') and {bt.upper()} in SELECT {n + 1} "
+                        f"('{_shown(u.branches[n], i)}'); CAST one of them", self.sql,
+                        _start(exprs[i]) if _start(exprs[i]) is not None else u.starts[n],
+                        "numbers mix with numbers, and numbers and dates with STRING")
+                t = ut
+            types.append(t)
+        keys = [f"{alias}.{name}" for name in u.out_names]
+        for s, exprs in zip(parts, values):
+            items = []
+            for key, e, t in zip(keys, exprs, types):
+                if t is not None and self._type(s.env, e) != t:
+                    e = exp.Cast(this=e, to=exp.DataType.build(SQLGLOT_TYPES[t]))
+                items.append((key, e))
+            s.ops.append(Assign(items, alias, union=True))
+            s.env = {k: Var("o", t, True) for k, t in zip(keys, types)}
+        est = None if any(p.est is None for p in parts) else sum(p.est for p in parts)
+        tables = [t for p in parts for t in p.tables]
+        return Stream(None, [], None, {k: Var("o", t, True) for k, t in zip(keys, types)}, est,
+                      [], list(dict.fromkeys(tables)), spelling, parts)
 
     def join(self, j: JoinSource, needed: set[str]) -> Stream:
         below = needed | {f"{c.table.lower()}.{c.name.lower()}"

@@ -22,6 +22,7 @@ Event::
                             # planned; optional, a changed file fails the task
              | {"shuffle": [{"uri": ..., "start": 0, "end": 99}]}   # reduce
              | {"rows": [{"uri": ..., "start": 0, "end": 99}]},     # map over a stage output
+             | {"rows": []},                        # one row of no columns (no FROM)
       "partitions": 8,                      # reducers fed by this task (0 = map only)
       "work": "file:///tmp/sqlmr/jobs/<job>/",   # job scratch prefix (file:// or s3://)
       "code": {"uri": ".../job.py", "sha256": "..."},

@@ -24,7 +24,7 @@ from operator import itemgetter
 from typing import Callable, Iterator, Sequence
 
 from compiler.job import Job, Stage
-from compiler.stages import Phase, Probe, RowsIn, TableIn
+from compiler.stages import OneRowIn, Phase, Probe, RowsIn, TableIn
 from runtime import codecache, events, shuffle, storage
 from runtime.inputs import InputError
 from sqlmr import cost as costs
@@ -49,6 +49,7 @@ class InputPlan:
     tasks: list[list[dict]] = field(default_factory=list)        # splits per map task
     rows_from: int | None = None                                 # rows of this stage
     partitions: dict | None = None   # a partitioned table: what pruning kept (EXPLAIN)
+    one_row: bool = False            # a SELECT without FROM: one task, no input
 
     @property
     def bytes(self) -> int:
@@ -93,7 +94,9 @@ class StagePlan:
     def facts(self) -> dict:
         inputs = []
         for i in self.inputs:
-            if i.rows_from is None:
+            if i.one_row:
+                inputs.append({"kind": "one row", "maps": 1})
+            elif i.rows_from is None:
                 inputs.append({"kind": "table", "files": len(i.files), "bytes": i.bytes,
                                "splits": i.splits, "maps": len(i.tasks),
                                **({"partitions": i.partitions} if i.partitions else {})})
@@ -231,6 +234,9 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 files, of, facts = scanned(ph.input.scan)
                 inputs.append(InputPlan(ph, files, partitions=facts))
                 values.append(of)
+            elif isinstance(ph.input, OneRowIn):
+                inputs.append(InputPlan(ph, tasks=[[]], one_row=True))
+                values.append({})
             else:
                 inputs.append(InputPlan(ph, rows_from=ph.input.stage.id))
                 values.append({})
@@ -254,7 +260,7 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         split = (int(settings.split_mb * 2**20) if settings.split_mb > 0
                  else choose_split_size(total, workers, settings.backend))
         for i, of in zip(inputs, values):
-            if i.rows_from is None:
+            if i.rows_from is None and not i.one_row:
                 i.tasks = plan_splits(i.files, max(1, split), stamps)
                 for task in i.tasks:
                     for s in task:
@@ -570,7 +576,13 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
         params = _params(ph, plan, outputs, settings, map_text)
         if bounds is not None:
             params["bounds"] = bounds
-        if inp.rows_from is None:
+        if inp.one_row:
+            map_events.append(events.map_event(
+                job=job_id, stage=stage.id, task=len(map_events), input={"rows": []},
+                partitions=partitions, work=work, code=code, entry=ph.entry,
+                strict=settings.strict, params=params))
+            kinds.append("one row")
+        elif inp.rows_from is None:
             table = ph.input.scan.table.name.lower()
             for splits in inp.tasks:
                 map_events.append(events.map_event(

@@ -159,7 +159,7 @@ class Session:
             return self._create(tree, text)
         if isinstance(tree, exp.Drop):
             return self._drop(tree, text)
-        if isinstance(tree, (exp.Select, exp.Union)):
+        if isinstance(tree, (exp.Select, exp.SetOperation)):
             return self.run_select(text, tree)
         if isinstance(tree, (exp.Condition, exp.Alias, exp.Paren, exp.Tuple)):
             # `SELEC x` parses as an expression with an alias: not a statement at all
@@ -242,7 +242,7 @@ class Session:
             f"{lam.puts:,} S3 PUT/LIST = {costs.money(lam.total)}",
             f"Athena for the same bytes: {costs.money(costs.athena_cost(est.bytes_read))} "
             f"($5/TB, 10 MB minimum)",
-        ]
+        ] + [f"Note: {n}" for n in job.notes]
         for st, p in zip(job.stages, plans):
             st.sorted = job.sorted  # type: ignore[attr-defined]
         message = render_explain(job.stages, [p.facts() for p in plans], summary)
@@ -271,7 +271,7 @@ class Session:
             raise UnsupportedError("database-qualified table names", text, _start(target))
         name = check_table_name(target.name, text, _start(target))
         query = tree.args["expression"]
-        if not isinstance(query, exp.Select):
+        if not isinstance(query, (exp.Select, exp.SetOperation)):
             raise UnsupportedError(f"{query.key.upper()} in CREATE TABLE … AS", text, _start(query))
         delimiter, location = storage_properties(tree.args.get("properties"), text,
                                                  (exp.ExternalProperty,))
@@ -311,7 +311,7 @@ class Session:
             raise UnsupportedError("INSERT into a table (INSERT OVERWRITE DIRECTORY 'path' "
                                    "SELECT … and CREATE TABLE … AS SELECT … write results)", text, 0)
         query = tree.args["expression"]
-        if not isinstance(query, exp.Select):
+        if not isinstance(query, (exp.Select, exp.SetOperation)):
             raise UnsupportedError(f"{query.key.upper()} in INSERT", text, _start(query))
         props = exp.Properties(expressions=[target.args["row_format"]]) \
             if target.args.get("row_format") is not None else None
@@ -521,14 +521,8 @@ class Session:
 
 
 def refuse_unsupported_sources(tree: exp.Expression, text: str) -> None:
-    """Say plainly what a query reads that sqlmr cannot: a WITH clause (its
-    names would otherwise be looked up as tables) or a table function in FROM
-    (which has no table name at all)."""
-    w = tree.find(exp.With)
-    if w is not None:
-        offset = len(text) - len(text.lstrip()) if tree.args.get("with_") is w else _start(w)
-        raise UnsupportedError("WITH (common table expressions); write the query as a "
-                               "derived table: FROM (SELECT …) AS name", text, offset)
+    """Say plainly what a query reads that sqlmr cannot: a table function in
+    FROM (which has no table name at all)."""
     for t in tree.find_all(exp.Table):
         if isinstance(t.this, exp.Func):
             at = _start(t.this)
@@ -539,17 +533,20 @@ def refuse_unsupported_sources(tree: exp.Expression, text: str) -> None:
                                    text, _start(t.this))
 
 
+_QUERIES = (exp.Select, exp.SetOperation)
+
+
 def _write_target(tree: exp.Expression, text: str,
                   base_dir: str | None = None) -> tuple[exp.Expression, str | None]:
     """The query of a statement EXPLAIN is asked about, and where a CREATE
     TABLE AS / INSERT OVERWRITE DIRECTORY would write it (None for a SELECT)."""
-    if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), exp.Select):
+    if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), _QUERIES):
         _, location = storage_properties(tree.args.get("properties"), text, (exp.ExternalProperty,))
         uri = (warehouse_location(tree.this.name) if location is None
                else resolve_location(location, base_dir))
         return tree.args["expression"], f"{uri}, then table {tree.this.name} is registered"
     if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Directory) and \
-            isinstance(tree.args.get("expression"), exp.Select):
+            isinstance(tree.args.get("expression"), _QUERIES):
         return tree.args["expression"], resolve_location(tree.this.this.name, base_dir)
     return tree, None
 

@@ -8,6 +8,7 @@ the seed, so a failing seed is a complete reproduction::
 
     python tests/querygen.py 1234          # print case 1234 (generated schema)
     python tests/querygen.py 1234 amplab   # over the AMPLab tables
+    python tests/querygen.py 1234 gen shapes   # a WITH / UNION / no-FROM case
 
 Where Hive and DuckDB differ, the DuckDB side spells Hive's meaning:
 ``CONCAT`` is ``||`` (NULL when an argument is NULL); ``CAST(x AS INT)`` of a
@@ -249,6 +250,7 @@ class Gen:
         self.r = random.Random(seed * 7919 + 17)
         self.r_extra = random.Random(seed * 6151 + 29)  # Hive's functions (extra)
         self.nodes = 0
+        self.ctes: list[tuple[str, list[Col]]] = []   # WITH names in scope (shapes only)
 
     # ------------------------------------------------------------ helpers
     def spend(self, depth: int) -> int:
@@ -786,6 +788,8 @@ class Gen:
     def relation(self, allow_join: bool = True, allow_derived: bool = True) -> tuple[str, str, Scope, list[str]]:
         """(sqlmr FROM text, DuckDB FROM text, scope, tables read)."""
         r = self.r
+        if self.ctes and r.random() < 0.5:
+            return self.cte_relation()
         x = r.random()
         if self.stress and allow_join and x < 0.7 and self.schema.edges:
             return self.join()
@@ -869,11 +873,12 @@ class Gen:
 
     # ------------------------------------------------------------ queries
     def select_block(self, allow_derived: bool = True, aliases: bool = False, allow_join: bool = True,
-                     top: bool = True) -> tuple[str, str, list[Col], list[str], tuple]:
-        """One SELECT: (sqlmr SQL, DuckDB SQL, output columns, tables, (compare, limit))."""
+                     top: bool = True, rel: tuple | None = None) -> tuple[str, str, list[Col], list[str], tuple]:
+        """One SELECT: (sqlmr SQL, DuckDB SQL, output columns, tables, (compare, limit));
+        ``rel``: the FROM clause to use (sqlmr text, DuckDB text, scope, tables)."""
         r = self.r
         self._join_where = None
-        from_h, from_d, scope, tables = self.relation(allow_join, allow_derived)
+        from_h, from_d, scope, tables = rel if rel is not None else self.relation(allow_join, allow_derived)
         join_where = self._join_where
         self._scope = scope
         kind = r.random()
@@ -1041,6 +1046,257 @@ class Gen:
         return h, d, cols, tables, cmp
 
 
+    # --------------------------------------- WITH, UNION, SELECT without FROM
+    def shape_block(self) -> tuple[str, str, list[Col], list[str], tuple]:
+        """A statement of one of the shapes: WITH, UNION [ALL] or no FROM."""
+        x = self.r.random()
+        if x < 0.35:
+            return self.with_block()
+        if x < 0.8:
+            return self.union_block(top=True)
+        return self.no_from_block(top=True)
+
+    def no_from_block(self, top: bool) -> tuple[str, str, list[Col], list[str], tuple]:
+        """``SELECT <constant expressions> [WHERE <constant predicate>]``,
+        sometimes aggregated (over its one row, or none)."""
+        r = self.r
+        scope = ConstScope(self)
+        self._scope = scope
+        if r.random() < 0.25:
+            exprs = [self.aggregate(scope) for _ in range(r.randint(1, 3))]
+        else:
+            exprs = [self.expr(scope, self.pick(("string", "int", "double", "date", "bool")),
+                               self.pick((0, 1, 1, 2))) for _ in range(r.randint(1, 4))]
+        hs, ds, names = self._items(exprs, not top or r.random() < 0.3)
+        wh = wd = ""
+        if r.random() < 0.3:
+            p = self.pred(scope, 1)
+            wh, wd = f" WHERE {p.h}", f" WHERE {p.d}"
+        cols = [Col(names[i] or f"c{i}", e.t) for i, e in enumerate(exprs)]
+        return (f"SELECT {', '.join(hs)}{wh}", f"SELECT {', '.join(ds)}{wd}", cols, [],
+                ("unordered", None))
+
+    def typed_expr(self, scope: Scope, t: str, agg: bool) -> E:
+        """A row expression of type family ``t`` (an aggregate when ``agg``)."""
+        r = self.r
+        if isinstance(scope, ConstScope) and r.random() < 0.15:
+            return null_of(t)
+        if not agg:
+            return self.expr(scope, t, self.pick((0, 0, 1, 2)))
+        k = r.randrange(4)
+        if t == "int":
+            if k == 0:
+                return E("COUNT(*)", "COUNT(*)", "int", True)
+            a = self.expr(scope, self.pick(("int", "string", "double")), 0)
+            if k == 1:
+                return E(f"COUNT(DISTINCT {a.h})", f"COUNT(DISTINCT {a.d})", "int", True)
+            a = self.num(scope, "int", self.pick((0, 1)))
+            return E(f"SUM({a.h})", f"SUM({a.d})", "int", True) if k == 2 else \
+                E(f"MAX({a.h})", f"MAX({a.d})", "int", True)
+        if t == "double":
+            a = self.num(scope, self.pick(("double", "int")) if k == 0 else "double", self.pick((0, 1)))
+            fn = ("AVG", "SUM", "MIN", "MAX")[k]
+            return E(f"{fn}({a.h})", f"{fn}({a.d})", "double" if fn == "AVG" else a.t, True)
+        a = self.expr(scope, t, self.pick((0, 1)))
+        fn = self.pick(("MIN", "MAX"))
+        return E(f"{fn}({a.h})", f"{fn}({a.d})", a.t, True)
+
+    UNION_KINDS = (("int",), ("double",), ("string",), ("date",), ("int", "double"),
+                   ("int", "double"), ("string", "int"), ("string", "date"))
+
+    def union_branch(self, types: list[str], first: bool) -> tuple[str, str, list[E], list[str]]:
+        """One SELECT of a union with columns of ``types``: a scan, an
+        aggregate, a SELECT without FROM or a parenthesised ordered LIMIT."""
+        r = self.r
+        x = r.random()
+        if x < 0.2:
+            scope: Scope = ConstScope(self)
+            from_h = from_d = ""
+            tables: list[str] = []
+            join_where = None
+        else:
+            self._join_where = None
+            fh, fd, scope, tables = self.relation(r.random() < 0.3, r.random() < 0.3)
+            join_where = self._join_where
+            from_h, from_d = f" FROM {fh}", f" FROM {fd}"
+        self._scope = scope
+        agg = 0.55 <= x < 0.85 and not isinstance(scope, ConstScope)
+        keys: list[E] = []
+        if agg:
+            for _ in range(self.pick((0, 1, 1, 2))):
+                q, c = self.pick(scope.cols)
+                if all(k.h != scope.ref(q, c).h for k in keys):
+                    keys.append(scope.ref(q, c))
+        exprs = []
+        for t in types:
+            same = [k for k in keys if k.t == t]
+            exprs.append(self.pick(same) if same and r.random() < 0.4 else self.typed_expr(scope, t, agg))
+        hs = [f"{e.h} AS u{i}" if first else e.h for i, e in enumerate(exprs)]
+        ds = [f"{e.d} AS u{i}" if first else e.d for i, e in enumerate(exprs)]
+        wh, wd = ([join_where[0]], [join_where[1]]) if join_where else ([], [])
+        if r.random() < 0.4:
+            p = self.pred(scope, self.pick((0, 1, 2)))
+            wh.append(p.h)
+            wd.append(p.d)
+        h = f"SELECT {', '.join(hs)}{from_h}" + (" WHERE " + " AND ".join(wh) if wh else "")
+        d = f"SELECT {', '.join(ds)}{from_d}" + (" WHERE " + " AND ".join(wd) if wd else "")
+        if keys:
+            h += " GROUP BY " + ", ".join(k.h for k in keys)
+            d += " GROUP BY " + ", ".join(k.d for k in keys)
+        if x >= 0.85 and not isinstance(scope, ConstScope):
+            # the branch's own ORDER BY (every column: a total order) and LIMIT
+            order = [(f"{i + 1}", r.random() < 0.4) for i in range(len(exprs))]
+            lim = self.pick((0, 1, 2, 5))
+            h = f"({h} ORDER BY " + ", ".join(p + (" DESC" if dsc else "") for p, dsc in order) + \
+                f" LIMIT {lim})"
+            d = f"({d} ORDER BY " + ", ".join(p + (" DESC NULLS LAST" if dsc else " ASC NULLS FIRST")
+                                             for p, dsc in order) + f" LIMIT {lim})"
+        return h, d, exprs, tables
+
+    def union_block(self, top: bool) -> tuple[str, str, list[Col], list[str], tuple]:
+        """Two to four SELECTs joined by UNION ALL (now and then UNION), with
+        columns of one type family each; at the top, ordered and limited,
+        or read by an outer query."""
+        r = self.r
+        kinds = [self.pick(self.UNION_KINDS) for _ in range(r.randint(1, 3))]
+        hs, ds, types, tables = [], [], [], []
+        for i in range(self.pick((2, 2, 2, 3, 4))):
+            h, d, exprs, ts = self.union_branch([self.pick(k) for k in kinds], i == 0)
+            if i:
+                op = " UNION " if r.random() < 0.15 else " UNION ALL "
+                hs.append(op)
+                ds.append(op)
+            hs.append(h)
+            ds.append(d)
+            types.append([e.t for e in exprs])
+            tables.extend(ts)
+        cols = [Col(f"u{i}", union_type([ts[i] for ts in types])) for i in range(len(kinds))]
+        h, d = "".join(hs), "".join(ds)
+        if not top:
+            return h, d, cols, tables, ("unordered", None)
+        x = r.random()
+        if x < 0.35:
+            parts_h, parts_d = [], []
+            for i in r.sample(range(len(cols)), len(cols)):
+                ref = f"u{i}" if r.random() < 0.5 else str(i + 1)
+                desc = r.random() < 0.4
+                parts_h.append(ref + (" DESC" if desc else ""))
+                parts_d.append(ref + (" DESC NULLS LAST" if desc else " ASC NULLS FIRST"))
+            h += " ORDER BY " + ", ".join(parts_h)
+            d += " ORDER BY " + ", ".join(parts_d)
+            if r.random() < 0.6:
+                lim = self.pick((0, 1, 3, 10))
+                h, d = f"{h} LIMIT {lim}", f"{d} LIMIT {lim}"
+            return h, d, cols, tables, ("ordered", None)
+        if x < 0.55:
+            alias = self.pick(("uq", "x"))
+            scope = Scope([(alias if r.random() < 0.5 else "", c) for c in cols])
+            return self.select_block(rel=(f"({h}) {alias}", f"({d}) {alias}", scope, tables))
+        keys = [(c, o) for c in cols for o in self.schema.tables[0].cols
+                if c.type == o.type and c.type in ("string", "int")]
+        if x < 0.7 and keys:
+            # the union joined with a table (either side, shuffled or broadcast)
+            c, o = self.pick(keys)
+            t = self.schema.tables[0].name
+            kind = self.pick(("JOIN", "LEFT JOIN", "JOIN"))
+            text = (f"({h}) x {kind} {t} b ON x.{c.name} = b.{o.name}" if r.random() < 0.6 else
+                    f"{t} b {kind} ({h}) x ON b.{o.name} = x.{c.name}")
+            text_d = text.replace(f"({h})", f"({d})")
+            scope = Scope([("x", c) for c in cols] + [("b", c) for c in self.schema.tables[0].cols])
+            return self.select_block(rel=(text, text_d, scope, tables + [t]))
+        return h, d, cols, tables, ("unordered", None)
+
+    def with_block(self) -> tuple[str, str, list[Col], list[str], tuple]:
+        """``WITH w0 [(names)] AS (…)[, w1 AS (… w0 …)] <query over them>``: a
+        CTE read once, twice (joined with itself), or by a union's branches."""
+        r = self.r
+        defs_h, defs_d = [], []
+        for j in range(self.pick((1, 1, 2))):
+            name = f"w{j}"
+            cols: list[Col] = []
+            while not any(c.type != "bool" for c in cols):   # a column to read again
+                x = r.random()
+                if x < 0.2:
+                    h, d, cols, _, _ = self.union_block(top=False)
+                elif x < 0.3:
+                    h, d, cols, _, _ = self.no_from_block(top=False)
+                elif self.ctes and x < 0.65:
+                    h, d, cols, _, _ = self.select_block(aliases=True, top=False,
+                                                         rel=self.cte_relation())
+                else:
+                    inner = Gen(r.randrange(1 << 30), self.schema)
+                    h, d, cols, _, _ = inner.select_block(allow_derived=False, aliases=True,
+                                                          allow_join=r.random() < 0.3, top=False)
+            head = name
+            if r.random() < 0.25:
+                cols = [Col(f"a{i}", c.type, c.pool, c.numeric_text) for i, c in enumerate(cols)]
+                head = f"{name}({', '.join(c.name for c in cols)})"
+            defs_h.append(f"{head} AS ({h})")
+            defs_d.append(f"{head} AS ({d})")
+            self.ctes.append((name, [c for c in cols if c.type != "bool"]))
+        x = r.random()
+        if x < 0.3:
+            body = self.cte_self_join()
+        elif x < 0.5:
+            body = self.union_block(top=True)
+        else:
+            body = self.select_block(rel=self.cte_relation())
+        h, d, cols, tables, cmp = body
+        return ("WITH " + ", ".join(defs_h) + " " + h, "WITH " + ", ".join(defs_d) + " " + d,
+                cols, tables, cmp)
+
+    def cte_relation(self) -> tuple[str, str, Scope, list[str]]:
+        """A CTE in scope as the FROM clause."""
+        name, readable = self.pick(self.ctes)
+        if self.r.random() < 0.4:
+            alias = self.pick(("p", "q2"))
+            return f"{name} {alias}", f"{name} {alias}", Scope([(alias, c) for c in readable]), [name]
+        return name, name, Scope([("", c) for c in readable]), [name]
+
+    def cte_self_join(self) -> tuple[str, str, list[Col], list[str], tuple]:
+        """A CTE read twice: joined with itself on a column."""
+        name, cols = self.pick(self.ctes)
+        keys = [c for c in cols if c.type in ("string", "int", "date")]
+        if not keys:
+            return self.select_block(rel=self.cte_relation())
+        k = self.pick(keys)
+        kind = self.pick(("JOIN", "JOIN", "LEFT JOIN"))
+        scope = Scope([("a", c) for c in cols] + [("b", c) for c in cols])
+        text = f"{name} a {kind} {name} b ON a.{k.name} = b.{k.name}"
+        return self.select_block(rel=(text, text, scope, [name, name]))
+
+
+class ConstScope(Scope):
+    """The columns a SELECT without FROM can read: none.  Each read of a
+    column is a literal of its type (from its pool), now and then NULL."""
+
+    def __init__(self, gen: "Gen") -> None:
+        super().__init__([("", c) for c in gen.schema.tables[0].cols])
+        self.gen = gen
+
+    def ref(self, q: str, c: Col) -> E:
+        if self.gen.r.random() < 0.1:
+            return null_of(c.type)
+        return self.gen.literal_for(c, c.type)
+
+
+def null_of(t: str) -> E:
+    """A NULL of type ``t`` in both spellings."""
+    h, d = {"int": ("INT", "INTEGER"), "double": ("DOUBLE", "DOUBLE"), "string": ("STRING", "VARCHAR"),
+            "date": ("DATE", "DATE"), "bool": ("BOOLEAN", "BOOLEAN")}[t]
+    return E(f"CAST(NULL AS {h})", f"CAST(NULL AS {d})", t)
+
+
+def union_type(types: list[str]) -> str:
+    """A union column's type from its branches' (Hive's rule, as DuckDB's here)."""
+    ts = set(types)
+    if ts <= {"int", "double"}:
+        return "double" if "double" in ts else "int"
+    if "string" in ts:
+        return "string"
+    return types[0]
+
+
 def settings_for(seed: int) -> dict:
     """The settings a seed runs with: one or several reducers, broadcast or
     reduce-side joins (or only tiny sides broadcast), small splits or one."""
@@ -1052,12 +1308,17 @@ def settings_for(seed: int) -> dict:
     }
 
 
-def generate(seed: int, schema: str = "gen", stress: bool = False) -> Case:
+def generate(seed: int, schema: str = "gen", stress: bool = False, shapes: bool = False) -> Case:
     """Case ``seed``; ``stress`` makes it an aggregate over a join (most often)
-    with a WHERE of many IN lists and predicates and 12-30 aggregates."""
+    with a WHERE of many IN lists and predicates and 12-30 aggregates;
+    ``shapes`` a WITH, UNION [ALL] or SELECT without FROM statement."""
     g = Gen(seed, SCHEMAS[schema], stress)
     if stress:
         g.r.random()   # stress cases draw from their own stream
+    if shapes:
+        g.r = random.Random(seed * 104729 + 31)   # and so do shapes
+        h, d, _cols, tables, (compare, limit) = g.shape_block()
+        return Case(seed, schema, h, d, compare, limit, settings_for(seed), tuple(tables))
     h, d, _cols, tables, (compare, limit) = g.select_block()
     return Case(seed, schema, h, d, compare, limit, settings_for(seed), tuple(tables))
 
@@ -1226,5 +1487,6 @@ def _same(a, b) -> bool:
 
 if __name__ == "__main__":
     schema = sys.argv[2] if len(sys.argv) > 2 else "gen"
+    shaped = "shapes" in sys.argv[3:]
     for s in sys.argv[1].split(","):
-        print(generate(int(s), schema).describe())
+        print(generate(int(s), schema, shapes=shaped).describe())

@@ -57,12 +57,13 @@ def amplab_tables(tmp_path_factory):
     session.close()
 
 
-def run_seeds(tables: Tables, seeds: range, schema: str, stress: bool = False) -> None:
+def run_seeds(tables: Tables, seeds: range, schema: str, stress: bool = False,
+              shapes: bool = False) -> None:
     """Run every seed; fail once, listing every disagreement."""
     failures = []
     defaults = {k: getattr(tables.session.settings, k) for k in ("reducers", "broadcast_mb", "split_mb")}
     for seed in seeds:
-        case = querygen.generate(seed, schema, stress=stress)
+        case = querygen.generate(seed, schema, stress=stress, shapes=shapes)
         try:
             report = querygen.run_case(tables, case)
         finally:
@@ -88,6 +89,23 @@ def test_random_queries_on_generated_tables(gen_tables, lo, hi):
     run_seeds(gen_tables, seeds, "gen")
 
 
+SHAPE_SLICES = [(i, i + 50) for i in range(0, 150, 50)]
+
+
+@pytest.mark.parametrize("lo,hi", SHAPE_SLICES, ids=[f"seeds{lo}-{hi}" for lo, hi in SHAPE_SLICES])
+def test_random_with_union_and_no_from_queries(gen_tables, lo, hi):
+    """WITH (a CTE read once, twice, by another CTE), UNION [ALL] of scans,
+    aggregates, joins, SELECT without FROM and limited branches (ordered,
+    limited, or read by an outer query), and SELECT without FROM."""
+    if "SQLMR_RANDOM_SEEDS" in os.environ:
+        if lo:
+            pytest.skip("SQLMR_RANDOM_SEEDS runs in the first slice")
+        seeds = seed_range("")
+    else:
+        seeds = range(lo, hi)
+    run_seeds(gen_tables, seeds, "gen", shapes=True)
+
+
 def test_random_queries_with_generated_names_stressed(gen_tables):
     """Aggregates over joins with many IN lists, LIKE patterns and 12-30
     aggregates: generated code binds many constants, locals and slots."""
@@ -101,9 +119,16 @@ def test_random_queries_on_amplab_tiny(amplab_tables):
               "amplab")
 
 
+def test_random_with_union_and_no_from_queries_on_amplab_tiny(amplab_tables):
+    run_seeds(amplab_tables, seed_range("0:25") if "SQLMR_RANDOM_SEEDS" in os.environ else range(25),
+              "amplab", shapes=True)
+
+
 def test_generator_is_deterministic():
     """A seed is a complete reproduction: the same seed, the same case."""
     for seed in (0, 7, 123):
         a, b = querygen.generate(seed), querygen.generate(seed)
         assert (a.sqlmr, a.duck, a.settings) == (b.sqlmr, b.duck, b.settings)
     assert querygen.generate(1).sqlmr != querygen.generate(2).sqlmr
+    a, b = querygen.generate(5, shapes=True), querygen.generate(5, shapes=True)
+    assert (a.sqlmr, a.duck) == (b.sqlmr, b.duck) and a.sqlmr != querygen.generate(5).sqlmr

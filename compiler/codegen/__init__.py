@@ -70,6 +70,7 @@ def generate_stages(stages: list[Stage]) -> Generated:
     final_types: list[str | None] = []
     sampled: list[str | None] = []
     passing: set[str] = set()
+    sortkeys: set[str] = set()   # the map phases of a union's stage share theirs
     for st in stages:
         for ph in st.maps + ([st.reduce] if st.reduce is not None else []):
             gen = PhaseGen(body, ph, module)
@@ -79,13 +80,17 @@ def generate_stages(stages: list[Stage]) -> Generated:
                 passing.add(ph.entry)
             sink = ph.sink
             if isinstance(sink, RowsOut):
-                if sink.order:
+                if sink.order and sink.sortkey not in sortkeys:
+                    sortkeys.add(sink.sortkey)
                     sortkey(body, sink.order, module.claim(sink.sortkey))
+                # the phases of one stage (a union's) agree on types; one may
+                # know a type another does not (a NULL column)
                 if sink.sample:
-                    sampled = types
+                    sampled = _known(sampled, types)
                 if sink.final:
                     # a total-order sort's reducers pass the sampled rows through
-                    final_types = sampled if isinstance(ph.input, MergeIn) else types
+                    final_types = _known(final_types, sampled if isinstance(ph.input, MergeIn)
+                                         else types)
     consts = "".join(f"{name} = {code}\n" for name, code in module.consts.items())
     first = stages[0]
     source = PRELUDE + consts + "\n" + body.text()
@@ -103,6 +108,11 @@ def _prune_functions(body: Src, module: ModuleNames, ph) -> None:
         if isinstance(inp, TableIn) and inp.scan.prune is not None:
             inp.scan.prune_entry = f"{name}_prune"
             partitions.prune_function(body, module, inp.scan, inp.scan.prune_entry)
+
+
+def _known(a: list[str | None], b: list[str | None]) -> list[str | None]:
+    """Column types from two phases writing the same rows: each one's known type."""
+    return [x or y for x, y in zip(a, b)] if a else list(b)
 
 
 def check_compiles(source: str) -> None:

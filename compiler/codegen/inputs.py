@@ -3,6 +3,7 @@
 - a table's text splits (:func:`table_loop`, with the scan loops of
   :mod:`compiler.codegen.scan`; an adaptive aggregation gets a second loop
   that passes rows through, written as a loop of its own);
+- one row of no columns (:func:`one_row_loop`: a SELECT without FROM);
 - an earlier stage's rows (:func:`rows_loop`), in batches, or merged in
   order and cut at a LIMIT by one task;
 - a shuffle partition of partial aggregates to merge (:func:`agg_loop`; one
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from compiler import aggs
 from compiler.exprs import Var, expr_key
-from compiler.stages import AggIn, JoinIn, MergeIn, RowsIn, TableIn
+from compiler.stages import AggIn, JoinIn, MergeIn, OneRowIn, RowsIn, TableIn
 from compiler.codegen import partitions, scan
 from compiler.codegen.sinks import RowsSink
 from compiler.codegen.source import Src
@@ -78,6 +79,15 @@ def _scan_block(gen: "PhaseGen", inp: TableIn) -> Src:
     gen.sink.boundary()
     gen.src = outer
     return block
+
+
+def one_row_loop(gen: "PhaseGen", inp: OneRowIn) -> None:
+    """A SELECT without FROM: the pipeline runs once, over no columns."""
+    src = gen.src
+    src("for r in ((),):").indent()
+    src("n_in += 1")
+    gen.pipeline({}, False)
+    src.dedent()
 
 
 def rows_loop(gen: "PhaseGen", inp: RowsIn) -> None:
@@ -288,5 +298,5 @@ def join_loop(gen: "PhaseGen", inp: JoinIn) -> None:
     src("ctx.counters['max_buffered'] = maxbuf")
 
 
-_LOOPS = {TableIn: table_loop, RowsIn: rows_loop, AggIn: agg_loop, JoinIn: join_loop,
+_LOOPS = {TableIn: table_loop, OneRowIn: one_row_loop, RowsIn: rows_loop, AggIn: agg_loop, JoinIn: join_loop,
           MergeIn: merge_loop}

@@ -121,7 +121,8 @@ class PhaseGen:
         src.dedent()
         src()
         for op in probes:
-            loaders.loader(self, op)
+            if f"_load_{op.name}" not in self.module.taken:   # the branches of a union share it
+                loaders.loader(self, op)
         return self.types or []
 
     # ----------------------------------------------------------- pipeline
