@@ -44,13 +44,24 @@ def display_value(v) -> str:
     (as psql does), so summation noise does not fill the screen; CSV and JSON
     keep every digit.
 
+    A line break or tab inside a value shows as ``\\n`` / ``\\r`` / ``\\t``, so
+    one row stays one line of the table (a quoted CSV field may hold them).
+
     >>> display_value(0.49919295399999997), display_value(0.1), display_value(None)
     ('0.499192954', '0.1', 'NULL')
+    >>> print(display_value("two\\nlines"))
+    two\\nlines
     """
     if isinstance(v, float):
         text = repr(v)
         return text if len(text) <= 16 else format(v, ".15g")
-    return text_value(v)
+    text = text_value(v)
+    if isinstance(v, str) and ("\n" in text or "\r" in text or "\t" in text):
+        text = text.translate(_CONTROL_SHOWN)
+    return text
+
+
+_CONTROL_SHOWN = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
 def table_text(columns: list[str], rows: list[list], types: list[str | None] | None = None,
