@@ -57,15 +57,16 @@ def prompt(p) -> None:
 
 
 def until(p, pattern: str) -> str:
-    """Everything printed up to and including ``pattern`` (a regex), without
-    terminal escapes."""
+    """Everything printed up to and including ``pattern`` (a regex, which
+    pexpect compiles with DOTALL: say ``[^\\n]*``, not ``.*``, or a prompt that
+    arrived in the same read is swallowed), without terminal escapes."""
     p.expect(pattern)
     return plain(p.before + p.after)
 
 
 def test_a_session_in_a_terminal(child):
     p = child
-    assert "type \\? for help, \\q to quit" in until(p, r"Tables: .*\n")
+    assert "type \\? for help, \\q to quit" in until(p, r"Tables: [^\n]*\n")
     prompt(p)
 
     p.send(f"CREATE EXTERNAL TABLE visits (ip STRING, url STRING, rev DOUBLE, cc STRING) "
