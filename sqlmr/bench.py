@@ -28,9 +28,11 @@ count was wrong or a query failed, 2 on a usage error, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 from dataclasses import dataclass, field, replace
@@ -101,7 +103,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=3, metavar="N",
                    help="runs per query; the table shows the median (default 3)")
     p.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table",
-                   help="output format (csv/json: only data on stdout)")
+                   help="output format (table: as many columns as fit the terminal; "
+                        "markdown, csv, json: every column; csv/json: only data on stdout)")
+    p.add_argument("--wide", action="store_true",
+                   help="table: every column and each query's modeled phases, however wide "
+                        "(through the pager on a terminal)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="also draw time and cost per query (needs: pip install 'sqlmr[plot]')")
     p.add_argument("--workers", type=int, metavar="N",
@@ -580,7 +586,9 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
 
 
 def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
-                 err: IO[str]) -> None:
+                 err: IO[str], width: int | None = None) -> None:
+    """The results in ``fmt``; a ``table`` ``width`` columns wide, or with every
+    column when ``width`` is None (``--wide``)."""
     if fmt == "json":
         doc = {
             "scale": ctx["scale"], "data": ctx["data"], "backend": ctx["backend"],
@@ -625,10 +633,35 @@ def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
             out.write(("  - " + line.strip()) if line.startswith("  ") else "- " + line)
             out.write("\n")
         return
+    if width is not None:
+        from sqlmr.bench_table import terminal_text
+        out.write(terminal_text(results, ctx, width))
+        return
     body = table_text(columns, [table_row(q) for q in results], _column_types(), "table")
     out.write(body + "\n")
     for line in notes(results, ctx):
         out.write(line + "\n")
+
+
+def _show(text: str, out: IO[str]) -> None:
+    """``text`` on ``out``; through the pager (``less -S``: sideways, no wrapping)
+    when ``out`` is a terminal narrower or shorter than the text."""
+    lines = text.split("\n")
+    size = shutil.get_terminal_size()
+    if _isatty(out) and _isatty(sys.stdin) and (
+            max(map(len, lines)) > size.columns or len(lines) > size.lines - 2):
+        from sqlmr.repl import _pager_command, _run_pager
+        cmd = _pager_command()
+        if cmd and _run_pager(cmd, text):
+            return
+    out.write(text)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _column_types() -> list[str | None]:
@@ -771,7 +804,13 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
         return 130
     finally:
         session.close()
-    write_output(results, ctx, args.format, out, err)
+    if args.format == "table" and args.wide:
+        buf = io.StringIO()
+        write_output(results, ctx, "table", buf, err)
+        _show(buf.getvalue(), out)
+    else:
+        write_output(results, ctx, args.format, out, err,
+                     width=shutil.get_terminal_size().columns)
     if args.plot:
         try:
             plot(results, args.plot, args.scale)
