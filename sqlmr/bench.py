@@ -109,7 +109,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="table: every column and each query's modeled phases, however wide "
                         "(through the pager on a terminal)")
     p.add_argument("--plot", metavar="FILE.png",
-                   help="also draw time and cost per query (needs: pip install 'sqlmr[plot]')")
+                   help="also draw time and cost per query on the 5nodes data, published vs "
+                        "sqlmr modeled, and the measured times apart (needs: pip install "
+                        "'sqlmr[plot]')")
     p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes (default: one per core)")
     p.add_argument("--data", metavar="DIR|s3://…",
@@ -669,62 +671,6 @@ def _column_types() -> list[str | None]:
     return ["string", "int", "string"] + ["double"] * (n - 3)
 
 
-# ----------------------------------------------------------------------- plot
-
-def plot(results: list[QueryRun], path: str, scale: float) -> None:
-    """Time and cost per query, log scale: published systems and sqlmr's model."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("--plot needs matplotlib: pip install 'sqlmr[plot]'") from None
-    names = [q.query for q in results]
-    time_series: list[tuple[str, list[float | None]]] = [
-        (pub.SYSTEM_LABELS[s], [pub.PUBLISHED_SECONDS[s].get(n) for n in names])
-        for s in pub.SYSTEMS]
-    time_series.append(("Lambda MR ref. 2016", [pub.REFERENCE_2016.get(n, (None,))[0]
-                                                 for n in names]))
-    time_series.append(("sqlmr on Lambda (modeled)",
-                        [q.projection.seconds if q.projection else None for q in results]))
-    time_series.append((f"sqlmr measured here (SF {scale:g})", [q.median for q in results]))
-    cost_series: list[tuple[str, list[float | None]]] = [
-        (pub.SYSTEM_LABELS[s] + " (cluster time)", [pub.cluster_cost(s, n) for n in names])
-        for s in pub.SYSTEMS]
-    cost_series.append(("Lambda MR ref. 2016", [pub.REFERENCE_2016.get(n, (None, None))[1]
-                                                 for n in names]))
-    cost_series.append(("sqlmr on Lambda (modeled)",
-                        [q.projection.dollars if q.projection else None for q in results]))
-    cost_series.append(("Athena (5nodes bytes)",
-                        [costs.athena_cost(q.projected_bytes) if q.projection else None
-                         for q in results]))
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.4 * len(names) + 4), 9))
-    for ax, series, ylabel, title in (
-            (axes[0], time_series, "seconds (log)", "AMPLab 5nodes: response time"),
-            (axes[1], cost_series, "US$ (log)", "AMPLab 5nodes: cost per query")):
-        width = 0.8 / len(series)
-        cmap = plt.get_cmap("tab20")
-        for i, (label, vals) in enumerate(series):
-            xs = [j + (i - len(series) / 2 + 0.5) * width for j, v in enumerate(vals) if v]
-            ys = [v for v in vals if v]
-            if ys:
-                ax.bar(xs, ys, width, label=label, color=cmap(i % 20),
-                       hatch="//" if "measured here" in label else None)
-        ax.set_yscale("log")
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.legend(fontsize=7, ncol=2)
-        for j, q in enumerate(results):
-            if q.status == "not yet supported":
-                ax.text(j, ax.get_ylim()[0] * 1.5, "sqlmr: not yet\nsupported", ha="center",
-                        fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 # ------------------------------------------------------------------------ run
 
 def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -813,7 +759,8 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
                      width=shutil.get_terminal_size().columns)
     if args.plot:
         try:
-            plot(results, args.plot, args.scale)
+            from sqlmr.bench_plot import plot
+            plot(results, args.plot, ctx)
             print(f"sqlmr bench: wrote {args.plot}", file=err)
         except Exception as e:  # noqa: BLE001
             print(f"sqlmr bench: could not draw {args.plot}: {e}", file=err)

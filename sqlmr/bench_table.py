@@ -74,15 +74,15 @@ COLUMNS: list[Column] = [
     Column(PUBLISHED, "impala_disk", "Impala\ndisk", 6, _published("Impala disk")),
     Column(PUBLISHED, "impala_mem", "Impala\nmem", 4, _published("Impala mem")),
     Column(PUBLISHED, "shark_disk", "Shark\ndisk", 6, _published("Shark disk")),
-    Column(PUBLISHED, "shark_mem", "Shark\nmem", 1, _published("Shark mem")),
+    Column(PUBLISHED, "shark_mem", "Shark\nmem", 2, _published("Shark mem")),
     Column(PUBLISHED, "hive", "Hive", 1, _published("Hive")),
     Column(PUBLISHED, "tez", "Tez", 5, _published("Tez")),
-    Column(PUBLISHED, "ref2016_s", "Lambda\n2016", 1, _ref2016(0)),
+    Column(PUBLISHED, "ref2016_s", "Lambda\n2016", 2, _ref2016(0)),
     Column(PUBLISHED, "ref2016_usd", "Lambda\n2016 $", 5, _ref2016(1)),
     Column(MEASURED, "rows", "rows", 3, lambda q: f"{q.rows:,}" if q.rows is not None else ""),
     Column(MEASURED, "median_s", "median\ns", 1, _ran(lambda q: _secs(q.median))),
-    Column(MEASURED, "tasks", "tasks", 2, _ran(_tasks)),
-    Column(MEASURED, "read", "read", 3, _ran(lambda q: size_text(q.bytes_read))),
+    Column(MEASURED, "tasks", "tasks", 4, _ran(_tasks)),
+    Column(MEASURED, "read", "read", 4, _ran(lambda q: size_text(q.bytes_read))),
     Column(MEASURED, "lambda_usd", "Lambda\n$", 7, _ran(lambda q: _money(q.lambda_usd))),
     Column(MEASURED, "athena_usd", "Athena\n$", 7, _ran(lambda q: _money(q.athena_usd))),
     Column(MODELED, "modeled_s", "Lambda\ns", 1, _modeled(lambda q: _secs(q.projection.seconds))),
@@ -105,7 +105,7 @@ def fit(columns: list[Column], widths: dict[str, int], titles: dict[str, str],
     ``widths`` are the columns' own widths; a group is at least as wide as its
     title."""
     keep = list(columns)
-    while _line_width(keep, _widen_for_titles(keep, widths, titles)) > width:
+    while _table_width(keep, widths, titles) > width:
         droppable = [c for c in keep if c.priority > 0]
         if not droppable:
             break
@@ -113,14 +113,17 @@ def fit(columns: list[Column], widths: dict[str, int], titles: dict[str, str],
     return keep
 
 
-def _line_width(columns: list[Column], widths: dict[str, int]) -> int:
-    total, group = 0, None
-    for c in columns:
-        if total:
-            total += len(COLUMN_GAP if c.group == group else GROUP_GAP)
-        total += widths[c.key]
-        group = c.group
-    return total
+def _span(group: str, cols: list[Column], widths: dict[str, int],
+          titles: dict[str, str]) -> int:
+    """A group's width: its columns, or its title when that is wider."""
+    inner = sum(widths[c.key] for c in cols) + len(COLUMN_GAP) * (len(cols) - 1)
+    return max(inner, len(titles.get(group, "")))
+
+
+def _table_width(columns: list[Column], widths: dict[str, int], titles: dict[str, str]) -> int:
+    groups = _grouped(columns)
+    return sum(_span(g, cs, widths, titles) for g, cs in groups) + \
+        len(GROUP_GAP) * (len(groups) - 1)
 
 
 def _header_lines(c: Column) -> list[str]:
@@ -143,54 +146,39 @@ def _grouped(columns: list[Column]) -> list[tuple[str, list[Column]]]:
     return out
 
 
-def _widen_for_titles(columns: list[Column], widths: dict[str, int],
-                      titles: dict[str, str]) -> dict[str, int]:
-    """Widen a group's first column so its title fits over the group."""
-    widths = dict(widths)
-    for group, cols in _grouped(columns):
-        span = sum(widths[c.key] for c in cols) + len(COLUMN_GAP) * (len(cols) - 1)
-        short = len(titles.get(group, "")) - span
-        if short > 0:
-            widths[cols[0].key] += short
-    return widths
+def _aligned(c: Column, text: str, width: int) -> str:
+    return text.ljust(width) if c.group == "" else text.rjust(width)
 
 
 def render_table(results: list[QueryRun], scale: float, width: int) -> tuple[str, list[Column]]:
-    """The table's lines (no footer) at most ``width`` characters wide, and the
-    columns left out."""
+    """The table's lines (no footer), at most ``width`` characters wide when
+    the query column and the group titles fit, and the columns left out."""
     titles = group_titles(scale)
     cells = {c.key: [c.value(q) if c.value else "" for q in results] for c in COLUMNS}
-    cols = fit(COLUMNS, _cell_widths(COLUMNS, cells), titles, width)
-    widths = _widen_for_titles(cols, _cell_widths(cols, cells), titles)
+    widths = _cell_widths(COLUMNS, cells)
+    cols = fit(COLUMNS, widths, titles, width)
     groups = _grouped(cols)
+    spans = [_span(g, cs, widths, titles) for g, cs in groups]
 
-    def line(parts_by_group: list[list[str]]) -> str:
-        return GROUP_GAP.join(COLUMN_GAP.join(p) for p in parts_by_group).rstrip()
-
-    def span(group: str, cs: list[Column]) -> int:
-        return sum(widths[c.key] for c in cs) + len(COLUMN_GAP) * (len(cs) - 1)
-
-    out = [GROUP_GAP.join(titles[g].ljust(span(g, cs)) for g, cs in groups).rstrip()]
-    for i in range(2):
-        out.append(line([[(_header_lines(c)[i].ljust if c.group == "" else
-                           _header_lines(c)[i].rjust)(widths[c.key]) for c in cs]
-                         for _, cs in groups]))
-    out.append("-+-".join("-" * span(g, cs) for g, cs in groups))
-    for r, q in enumerate(results):
-        parts = []
-        for g, cs in groups:
-            if g in (MEASURED, MODELED) and not q.times and q.status != "ok":
-                parts.append(None)     # the status spans what would have been measured
-                continue
-            parts.append([(cells[c.key][r].ljust if c.group == "" else
-                           cells[c.key][r].rjust)(widths[c.key]) for c in cs])
-        text = ""
-        for k, p in enumerate(parts):
-            if p is None:
-                text += (GROUP_GAP if k else "") + q.status
+    def line(parts: list[str | None], status: str = "") -> str:
+        text = []
+        for part, span in zip(parts, spans):
+            if part is None:           # the status spans the groups that did not run
+                text.append(status)
                 break
-            text += (GROUP_GAP if k else "") + COLUMN_GAP.join(p)
-        out.append(text.rstrip()[:width])
+            text.append(part.ljust(span))
+        return GROUP_GAP.join(text).rstrip()
+
+    out = [line([titles[g] for g, _ in groups])]
+    for i in range(2):
+        out.append(line([COLUMN_GAP.join(_aligned(c, _header_lines(c)[i], widths[c.key])
+                                         for c in cs) for _, cs in groups]))
+    out.append("-+-".join("-" * span for span in spans))
+    for r, q in enumerate(results):
+        not_run = not q.times and q.status != "ok"
+        out.append(line([None if not_run and g in (MEASURED, MODELED) else
+                         COLUMN_GAP.join(_aligned(c, cells[c.key][r], widths[c.key])
+                                         for c in cs) for g, cs in groups], q.status))
     left_out = [c for c in COLUMNS if c not in cols]
     return "\n".join(out), left_out
 
