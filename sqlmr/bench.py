@@ -17,6 +17,10 @@ generator's model, and prints one table per query with:
 - **modeled**: sqlmr projected to the 5nodes data on Lambda
   (:mod:`sqlmr.bench_model`, every parameter a flag).
 
+In a terminal the table keeps the columns that fit the screen
+(:mod:`sqlmr.bench_table`); ``--wide`` and the markdown, CSV and JSON formats
+have every column; ``--plot`` is :mod:`sqlmr.bench_plot`.
+
 A query whose SQL file is missing or does not compile yet ("not supported
 yet") is listed as not yet supported, never dropped; the check runs every time,
 so the row fills in when the compiler learns the query.

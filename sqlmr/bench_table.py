@@ -178,7 +178,7 @@ def render_table(results: list[QueryRun], scale: float, width: int) -> tuple[str
         not_run = not q.times and q.status != "ok"
         out.append(line([None if not_run and g in (MEASURED, MODELED) else
                          COLUMN_GAP.join(_aligned(c, cells[c.key][r], widths[c.key])
-                                         for c in cs) for g, cs in groups], q.status))
+                                         for c in cs) for g, cs in groups], q.status)[:width])
     left_out = [c for c in COLUMNS if c not in cols]
     return "\n".join(out), left_out
 
