@@ -17,6 +17,10 @@ generator's model, and prints one table per query with:
 - **modeled**: sqlmr projected to the 5nodes data on Lambda
   (:mod:`sqlmr.bench_model`, every parameter a flag).
 
+In a terminal the table keeps the columns that fit the screen
+(:mod:`sqlmr.bench_table`); ``--wide`` and the markdown, CSV and JSON formats
+have every column; ``--plot`` is :mod:`sqlmr.bench_plot`.
+
 A query whose SQL file is missing or does not compile yet ("not supported
 yet") is listed as not yet supported, never dropped; the check runs every time,
 so the row fills in when the compiler learns the query.
@@ -28,9 +32,11 @@ count was wrong or a query failed, 2 on a usage error, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 from dataclasses import dataclass, field, replace
@@ -101,9 +107,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=3, metavar="N",
                    help="runs per query; the table shows the median (default 3)")
     p.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table",
-                   help="output format (csv/json: only data on stdout)")
+                   help="output format (table: as many columns as fit the terminal; "
+                        "markdown, csv, json: every column; csv/json: only data on stdout)")
+    p.add_argument("--wide", action="store_true",
+                   help="table: every column and each query's modeled phases, however wide "
+                        "(through the pager on a terminal)")
     p.add_argument("--plot", metavar="FILE.png",
-                   help="also draw time and cost per query (needs: pip install 'sqlmr[plot]')")
+                   help="also draw time and cost per query on the 5nodes data, published vs "
+                        "sqlmr modeled, and the measured times apart (needs: pip install "
+                        "'sqlmr[plot]')")
     p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes (default: one per core)")
     p.add_argument("--data", metavar="DIR|s3://…",
@@ -580,7 +592,9 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
 
 
 def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
-                 err: IO[str]) -> None:
+                 err: IO[str], width: int | None = None) -> None:
+    """The results in ``fmt``; a ``table`` ``width`` columns wide, or with every
+    column when ``width`` is None (``--wide``)."""
     if fmt == "json":
         doc = {
             "scale": ctx["scale"], "data": ctx["data"], "backend": ctx["backend"],
@@ -625,71 +639,40 @@ def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
             out.write(("  - " + line.strip()) if line.startswith("  ") else "- " + line)
             out.write("\n")
         return
+    if width is not None:
+        from sqlmr.bench_table import terminal_text
+        out.write(terminal_text(results, ctx, width))
+        return
     body = table_text(columns, [table_row(q) for q in results], _column_types(), "table")
     out.write(body + "\n")
     for line in notes(results, ctx):
         out.write(line + "\n")
 
 
+def _show(text: str, out: IO[str]) -> None:
+    """``text`` on ``out``; through the pager (``less -S``: sideways, no wrapping)
+    when ``out`` is a terminal narrower or shorter than the text."""
+    lines = text.split("\n")
+    size = shutil.get_terminal_size()
+    if _isatty(out) and _isatty(sys.stdin) and (
+            max(map(len, lines)) > size.columns or len(lines) > size.lines - 2):
+        from sqlmr.repl import _pager_command, _run_pager
+        cmd = _pager_command()
+        if cmd and _run_pager(cmd, text):
+            return
+    out.write(text)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _column_types() -> list[str | None]:
     n = len(table_columns(1))
     return ["string", "int", "string"] + ["double"] * (n - 3)
-
-
-# ----------------------------------------------------------------------- plot
-
-def plot(results: list[QueryRun], path: str, scale: float) -> None:
-    """Time and cost per query, log scale: published systems and sqlmr's model."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("--plot needs matplotlib: pip install 'sqlmr[plot]'") from None
-    names = [q.query for q in results]
-    time_series: list[tuple[str, list[float | None]]] = [
-        (pub.SYSTEM_LABELS[s], [pub.PUBLISHED_SECONDS[s].get(n) for n in names])
-        for s in pub.SYSTEMS]
-    time_series.append(("Lambda MR ref. 2016", [pub.REFERENCE_2016.get(n, (None,))[0]
-                                                 for n in names]))
-    time_series.append(("sqlmr on Lambda (modeled)",
-                        [q.projection.seconds if q.projection else None for q in results]))
-    time_series.append((f"sqlmr measured here (SF {scale:g})", [q.median for q in results]))
-    cost_series: list[tuple[str, list[float | None]]] = [
-        (pub.SYSTEM_LABELS[s] + " (cluster time)", [pub.cluster_cost(s, n) for n in names])
-        for s in pub.SYSTEMS]
-    cost_series.append(("Lambda MR ref. 2016", [pub.REFERENCE_2016.get(n, (None, None))[1]
-                                                 for n in names]))
-    cost_series.append(("sqlmr on Lambda (modeled)",
-                        [q.projection.dollars if q.projection else None for q in results]))
-    cost_series.append(("Athena (5nodes bytes)",
-                        [costs.athena_cost(q.projected_bytes) if q.projection else None
-                         for q in results]))
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.4 * len(names) + 4), 9))
-    for ax, series, ylabel, title in (
-            (axes[0], time_series, "seconds (log)", "AMPLab 5nodes: response time"),
-            (axes[1], cost_series, "US$ (log)", "AMPLab 5nodes: cost per query")):
-        width = 0.8 / len(series)
-        cmap = plt.get_cmap("tab20")
-        for i, (label, vals) in enumerate(series):
-            xs = [j + (i - len(series) / 2 + 0.5) * width for j, v in enumerate(vals) if v]
-            ys = [v for v in vals if v]
-            if ys:
-                ax.bar(xs, ys, width, label=label, color=cmap(i % 20),
-                       hatch="//" if "measured here" in label else None)
-        ax.set_yscale("log")
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.legend(fontsize=7, ncol=2)
-        for j, q in enumerate(results):
-            if q.status == "not yet supported":
-                ax.text(j, ax.get_ylim()[0] * 1.5, "sqlmr: not yet\nsupported", ha="center",
-                        fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 # ------------------------------------------------------------------------ run
@@ -771,10 +754,17 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
         return 130
     finally:
         session.close()
-    write_output(results, ctx, args.format, out, err)
+    if args.format == "table" and args.wide:
+        buf = io.StringIO()
+        write_output(results, ctx, "table", buf, err)
+        _show(buf.getvalue(), out)
+    else:
+        write_output(results, ctx, args.format, out, err,
+                     width=shutil.get_terminal_size().columns)
     if args.plot:
         try:
-            plot(results, args.plot, args.scale)
+            from sqlmr.bench_plot import plot
+            plot(results, args.plot, ctx)
             print(f"sqlmr bench: wrote {args.plot}", file=err)
         except Exception as e:  # noqa: BLE001
             print(f"sqlmr bench: could not draw {args.plot}: {e}", file=err)
