@@ -51,10 +51,26 @@ def placeholders(sql: str, dialect: str = "hive") -> list[tuple[int, int, str | 
 
     >>> placeholders("SELECT ?, ':a', `?`, :a -- ?")
     [(7, 8, None), (21, 23, 'a')]
+    >>> placeholders("EXPLAIN SELECT x FROM t WHERE x = ? AND y = '?'")
+    [(34, 35, None)]
     """
+    tokenizer = Dialect.get_or_raise(dialect).tokenizer_class
     tokens = Dialect.get_or_raise(dialect).tokenize(sql)
-    found = []
+    found: list[tuple[int, int, str | None]] = []
+    skip = -1
     for i, t in enumerate(tokens):
+        if i == skip:
+            continue
+        if t.token_type in tokenizer.COMMANDS and i + 1 < len(tokens) and \
+                tokens[i + 1].token_type == TokenType.STRING:
+            # EXPLAIN …, SHOW …: the tokenizer keeps the rest as one text, not
+            # a quoted string; its markers are found in it
+            rest = tokens[i + 1].text
+            at = sql.find(rest, t.end + 1)
+            if at >= 0 and not sql[t.end + 1:at].strip():
+                found += [(a + at, b + at, n) for a, b, n in placeholders(rest, dialect)]
+                skip = i + 1
+            continue
         if t.token_type == TokenType.PLACEHOLDER and sql[t.start:t.end + 1] == "?":
             found.append((t.start, t.end + 1, None))
         elif t.token_type == TokenType.COLON and i + 1 < len(tokens):
