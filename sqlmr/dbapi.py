@@ -378,13 +378,14 @@ class Cursor:
                     seq_of_parameters: Sequence[Sequence | Mapping]) -> None:
         """Run ``operation`` once per parameter set; no result set is kept,
         ``rowcount`` is the sum of the statements' (-1 if one is unknown)."""
-        total = 0
+        total, runs = 0, 0
         for parameters in seq_of_parameters:
             self.execute(operation, parameters)
+            runs += 1
             total = -1 if total < 0 or self.rowcount < 0 else total + self.rowcount
         self._check()
         self._reset()
-        self.rowcount = total if seq_of_parameters else -1
+        self.rowcount = total if runs else -1
 
     def _take(self, result: StatementResult) -> None:
         session = self.connection._live()
@@ -506,6 +507,14 @@ class Cursor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        # a cursor dropped with rows unread: its job's scratch data goes with it
+        try:
+            if not self._closed and self._result is not None:
+                self.close()
+        except Exception:  # noqa: BLE001 — interpreter shutdown, closed connection
+            pass
 
 
 def _one_statement(operation: str, dialect: str) -> str:

@@ -298,6 +298,21 @@ def test_hostile_strings_read_back(con):
     assert con.execute("SELECT COUNT(*) FROM t").fetchall() == [(len(ROWS),)]  # t survived
 
 
+def test_hostile_strings_read_back_in_the_duckdb_dialect(con):
+    with sqlmr.connect(workers=1, dialect="duckdb") as duck_con:
+        got, _ = _read_back(duck_con, HOSTILE)
+    assert got == HOSTILE
+
+
+def test_a_dropped_cursor_removes_its_scratch(con, sqlmr_home):
+    import gc
+    cur = con.execute("SELECT k FROM t")
+    assert cur.fetchone() is not None and any((sqlmr_home / "jobs").iterdir())
+    del cur
+    gc.collect()
+    assert not any(p for p in (sqlmr_home / "jobs").iterdir() if not p.name.startswith("."))
+
+
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(texts=st.lists(st.text(max_size=20) | st.sampled_from(HOSTILE)
