@@ -208,6 +208,19 @@ def test_strict_malformed_row_is_a_data_error(tmp_path):
         assert rel.fetchall() == [(1,)] and rel.stats.malformed == 1
 
 
+def test_an_unreadable_input_is_an_operational_error(tmp_path):
+    import gzip
+    folder = tmp_path / "z"
+    folder.mkdir()
+    (folder / "f.gz").write_bytes(gzip.compress(b"1\n2\n" * 1000, mtime=0)[:-20])
+    with sqlmr.connect(workers=1) as c:
+        c.execute(f"CREATE EXTERNAL TABLE z (n INT) LOCATION '{folder}'")
+        with pytest.raises(sqlmr.OperationalError, match="f.gz"):
+            c.execute("SELECT SUM(n) FROM z")
+        with pytest.raises(sqlmr.ProgrammingError):    # the connection is still usable
+            c.execute("SELECT nope FROM z")
+
+
 def test_settings_and_home(tmp_path, sqlmr_home):
     with pytest.raises(sqlmr.ProgrammingError, match="unknown setting"):
         sqlmr.connect(no_such_setting=1)
