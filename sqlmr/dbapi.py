@@ -348,6 +348,7 @@ class Cursor:
         self.arraysize = 1
         self.description: tuple[tuple, ...] | None = None
         self.rowcount = -1
+        self.lastrowid = None                # sqlmr has no row ids
         self.stats: RunStats | None = None   # the job's statistics (None: no job ran)
         self.message = ""                    # what a statement said (created table …)
         self._result: StatementResult | None = None
@@ -579,6 +580,8 @@ class Relation:
                               "(pip install pandas); fetchall() gives the rows as tuples") \
                 from None
         return pandas.DataFrame.from_records(self.fetchall(), columns=self.columns)
+
+    fetchdf = df
 
     def show(self, max_rows: int | None = None, file: IO[str] | None = None) -> None:
         """Print the first rows as the CLI's table (``max_rows``, default the
