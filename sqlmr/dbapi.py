@@ -589,7 +589,10 @@ class Relation:
         the rows shown are still there to fetch."""
         out = file or sys.stdout
         cur = self._cursor
-        if cur.description is not None:
+        cur._check()
+        if cur._result is not None and cur._result.kind == "explain":
+            print(cur._result.message, file=out)   # as the CLI prints a plan
+        elif cur.description is not None:
             if max_rows is None:
                 max_rows = cur.connection.settings.max_rows
             shown = cur._peek(max_rows or None)

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import TokenError
 from sqlglot.tokens import TokenType
 
 
@@ -68,7 +69,11 @@ def placeholders(sql: str, dialect: str = "hive") -> list[tuple[int, int, str | 
             rest = tokens[i + 1].text
             at = sql.find(rest, t.end + 1)
             if at >= 0 and not sql[t.end + 1:at].strip():
-                found += [(a + at, b + at, n) for a, b, n in placeholders(rest, dialect)]
+                try:
+                    inner = placeholders(rest, dialect)
+                except TokenError:  # unreadable: the statement's own error says where
+                    inner = []
+                found += [(a + at, b + at, n) for a, b, n in inner]
                 skip = i + 1
             continue
         if t.token_type == TokenType.PLACEHOLDER and sql[t.start:t.end + 1] == "?":

@@ -167,6 +167,11 @@ def test_explain_is_a_result_of_lines(con):
     assert [d[0] for d in cur.description] == ["plan"]
     lines = [r[0] for r in cur.fetchall()]
     assert any("Stage" in line for line in lines) and cur.rowcount == len(lines)
+    buf = io.StringIO()
+    con.sql("EXPLAIN SELECT k FROM t WHERE n > ?", [2]).show(file=buf)
+    assert buf.getvalue() == "\n".join(lines) + "\n"
+    with pytest.raises(sqlmr.ProgrammingError):
+        con.execute("EXPLAIN SELECT k FROM t WHERE k = 'unterminated")
 
 
 def test_executemany(con):
