@@ -485,10 +485,24 @@ class Cursor:
         return self
 
     def __next__(self) -> tuple:
-        row = self.fetchone()
-        if row is None:
-            raise StopIteration
-        return row
+        rows = self._rows
+        if self._peeked or rows is None or self._closed or self.connection.closed:
+            row = self.fetchone()  # the checks and their errors
+            if row is None:
+                raise StopIteration
+            return row
+        try:  # the common case without fetchone's per-row checks
+            raw = next(rows)
+        except StopIteration:
+            self._finished()
+            raise
+        except Exception:  # noqa: BLE001 — translated as fetchone would
+            with _translated():
+                raise
+        convert = self._convert
+        if convert is None:
+            return tuple(raw)
+        return tuple(v if f is None else f(v) for f, v in zip(convert, raw))
 
     def setinputsizes(self, sizes: Any) -> None:
         """Accepted and ignored (PEP 249)."""

@@ -119,6 +119,10 @@ def test_rows_are_streamed_and_scratch_goes_when_read(con, sqlmr_home):
     rest = cur.fetchall()
     assert len(rest) == len(ROWS) - 1
     assert not any(p for p in jobs.iterdir() if not p.name.startswith("."))
+    rel = con.sql("SELECT n FROM t ORDER BY n")
+    rel.show(max_rows=2, file=io.StringIO())   # peeked rows come first, then the stream
+    assert [r[0] for r in rel] == [-4, 1, 2, 3, 5, 6, 7]
+    assert not any(p for p in jobs.iterdir() if not p.name.startswith("."))
 
 
 def test_closed_cursor_and_connection(con):
