@@ -8,12 +8,35 @@ user can isolate it by pointing ``SQLMR_HOME`` elsewhere.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Iterator
+
+# A home chosen by the Python API (``sqlmr.connect(home=…)``) for the work of
+# one connection; per thread, so connections with other homes do not mix.
+_home_override: ContextVar[Path | None] = ContextVar("sqlmr_home", default=None)
 
 
 def home() -> Path:
+    override = _home_override.get()
+    if override is not None:
+        return override
     return Path(os.environ.get("SQLMR_HOME") or Path.home() / ".sqlmr").expanduser()
+
+
+@contextmanager
+def home_at(path: str | os.PathLike | None) -> Iterator[None]:
+    """:func:`home` is ``path`` inside the block (unchanged when None)."""
+    if path is None:
+        yield
+        return
+    token = _home_override.set(Path(path).expanduser().absolute())
+    try:
+        yield
+    finally:
+        _home_override.reset(token)
 
 
 def default_data_dir() -> Path:
