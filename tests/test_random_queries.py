@@ -80,13 +80,17 @@ GEN_SLICES = [(i, i + 50) for i in range(0, 300, 50)]
 
 @pytest.mark.parametrize("lo,hi", GEN_SLICES, ids=[f"seeds{lo}-{hi}" for lo, hi in GEN_SLICES])
 def test_random_queries_on_generated_tables(gen_tables, lo, hi):
+    run_seeds(gen_tables, slice_seeds(lo, hi), "gen")
+
+
+def slice_seeds(lo: int, hi: int) -> range:
+    """The seeds of one slice, or with SQLMR_RANDOM_SEEDS set, those seeds in
+    the first slice (the others skip)."""
     if "SQLMR_RANDOM_SEEDS" in os.environ:
         if lo:
             pytest.skip("SQLMR_RANDOM_SEEDS runs in the first slice")
-        seeds = seed_range("")
-    else:
-        seeds = range(lo, hi)
-    run_seeds(gen_tables, seeds, "gen")
+        return seed_range("")
+    return range(lo, hi)
 
 
 SHAPE_SLICES = [(i, i + 50) for i in range(0, 150, 50)]
@@ -97,13 +101,7 @@ def test_random_with_union_and_no_from_queries(gen_tables, lo, hi):
     """WITH (a CTE read once, twice, by another CTE), UNION [ALL] of scans,
     aggregates, joins, SELECT without FROM and limited branches (ordered,
     limited, or read by an outer query), and SELECT without FROM."""
-    if "SQLMR_RANDOM_SEEDS" in os.environ:
-        if lo:
-            pytest.skip("SQLMR_RANDOM_SEEDS runs in the first slice")
-        seeds = seed_range("")
-    else:
-        seeds = range(lo, hi)
-    run_seeds(gen_tables, seeds, "gen", shapes=True)
+    run_seeds(gen_tables, slice_seeds(lo, hi), "gen", shapes=True)
 
 
 def test_random_queries_with_generated_names_stressed(gen_tables):
