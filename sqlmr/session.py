@@ -32,6 +32,7 @@ from sqlmr.config import Settings
 from sqlmr import partitions
 from sqlmr.driver import JobResult, JobStats, estimate, plan_files, plan_job, run_job
 from sqlmr.files import bind_files
+from compiler.sizes import size_text
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
@@ -236,7 +237,7 @@ class Session:
         s = self.settings
         summary = [
             f"Plan: {plural(est.map_tasks, 'map task')} over {plural(est.splits, 'split')}, "
-            f"{plural(est.reduce_tasks, 'reduce task')}; input {_mb(est.bytes_read)}",
+            f"{plural(est.reduce_tasks, 'reduce task')}; input {size_text(est.bytes_read)}",
             f"Estimate on Lambda ({s.memory_mb} MB, {s.architecture}): "
             f"~{lam.gb_seconds:.1f} GB-s, {plural(lam.requests, 'request')}, {lam.gets:,} S3 GET, "
             f"{lam.puts:,} S3 PUT/LIST = {costs.money(lam.total)}",
@@ -610,5 +611,3 @@ def _files(written) -> str:
     return f"{plural(written.rows, 'row')} in {plural(written.files, 'file')}"
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"
