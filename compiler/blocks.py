@@ -43,6 +43,7 @@ from compiler.plan import Aggregate, OrderKey, select_parts
 from compiler.resolve import _start, check_names, lookup_table
 from compiler.shapes import is_union_wrapper, select_keyword
 from compiler.schema import Table
+from compiler.sample import Sample, table_sample
 
 
 @dataclass
@@ -53,6 +54,7 @@ class TableSource:
     columns: list[int] = field(default_factory=list)
     filter: exp.Expression | None = None
     partitions: list[int] = field(default_factory=list)   # partition columns used
+    sample: Sample | None = None     # TABLESAMPLE: a sample of the splits is read
 
     @property
     def aliases(self) -> set[str]:
@@ -184,7 +186,7 @@ class UnionBlock:
 
 
 _UNSUPPORTED_ARGS = ("with_", "windows", "qualify", "laterals", "pivots", "prewhere", "connect",
-                     "match", "sample", "settings", "format", "kind", "into", "locks",
+                     "match", "settings", "format", "kind", "into", "locks",
                      "cluster", "distribute", "sort")
 
 
@@ -250,6 +252,7 @@ def build_block(select: exp.Expression, original: exp.Expression,
     for q_item, o_item in zip(q_items, o_items):
         sources.append(_source(q_item, o_item, catalog, dialect, sql, spelling,
                                original if top else None))
+    _select_sample(select, original, sources, sql)
     for s in sources:
         for t in _walk_tables(s):
             spelling.update({c.name.lower(): c.name for c in t.table.all_columns})
@@ -356,6 +359,19 @@ def _from_items(select: exp.Select) -> list:
     return [select.args["from_"].this] + [j.this for j in select.args.get("joins") or []]
 
 
+def _select_sample(select: exp.Select, original, sources: list, sql: str) -> None:
+    """``FROM t AS x TABLESAMPLE (…)``: sqlglot hangs a sample written after an
+    alias on the SELECT; it samples the one table in FROM."""
+    node = original if isinstance(original, exp.Select) and original.args.get("sample") \
+        else select
+    if node.args.get("sample") is None:
+        return
+    if len(sources) != 1 or not isinstance(sources[0], TableSource):
+        raise SqlError("write TABLESAMPLE right after its table's name: FROM t TABLESAMPLE "
+                       "(10 PERCENT) x", sql, _start(node.args["sample"]))
+    sources[0].sample = table_sample(node, sql)
+
+
 def _walk_tables(s: Source):
     if isinstance(s, TableSource):
         yield s
@@ -374,7 +390,11 @@ def _source(q_item: exp.Expression, o_item: exp.Expression | None, catalog, dial
             raise SqlError(f"table '{q_item.sql()}': database names are not supported", sql,
                            _start(q_item))
         table = lookup_table(q_item.name, catalog, sql, o_item if o_item is not None else q_item)
-        return TableSource(table, alias, user)
+        return TableSource(table, alias, user, sample=table_sample(
+            o_item if o_item is not None and o_item.args.get("sample") else q_item, sql))
+    if (o_item if o_item is not None else q_item).args.get("sample") is not None:
+        raise UnsupportedError("TABLESAMPLE of a derived table (sample a table in FROM)", sql,
+                               _start((o_item if o_item is not None else q_item).args["sample"]))
     if isinstance(q_item, exp.Subquery):
         inner_o = o_item.this if isinstance(o_item, exp.Subquery) else None
         if isinstance(inner_o, exp.Select):

@@ -232,6 +232,16 @@ def _prune_text(scan, spelling: dict[str, str], qualify: bool) -> None:
         scan.prune_text = pretty(scan.prune, sp, qualify)
 
 
+def sample_line(facts: dict) -> str:
+    """What a TABLESAMPLE scan reads.
+
+    >>> sample_line({"read": 3, "total": 30, "text": "TABLESAMPLE (10 PERCENT)"})
+    'sample: 3 of 30 splits (TABLESAMPLE (10 PERCENT)); the result is from a sample'
+    """
+    return (f"sample: {facts['read']} of {facts['total']} splits ({facts['text']}); "
+            f"the result is from a sample")
+
+
 def partitions_line(facts: dict) -> str:
     """What partition pruning kept of a partitioned table (driver's numbers).
 
@@ -315,6 +325,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
                 if inp.get("partitions"):
                     out.append("        " + partitions_line({**inp["partitions"],
                                                              "bytes": inp["bytes"]}))
+                if inp.get("sample"):
+                    out.append("        " + sample_line(inp["sample"]))
             elif inp["kind"] == "one row":
                 out.append(f"      Map Operator Tree{label}: 1 map task over one row, no input")
             else:
@@ -324,6 +336,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
                 out.append("          " + line)
         for small in f.get("broadcast_partitions", ()):
             out.append(f"      Broadcast side {small['table']}: {partitions_line(small)}")
+        for sample in f.get("broadcast_samples", ()):
+            out.append(f"      Broadcast side {sample['table']}: {sample_line(sample)}")
         if s.reduce_entry:
             also = ""
             if feeds and maps:

@@ -29,6 +29,7 @@ from compiler.errors import SqlError, UnsupportedError
 from compiler.exprs import expr_key
 from compiler.resolve import _start
 from compiler.schema import Table
+from compiler.sample import Sample
 
 AGGREGATES = (exp.Sum, exp.Count, exp.Avg, exp.Min, exp.Max)
 
@@ -47,6 +48,7 @@ class Scan:
     prune: exp.Expression | None = None
     prune_entry: str = ""
     prune_text: str = ""             # ``prune`` as EXPLAIN shows it
+    sample: Sample | None = None     # TABLESAMPLE: the driver plans a sample of the splits
 
 
 @dataclass

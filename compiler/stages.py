@@ -463,7 +463,7 @@ class Lowering:
             env.update({f"{src.alias}.{t.partition_columns[j].name.lower()}":
                         Var("p", t.partition_columns[j].type, True) for j in src.partitions})
             scan = Scan(t, src.alias, src.columns, src.filter, list(src.partitions),
-                        prune_filter(t, src.alias, src.filter))
+                        prune_filter(t, src.alias, src.filter), sample=src.sample)
             label = t.name if src.spelling.lower() == t.name.lower() else f"{t.name} ({src.spelling})"
             return Stream(TableIn(scan), [], None, env, self.sizes.get(t.name.lower()), [],
                           [t.name.lower()], label)

@@ -24,6 +24,7 @@ from operator import itemgetter
 from typing import Callable, Iterator, Sequence
 
 from compiler.job import Job, Stage
+from compiler.sample import kept_splits
 from compiler.stages import OneRowIn, Phase, Probe, RowsIn, TableIn
 from runtime import codecache, events, shuffle, storage
 from runtime.inputs import InputError
@@ -32,7 +33,7 @@ from sqlmr import scratch as scratch_space
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
-from sqlmr.splits import choose_reducers, choose_split_size, plan_splits, planned
+from sqlmr.splits import MIN_SPLIT, choose_reducers, choose_split_size, plan_splits, planned
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
@@ -50,9 +51,12 @@ class InputPlan:
     rows_from: int | None = None                                 # rows of this stage
     partitions: dict | None = None   # a partitioned table: what pruning kept (EXPLAIN)
     one_row: bool = False            # a SELECT without FROM: one task, no input
+    sample: dict | None = None       # TABLESAMPLE: the splits read of all planned
 
     @property
     def bytes(self) -> int:
+        if self.sample is not None:   # only the sampled splits are read
+            return sum(sp["end"] - sp["start"] for t in self.tasks for sp in t)
         return sum(s for _, s in self.files)
 
     @property
@@ -69,6 +73,7 @@ class StagePlan:
     broadcast: dict[str, dict] = field(default_factory=dict)    # probe name -> what to load
     broadcast_bytes: int = 0
     broadcast_partitions: list[dict] = field(default_factory=list)  # partitioned small sides
+    samples: list[dict] = field(default_factory=list)   # TABLESAMPLE: what each read
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -99,7 +104,8 @@ class StagePlan:
             elif i.rows_from is None:
                 inputs.append({"kind": "table", "files": len(i.files), "bytes": i.bytes,
                                "splits": i.splits, "maps": len(i.tasks),
-                               **({"partitions": i.partitions} if i.partitions else {})})
+                               **({"partitions": i.partitions} if i.partitions else {}),
+                               **({"sample": i.sample} if i.sample else {})})
             else:
                 one = isinstance(i.phase.input, RowsIn) and (
                     i.phase.input.merge or i.phase.input.limit is not None)
@@ -109,7 +115,9 @@ class StagePlan:
                 "split_size": self.split_size, "maps": len(self.tasks),
                 "reducers": self.reducers, "inputs": inputs,
                 **({"broadcast_partitions": self.broadcast_partitions}
-                   if self.broadcast_partitions else {})}
+                   if self.broadcast_partitions else {}),
+                **({"broadcast_samples": [f for f in self.samples if not any(
+                    f is i.sample for i in self.inputs)]} if self.samples else {})}
 
 
 @dataclass
@@ -125,6 +133,7 @@ class JobStats:
     malformed: int = 0
     malformed_sample: str = ""
     malformed_first_line: str = ""   # a malformed first line of a file (a header?)
+    notes: list = field(default_factory=list)   # said with the result (a TABLESAMPLE's sample)
     task_seconds: float = 0.0
     peak_mem_mb: float = 0.0
     gets: int = 0
@@ -243,16 +252,23 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         broadcast: dict[str, dict] = {}
         broadcast_bytes = 0
         small_partitions: list[dict] = []
+        samples: list[dict] = []
         for _, op in _probes(stage):
             if isinstance(op.source, TableIn):
                 small, of, facts = scanned(op.source.scan)
                 if facts is not None:
                     small_partitions.append({**facts, "table": op.source.scan.table.name,
                                              "bytes": sum(n for _, n in small)})
-                broadcast[op.name] = {"splits": [
-                    {"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"),
-                     **planned(u, n, stamps), **_partition(of, u)} for u, n in small if n]}
-                broadcast_bytes += sum(n for _, n in small)
+                splits = [{"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"),
+                           **planned(u, n, stamps), **_partition(of, u)} for u, n in small if n]
+                if op.source.scan.sample is not None:   # cut to sample, as a scanned table is
+                    cut = plan_splits([(u, n) for u, n in small], int(settings.split_mb * 2**20)
+                                      if settings.split_mb > 0 else MIN_SPLIT, stamps)
+                    kept, fact = _sampled(cut, op.source.scan)
+                    splits = [{**sp, **_partition(of, sp["uri"])} for t in kept for sp in t]
+                    samples.append(fact)
+                broadcast[op.name] = {"splits": splits}
+                broadcast_bytes += sum(sp["end"] - sp["start"] for sp in splits)
             else:
                 broadcast[op.name] = {"rows_from": op.source.stage.id}
         tables_bytes = sum(table_bytes(t) for t in stage.tables)
@@ -265,6 +281,9 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 for task in i.tasks:
                     for s in task:
                         s.update(_partition(of, s["uri"]))
+                if i.phase.input.scan.sample is not None:
+                    i.tasks, i.sample = _sampled(i.tasks, i.phase.input.scan)
+                    samples.append(i.sample)
         if stage.reduce is None:
             reducers = 0
         elif stage.reducers == "one":
@@ -274,7 +293,7 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
         else:
             reducers = choose_reducers(tables_bytes, workers, settings.backend)
         plan = StagePlan(stage, inputs, split, reducers, broadcast, broadcast_bytes,
-                         small_partitions)
+                         small_partitions, samples)
         plans.append(plan)
         by_id[stage.id] = plan
     return plans
@@ -288,6 +307,26 @@ def _kept(prune: Callable[[list], bool], values: list) -> bool:
         return prune(values)
     except Exception:  # noqa: BLE001
         return True
+
+
+def _sampled(tasks: list[list[dict]], scan) -> tuple[list[list[dict]], dict]:
+    """The map tasks of a TABLESAMPLE scan: only the sampled splits (in
+    planning order, see :func:`compiler.sample.kept_splits`), and what was kept."""
+    splits = [(t, sp) for t, task in enumerate(tasks) for sp in task]
+    keep = set(kept_splits(len(splits), scan.sample))
+    out: dict[int, list[dict]] = {}
+    for j, (t, sp) in enumerate(splits):
+        if j in keep:
+            out.setdefault(t, []).append(sp)
+    fact = {"table": scan.table.name, "read": len(keep), "total": len(splits),
+            "text": scan.sample.text}
+    return [out[t] for t in sorted(out)], fact
+
+
+def sample_notes(plans: list[StagePlan]) -> list[str]:
+    """What a sampled query says with its result."""
+    return [f"Sample: the result is from {f['read']} of {f['total']} splits of {f['table']} "
+            f"({f['text']})" for p in plans for f in p.samples]
 
 
 def _partition(values: dict[str, list], uri: str) -> dict:
@@ -445,7 +484,7 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         scratch_space.sweep()
         if not settings.keep_scratch:
             scratch_space.register(work)
-    stats = JobStats()
+    stats = JobStats(notes=sample_notes(plans))
     try:
         code_uri = storage.join(work, "job.py")
         storage.write_bytes(code_uri, job.source.encode("utf-8"))

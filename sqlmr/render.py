@@ -251,12 +251,15 @@ def warning_lines(result) -> list[str]:
     """Warnings about what a query read (malformed rows): not timing, so shown
     with --no-timing too."""
     st = result.stats
-    if st is None or not st.malformed:
+    if st is None:
         return []
+    notes = list(getattr(st, "notes", []))
+    if not st.malformed:
+        return notes
     from sqlmr.malformed import malformed_hints
     job = getattr(getattr(result, "job", None), "job", None)
     tables = {k.lower(): t for k, t in (getattr(job, "tables", None) or {}).items()}
-    return [f"Warning: {plural(st.malformed, 'malformed row')} read as NULLs "
+    return notes + [f"Warning: {plural(st.malformed, 'malformed row')} read as NULLs "
             f"(first: {st.malformed_sample[:80]!r}); --strict makes them an error",
             *malformed_hints(st.counters, getattr(st, "malformed_first_line", ""), tables)]
 
