@@ -20,6 +20,7 @@ from compiler.job import Job, compile_select, parse_one
 from compiler.resolve import _start
 from compiler.schema import Column, Table
 from compiler.statements import split_statements
+from compiler.udfs import Udf
 from runtime import storage
 from runtime.shuffle import TextValueError
 from sqlmr import config
@@ -32,6 +33,7 @@ from sqlmr.config import Settings
 from sqlmr import partitions
 from sqlmr.driver import JobResult, JobStats, estimate, plan_files, plan_job, run_job
 from sqlmr.files import bind_files
+from sqlmr.functions import is_create_function, udf_from_create
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
@@ -92,6 +94,7 @@ class Session:
         self.base_dir: str | None = None
         self._backend: Backend | None = None
         self._backend_key: tuple | None = None
+        self.functions: dict[str, Udf] = {}   # CREATE TEMPORARY FUNCTION, by lower-case name
 
     # ------------------------------------------------------------- backend
     def backend(self) -> Backend:
@@ -139,6 +142,8 @@ class Session:
         second = (m.group(2) or "").upper() if m else ""
         if first == "SHOW" and second == "TABLES":
             return self._show_tables(text)
+        if first == "SHOW" and second == "FUNCTIONS":
+            return self._show_functions(text)
         if (first == "SHOW" and second == "PARTITIONS") or first == "MSCK":
             return self._partitions(text)
         if first in ("DESCRIBE", "DESC"):
@@ -151,6 +156,10 @@ class Session:
             # `SELEC 1` would parse as an aliased expression and fail further on
             self._not_a_statement(text, m.group(1))
         tree = parse_one(text, self.settings.dialect)
+        if is_create_function(tree):
+            return self._create_function(tree, text)
+        if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "FUNCTION":
+            return self._drop_function(tree, text)
         if isinstance(tree, exp.Create) and tree.args.get("expression") is not None:
             return self._create_as(tree, text)
         if isinstance(tree, exp.Insert):
@@ -183,7 +192,50 @@ class Session:
         refuse_unsupported_sources(tree, text)
         return compile_select(text, tables, self.settings.dialect, tree,
                               sizes=_TableSizes(tables),
-                              broadcast_bytes=int(self.settings.broadcast_mb * 2**20))
+                              broadcast_bytes=int(self.settings.broadcast_mb * 2**20),
+                              functions=self.all_functions())
+
+    # ------------------------------------------------------------ functions
+    def all_functions(self) -> dict[str, Udf]:
+        """The Python UDFs statements may call: permanent ones, shadowed by
+        this session's temporary ones of the same name."""
+        return {**self.catalog.functions(), **self.functions}
+
+    def _create_function(self, tree: exp.Create, text: str) -> StatementResult:
+        udf, temporary = udf_from_create(tree, text, self.base_dir)
+        if temporary:
+            self.functions[udf.name] = udf
+        elif not self.catalog.create_function(udf, if_not_exists=bool(tree.args.get("exists"))):
+            return StatementResult("message", text, message=f"function {udf.name} exists")
+        kind = "temporary function" if temporary else "function"
+        return StatementResult("message", text, message=(
+            f"created {kind} {udf.name}() -> {udf.returns.upper()}: {udf.module}.{udf.function} "
+            f"from {udf.path} (sha256 {udf.sha256[:12]}…)"))
+
+    def _drop_function(self, tree: exp.Drop, text: str) -> StatementResult:
+        names = [t.name for t in tree.args.get("tables") or [tree.this]]
+        exists = bool(tree.args.get("exists"))
+        dropped = []
+        for name in names:
+            if tree.args.get("temporary"):
+                if self.functions.pop(name.lower(), None) is None and not exists:
+                    raise SqlError(f"temporary function '{name}' does not exist", text, 0)
+                dropped.append(name)
+            elif self.catalog.drop_function(name, if_exists=exists) is not None:
+                dropped.append(name)
+        msg = "dropped function " + ", ".join(dropped) if dropped else "nothing dropped"
+        return StatementResult("message", text, message=msg)
+
+    def _show_functions(self, text: str) -> StatementResult:
+        rows = []
+        for scope, funcs in (("permanent", self.catalog.functions()),
+                             ("temporary", self.functions)):
+            for u in sorted(funcs.values(), key=lambda u: u.name):
+                rows.append([u.name, u.returns.upper(), f"{u.module}.{u.function}", u.path,
+                             u.sha256[:12], scope])
+        return StatementResult("rows", text, ["function", "returns", "python", "file",
+                                              "sha256", "scope"],
+                               ["string"] * 6, rows, len(rows))
 
     def _prepare(self, job: Job) -> None:
         """First use of a built-in table generates the embedded default dataset."""
