@@ -37,7 +37,6 @@ def udf_from_create(tree: exp.Create, sql: str, base_dir: str | None) -> tuple[U
     if not name or not isinstance(target, exp.Literal) or not target.is_string:
         raise SqlError("usage: CREATE [TEMPORARY] FUNCTION name AS 'module.function' "
                        "USING FILE 'module.py' [RETURNS type]", sql, 0)
-    check_function_name(name, sql)
     if len(using) != 1 or (using[0].args.get("kind") or "").upper() != "FILE":
         raise UnsupportedError("a Python function without USING FILE 'module.py' "
                                "(JAR and ARCHIVE are Hive's Java functions)", sql, 0)
@@ -53,40 +52,52 @@ def udf_from_create(tree: exp.Create, sql: str, base_dir: str | None) -> tuple[U
                        f"'{stem}.<function>' for {path_text} (a .py file)", sql, 0)
     if not stem.isidentifier():
         raise SqlError(f"{path_text}: a module name must be a Python identifier", sql, 0)
+    returned = None
+    if returns:
+        dt = returns[0].this
+        returned = dt.sql(dialect="hive") if isinstance(dt, exp.DataType) else str(dt)
+    try:
+        udf = udf_from_file(name, function, path, returned, path_text)
+    except ValueError as e:
+        raise SqlError(str(e), sql, 0) from None
+    return udf, temporary
+
+
+def udf_from_file(name: str, function: str, path: str, returns: str | None,
+                  shown: str | None = None) -> Udf:
+    """The UDF ``name`` calling top-level ``function`` of the module file
+    ``path``, checked with :mod:`ast` (never imported); ``returns`` a SQL
+    type's spelling, else the function's annotation, else STRING.  Bad input
+    is a ValueError saying what is wrong."""
+    shown = shown or path
+    check_function_name(name)
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise SqlError(f"cannot read {path_text}: {e.strerror or e}", sql, 0) from None
+        raise ValueError(f"cannot read {shown}: {e.strerror or e}") from None
     try:
         source = data.decode("utf-8")
         found = has_function(source, function)
     except (UnicodeDecodeError, SyntaxError, ValueError) as e:
-        raise SqlError(f"{path_text} is not a Python module ({e})", sql, 0) from None
+        raise ValueError(f"{shown} is not a Python module ({e})") from None
     if not found:
-        raise SqlError(f"{path_text} defines no top-level function '{function}'", sql, 0)
-    if returns:
-        dt = returns[0].this
-        spelled = dt.sql(dialect="hive") if isinstance(dt, exp.DataType) else str(dt)
-        try:
-            typ = normalize_type(spelled)
-        except ValueError as e:
-            raise SqlError(str(e), sql, 0) from None
-    else:
-        typ = return_annotation(source, function) or "string"
+        raise ValueError(f"{shown} defines no top-level function '{function}'")
+    typ = normalize_type(returns) if returns else (return_annotation(source, function)
+                                                   or "string")
     if typ not in TYPES:
-        raise UnsupportedError(f"a function returning {typ.upper()}", sql, 0)
-    udf = Udf(name.lower(), module, function, os.path.abspath(path),
-              hashlib.sha256(data).hexdigest(), typ)
-    return udf, temporary
+        raise ValueError(f"a function returning {typ.upper()} is not supported yet")
+    module = os.path.splitext(os.path.basename(path))[0]
+    return Udf(name.lower(), module, function, os.path.abspath(path),
+               hashlib.sha256(data).hexdigest(), typ)
 
 
-def check_function_name(name: str, sql: str | None = None) -> None:
+def check_function_name(name: str) -> None:
     """A UDF may not take the name of a function SQL already has."""
     try:
         call = sqlglot.parse_one(f"{name}(x)", read="hive")
     except sqlglot.errors.ParseError:
         call = None
     if not isinstance(call, exp.Anonymous) or not name.isidentifier():
-        raise SqlError(f"'{name}' is the name of a built-in function or not a valid "
-                       "function name; choose another", sql, 0)
+        raise ValueError(f"'{name}' is the name of a built-in function or not a valid "
+                         "function name; choose another")

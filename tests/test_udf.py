@@ -301,3 +301,58 @@ def test_a_udf_on_lambda_gives_the_local_answers(tmp_path, monkeypatch, request)
     sha = hashlib.sha256(UDFS.encode()).hexdigest()
     assert any(k.endswith(f"/files/{sha}/udfs.py") for k in keys)
     assert any(k.endswith("/job.py") for k in keys)
+
+
+# ------------------------------------------------------- con.create_function
+
+def test_create_function_ships_a_top_level_function(tmp_path, monkeypatch):
+    import sqlmr
+    (tmp_path / "helpers_udf.py").write_text(
+        "def label(n: int) -> str:\n    return None if n is None else ('neg' if n < 0 else 'pos')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import helpers_udf
+    rows = make_rows(3, 200)
+    write_table(tmp_path / "t", rows)
+    con = sqlmr.connect(home=str(tmp_path / "home"))
+    try:
+        con.execute("CREATE EXTERNAL TABLE t (u STRING, n INT) ROW FORMAT DELIMITED "
+                    f"FIELDS TERMINATED BY ',' LOCATION '{tmp_path / 't'}'")
+        con.create_function("label", helpers_udf.label)
+        got = con.execute("SELECT label(n) l, COUNT(*) FROM t GROUP BY label(n)").fetchall()
+    finally:
+        con.close()
+    want = Counter(helpers_udf.label(n) for _, n in rows)
+    assert sorted(got, key=repr) == sorted(want.items(), key=repr)
+
+
+def _nested():
+    def inner(x):
+        return x
+    return inner
+
+
+@pytest.mark.parametrize("fn, why", [
+    (lambda x: x, "a lambda"),
+    (_nested(), "nested"),
+    (len, "not a Python function"),
+])
+def test_create_function_refuses_what_cannot_be_shipped(fn, why, tmp_path):
+    import sqlmr
+    con = sqlmr.connect(home=str(tmp_path / "home"))
+    try:
+        with pytest.raises(sqlmr.NotSupportedError, match=why):
+            con.create_function("f", fn)
+    finally:
+        con.close()
+
+
+def test_create_function_refuses_a_function_from_python_c(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sqlmr\ndef f(x):\n    return x\n"
+            f"con = sqlmr.connect(home={str(tmp_path)!r})\n"
+            "try:\n    con.create_function('f', f)\n"
+            "except sqlmr.NotSupportedError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
+    assert "not defined in a .py file" in out.stdout, out.stderr
