@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from runtime import codecache, events, formats, shuffle, storage, udfs
+from runtime import codecache, events, formats, shuffle, storage, transform, udfs
 from runtime.inputs import BLOCK_BYTES, SplitReader
 
 
@@ -208,7 +208,13 @@ def handle(event: events.Event) -> events.Result:
         uri = storage.join(text["prefix"], f"s{event['stage']}-{event['kind']}-"
                                            f"{event['task']:05d}.a{event['attempt']}")
         writer = ctx._writer or shuffle.PartitionedWriter(1)
-        rows, bytes_out = writer.save_text(uri, text["delimiter"], text["width"])
+        width = text["width"]
+        if text.get("transform"):   # the rows go through the user's command first
+            spec = text["transform"]
+            writer, _ = transform.piped(writer, spec, event["code"].get("files") or [],
+                                        ctx.counters)
+            width = spec["width"]
+        rows, bytes_out = writer.save_text(uri, text["delimiter"], width)
         output = {"uri": uri, "text": True, "partitions": [[0, bytes_out]], "records": [rows]}
     elif ctx._writer is not None:
         uri = events.output_uri(event, ".part")

@@ -429,8 +429,9 @@ def new_job_id() -> str:
 
 def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
             progress: Progress | None = None, plans: list[StagePlan] | None = None,
-            text: dict | None = None) -> JobResult:
+            text: dict | None = None, files: Sequence = ()) -> JobResult:
     """Run every stage of ``job`` on ``backend``; scratch data goes under ``scratch``.
+    ``files`` (name, file, path, sha256) ship to the tasks as its UDFs' files do.
 
     ``text`` (``{"prefix", "delimiter", "width"}``) makes the last phase's tasks
     write their rows as delimited text files under ``prefix`` (CREATE TABLE AS)
@@ -452,8 +453,8 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
         stats.puts += 1
         code = {"uri": code_uri, "sha256": job.sha256}
-        if job.udfs:
-            code["files"] = ship_files(job, work)
+        if job.udfs or files:
+            code["files"] = ship_files([*job.udfs, *files], work)
             stats.puts += len(code["files"])
         by_id = {p.stage.id: p for p in plans}
         outputs: dict[int, list[dict]] = {}
@@ -657,12 +658,13 @@ class ShippedFileChangedError(SqlError):
     """A UDF's file no longer has the content its function was created with."""
 
 
-def ship_files(job: Job, work: str) -> list[dict]:
-    """Upload the files of the UDFs ``job`` calls beside its code, content
-    addressed (``files/<sha256>/<name>``); each must still hold what it held
-    when its function was created (the tasks check the same sha256)."""
+def ship_files(needed: Sequence, work: str) -> list[dict]:
+    """Upload the files of the UDFs a job calls (and its TRANSFORM scripts)
+    beside its code, content addressed (``files/<sha256>/<name>``); each must
+    still hold what it held when its function was created (the tasks check
+    the same sha256)."""
     shipped: dict[str, dict] = {}
-    for u in job.udfs:
+    for u in needed:
         if u.file in shipped:
             if shipped[u.file]["sha256"] != u.sha256:
                 raise ShippedFileChangedError(

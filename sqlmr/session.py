@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -31,9 +32,12 @@ from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
                            table_from_create, warehouse_location)
 from sqlmr.config import Settings
 from sqlmr import partitions
-from sqlmr.driver import JobResult, JobStats, estimate, plan_files, plan_job, run_job
+from sqlmr.driver import (JobResult, JobStats, estimate, new_job_id, plan_files, plan_job,
+                          run_job)
 from sqlmr.files import bind_files
 from sqlmr.functions import is_create_function, udf_from_create
+from sqlmr.transform import (has_transform, innermost_first, output_columns,
+                             remove_unaccepted, replacement, script_files, split, table_for)
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
@@ -95,6 +99,9 @@ class Session:
         self._backend: Backend | None = None
         self._backend_key: tuple | None = None
         self.functions: dict[str, Udf] = {}   # CREATE TEMPORARY FUNCTION, by lower-case name
+        self.added_files: dict[str, str] = {}  # ADD FILE: name -> path
+        self._transient: list[str] = []       # TRANSFORM outputs of the last statement
+        self._extra_tables: dict[str, Table] = {}
 
     # ------------------------------------------------------------- backend
     def backend(self) -> Backend:
@@ -122,6 +129,7 @@ class Session:
         return storage.to_uri(str(config.home() / "jobs"))
 
     def close(self) -> None:
+        self._drop_transient()
         if self._backend is not None:
             self._backend.close()
             self._backend = None
@@ -137,9 +145,12 @@ class Session:
                 raise e.shifted(script, st.offset) if e.sql == st.text else e
 
     def execute_one(self, text: str) -> StatementResult:
+        self._drop_transient()
         m = _LEAD.match(text)
         first = (m.group(1) or "").upper() if m else ""
         second = (m.group(2) or "").upper() if m else ""
+        if first == "ADD" and second in ("FILE", "FILES"):
+            return self._add_file(text)
         if first == "SHOW" and second == "TABLES":
             return self._show_tables(text)
         if first == "SHOW" and second == "FUNCTIONS":
@@ -187,13 +198,71 @@ class Session:
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:
         if tree is None:
             tree = parse_one(text, self.settings.dialect)
+        if has_transform(tree):
+            tree = self._run_transforms(text, tree)
         tables = self.catalog.tables()
+        tables.update(self._extra_tables)
         tables.update(bind_files(tree, text, set(tables), self.base_dir))
         refuse_unsupported_sources(tree, text)
         return compile_select(text, tables, self.settings.dialect, tree,
                               sizes=_TableSizes(tables),
                               broadcast_bytes=int(self.settings.broadcast_mb * 2**20),
                               functions=self.all_functions())
+
+    # ------------------------------------------------------------ TRANSFORM
+    def _add_file(self, text: str) -> StatementResult:
+        m = re.match(r"\s*ADD\s+FILES?\s+(.+?)\s*$", text, re.I | re.S)
+        if not m:
+            raise SqlError("usage: ADD FILE path", text, 0)
+        added = []
+        for word in shlex.split(m.group(1)):
+            path = os.path.join(self.base_dir or os.getcwd(), os.path.expanduser(word))
+            if not os.path.isfile(path):
+                raise SqlError(f"ADD FILE: {word} is not a file", text, m.start(1))
+            self.added_files[os.path.basename(path)] = os.path.abspath(path)
+            added.append(os.path.abspath(path))
+        return StatementResult("message", text, message="added " + ", ".join(added))
+
+    def _run_transforms(self, text: str, tree: exp.Expression) -> exp.Expression:
+        """Run each TRANSFORM query (innermost first) as a job writing the
+        command's output to a scratch folder; the statement then reads that
+        folder as a table in its place."""
+        tree = tree.copy()
+        for qt in innermost_first(tree):
+            select = qt.parent
+            if not isinstance(select, exp.Select):
+                raise UnsupportedError("TRANSFORM outside a SELECT list", text, _start(qt))
+            columns = output_columns(qt, text)
+            inner = split(select, qt, text)
+            command = qt.args["command_script"].name
+            files = script_files(command, self.added_files, self.base_dir, text)
+            job = self.compile(text, inner)
+            folder = storage.join(self.scratch(), "transform-" + new_job_id()) + "/"
+            self._transient.append(folder)
+            spec = {"prefix": folder, "delimiter": "\t", "width": len(job.columns),
+                    "transform": {"command": command, "width": len(columns)}}
+            self._prepare(job)
+            result = run_job(job, self.settings, self.backend(), self.scratch(),
+                             self.progress() if self.progress else None, text=spec,
+                             files=files)
+            try:
+                remove_unaccepted(folder, {o["uri"] for o in result.outputs})
+            finally:
+                result.close()
+            table = table_for(folder, columns)
+            self._extra_tables[table.name.lower()] = table
+            new = replacement(table)
+            if select is tree:
+                tree = new
+            else:
+                select.replace(new)
+        return tree
+
+    def _drop_transient(self) -> None:
+        for folder in self._transient:
+            storage.delete_prefix(folder)
+        self._transient = []
+        self._extra_tables = {}
 
     # ------------------------------------------------------------ functions
     def all_functions(self) -> dict[str, Udf]:
@@ -271,6 +340,9 @@ class Session:
         move = None
         try:
             tree = parse_one(inner, self.settings.dialect)
+            if has_transform(tree):
+                raise UnsupportedError("EXPLAIN of a TRANSFORM query (it would run the "
+                                       "command to plan the rest)", inner, 0)
             query, move = _write_target(tree, inner, self.base_dir)
             job = self.compile(inner, query)
         except SqlError as e:
