@@ -47,6 +47,7 @@ def load(code: dict) -> dict[str, Any]:
     ns = _CACHE.get(sha)
     if ns is not None:
         _CACHE.move_to_end(sha)
+        udfs.bind(ns, code.get("files") or [])   # loaded unbound by load_local?
         return ns
     source = storage.read_range(code["uri"])
     actual = sha256_hex(source)

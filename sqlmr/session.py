@@ -25,6 +25,7 @@ from compiler.udfs import Udf
 from runtime import storage
 from runtime.shuffle import TextValueError
 from sqlmr import config
+from sqlmr import scratch as scratch_space
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
@@ -108,7 +109,7 @@ class Session:
         key = (self.settings.backend, self.settings.effective_workers())
         if self._backend is not None and self._backend_key == key:
             return self._backend
-        self.close()
+        self._close_backend()
         if self.settings.backend == "local":
             from sqlmr.backends.local import LocalBackend
             self._backend = LocalBackend(self.settings.effective_workers())
@@ -130,6 +131,9 @@ class Session:
 
     def close(self) -> None:
         self._drop_transient()
+        self._close_backend()
+
+    def _close_backend(self) -> None:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
@@ -238,6 +242,7 @@ class Session:
             files = script_files(command, self.added_files, self.base_dir, text)
             job = self.compile(text, inner)
             folder = storage.join(self.scratch(), "transform-" + new_job_id()) + "/"
+            scratch_space.register(folder)   # a dead driver's is swept by the next job
             self._transient.append(folder)
             spec = {"prefix": folder, "delimiter": "\t", "width": len(job.columns),
                     "transform": {"command": command, "width": len(columns)}}

@@ -77,9 +77,14 @@ Q4 = ("SELECT destPage, SUM(cnt) FROM (SELECT TRANSFORM (page, body) "
       "GROUP BY destPage ORDER BY destPage")
 
 
-def test_transform_in_a_derived_table_under_group_by(work):
+def test_transform_in_a_derived_table_under_group_by(work, sqlmr_home):
     s, docs, _ = work
     assert rows_of(s, Q4) == oracle(docs)
+    # the command's output lives until the next statement (or the session's end)
+    jobs = sqlmr_home / "jobs"
+    assert [p.name for p in jobs.iterdir() if p.name.startswith("transform-")]
+    rows_of(s, "SHOW TABLES")
+    assert not [p.name for p in jobs.iterdir() if p.name.startswith("transform-")]
 
 
 def test_transform_alone_types_its_columns(work):
