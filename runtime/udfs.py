@@ -41,14 +41,15 @@ class Unbound:
 
 
 def files_dir(files: list[dict]) -> str:
-    """The folder holding a job's shipped files in this process (one per set
-    of contents), each fetched and sha256-checked once."""
+    """The folder holding a job's shipped files on this machine (one per set
+    of contents); a file is fetched when the folder lacks it (or holds
+    another content), and what is fetched must have the sha256 the event names."""
     key = hashlib.sha256("".join(sorted(f["sha256"] for f in files)).encode()).hexdigest()
     folder = os.path.join(tempfile.gettempdir(), "sqlmr-files", key[:16])
     for f in files:
         path = os.path.join(folder, f["name"])
-        if os.path.exists(path):
-            continue
+        if _sha_of(path) == f["sha256"]:
+            continue   # fetched by an earlier task of this machine, unchanged since
         data = storage.read_range(f["uri"])
         actual = hashlib.sha256(data).hexdigest()
         if actual != f["sha256"]:
@@ -60,6 +61,14 @@ def files_dir(files: list[dict]) -> str:
             out.write(data)
         os.replace(tmp, path)
     return folder
+
+
+def _sha_of(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def _import(folder: str, module: str, sha256: str) -> Any:

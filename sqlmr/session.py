@@ -81,7 +81,7 @@ _LEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?", re.S)
 # Words a statement may start with: what sqlmr runs, and what it refuses by
 # name ("not supported yet: …") rather than as a misspelling
 _STATEMENT_WORDS = frozenset({
-    "SELECT", "WITH", "FROM", "CREATE", "DROP", "INSERT", "EXPLAIN", "SET", "SHOW", "DESCRIBE",
+    "SELECT", "WITH", "FROM", "CREATE", "DROP", "INSERT", "EXPLAIN", "SET", "SHOW", "DESCRIBE", "ADD",
     "DESC", "VALUES", "TABLE", "UPDATE", "DELETE", "MERGE", "ALTER", "USE", "LOAD", "ANALYZE",
     "TRUNCATE", "GRANT", "REVOKE", "CACHE", "UNCACHE", "REFRESH", "MSCK", "PRAGMA", "COPY",
     "BEGIN", "COMMIT", "ROLLBACK", "START", "CALL", "EXECUTE", "PREPARE", "COMMENT", "RESET",
@@ -196,7 +196,8 @@ class Session:
         raise SqlError(f"syntax error: '{word}' does not start a statement sqlmr knows",
                        text, lead, "statements: SELECT, EXPLAIN, CREATE [EXTERNAL] TABLE, "
                        "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, "
-                       "SHOW PARTITIONS, MSCK REPAIR TABLE, SET")
+                       "SHOW PARTITIONS, MSCK REPAIR TABLE, SET, CREATE [TEMPORARY] FUNCTION, "
+                       "DROP FUNCTION, SHOW FUNCTIONS, ADD FILE")
 
     # -------------------------------------------------------------- queries
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:

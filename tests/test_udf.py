@@ -356,3 +356,36 @@ def test_create_function_refuses_a_function_from_python_c(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
     assert "not defined in a .py file" in out.stdout, out.stderr
+
+
+def test_a_task_refuses_a_shipped_file_altered_after_upload(tmp_path):
+    """The whole task path: a job calling a UDF, its file altered where the
+    driver uploaded it; the task fails before running any row."""
+    import uuid
+
+    from compiler.job import compile_select
+    from compiler.schema import Column, Table
+    from compiler.udfs import Udf
+    from runtime import events, handler, storage
+    src = f"# {uuid.uuid4().hex}\ndef g(x) -> int:\n    return 1\n".encode()
+    sha = hashlib.sha256(src).hexdigest()
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "p").write_text("a\nb\n")
+    table = Table("t", [Column("u", "string")], (tmp_path / "t").as_uri())
+    udf = Udf("g", "m", "g", str(tmp_path / "m.py"), sha, "bigint")
+    job = compile_select("SELECT g(u) FROM t", {"t": table}, functions={"g": udf})
+    code_uri = (tmp_path / "job.py").as_uri()
+    storage.write_bytes(code_uri, job.source.encode())
+    shipped = tmp_path / "files" / "m.py"
+    shipped.parent.mkdir()
+    shipped.write_bytes(src.replace(b"return 1", b"return 2"))
+    event = events.map_event(
+        job="j", stage=1, task=0, partitions=0, work=tmp_path.as_uri() + "/",
+        input={"splits": [{"uri": (tmp_path / "t" / "p").as_uri(), "start": 0, "end": 4}]},
+        code={"uri": code_uri, "sha256": job.sha256,
+              "files": [{"name": "m.py", "uri": shipped.as_uri(), "sha256": sha}]},
+        entry=job.stages[0].map_entry)
+    with pytest.raises(runtime_udfs.FileMismatchError, match="the task expects"):
+        handler.handle(event)
+    shipped.write_bytes(src)   # the file as created: the same task runs
+    assert handler.handle(event)["rows_out"] == 2
