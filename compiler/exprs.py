@@ -40,6 +40,7 @@ from sqlglot import exp
 from sqlglot.dialects.hive import Hive
 from sqlglot.time import format_time
 
+from compiler import udfs
 from compiler.errors import SqlError, UnsupportedError
 from compiler.schema import NUMERIC
 from runtime.javadate import compile_format
@@ -990,6 +991,14 @@ class ExprCompiler:
     def _v_Anonymous(self, node: exp.Anonymous) -> Code:
         name = node.name.upper()
         args = node.expressions
+        udf = udfs.lookup(node.name)
+        if udf is not None:
+            # the user's function, called per row with None for NULL; bound
+            # to the user's code only inside a task (runtime.udfs)
+            fn = self.const(f"_Udf({udf.name!r}, {udf.module!r}, {udf.function!r}, "
+                            f"{udf.sha256!r})")
+            return self._call(fn, [self.value(a) for a in args], udf.returns,
+                              always_nullable=True)
         if name == "DATE_FORMAT" and len(args) == 2:
             lit = args[1]
             java = lit.this if isinstance(lit, exp.Literal) and lit.is_string else None

@@ -25,6 +25,7 @@ from compiler.explain import stage_trees
 from compiler.resolve import check_names, qualify_query, restore_char_lengths
 from compiler.schema import Table
 from compiler.shapes import rewrite
+from compiler.udfs import Udf, active
 from compiler.stages import Lowering, Stage  # noqa: F401  (Stage is part of this module's API)
 
 
@@ -41,6 +42,7 @@ class Job:
     tables: dict[str, Table]
     plan: Block | None = None
     notes: list[str] = field(default_factory=list)   # what EXPLAIN adds (a CTE read twice)
+    udfs: list[Udf] = field(default_factory=list)    # users' functions it calls (shipped)
 
     @property
     def sha256(self) -> str:
@@ -94,17 +96,21 @@ def _offset_of(sql: str, line: int, col: int, highlight: str) -> int:
 
 def compile_select(sql: str, catalog: Mapping[str, Table], dialect: str = "hive",
                    tree: exp.Expression | None = None, sizes: Mapping[str, int] | None = None,
-                   broadcast_bytes: int | None = None) -> Job:
+                   broadcast_bytes: int | None = None,
+                   functions: Mapping[str, Udf] | None = None) -> Job:
     """Compile a SELECT statement into a job.
 
     ``sizes`` (table name -> input bytes) and ``broadcast_bytes`` decide joins:
     a side smaller than ``broadcast_bytes`` is broadcast to the other side's
-    tasks; without sizes every join is a reduce-side join.
+    tasks; without sizes every join is a reduce-side join.  ``functions``
+    (name -> Udf) are the Python UDFs the statement may call.
     """
     original = tree if tree is not None else parse_one(sql, dialect)
     original = pin_current_date(original)  # one day for every task of the job
-    with deep_recursion(sql):
-        return _compile_select(sql, original, catalog, dialect, sizes, broadcast_bytes)
+    with deep_recursion(sql), active(dict(functions or {})) as calls:
+        job = _compile_select(sql, original, catalog, dialect, sizes, broadcast_bytes)
+    job.udfs = sorted(calls.used.values(), key=lambda u: u.name)
+    return job
 
 
 def _compile_select(sql: str, original: exp.Expression, catalog: Mapping[str, Table],

@@ -19,7 +19,7 @@ import linecache
 from collections import OrderedDict
 from typing import Any
 
-from runtime import storage
+from runtime import storage, udfs
 
 # A worker runs the tasks of one job at a time; one more keeps a job whose
 # tasks interleave with the next one's (two REPL statements) warm.
@@ -40,18 +40,23 @@ def sha256_hex(source: bytes) -> str:
 
 
 def load(code: dict) -> dict[str, Any]:
-    """Namespace of the job module named by ``code = {"uri", "sha256"}``."""
+    """Namespace of the job module named by ``code = {"uri", "sha256"}``, its
+    users' functions bound from ``code["files"]`` (each sha256-checked; the
+    job's sha256 covers theirs, as its source names them)."""
     sha = code["sha256"]
     ns = _CACHE.get(sha)
     if ns is not None:
         _CACHE.move_to_end(sha)
+        udfs.bind(ns, code.get("files") or [])   # loaded unbound by load_local?
         return ns
     source = storage.read_range(code["uri"])
     actual = sha256_hex(source)
     if actual != sha:
         raise CodeMismatchError(f"job code at {code['uri']} has sha256 {actual[:12]}…, "
                                 f"the task expects {sha[:12]}…")
-    return _keep(sha, load_source(source.decode("utf-8"), sha))
+    ns = load_source(source.decode("utf-8"), sha)
+    udfs.bind(ns, code.get("files") or [])
+    return _keep(sha, ns)
 
 
 def load_local(source: str, sha: str) -> dict[str, Any]:

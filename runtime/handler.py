@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from runtime import codecache, events, formats, shuffle, storage
+from runtime import codecache, events, formats, shuffle, storage, transform, udfs
 from runtime.inputs import BLOCK_BYTES, SplitReader
 
 
@@ -191,6 +191,11 @@ def handle(event: events.Event) -> events.Result:
     gc.disable()
     try:
         entry(ctx)
+    except Exception as e:
+        user = udfs.user_error(e, event["code"].get("files") or [], _where(ctx, e))
+        if user is None:
+            raise
+        raise user from None
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -203,7 +208,13 @@ def handle(event: events.Event) -> events.Result:
         uri = storage.join(text["prefix"], f"s{event['stage']}-{event['kind']}-"
                                            f"{event['task']:05d}.a{event['attempt']}")
         writer = ctx._writer or shuffle.PartitionedWriter(1)
-        rows, bytes_out = writer.save_text(uri, text["delimiter"], text["width"])
+        width = text["width"]
+        if text.get("transform"):   # the rows go through the user's command first
+            spec = text["transform"]
+            writer, _ = transform.piped(writer, spec, event["code"].get("files") or [],
+                                        ctx.counters)
+            width = spec["width"]
+        rows, bytes_out = writer.save_text(uri, text["delimiter"], width)
         output = {"uri": uri, "text": True, "partitions": [[0, bytes_out]], "records": [rows]}
     elif ctx._writer is not None:
         uri = events.output_uri(event, ".part")
@@ -225,6 +236,25 @@ def handle(event: events.Event) -> events.Result:
         "counters": ctx.counters,
         **({"sample": _cap(ctx.sample, SAMPLE_MAX, event["task"])} if ctx.sample else {}),
     }
+
+
+def _where(ctx: TaskContext, e: BaseException) -> str:
+    """`` on the row of FILE at byte N`` for an exception raised while the
+    generated loop held a row read from a file (its ``line`` or ``f``)."""
+    reader = ctx.reader
+    if reader is None:
+        return ""
+    entry = ctx.event["entry"]
+    tb = e.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == entry:
+            for name in ("line", "f"):
+                row = frame.f_locals.get(name)
+                if row is not None:
+                    return f" on the row of {reader.uri} at byte {reader.offset_of(row)}"
+        tb = tb.tb_next
+    return ""
 
 
 SAMPLE_MAX = 1000  # rows of a sample a task reports (keeps the result small)

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +24,7 @@ from sqlglot import exp
 from compiler.errors import SqlError, UnsupportedError, suggest
 from compiler.resolve import _start
 from compiler.schema import Column, Format, Table, normalize_type
+from compiler.udfs import Udf
 from runtime import storage
 from sqlmr import config
 
@@ -128,6 +130,21 @@ class Catalog:
                 raise self._damaged(f"has table entry {key!r} that {what}") from None
         return out
 
+    def _load_functions(self) -> dict[str, Udf]:
+        """The permanent Python functions (CREATE FUNCTION), by lower-case name."""
+        if not self.path.exists():
+            return {}
+        try:
+            doc = json.loads(self.path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            self._load_user()   # says what is wrong with the file
+            return {}
+        functions = doc.get("functions", {}) if isinstance(doc, dict) else {}
+        try:
+            return {k: Udf(**v) for k, v in functions.items()}
+        except (TypeError, AttributeError) as e:
+            raise self._damaged(f"has a malformed \"functions\" entry ({e})") from None
+
     def _damaged(self, problem: str) -> CatalogError:
         """The error for a catalog file that cannot be used, with what to do."""
         backup = self.backup_path()
@@ -142,7 +159,8 @@ class Catalog:
         """``catalog.json.bak``: the catalog as it was before its last change."""
         return self.path.with_name(self.path.name + ".bak")
 
-    def _save_user(self, tables: dict[str, Table]) -> None:
+    def _save_user(self, tables: dict[str, Table],
+                   functions: dict[str, Udf] | None = None) -> None:
         """Replace the catalog file (call with :meth:`_locked` held, after
         :meth:`_load_user`).  The file it replaces is kept as
         ``catalog.json.bak``; a catalog of a newer version is never replaced."""
@@ -156,6 +174,9 @@ class Catalog:
             self._write_atomically(self.backup_path(), self.path.read_bytes())
         doc = {"version": CATALOG_VERSION,
                "tables": {k: t.to_dict() for k, t in sorted(tables.items())}}
+        functions = self._load_functions() if functions is None else functions
+        if functions:
+            doc["functions"] = {k: asdict(u) for k, u in sorted(functions.items())}
         self._write_atomically(self.path, json.dumps(doc, indent=1).encode("utf-8"))
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
@@ -201,7 +222,38 @@ class Catalog:
                            suggest(name, [t.name for t in self.tables().values()]))
         return t
 
+    def functions(self) -> dict[str, Udf]:
+        """The permanent Python functions by lower-case name."""
+        return self._load_functions()
+
     # ------------------------------------------------------------- writes
+    def create_function(self, udf: Udf, if_not_exists: bool = False) -> bool:
+        """Register a permanent Python function (False: it existed, IF NOT EXISTS)."""
+        with self._locked():
+            user = self._load_user()
+            functions = self._load_functions()
+            if udf.name in functions:
+                if if_not_exists:
+                    return False
+                raise SqlError(f"function '{udf.name}' already exists",
+                               hint="DROP FUNCTION it first")
+            functions[udf.name] = udf
+            self._save_user(user, functions)
+        return True
+
+    def drop_function(self, name: str, if_exists: bool = False) -> Udf | None:
+        with self._locked():
+            user = self._load_user()
+            functions = self._load_functions()
+            udf = functions.pop(name.lower(), None)
+            if udf is None:
+                if if_exists:
+                    return None
+                raise SqlError(f"function '{name}' does not exist",
+                               hint=suggest(name, list(functions)))
+            self._save_user(user, functions)
+        return udf
+
     def create(self, table: Table, if_not_exists: bool = False, replace: bool = False) -> bool:
         """Register a table; returns False when it existed and IF NOT EXISTS was given."""
         key = check_table_name(table.name).lower()

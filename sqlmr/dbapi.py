@@ -17,13 +17,14 @@ outputs as they are fetched.  Parameters are bound as SQL literals
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import sys
 import weakref
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any, Iterator, Mapping, Sequence
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
 from compiler.errors import SqlError, UnsupportedError
 from compiler.statements import split_statements
@@ -32,6 +33,7 @@ from sqlmr import config
 from sqlmr.backends import JobCancelledError, TaskFailedError
 from sqlmr.catalog import Catalog
 from sqlmr.driver import JobStats
+from sqlmr.functions import udf_from_file
 from sqlmr.params import ParameterError, ParameterTypeError, ParameterValueError, bind
 from sqlmr.render import plural, summary_lines, table_text
 from sqlmr.session import Session, StatementResult
@@ -307,6 +309,21 @@ class Connection:
         """Run one statement and return its result (DuckDB's ``con.sql``)."""
         return Relation(self.execute(query, params))
 
+    def create_function(self, name: str, fn: Callable, return_type: str | None = None) -> None:
+        """Register ``fn`` as the session's SQL function ``name`` (as
+        ``CREATE TEMPORARY FUNCTION``): the tasks import ``fn``'s module file,
+        shipped by content like the job's code, and call ``fn`` per row (None
+        for NULL).  ``fn`` must be a top-level function of a ``.py`` file; its
+        return type is ``return_type`` (a SQL type), else its ``-> T``
+        annotation, else STRING."""
+        session = self._live()
+        path, function = _shippable(fn)
+        try:
+            udf = udf_from_file(name, function, path, return_type)
+        except ValueError as e:
+            raise ProgrammingError(f"create_function({name!r}): {e}") from None
+        session.functions[udf.name] = udf
+
     def commit(self) -> None:
         """Nothing to do: every statement is committed when it ends."""
         self._live()
@@ -337,6 +354,35 @@ class Connection:
             self.close()
         except Exception:  # noqa: BLE001 — interpreter shutdown
             pass
+
+
+def _shippable(fn: Callable) -> tuple[str, str]:
+    """The module file and name of a function the tasks can import by
+    itself; a clear refusal for one they cannot (a lambda, a nested function
+    or closure, a builtin, one defined in the REPL or ``python -c``)."""
+    if not inspect.isfunction(fn):
+        raise NotSupportedError(f"create_function: {fn!r} is not a Python function "
+                                "defined with def in a .py file")
+    where = f"{fn.__qualname__}"
+    if fn.__name__ == "<lambda>":
+        raise NotSupportedError("create_function: a lambda cannot be shipped to the tasks; "
+                                "define the function with def at the top level of a .py file")
+    if fn.__qualname__ != fn.__name__ or fn.__closure__:
+        raise NotSupportedError(f"create_function: {where} is nested in another function or "
+                                "class (or a closure); the tasks can import only a top-level "
+                                "function of a .py file")
+    try:
+        path = inspect.getsourcefile(fn)
+    except TypeError:
+        path = None
+    if not path or not path.endswith(".py") or not os.path.isfile(path):
+        raise NotSupportedError(f"create_function: {where} was not defined in a .py file "
+                                "(the REPL, python -c, a notebook cell?); the tasks import "
+                                "the function's file: move it into a module")
+    if getattr(sys.modules.get(fn.__module__), fn.__name__, None) is not fn:
+        raise NotSupportedError(f"create_function: {where} is not what its module "
+                                f"{fn.__module__} binds to that name")
+    return path, fn.__name__
 
 
 class Cursor:

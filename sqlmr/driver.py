@@ -23,6 +23,7 @@ from itertools import chain, islice
 from operator import itemgetter
 from typing import Callable, Iterator, Sequence
 
+from compiler.errors import SqlError
 from compiler.job import Job, Stage
 from compiler.sample import kept_splits
 from compiler.stages import OneRowIn, Phase, Probe, RowsIn, TableIn
@@ -467,8 +468,9 @@ def new_job_id() -> str:
 
 def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
             progress: Progress | None = None, plans: list[StagePlan] | None = None,
-            text: dict | None = None) -> JobResult:
+            text: dict | None = None, files: Sequence = ()) -> JobResult:
     """Run every stage of ``job`` on ``backend``; scratch data goes under ``scratch``.
+    ``files`` (name, file, path, sha256) ship to the tasks as its UDFs' files do.
 
     ``text`` (``{"prefix", "delimiter", "width"}``) makes the last phase's tasks
     write their rows as delimited text files under ``prefix`` (CREATE TABLE AS)
@@ -490,6 +492,9 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
         stats.puts += 1
         code = {"uri": code_uri, "sha256": job.sha256}
+        if job.udfs or files:
+            code["files"] = ship_files([*job.udfs, *files], work)
+            stats.puts += len(code["files"])
         by_id = {p.stage.id: p for p in plans}
         outputs: dict[int, list[dict]] = {}
         samples: dict[int, list] = {}
@@ -686,6 +691,37 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
         stats.bytes_shuffled += sum(r["bytes_out"] for r in reduce_results)
     samples[stage.id] = [row for r in reduce_results for row in r.get("sample", ())]
     return [r["output"] for r in reduce_results if r["output"]]
+
+
+class ShippedFileChangedError(SqlError):
+    """A UDF's file no longer has the content its function was created with."""
+
+
+def ship_files(needed: Sequence, work: str) -> list[dict]:
+    """Upload the files of the UDFs a job calls (and its TRANSFORM scripts)
+    beside its code, content addressed (``files/<sha256>/<name>``); each must
+    still hold what it held when its function was created (the tasks check
+    the same sha256)."""
+    shipped: dict[str, dict] = {}
+    for u in needed:
+        if u.file in shipped:
+            if shipped[u.file]["sha256"] != u.sha256:
+                raise ShippedFileChangedError(
+                    f"two functions use different files named {u.file}; rename one")
+            continue
+        try:
+            data = storage.read_range(storage.to_uri(u.path))
+        except OSError as e:
+            raise ShippedFileChangedError(f"function {u.name}(): cannot read {u.path}: "
+                                          f"{e.strerror or e}") from None
+        if codecache.sha256_hex(data) != u.sha256:
+            raise ShippedFileChangedError(
+                f"function {u.name}(): {u.path} changed since the function was created; "
+                f"run CREATE FUNCTION again to use the new version")
+        uri = storage.join(work, f"files/{u.sha256}/{u.file}")
+        storage.write_bytes(uri, data)
+        shipped[u.file] = {"name": u.file, "uri": uri, "sha256": u.sha256}
+    return list(shipped.values())
 
 
 def _run_phase(backend: Backend, evs: list[dict], label: str,

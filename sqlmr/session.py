@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -20,9 +21,11 @@ from compiler.job import Job, compile_select, parse_one
 from compiler.resolve import _start
 from compiler.schema import Column, Table
 from compiler.statements import split_statements
+from compiler.udfs import Udf
 from runtime import storage
 from runtime.shuffle import TextValueError
 from sqlmr import config
+from sqlmr import scratch as scratch_space
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
@@ -30,9 +33,13 @@ from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
                            table_from_create, warehouse_location)
 from sqlmr.config import Settings
 from sqlmr import partitions
-from sqlmr.driver import JobResult, JobStats, estimate, plan_files, plan_job, run_job
+from sqlmr.driver import (JobResult, JobStats, estimate, new_job_id, plan_files, plan_job,
+                          run_job)
 from sqlmr.files import bind_files
 from compiler.sizes import size_text
+from sqlmr.functions import is_create_function, udf_from_create
+from sqlmr.transform import (has_transform, innermost_first, output_columns,
+                             remove_unaccepted, replacement, script_files, split, table_for)
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
@@ -75,7 +82,7 @@ _LEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?", re.S)
 # Words a statement may start with: what sqlmr runs, and what it refuses by
 # name ("not supported yet: …") rather than as a misspelling
 _STATEMENT_WORDS = frozenset({
-    "SELECT", "WITH", "FROM", "CREATE", "DROP", "INSERT", "EXPLAIN", "SET", "SHOW", "DESCRIBE",
+    "SELECT", "WITH", "FROM", "CREATE", "DROP", "INSERT", "EXPLAIN", "SET", "SHOW", "DESCRIBE", "ADD",
     "DESC", "VALUES", "TABLE", "UPDATE", "DELETE", "MERGE", "ALTER", "USE", "LOAD", "ANALYZE",
     "TRUNCATE", "GRANT", "REVOKE", "CACHE", "UNCACHE", "REFRESH", "MSCK", "PRAGMA", "COPY",
     "BEGIN", "COMMIT", "ROLLBACK", "START", "CALL", "EXECUTE", "PREPARE", "COMMENT", "RESET",
@@ -93,13 +100,17 @@ class Session:
         self.base_dir: str | None = None
         self._backend: Backend | None = None
         self._backend_key: tuple | None = None
+        self.functions: dict[str, Udf] = {}   # CREATE TEMPORARY FUNCTION, by lower-case name
+        self.added_files: dict[str, str] = {}  # ADD FILE: name -> path
+        self._transient: list[str] = []       # TRANSFORM outputs of the last statement
+        self._extra_tables: dict[str, Table] = {}
 
     # ------------------------------------------------------------- backend
     def backend(self) -> Backend:
         key = (self.settings.backend, self.settings.effective_workers())
         if self._backend is not None and self._backend_key == key:
             return self._backend
-        self.close()
+        self._close_backend()
         if self.settings.backend == "local":
             from sqlmr.backends.local import LocalBackend
             self._backend = LocalBackend(self.settings.effective_workers())
@@ -120,6 +131,10 @@ class Session:
         return storage.to_uri(str(config.home() / "jobs"))
 
     def close(self) -> None:
+        self._drop_transient()
+        self._close_backend()
+
+    def _close_backend(self) -> None:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
@@ -135,11 +150,16 @@ class Session:
                 raise e.shifted(script, st.offset) if e.sql == st.text else e
 
     def execute_one(self, text: str) -> StatementResult:
+        self._drop_transient()
         m = _LEAD.match(text)
         first = (m.group(1) or "").upper() if m else ""
         second = (m.group(2) or "").upper() if m else ""
+        if first == "ADD" and second in ("FILE", "FILES"):
+            return self._add_file(text)
         if first == "SHOW" and second == "TABLES":
             return self._show_tables(text)
+        if first == "SHOW" and second == "FUNCTIONS":
+            return self._show_functions(text)
         if (first == "SHOW" and second == "PARTITIONS") or first == "MSCK":
             return self._partitions(text)
         if first in ("DESCRIBE", "DESC"):
@@ -152,6 +172,10 @@ class Session:
             # `SELEC 1` would parse as an aliased expression and fail further on
             self._not_a_statement(text, m.group(1))
         tree = parse_one(text, self.settings.dialect)
+        if is_create_function(tree):
+            return self._create_function(tree, text)
+        if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "FUNCTION":
+            return self._drop_function(tree, text)
         if isinstance(tree, exp.Create) and tree.args.get("expression") is not None:
             return self._create_as(tree, text)
         if isinstance(tree, exp.Insert):
@@ -173,18 +197,121 @@ class Session:
         raise SqlError(f"syntax error: '{word}' does not start a statement sqlmr knows",
                        text, lead, "statements: SELECT, EXPLAIN, CREATE [EXTERNAL] TABLE, "
                        "DROP TABLE, INSERT OVERWRITE DIRECTORY, SHOW TABLES, DESCRIBE, "
-                       "SHOW PARTITIONS, MSCK REPAIR TABLE, SET")
+                       "SHOW PARTITIONS, MSCK REPAIR TABLE, SET, CREATE [TEMPORARY] FUNCTION, "
+                       "DROP FUNCTION, SHOW FUNCTIONS, ADD FILE")
 
     # -------------------------------------------------------------- queries
     def compile(self, text: str, tree: exp.Expression | None = None) -> Job:
         if tree is None:
             tree = parse_one(text, self.settings.dialect)
+        if has_transform(tree):
+            tree = self._run_transforms(text, tree)
         tables = self.catalog.tables()
+        tables.update(self._extra_tables)
         tables.update(bind_files(tree, text, set(tables), self.base_dir))
         refuse_unsupported_sources(tree, text)
         return compile_select(text, tables, self.settings.dialect, tree,
                               sizes=_TableSizes(tables),
-                              broadcast_bytes=int(self.settings.broadcast_mb * 2**20))
+                              broadcast_bytes=int(self.settings.broadcast_mb * 2**20),
+                              functions=self.all_functions())
+
+    # ------------------------------------------------------------ TRANSFORM
+    def _add_file(self, text: str) -> StatementResult:
+        m = re.match(r"\s*ADD\s+FILES?\s+(.+?)\s*$", text, re.I | re.S)
+        if not m:
+            raise SqlError("usage: ADD FILE path", text, 0)
+        added = []
+        for word in shlex.split(m.group(1)):
+            path = os.path.join(self.base_dir or os.getcwd(), os.path.expanduser(word))
+            if not os.path.isfile(path):
+                raise SqlError(f"ADD FILE: {word} is not a file", text, m.start(1))
+            self.added_files[os.path.basename(path)] = os.path.abspath(path)
+            added.append(os.path.abspath(path))
+        return StatementResult("message", text, message="added " + ", ".join(added))
+
+    def _run_transforms(self, text: str, tree: exp.Expression) -> exp.Expression:
+        """Run each TRANSFORM query (innermost first) as a job writing the
+        command's output to a scratch folder; the statement then reads that
+        folder as a table in its place."""
+        tree = tree.copy()
+        for qt in innermost_first(tree):
+            select = qt.parent
+            if not isinstance(select, exp.Select):
+                raise UnsupportedError("TRANSFORM outside a SELECT list", text, _start(qt))
+            columns = output_columns(qt, text)
+            inner = split(select, qt, text)
+            command = qt.args["command_script"].name
+            files = script_files(command, self.added_files, self.base_dir, text)
+            job = self.compile(text, inner)
+            folder = storage.join(self.scratch(), "transform-" + new_job_id()) + "/"
+            scratch_space.register(folder)   # a dead driver's is swept by the next job
+            self._transient.append(folder)
+            spec = {"prefix": folder, "delimiter": "\t", "width": len(job.columns),
+                    "transform": {"command": command, "width": len(columns)}}
+            self._prepare(job)
+            result = run_job(job, self.settings, self.backend(), self.scratch(),
+                             self.progress() if self.progress else None, text=spec,
+                             files=files)
+            try:
+                remove_unaccepted(folder, {o["uri"] for o in result.outputs})
+            finally:
+                result.close()
+            table = table_for(folder, columns)
+            self._extra_tables[table.name.lower()] = table
+            new = replacement(table)
+            if select is tree:
+                tree = new
+            else:
+                select.replace(new)
+        return tree
+
+    def _drop_transient(self) -> None:
+        for folder in self._transient:
+            storage.delete_prefix(folder)
+        self._transient = []
+        self._extra_tables = {}
+
+    # ------------------------------------------------------------ functions
+    def all_functions(self) -> dict[str, Udf]:
+        """The Python UDFs statements may call: permanent ones, shadowed by
+        this session's temporary ones of the same name."""
+        return {**self.catalog.functions(), **self.functions}
+
+    def _create_function(self, tree: exp.Create, text: str) -> StatementResult:
+        udf, temporary = udf_from_create(tree, text, self.base_dir)
+        if temporary:
+            self.functions[udf.name] = udf
+        elif not self.catalog.create_function(udf, if_not_exists=bool(tree.args.get("exists"))):
+            return StatementResult("message", text, message=f"function {udf.name} exists")
+        kind = "temporary function" if temporary else "function"
+        return StatementResult("message", text, message=(
+            f"created {kind} {udf.name}() -> {udf.returns.upper()}: {udf.module}.{udf.function} "
+            f"from {udf.path} (sha256 {udf.sha256[:12]}…)"))
+
+    def _drop_function(self, tree: exp.Drop, text: str) -> StatementResult:
+        names = [t.name for t in tree.args.get("tables") or [tree.this]]
+        exists = bool(tree.args.get("exists"))
+        dropped = []
+        for name in names:
+            if tree.args.get("temporary"):
+                if self.functions.pop(name.lower(), None) is None and not exists:
+                    raise SqlError(f"temporary function '{name}' does not exist", text, 0)
+                dropped.append(name)
+            elif self.catalog.drop_function(name, if_exists=exists) is not None:
+                dropped.append(name)
+        msg = "dropped function " + ", ".join(dropped) if dropped else "nothing dropped"
+        return StatementResult("message", text, message=msg)
+
+    def _show_functions(self, text: str) -> StatementResult:
+        rows = []
+        for scope, funcs in (("permanent", self.catalog.functions()),
+                             ("temporary", self.functions)):
+            for u in sorted(funcs.values(), key=lambda u: u.name):
+                rows.append([u.name, u.returns.upper(), f"{u.module}.{u.function}", u.path,
+                             u.sha256[:12], scope])
+        return StatementResult("rows", text, ["function", "returns", "python", "file",
+                                              "sha256", "scope"],
+                               ["string"] * 6, rows, len(rows))
 
     def _prepare(self, job: Job) -> None:
         """First use of a built-in table generates the embedded default dataset."""
@@ -220,6 +347,9 @@ class Session:
         move = None
         try:
             tree = parse_one(inner, self.settings.dialect)
+            if has_transform(tree):
+                raise UnsupportedError("EXPLAIN of a TRANSFORM query (it would run the "
+                                       "command to plan the rest)", inner, 0)
             query, move = _write_target(tree, inner, self.base_dir)
             job = self.compile(inner, query)
         except SqlError as e:
