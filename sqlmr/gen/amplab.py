@@ -998,7 +998,7 @@ def table_definitions(stats: dict, prefix: str = "amplab_") -> list:
     >>> [(t.name, t.location, len(t.columns)) for t in table_definitions({"path": "s3://b/sf1"})]
     [('amplab_rankings', 's3://b/sf1/rankings', 3), ('amplab_uservisits', 's3://b/sf1/uservisits', 9)]
     >>> [t.delimiter for t in table_definitions({"path": "/d", "tables": ALL_TABLES})]
-    [',', ',', '\x01']
+    [',', ',', '\\x01']
     """
     from compiler.schema import Column, Table
     from runtime import storage

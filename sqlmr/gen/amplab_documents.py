@@ -96,7 +96,7 @@ def link_classes(pages: int) -> tuple[tuple[int, int, int], ...]:
     ``page_class(j) == m`` are exactly ``first..last``.
 
     >>> link_classes(1000)[:2], link_classes(1000)[-1]
-    (((47, 1, 1), (46, 2, 2)), (2, 361, 1000))
+    (((47, 1, 1), (34, 2, 2)), (2, 361, 1000))
     """
     out = []
     hi = pages
