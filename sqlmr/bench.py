@@ -423,6 +423,12 @@ class QueryRun:
         return statistics.median(self.times) if self.times else None
 
 
+def _unsupported(e: SqlError) -> bool:
+    """Whether an error says "not supported yet" (the compiler re-raises some
+    UnsupportedErrors as plain SqlErrors when it places them in the statement)."""
+    return isinstance(e, UnsupportedError) or e.message.startswith("not supported yet:")
+
+
 def _single_phases(job) -> tuple[set[int], set[int]]:
     """Stages whose rows-map is one task by design, and stages with one reducer."""
     one_map, one_reduce = set(), set()
@@ -463,12 +469,12 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
     q.sql = sql
     try:
         job = session.compile(sql)
-    except UnsupportedError as e:
-        q.status, q.reason = "not yet supported", e.message
-        return q
     except Exception as e:  # noqa: BLE001 -- reported in the table
-        q.status, q.reason = "error", f"{type(e).__name__}: {e}" if not isinstance(
-            e, SqlError) else e.message
+        if isinstance(e, SqlError) and _unsupported(e):
+            q.status, q.reason = "not yet supported", e.message
+        else:
+            q.status, q.reason = "error", f"{type(e).__name__}: {e}" if not isinstance(
+                e, SqlError) else e.message
         return q
     q.tables = sorted(getattr(job, "tables", {}) or {})
     one_map, one_reduce = _single_phases(job)
@@ -591,8 +597,9 @@ def _script_runs(session: BenchSession, q: QueryRun, stmts: list[str], runs: int
                 sizes[name.lower()] = sum(n for _, n in storage.list_files(t.location))
     except KeyboardInterrupt:
         raise
-    except UnsupportedError as e:
-        q.status, q.reason, q.times = "not yet supported", e.message, []
+    except SqlError as e:
+        q.status = "not yet supported" if _unsupported(e) else "error"
+        q.reason, q.times = e.message, []
         return q
     except Exception as e:  # noqa: BLE001 -- a failed query is a row of the table
         q.status, q.times = "error", []
@@ -774,6 +781,9 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
         f"{bm.FIVENODES_BYTES['uservisits'] / 1e9:g} GB on Lambda (sqlmr/bench_model.py); "
         f"{m.describe()}. Prices {prices.PRICES_DATE}, us-east-1.",
     ]
+    if any(q.query == "4" for q in results):
+        out.append(pub.query4_note() + f" Its crawl (documents) is "
+                   f"{bm.FIVENODES_BYTES['documents'] / 1e9:g} GB at 5nodes.")
     for q in results:
         p = q.projection
         if p is not None:

@@ -79,6 +79,17 @@ CORRAL_NOTES = ("corral (Go on Lambda, 3 GB functions): a scan with pageRank > 5
                 "2a in 168.8 s, a join variant without ORDER BY in 884.6 s")
 
 
+def query4_note() -> str:
+    """One line on query 4's published figures (for the notes under the table).
+
+    >>> query4_note()[:60]
+    '4: published times are of its two statements together (UDF +'
+    """
+    phases = "; ".join(f"{s} {t:g} = {a:g} + {b:g}" for s, (t, a, b) in QUERY4_PHASES.items())
+    return ("4: published times are of its two statements together (UDF + SUM … GROUP BY): "
+            f"{phases}. Redshift and Impala could not run it (no Python UDFs).")
+
+
 def cluster_cost(system: str, query: str) -> float | None:
     """Dollars of cluster time for one published run (time x hourly price).
 

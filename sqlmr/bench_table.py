@@ -209,6 +209,9 @@ def footer(results: list[QueryRun], ctx: dict, left_out: list[Column], width: in
         f"Assumptions: {m.describe()}. Not modelled: the driver's own work, retries, "
         f"stragglers, throttling.",
     ]
+    if any(q.query == "4" for q in results):
+        paragraphs.append(pub.query4_note() + f" Its crawl (documents) is "
+                          f"{bm.FIVENODES_BYTES['documents'] / 1e9:g} GB at 5nodes.")
     if left_out:
         names = "; ".join(f"{group}: " + ", ".join(c.header.replace("\n", " ") for c in cs)
                           for group, cs in _grouped(left_out))
