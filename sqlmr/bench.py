@@ -121,7 +121,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scale factor of the data (default 0.001, ~27 MB; 1 = the benchmark's "
                         "1node size, 26.7 GB)")
     p.add_argument("--queries", metavar="1a,2a,…",
-                   help="queries to run (default: all of 1a-3c)")
+                   help="queries to run (default: all of 1a-3c and 4)")
     p.add_argument("--backend", choices=["local", "lambda"],
                    help="where tasks run (default local)")
     p.add_argument("--runs", type=int, default=3, metavar="N",
@@ -300,7 +300,7 @@ def queries_dir() -> Path:
 
 
 def query_names(spec: str | None) -> list[str]:
-    """The queries to run: AMPLab's 1a-3c by default, else the listed names."""
+    """The queries to run: AMPLab's 1a-3c and 4 by default, else the listed names."""
     if not spec:
         return list(AMPLAB_QUERIES)
     names = [q.strip().lower() for q in spec.split(",") if q.strip()]
