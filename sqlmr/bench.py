@@ -423,6 +423,12 @@ class QueryRun:
         return statistics.median(self.times) if self.times else None
 
 
+def _crawl_text(ctx: dict) -> str:
+    """`` + N documents pages`` when the run generated the crawl, else nothing."""
+    pages = ctx.get("documents_pages")
+    return f" + {pages:,} documents pages" if pages else ""
+
+
 def _unsupported(e: SqlError) -> bool:
     """Whether an error says "not supported yet" (the compiler re-raises some
     UnsupportedErrors as plain SqlErrors when it places them in the statement)."""
@@ -772,8 +778,9 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
         f"measured: {ctx['backend']} backend"
         + (f" ({ctx['workers']} workers)" if ctx['backend'] == "local" else "")
         + f", median of {ctx['runs']} run{'s' if ctx['runs'] != 1 else ''}, on SF {ctx['scale']:g} "
-        f"({ctx['rankings_rows']:,} rankings + {ctx['uservisits_rows']:,} uservisits rows, "
-        f"{size_text(ctx['data_bytes'])}) at {ctx['data']}. rows checked against the "
+        f"({ctx['rankings_rows']:,} rankings + {ctx['uservisits_rows']:,} uservisits rows"
+        f"{_crawl_text(ctx)}, {size_text(ctx['data_bytes'])}) at {ctx['data']}. rows checked "
+        f"against the "
         f"generator's model (expected ± 5 sd). Lambda $: measured task seconds at "
         f"{m.memory_mb} MB {m.architecture}; Athena: $5/TB scanned, 10 MB minimum.",
         f"modeled: per-byte CPU measured here, scaled to rankings "
@@ -950,6 +957,9 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
            "workers": settings.effective_workers(), "runs": args.runs, "model": model,
            "rankings_rows": pages, "uservisits_rows": visits,
            "data_bytes": sum(sizes.values()), "table_bytes": sizes}
+    if "documents" in sizes:
+        from sqlmr.gen.amplab_documents import page_count
+        ctx["documents_pages"] = page_count(args.scale)
     session = BenchSession(settings, location)
     results: list[QueryRun] = []
     try:

@@ -257,3 +257,17 @@ def test_query_4_parses_as_hive():
     assert partial.args["expression"].find(exp.Table).name == "documents"
     assert total.find(exp.Sum) is not None and total.args["expression"].args.get("group")
     assert [t.name for t in total.find_all(exp.Table)][-1] == "url_counts_partial"
+
+
+def test_cli_writes_the_crawl_and_its_ddl(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert amplab.main(["--scale", "0.00005", "--out", str(out), "--files", "1",
+                        "--workers", "1", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    pages = docs.page_count(0.00005)
+    assert f"{pages:,} documents pages" in captured.err
+    assert [p.name for p in (out / "documents").iterdir()] == ["part-00000"]
+    ddl = captured.out.splitlines()
+    assert len(ddl) == 3 and ddl[2].startswith("CREATE EXTERNAL TABLE amplab_documents "
+                                               "(line STRING)")
+    assert "FIELDS TERMINATED BY '\\001'" in ddl[2]

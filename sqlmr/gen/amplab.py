@@ -971,8 +971,8 @@ def _remove_abandoned(path: str, age: float = 3600.0) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sqlmr gen amplab``."""
     parser.add_argument("--scale", type=float, required=True, metavar="SF",
-                        help="scale factor: 1 = 18 M rankings + 150 M uservisits (~26.5 GB); "
-                             "0.001 = ~27 MB")
+                        help="scale factor: 1 = 18 M rankings + 150 M uservisits (~26.5 GB) "
+                             "+ a 29.0 GB crawl (documents); 0.001 = ~27 + 72 MB")
     parser.add_argument("--out", required=True, metavar="DIR|s3://bucket/prefix",
                         help="where to write rankings/, uservisits/ and documents/")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
