@@ -2,10 +2,10 @@
 
 Generates (or reuses) AMPLab data at a scale factor under
 ``$SQLMR_HOME/data/amplab-sf<SF>/``, runs the benchmark's queries
-(``queries/1a.sql`` ... ``3c.sql``) over it ``--runs`` times in a session whose
-``rankings`` / ``uservisits`` point there (the user's default dataset and
-catalog are left alone), checks every answer's row count against the
-generator's model, and prints one table per query with:
+(``queries/1a.sql`` ... ``3c.sql`` and ``4.sql``) over it ``--runs`` times in a
+session whose ``rankings`` / ``uservisits`` / ``documents`` point there (the
+user's default dataset and catalog are left alone), checks every answer's row
+count against the generator's model, and prints one table per query with:
 
 - **published**: the benchmark's 5nodes response times of Redshift, Impala,
   Shark, Hive and Tez, and the 2016 Lambda MapReduce reference architecture's
@@ -25,6 +25,12 @@ A query whose SQL file is missing or does not compile yet ("not supported
 yet") is listed as not yet supported, never dropped; the check runs every time,
 so the row fills in when the compiler learns the query.
 
+A query file of several statements (query 4: two CREATE TABLE … AS SELECT,
+each after a DROP TABLE IF EXISTS) runs as a script: its time is all of its
+statements', its tables live in a scratch warehouse for the run only, and the
+row count checked is the last table's.  Its projection chains the statements:
+a statement reading an earlier one's table reads what that one wrote, scaled.
+
 Exit status: 0 when every query that ran gave the expected row count, 1 when a
 count was wrong or a query failed, 2 on a usage error, 130 on Ctrl-C.
 """
@@ -39,6 +45,7 @@ import os
 import shutil
 import statistics
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -53,10 +60,23 @@ from sqlmr import prices
 from sqlmr.catalog import Catalog, builtin_tables
 from sqlmr.config import Settings, home, load_settings
 from sqlmr.render import size_text, table_text, write_rows
-from sqlmr.session import Session
+from sqlmr.session import Session, StatementResult
 
 AMPLAB_QUERIES = pub.QUERIES
 TABLES = ("rankings", "uservisits")
+#: tables a query needs besides TABLES
+QUERY_TABLES = {"4": ("documents",)}
+
+
+def data_tables(names: list[str]) -> tuple[str, ...]:
+    """The tables the queries ``names`` read (documents only for query 4, being
+    the largest).
+
+    >>> data_tables(["1a"]), data_tables(["1a", "4"])
+    (('rankings', 'uservisits'), ('rankings', 'uservisits', 'documents'))
+    """
+    extra = [t for q in names for t in QUERY_TABLES.get(q, ())]
+    return TABLES + tuple(dict.fromkeys(extra))
 
 # (LambdaModel field, flag, type, help) -- the model's parameters as flags
 MODEL_FLAGS: list[tuple[str, str, type, str]] = [
@@ -101,7 +121,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scale factor of the data (default 0.001, ~27 MB; 1 = the benchmark's "
                         "1node size, 26.7 GB)")
     p.add_argument("--queries", metavar="1a,2a,…",
-                   help="queries to run (default: all of 1a-3c)")
+                   help="queries to run (default: all of 1a-3c and 4)")
     p.add_argument("--backend", choices=["local", "lambda"],
                    help="where tasks run (default local)")
     p.add_argument("--runs", type=int, default=3, metavar="N",
@@ -143,22 +163,24 @@ def data_location(scale: float, data: str | None) -> str:
     return str(home() / "data" / f"amplab-sf{scale:g}")
 
 
-def ensure_data(location: str, scale: float, err: IO[str]) -> bool:
-    """Generate the tables at ``location`` unless both are there; True if generated."""
+def ensure_data(location: str, scale: float, err: IO[str],
+                tables: tuple[str, ...] = TABLES) -> bool:
+    """Generate the ``tables`` at ``location`` unless they are there; True if generated."""
     from sqlmr.gen import amplab
-    if amplab.has_data(location):
+    if amplab.has_data(location, tables):
         return False
     if storage.is_s3(location):
-        print(f"sqlmr bench: generating AMPLab data (scale {scale:g}) at {location}",
-              file=err, flush=True)
-        amplab.generate(location, scale, seed=0)
+        missing = [t for t in tables if not amplab.has_data(location, (t,))]
+        print(f"sqlmr bench: generating AMPLab {', '.join(missing)} (scale {scale:g}) at "
+              f"{location}", file=err, flush=True)
+        amplab.generate(location, scale, seed=0, tables=missing)
         return True
-    return amplab.ensure_default(location, scale)
+    return amplab.ensure_default(location, scale, tables)
 
 
-def table_sizes(location: str) -> dict[str, int]:
+def table_sizes(location: str, tables: tuple[str, ...] = TABLES) -> dict[str, int]:
     out = {}
-    for t in TABLES:
+    for t in tables:
         out[t] = sum(n for _, n in storage.list_files(_join(location, t)))
     return out
 
@@ -169,12 +191,35 @@ def _join(location: str, name: str) -> str:
 
 
 class BenchCatalog(Catalog):
-    """The built-in tables at the benchmark's data, and nothing else: the
-    user's catalog is neither read nor written."""
+    """The built-in tables at the benchmark's data, and the tables a query's
+    statements create, in memory: the user's catalog is neither read nor written."""
 
     def __init__(self, location: str) -> None:
         super().__init__(Path(os.devnull))
         self.location = location
+        self.created: dict[str, Any] = {}
+
+    def create(self, table, if_not_exists: bool = False, replace: bool = False) -> bool:
+        from sqlmr.catalog import check_table_name
+        key = check_table_name(table.name).lower()
+        if key in builtin_tables():
+            raise SqlError(f"'{table.name}' is a table of the benchmark; choose another name")
+        if key in self.created and not replace:
+            if if_not_exists:
+                return False
+            raise SqlError(f"table '{table.name}' already exists")
+        self.created[key] = table
+        return True
+
+    def drop(self, name: str, if_exists: bool = False):
+        key = name.lower()
+        if key in self.created:
+            return self.created.pop(key)
+        if key in builtin_tables():
+            raise SqlError(f"'{name}' is a table of the benchmark and cannot be dropped")
+        if if_exists:
+            return None
+        raise SqlError(f"table '{name}' does not exist")
 
     def _load_user(self) -> dict:
         return {}
@@ -186,8 +231,10 @@ class BenchCatalog(Catalog):
         raise SqlError("sqlmr bench does not change the catalog")
 
     def tables(self) -> dict:
-        return {name: replace(t, location=_join(self.location, name), builtin=False)
-                for name, t in builtin_tables().items()}
+        out = {name: replace(t, location=_join(self.location, name), builtin=False)
+               for name, t in builtin_tables().items()}
+        out.update(self.created)
+        return out
 
 
 class _Recorder:
@@ -253,7 +300,7 @@ def queries_dir() -> Path:
 
 
 def query_names(spec: str | None) -> list[str]:
-    """The queries to run: AMPLab's 1a-3c by default, else the listed names."""
+    """The queries to run: AMPLab's 1a-3c and 4 by default, else the listed names."""
     if not spec:
         return list(AMPLAB_QUERIES)
     names = [q.strip().lower() for q in spec.split(",") if q.strip()]
@@ -264,14 +311,21 @@ def query_names(spec: str | None) -> list[str]:
     return names
 
 
-def query_sql(name: str) -> str | None:
-    """The statement of ``queries/<name>.sql`` (comments dropped), or None if absent."""
+def query_statements(name: str) -> list[str] | None:
+    """The statements of ``queries/<name>.sql`` (comments dropped), or None if absent."""
     from compiler.statements import split_statements
     path = queries_dir() / f"{name}.sql"
     if not path.is_file():
         return None
-    stmts = split_statements(path.read_text(encoding="utf-8"))
-    return stmts[0].text.rstrip().rstrip(";") if stmts else None
+    return [s.text.rstrip().rstrip(";") for s in
+            split_statements(path.read_text(encoding="utf-8"))]
+
+
+def query_sql(name: str) -> str | None:
+    """The statement of ``queries/<name>.sql`` (comments dropped), or None if absent;
+    a file of several statements is the script of them."""
+    stmts = query_statements(name)
+    return ";\n".join(stmts) if stmts else None
 
 
 def expected_rows(query: str, scale: float) -> tuple[float, float] | None:
@@ -282,8 +336,16 @@ def expected_rows(query: str, scale: float) -> tuple[float, float] | None:
     (666516, True)
     >>> expected_rows("3a", 0.001), expected_rows("x", 1)
     ((1.0, 0.0), None)
+
+    Query 4's url_counts_total has a row per page linked or crawled: at tiny scale
+    the crawl has more pages than rankings, so every one of its 1,200 pages.
+
+    >>> expected_rows("4", 1200 / 18e6)
+    (1200.0, 0.0)
     """
     from sqlmr.gen import amplab
+    if query == "4":
+        return _q4_rows(*amplab.scale_counts(scale)[:1], scale)
     counts = amplab.expected_counts(scale)
     if query in ("1a", "1b", "1c", "2a", "2b", "2c"):
         return counts[query], amplab.tolerance(query, scale)
@@ -300,9 +362,19 @@ def target_rows(query: str) -> float | None:
     """
     if query in ("3a", "3b", "3c"):
         return 1.0
+    if query == "4":
+        return _q4_rows(bm.FIVENODES_ROWS["rankings"], 5.0)[0]
     if query not in ("1a", "1b", "1c", "2a", "2b", "2c"):
         return None
     return _fivenodes_counts()[query]
+
+
+@lru_cache(maxsize=8)
+def _q4_rows(pages: int, scale: float) -> tuple[float, float]:
+    """(expected rows, tolerance: 5 sd + 1) of query 4's url_counts_total."""
+    from sqlmr.gen import amplab_documents as docs
+    mean, var = docs.model_rows(pages, docs.page_count(scale))
+    return mean, (5 * math.sqrt(var) + 1 if var > 0 else 0.0)
 
 
 @lru_cache(maxsize=1)
@@ -351,6 +423,18 @@ class QueryRun:
         return statistics.median(self.times) if self.times else None
 
 
+def _crawl_text(ctx: dict) -> str:
+    """`` + N documents pages`` when the run generated the crawl, else nothing."""
+    pages = ctx.get("documents_pages")
+    return f" + {pages:,} documents pages" if pages else ""
+
+
+def _unsupported(e: SqlError) -> bool:
+    """Whether an error says "not supported yet" (the compiler re-raises some
+    UnsupportedErrors as plain SqlErrors when it places them in the statement)."""
+    return isinstance(e, UnsupportedError) or e.message.startswith("not supported yet:")
+
+
 def _single_phases(job) -> tuple[set[int], set[int]]:
     """Stages whose rows-map is one task by design, and stages with one reducer."""
     one_map, one_reduce = set(), set()
@@ -381,19 +465,22 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
               target: dict[str, float] | None = None) -> QueryRun:
     """Compile, run ``runs`` times, check, project one query."""
     q = QueryRun(name, expected=expected_rows(name, scale))
-    sql = query_sql(name)
-    if sql is None:
+    stmts = query_statements(name)
+    if not stmts:
         q.status, q.reason = "not yet supported", f"queries/{name}.sql not written yet"
         return q
+    if len(stmts) > 1:
+        return _run_script(session, q, stmts, runs, data_bytes, model, target)
+    sql = stmts[0]
     q.sql = sql
     try:
         job = session.compile(sql)
-    except UnsupportedError as e:
-        q.status, q.reason = "not yet supported", e.message
-        return q
     except Exception as e:  # noqa: BLE001 -- reported in the table
-        q.status, q.reason = "error", f"{type(e).__name__}: {e}" if not isinstance(
-            e, SqlError) else e.message
+        if isinstance(e, SqlError) and _unsupported(e):
+            q.status, q.reason = "not yet supported", e.message
+        else:
+            q.status, q.reason = "error", f"{type(e).__name__}: {e}" if not isinstance(
+                e, SqlError) else e.message
         return q
     q.tables = sorted(getattr(job, "tables", {}) or {})
     one_map, one_reduce = _single_phases(job)
@@ -451,6 +538,133 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
         tgt = bm.FIVENODES_BYTES if target is None else target
         q.projected_bytes = sum(tgt[t] for t in q.tables if t in tgt)
     return q
+
+
+def _run_script(session: BenchSession, q: QueryRun, stmts: list[str], runs: int,
+                data_bytes: dict[str, int], model: bm.LambdaModel,
+                target: dict[str, float] | None) -> QueryRun:
+    """Run a query of several statements ``runs`` times (see the module's doc)."""
+    import tempfile
+    from sqlmr import config
+    q.sql = ";\n".join(stmts)
+    work = tempfile.mkdtemp(prefix="sqlmr-bench-")
+    catalog: BenchCatalog = session.catalog  # type: ignore[assignment]
+    try:
+        with config.home_at(work):  # CREATE TABLE AS writes into <work>/warehouse
+            return _script_runs(session, q, stmts, runs, data_bytes, model, target)
+    finally:
+        catalog.created.clear()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _script_runs(session: BenchSession, q: QueryRun, stmts: list[str], runs: int,
+                 data_bytes: dict[str, int], model: bm.LambdaModel,
+                 target: dict[str, float] | None) -> QueryRun:
+    from compiler.job import parse_one
+    created = []  # (statement index, table name) of each CREATE TABLE AS
+    for i, text in enumerate(stmts):
+        try:
+            tree = parse_one(text, session.settings.dialect)
+        except SqlError as e:
+            q.status, q.reason = "error", e.message
+            return q
+        from sqlglot import exp
+        if isinstance(tree, exp.Create) and tree.args.get("expression") is not None:
+            created.append((i, tree.this.name))
+    measured: list[list[list[bm.Measured]]] = []   # run -> statement -> phases
+    results: list[StatementResult] = []
+    sizes: dict[str, int] = {}
+    try:
+        for _ in range(max(1, runs)):
+            per_stmt: list[list[bm.Measured]] = []
+            results = []
+            t0 = time.perf_counter()
+            for text in stmts:
+                session.phases = []
+                res = session.execute_one(text)
+                try:
+                    for _row in res.rows:
+                        pass
+                finally:
+                    res.close()
+                per_stmt.append(list(session.phases))
+                results.append(res)
+            q.times.append(time.perf_counter() - t0)
+            measured.append(per_stmt)
+        if created:  # the answer: the last table's rows (not timed)
+            last_name = created[-1][1]
+            res = session.execute_one(f"SELECT COUNT(*) FROM {last_name}")
+            try:
+                q.rows = int(next(iter(res.rows))[0])
+            finally:
+                res.close()
+            for _, name in created:
+                t = session.catalog.tables()[name.lower()]
+                sizes[name.lower()] = sum(n for _, n in storage.list_files(t.location))
+    except KeyboardInterrupt:
+        raise
+    except SqlError as e:
+        q.status = "not yet supported" if _unsupported(e) else "error"
+        q.reason, q.times = e.message, []
+        return q
+    except Exception as e:  # noqa: BLE001 -- a failed query is a row of the table
+        q.status, q.times = "error", []
+        q.reason = e.message if isinstance(e, SqlError) else (str(e) or type(e).__name__)
+        q.reason = q.reason.splitlines()[0] if q.reason else type(e).__name__
+        return q
+    stats = [r.stats for r in results if r.stats is not None]
+    q.map_tasks = sum(st.map_tasks for st in stats)
+    q.reduce_tasks = sum(st.reduce_tasks for st in stats)
+    q.bytes_read = sum(st.bytes_read for st in stats)
+    q.bytes_shuffled = sum(st.bytes_shuffled for st in stats)
+    q.task_seconds = sum(st.task_seconds for st in stats)
+    costs_ = [r.lambda_cost.total for r in results if r.lambda_cost is not None]
+    q.lambda_usd = sum(costs_) if costs_ else None
+    athena = [r.athena_cost for r in results if r.athena_cost is not None]
+    q.athena_usd = sum(athena) if athena else None
+    q.ok = check_count(q.rows or 0, q.expected)
+    if q.ok is False:
+        q.status = "wrong"
+        e, tol = q.expected  # type: ignore[misc]
+        q.reason = f"{q.rows:,} rows, the model expects {e:,.0f} ± {tol:,.0f}"
+    q.projection, q.projected_bytes, q.tables = _project_script(
+        q, measured, created, sizes, data_bytes, model, target)
+    return q
+
+
+def _project_script(q: QueryRun, measured: list[list[list[bm.Measured]]],
+                    created: list[tuple[int, str]], sizes: dict[str, int],
+                    data_bytes: dict[str, int], model: bm.LambdaModel,
+                    target: dict[str, float] | None):
+    """The statements' phases one after the other at the target sizes: a table an
+    earlier statement created is as large there as that statement's scaled output."""
+    tgt = dict(bm.FIVENODES_BYTES if target is None else target)
+    here = {t: float(b) for t, b in data_bytes.items()}
+    made = {i: name.lower() for i, name in created}
+    base = sorted({t for stmt in measured[-1] for m in stmt for t in m.table_bytes
+                   if t in tgt and t not in made.values()})
+    phases: list[bm.Phase] = []
+    n = len(measured[-1])
+    for i in range(n):
+        runs = [r[i] for r in measured if len(r) == n and r[i]]
+        if not runs:
+            continue
+        mean = _mean_phases(runs)
+        if any(t not in tgt or t not in here for m in mean for t in m.table_bytes):
+            return None, 0.0, base                  # a table of unknown size: no model
+        last = i == max((j for j in range(n) if measured[-1][j]), default=-1)
+        ratio = None
+        at_target = target_rows(q.query)
+        if last and at_target is not None and q.rows:
+            ratio = at_target / q.rows
+        scaled = bm.scale_phases(mean, here, model, tgt, ratio)
+        phases += scaled
+        if i in made and scaled:
+            tgt[made[i]] = scaled[-1].bytes_out
+            here[made[i]] = float(sizes.get(made[i], 0)) or 1.0
+    if not phases:
+        return None, 0.0, base
+    return bm.project(phases, model), sum(tgt[t] for t in base), base
 
 
 # --------------------------------------------------------------------- output
@@ -564,8 +778,9 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
         f"measured: {ctx['backend']} backend"
         + (f" ({ctx['workers']} workers)" if ctx['backend'] == "local" else "")
         + f", median of {ctx['runs']} run{'s' if ctx['runs'] != 1 else ''}, on SF {ctx['scale']:g} "
-        f"({ctx['rankings_rows']:,} rankings + {ctx['uservisits_rows']:,} uservisits rows, "
-        f"{size_text(ctx['data_bytes'])}) at {ctx['data']}. rows checked against the "
+        f"({ctx['rankings_rows']:,} rankings + {ctx['uservisits_rows']:,} uservisits rows"
+        f"{_crawl_text(ctx)}, {size_text(ctx['data_bytes'])}) at {ctx['data']}. rows checked "
+        f"against the "
         f"generator's model (expected ± 5 sd). Lambda $: measured task seconds at "
         f"{m.memory_mb} MB {m.architecture}; Athena: $5/TB scanned, 10 MB minimum.",
         f"modeled: per-byte CPU measured here, scaled to rankings "
@@ -573,6 +788,9 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
         f"{bm.FIVENODES_BYTES['uservisits'] / 1e9:g} GB on Lambda (sqlmr/bench_model.py); "
         f"{m.describe()}. Prices {prices.PRICES_DATE}, us-east-1.",
     ]
+    if any(q.query == "4" for q in results):
+        out.append(pub.query4_note() + f" Its crawl (documents) is "
+                   f"{bm.FIVENODES_BYTES['documents'] / 1e9:g} GB at 5nodes.")
     for q in results:
         p = q.projection
         if p is not None:
@@ -720,8 +938,9 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
               "SQLMR_TABLE_LOCATIONS)", file=err)
         return 2
     try:
-        ensure_data(location, args.scale, err)
-        sizes = table_sizes(location)
+        needed = data_tables(names)
+        ensure_data(location, args.scale, err, needed)
+        sizes = table_sizes(location, needed)
     except KeyboardInterrupt:
         print("sqlmr bench: interrupted", file=err)
         return 130
@@ -738,6 +957,9 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
            "workers": settings.effective_workers(), "runs": args.runs, "model": model,
            "rankings_rows": pages, "uservisits_rows": visits,
            "data_bytes": sum(sizes.values()), "table_bytes": sizes}
+    if "documents" in sizes:
+        from sqlmr.gen.amplab_documents import page_count
+        ctx["documents_pages"] = page_count(args.scale)
     session = BenchSession(settings, location)
     results: list[QueryRun] = []
     try:

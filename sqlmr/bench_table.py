@@ -23,7 +23,7 @@ from sqlmr import bench_model as bm
 from sqlmr import bench_published as pub
 from sqlmr import cost as costs
 from sqlmr import prices
-from sqlmr.bench import QueryRun, _money, _secs
+from sqlmr.bench import QueryRun, _crawl_text, _money, _secs
 from sqlmr.render import size_text
 
 GROUP_GAP = " | "     # between groups
@@ -195,8 +195,8 @@ def footer(results: list[QueryRun], ctx: dict, left_out: list[Column], width: in
         "time, seconds; Lambda 2016: the AWS Lambda MapReduce reference architecture "
         "(1.5 GB functions); blank: that system did not run the query.",
         f"measured here: sqlmr on this machine ({where}), SF {ctx['scale']:g}: "
-        f"{ctx['rankings_rows']:,} rankings + {ctx['uservisits_rows']:,} uservisits rows "
-        f"({size_text(ctx['data_bytes'])}) at {ctx['data']}; median of {runs} "
+        f"{ctx['rankings_rows']:,} rankings + {ctx['uservisits_rows']:,} uservisits rows"
+        f"{_crawl_text(ctx)} ({size_text(ctx['data_bytes'])}) at {ctx['data']}; median of {runs} "
         f"run{'s' if runs != 1 else ''}, seconds; tasks: map+reduce; rows checked against "
         f"the generator's model (expected ± 5 sd): ✓ right, ✗ wrong, - not yet supported, "
         f"! error. Lambda $ / Athena $: these task seconds at {m.memory_mb} MB "
@@ -209,6 +209,9 @@ def footer(results: list[QueryRun], ctx: dict, left_out: list[Column], width: in
         f"Assumptions: {m.describe()}. Not modelled: the driver's own work, retries, "
         f"stragglers, throttling.",
     ]
+    if any(q.query == "4" for q in results):
+        paragraphs.append(pub.query4_note() + f" Its crawl (documents) is "
+                          f"{bm.FIVENODES_BYTES['documents'] / 1e9:g} GB at 5nodes.")
     if left_out:
         names = "; ".join(f"{group}: " + ", ".join(c.header.replace("\n", " ") for c in cs)
                           for group, cs in _grouped(left_out))

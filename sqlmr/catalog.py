@@ -32,6 +32,9 @@ RANKINGS = [("pageURL", "string"), ("pageRank", "int"), ("avgDuration", "int")]
 USERVISITS = [("sourceIP", "string"), ("destURL", "string"), ("visitDate", "date"),
               ("adRevenue", "double"), ("userAgent", "string"), ("countryCode", "string"),
               ("languageCode", "string"), ("searchWord", "string"), ("duration", "int")]
+DOCUMENTS = [("line", "string")]
+# documents is one whole line a row: its delimiter is a character the crawl never holds
+DOCUMENTS_DELIMITER = "\x01"
 
 
 # A table name is an identifier: ASCII letters, digits and underscores, not
@@ -64,6 +67,9 @@ def builtin_tables() -> dict[str, Table]:
                           storage.to_uri(str(data / "rankings")), builtin=True),
         "uservisits": Table("uservisits", [Column(n, t) for n, t in USERVISITS],
                             storage.to_uri(str(data / "uservisits")), builtin=True),
+        "documents": Table("documents", [Column(n, t) for n, t in DOCUMENTS],
+                           storage.to_uri(str(data / "documents")), DOCUMENTS_DELIMITER,
+                           builtin=True),
     }
 
 

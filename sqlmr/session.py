@@ -315,8 +315,9 @@ class Session:
 
     def _prepare(self, job: Job) -> None:
         """First use of a built-in table generates the embedded default dataset."""
-        if any(t.builtin for t in job.tables.values()):
-            ensure_default_data()
+        used = [t.name.lower() for t in job.tables.values() if t.builtin]
+        if used:
+            ensure_default_data(used)
 
     def run_select(self, text: str, tree: exp.Expression | None = None) -> StatementResult:
         t0 = time.perf_counter()
@@ -716,7 +717,7 @@ class _TableSizes(dict):
             if t is not None:
                 try:
                     if t.builtin:
-                        ensure_default_data()
+                        ensure_default_data([t.name.lower()])
                     size = sum(n for _, n in storage.list_files(t.location))
                 except (FileNotFoundError, OSError):
                     size = None
@@ -727,14 +728,15 @@ class _TableSizes(dict):
         return default if value is None else value
 
 
-def ensure_default_data() -> None:
-    """Generate the embedded AMPLab sample under ``$SQLMR_HOME/data/amplab`` if empty."""
+def ensure_default_data(tables: Iterable[str] = ("rankings", "uservisits")) -> None:
+    """Generate the embedded AMPLab sample under ``$SQLMR_HOME/data/amplab`` if empty:
+    rankings and uservisits, and documents once a query reads it."""
     data = config.default_data_dir()
-    if (data / "rankings").is_dir() and any((data / "rankings").iterdir()) and \
-            (data / "uservisits").is_dir() and any((data / "uservisits").iterdir()):
+    want = {"rankings", "uservisits"} | set(tables)
+    if all((data / t).is_dir() and any((data / t).iterdir()) for t in want):
         return
-    from sqlmr.gen.amplab import ensure_default
-    ensure_default(str(data))
+    from sqlmr.gen.amplab import ALL_TABLES, ensure_default
+    ensure_default(str(data), tables=[t for t in ALL_TABLES if t in want])
 
 
 def _files(written) -> str:

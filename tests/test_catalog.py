@@ -71,7 +71,7 @@ def test_ctas_name_cannot_escape_the_warehouse(session, src, sqlmr_home, tmp_pat
     assert e.value.offset is not None  # the caret points at the name
     assert listing(outside) == before  # nothing written anywhere
     assert not (sqlmr_home / "warehouse").exists()
-    assert set(session.catalog.tables()) == {"rankings", "uservisits", "src"}
+    assert set(session.catalog.tables()) == {"rankings", "uservisits", "documents", "src"}
     with pytest.raises(SqlError, match="not an identifier"):
         run(session, f"EXPLAIN CREATE TABLE {quoted(name)} AS SELECT k, n FROM src")
 
@@ -168,7 +168,7 @@ def writers(home: Path, procs: int, n: int) -> None:
 def test_concurrent_writers_lose_no_table(sqlmr_home):
     """8 processes each create 10 tables at once: all 80 are in the catalog."""
     writers(sqlmr_home, 8, 10)
-    names = set(Catalog().tables()) - {"rankings", "uservisits"}
+    names = set(Catalog().tables()) - {"rankings", "uservisits", "documents"}
     assert names == {f"t{p}_{i}" for p in range(8) for i in range(10)}
     assert not [p.name for p in sqlmr_home.iterdir() if p.name.startswith(".catalog-")]
 
@@ -182,5 +182,5 @@ def test_concurrent_create_and_drop(sqlmr_home):
     env = dict(os.environ, SQLMR_HOME=str(sqlmr_home), PYTHONPATH=str(REPO))
     ps = [subprocess.Popen([sys.executable, "-c", script, str(p)], env=env) for p in (0, 2)]
     assert [p.wait(timeout=120) for p in ps] == [0, 0]
-    assert set(cat.tables()) - {"rankings", "uservisits"} == \
+    assert set(cat.tables()) - {"rankings", "uservisits", "documents"} == \
         {f"t{p}_{i}" for p in (1, 3) for i in range(5)}

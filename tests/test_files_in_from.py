@@ -394,7 +394,9 @@ def test_gen_prints_ddl_and_registers(tmp_path):
               "--register", home=home)
     assert r.returncode == 0, r.stderr
     ddl = r.stdout
-    assert ddl.count("CREATE EXTERNAL TABLE") == 2 and f"LOCATION 'file://{out}/rankings'" in ddl
+    assert ddl.count("CREATE EXTERNAL TABLE") == 3 and f"LOCATION 'file://{out}/rankings'" in ddl
+    assert f"amplab_documents (line STRING) ROW FORMAT DELIMITED FIELDS TERMINATED BY '\\001' " \
+           f"LOCATION 'file://{out}/documents'" in ddl
     r = sqlmr("--format", "csv", "-e", "SELECT count(*) FROM amplab_rankings", home=home)
     assert r.returncode == 0, r.stderr
     rows = sum(len(f.read_bytes().splitlines()) for f in (out / "rankings").iterdir())
@@ -405,6 +407,9 @@ def test_gen_prints_ddl_and_registers(tmp_path):
     assert r.returncode == 0, r.stderr
     r = sqlmr("--format", "csv", "-e", "SELECT count(*) FROM amplab_uservisits", home=other)
     assert r.returncode == 0 and int(r.stdout.splitlines()[1]) > 0
+    r = sqlmr("--format", "csv", "-e", "SELECT count(*) FROM amplab_documents", home=other)
+    lines = sum(len(f.read_bytes().splitlines()) for f in (out / "documents").iterdir())
+    assert r.returncode == 0 and r.stdout.splitlines()[1] == str(lines)
 
 
 # ---------------------------------------------------------------- S3

@@ -372,7 +372,7 @@ def complete(completer, text: str, cursor: int | None = None, requested: bool = 
 
 
 def test_completes_table_names_after_from_and_join(completer):
-    assert complete(completer, "SELECT * FROM ") == ["rankings", "Sales", "uservisits"]
+    assert complete(completer, "SELECT * FROM ") == ["documents", "rankings", "Sales", "uservisits"]
     assert complete(completer, "SELECT * FROM sa") == ["Sales"]
     assert complete(completer, "select * from rankings r join u") == ["uservisits"]
     assert complete(completer, "SELECT * FROM rankings, s") == ["Sales"]

@@ -77,11 +77,13 @@ from sqlmr.gen.javafloat import revenue_str
 
 PAGES_PER_SF = 18_000_000
 VISITS_PER_SF = 150_000_000
-TABLES = ("rankings", "uservisits")
+TABLES = ("rankings", "uservisits")          # the tables of queries 1-3
+ALL_TABLES = TABLES + ("documents",)         # and query 4's crawl
 BLOCK_ROWS = 10_000           # rows per independently seeded block
-PIECE_BLOCKS = {"rankings": 10, "uservisits": 4}  # blocks per task (~6-7 MB of text)
+PIECE_BLOCKS = {"rankings": 10, "uservisits": 4, "documents": 3}  # blocks per task (~6-7 MB)
 FILE_TARGET_BYTES = 128 << 20  # default part size (uncompressed)
-ROW_BYTES = {"rankings": 62.0, "uservisits": 169.4}  # mean row size, for estimates
+# mean row size, for estimates (documents: a page of several lines)
+ROW_BYTES = {"rankings": 62.0, "uservisits": 169.4, "documents": 2570.0}
 GZIP_LEVEL = 1
 
 LAMBDA_UNIT = 12.737          # pageRank_j ~ Poisson(LAMBDA_UNIT * m_j)
@@ -269,8 +271,8 @@ def page_class(j: int, pages: int) -> int:
 class Model:
     """The seeded constants of one dataset: URL construction and the page shuffle."""
 
-    def __init__(self, seed: int, pages: int, visits: int):
-        self.seed, self.pages, self.visits = seed, pages, visits
+    def __init__(self, seed: int, pages: int, visits: int, documents: int = 0):
+        self.seed, self.pages, self.visits, self.documents = seed, pages, visits, documents
         rng = random.Random(_seed_int(seed, "model"))
         self.url_mul = rng.randrange(URL_SPACE // 3, URL_SPACE)
         while math.gcd(self.url_mul, 26) != 1:
@@ -380,20 +382,37 @@ class Model:
         out[7::8] = map(t["word_dur"].__getitem__, word[lo:hi])
         return "".join(out)  # type: ignore[arg-type]
 
+    # -- documents (pages of the crawl, several lines each)
+    def documents_block(self, block: int, lo: int, hi: int) -> str:
+        from sqlmr.gen.amplab_documents import Crawl
+        return Crawl(self, self.documents).block(block, lo, hi)
+
     def rows(self, table: str) -> int:
-        return self.pages if table == "rankings" else self.visits
+        """Rows of a table (documents: pages, each of several lines)."""
+        return {"rankings": self.pages, "uservisits": self.visits,
+                "documents": self.documents}[table]
 
     def text(self, table: str, start: int, end: int) -> str:
         """Rows ``start..end`` of a table, as text."""
-        make = self.rankings_block if table == "rankings" else self.uservisits_block
+        make = {"rankings": self.rankings_block, "uservisits": self.uservisits_block,
+                "documents": self.documents_block}[table]
+        size = block_rows(table)
         parts = []
         row = start
         while row < end:
-            block, lo = divmod(row, BLOCK_ROWS)
-            hi = min(BLOCK_ROWS, end - block * BLOCK_ROWS)
+            block, lo = divmod(row, size)
+            hi = min(size, end - block * size)
             parts.append(make(block, lo, hi))
-            row = block * BLOCK_ROWS + hi
+            row = block * size + hi
         return "".join(parts)
+
+
+def block_rows(table: str) -> int:
+    """Rows of a table per independently seeded block."""
+    if table == "documents":
+        from sqlmr.gen.amplab_documents import BLOCK_PAGES
+        return BLOCK_PAGES
+    return BLOCK_ROWS
 
 
 # ------------------------------------------------------------------- model answers
@@ -594,9 +613,9 @@ def _plan(model: Model, files: dict[str, int]) -> list[tuple[str, int, int, int,
     inside a block.
     """
     tasks = []
-    for table in TABLES:
+    for table in files:
         rows, k = model.rows(table), files[table]
-        step = PIECE_BLOCKS[table] * BLOCK_ROWS
+        step = PIECE_BLOCKS[table] * block_rows(table)
         for f in range(k):
             lo, hi = f * rows // k, (f + 1) * rows // k
             cuts = [lo] + list(range((lo // step + 1) * step, hi, step)) + [hi]
@@ -691,24 +710,39 @@ def _part_name(f: int, gz: bool) -> str:
 def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
              gzip: bool = False, workers: int | None = None,
              progress: bool | None = None, *, pages: int | None = None,
-             visits: int | None = None) -> dict:
+             visits: int | None = None, documents: int | None = None,
+             tables: Iterable[str] = TABLES) -> dict:
     """Write the AMPLab tables under ``out`` (a folder, ``file://`` or ``s3://`` URI).
+
+    ``tables``: which of :data:`ALL_TABLES` (default rankings and uservisits;
+    ``sqlmr gen amplab`` writes all three).
 
     ``files`` part files per table (default: about 128 MB of text each); ``workers``
     processes (default: one per core); ``progress`` draws a bar on stderr (default: when
-    stderr is a terminal).  ``pages``/``visits`` override the counts the scale gives.
+    stderr is a terminal).  ``pages``/``visits``/``documents`` override the counts the
+    scale gives (documents: pages of the crawl).
     Each part appears atomically (written under a hidden name, then renamed; on S3,
     uploaded whole); ``part-*`` files of an earlier run that this one did not write are
     removed.
 
     Returns ``{"rankings": {"rows", "bytes", "stored_bytes", "files"}, "uservisits":
-    {...}, "rows", "bytes", "seconds", "mb_per_s", "path", "scale", "seed", "workers"}``
+    {...}, "rows", "bytes", "seconds", "mb_per_s", "path", "scale", "seed", "workers",
+    "tables"}`` (a table not written has no entry)
     (bytes count the text; stored_bytes what was written, which differs with gzip).
     """
     t0 = time.monotonic()
     n_pages, n_visits = scale_counts(scale)
     n_pages = n_pages if pages is None else int(pages)
     n_visits = n_visits if visits is None else int(visits)
+    tables = tuple(t for t in ALL_TABLES if t in set(tables))
+    if not tables:
+        raise ValueError(f"no table to write (tables are {', '.join(ALL_TABLES)})")
+    n_docs = 0
+    if "documents" in tables:
+        from sqlmr.gen.amplab_documents import page_count
+        n_docs = page_count(scale) if documents is None else int(documents)
+        if n_docs < 1:
+            raise ValueError("need at least 1 document")
     if not 1 <= n_pages <= URL_SPACE or n_visits < 1:
         raise ValueError(f"need 1 to {URL_SPACE:,} pages and at least 1 visit")
     if files is not None and files < 1:
@@ -718,9 +752,9 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
     storage = _storage()
     is_s3 = storage.is_s3(out)
     root = out if is_s3 else storage.to_path(out)
-    model = Model(seed, n_pages, n_visits)
+    model = Model(seed, n_pages, n_visits, n_docs)
     nfiles = {t: min(files if files is not None else default_files(t, model.rows(t)),
-                     model.rows(t)) for t in TABLES}
+                     model.rows(t)) for t in tables}
     tasks = _plan(model, nfiles)
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     import multiprocessing
@@ -729,10 +763,10 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
         workers = 1  # a pool worker cannot start a pool; workers inherit the model by fork
     if progress is None:
         progress = sys.stderr.isatty()
-    bar = _Progress(sum(model.rows(t) * ROW_BYTES[t] for t in TABLES), bool(progress))
+    bar = _Progress(sum(model.rows(t) * ROW_BYTES[t] for t in tables), bool(progress))
 
     tmpdir = tempfile.mkdtemp(prefix="sqlmr-gen-") if is_s3 else None
-    staging = {t: tmpdir if is_s3 else os.path.join(root, t) for t in TABLES}
+    staging = {t: tmpdir if is_s3 else os.path.join(root, t) for t in tables}
     _STATE.clear()
     _STATE.update(model=model, gzip=gzip, staging=staging,
                   token=f"{os.getpid()}-{random.getrandbits(32):08x}")
@@ -742,7 +776,7 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
         list(model.urls_of(range(0)))
 
     stats: dict[str, Any] = {t: {"rows": 0, "bytes": 0, "stored_bytes": 0,
-                                 "files": nfiles[t]} for t in TABLES}
+                                 "files": nfiles[t]} for t in tables}
     pieces_left = Counter((t[0], t[1]) for t in tasks)
     pieces: dict[tuple[str, int], dict[int, str]] = {}
     done_est = 0.0
@@ -790,7 +824,7 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
     pool = None
     try:
         if not is_s3:
-            for t in TABLES:
+            for t in tables:
                 os.makedirs(os.path.join(root, t), exist_ok=True)
         if workers == 1:
             for task in tasks:
@@ -815,10 +849,10 @@ def generate(out: str, scale: float, seed: int = 0, files: int | None = None,
         bar.update(done_est, written, final=True)
         bar.close()
     seconds = time.monotonic() - t0
-    total_bytes = sum(stats[t]["bytes"] for t in TABLES)
-    stats.update(rows=sum(stats[t]["rows"] for t in TABLES), bytes=total_bytes,
+    total_bytes = sum(stats[t]["bytes"] for t in tables)
+    stats.update(rows=sum(stats[t]["rows"] for t in tables), bytes=total_bytes,
                  seconds=seconds, mb_per_s=total_bytes / 1e6 / max(seconds, 1e-9),
-                 path=out, scale=scale, seed=seed, workers=workers)
+                 path=out, scale=scale, seed=seed, workers=workers, tables=list(tables))
     return stats
 
 
@@ -839,7 +873,7 @@ def _remove_pieces(staging: dict[str, str], token: str) -> None:
 
 def _remove_stale(storage, root: str, is_s3: bool, nfiles: dict[str, int], gz: bool) -> None:
     """Delete ``part-*`` files of an earlier run that this run did not write."""
-    for t in TABLES:
+    for t in nfiles:
         keep = {_part_name(f, gz) for f in range(nfiles[t])}
         if is_s3:
             try:
@@ -859,10 +893,10 @@ def _remove_stale(storage, root: str, is_s3: bool, nfiles: dict[str, int], gz: b
 
 # --------------------------------------------------------------------- default data
 
-def has_data(path: str) -> bool:
-    """Whether ``path`` holds part files for both tables."""
+def has_data(path: str, tables: Iterable[str] = TABLES) -> bool:
+    """Whether ``path`` holds part files for each of ``tables``."""
     storage = _storage()
-    for t in TABLES:
+    for t in tables:
         loc = storage.join(path, t) if storage.is_s3(path) else \
             os.path.join(storage.to_path(path), t)
         try:
@@ -874,31 +908,39 @@ def has_data(path: str) -> bool:
     return True
 
 
-def ensure_default(path: str, scale: float = 0.001) -> bool:
-    """Generate a small dataset at ``path`` unless it already holds both tables.
+def ensure_default(path: str, scale: float = 0.001, tables: Iterable[str] = TABLES) -> bool:
+    """Generate a small dataset at ``path`` unless it already holds ``tables`` (the
+    ones missing are generated; documents only when asked for: it is the largest).
 
     Returns True when this call generated it.  Safe when processes race: each generates
     into its own hidden folder inside ``path`` and renames the table folders into place;
     a loser finds the folder taken and discards its copy (the data is identical: same
     seed, same scale).
     """
-    if has_data(path):
+    tables = tuple(tables)
+    if has_data(path, tables):
         return False
     storage = _storage()
     if storage.is_s3(path):
         raise ValueError("the default dataset lives on a local path, not S3")
     path = storage.to_path(path)
     os.makedirs(path, exist_ok=True)
+    missing = tuple(t for t in tables if not has_data(path, (t,)))
     pages, visits = scale_counts(scale)
-    est = (pages * ROW_BYTES["rankings"] + visits * ROW_BYTES["uservisits"]) / 1e6
+    sizes = {"rankings": pages * ROW_BYTES["rankings"],
+             "uservisits": visits * ROW_BYTES["uservisits"]}
+    if "documents" in missing:
+        from sqlmr.gen.amplab_documents import target_bytes
+        sizes["documents"] = target_bytes(scale)
+    est = sum(sizes[t] for t in missing) / 1e6
     print(f"sqlmr: generating the AMPLab sample data (scale {scale:g}, ~{est:,.0f} MB) "
           f"in {path}", file=sys.stderr, flush=True)
     _remove_abandoned(path)
     tmp = tempfile.mkdtemp(prefix=".gen-", dir=path)
     installed = False
     try:
-        generate(tmp, scale, seed=0, files=1)
-        for t in TABLES:
+        generate(tmp, scale, seed=0, files=1, tables=missing)
+        for t in missing:
             try:  # atomic; fails if another process already put a non-empty folder there
                 os.rename(os.path.join(tmp, t), os.path.join(path, t))
                 installed = True
@@ -906,9 +948,9 @@ def ensure_default(path: str, scale: float = 0.001) -> bool:
                 pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if not has_data(path):
+    if not has_data(path, tables):
         raise RuntimeError(f"could not install the AMPLab sample data in {path}: "
-                           "its rankings/ or uservisits/ folder holds other files")
+                           f"its {'/, '.join(tables)}/ folder holds other files")
     return installed
 
 
@@ -929,10 +971,10 @@ def _remove_abandoned(path: str, age: float = 3600.0) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sqlmr gen amplab``."""
     parser.add_argument("--scale", type=float, required=True, metavar="SF",
-                        help="scale factor: 1 = 18 M rankings + 150 M uservisits (~26.5 GB); "
-                             "0.001 = ~27 MB")
+                        help="scale factor: 1 = 18 M rankings + 150 M uservisits (~26.5 GB) "
+                             "+ a 29.0 GB crawl (documents); 0.001 = ~27 + 72 MB")
     parser.add_argument("--out", required=True, metavar="DIR|s3://bucket/prefix",
-                        help="where to write rankings/ and uservisits/")
+                        help="where to write rankings/, uservisits/ and documents/")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--files", type=int, default=None, metavar="K",
                         help="part files per table (default: ~128 MB each)")
@@ -943,24 +985,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         const=False, default=None, help="no progress bar")
     parser.add_argument("--prefix", default="amplab_", metavar="P",
                         help="table names in the printed CREATE EXTERNAL TABLE statements: "
-                             "P + rankings / uservisits (default amplab_)")
+                             "P + rankings / uservisits / documents (default amplab_)")
     parser.add_argument("--register", action="store_true",
                         help="also register the tables in the catalog")
 
 
 def table_definitions(stats: dict, prefix: str = "amplab_") -> list:
     """The external tables over what :func:`generate` wrote (``stats`` is its
-    result), named ``prefix + rankings`` / ``prefix + uservisits``.
+    result), named ``prefix + rankings`` / ``prefix + uservisits`` (/ ``prefix +
+    documents``, one ``line`` column cut at no character of the text: ``\\001``).
 
     >>> [(t.name, t.location, len(t.columns)) for t in table_definitions({"path": "s3://b/sf1"})]
     [('amplab_rankings', 's3://b/sf1/rankings', 3), ('amplab_uservisits', 's3://b/sf1/uservisits', 9)]
+    >>> [t.delimiter for t in table_definitions({"path": "/d", "tables": ALL_TABLES})]
+    [',', ',', '\\x01']
     """
     from compiler.schema import Column, Table
     from runtime import storage
-    from sqlmr.catalog import RANKINGS, USERVISITS
+    from sqlmr.catalog import DOCUMENTS, DOCUMENTS_DELIMITER, RANKINGS, USERVISITS
     root = storage.to_uri(stats["path"])
-    return [Table(prefix + name, [Column(n, t) for n, t in cols], storage.join(root, name))
-            for name, cols in (("rankings", RANKINGS), ("uservisits", USERVISITS))]
+    cols = {"rankings": RANKINGS, "uservisits": USERVISITS, "documents": DOCUMENTS}
+    return [Table(prefix + name, [Column(n, t) for n, t in cols[name]], storage.join(root, name),
+                  DOCUMENTS_DELIMITER if name == "documents" else ",")
+            for name in stats.get("tables", TABLES)]
 
 
 def register(tables: list) -> None:
@@ -983,14 +1030,15 @@ def run(args: argparse.Namespace) -> int:
     prefix = getattr(args, "prefix", "amplab_")
     from sqlmr.catalog import check_table_name
     try:  # before any work: a --prefix that makes no table name
-        for table in TABLES:
+        for table in ALL_TABLES:
             check_table_name(prefix + table)
     except Exception as e:  # noqa: BLE001
         print(f"sqlmr gen: error: --prefix {prefix!r}: {e}", file=sys.stderr)
         return 2
     try:
         stats = generate(args.out, args.scale, seed=args.seed, files=args.files,
-                         gzip=args.gzip, workers=args.workers, progress=progress)
+                         gzip=args.gzip, workers=args.workers, progress=progress,
+                         tables=ALL_TABLES)
     except ValueError as e:
         print(f"sqlmr gen: error: {e}", file=sys.stderr)
         return 2
@@ -1016,8 +1064,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(stats: dict) -> str:
-    r, u = stats["rankings"], stats["uservisits"]
-    return (f"sqlmr gen amplab: {r['rows']:,} rankings + {u['rows']:,} uservisits rows, "
+    parts = [f"{stats[t]['rows']:,} {t}" for t in TABLES if t in stats]
+    text = " + ".join(parts) + " rows" if parts else ""
+    if "documents" in stats:
+        text += (", " if text else "") + f"{stats['documents']['rows']:,} documents pages"
+    return (f"sqlmr gen amplab: {text}, "
             f"{stats['bytes'] / 1e6:,.1f} MB in {stats['seconds']:.1f} s "
             f"({stats['mb_per_s']:,.1f} MB/s) -> {stats['path']}")
 
