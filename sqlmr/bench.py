@@ -61,6 +61,7 @@ from sqlmr.catalog import Catalog, builtin_tables
 from sqlmr.config import Settings, home, load_settings
 from sqlmr.render import size_text, table_text, write_rows
 from sqlmr.session import Session, StatementResult
+from sqlmr.transform import NAME_PREFIX as TRANSFORM_TABLE
 
 AMPLAB_QUERIES = pub.QUERIES
 TABLES = ("rankings", "uservisits")
@@ -283,6 +284,8 @@ class BenchSession(Session):
             m.bytes_out += int(r.get("bytes_out", 0))
             for s in inp.get("splits", []):
                 t = str(s.get("table", "?")).lower()
+                if t.startswith(TRANSFORM_TABLE):   # a new name each run: one key for all
+                    t = TRANSFORM_TABLE
                 m.table_bytes[t] = m.table_bytes.get(t, 0) + int(s["end"]) - int(s["start"])
         for sub in ("table", "rows", "shuffle"):
             if sub in groups:
@@ -549,10 +552,13 @@ def _run_script(session: BenchSession, q: QueryRun, stmts: list[str], runs: int,
     q.sql = ";\n".join(stmts)
     work = tempfile.mkdtemp(prefix="sqlmr-bench-")
     catalog: BenchCatalog = session.catalog  # type: ignore[assignment]
+    base_dir = session.base_dir
+    session.base_dir = str(queries_dir())   # as `sqlmr -f`: files it names are beside it
     try:
         with config.home_at(work):  # CREATE TABLE AS writes into <work>/warehouse
             return _script_runs(session, q, stmts, runs, data_bytes, model, target)
     finally:
+        session.base_dir = base_dir
         catalog.created.clear()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -650,6 +656,8 @@ def _project_script(q: QueryRun, measured: list[list[list[bm.Measured]]],
         if not runs:
             continue
         mean = _mean_phases(runs)
+        if not _size_transform_output(mean, here, tgt, model):
+            return None, 0.0, base
         if any(t not in tgt or t not in here for m in mean for t in m.table_bytes):
             return None, 0.0, base                  # a table of unknown size: no model
         last = i == max((j for j in range(n) if measured[-1][j]), default=-1)
@@ -665,6 +673,24 @@ def _project_script(q: QueryRun, measured: list[list[list[bm.Measured]]],
     if not phases:
         return None, 0.0, base
     return bm.project(phases, model), sum(tgt[t] for t in base), base
+
+
+def _size_transform_output(mean: list[bm.Measured], here: dict[str, float],
+                           tgt: dict[str, float], model: bm.LambdaModel) -> bool:
+    """A statement with TRANSFORM runs the command's job first and then reads
+    its output as a table: that table is as large at the target as the
+    command's job, scaled, writes.  False when it cannot be sized."""
+    readers = [k for k, m in enumerate(mean) if TRANSFORM_TABLE in m.table_bytes]
+    if not readers:
+        return True
+    first = readers[0]
+    before = bm.scale_phases(mean[:first], here, model, tgt) if first else []
+    if not before or any(t not in tgt or t not in here
+                         for m in mean[:first] for t in m.table_bytes):
+        return False
+    here[TRANSFORM_TABLE] = float(mean[first].table_bytes[TRANSFORM_TABLE]) or 1.0
+    tgt[TRANSFORM_TABLE] = before[-1].bytes_out
+    return True
 
 
 # --------------------------------------------------------------------- output

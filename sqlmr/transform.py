@@ -64,6 +64,10 @@ def output_columns(qt: exp.QueryTransform, sql: str) -> list[Column]:
     return cols
 
 
+# words of a TRANSFORM command that name a script file (shipped, or an error)
+SCRIPT_SUFFIXES = (".py", ".sh", ".pl", ".rb", ".awk", ".r", ".R", ".js")
+
+
 def script_files(command: str, added: dict[str, str], base_dir: str | None,
                  sql: str) -> list[ShippedFile]:
     """The files the command's words name: ADD FILE ones, else files beside the
@@ -82,6 +86,13 @@ def script_files(command: str, added: dict[str, str], base_dir: str | None,
             if folder and "/" not in w and os.path.isfile(os.path.join(folder, w)):
                 found[name] = os.path.join(folder, w)
                 break
+        else:
+            if "/" not in w and w.endswith(SCRIPT_SUFFIXES):   # a script the task would lack
+                where = " or ".join(dict.fromkeys(f for f in (base_dir, os.getcwd()) if f))
+                raise SqlError(f"TRANSFORM USING {command!r} names {w}, which is not beside "
+                               f"the query ({where}) and was not added",
+                               sql, max(0, sql.find(w)), f"ADD FILE 'path/to/{w}'; ships it "
+                               "with the job")
     out = []
     for name, path in found.items():
         with open(path, "rb") as f:

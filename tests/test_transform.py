@@ -66,14 +66,14 @@ def work(tmp_path):
     (tmp_path / "url_count.py").write_text(URL_COUNT)
     s = Session(Settings(workers=2, split_mb=0.004, reducers=2))
     s.base_dir = str(tmp_path)
-    rows_of(s, "CREATE EXTERNAL TABLE documents (page STRING, body STRING) ROW FORMAT "
+    rows_of(s, "CREATE EXTERNAL TABLE pages (page STRING, body STRING) ROW FORMAT "
                "DELIMITED FIELDS TERMINATED BY '\\t' LOCATION 'docs'")
     yield s, docs, tmp_path
     s.close()
 
 
 Q4 = ("SELECT destPage, SUM(cnt) FROM (SELECT TRANSFORM (page, body) "
-      "USING 'python3 url_count.py' AS (sourcePage, destPage, cnt INT) FROM documents) t "
+      "USING 'python3 url_count.py' AS (sourcePage, destPage, cnt INT) FROM pages) t "
       "GROUP BY destPage ORDER BY destPage")
 
 
@@ -90,7 +90,7 @@ def test_transform_in_a_derived_table_under_group_by(work, sqlmr_home):
 def test_transform_alone_types_its_columns(work):
     s, docs, _ = work
     res = list(s.execute("SELECT TRANSFORM (page, body) USING 'python3 url_count.py' "
-                         "AS (sourcePage, destPage, cnt INT) FROM documents"))[-1]
+                         "AS (sourcePage, destPage, cnt INT) FROM pages"))[-1]
     got = [list(r) for r in res.rows]
     assert res.types == ["string", "string", "int"]
     res.close()
@@ -102,7 +102,7 @@ def test_transform_with_a_where_and_ctas(work):
     s, docs, tmp = work
     rows_of(s, "CREATE TABLE links AS SELECT TRANSFORM (page, body) "
                "USING 'python3 url_count.py' AS (sourcePage, destPage, cnt INT) "
-               "FROM documents WHERE page LIKE 'doc1%'")
+               "FROM pages WHERE page LIKE 'doc1%'")
     got = rows_of(s, "SELECT destPage, SUM(cnt) FROM links GROUP BY destPage ORDER BY destPage")
     assert got == oracle([d for d in docs if d[0].startswith("doc1")])
 
@@ -111,11 +111,11 @@ def test_add_file_ships_a_script_from_elsewhere(work, tmp_path_factory):
     s, docs, _ = work
     other = tmp_path_factory.mktemp("scripts")
     (other / "rows.py").write_text("import sys\nfor l in sys.stdin:\n    print('x')\n")
-    with pytest.raises(TaskFailedError):   # not beside the query, not added: not found
-        rows_of(s, "SELECT TRANSFORM (page) USING 'python3 rows.py' AS (a) FROM documents")
+    with pytest.raises(SqlError, match="not beside the query"):   # named before any task runs
+        rows_of(s, "SELECT TRANSFORM (page) USING 'python3 rows.py' AS (a) FROM pages")
     rows_of(s, f"ADD FILE {other / 'rows.py'}")
     assert rows_of(s, "SELECT COUNT(*) FROM (SELECT TRANSFORM (page) USING 'python3 rows.py' "
-                      "AS (a) FROM documents) t") == [[len(docs)]]
+                      "AS (a) FROM pages) t") == [[len(docs)]]
 
 
 def script(tmp: Path, name: str, body: str) -> None:
@@ -131,7 +131,7 @@ def test_a_failing_script_fails_the_task_with_its_stderr(work):
         sys.exit(1)
         """)
     with pytest.raises(TaskFailedError) as info:
-        rows_of(s, "SELECT TRANSFORM (page) USING 'python3 fail.py' AS (a) FROM documents")
+        rows_of(s, "SELECT TRANSFORM (page) USING 'python3 fail.py' AS (a) FROM pages")
     assert "exited with status 1" in info.value.message
     assert "something went wrong in fail.py" in info.value.message
 
@@ -140,7 +140,7 @@ def test_a_script_printing_nothing_gives_no_rows(work):
     s, _, tmp = work
     script(tmp, "quiet.py", "import sys\nsys.stdin.read()\n")
     assert rows_of(s, "SELECT TRANSFORM (page) USING 'python3 quiet.py' AS (a, b) "
-                      "FROM documents") == []
+                      "FROM pages") == []
 
 
 def test_short_and_long_rows_and_nulls_as_hive(work):
@@ -158,7 +158,7 @@ def test_short_and_long_rows_and_nulls_as_hive(work):
                 print("\\t".join([f[0], "\\\\N", f[1]]))
         """)
     got = rows_of(s, "SELECT TRANSFORM (page, NULL) USING 'python3 shape.py' AS (a, b, c) "
-                     "FROM documents")
+                     "FROM pages")
     assert len(got) == len(docs)
     assert {r[0] for r in got} == {p for p, _ in docs}
     # every second field was a NULL going in (\\N) and comes back as one
@@ -181,7 +181,7 @@ def test_large_output_does_not_deadlock(work):
         """)
     s.settings.split_mb = 0   # one task per file
     got = rows_of(s, "SELECT a, COUNT(*), SUM(CAST(b AS INT)) FROM (SELECT TRANSFORM (RPAD(body, 2000, 'z')) "
-                     "USING 'python3 flood.py' AS (a, b) FROM documents) t "
+                     "USING 'python3 flood.py' AS (a, b) FROM pages) t "
                      "WHERE a = 'seen' OR a = 'pre7' GROUP BY a ORDER BY a")
     tasks = got[0][1]
     assert 1 <= tasks <= 2
@@ -189,11 +189,14 @@ def test_large_output_does_not_deadlock(work):
 
 
 @pytest.mark.parametrize("sql, error", [
-    ("SELECT TRANSFORM (page) USING 'cat' FROM documents", "TRANSFORM without AS"),
-    ("SELECT TRANSFORM (page) USING 'cat' AS (a) FROM documents ORDER BY a",
+    ("SELECT TRANSFORM (page) USING 'cat' FROM pages", "TRANSFORM without AS"),
+    ("SELECT TRANSFORM (page) USING 'cat' AS (a) FROM pages ORDER BY a",
      "ORDER in a TRANSFORM query"),
-    ("EXPLAIN SELECT TRANSFORM (page) USING 'cat' AS (a) FROM documents",
+    ("EXPLAIN SELECT TRANSFORM (page) USING 'cat' AS (a) FROM pages",
      "EXPLAIN of a TRANSFORM query"),
+    # a script the task would not have is named before any task runs
+    ("SELECT TRANSFORM (page) USING 'python3 missing_script.py' AS (a) FROM pages",
+     r"names missing_script.py, which is not beside the query .* and was not added"),
 ])
 def test_unsupported_transform_shapes_are_clear_errors(work, sql, error):
     s, _, _ = work
@@ -220,7 +223,7 @@ def test_transform_on_lambda_gives_the_local_answer(tmp_path, monkeypatch, reque
     s = Session(Settings(backend="lambda", split_mb=0.002, reducers=2))
     s.base_dir = str(tmp_path)
     try:
-        rows_of(s, "CREATE EXTERNAL TABLE documents (page STRING, body STRING) ROW FORMAT "
+        rows_of(s, "CREATE EXTERNAL TABLE pages (page STRING, body STRING) ROW FORMAT "
                    f"DELIMITED FIELDS TERMINATED BY '\\t' LOCATION 's3://{bucket}/data/docs'")
         got = rows_of(s, Q4)
     finally:
