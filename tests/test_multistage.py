@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from difftest import Tables, assert_same, duck, typed_columns
+from statements import rows_of
 from sqlmr.config import Settings
 from sqlmr.session import Session
 
@@ -37,15 +38,6 @@ def link_builtin(home: Path, folder: Path) -> None:
     data.mkdir(parents=True)
     for t in ("rankings", "uservisits"):
         (data / t).symlink_to(folder / t)
-
-
-def rows_of(session: Session, sql: str) -> list[list]:
-    results = list(session.execute(sql))
-    try:
-        return [list(r) for r in results[-1].rows]
-    finally:
-        for r in results:
-            r.close()
 
 
 @pytest.fixture

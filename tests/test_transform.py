@@ -15,6 +15,7 @@ from compiler.errors import SqlError, UnsupportedError
 from sqlmr.backends import TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.session import Session
+from statements import rows_of
 
 # a url_count-like script: one output row per link found in a document line
 URL_COUNT = textwrap.dedent('''\
@@ -46,15 +47,6 @@ def oracle(docs) -> list[list]:
     for _, body in docs:
         total.update(re.findall(r'href="([^"]+)"', body))
     return sorted([d, n] for d, n in total.items())
-
-
-def rows_of(session: Session, sql: str) -> list[list]:
-    results = list(session.execute(sql))
-    try:
-        return [list(r) for r in results[-1].rows]
-    finally:
-        for r in results:
-            r.close()
 
 
 @pytest.fixture

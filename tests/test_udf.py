@@ -19,6 +19,7 @@ from runtime import udfs as runtime_udfs
 from sqlmr.backends import TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.session import Session
+from statements import rows_of
 
 UDFS = textwrap.dedent('''\
     import re
@@ -92,15 +93,6 @@ def work(tmp_path):
                    "FIELDS TERMINATED BY ',' LOCATION 't'"))
     yield s, rows, tmp_path
     s.close()
-
-
-def rows_of(session: Session, sql: str) -> list[list]:
-    results = list(session.execute(sql))
-    try:
-        return [list(r) for r in results[-1].rows]
-    finally:
-        for r in results:
-            r.close()
 
 
 def expected_hosts(rows) -> list[list]:
