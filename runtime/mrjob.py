@@ -1,0 +1,149 @@
+"""MapReduce jobs written in Python (mrjob's model), as tasks run them.
+
+A user's class derives from :class:`MRJob` and defines ``mapper(line)``,
+optionally ``combiner(key, values)``, and ``reducer(key, values)``, each a
+generator of ``(key, value)`` pairs.  A job's generated module binds the class
+(shipped with the job, see :mod:`runtime.udfs`) and its entries call
+:func:`map_task` and :func:`reduce_task`.  Keys travel as canonical JSON text,
+so equal keys meet in one reducer whatever process produced them.
+
+>>> encode_key(("a", 1))
+'["a",1]'
+>>> output_text("w"), output_text(3), output_text([1, "x"])
+('w', '3', '[1,"x"]')
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator
+
+from runtime.shuffle import partition_of
+
+COMBINE_KEYS = 100_000   # distinct keys a map task buffers before combining them
+
+
+class MRJobError(Exception):
+    """A job's pairs are not what sqlmr can shuffle (not JSON-able, not a pair)."""
+
+
+class MRJob:
+    """Base class of a MapReduce job: override ``mapper`` and ``reducer``
+    (``combiner`` is optional).  The mapper's default passes each line on as
+    a key with the value None; the reducer's default yields the pairs as is."""
+
+    def mapper(self, line: str) -> Iterable[tuple[Any, Any]]:
+        yield line, None
+
+    def reducer(self, key: Any, values: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+        for v in values:
+            yield key, v
+
+    combiner = None   # a method (key, values) -> pairs, run per map task when defined
+
+    def steps(self) -> list:
+        """One step: this class's mapper, combiner and reducer."""
+        return [MRStep(self.mapper, self.combiner, self.reducer)]
+
+
+class MRStep:
+    """A step of a multi-step job (its functions; only one-step jobs run yet)."""
+
+    def __init__(self, mapper=None, combiner=None, reducer=None) -> None:
+        self.mapper, self.combiner, self.reducer = mapper, combiner, reducer
+
+
+def encode_key(key: Any) -> str:
+    """Canonical JSON text of a key (what partitions and groups it)."""
+    try:
+        return json.dumps(key, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise MRJobError(f"a key must be JSON-able (str, number, bool, None, list, dict): "
+                         f"{key!r} ({e})") from None
+
+
+def encode_value(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise MRJobError(f"a value must be JSON-able (str, number, bool, None, list, dict): "
+                         f"{value!r} ({e})") from None
+
+
+def output_text(v: Any) -> str:
+    """How a key or value is written in an output line: text and numbers as
+    they are, anything else as JSON."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return repr(v)
+    return json.dumps(v, separators=(",", ":"))
+
+
+def _pairs(produced: Iterable | None, what: str) -> Iterator[tuple[Any, Any]]:
+    if produced is None:
+        return
+    for pair in produced:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise MRJobError(f"{what} must yield (key, value) pairs, it yielded {pair!r}")
+        yield pair[0], pair[1]
+
+
+def map_task(ctx, job_class: type) -> None:
+    """A map task: every line of the task's splits through the mapper (and the
+    combiner over this task's pairs), written partitioned by key."""
+    job = job_class()
+    out = ctx.writer()
+    parts = out.partitions
+    combiner = job.combiner
+    buffered: dict[str, list] = {}
+    rows_in = rows_out = 0
+
+    def emit(pairs: Iterable[tuple[Any, Any]]) -> None:
+        nonlocal rows_out
+        for k, v in pairs:
+            key = encode_key(k)
+            out.add(partition_of(key, parts), [key, encode_value(v)])
+            rows_out += 1
+
+    def combine() -> None:
+        for key, values in buffered.items():
+            emit(_pairs(combiner(json.loads(key), iter(values)), "combiner"))
+        buffered.clear()
+
+    for block in ctx.blocks():
+        for line in block:
+            rows_in += 1
+            pairs = _pairs(job.mapper(line), "mapper")
+            if combiner is None:
+                emit(pairs)
+                continue
+            for k, v in pairs:
+                buffered.setdefault(encode_key(k), []).append(v)
+            if len(buffered) >= COMBINE_KEYS:
+                combine()
+    if combiner is not None:
+        combine()
+    ctx.rows_in += rows_in
+    ctx.rows_out += rows_out
+
+
+def reduce_task(ctx, job_class: type) -> None:
+    """A reduce task: this partition's pairs grouped by key (in key order)
+    through the reducer; each result is a row of its output text."""
+    job = job_class()
+    groups: dict[str, list] = {}
+    rows_in = 0
+    for batch in ctx.batches():
+        for key, value in batch:
+            groups.setdefault(key, []).append(value)
+            rows_in += 1
+    out = ctx.writer()
+    rows_out = 0
+    for key in sorted(groups):
+        values = (json.loads(v) for v in groups[key])
+        for k, v in _pairs(job.reducer(json.loads(key), values), "reducer"):
+            out.add(0, [output_text(k), output_text(v)])
+            rows_out += 1
+    ctx.rows_in += rows_in
+    ctx.rows_out += rows_out

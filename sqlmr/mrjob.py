@@ -1,0 +1,239 @@
+"""MapReduce jobs in Python on the driver: ``WordCount.run(...)`` and ``sqlmr run``.
+
+A job is one stage of the usual kind: map tasks over the input's splits, a
+shuffle by key, reduce tasks.  Its generated module binds the user's class
+(the file ships with the job, content addressed and sha256-checked in every
+task, as a UDF's file does) and calls :mod:`runtime.mrjob`; ``sqlmr run``
+never imports the user's file on the driver (the class is found with ``ast``).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from typing import IO, Callable
+
+from compiler.errors import SqlError
+from compiler.job import Job
+from compiler.plan import Scan
+from compiler.schema import Column, Table
+from compiler.stages import Phase, Stage, TableIn
+from compiler.udfs import Udf
+from runtime import mrjob as runtime_mrjob
+from runtime import storage
+from runtime.mrjob import MRStep  # noqa: F401  (sqlmr.MRStep)
+from sqlmr.config import Settings, load_settings
+from sqlmr.driver import JobStats, run_job
+
+
+class MRJobDefinitionError(SqlError):
+    """A job file or class sqlmr cannot run (said before any task runs)."""
+
+
+class MRJob(runtime_mrjob.MRJob):
+    """A MapReduce job: override ``mapper(line)``, ``reducer(key, values)``
+    and optionally ``combiner(key, values)``; run it with :meth:`run`."""
+
+    @classmethod
+    def run(cls, input: str, output: str | None = None, backend: str | None = None,
+            **settings: object) -> "MRResult":
+        """Run the job over the files at ``input``; lines ``key\\tvalue`` are
+        written as part files under ``output`` (else returned in the result).
+        ``settings`` are sqlmr settings (``reducers``, ``split_mb``, ``workers``…)."""
+        path = inspect.getsourcefile(cls)
+        if path is None or cls.__qualname__ != cls.__name__:
+            raise MRJobDefinitionError(f"{cls.__name__}: a job must be a top-level class of a "
+                                       f".py file (the file is shipped to the tasks)")
+        if cls.steps is not runtime_mrjob.MRJob.steps:
+            raise _steps_error(cls.__name__)
+        s = load_settings()
+        if backend is not None:
+            s.backend = backend
+        for name, value in settings.items():
+            if not hasattr(s, name):
+                raise MRJobDefinitionError(f"unknown setting {name!r}")
+            setattr(s, name, value)
+        return run_file(path, cls.__name__, input, output, s)
+
+
+@dataclass
+class MRResult:
+    """What a job did: its statistics and where its output went (or its lines)."""
+
+    stats: JobStats
+    lines: list[str]            # the output lines when no output folder was named
+    parts: list[str]            # the part files written under the output folder
+    lambda_cost: object = None
+
+
+def find_job_class(path: str) -> str:
+    """The name of the one class of the file deriving from ``MRJob``, read
+    with ``ast`` (the file is not run on the driver)."""
+    try:
+        source = open(path, encoding="utf-8").read()
+    except OSError as e:
+        raise MRJobDefinitionError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        tree = ast.parse(source, path)
+    except SyntaxError as e:
+        raise MRJobDefinitionError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(
+                (isinstance(b, ast.Name) and b.id == "MRJob")
+                or (isinstance(b, ast.Attribute) and b.attr == "MRJob") for b in node.bases):
+            found.append(node)
+    if len(found) != 1:
+        raise MRJobDefinitionError(
+            f"{path}: expected one class deriving from MRJob, found "
+            f"{len(found) or 'none'}{': ' + ', '.join(c.name for c in found) if found else ''}")
+    cls = found[0]
+    if any(isinstance(n, ast.FunctionDef) and n.name == "steps" for n in cls.body):
+        raise _steps_error(cls.name)
+    return cls.name
+
+
+def _steps_error(name: str) -> MRJobDefinitionError:
+    return MRJobDefinitionError(f"{name}: not supported yet: steps() (multi-step jobs); "
+                                f"define mapper, combiner and reducer for one step")
+
+
+def job_module(module: str, class_name: str, sha256: str) -> str:
+    """The generated module of a job: the user's class bound in the task."""
+    return f'''"""MapReduce job {module}.{class_name}."""
+import sys
+try:
+    import sqlmr
+except ImportError:  # a Lambda task: the runtime's base classes stand in for sqlmr's
+    import types
+    from runtime import mrjob as _base
+    _shim = types.ModuleType("sqlmr")
+    _shim.MRJob, _shim.MRStep = _base.MRJob, _base.MRStep
+    sys.modules["sqlmr"] = _shim
+from runtime import mrjob as _mr
+from runtime.udfs import Unbound
+
+JOB = Unbound({class_name!r}, {module!r}, {class_name!r}, {sha256!r})
+
+
+def mr_map(ctx):
+    _mr.map_task(ctx, JOB)
+
+
+def mr_reduce(ctx):
+    _mr.reduce_task(ctx, JOB)
+'''
+
+
+def build_job(path: str, class_name: str, input: str) -> tuple[Job, Udf]:
+    """The one-stage job of a job class, and its file to ship."""
+    module = os.path.splitext(os.path.basename(path))[0]
+    if not module.isidentifier():
+        raise MRJobDefinitionError(f"{path}: the file name must be a Python module name")
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    table = Table("input", [Column("line", "string")], storage.to_uri(input))
+    scan = Scan(table, "input", [0], None)
+    stage = Stage(1, maps=[Phase("map", TableIn(scan), [], None, "mr_map")],
+                  reduce=Phase("reduce", TableIn(scan), [], None, "mr_reduce"),
+                  tables=["input"])
+    source = job_module(module, class_name, sha)
+    job = Job(sql=f"{module}.{class_name}", stages=[stage], source=source,
+              columns=["key", "value"], types=["string", "string"], width=2, sorted=False,
+              limit=None, tables={"input": table})
+    return job, Udf(class_name, module, class_name, os.path.abspath(path), sha, "string")
+
+
+def run_file(path: str, class_name: str, input: str, output: str | None, settings: Settings,
+             progress: Callable | None = None) -> MRResult:
+    """Run a job class of a file; output lines go to part files under ``output``."""
+    from sqlmr.session import Session
+    from sqlmr.table_writes import check_empty
+    job, udf = build_job(path, class_name, input)
+    out_uri = storage.to_uri(output) if output else None
+    if out_uri is not None:
+        check_empty(out_uri)
+    session = Session(settings, progress=progress)
+    try:
+        result = run_job(job, settings, session.backend(), session.scratch(), progress,
+                         files=[udf])
+        try:
+            lines: list[str] = []
+            parts: list[str] = []
+            for i, o in enumerate(result.outputs):
+                text = "".join(f"{k}\t{v}\n" for k, v in result._stream(o))
+                if out_uri is None:
+                    lines.extend(text.splitlines())
+                else:
+                    part = storage.join(out_uri, f"part-{i:05d}")
+                    storage.write_bytes(part, text.encode("utf-8"))
+                    parts.append(part)
+        finally:
+            result.close()
+        return MRResult(result.stats, lines, parts, result.stats.lambda_cost(settings))
+    finally:
+        session.close()
+
+
+def add_arguments(p) -> None:
+    p.add_argument("file", help="a .py file with one class deriving from sqlmr.MRJob")
+    p.add_argument("--input", "-i", required=True, help="a file or folder (local or s3://)")
+    p.add_argument("--output", "-o", help="an empty or new folder for the part files "
+                                          "(default: print the lines)")
+    p.add_argument("--backend", choices=["local", "lambda"])
+    p.add_argument("--workers", type=int)
+    p.add_argument("--split-mb", type=float)
+    p.add_argument("--reducers", type=int)
+    p.add_argument("--no-timing", action="store_true")
+    p.add_argument("--debug", action="store_true")
+
+
+def main(args, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """``sqlmr run``: exit status 0, 1 (the job failed) or 2 (bad job file)."""
+    from sqlmr.backends import TaskFailedError
+    from sqlmr.cli import task_error_text
+    from sqlmr.progress import ProgressBar
+    from sqlmr.render import summary_lines
+    from sqlmr.session import StatementResult
+    out = out or sys.stdout
+    err = err or sys.stderr
+    settings = load_settings()
+    for name in ("backend", "workers", "split_mb", "reducers"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    bar = ProgressBar()
+    try:
+        name = find_job_class(args.file)
+        result = run_file(args.file, name, args.input, args.output, settings,
+                          progress=lambda *a: bar(*a))
+    except SqlError as e:
+        bar.clear()
+        print(e.render(), file=err)
+        return 2
+    except TaskFailedError as e:
+        bar.clear()
+        print(f"sqlmr: {task_error_text(e, args.debug)}", file=err)
+        return 1
+    except Exception as e:  # noqa: BLE001 — one line, the traceback on --debug
+        bar.clear()
+        if args.debug:
+            raise
+        print(f"sqlmr: error: {e}", file=err)
+        return 1
+    bar.clear()
+    for line in result.lines:
+        print(line, file=out)
+    if result.parts:
+        print(f"wrote {len(result.parts)} part files to {args.output}", file=err)
+    if not args.no_timing:
+        from sqlmr import cost
+        shown = StatementResult("message", stats=result.stats, lambda_cost=result.lambda_cost,
+                                athena_cost=cost.athena_cost(result.stats.bytes_read),
+                                seconds=result.stats.seconds)
+        for line in summary_lines(shown, settings):
+            print(line, file=err)
+    return 0
