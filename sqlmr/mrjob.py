@@ -106,15 +106,16 @@ def job_module(module: str, class_name: str, sha256: str) -> str:
     """The generated module of a job: the user's class bound in the task."""
     return f'''"""MapReduce job {module}.{class_name}."""
 import sys
+import types
+from runtime import mrjob as _mr
 try:
     import sqlmr
 except ImportError:  # a Lambda task: the runtime's base classes stand in for sqlmr's
-    import types
-    from runtime import mrjob as _base
-    _shim = types.ModuleType("sqlmr")
-    _shim.MRJob, _shim.MRStep = _base.MRJob, _base.MRStep
-    sys.modules["sqlmr"] = _shim
-from runtime import mrjob as _mr
+    sqlmr = sys.modules["sqlmr"] = types.ModuleType("sqlmr")
+try:
+    sqlmr.MRJob, sqlmr.MRStep
+except Exception:  # noqa: BLE001 — an sqlmr without them (or that cannot load them)
+    sqlmr.MRJob, sqlmr.MRStep = _mr.MRJob, _mr.MRStep
 from runtime.udfs import Unbound
 
 JOB = Unbound({class_name!r}, {module!r}, {class_name!r}, {sha256!r})
