@@ -21,6 +21,9 @@ from typing import Any, Iterable, Iterator
 from runtime.shuffle import partition_of
 
 COMBINE_KEYS = 100_000   # distinct keys a map task buffers before combining them
+# Set by a job's module in a task: a job file that calls ``WordCount.run(...)``
+# at its top level is imported there too, and must then only define its class.
+IN_TASK = False
 
 
 class MRJobError(Exception):
@@ -40,6 +43,12 @@ class MRJob:
             yield key, v
 
     combiner = None   # a method (key, values) -> pairs, run per map task when defined
+
+    @classmethod
+    def run(cls, *args: Any, **kwargs: Any) -> None:
+        """Inside a task (the file imported to bind its class) running is a no-op."""
+        if not IN_TASK:
+            raise RuntimeError("run a job with sqlmr.MRJob.run on the driver")
 
     def steps(self) -> list:
         """One step: this class's mapper, combiner and reducer."""

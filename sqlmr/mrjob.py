@@ -44,6 +44,8 @@ class MRJob(runtime_mrjob.MRJob):
         """Run the job over the files at ``input``; lines ``key\\tvalue`` are
         written as part files under ``output`` (else returned in the result).
         ``settings`` are sqlmr settings (``reducers``, ``split_mb``, ``workers``…)."""
+        if runtime_mrjob.IN_TASK:   # the job's file imported in a task: define, never run
+            return None  # type: ignore[return-value]
         path = inspect.getsourcefile(cls)
         if path is None or cls.__qualname__ != cls.__name__:
             raise MRJobDefinitionError(f"{cls.__name__}: a job must be a top-level class of a "
@@ -108,6 +110,7 @@ def job_module(module: str, class_name: str, sha256: str) -> str:
 import sys
 import types
 from runtime import mrjob as _mr
+_mr.IN_TASK = True
 try:
     import sqlmr
 except ImportError:  # a Lambda task: the runtime's base classes stand in for sqlmr's

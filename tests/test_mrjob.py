@@ -137,7 +137,9 @@ def test_sqlmr_run_word_count_equals_counter(tmp_path, combiner):
 def test_sqlmr_run_prints_lines_without_output(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("to be or\nnot to be\n")
-    path = job_file(tmp_path, "wc", WORDCOUNT.format(combiner=""))
+    # a file that runs itself when imported: the tasks import it and only define the class
+    path = job_file(tmp_path, "wc", WORDCOUNT.format(combiner="") +
+                    '\nWordCount.run(input="/no/such/folder")\n')
     p = sqlmr_run(str(path), "--input", str(tmp_path / "docs"), "--no-timing")
     assert p.returncode == 0, p.stderr
     assert sorted(p.stdout.splitlines()) == ["be\t2", "not\t1", "or\t1", "to\t2"]
