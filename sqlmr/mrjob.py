@@ -59,7 +59,17 @@ class MRJob(runtime_mrjob.MRJob):
             if not hasattr(s, name):
                 raise MRJobDefinitionError(f"unknown setting {name!r}")
             setattr(s, name, value)
-        return run_file(path, cls.__name__, input, output, s)
+        from sqlmr.progress import ProgressBar
+        bar = ProgressBar() if sys.stderr.isatty() else None
+        try:
+            result = run_file(path, cls.__name__, input, output, s, progress=bar)
+        finally:
+            if bar is not None:
+                bar.clear()
+        if s.timing:
+            for line in summary_lines(result, s):
+                print(line, file=sys.stderr)
+        return result
 
 
 @dataclass
@@ -201,8 +211,6 @@ def main(args, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     from sqlmr.backends import TaskFailedError
     from sqlmr.cli import task_error_text
     from sqlmr.progress import ProgressBar
-    from sqlmr.render import summary_lines
-    from sqlmr.session import StatementResult
     out = out or sys.stdout
     err = err or sys.stderr
     settings = load_settings()
@@ -234,10 +242,16 @@ def main(args, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     if result.parts:
         print(f"wrote {len(result.parts)} part files to {args.output}", file=err)
     if not args.no_timing:
-        from sqlmr import cost
-        shown = StatementResult("message", stats=result.stats, lambda_cost=result.lambda_cost,
-                                athena_cost=cost.athena_cost(result.stats.bytes_read),
-                                seconds=result.stats.seconds)
-        for line in summary_lines(shown, settings):
+        for line in summary_lines(result, settings):
             print(line, file=err)
     return 0
+
+
+def summary_lines(result: MRResult, settings: Settings) -> list[str]:
+    """Time, tasks and the cost line, as after a query."""
+    from sqlmr import cost, render
+    from sqlmr.session import StatementResult
+    shown = StatementResult("message", stats=result.stats, lambda_cost=result.lambda_cost,
+                            athena_cost=cost.athena_cost(result.stats.bytes_read),
+                            seconds=result.stats.seconds)
+    return render.summary_lines(shown, settings)

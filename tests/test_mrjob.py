@@ -88,7 +88,7 @@ def sqlmr_run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("combiner", [True, False])
-def test_python_api_word_count_equals_counter(tmp_path, combiner):
+def test_python_api_word_count_equals_counter(tmp_path, combiner, capsys):
     expected = corpus(tmp_path / "docs")
     path = job_file(tmp_path, f"wc_api_{combiner}", WORDCOUNT.format(
         combiner=COMBINER if combiner else ""))
@@ -97,8 +97,9 @@ def test_python_api_word_count_equals_counter(tmp_path, combiner):
                            backend="local", workers=2, split_mb=0.002, reducers=3)
     assert result.stats.map_tasks > 2 and result.stats.reduce_tasks == 3
     assert read_counts(tmp_path / "counts") == expected
-    shuffled = result.stats.bytes_shuffled
-    assert shuffled > 0
+    assert result.stats.bytes_shuffled > 0
+    err = capsys.readouterr().err   # the time and cost lines, as after a query
+    assert "3 reduce tasks on local" in err and "Cost: Lambda" in err
     # without an output folder the lines come back
     lines = WordCount.run(input=str(tmp_path / "docs"), workers=2, split_mb=0.002).lines
     assert Counter({k: int(v) for k, v in (ln.split("\t") for ln in lines)}) == expected
