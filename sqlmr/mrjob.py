@@ -173,8 +173,11 @@ def run_file(path: str, class_name: str, input: str, output: str | None, setting
         check_empty(out_uri)
     session = Session(settings, progress=progress)
     try:
-        result = run_job(job, settings, session.backend(), session.scratch(), progress,
-                         files=[udf])
+        try:
+            result = run_job(job, settings, session.backend(), session.scratch(), progress,
+                             files=[udf])
+        except FileNotFoundError:
+            raise MRJobDefinitionError(f"input {input} does not exist") from None
         try:
             lines: list[str] = []
             parts: list[str] = []

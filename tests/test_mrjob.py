@@ -198,6 +198,10 @@ class Two(sqlmr.MRJob):
         find_job_class(str(none))
     p = sqlmr_run(str(steps), "--input", str(tmp_path))
     assert p.returncode == 2 and "steps()" in p.stderr and "Traceback" not in p.stderr
+    wc = job_file(tmp_path, "wc", WORDCOUNT.format(combiner=""))
+    p = sqlmr_run(str(wc), "--input", str(tmp_path / "nothing"))
+    assert p.returncode == 2 and "nothing does not exist" in p.stderr
+    assert "Traceback" not in p.stderr
 
 
 def test_word_count_on_the_lambda_backend(tmp_path, aws_reset, s3_bucket, monkeypatch):
