@@ -56,7 +56,8 @@ class MRJob:
 
 
 class MRStep:
-    """A step of a multi-step job (its functions; only one-step jobs run yet)."""
+    """A step of a multi-step job: the first step's mapper takes a line, a
+    later one's ``(key, value)``; a missing mapper or reducer passes pairs on."""
 
     def __init__(self, mapper=None, combiner=None, reducer=None) -> None:
         self.mapper, self.combiner, self.reducer = mapper, combiner, reducer
@@ -98,13 +99,41 @@ def _pairs(produced: Iterable | None, what: str) -> Iterator[tuple[Any, Any]]:
         yield pair[0], pair[1]
 
 
-def map_task(ctx, job_class: type) -> None:
-    """A map task: every line of the task's splits through the mapper (and the
-    combiner over this task's pairs), written partitioned by key."""
+def steps_of(job: MRJob) -> list:
+    """A job's steps (its only one unless it defines ``steps()``)."""
+    steps = job.steps()
+    if not isinstance(steps, (list, tuple)) or not steps or not all(
+            isinstance(s, MRStep) for s in steps):
+        raise MRJobError(f"steps() must return a list of MRStep, it returned {steps!r}")
+    return list(steps)
+
+
+def step_of(job: MRJob, step: int) -> MRStep:
+    """Step ``step`` of a job."""
+    steps = steps_of(job)
+    if step >= len(steps):
+        raise MRJobError(f"steps() returned {len(steps)} steps, the job was planned with more")
+    return steps[step]
+
+
+def _records(ctx) -> Iterator[tuple[Any, Any]]:
+    """The (key, value) pairs an earlier step's reducers wrote."""
+    for batch in ctx.batches():
+        for key, value in batch:
+            yield json.loads(key), json.loads(value)
+
+
+def map_task(ctx, job_class: type, step: int = 0) -> None:
+    """A map task: every line of the task's splits (or, after the first step,
+    every pair of the previous step) through the step's mapper (and its
+    combiner over this task's pairs), written partitioned by key.  A step
+    without a mapper passes its pairs on."""
     job = job_class()
+    st = step_of(job, step)
+    mapper = st.mapper
     out = ctx.writer()
     parts = out.partitions
-    combiner = job.combiner
+    combiner = st.combiner
     buffered: dict[str, list] = {}
     rows_in = rows_out = 0
 
@@ -120,27 +149,36 @@ def map_task(ctx, job_class: type) -> None:
             emit(_pairs(combiner(json.loads(key), iter(values)), "combiner"))
         buffered.clear()
 
-    for block in ctx.blocks():
-        for line in block:
-            rows_in += 1
-            pairs = _pairs(job.mapper(line), "mapper")
-            if combiner is None:
-                emit(pairs)
-                continue
-            for k, v in pairs:
-                buffered.setdefault(encode_key(k), []).append(v)
-            if len(buffered) >= COMBINE_KEYS:
-                combine()
+    def inputs() -> Iterator[Iterable[tuple[Any, Any]]]:
+        if step == 0:
+            for block in ctx.blocks():
+                for line in block:
+                    yield _pairs(mapper(line), "mapper")
+        else:
+            for k, v in _records(ctx):
+                yield [(k, v)] if mapper is None else _pairs(mapper(k, v), "mapper")
+
+    for pairs in inputs():
+        rows_in += 1
+        if combiner is None:
+            emit(pairs)
+            continue
+        for k, v in pairs:
+            buffered.setdefault(encode_key(k), []).append(v)
+        if len(buffered) >= COMBINE_KEYS:
+            combine()
     if combiner is not None:
         combine()
     ctx.rows_in += rows_in
     ctx.rows_out += rows_out
 
 
-def reduce_task(ctx, job_class: type) -> None:
+def reduce_task(ctx, job_class: type, step: int = 0, final: bool = True) -> None:
     """A reduce task: this partition's pairs grouped by key (in key order)
-    through the reducer; each result is a row of its output text."""
+    through the step's reducer (none: the pairs as they are); the last step's
+    results are rows of output text, an earlier step's pairs for the next."""
     job = job_class()
+    reducer = step_of(job, step).reducer
     groups: dict[str, list] = {}
     rows_in = 0
     for batch in ctx.batches():
@@ -151,8 +189,12 @@ def reduce_task(ctx, job_class: type) -> None:
     rows_out = 0
     for key in sorted(groups):
         values = (json.loads(v) for v in groups[key])
-        for k, v in _pairs(job.reducer(json.loads(key), values), "reducer"):
-            out.add(0, [output_text(k), output_text(v)])
+        k0 = json.loads(key)
+        pairs = ((k0, v) for v in values) if reducer is None else _pairs(
+            reducer(k0, values), "reducer")
+        for k, v in pairs:
+            out.add(0, [output_text(k), output_text(v)] if final
+                    else [encode_key(k), encode_value(v)])
             rows_out += 1
     ctx.rows_in += rows_in
     ctx.rows_out += rows_out

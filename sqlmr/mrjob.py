@@ -1,7 +1,8 @@
 """MapReduce jobs in Python on the driver: ``WordCount.run(...)`` and ``sqlmr run``.
 
-A job is one stage of the usual kind: map tasks over the input's splits, a
-shuffle by key, reduce tasks.  Its generated module binds the user's class
+A job is a stage of the usual kind per step: map tasks over the input's
+splits (a later step: over the previous step's output), a shuffle by key,
+reduce tasks.  Its generated module binds the user's class
 (the file ships with the job, content addressed and sha256-checked in every
 task, as a UDF's file does) and calls :mod:`runtime.mrjob`; ``sqlmr run``
 never imports the user's file on the driver (the class is found with ``ast``).
@@ -21,7 +22,7 @@ from compiler.errors import SqlError
 from compiler.job import Job
 from compiler.plan import Scan
 from compiler.schema import Column, Table
-from compiler.stages import Phase, Stage, TableIn
+from compiler.stages import Phase, RowsIn, Stage, TableIn
 from compiler.udfs import Udf
 from runtime import mrjob as runtime_mrjob
 from runtime import storage
@@ -50,8 +51,12 @@ class MRJob(runtime_mrjob.MRJob):
         if path is None or cls.__qualname__ != cls.__name__:
             raise MRJobDefinitionError(f"{cls.__name__}: a job must be a top-level class of a "
                                        f".py file (the file is shipped to the tasks)")
+        steps = 1
         if cls.steps is not runtime_mrjob.MRJob.steps:
-            raise _steps_error(cls.__name__)
+            try:
+                steps = len(runtime_mrjob.steps_of(cls()))
+            except runtime_mrjob.MRJobError as e:
+                raise MRJobDefinitionError(f"{cls.__name__}: {e}") from None
         s = load_settings()
         if backend is not None:
             s.backend = backend
@@ -62,7 +67,7 @@ class MRJob(runtime_mrjob.MRJob):
         from sqlmr.progress import ProgressBar
         bar = ProgressBar() if sys.stderr.isatty() else None
         try:
-            result = run_file(path, cls.__name__, input, output, s, progress=bar)
+            result = run_file(path, cls.__name__, input, output, s, progress=bar, steps=steps)
         finally:
             if bar is not None:
                 bar.clear()
@@ -82,9 +87,9 @@ class MRResult:
     lambda_cost: object = None
 
 
-def find_job_class(path: str) -> str:
-    """The name of the one class of the file deriving from ``MRJob``, read
-    with ``ast`` (the file is not run on the driver)."""
+def find_job_class(path: str) -> tuple[str, int]:
+    """The name of the one class of the file deriving from ``MRJob`` and its
+    number of steps, read with ``ast`` (the file is not run on the driver)."""
     try:
         source = open(path, encoding="utf-8").read()
     except OSError as e:
@@ -104,17 +109,19 @@ def find_job_class(path: str) -> str:
             f"{path}: expected one class deriving from MRJob, found "
             f"{len(found) or 'none'}{': ' + ', '.join(c.name for c in found) if found else ''}")
     cls = found[0]
-    if any(isinstance(n, ast.FunctionDef) and n.name == "steps" for n in cls.body):
-        raise _steps_error(cls.name)
-    return cls.name
+    defs = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "steps"]
+    if not defs:
+        return cls.name, 1
+    counts = {len(r.value.elts) for r in ast.walk(defs[-1])
+              if isinstance(r, ast.Return) and isinstance(r.value, (ast.List, ast.Tuple))}
+    if len(counts) != 1 or 0 in counts:
+        raise MRJobDefinitionError(
+            f"{path}: {cls.name}.steps() must return a list of MRStep(...) written out "
+            f"(sqlmr counts the steps without running the file)")
+    return cls.name, counts.pop()
 
 
-def _steps_error(name: str) -> MRJobDefinitionError:
-    return MRJobDefinitionError(f"{name}: not supported yet: steps() (multi-step jobs); "
-                                f"define mapper, combiner and reducer for one step")
-
-
-def job_module(module: str, class_name: str, sha256: str) -> str:
+def job_module(module: str, class_name: str, sha256: str, steps: int = 1) -> str:
     """The generated module of a job: the user's class bound in the task."""
     return f'''"""MapReduce job {module}.{class_name}."""
 import sys
@@ -132,19 +139,20 @@ except Exception:  # noqa: BLE001 — an sqlmr without them (or that cannot load
 from runtime.udfs import Unbound
 
 JOB = Unbound({class_name!r}, {module!r}, {class_name!r}, {sha256!r})
+''' + "".join(f'''
+
+def mr_map_{i}(ctx):
+    _mr.map_task(ctx, JOB, {i})
 
 
-def mr_map(ctx):
-    _mr.map_task(ctx, JOB)
+def mr_reduce_{i}(ctx):
+    _mr.reduce_task(ctx, JOB, {i}, final={i == steps - 1})
+''' for i in range(steps))
 
 
-def mr_reduce(ctx):
-    _mr.reduce_task(ctx, JOB)
-'''
-
-
-def build_job(path: str, class_name: str, input: str) -> tuple[Job, Udf]:
-    """The one-stage job of a job class, and its file to ship."""
+def build_job(path: str, class_name: str, input: str, steps: int = 1) -> tuple[Job, Udf]:
+    """The job of a job class (a stage per step, each reading the previous
+    one's output), and its file to ship."""
     module = os.path.splitext(os.path.basename(path))[0]
     if not module.isidentifier():
         raise MRJobDefinitionError(f"{path}: the file name must be a Python module name")
@@ -152,22 +160,25 @@ def build_job(path: str, class_name: str, input: str) -> tuple[Job, Udf]:
         sha = hashlib.sha256(f.read()).hexdigest()
     table = Table("input", [Column("line", "string")], storage.to_uri(input))
     scan = Scan(table, "input", [0], None)
-    stage = Stage(1, maps=[Phase("map", TableIn(scan), [], None, "mr_map")],
-                  reduce=Phase("reduce", TableIn(scan), [], None, "mr_reduce"),
-                  tables=["input"])
-    source = job_module(module, class_name, sha)
-    job = Job(sql=f"{module}.{class_name}", stages=[stage], source=source,
+    stages: list[Stage] = []
+    for i in range(steps):
+        source_in = TableIn(scan) if i == 0 else RowsIn(stages[-1], [])
+        stages.append(Stage(i + 1, maps=[Phase("map", source_in, [], None, f"mr_map_{i}")],
+                            reduce=Phase("reduce", source_in, [], None, f"mr_reduce_{i}"),
+                            reads=stages[-1:], tables=["input"]))
+    source = job_module(module, class_name, sha, steps)
+    job = Job(sql=f"{module}.{class_name}", stages=stages, source=source,
               columns=["key", "value"], types=["string", "string"], width=2, sorted=False,
               limit=None, tables={"input": table})
     return job, Udf(class_name, module, class_name, os.path.abspath(path), sha, "string")
 
 
 def run_file(path: str, class_name: str, input: str, output: str | None, settings: Settings,
-             progress: Callable | None = None) -> MRResult:
+             progress: Callable | None = None, steps: int = 1) -> MRResult:
     """Run a job class of a file; output lines go to part files under ``output``."""
     from sqlmr.session import Session
     from sqlmr.table_writes import check_empty
-    job, udf = build_job(path, class_name, input)
+    job, udf = build_job(path, class_name, input, steps)
     out_uri = storage.to_uri(output) if output else None
     if out_uri is not None:
         check_empty(out_uri)
@@ -222,9 +233,9 @@ def main(args, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
             setattr(settings, name, getattr(args, name))
     bar = ProgressBar()
     try:
-        name = find_job_class(args.file)
+        name, steps = find_job_class(args.file)
         result = run_file(args.file, name, args.input, args.output, settings,
-                          progress=lambda *a: bar(*a))
+                          progress=lambda *a: bar(*a), steps=steps)
     except SqlError as e:
         bar.clear()
         print(e.render(), file=err)

@@ -183,15 +183,53 @@ class SetKey(MRJob):
     assert "a key must be JSON-able" in p.stderr
 
 
+HISTOGRAM = '''from sqlmr import MRJob, MRStep
+
+
+class Histogram(MRJob):
+    """How many words occur n times, for each n (two steps)."""
+
+    def steps(self):
+        return [MRStep(mapper=self.words, combiner=self.add, reducer=self.add),
+                MRStep(mapper=self.by_count, reducer=self.add)]
+
+    def words(self, line):
+        for w in line.split():
+            yield w, 1
+
+    def add(self, key, counts):
+        yield key, sum(counts)
+
+    def by_count(self, word, count):
+        yield count, 1
+'''
+
+
+def test_multi_step_job_chains_stages(tmp_path):
+    expected = Counter(corpus(tmp_path / "docs").values())
+    path = job_file(tmp_path, "histogram", HISTOGRAM)
+    p = sqlmr_run(str(path), "--input", str(tmp_path / "docs"), "--output",
+                  str(tmp_path / "out"), "--split-mb", "0.002", "--reducers", "3",
+                  "--workers", "2")
+    assert p.returncode == 0, p.stderr
+    assert {int(k): v for k, v in read_counts(tmp_path / "out").items()} == expected
+    # the same through the Python API (steps() is called on the driver there)
+    result = import_class(path, "Histogram").run(input=str(tmp_path / "docs"), workers=2,
+                                                 split_mb=0.002, reducers=2)
+    assert Counter({int(k): int(v) for k, v in (ln.split("\t") for ln in result.lines)}) \
+        == expected
+    assert result.stats.reduce_tasks == 4
+
+
 def test_job_files_sqlmr_cannot_run_are_refused_before_any_task(tmp_path):
     steps = job_file(tmp_path, "steps", '''import sqlmr
 
 
 class Two(sqlmr.MRJob):
     def steps(self):
-        return []
+        return make_steps()
 ''')
-    with pytest.raises(MRJobDefinitionError, match=r"not supported yet: steps\(\)"):
+    with pytest.raises(MRJobDefinitionError, match=r"steps\(\) must return a list of MRStep"):
         find_job_class(str(steps))
     none = job_file(tmp_path, "none", "class A:\n    pass\n")
     with pytest.raises(MRJobDefinitionError, match="expected one class deriving from MRJob"):
