@@ -9,8 +9,8 @@ so equal keys meet in one reducer whatever process produced them.
 
 >>> encode_key(("a", 1))
 '["a",1]'
->>> output_text("w"), output_text(3), output_text([1, "x"])
-('w', '3', '[1,"x"]')
+>>> output_text("w"), output_text(3), output_text([1, "x"]), output_text("a\\tb")
+('w', '3', '[1,"x"]', '"a\\\\tb"')
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def encode_value(value: Any) -> str:
 
 def output_text(v: Any) -> str:
     """How a key or value is written in an output line: text and numbers as
-    they are, anything else as JSON."""
-    if isinstance(v, str):
+    they are, anything else as JSON (text holding a tab or a line break too)."""
+    if isinstance(v, str) and not any(c in v for c in "\t\n\r"):
         return v
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return repr(v)
