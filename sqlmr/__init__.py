@@ -16,6 +16,9 @@ _DBAPI = frozenset({
 
 
 def __getattr__(name: str):
+    if name in ("MRJob", "MRStep"):   # MapReduce jobs in Python (sqlmr.mrjob)
+        from sqlmr import mrjob
+        return getattr(mrjob, name)
     if name in _DBAPI:
         from sqlmr import dbapi
         return getattr(dbapi, name)

@@ -31,7 +31,7 @@ from sqlmr.render import (FILE_FORMATS, cancelled_lines, format_for_path, plural
                           write_output_file)
 from sqlmr.session import Session, StatementResult
 
-SUBCOMMANDS = ("gen", "bench", "lambda", "clean")
+SUBCOMMANDS = ("gen", "bench", "lambda", "clean", "run")
 _terminated: list[int] = []  # the signal that stopped the script (SIGTERM), if any
 
 
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sqlmr",
         description="SQL over large text data (CSV / logs on disk or S3), compiled to "
                     "MapReduce and run on a local process pool or AWS Lambda.",
-        epilog="Subcommands: 'sqlmr gen --help', 'sqlmr bench --help', 'sqlmr lambda --help'. "
+        epilog="Subcommands: 'sqlmr gen --help', 'sqlmr bench --help', 'sqlmr lambda --help', 'sqlmr run --help'. "
                "State (catalog, history, default data) lives in $SQLMR_HOME (default ~/.sqlmr).")
     src = p.add_mutually_exclusive_group()
     src.add_argument("-e", "--execute", metavar="SQL", help="run these statements and exit")
@@ -356,6 +356,13 @@ def _subcommand(name: str, argv: list[str]) -> int:
                                     description="Deploy and manage sqlmr's Lambda function.")
         aws_cli.add_arguments(p)
         return aws_cli.run(p.parse_args(argv))
+    if name == "run":
+        from sqlmr import mrjob
+        p = argparse.ArgumentParser(prog="sqlmr run",
+                                    description="Run a MapReduce job written in Python "
+                                                "(a class deriving from sqlmr.MRJob).")
+        mrjob.add_arguments(p)
+        return mrjob.main(p.parse_args(argv))
     if name == "clean":
         p = argparse.ArgumentParser(
             prog="sqlmr clean",
