@@ -1,0 +1,231 @@
+"""Python aggregate UDFs: a class with init/step/merge/final named by CREATE
+[TEMPORARY] FUNCTION … USING FILE; states built map-side, merged across tasks
+through the shuffle, finished reduce-side.  Answers compared with the same
+class applied in plain Python."""
+
+from __future__ import annotations
+
+import math
+import random
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: F401  (Lambda test)
+from compiler.errors import SqlError
+from sqlmr.backends import TaskFailedError
+from sqlmr.config import Settings
+from sqlmr.session import Session
+
+AGGS = textwrap.dedent('''\
+    import math
+
+
+    class GeoMean:
+        """exp(mean(log x)) of the positive values; NULL when there are none."""
+
+        def init(self):
+            return [0.0, 0]
+
+        def step(self, state, x):
+            if x > 0:
+                state[0] += math.log(x)
+                state[1] += 1
+            return state
+
+        def merge(self, a, b):
+            return [a[0] + b[0], a[1] + b[1]]
+
+        def final(self, state) -> float:
+            return math.exp(state[0] / state[1]) if state[1] else None
+
+
+    class Median:
+        def init(self):
+            return []
+
+        def step(self, state, x):
+            state.append(x)
+            return state
+
+        def merge(self, a, b):
+            return a + b
+
+        def final(self, state):
+            if not state:
+                return None
+            s = sorted(state)
+            m = len(s) // 2
+            return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+    class Boom:
+        def init(self):
+            return 0
+
+        def step(self, state, x):
+            if x == 7:
+                raise ValueError("seven is not allowed")
+            return state + 1
+
+        def merge(self, a, b):
+            return a + b
+
+        def final(self, state) -> int:
+            return state
+    ''')
+
+NULL = "\\N"
+SETUP = ("CREATE EXTERNAL TABLE t (g STRING, n INT) ROW FORMAT DELIMITED "
+         "FIELDS TERMINATED BY ',' LOCATION '{loc}';"
+         "CREATE TEMPORARY FUNCTION geomean AS 'aggs.GeoMean' USING FILE 'aggs.py';"
+         "CREATE TEMPORARY FUNCTION mid AS 'aggs.Median' USING FILE 'aggs.py' RETURNS DOUBLE")
+
+
+def make_rows(seed: int, n: int) -> list[tuple[str | None, int | None]]:
+    rnd = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        g = rnd.choice(["a", "b", "c", None])
+        rows.append((g, None if rnd.random() < 0.15 else rnd.randint(-5, 60)))
+    rows += [("allnull", None), ("allnull", None)]   # a group whose values are all NULL
+    return rows
+
+
+def write_table(folder: Path, rows) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    third = len(rows) // 3 + 1
+    for i in range(3):
+        (folder / f"part-{i}").write_text("".join(
+            f"{NULL if g is None else g},{NULL if n is None else n}\n"
+            for g, n in rows[i * third:(i + 1) * third]))
+
+
+def oracle_geomean(xs):
+    logs = [math.log(x) for x in xs if x is not None and x > 0]
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def oracle_median(xs):
+    s = sorted(x for x in xs if x is not None)
+    if not s:
+        return None
+    m = len(s) // 2
+    return float(s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2)
+
+
+def close(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None
+                                         and math.isclose(a, b, rel_tol=1e-9))
+
+
+def rows_of(session: Session, sql: str) -> list[list]:
+    results = list(session.execute(sql))
+    try:
+        return [list(r) for r in results[-1].rows]
+    finally:
+        for r in results:
+            r.close()
+
+
+@pytest.fixture
+def work(tmp_path):
+    (tmp_path / "aggs.py").write_text(AGGS)
+    rows = make_rows(1, 500)
+    write_table(tmp_path / "t", rows)
+    s = Session(Settings(workers=2, split_mb=0.001, reducers=3))
+    s.base_dir = str(tmp_path)
+    rows_of(s, SETUP.format(loc="t"))
+    yield s, rows, tmp_path
+    s.close()
+
+
+GROUPED = "SELECT g, geomean(n), mid(n), COUNT(n) FROM t GROUP BY g"
+
+
+def expected_grouped(rows):
+    groups: dict = {}
+    for g, n in rows:
+        groups.setdefault(g, []).append(n)
+    return {g: (oracle_geomean(xs), oracle_median(xs), sum(x is not None for x in xs))
+            for g, xs in groups.items()}
+
+
+def check_grouped(got, rows):
+    want = expected_grouped(rows)
+    assert sorted(r[0] or "" for r in got) == sorted(g or "" for g in want)
+    for g, gm, med, cnt in got:
+        wg, wm, wc = want[g]
+        assert close(gm, wg) and close(med, wm) and cnt == wc, (g, gm, med, cnt, want[g])
+
+
+def test_grouped_udafs_match_python_across_splits_and_reducers(work):
+    s, rows, _ = work
+    got = rows_of(s, GROUPED)
+    check_grouped(got, rows)
+    assert [r for r in got if r[0] == "allnull"] == [["allnull", None, None, 0]]
+    # the types: final's annotation, RETURNS
+    res = list(s.execute("SELECT geomean(n), mid(n) FROM t"))[-1]
+    assert res.types == ["double", "double"]
+    res.close()
+
+
+def test_scalar_udaf_and_empty_input(work):
+    s, rows, _ = work
+    ns = [n for _, n in rows]
+    (gm, med), = rows_of(s, "SELECT geomean(n), mid(n) FROM t")
+    assert close(gm, oracle_geomean(ns)) and close(med, oracle_median(ns))
+    # no row at all: the state of init() is finished
+    assert rows_of(s, "SELECT geomean(n), mid(n), COUNT(*) FROM t WHERE n > 1000") \
+        == [[None, None, 0]]
+    # a group filtered by HAVING on the UDAF, and an expression over it
+    got = rows_of(s, "SELECT g, ROUND(mid(n) * 2, 3) FROM t WHERE g IS NOT NULL "
+                     "GROUP BY g HAVING mid(n) IS NOT NULL ORDER BY g")
+    want = expected_grouped(rows)
+    assert got == [[g, round(want[g][1] * 2, 3)] for g in sorted(
+        k for k in want if k is not None and want[k][1] is not None)]
+
+
+def test_udaf_misuse_is_a_clear_error(work):
+    s, _, _ = work
+    with pytest.raises(SqlError, match="aggregates are not allowed in WHERE"):
+        rows_of(s, "SELECT COUNT(*) FROM t WHERE geomean(n) > 1")
+    with pytest.raises(SqlError, match="cannot be nested"):
+        rows_of(s, "SELECT geomean(mid(n)) FROM t")
+
+
+def test_a_raising_udaf_reports_the_users_traceback(work):
+    s, _, _ = work
+    rows_of(s, "CREATE TEMPORARY FUNCTION boom AS 'aggs.Boom' USING FILE 'aggs.py'")
+    with pytest.raises(TaskFailedError) as info:
+        rows_of(s, "SELECT g, boom(n) FROM t GROUP BY g")
+    msg = info.value.message
+    assert 'File "aggs.py", line' in msg and "in step" in msg
+    assert "ValueError: seven is not allowed" in msg
+
+
+def test_a_udaf_on_lambda_gives_the_local_answers(tmp_path, monkeypatch, request):
+    pytest.importorskip("boto3")
+    pytest.importorskip("moto")
+    aws = request.getfixturevalue
+    import boto3
+    from aws_fixtures import run_lambda_locally
+    from sqlmr.aws import deploy
+    aws("aws_reset")
+    bucket = aws("s3_bucket")
+    run_lambda_locally(monkeypatch, bucket)
+    (tmp_path / "aggs.py").write_text(AGGS)
+    rows = make_rows(2, 300)
+    write_table(tmp_path / "t", rows)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for p in (tmp_path / "t").iterdir():
+        s3.put_object(Bucket=bucket, Key=f"data/t/{p.name}", Body=p.read_bytes())
+    s = Session(Settings(backend="lambda", split_mb=0.001, reducers=2))
+    s.base_dir = str(tmp_path)
+    try:
+        rows_of(s, SETUP.format(loc=f"s3://{bucket}/data/t"))
+        check_grouped(rows_of(s, GROUPED), rows)
+    finally:
+        s.close()
+        deploy.forget_deployments()
