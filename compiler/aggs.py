@@ -66,9 +66,9 @@ def agg_slots(aggs: list[exp.AggFunc], compiler: ExprCompiler) -> list[AggSlot]:
             raise UnsupportedError(f"{a.sql_name()}(DISTINCT …)")
         if isinstance(a, UserAgg):
             if isinstance(arg, exp.Tuple):
-                raise UnsupportedError(f"aggregate function {a.name}() of several arguments")
+                raise UnsupportedError(f"{a.sql_name()}() of several arguments")
             compiler.value(arg)   # checks the argument
-            name = a.args["name"].name
+            name = a.sql_name()
             code = aggregate_ref(name)
             udf = lookup(name)
             assert udf is not None

@@ -78,9 +78,13 @@ def lookup(name: str) -> Udf | None:
 
 
 class UserAgg(exp.Expression, exp.AggFunc):
-    """A call of an aggregate UDF (the parser reads it as exp.Anonymous)."""
+    """A call of an aggregate UDF (the parser reads it as exp.Anonymous); the
+    UDF's name is in ``meta["udaf"]``, so the call prints as the user wrote it."""
 
-    arg_types = {"this": True, "name": True, "expressions": False}
+    arg_types = {"this": True}
+
+    def sql_name(self) -> str:  # type: ignore[override]  # the instance's UDF name
+        return str(self.meta.get("udaf", "user_agg"))
 
 
 def mark_aggregates(tree: exp.Expression) -> None:
@@ -94,7 +98,9 @@ def mark_aggregates(tree: exp.Expression) -> None:
         if udf is not None and udf.aggregate:
             args = node.expressions
             this = args[0] if len(args) == 1 else exp.Tuple(expressions=list(args))
-            node.replace(UserAgg(this=this, name=exp.Literal.string(udf.name)))
+            call = UserAgg(this=this)
+            call.meta["udaf"] = udf.name
+            node.replace(call)
 
 
 def aggregate_ref(name: str) -> str:
@@ -122,7 +128,7 @@ def aggregate_class(source: str, name: str) -> ast.ClassDef | None:
     """The top-level class ``name`` if it defines init, step, merge and final
     (an aggregate UDF), else None.
 
-    >>> src = "class G:\n" + "".join(f"    def {m}(self): pass\n" for m in AGGREGATE_METHODS)
+    >>> src = "class G:\\n" + "".join(f"    def {m}(self): pass\\n" for m in AGGREGATE_METHODS)
     >>> aggregate_class(src, "G") is not None, aggregate_class("class G: pass", "G")
     (True, None)
     """
