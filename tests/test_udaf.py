@@ -229,3 +229,16 @@ def test_a_udaf_on_lambda_gives_the_local_answers(tmp_path, monkeypatch, request
     finally:
         s.close()
         deploy.forget_deployments()
+
+
+def test_a_permanent_udaf_is_in_the_catalog(work, sqlmr_home):
+    s, rows, _ = work
+    rows_of(s, "CREATE FUNCTION gm AS 'aggs.GeoMean' USING FILE 'aggs.py'")
+    other = Session(Settings(workers=2, split_mb=0.001, reducers=2))
+    try:
+        got = rows_of(other, "SELECT g, gm(n) FROM t GROUP BY g")
+        rows_of(other, "DROP FUNCTION gm")
+    finally:
+        other.close()
+    want = expected_grouped(rows)
+    assert len(got) == len(want) and all(close(v, want[g][0]) for g, v in got)
