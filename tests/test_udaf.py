@@ -242,3 +242,28 @@ def test_a_permanent_udaf_is_in_the_catalog(work, sqlmr_home):
         other.close()
     want = expected_grouped(rows)
     assert len(got) == len(want) and all(close(v, want[g][0]) for g, v in got)
+
+
+def test_a_udaf_raising_in_final_reports_the_users_traceback(work):
+    s, _, tmp = work
+    (tmp / "bad.py").write_text(AGGS.replace("return math.exp(state[0] / state[1]) if state[1] else None",
+                                             "return math.exp(state[0] / state[1])"))
+    rows_of(s, "CREATE TEMPORARY FUNCTION badgm AS 'bad.GeoMean' USING FILE 'bad.py'")
+    with pytest.raises(TaskFailedError) as info:
+        rows_of(s, "SELECT g, badgm(n) FROM t GROUP BY g")
+    msg = info.value.message
+    assert 'File "bad.py", line' in msg and "in final" in msg
+    assert "ZeroDivisionError" in msg
+
+
+def test_a_udaf_over_a_join(work):
+    s, rows, tmp = work
+    (tmp / "w").mkdir()
+    weights = {"a": 1, "b": 2, "c": 3}
+    (tmp / "w" / "p").write_text("".join(f"{g},{w}\n" for g, w in weights.items()))
+    rows_of(s, "CREATE EXTERNAL TABLE w (g STRING, w INT) ROW FORMAT DELIMITED "
+               "FIELDS TERMINATED BY ',' LOCATION 'w'")
+    got = rows_of(s, "SELECT w.w, mid(t.n * w.w) FROM t JOIN w ON t.g = w.g GROUP BY w.w")
+    want = {w: oracle_median([None if n is None else n * w for g2, n in rows if g2 == g])
+            for g, w in weights.items()}
+    assert sorted(got) == sorted([w, m] for w, m in want.items())
