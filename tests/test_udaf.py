@@ -267,3 +267,22 @@ def test_a_udaf_over_a_join(work):
     want = {w: oracle_median([None if n is None else n * w for g2, n in rows if g2 == g])
             for g, w in weights.items()}
     assert sorted(got) == sorted([w, m] for w, m in want.items())
+
+
+def test_create_function_registers_an_aggregate_class(tmp_path, monkeypatch):
+    import sqlmr
+    (tmp_path / "helpers_udaf.py").write_text(AGGS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import helpers_udaf
+    rows = make_rows(4, 200)
+    write_table(tmp_path / "t", rows)
+    con = sqlmr.connect(home=str(tmp_path / "home"))
+    try:
+        con.execute("CREATE EXTERNAL TABLE t (g STRING, n INT) ROW FORMAT DELIMITED "
+                    f"FIELDS TERMINATED BY ',' LOCATION '{tmp_path / 't'}'")
+        con.create_function("gm", helpers_udaf.GeoMean)
+        got = con.execute("SELECT g, gm(n) FROM t GROUP BY g").fetchall()
+    finally:
+        con.close()
+    want = expected_grouped(rows)
+    assert len(got) == len(want) and all(close(v, want[g][0]) for g, v in got)
