@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: F401  (Lambda test)
 from compiler.errors import SqlError
@@ -286,3 +288,25 @@ def test_create_function_registers_an_aggregate_class(tmp_path, monkeypatch):
         con.close()
     want = expected_grouped(rows)
     assert len(got) == len(want) and all(close(v, want[g][0]) for g, v in got)
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.sampled_from(["x", "y", None]),
+                               st.one_of(st.none(), st.integers(-3, 40))), max_size=80),
+       reducers=st.integers(1, 4))
+def test_udafs_match_python_whatever_the_rows_and_reducers(tmp_path_factory, rows, reducers):
+    folder = tmp_path_factory.mktemp("prop")
+    (folder / "aggs.py").write_text(AGGS)
+    write_table(folder / "t", rows)
+    s = Session(Settings(workers=2, split_mb=0.00003, reducers=reducers))
+    s.base_dir = str(folder)
+    try:
+        rows_of(s, "DROP TABLE IF EXISTS t")   # the previous example's, in the same catalog
+        rows_of(s, SETUP.format(loc="t"))
+        check_grouped(rows_of(s, GROUPED), rows)
+        (gm, med), = rows_of(s, "SELECT geomean(n), mid(n) FROM t")
+    finally:
+        s.close()
+    ns = [n for _, n in rows]
+    assert close(gm, oracle_geomean(ns)) and close(med, oracle_median(ns))
