@@ -310,3 +310,25 @@ def test_udafs_match_python_whatever_the_rows_and_reducers(tmp_path_factory, row
         s.close()
     ns = [n for _, n in rows]
     assert close(gm, oracle_geomean(ns)) and close(med, oracle_median(ns))
+
+
+def test_a_state_that_is_not_json_fails_the_task_saying_so(work):
+    s, _, tmp = work
+    (tmp / "sets.py").write_text(textwrap.dedent('''\
+        class Distinct:
+            def init(self):
+                return set()
+
+            def step(self, state, x):
+                state.add(x)
+                return state
+
+            def merge(self, a, b):
+                return a | b
+
+            def final(self, state) -> int:
+                return len(state)
+        '''))
+    rows_of(s, "CREATE TEMPORARY FUNCTION nd AS 'sets.Distinct' USING FILE 'sets.py'")
+    with pytest.raises(TaskFailedError, match="Object of type set is not JSON serializable"):
+        rows_of(s, "SELECT g, nd(n) FROM t GROUP BY g")
