@@ -167,6 +167,9 @@ def test_grouped_udafs_match_python_across_splits_and_reducers(work):
     got = rows_of(s, GROUPED)
     check_grouped(got, rows)
     assert [r for r in got if r[0] == "allnull"] == [["allnull", None, None, 0]]
+    shown = rows_of(s, "SHOW FUNCTIONS")
+    assert [(r[0], r[1], r[6]) for r in shown] == [("geomean", "DOUBLE", "aggregate"),
+                                                  ("mid", "DOUBLE", "aggregate")]
     # the types: final's annotation, RETURNS
     res = list(s.execute("SELECT geomean(n), mid(n) FROM t"))[-1]
     assert res.types == ["double", "double"]
