@@ -66,7 +66,8 @@ def agg_slots(aggs: list[exp.AggFunc], compiler: ExprCompiler) -> list[AggSlot]:
             raise UnsupportedError(f"{a.sql_name()}(DISTINCT …)")
         if isinstance(a, UserAgg):
             if isinstance(arg, exp.Tuple):
-                raise UnsupportedError(f"{a.sql_name()}() of several arguments")
+                raise UnsupportedError(f"aggregate function {a.sql_name()}() of "
+                                       f"{len(arg.expressions)} arguments (it takes one)")
             compiler.value(arg)   # checks the argument
             name = a.sql_name()
             code = aggregate_ref(name)

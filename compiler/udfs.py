@@ -89,7 +89,8 @@ class UserAgg(exp.Expression, exp.AggFunc):
 
 def mark_aggregates(tree: exp.Expression) -> None:
     """Replace, in place, the calls of the active aggregate UDFs by :class:`UserAgg`
-    (``name``: the UDF's name, ``this``: its argument)."""
+    (``this``: its argument; a Tuple when there are not exactly one, refused
+    by :func:`compiler.aggs.agg_slots`)."""
     calls = _ACTIVE.get()
     if calls is None or not any(u.aggregate for u in calls.known.values()):
         return

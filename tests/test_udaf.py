@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: F401  (Lambda test)
-from compiler.errors import SqlError
+from compiler.errors import SqlError, UnsupportedError
 from sqlmr.backends import TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.session import Session
@@ -196,6 +196,11 @@ def test_udaf_misuse_is_a_clear_error(work):
     s, _, _ = work
     with pytest.raises(SqlError, match="aggregates are not allowed in WHERE"):
         rows_of(s, "SELECT COUNT(*) FROM t WHERE geomean(n) > 1")
+    for call, n in (("geomean()", 0), ("geomean(n, n)", 2)):
+        with pytest.raises(UnsupportedError, match=f"geomean\\(\\) of {n} arguments"):
+            rows_of(s, f"SELECT {call} FROM t")
+    with pytest.raises(UnsupportedError, match="geomean\\(DISTINCT"):
+        rows_of(s, "SELECT geomean(DISTINCT n) FROM t")
     with pytest.raises(SqlError, match="cannot be nested"):
         rows_of(s, "SELECT geomean(mid(n)) FROM t")
 
