@@ -21,17 +21,27 @@ from typing import Iterator
 from sqlglot import exp
 
 from compiler.errors import UnsupportedError
-from compiler.exprs import Code, ExprCompiler
+from compiler.exprs import Code, ExprCompiler, intern_const
+from compiler.udfs import UserAgg, aggregate_ref, lookup
 
 
 @dataclass
 class AggSlot:
     """How one aggregate lives in a group's state list."""
 
-    kind: str          # count_star | count | count_distinct | sum | min | max | avg
+    kind: str          # count_star | count | count_distinct | sum | min | max | avg | udaf
     width: int         # slots used (AVG: sum and count)
     arg: exp.Expression | None
     type: str | None   # result type
+    udaf: str | None = None   # udaf: code of the user's aggregate object (an instance)
+    ref: str | None = None    # udaf: the module constant holding it
+
+
+def bind_consts(slots: list[AggSlot], consts: dict[str, str]) -> list[AggSlot]:
+    """The slots with each aggregate UDF's object interned in ``consts`` (the
+    generated module's constants)."""
+    return [AggSlot(s.kind, s.width, s.arg, s.type, s.udaf, intern_const(consts, s.udaf))
+            if s.udaf else s for s in slots]
 
 
 ONE_NUMBER = ("count_star", "count", "sum")  # kinds whose partial state is one number
@@ -54,6 +64,17 @@ def agg_slots(aggs: list[exp.AggFunc], compiler: ExprCompiler) -> list[AggSlot]:
             continue
         if isinstance(arg, exp.Distinct):
             raise UnsupportedError(f"{a.sql_name()}(DISTINCT …)")
+        if isinstance(a, UserAgg):
+            if isinstance(arg, exp.Tuple):
+                raise UnsupportedError(f"aggregate function {a.sql_name()}() of "
+                                       f"{len(arg.expressions)} arguments (it takes one)")
+            compiler.value(arg)   # checks the argument
+            name = a.sql_name()
+            code = aggregate_ref(name)
+            udf = lookup(name)
+            assert udf is not None
+            slots.append(AggSlot("udaf", 1, arg, udf.returns, code, compiler.const(code)))
+            continue
         value = compiler.value(arg)
         t = value.type
         if isinstance(a, (exp.Sum, exp.Avg)):
@@ -88,6 +109,9 @@ def init(s: AggSlot, a: Code) -> str:
         return f"{{{v}}}" if not a.nullable else f"(set() if {v} is None else {{{v}}})"
     if s.kind in ("sum", "min", "max"):
         return v
+    if s.kind == "udaf":   # NULLs are skipped, as SQL's aggregates do
+        first = f"{s.ref}.step({s.ref}.init(), {v})"
+        return first if not a.nullable else f"({s.ref}.init() if {v} is None else {first})"
     if s.kind == "avg":
         if not a.nullable:
             return f"{v}, 1"
@@ -115,6 +139,8 @@ def update(s: AggSlot, a: Code, pos: int) -> list[str]:
         if not a.nullable:
             return [f"if {v} {op} {acc}:", f"    {acc} = {v}"]
         return [f"if {v} is not None and ({acc} is None or {v} {op} {acc}):", f"    {acc} = {v}"]
+    if s.kind == "udaf":
+        return guard(f"{acc} = {s.ref}.step({acc}, {v})")
     if s.kind == "avg":
         if not a.nullable:
             return [f"{acc} += {v}", f"acc[{pos + 1}] += 1"]
@@ -137,6 +163,8 @@ def merge(s: AggSlot, pos: int) -> list[str]:
         return [f"if {r} is not None and ({acc} is None or {r} {op} {acc}):", f"    {acc} = {r}"]
     if s.kind == "avg":
         return [f"{acc} += {r}", f"acc[{i + 1}] += r[{i + 1}]"]
+    if s.kind == "udaf":
+        return [f"{acc} = {s.ref}.merge({acc}, {r})"]
     raise AssertionError(s.kind)
 
 
@@ -149,10 +177,14 @@ def final(s: AggSlot, pos: int) -> tuple[str, bool]:
         return f"len(acc[{i}])", False
     if s.kind == "avg":
         return f"(acc[{i}] / acc[{i + 1}] if acc[{i + 1}] else None)", True
+    if s.kind == "udaf":
+        return f"{s.ref}.final(acc[{i}])", True
     raise AssertionError(s.kind)
 
 
 def empty_state(s: AggSlot) -> list[str]:
     """The state slots of an aggregate over no rows (a scalar aggregate's only group)."""
+    if s.kind == "udaf":
+        return [f"{s.ref}.init()"]
     return {"count_star": ["0"], "count": ["0"], "count_distinct": ["[]"], "sum": ["None"],
             "min": ["None"], "max": ["None"], "avg": ["0", "0"]}[s.kind]

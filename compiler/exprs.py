@@ -992,6 +992,8 @@ class ExprCompiler:
         name = node.name.upper()
         args = node.expressions
         udf = udfs.lookup(node.name)
+        if udf is not None and udf.aggregate:
+            raise self._error(f"aggregate function {udf.name}() here", node)
         if udf is not None:
             # the user's function, called per row with None for NULL; bound
             # to the user's code only inside a task (runtime.udfs)

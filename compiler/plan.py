@@ -29,9 +29,10 @@ from compiler.errors import SqlError, UnsupportedError
 from compiler.exprs import expr_key
 from compiler.resolve import _start
 from compiler.schema import Table
+from compiler.udfs import UserAgg, mark_aggregates
 from compiler.sample import Sample
 
-AGGREGATES = (exp.Sum, exp.Count, exp.Avg, exp.Min, exp.Max)
+AGGREGATES = (exp.Sum, exp.Count, exp.Avg, exp.Min, exp.Max, UserAgg)
 
 
 @dataclass
@@ -210,6 +211,7 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
     names, ORDER BY and LIMIT of a qualified SELECT.  ``named_by_text``:
     unaliased outputs are named by their text in ``sql`` (the statement's
     own SELECT list, not a derived table's)."""
+    mark_aggregates(select)
     where = select.args.get("where")
     filt = where.this if where is not None else None
     if filt is not None:

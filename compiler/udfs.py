@@ -21,6 +21,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from sqlglot import exp
+
 # Python annotations -> the SQL value types the compiler uses
 _ANNOTATIONS = {"int": "bigint", "float": "double", "str": "string", "bool": "boolean",
                 "date": "date", "datetime": "timestamp"}
@@ -35,6 +37,7 @@ class Udf:
     path: str          # the file on the driver's machine
     sha256: str        # of the file when the function was created
     returns: str       # SQL value type
+    aggregate: bool = False   # a class with init/step/merge/final (AGGREGATE_METHODS)
 
     @property
     def file(self) -> str:
@@ -74,6 +77,41 @@ def lookup(name: str) -> Udf | None:
     return udf
 
 
+class UserAgg(exp.Expression, exp.AggFunc):
+    """A call of an aggregate UDF (the parser reads it as exp.Anonymous); the
+    UDF's name is in ``meta["udaf"]``, so the call prints as the user wrote it."""
+
+    arg_types = {"this": True}
+
+    def sql_name(self) -> str:  # type: ignore[override]  # the instance's UDF name
+        return str(self.meta.get("udaf", "user_agg"))
+
+
+def mark_aggregates(tree: exp.Expression) -> None:
+    """Replace, in place, the calls of the active aggregate UDFs by :class:`UserAgg`
+    (``this``: its argument; a Tuple when there are not exactly one, refused
+    by :func:`compiler.aggs.agg_slots`)."""
+    calls = _ACTIVE.get()
+    if calls is None or not any(u.aggregate for u in calls.known.values()):
+        return
+    for node in list(tree.find_all(exp.Anonymous)):
+        udf = calls.known.get(node.name.lower())
+        if udf is not None and udf.aggregate:
+            args = node.expressions
+            this = args[0] if len(args) == 1 else exp.Tuple(expressions=list(args))
+            call = UserAgg(this=this)
+            call.meta["udaf"] = udf.name
+            node.replace(call)
+
+
+def aggregate_ref(name: str) -> str:
+    """The generated code binding aggregate UDF ``name`` (recorded as used)."""
+    udf = lookup(name)
+    assert udf is not None and udf.aggregate
+    return (f"_Udf({udf.name!r}, {udf.module!r}, {udf.function!r}, {udf.sha256!r}, "
+            "aggregate=True)")
+
+
 def return_annotation(source: str, function: str) -> str | None:
     """The SQL type of a top-level function's ``-> T`` annotation (int, float,
     str, bool, date, datetime; ``Optional[T]`` / ``T | None`` too), None when
@@ -81,6 +119,32 @@ def return_annotation(source: str, function: str) -> str | None:
     for node in ast.parse(source).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
             return _sql_type(node.returns)
+    return None
+
+
+AGGREGATE_METHODS = ("init", "step", "merge", "final")
+
+
+def aggregate_class(source: str, name: str) -> ast.ClassDef | None:
+    """The top-level class ``name`` if it defines init, step, merge and final
+    (an aggregate UDF), else None.
+
+    >>> src = "class G:\\n" + "".join(f"    def {m}(self): pass\\n" for m in AGGREGATE_METHODS)
+    >>> aggregate_class(src, "G") is not None, aggregate_class("class G: pass", "G")
+    (True, None)
+    """
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            defined = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            return node if defined >= set(AGGREGATE_METHODS) else None
+    return None
+
+
+def final_annotation(cls: ast.ClassDef) -> str | None:
+    """The SQL type of an aggregate class's ``final(self, state) -> T``."""
+    for n in cls.body:
+        if isinstance(n, ast.FunctionDef) and n.name == "final":
+            return _sql_type(n.returns)
     return None
 
 

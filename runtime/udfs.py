@@ -33,8 +33,10 @@ class UdfError(Exception):
 class Unbound:
     """A UDF before a task has bound it (the driver never does)."""
 
-    def __init__(self, name: str, module: str, function: str, sha256: str) -> None:
+    def __init__(self, name: str, module: str, function: str, sha256: str,
+                 aggregate: bool = False) -> None:
         self.name, self.module, self.function, self.sha256 = name, module, function, sha256
+        self.aggregate = aggregate   # a class: a task binds one instance of it
 
     def __call__(self, *args: Any) -> Any:
         raise RuntimeError(f"function {self.name}() runs only inside a task")
@@ -96,7 +98,8 @@ def bind(ns: dict[str, Any], files: list[dict]) -> None:
         return
     folder = files_dir(files)
     for key, u in unbound:
-        ns[key] = getattr(_import(folder, u.module, u.sha256), u.function)
+        bound = getattr(_import(folder, u.module, u.sha256), u.function)
+        ns[key] = bound() if u.aggregate else bound
 
 
 def user_error(e: BaseException, files: list[dict], where: str) -> UdfError | None:

@@ -315,7 +315,8 @@ class Connection:
         shipped by content like the job's code, and call ``fn`` per row (None
         for NULL).  ``fn`` must be a top-level function of a ``.py`` file; its
         return type is ``return_type`` (a SQL type), else its ``-> T``
-        annotation, else STRING."""
+        annotation, else STRING.  A top-level class with init/step/merge/final
+        is an aggregate UDF (README, "Your own Python")."""
         session = self._live()
         path, function = _shippable(fn)
         try:
@@ -360,14 +361,14 @@ def _shippable(fn: Callable) -> tuple[str, str]:
     """The module file and name of a function the tasks can import by
     itself; a clear refusal for one they cannot (a lambda, a nested function
     or closure, a builtin, one defined in the REPL or ``python -c``)."""
-    if not inspect.isfunction(fn):
+    if not (inspect.isfunction(fn) or inspect.isclass(fn)):   # a class: an aggregate UDF
         raise NotSupportedError(f"create_function: {fn!r} is not a Python function "
-                                "defined with def in a .py file")
+                                "defined with def (or an aggregate class) in a .py file")
     where = f"{fn.__qualname__}"
     if fn.__name__ == "<lambda>":
         raise NotSupportedError("create_function: a lambda cannot be shipped to the tasks; "
                                 "define the function with def at the top level of a .py file")
-    if fn.__qualname__ != fn.__name__ or fn.__closure__:
+    if fn.__qualname__ != fn.__name__ or getattr(fn, "__closure__", None):
         raise NotSupportedError(f"create_function: {where} is nested in another function or "
                                 "class (or a closure); the tasks can import only a top-level "
                                 "function of a .py file")

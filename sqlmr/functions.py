@@ -1,9 +1,11 @@
 """CREATE [TEMPORARY] FUNCTION name AS 'module.function' USING FILE 'module.py'
-[RETURNS type]: a Python scalar UDF, read here without being run.
+[RETURNS type]: a Python UDF, read here without being run.  A class with
+init/step/merge/final is an aggregate UDF (see README "Your own Python").
 
 The file is hashed (tasks check the same sha256) and parsed with :mod:`ast`
 only: the driver never imports a user's file.  The return type is the
-RETURNS clause's, else the function's ``-> T`` annotation, else STRING.
+RETURNS clause's, else the function's (an aggregate's ``final``'s) ``-> T``
+annotation, else STRING.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from sqlglot import exp
 
 from compiler.errors import SqlError, UnsupportedError
 from compiler.schema import normalize_type
-from compiler.udfs import TYPES, Udf, has_function, return_annotation
+from compiler.udfs import (TYPES, Udf, aggregate_class, final_annotation, has_function,
+                           return_annotation)
 from runtime import storage
 from sqlmr.catalog import resolve_location
 
@@ -79,17 +82,18 @@ def udf_from_file(name: str, function: str, path: str, returns: str | None,
     try:
         source = data.decode("utf-8")
         found = has_function(source, function)
+        cls = aggregate_class(source, function)
     except (UnicodeDecodeError, SyntaxError, ValueError) as e:
         raise ValueError(f"{shown} is not a Python module ({e})") from None
     if not found:
         raise ValueError(f"{shown} defines no top-level function '{function}'")
-    typ = normalize_type(returns) if returns else (return_annotation(source, function)
-                                                   or "string")
+    annotated = final_annotation(cls) if cls is not None else return_annotation(source, function)
+    typ = normalize_type(returns) if returns else (annotated or "string")
     if typ not in TYPES:
         raise ValueError(f"a function returning {typ.upper()} is not supported yet")
     module = os.path.splitext(os.path.basename(path))[0]
     return Udf(name.lower(), module, function, os.path.abspath(path),
-               hashlib.sha256(data).hexdigest(), typ)
+               hashlib.sha256(data).hexdigest(), typ, aggregate=cls is not None)
 
 
 def check_function_name(name: str) -> None:

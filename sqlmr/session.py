@@ -308,10 +308,10 @@ class Session:
                              ("temporary", self.functions)):
             for u in sorted(funcs.values(), key=lambda u: u.name):
                 rows.append([u.name, u.returns.upper(), f"{u.module}.{u.function}", u.path,
-                             u.sha256[:12], scope])
+                             u.sha256[:12], scope, "aggregate" if u.aggregate else "scalar"])
         return StatementResult("rows", text, ["function", "returns", "python", "file",
-                                              "sha256", "scope"],
-                               ["string"] * 6, rows, len(rows))
+                                              "sha256", "scope", "kind"],
+                               ["string"] * 7, rows, len(rows))
 
     def _prepare(self, job: Job) -> None:
         """First use of a built-in table generates the embedded default dataset."""

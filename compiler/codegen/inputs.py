@@ -119,7 +119,7 @@ def agg_loop(gen: "PhaseGen", inp: AggIn) -> None:
     then each group's results through the pipeline."""
     src = gen.src
     agg = inp.agg
-    slots = inp.slots
+    slots = aggs.bind_consts(inp.slots, gen.module.consts)
     multi = len(agg.keys) > 1
     if (len(slots) == 1 and slots[0].kind in aggs.ONE_NUMBER and len(agg.keys) == 1
             and not agg.scalar):
