@@ -584,7 +584,8 @@ class Gen:
                 return E(f"TO_DATE({a.h})", a.d, "date")
             n = self.num(scope, "int", 0) if r.random() < 0.3 else lit_int(r.randint(-400, 400))
             fn, op = (("DATE_ADD", "+"), ("DATE_SUB", "-"))[k]
-            return E(f"{fn}({a.h}, {n.h})", f"({a.d} {op} {n.d})", "date")
+            # DuckDB adds only INTEGER days to a DATE (a COUNT(*) read from a CTE is BIGINT)
+            return E(f"{fn}({a.h}, {n.h})", f"({a.d} {op} CAST({n.d} AS INTEGER))", "date")
         if t == "bool":
             a = as_text(self.text(scope, depth))
             pat = self.pick(RLIKE_PATTERNS)
