@@ -19,6 +19,7 @@ from compiler.errors import SqlError, UnsupportedError
 from sqlmr.backends import TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.session import Session
+from statements import rows_of
 
 AGGS = textwrap.dedent('''\
     import math
@@ -120,15 +121,6 @@ def oracle_median(xs):
 def close(a, b) -> bool:
     return (a is None and b is None) or (a is not None and b is not None
                                          and math.isclose(a, b, rel_tol=1e-9))
-
-
-def rows_of(session: Session, sql: str) -> list[list]:
-    results = list(session.execute(sql))
-    try:
-        return [list(r) for r in results[-1].rows]
-    finally:
-        for r in results:
-            r.close()
 
 
 @pytest.fixture
