@@ -34,7 +34,8 @@ from sqlmr import scratch as scratch_space
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
-from sqlmr.splits import MIN_SPLIT, choose_reducers, choose_split_size, plan_splits, planned
+from sqlmr.splits import (MIN_SPLIT, SplitChoice, choose_lambda_split, choose_reducers,
+                          choose_split_size, plan_splits, planned)
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
@@ -75,6 +76,7 @@ class StagePlan:
     broadcast_bytes: int = 0
     broadcast_partitions: list[dict] = field(default_factory=list)  # partitioned small sides
     samples: list[dict] = field(default_factory=list)   # TABLESAMPLE: what each read
+    split_choice: SplitChoice | None = None   # Lambda: the split chosen from the modeled cost
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -115,6 +117,7 @@ class StagePlan:
         return {"files": len(self.files), "bytes": self.bytes, "splits": self.splits,
                 "split_size": self.split_size, "maps": len(self.tasks),
                 "reducers": self.reducers, "inputs": inputs,
+                **({"split_choice": self.split_choice.line()} if self.split_choice else {}),
                 **({"broadcast_partitions": self.broadcast_partitions}
                    if self.broadcast_partitions else {}),
                 **({"broadcast_samples": [f for f in self.samples if not any(
@@ -274,8 +277,24 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 broadcast[op.name] = {"rows_from": op.source.stage.id}
         tables_bytes = sum(table_bytes(t) for t in stage.tables)
         total = sum(i.bytes for i in inputs) or tables_bytes
-        split = (int(settings.split_mb * 2**20) if settings.split_mb > 0
-                 else choose_split_size(total, workers, settings.backend))
+        if stage.reduce is None:
+            reducers = 0
+        elif stage.reducers == "one":
+            reducers = 1
+        elif settings.reducers > 0:
+            reducers = settings.reducers
+        else:
+            reducers = choose_reducers(tables_bytes, workers, settings.backend)
+        split_choice = None
+        if settings.split_mb > 0:
+            split = int(settings.split_mb * 2**20)
+        elif settings.backend == "lambda":   # from the modeled cost: EXPLAIN says why
+            split_choice = choose_lambda_split(total, reducers, functions=_concurrency(),
+                                               memory_mb=settings.memory_mb,
+                                               architecture=settings.architecture)
+            split = split_choice.size
+        else:
+            split = choose_split_size(total, workers, settings.backend)
         for i, of in zip(inputs, values):
             if i.rows_from is None and not i.one_row:
                 i.tasks = plan_splits(i.files, max(1, split), stamps)
@@ -285,19 +304,22 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 if i.phase.input.scan.sample is not None:
                     i.tasks, i.sample = _sampled(i.tasks, i.phase.input.scan)
                     samples.append(i.sample)
-        if stage.reduce is None:
-            reducers = 0
-        elif stage.reducers == "one":
-            reducers = 1
-        elif settings.reducers > 0:
-            reducers = settings.reducers
-        else:
-            reducers = choose_reducers(tables_bytes, workers, settings.backend)
         plan = StagePlan(stage, inputs, split, reducers, broadcast, broadcast_bytes,
-                         small_partitions, samples)
+                         small_partitions, samples,
+                         split_choice if any(i.rows_from is None and not i.one_row
+                                             for i in inputs) else None)
         plans.append(plan)
         by_id[stage.id] = plan
     return plans
+
+
+def _concurrency() -> int:
+    """Lambda functions a stage may run at once (the Lambda backend's setting)."""
+    from sqlmr.aws.config import AwsSetupError, resolve_settings
+    try:
+        return resolve_settings().concurrency
+    except AwsSetupError:
+        return 1000
 
 
 def _kept(prune: Callable[[list], bool], values: list) -> bool:
