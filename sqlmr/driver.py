@@ -153,6 +153,7 @@ class JobStats:
     peak_mem_mb: float = 0.0
     gets: int = 0
     puts: int = 0
+    shuffle_gets: int = 0   # of gets: reducers' and combiners' reads of the shuffle (planned)
     attempts: int = 0
     counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
     # Filled from the Lambda backend's per-task "billing" (every invocation of every
@@ -754,6 +755,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     # per reducer: its code, the list, and per object its table (and runs) and range
     per_object = 2 + (1 if any(o["cuts"] for o in feeding) else 0)
     stats.gets += len(reduce_events) * (2 + per_object * len(feeding))
+    stats.shuffle_gets += len(reduce_events) * (1 + per_object * len(feeding))
     reduce_results = _run_phase(backend, reduce_events, f"Stage-{stage.id} reduce", progress)
     _account(stats, reduce_results)
     if stage.consumer is not None:
@@ -781,6 +783,7 @@ def _combine(job_id: str, plan: StagePlan, feeding: list[dict], group: int, work
     _account(stats, results)
     stats.combine_tasks += len(evs)
     stats.gets += len(feeding)
+    stats.shuffle_gets += len(feeding)
     return [r["output"] for r in results if r["output"] and r["output"]["rows"]]
 
 
