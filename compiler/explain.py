@@ -203,7 +203,7 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         m.append(_ind(lvl, "Reduce Output Operator"))
         if agg.keys:
             m.append(_ind(lvl + 2, "key expressions: " + ", ".join(P(k) for k in agg.keys)))
-            m.append(_ind(lvl + 2, "partition: crc32(key) mod reducers"))
+            m.append(_ind(lvl + 2, "partition: crc32(key) mod partitions"))
         else:
             m.append(_ind(lvl + 2, "partition: single reducer (no GROUP BY)"))
         if ph.kind == "reduce" and ph.stage is not None and ph.stage.consumer is not None:
@@ -213,7 +213,7 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         m.append(_ind(lvl, "Reduce Output Operator"))
         m.append(_ind(lvl + 2, "key expressions: " + ", ".join(P(k) for k in sink.keys)))
         m.append(_ind(lvl + 2, "sort order: key, then tag (sorted runs per partition)"))
-        m.append(_ind(lvl + 2, "partition: crc32(key) mod reducers"))
+        m.append(_ind(lvl + 2, "partition: crc32(key) mod partitions"))
         m.append(_ind(lvl + 2, f"tag: {sink.tag}" + (
             "; NULL keys pass as unmatched rows" if sink.null_tag is not None
             else "; NULL keys dropped")))
@@ -289,6 +289,23 @@ def _tail(lines: list[str], lvl: int, sink) -> None:
     lines.append(_ind(lvl + 2, "format: sqlmr partitioned batch file (JSON rows, or binary (key, number) pairs)"))
 
 
+def shuffle_line(facts: dict) -> str:
+    """The shuffle a stage will use, its planned requests and why.
+
+    >>> shuffle_line({"mode": "combine", "fine": 2048, "group": 43, "combiners": 44,
+    ...     "gets": 43_514, "puts": 1_935, "reason": "combine: 1,890 maps × 473 reducers = "
+    ...     "1.79M GETs direct, 44k with 44 combiners of 43 map outputs"})
+    'shuffle: combine (44 combiners of 43 map outputs), 2,048 partitions per map coalesced into reducers after the maps; planned 43,514 GETs / 1,935 PUTs (combine: 1,890 maps × 473 reducers = 1.79M GETs direct, 44k with 44 combiners of 43 map outputs)'
+    """
+    how = (f"combine ({facts['combiners']:,} combiners of {facts['group']:,} map outputs)"
+           if facts["mode"] == "combine" else "direct")
+    fine = facts["fine"]
+    parts = ("1 partition per map" if fine == 1 else
+             f"{fine:,} partitions per map coalesced into reducers after the maps")
+    return (f"shuffle: {how}, {parts}; planned {facts['gets']:,} GETs / {facts['puts']:,} PUTs "
+            f"({facts['reason']})")
+
+
 def render(stages: list, facts: list[dict], summary: list[str]) -> str:
     """The EXPLAIN text: dependencies, then each stage's plan and numbers.
 
@@ -348,6 +365,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
                     f"Stage-{d.id}" for d in feeds) + " wrote)"
             out.append(f"      Reduce Operator Tree: {f['reducers']} reduce task"
                        f"{'s' if f['reducers'] != 1 else ''}{also}")
+            if f.get("shuffle"):
+                out.append("        " + shuffle_line(f["shuffle"]))
             for line in s.reduce_ops:
                 out.append("        " + line)
         out.append("")

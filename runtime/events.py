@@ -12,7 +12,7 @@ Event::
       "v": 1,
       "job": "20261123-120000-ab12cd",     # job id
       "stage": 1,                           # stage number in the job
-      "kind": "map" | "reduce",
+      "kind": "map" | "combine" | "reduce",
       "task": 0,                            # task index within (stage, kind)
       "attempt": 0,                         # retry number; outputs are attempt specific
       "input": {"splits": [{"uri": ..., "start": 0, "end": 1234, "gz": false,
@@ -20,7 +20,11 @@ Event::
                             "size": 5678, "stamp": ...}]}  # map over text
                             # size, stamp (mtime ns, or S3 ETag): the file as
                             # planned; optional, a changed file fails the task
-             | {"shuffle": [{"uri": ..., "start": 0, "end": 99}]}   # reduce
+             | {"shuffle_list": ".../s1-shuffle.json", "lo": 0, "hi": 16}  # reduce:
+                            # fine partitions [lo, hi) of every object listed
+                            # there (offsets read from their partition tables)
+             | {"shuffle": [{"uri": ..., "start": 0, "end": 99}]}   # reduce, explicit
+             | {"objects": [{"uri", "size", "parts", "cuts"}, ...]}  # combine
              | {"rows": [{"uri": ..., "start": 0, "end": 99}]},     # map over a stage output
              | {"rows": []},                        # one row of no columns (no FROM)
       "partitions": 8,                      # reducers fed by this task (0 = map only)
@@ -36,7 +40,11 @@ Result::
       "task": 0, "attempt": 0, "stage": 1, "kind": "map",
       "rows_in": 10, "bytes_in": 1234, "rows_out": 3, "bytes_out": 99,
       "malformed": 0, "malformed_sample": "",  # first bad line, for the report
-      "output": {"uri": ..., "partitions": [[start, end], ...]} | null,
+      "output": {"uri": ..., "size": 400, "parts": 8, "cuts": 0,
+                 "sizes": [bytes of each partition], "rows": 3,
+                 # one-partition outputs also: "partitions": [[start, end]],
+                 # "records": [n] (and "runs" when sorted)
+                } | null,
       "seconds": 0.12, "cpu_seconds": 0.11, "peak_mem_mb": 41.0
     }
 """
@@ -70,6 +78,27 @@ def reduce_event(*, job: str, stage: int, task: int, shuffle: list[dict], work: 
             "params": params or {}}
 
 
+def shuffle_reduce_event(*, job: str, stage: int, task: int, shuffle_list: str, lo: int,
+                         hi: int, work: str, code: dict, entry: str, strict: bool = False,
+                         attempt: int = 0, partitions: int = 0,
+                         params: dict | None = None) -> Event:
+    """Build a reduce task event reading fine partitions ``[lo, hi)`` of every
+    object named in the stage's shuffle list ``shuffle_list``."""
+    return {"v": VERSION, "job": job, "stage": stage, "kind": "reduce", "task": task,
+            "attempt": attempt, "input": {"shuffle_list": shuffle_list, "lo": lo, "hi": hi},
+            "partitions": partitions, "work": work, "code": code, "entry": entry,
+            "strict": strict, "params": params or {}}
+
+
+def combine_event(*, job: str, stage: int, task: int, objects: list[dict], work: str,
+                  code: dict, attempt: int = 0) -> Event:
+    """Build a combiner event: gather the partitions of ``objects`` (map
+    outputs, as listed) into one object of the same format."""
+    return {"v": VERSION, "job": job, "stage": stage, "kind": "combine", "task": task,
+            "attempt": attempt, "input": {"objects": objects}, "partitions": 0,
+            "work": work, "code": code, "entry": "", "strict": False, "params": {}}
+
+
 def with_attempt(event: Event, attempt: int) -> Event:
     """The same task as a new attempt (its outputs get new names)."""
     return {**event, "attempt": attempt}
@@ -86,7 +115,9 @@ def output_uri(event: Event, suffix: str) -> str:
 def describe_input(event: Event) -> str:
     """A short human description of what a task reads, for error reports."""
     inp = event.get("input", {})
-    parts = inp.get("splits") or inp.get("shuffle") or inp.get("rows") or []
+    if "shuffle_list" in inp:
+        return f"partitions {inp['lo']}..{inp['hi'] - 1} of the objects in {inp['shuffle_list']}"
+    parts = inp.get("splits") or inp.get("shuffle") or inp.get("rows") or inp.get("objects") or []
     shown = ", ".join(f"{p['uri']}[{p.get('start', 0)}:{p.get('end', '')}]" for p in parts[:3])
     more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
     return shown + more

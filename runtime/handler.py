@@ -8,6 +8,7 @@ point named in the deployment package.
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import sys
 import time
@@ -44,6 +45,22 @@ class TaskContext:
         # the partition values (folder names' text, None: the default
         # partition) of the split whose blocks are being read
         self.partition: list | None = None
+        self._ranges: list[dict] | None = None
+        self.spooled: list[str] = []   # temp files of fetched ranges, deleted after the task
+
+    def input_ranges(self) -> list[dict]:
+        """The byte ranges this task reads: a reducer of a range of fine
+        partitions finds them in the partition tables of the objects its
+        stage's shuffle list names (read once, here, not shipped in the
+        event); other tasks get them in the event."""
+        if self._ranges is None:
+            inp = self.event["input"]
+            if "shuffle_list" in inp:
+                self._ranges = shuffle.list_ranges(inp["shuffle_list"], inp["lo"], inp["hi"],
+                                                   self.spooled)
+            else:
+                self._ranges = inp.get("shuffle") or inp.get("rows") or []
+        return self._ranges
 
     # ----------------------------------------------------------------- input
     def blocks(self, fmt: dict | None = None) -> Iterator[list]:
@@ -63,8 +80,7 @@ class TaskContext:
 
     def batches(self) -> Iterator[list]:
         """Record batches of this task's shuffle partition (or stage-output rows)."""
-        inp = self.event["input"]
-        ranges = inp.get("shuffle") or inp.get("rows") or []
+        ranges = self.input_ranges()
         for r in ranges:
             self.bytes_in += max(0, r["end"] - r["start"])
         return shuffle.iter_ranges(ranges)
@@ -72,8 +88,7 @@ class TaskContext:
     def pairs(self) -> Iterator[tuple[list, object, bool]]:
         """This task's input records of (key, number) as columns per batch:
         ``(keys, numbers, maybe_null)`` (see :func:`runtime.shuffle.decode_pairs`)."""
-        inp = self.event["input"]
-        ranges = inp.get("shuffle") or inp.get("rows") or []
+        ranges = self.input_ranges()
         for r in ranges:
             self.bytes_in += max(0, r["end"] - r["start"])
         return shuffle.iter_pairs(ranges)
@@ -81,8 +96,7 @@ class TaskContext:
     def runs(self) -> list[Iterator[list]]:
         """One record iterator per sorted run of this task's input (each sorted
         stage output), for a ``heapq.merge`` that may stop early (LIMIT)."""
-        inp = self.event["input"]
-        ranges = inp.get("shuffle") or inp.get("rows") or []
+        ranges = self.input_ranges()
         for r in ranges:
             self.bytes_in += max(0, r["end"] - r["start"])
         return shuffle.iter_runs(ranges)
@@ -91,8 +105,7 @@ class TaskContext:
         """This task's input in ``key`` order, as sorted chunks of records: the
         merge of the sorted runs of a join shuffle partition or a range of a
         total-order sort (more runs than the merge fan-in are pre-merged)."""
-        inp = self.event["input"]
-        ranges = inp.get("shuffle") or inp.get("rows") or []
+        ranges = self.input_ranges()
         for r in ranges:
             self.bytes_in += max(0, r["end"] - r["start"])
         runs = shuffle.run_batches(ranges)
@@ -181,6 +194,8 @@ def handle(event: events.Event) -> events.Result:
     c0 = time.process_time()
     if event.get("v") != events.VERSION:
         raise ValueError(f"task event version {event.get('v')!r}, runtime expects {events.VERSION}")
+    if event["kind"] == "combine":
+        return _combine(event, t0, c0)
     ns = codecache.load(event["code"])
     entry = ns[event["entry"]]
     ctx = TaskContext(event)
@@ -199,6 +214,7 @@ def handle(event: events.Event) -> events.Result:
     finally:
         if gc_was_enabled:
             gc.enable()
+        _unlink(ctx.spooled)
     output: dict[str, Any] | None = None
     bytes_out = 0
     text = ctx.params.get("text")
@@ -219,9 +235,7 @@ def handle(event: events.Event) -> events.Result:
     elif ctx._writer is not None:
         uri = events.output_uri(event, ".part")
         index, bytes_out = ctx._writer.save(uri)
-        output = {"uri": uri, "partitions": index["partitions"], "records": index["records"]}
-        if "runs" in index:
-            output["runs"] = index["runs"]
+        output = shuffle.output_facts(uri, index, bytes_out)
         if ctx._writer.runs_spilled:
             ctx.counters["runs_spilled"] = ctx._writer.runs_spilled
     return {
@@ -235,6 +249,32 @@ def handle(event: events.Event) -> events.Result:
         "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": ctx.counters,
         **({"sample": _cap(ctx.sample, SAMPLE_MAX, event["task"])} if ctx.sample else {}),
+    }
+
+
+def _unlink(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
+def _combine(event: events.Event, t0: float, c0: float) -> events.Result:
+    """A combiner: the partitions of a group of map outputs gathered into one
+    object of the same format (no generated code: bytes are copied)."""
+    objects = event["input"]["objects"]
+    uri = events.output_uri(event, ".part")
+    index, size = shuffle.save_combined(objects, uri)
+    bytes_in = sum(o["size"] for o in objects)
+    return {
+        "stage": event["stage"], "kind": "combine", "task": event["task"],
+        "attempt": event["attempt"], "rows_in": sum(index["records"]), "bytes_in": bytes_in,
+        "rows_out": sum(index["records"]), "bytes_out": size, "malformed": 0,
+        "malformed_sample": "", "output": shuffle.output_facts(uri, index, size),
+        "seconds": round(time.perf_counter() - t0, 6),
+        "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
+        "counters": {"objects_combined": len(objects)},
     }
 
 

@@ -9,7 +9,16 @@ Layout (version 1)::
     SQLMR1\\n                         magic line
     <partition 0 batches><partition 1 batches>...
     <index JSON>\\n                    {"v":1,"partitions":[[start,end],...],"records":[n,...]}
+    <partition table>                 binary: what a reducer reads of the index
     <16 digit offset of the index>    so the file describes itself
+
+The partition table repeats the index in fixed-width little-endian int64s so
+that a reducer reads only the entries of its partitions with one small ranged
+GET (the object's size, partition count and run count locate it): one
+(start offset, runs before it) pair per partition and one for the end, then
+the run boundaries (version 2 only; each run's start, then the end).  A
+reducer of a range ``[lo, hi)`` of partitions reads entries ``lo..hi``, then
+one ranged GET of the bytes of all its partitions (:func:`object_range`).
 
 Version 2 is the same file written by a *sorting* writer (the shuffle of a
 reduce-side join): each partition is a sequence of sorted runs (one per spill
@@ -354,9 +363,7 @@ class PartitionedWriter:
             index = {"v": 2, "partitions": spans, "records": self.records, "runs": runs}
         else:
             index = {"v": 1, "partitions": spans, "records": self.records}
-        index_bytes = _encode(index).encode() + b"\n"
-        out.write(index_bytes)
-        out.write(b"%016d" % offset)
+        write_tail(out, index, offset)
         if self._spill is not None:
             self._spill.close()
             self._spill = None
@@ -683,4 +690,218 @@ def _file_batches(f) -> Iterator[list]:
 def read_index(data: bytes) -> dict:
     """The index of a whole file held in memory (for tools and tests)."""
     offset = int(data[-16:])
-    return _decode(data[offset:-16].decode())
+    return _decode(data[offset:data.index(b"\n", offset)].decode())
+
+
+
+# ------------------------------------------------------------ partition tables
+ENTRY = 16   # bytes of a partition table entry: (start offset, runs before it)
+
+
+def _int64s(values: Iterable[int]) -> bytes:
+    a = array("q", values)
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a.tobytes()
+
+
+def _from_int64s(data: bytes) -> array:
+    a = array("q")
+    a.frombytes(data)
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def partition_table(index: dict) -> tuple[bytes, int]:
+    """The binary partition table of an index, and its number of run
+    boundaries (0 for version 1).
+
+    >>> table, cuts = partition_table({"v": 2, "partitions": [[7, 9], [9, 9], [9, 20]],
+    ...                                "runs": [[[7, 9]], [], [[9, 15], [15, 20]]]})
+    >>> list(_from_int64s(table)), cuts
+    ([7, 0, 9, 1, 9, 1, 20, 3, 7, 9, 15, 20], 4)
+    """
+    spans = index["partitions"]
+    runs = index.get("runs")
+    entries: list[int] = []
+    cuts: list[int] = []
+    for p, (start, end) in enumerate(spans):
+        entries += [start, len(cuts)]
+        if runs is not None:
+            cuts += [s for s, e in runs[p] if e > s]
+    end = spans[-1][1] if spans else len(MAGIC)
+    entries += [end, len(cuts)]
+    if runs is not None:
+        cuts.append(end)
+    return _int64s(entries + cuts), len(cuts)
+
+
+def write_tail(out, index: dict, offset: int) -> int:
+    """Write a file's index, partition table and trailer after its data
+    (``offset``: where the index starts); returns the file's size."""
+    table, _ = partition_table(index)
+    index_bytes = _encode(index).encode() + b"\n"
+    out.write(index_bytes)
+    out.write(table)
+    out.write(b"%016d" % offset)
+    return offset + len(index_bytes) + len(table) + 16
+
+
+def output_facts(uri: str, index: dict, size: int) -> dict:
+    """What a task reports of an output file of ``size`` bytes: where it is
+    and what locates its partition table (``size``, ``parts``, ``cuts``),
+    and the bytes of each partition (the driver coalesces partitions by
+    them).  A one-partition output (a result, rows for a later stage) also
+    gives its span, records and runs as before; a shuffle output's
+    per-partition offsets stay in the file, for reducers to read."""
+    spans = index["partitions"]
+    cuts = (sum(1 for rs in index["runs"] for s, e in rs if e > s) + 1
+            if "runs" in index else 0)
+    facts = {"uri": uri, "size": size, "parts": len(spans), "cuts": cuts,
+             "sizes": [e - s for s, e in spans], "rows": sum(index["records"])}
+    if len(spans) == 1:
+        facts["partitions"] = spans
+        facts["records"] = index["records"]
+        if "runs" in index:
+            facts["runs"] = index["runs"]
+    return facts
+
+
+def listed(o: dict) -> dict:
+    """An output as a shuffle list names it: what locates its table."""
+    return {"uri": o["uri"], "size": o["size"], "parts": o["parts"], "cuts": o["cuts"]}
+
+
+def object_range(o: dict, lo: int, hi: int) -> dict | None:
+    """The byte range (and sorted runs, version 2) of partitions ``[lo, hi)``
+    of one listed object (:func:`listed`), read from its partition table with
+    one ranged GET (two with runs); None when those partitions are empty."""
+    parts, cuts = o["parts"], o["cuts"]
+    lo, hi = max(0, lo), min(hi, parts)
+    if hi <= lo:
+        return None
+    table_end = o["size"] - 16 - 8 * cuts
+    entries_start = table_end - ENTRY * (parts + 1)
+    e = _from_int64s(storage.read_range(o["uri"], entries_start + ENTRY * lo,
+                                        entries_start + ENTRY * (hi + 1)))
+    start, c_lo, end, c_hi = e[0], e[1], e[-2], e[-1]
+    if end <= start:
+        return None
+    r = {"uri": o["uri"], "start": start, "end": end}
+    if cuts:
+        bounds = _from_int64s(storage.read_range(o["uri"], table_end + 8 * c_lo,
+                                                 table_end + 8 * (c_hi + 1)))
+        r["runs"] = [[bounds[i], bounds[i + 1]] for i in range(len(bounds) - 1)]
+    return r
+
+
+def list_ranges(list_uri: str, lo: int, hi: int, spool: list[str] | None = None) -> list[dict]:
+    """A reducer's input: the ranges of partitions ``[lo, hi)`` of every
+    object of a stage's shuffle list (a JSON list of :func:`listed` objects).
+    A range of several sorted runs in S3 is fetched with one GET into a local
+    temp file (its path appended to ``spool``, for the caller to delete), so
+    the merge reads its runs locally instead of one GET per run."""
+    objects = _decode(storage.read_range(list_uri).decode("utf-8"))
+    out = []
+    for o in objects:
+        r = object_range(o, lo, hi)
+        if r is None:
+            continue
+        if spool is not None and len(r.get("runs", ())) > 1 and storage.is_s3(r["uri"]):
+            r = _spooled(r, spool)
+        out.append(r)
+    return out
+
+
+def _spooled(r: dict, spool: list[str]) -> dict:
+    with tempfile.NamedTemporaryFile(prefix="sqlmr-range-", delete=False) as f:
+        spool.append(f.name)
+        for chunk in storage.iter_range(r["uri"], r["start"], r["end"]):
+            f.write(chunk)
+    base = r["start"]
+    return {"uri": storage.to_uri(f.name), "start": 0, "end": r["end"] - base,
+            "runs": [[s - base, e - base] for s, e in r["runs"]]}
+
+
+# ------------------------------------------------------------------ combiners
+def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
+    """Write to ``out`` one file holding, partition by partition, the bytes
+    of every listed object's partition (objects in the order given): the
+    output of a combiner, read by reducers exactly as a map output.  Each
+    object is read whole with one GET (an S3 object through a temp file);
+    sorted runs stay separate runs, so a reducer's merge sees them all.
+    Returns the new file's index.
+
+    >>> import os, io, tempfile
+    >>> d = tempfile.mkdtemp(); objs = []
+    >>> for n, rows in enumerate([[(0, ["a", 1]), (1, ["b", 2])], [(1, ["c", 3])]]):
+    ...     w = PartitionedWriter(2)
+    ...     for p, r in rows: w.add(p, r)
+    ...     uri = storage.to_uri(os.path.join(d, f"m{n}"))
+    ...     objs.append(listed(output_facts(uri, *w.save(uri))))
+    >>> buf = io.BytesIO(); index = combine(objs, buf)
+    >>> s, e = index["partitions"][1]
+    >>> [r for b in iter_batches_bytes(buf.getvalue()[s:e]) for r in b], index["records"]
+    ([['b', 2], ['c', 3]], [1, 2])
+    """
+    opened = []
+    temps: list[str] = []
+    try:
+        for o in objects:
+            if storage.is_s3(o["uri"]):
+                with tempfile.NamedTemporaryFile(prefix="sqlmr-comb-", delete=False) as f:
+                    temps.append(f.name)
+                    for data in storage.iter_range(o["uri"], 0, o["size"], chunk=chunk):
+                        f.write(data)
+                path = f.name
+            else:
+                path = storage.to_path(o["uri"])
+            fh = open(path, "rb")
+            opened.append(fh)
+            fh.seek(-16, os.SEEK_END)
+            at = int(fh.read(16))
+            fh.seek(at)
+            opened[-1] = (fh, _decode(fh.readline().decode()))
+        parts = max((idx["partitions"].__len__() for _, idx in opened), default=1)
+        sort = any("runs" in idx for _, idx in opened)
+        offset = out.write(MAGIC)
+        spans: list[list[int]] = []
+        runs: list[list[list[int]]] = []
+        records = [0] * parts
+        for p in range(parts):
+            start = offset
+            part_runs: list[list[int]] = []
+            for fh, idx in opened:
+                s, e = idx["partitions"][p]
+                if e <= s:
+                    continue
+                if sort:
+                    for rs, re_ in idx.get("runs", [[[s, e]]] * parts)[p]:
+                        if re_ > rs:
+                            part_runs.append([offset + rs - s, offset + re_ - s])
+                fh.seek(s)
+                remaining = e - s
+                while remaining:
+                    data = fh.read(min(remaining, chunk))
+                    out.write(data)
+                    remaining -= len(data)
+                offset += e - s
+                records[p] += idx["records"][p]
+            spans.append([start, offset])
+            runs.append(part_runs)
+        index = {"v": 2 if sort else 1, "partitions": spans, "records": records}
+        if sort:
+            index["runs"] = runs
+        write_tail(out, index, offset)
+        return index
+    finally:
+        for item in opened:
+            (item[0] if isinstance(item, tuple) else item).close()
+        for t in temps:
+            os.unlink(t)
+
+
+def save_combined(objects: list[dict], uri: str) -> tuple[dict, int]:
+    """:func:`combine` into the object ``uri``; returns (index, size)."""
+    return _upload(uri, lambda f: combine(objects, f))

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bytes per map split (default: from input size)")
     p.add_argument("--reducers", type=_setting_type("reducers", positive=True), metavar="N",
                    help="reduce tasks (default: from input size)")
+    p.add_argument("--shuffle", choices=["auto", "direct", "combine"],
+                   help="combiners between maps and reducers: auto (by planned request "
+                        "count), direct (none) or combine (default auto)")
+    p.add_argument("--reduce-mb", type=_setting_type("reduce_mb", positive=True), metavar="MB",
+                   help="shuffled bytes per reducer (default: chosen per backend)")
     p.add_argument("--memory", type=_setting_type("memory_mb"), metavar="MB",
                    help="Lambda memory size for cost, 128-10240 (default 1769)")
     p.add_argument("--strict", action="store_true", help="malformed rows are an error")
@@ -128,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in (("format", args.format), ("max_rows", args.max_rows),
                         ("workers", args.workers), ("backend", args.backend),
                         ("dialect", args.dialect), ("split_mb", args.split_mb),
-                        ("reducers", args.reducers), ("memory_mb", args.memory)):
+                        ("reducers", args.reducers), ("memory_mb", args.memory),
+                        ("shuffle", args.shuffle), ("reduce_mb", args.reduce_mb)):
         if value is not None:
             setattr(settings, name, value)
     if args.strict:

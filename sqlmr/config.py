@@ -52,6 +52,8 @@ class Settings:
     dialect: str = "hive"
     split_mb: float = 0.0             # bytes per map split; 0 = chosen from the input size
     reducers: int = 0                 # reduce tasks; 0 = chosen from the input size
+    shuffle: str = "auto"             # auto | direct | combine (combiners between maps and reducers)
+    reduce_mb: float = 0.0            # shuffled bytes per reducer; 0 = chosen per backend
     strict: bool = False              # malformed rows fail the query
     max_rows: int = 40                # rows shown by the table renderer
     format: str = "table"             # table | csv | json | markdown
@@ -84,11 +86,13 @@ LIMITS: dict[str, tuple[float, float | None, str]] = {
     "workers": (0, None, "0 = one per core"),
     "reducers": (0, None, "0 = chosen from the input size"),
     "split_mb": (0, None, "0 = chosen from the input size"),
+    "reduce_mb": (0, None, "0 = chosen per backend"),
     "max_rows": (0, None, "0 = no limit"),
     "broadcast_mb": (0, None, "0 = never broadcast"),
     "memory_mb": (128, 10240, "Lambda's range"),
 }
 FORMATS = ("table", "csv", "json", "markdown")
+SHUFFLES = ("auto", "direct", "combine")
 
 
 def parse_value(name: str, text: str, current: object) -> object:
@@ -134,6 +138,8 @@ def parse_value(name: str, text: str, current: object) -> object:
             raise ValueError(f"{name} must {verb} {shown} ({note}), not {text}")
     if name == "backend" and value not in ("local", "lambda"):
         raise ValueError(f"backend is local or lambda, not {text!r}")
+    if name == "shuffle" and value not in SHUFFLES:
+        raise ValueError(f"shuffle is auto, direct or combine, not {text!r}")
     if name == "format" and value not in FORMATS:
         raise ValueError(f"format is table, csv, json or markdown, not {text!r}")
     if name == "dialect":

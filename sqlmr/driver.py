@@ -3,10 +3,15 @@ the statistics and streams the final result.
 
 Stages run in dependency order (the compiler numbers them so).  Per stage: one
 map task per split group of each table it scans, or over the rows an earlier
-stage wrote; for a reduce stage, every reducer gets the byte range of its
-partition in each map output and in each output an earlier stage partitioned
-for it (a chained stage), plus the run boundaries when the partition is a set
-of sorted runs (a join).  Tasks that probe a broadcast hash table get the
+stage wrote; for a reduce stage, maps write many fine partitions, and once
+they ran the driver sums each partition's bytes over the map outputs (and the
+outputs an earlier stage partitioned for it, a chained stage) and coalesces
+contiguous partitions into reducers of about a target size
+(:mod:`sqlmr.shuffle_plan`).  Optionally combiners first gather groups of map
+outputs into fewer objects of the same format.  The driver writes one list of
+the objects to read; each reducer reads its range of partitions from every
+listed object, finding the offsets (and sorted runs, for a join or a
+range-partitioned sort) in the object's own partition table.  Tasks that probe a broadcast hash table get the
 small side's files (or an earlier stage's outputs) in their parameters.  Only
 the attempt a backend accepts for a task is ever read, so retried or
 duplicated attempts cannot lose or double rows.
@@ -15,6 +20,7 @@ duplicated attempts cannot lose or double rows.
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import secrets
 import time
@@ -34,6 +40,7 @@ from sqlmr import scratch as scratch_space
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
+from sqlmr.shuffle_plan import ShufflePlan, choose_shuffle, coalesce, fine_partitions
 from sqlmr.splits import (MIN_SPLIT, SplitChoice, choose_lambda_split, choose_reducers,
                           choose_split_size, plan_splits, planned)
 
@@ -41,6 +48,9 @@ from sqlmr.splits import (MIN_SPLIT, SplitChoice, choose_lambda_split, choose_re
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
 EST_MAP_BYTES_PER_S = 50e6
 EST_TASK_OVERHEAD_S = 0.05
+#: Lambda: shuffled bytes per reducer when coalescing fine partitions (as
+#: Spark's advisory partition size); locally reducers keep the planned count.
+LAMBDA_REDUCE_BYTES = 64 << 20
 
 
 @dataclass
@@ -77,6 +87,8 @@ class StagePlan:
     broadcast_partitions: list[dict] = field(default_factory=list)  # partitioned small sides
     samples: list[dict] = field(default_factory=list)   # TABLESAMPLE: what each read
     split_choice: SplitChoice | None = None   # Lambda: the split chosen from the modeled cost
+    fine: int = 0                     # partitions each map writes (coalesced into reducers)
+    shuffle: ShufflePlan | None = None   # the shuffle as planned (EXPLAIN, estimate)
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -118,6 +130,7 @@ class StagePlan:
                 "split_size": self.split_size, "maps": len(self.tasks),
                 "reducers": self.reducers, "inputs": inputs,
                 **({"split_choice": self.split_choice.line()} if self.split_choice else {}),
+                **({"shuffle": _shuffle_facts(self.shuffle)} if self.shuffle else {}),
                 **({"broadcast_partitions": self.broadcast_partitions}
                    if self.broadcast_partitions else {}),
                 **({"broadcast_samples": [f for f in self.samples if not any(
@@ -129,6 +142,7 @@ class JobStats:
     seconds: float = 0.0
     map_tasks: int = 0
     reduce_tasks: int = 0
+    combine_tasks: int = 0
     splits: int = 0
     files: int = 0
     bytes_read: int = 0
@@ -142,6 +156,7 @@ class JobStats:
     peak_mem_mb: float = 0.0
     gets: int = 0
     puts: int = 0
+    shuffle_gets: int = 0   # of gets: reducers' and combiners' reads of the shuffle (planned)
     attempts: int = 0
     counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
     # Filled from the Lambda backend's per-task "billing" (every invocation of every
@@ -155,7 +170,7 @@ class JobStats:
 
     @property
     def requests(self) -> int:
-        return self.map_tasks + self.reduce_tasks
+        return self.map_tasks + self.reduce_tasks + self.combine_tasks
 
     def lambda_cost(self, settings: Settings) -> costs.LambdaCost:
         if self.billed:
@@ -308,6 +323,12 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                          small_partitions, samples,
                          split_choice if any(i.rows_from is None and not i.one_row
                                              for i in inputs) else None)
+        if stage.reduce is not None:
+            plan.fine = _fine(stage, reducers, settings)
+            objects = plan.map_tasks + sum(by_id[f.id].reducers for f in stage.feeds)
+            plan.shuffle = choose_shuffle(objects, reducers, settings.shuffle, settings.backend,
+                                          fine=plan.fine,
+                                          group=getattr(settings, "combine_group", 0))
         plans.append(plan)
         by_id[stage.id] = plan
     return plans
@@ -358,6 +379,46 @@ def _partition(values: dict[str, list], uri: str) -> dict:
     return {"partition": values[uri]} if uri in values else {}
 
 
+def _fine(stage: Stage, reducers: int, settings: Settings) -> int:
+    """Partitions a stage's maps write: fine ones, coalesced into reducers
+    after the maps ran; exactly the reducers when ``reducers`` is set (each
+    partition is then one reducer) or the stage has one reducer by design."""
+    if stage.reducers == "one":
+        return 1
+    forced = getattr(settings, "fine_partitions", 0)   # tests vary it
+    if forced:
+        return forced
+    if settings.reducers > 0:
+        return reducers
+    return fine_partitions(reducers, settings.backend)
+
+
+def _shuffle_facts(sp: ShufflePlan) -> dict:
+    return {"mode": sp.mode, "fine": sp.fine_partitions, "group": sp.group,
+            "combiners": sp.combiners, "gets": sp.gets, "puts": sp.puts, "reason": sp.reason}
+
+
+def reduce_ranges(plan: StagePlan, sizes: Sequence[int], settings: Settings) -> list[tuple[int, int]]:
+    """The reducers of a stage, as ranges ``[lo, hi)`` of its fine partitions,
+    from the bytes of each partition the maps wrote: contiguous ranges near
+    a target size (``reduce_mb``; on Lambda 64 MB; locally the shuffled bytes
+    over the planned reducers, so local parallelism stays), a skewed
+    partition alone.  When maps write one partition per reducer (``reducers``
+    set, or one reducer by design) every non-empty partition is a reducer."""
+    if plan.fine <= 1:
+        return [(0, max(1, plan.fine))]
+    if plan.fine == plan.reducers:
+        return [(p, p + 1) for p, n in enumerate(sizes) if n]
+    total = sum(sizes)
+    if settings.reduce_mb > 0:
+        target = int(settings.reduce_mb * 2**20)
+    elif settings.backend == "lambda":
+        target = LAMBDA_REDUCE_BYTES
+    else:
+        target = math.ceil(total / max(1, plan.reducers))
+    return coalesce(sizes, target)
+
+
 def estimate(plans: list[StagePlan], settings: Settings) -> tuple[JobStats, costs.LambdaCost]:
     """Cost of running the plan on Lambda, before running it."""
     st = JobStats()
@@ -369,8 +430,12 @@ def estimate(plans: list[StagePlan], settings: Settings) -> tuple[JobStats, cost
         st.bytes_read += p.bytes + p.broadcast_bytes
         st.task_seconds += (p.bytes + p.broadcast_bytes * maps) / EST_MAP_BYTES_PER_S + \
             EST_TASK_OVERHEAD_S * (maps + p.reducers)
-        st.gets += p.splits + maps + p.reducers * (maps + 1) + p.reducers
+        st.gets += p.splits + maps + p.reducers + (p.shuffle.gets if p.shuffle else 0)
         st.puts += maps + p.reducers + 1 + math.ceil(max(1, len(p.files)) / 1000)
+        if p.shuffle:   # the shuffle list, combiners' outputs
+            st.puts += 1 + p.shuffle.combiners
+            st.combine_tasks += p.shuffle.combiners
+            st.task_seconds += EST_TASK_OVERHEAD_S * p.shuffle.combiners
     return st, st.lambda_cost(settings)
 
 
@@ -525,7 +590,7 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
             bounds = None
             if plan.stage.range_sort:
                 src = plan.inputs[0].rows_from
-                bounds = range_bounds(samples.get(src, []), job, plan.reducers)
+                bounds = range_bounds(samples.get(src, []), job, plan.fine)
             outputs[plan.stage.id] = _run_stage(job_id, plan, by_id, outputs, settings, backend,
                                                 work, code, stats, progress,
                                                 text if final else None, samples, bounds)
@@ -632,13 +697,13 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
                text: dict | None, samples: dict[int, list],
                bounds: list | None = None) -> list[dict]:
     stage = plan.stage
-    consumer = by_id[stage.consumer.id].reducers if stage.consumer is not None else 0
+    consumer = by_id[stage.consumer.id].fine if stage.consumer is not None else 0
     map_text = text if stage.reduce is None else None
     map_events = []
     kinds = []  # per event: "table" or "rows"
     for inp in plan.inputs:
         ph = inp.phase
-        partitions = plan.reducers if stage.reduce is not None else 0
+        partitions = plan.fine if stage.reduce is not None else 0
         params = _params(ph, plan, outputs, settings, map_text)
         if bounds is not None:
             params["bounds"] = bounds
@@ -688,31 +753,60 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     feeding = [r["output"] for r in map_results if r["output"]]
     for f in stage.feeds:
         feeding.extend(outputs[f.id])
+    feeding = [o for o in feeding if o["rows"]]
+    sizes = [0] * max(1, plan.fine)
+    for o in feeding:   # bytes of each fine partition, over every output
+        sizes = list(map(int.__add__, sizes, o["sizes"]))
+    ranges = reduce_ranges(plan, sizes, settings)
+    if not ranges and stage.reducers == "one":
+        ranges = [(0, max(1, plan.fine))]
+    chosen = choose_shuffle(len(feeding), len(ranges), settings.shuffle, settings.backend,
+                            fine=plan.fine, group=getattr(settings, "combine_group", 0))
+    if chosen.mode == "combine" and ranges:
+        feeding = _combine(job_id, plan, feeding, chosen.group, work, code, stats, backend,
+                           progress)
+    list_uri = storage.join(work, f"s{stage.id}-shuffle.json")
+    storage.write_bytes(list_uri, _encode_list([shuffle.listed(o) for o in feeding]))
+    stats.puts += 1
     params = _params(stage.reduce, plan, outputs, settings, text)
-    reduce_events = []
-    for p in range(plan.reducers):
-        ranges = []
-        for o in feeding:
-            if not o["records"][p]:
-                continue
-            rng = {"uri": o["uri"], "start": o["partitions"][p][0], "end": o["partitions"][p][1]}
-            if "runs" in o:
-                rng["runs"] = o["runs"][p]
-            ranges.append(rng)
-        if not ranges and stage.reducers != "one":
-            continue  # an empty partition: no reducer needed
-        reduce_events.append(events.reduce_event(
-            job=job_id, stage=stage.id, task=p, shuffle=ranges, work=work, code=code,
-            entry=stage.reduce_entry, strict=settings.strict, partitions=consumer,
-            params=params))
+    reduce_events = [events.shuffle_reduce_event(
+        job=job_id, stage=stage.id, task=i, shuffle_list=list_uri, lo=lo, hi=hi, work=work,
+        code=code, entry=stage.reduce_entry, strict=settings.strict, partitions=consumer,
+        params=params) for i, (lo, hi) in enumerate(ranges)]
     stats.reduce_tasks += len(reduce_events)
-    stats.gets += sum(len(e["input"]["shuffle"]) + 1 for e in reduce_events)
+    # per reducer: its code, the list, and per object its table (and runs) and range
+    per_object = 2 + (1 if any(o["cuts"] for o in feeding) else 0)
+    stats.gets += len(reduce_events) * (2 + per_object * len(feeding))
+    stats.shuffle_gets += len(reduce_events) * (1 + per_object * len(feeding))
     reduce_results = _run_phase(backend, reduce_events, f"Stage-{stage.id} reduce", progress)
     _account(stats, reduce_results)
     if stage.consumer is not None:
         stats.bytes_shuffled += sum(r["bytes_out"] for r in reduce_results)
     samples[stage.id] = [row for r in reduce_results for row in r.get("sample", ())]
     return [r["output"] for r in reduce_results if r["output"]]
+
+
+def _encode_list(objects: list[dict]) -> bytes:
+    return json.dumps(objects, separators=(",", ":")).encode("utf-8")
+
+
+def _combine(job_id: str, plan: StagePlan, feeding: list[dict], group: int, work: str,
+             code: dict, stats: JobStats, backend: Backend,
+             progress: Progress | None) -> list[dict]:
+    """Run the combiners of a stage: each gathers ``group`` of its map
+    outputs into one object in the same format; returns their outputs (what
+    the reducers read instead)."""
+    group = max(1, group)
+    evs = [events.combine_event(job=job_id, stage=plan.stage.id, task=i,
+                                objects=[shuffle.listed(o) for o in feeding[j:j + group]],
+                                work=work, code=code)
+           for i, j in enumerate(range(0, len(feeding), group))]
+    results = _run_phase(backend, evs, f"Stage-{plan.stage.id} combine", progress)
+    _account(stats, results)
+    stats.combine_tasks += len(evs)
+    stats.gets += len(feeding)
+    stats.shuffle_gets += len(feeding)
+    return [r["output"] for r in results if r["output"] and r["output"]["rows"]]
 
 
 class ShippedFileChangedError(SqlError):

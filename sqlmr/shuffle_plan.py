@@ -193,7 +193,8 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
     combiners = math.ceil(maps / group) if maps else 0
     d_gets, d_puts = shuffle_requests("direct", maps, reducers, 0)
     c_gets, c_puts = shuffle_requests("combine", maps, reducers, group)
-    shape = f"{maps:,} maps × {reducers:,} reducers = {_count(d_gets)} GETs"
+    shape = (f"{maps:,} map{'s' if maps != 1 else ''} × {reducers:,} "
+             f"reducer{'s' if reducers != 1 else ''} = {_count(d_gets)} GETs")
     with_c = (f"{_count(c_gets)} with {combiners:,} combiner{'s' if combiners != 1 else ''} "
               f"of {group:,} map outputs")
     if reducers <= 0 or maps <= 1 or combiners >= maps:
