@@ -579,7 +579,7 @@ def test_subprocess_invoker_runs_the_extracted_package_in_isolation(tables, monk
              "strict": False, "params": {}}
     r = inv.invoke(event)
     assert r.function_error is None, r.payload
-    assert r.payload["output"]["uri"] == work + "s1-map/part-00000.a0.part"
+    assert r.payload["output"]["uri"] == work + events.spread_prefix(1, "map", 0) + "/s1-map/part-00000.a0.part"
     assert "hello from 1" in r.log_tail                      # print() goes to the log
     assert f"INIT runtime={inv.package_dir}/runtime/handler.py" in r.log_tail
     assert r.billed_ms >= 1 and r.max_memory_mb >= 1
