@@ -33,7 +33,7 @@ from compiler.errors import SqlError
 from compiler.job import Job, Stage
 from compiler.sample import kept_splits
 from compiler.stages import OneRowIn, Phase, Probe, RowsIn, TableIn
-from runtime import codecache, events, shuffle, storage
+from runtime import codecache, events, s3stats, shuffle, storage
 from runtime.inputs import InputError
 from sqlmr import cost as costs
 from sqlmr import scratch as scratch_space
@@ -89,6 +89,7 @@ class StagePlan:
     split_choice: SplitChoice | None = None   # Lambda: the split chosen from the modeled cost
     fine: int = 0                     # partitions each map writes (coalesced into reducers)
     shuffle: ShufflePlan | None = None   # the shuffle as planned (EXPLAIN, estimate)
+    planning_s3: dict = field(default_factory=dict)    # S3 requests planning sent (first plan)
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -158,9 +159,22 @@ class JobStats:
     puts: int = 0
     shuffle_gets: int = 0   # of gets: reducers' and combiners' reads of the shuffle (planned)
     attempts: int = 0
+    # S3 requests counted (runtime.s3stats) by the tasks' attempts and by the
+    # driver (planning's listings, code upload, result reads, deletes):
+    # {"get", "head", "put", "list", "delete", "retries"}; ``counted`` when the
+    # job's scratch is on S3, so that every shuffle byte went through S3 and
+    # the counts are what a Lambda run asks of S3 (a local run over local files
+    # asks nothing: its cost line keeps the planned counts)
+    s3: dict = field(default_factory=dict)       # the tasks'
+    driver_s3: dict = field(default_factory=dict)
+    counted: bool = False
+    _driver_base: dict | None = None
     counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
     # Filled from the Lambda backend's per-task "billing" (every invocation of every
-    # attempt, failed, duplicate and speculative ones included): a billed cost.
+    # attempt, failed, duplicate and speculative ones included): ``metered``;
+    # ``billed`` when the durations are AWS's own (not the subprocess invoker's
+    # local wall time, which is an estimate).
+    metered: bool = False
     billed: bool = False
     billed_ms: int = 0
     billed_gb_s: float = 0.0
@@ -172,12 +186,41 @@ class JobStats:
     def requests(self) -> int:
         return self.map_tasks + self.reduce_tasks + self.combine_tasks
 
+    def start_counting(self, since: dict | None = None) -> None:
+        """Count the driver's S3 requests from now (or from the snapshot ``since``)."""
+        self._driver_base = since if since is not None else s3stats.snapshot()
+
+    def count_driver(self) -> None:
+        """The driver's requests so far (result reads and deletes come after
+        the job ran: called again before the cost line and the stats file)."""
+        if self._driver_base is not None:
+            self.driver_s3 = s3stats.since(self._driver_base)
+
+    def counted_s3(self) -> dict[str, int]:
+        """Every counted S3 request: the tasks' and the driver's, by kind."""
+        self.count_driver()
+        return s3stats.add(dict(self.s3), self.driver_s3)
+
+    def s3_gets_puts(self) -> tuple[int, int]:
+        """(GET-priced, PUT-priced) requests: counted when ``counted``
+        (HEAD is priced as a GET, LIST as a PUT), else planned."""
+        if not self.counted:
+            return self.gets, self.puts
+        c = self.counted_s3()
+        return c.get("get", 0) + c.get("head", 0), c.get("put", 0) + c.get("list", 0)
+
+    @property
+    def invocations_counted(self) -> int:
+        """Task invocations (every attempt: retries, duplicates, speculation)."""
+        return self.invocations if self.metered else (self.attempts or self.requests)
+
     def lambda_cost(self, settings: Settings) -> costs.LambdaCost:
-        if self.billed:
-            return costs.lambda_cost(self.billed_gb_s, self.invocations, self.gets, self.puts,
+        gets, puts = self.s3_gets_puts()
+        if self.metered:
+            return costs.lambda_cost(self.billed_gb_s, self.invocations, gets, puts,
                                      self.architecture or settings.architecture)
         gb_s = self.task_seconds * settings.memory_mb / 1024
-        return costs.lambda_cost(gb_s, self.attempts or self.requests, self.gets, self.puts,
+        return costs.lambda_cost(gb_s, self.attempts or self.requests, gets, puts,
                                  settings.architecture)
 
 
@@ -212,6 +255,7 @@ def _probes(stage: Stage) -> list[tuple[Phase, Probe]]:
 def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     """Splits, map tasks and reducers for each stage (also what EXPLAIN shows)."""
     plans: list[StagePlan] = []
+    requests0 = s3stats.snapshot()   # the listings' requests, counted with the job's
     workers = settings.effective_workers()
     listed: dict[str, list[tuple[str, int]]] = {}
     found: dict[str, Partitions] = {}
@@ -331,6 +375,8 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                                           group=getattr(settings, "combine_group", 0))
         plans.append(plan)
         by_id[stage.id] = plan
+    if plans:
+        plans[0].planning_s3 = s3stats.since(requests0)
     return plans
 
 
@@ -564,6 +610,8 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
     instead of batch files; the caller commits the accepted outputs.
     """
     t0 = time.perf_counter()
+    requests0 = s3stats.snapshot()
+    planned_before = bool(plans)
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
@@ -573,7 +621,11 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         scratch_space.sweep()
         if not settings.keep_scratch:
             scratch_space.register(work)
-    stats = JobStats(notes=sample_notes(plans))
+    stats = JobStats(notes=sample_notes(plans), counted=storage.is_s3(work))
+    # the driver's requests from here on, and planning's when the caller planned
+    if planned_before and plans:
+        requests0 = {k: n - plans[0].planning_s3.get(k, 0) for k, n in requests0.items()}
+    stats.start_counting(requests0)
     try:
         code_uri = storage.join(work, "job.py")
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
@@ -595,6 +647,7 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
                                                 work, code, stats, progress,
                                                 text if final else None, samples, bounds)
         stats.seconds = time.perf_counter() - t0
+        stats.count_driver()
         return JobResult(job, outputs[plans[-1].stage.id], stats, work, settings.keep_scratch)
     except BaseException as e:
         e.partial_stats = stats  # type: ignore[attr-defined]  # Ctrl-C reports what ran
@@ -628,9 +681,12 @@ def _account(stats: JobStats, results: list[dict]) -> None:
             stats.malformed_first_line = r["malformed_first_line"]
         stats.peak_mem_mb = max(stats.peak_mem_mb, r["peak_mem_mb"])
         stats.puts += 1 if r.get("output") else 0
+        s3stats.add(stats.s3, r.get("s3"))
         bill = r.get("billing")
         if bill:
-            stats.billed = True
+            s3stats.add(stats.s3, bill.get("s3_other"))   # duplicate attempts' requests
+            stats.metered = True
+            stats.billed = stats.billed or bool(bill.get("billed"))
             stats.billed_ms += bill["billed_ms"]
             stats.billed_gb_s += bill["billed_ms"] / 1000 * bill["memory_mb"] / 1024
             stats.invocations += bill["invocations"]
