@@ -70,7 +70,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from sqlmr import cost as costs
 from sqlmr import shuffle_plan
-from sqlmr.splits import BYTES_PER_REDUCER, MAX_REDUCERS, choose_lambda_split
+from sqlmr.splits import BYTES_PER_REDUCER, MAX_REDUCERS, choose_lambda_split, combine_group
 
 GB = 1e9
 #: Bytes of the AMPLab 5nodes tables (the benchmark's published sizes; documents is
@@ -502,17 +502,18 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     reducers, each reading the shuffle list, then a partition table and a
     range of every object it reads): 4.99 GB in 2,048 partitions of 2.44 MB,
     27 to a reducer: 76 reducers.  473 x 76 x 2 GETs direct would take 13 s
-    at 5,500 a second, so the driver puts 23 combiners of 21 map outputs
-    before them (:func:`sqlmr.shuffle_plan.choose_shuffle`); a reducer then
-    GETs 1 + 2 x 23.
+    at 5,500 a second, so the driver puts combiners before them
+    (:func:`sqlmr.shuffle_plan.choose_shuffle`), each of a map's size
+    (:func:`sqlmr.splits.combine_group`: 25 outputs of 10.6 MB in 256 MiB):
+    19 combiners, and a reducer GETs 1 + 2 x 19.
 
     >>> facts = CodeFacts(index_reads=True, combiners=True, reduce_target=64 * MIB,
     ...                   fetch_depth=12, prefixes=256)
     >>> a, c, b = scale_phases(ms, {"uservisits": 25.4e6}, LambdaModel(code=facts))
     >>> c.kind, c.tasks, round(c.gets_per_task, 2), b.tasks, b.gets_per_task, b.extra_puts
-    ('combine', 23, 20.57, 76, 47.0, 1)
+    ('combine', 19, 24.89, 76, 39.0, 1)
     >>> b.shuffle
-    'combine: 473 maps × 76 reducers = 72k GETs direct, 4,045 with 23 combiners of 21 map outputs'
+    'combine: 473 maps × 76 reducers = 72k GETs direct, 3,437 with 19 combiners of 25 map outputs'
     """
     target = FIVENODES_BYTES if target is None else target
     code = model.code
@@ -534,6 +535,20 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             return reducers(sum(target[t] for t in base))
         return reducers(stage_in.get(stage, fallback))
 
+    def stage_split(stage: int, fallback: float) -> int:
+        """The stage's split as plan_job sizes it: from its table input's
+        bytes, else its base tables' (a stage over rows or a shuffle)."""
+        base = (stage_tables or {}).get(stage)
+        size = table_in.get(stage) or (sum(target[t] for t in base) if base and all(
+            t in target for t in base) else fallback)
+        return split_size(size, planned(stage, fallback), model)
+
+    table_in: dict[int, float] = {}            # stage -> its table maps' bytes at target
+    for m in measured:
+        if m.kind == "map" and m.table_bytes:
+            table_in[m.stage] = table_in.get(m.stage, 0.0) + sum(
+                b * target[t] / data_bytes[t] for t, b in m.table_bytes.items())
+
     for m in measured:
         if m.kind == "combine":
             continue                           # planned below, from the driver's choice
@@ -547,7 +562,7 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             measured_split = sum(m.table_bytes.values())
             k = sum(scaled.values()) / measured_split if measured_split else 1.0
             stage_in[m.stage] = sum(target[t] for t in m.table_bytes)
-            split = split_size(sum(scaled.values()), planned(m.stage, stage_in[m.stage]), model)
+            split = stage_split(m.stage, stage_in[m.stage])
             tasks = sum(map_tasks(b, split) for b in scaled.values())
             pieces = (sum(math.ceil(b / code.split_get_bytes) for b in scaled.values())
                       if code.split_get_bytes else tasks)
@@ -557,7 +572,7 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             k = ratios[-1] if ratios else 1.0
             rows = m.bytes_in * k
             stage_in.setdefault(m.stage, rows)
-            split = split_size(rows, planned(m.stage, rows), model)
+            split = stage_split(m.stage, rows)
             tasks = 1 if m.single else map_tasks(rows, split)
             producers = phases[-1].tasks if phases else 1
             gets, depth, prefixes = producers / tasks, code.fetch_depth, code.prefixes
@@ -579,7 +594,8 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             if code.index_reads:
                 chosen = shuffle_plan.choose_shuffle(
                     sources, tasks, model.shuffle if code.combiners else "direct", "lambda",
-                    fine=1 if m.single else fine)
+                    fine=1 if m.single else fine,
+                    group=combine_group(sources, shuffled, stage_split(m.stage, shuffled)))
                 shuffle_reason = chosen.reason
                 if chosen.mode == "combine":
                     comb = Phase("combine", chosen.combiners, shuffled, shuffled,

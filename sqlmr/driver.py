@@ -42,7 +42,7 @@ from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
 from sqlmr.shuffle_plan import ShufflePlan, choose_shuffle, coalesce, fine_partitions
 from sqlmr.splits import (MIN_SPLIT, SplitChoice, choose_lambda_split, choose_reducers,
-                          choose_split_size, plan_splits, planned)
+                          choose_split_size, combine_group, plan_splits, planned)
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
@@ -816,8 +816,11 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     ranges = reduce_ranges(plan, sizes, settings)
     if not ranges and stage.reducers == "one":
         ranges = [(0, max(1, plan.fine))]
+    group = getattr(settings, "combine_group", 0)
+    if not group and settings.backend == "lambda":   # a combiner of a map's size
+        group = combine_group(len(feeding), sum(sizes), plan.split_size)
     chosen = choose_shuffle(len(feeding), len(ranges), settings.shuffle, settings.backend,
-                            fine=plan.fine, group=getattr(settings, "combine_group", 0))
+                            fine=plan.fine, group=group)
     if chosen.mode == "combine" and ranges:
         feeding = _combine(job_id, plan, feeding, chosen.group, work, code, stats, backend,
                            progress)

@@ -166,13 +166,18 @@ def test_scale_phases_by_hand():
 
 def test_combiners_are_the_drivers_choice():
     # 2a-like: 1,890 maps of 64 MiB, 12.5 GB shuffled.  The driver's choice
-    # (shuffle_plan.choose_shuffle) with auto; forced direct has no combine phase.
+    # (shuffle_plan.choose_shuffle, groups from splits.combine_group) with auto;
+    # forced direct has no combine phase.
     ms = [bm.Measured(1, "map", 10, 1.0, 254_000_000, 25_000_000,
                       {"uservisits": 254_000_000}),
           bm.Measured(1, "reduce", 10, 0.8, 25_000_000, 4_000_000)]
     m = bm.LambdaModel(split_mb=64, code=NOW)
     a, c, b = bm.scale_phases(ms, {"uservisits": 254e6}, m)
-    chosen = shuffle_plan.choose_shuffle(1890, b.tasks, "auto", "lambda",
+    # combiners of a map's size: 12.5 GB over 1,890 outputs, 10 in 64 MiB
+    from sqlmr.splits import combine_group
+    group = combine_group(1890, 25e6 * 126.8e9 / 254e6, 64 << 20)
+    assert group == 10
+    chosen = shuffle_plan.choose_shuffle(1890, b.tasks, "auto", "lambda", group=group,
                                          fine=shuffle_plan.fine_partitions(473, "lambda"))
     assert (c.kind, c.tasks) == ("combine", chosen.combiners) and chosen.mode == "combine"
     assert b.gets_per_task == 1 + 2 * chosen.combiners
