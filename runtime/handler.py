@@ -196,7 +196,7 @@ def handle(event: events.Event) -> events.Result:
     if event.get("v") != events.VERSION:
         raise ValueError(f"task event version {event.get('v')!r}, runtime expects {events.VERSION}")
     if event["kind"] == "combine":
-        return _combine(event, t0, c0)
+        return _combine(event, t0, c0, requests0)
     ns = codecache.load(event["code"])
     entry = ns[event["entry"]]
     ctx = TaskContext(event)
@@ -263,7 +263,8 @@ def _unlink(paths: list[str]) -> None:
             pass
 
 
-def _combine(event: events.Event, t0: float, c0: float) -> events.Result:
+def _combine(event: events.Event, t0: float, c0: float,
+             requests0: dict[str, int]) -> events.Result:
     """A combiner: the partitions of a group of map outputs gathered into one
     object of the same format (no generated code: bytes are copied)."""
     objects = event["input"]["objects"]
@@ -278,6 +279,7 @@ def _combine(event: events.Event, t0: float, c0: float) -> events.Result:
         "seconds": round(time.perf_counter() - t0, 6),
         "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": {"objects_combined": len(objects)},
+        "s3": s3stats.since(requests0),
     }
 
 

@@ -320,7 +320,8 @@ class Phase:
     gets_per_task: float = 1.0     # input GETs (split pieces, shuffle lists, tables, ranges)
     puts_per_task: float = 1.0
     label: str = ""
-    reads_table: bool = False      # a map over table files (one LIST request)
+    reads_table: bool = False      # a map over table files (the driver lists them)
+    tables: int = 1                # tables it reads (each listed: 2 HEAD probes + LIST)
     depth: int = 1                 # input GETs in flight
     overlapped: bool = False       # reading alongside the CPU
     prefixes: int = 1              # key prefixes its input objects spread over
@@ -377,30 +378,31 @@ def project(phases: list[Phase], model: LambdaModel) -> Projection:
 
     Requests counted (:meth:`Phase.requests`): per task one invoke, one GET of
     the job code, its input GETs and output PUTs; per job one PUT of the code,
-    one LIST per map phase over a table, and the driver's GET of each final
-    output.
+    per table read two HEADs and a LIST (the driver's listing), the driver's
+    GET of each final output and the LIST that deletes the job's scratch.
 
     Hand check, one map phase of 10 tasks of 100 MB each, CPU 1e-8 s/B = 1 s,
     read 100 MB at 100 MB/s = 1 s, 4 requests x 0.05 s = 0.2 s: 2.2 s a task.
     4 functions: 3 waves + one cold start = 0.5 + 6.6 = 7.1 s.  Billed:
     10 x 2.2 + 4 x 0.5 = 24 s x 1769/1024 GB = 41.4609 GB-s.  Requests 10.
-    GET: 10 x (code + split) + 10 outputs = 30.  PUT: 10 + code + LIST = 12.
-    $: 41.4609 x 0.0000133334 + 10 x 0.2e-6 + 30 x 0.4e-6 + 12 x 5e-6
-    = 0.00055282 + 0.000002 + 0.000012 + 0.00006 = 0.00062682.
+    GET: 10 x (code + split) + 2 HEADs + 10 outputs = 32.  PUT: 10 + code +
+    2 LISTs = 13.  $: 41.4609 x 0.0000133334 + 10 x 0.2e-6 + 32 x 0.4e-6 +
+    13 x 5e-6 = 0.00055282 + 0.000002 + 0.0000128 + 0.000065 = 0.00063262.
 
     >>> p = Phase("map", 10, 1e9, 0.0, 1e-8, reads_table=True)
     >>> r = project([p], LambdaModel(functions=4, s3_mbps=100, request_latency_s=0.05))
     >>> round(r.seconds, 6), round(r.cost.gb_seconds, 4), r.cost.requests, r.cost.gets, r.cost.puts
-    (7.1, 41.4609, 10, 30, 12)
+    (7.1, 41.4609, 10, 32, 13)
     >>> round(r.dollars, 8)
-    0.00062682
+    0.00063262
     """
     per_second = model.scale_per_10s / 10.0
     warm = 0
     out: list[PhaseEstimate] = []
     total_s = gb_s = 0.0
     requests = gets = 0
-    puts = 1                                     # the job code
+    puts = 2                                     # the job code; the LIST that deletes
+                                                 # the job's scratch (DELETE is free)
     warnings: list[str] = []
     for ph in phases:
         d = ph.duration(model)
@@ -414,8 +416,9 @@ def project(phases: list[Phase], model: LambdaModel) -> Projection:
         out_prefixes = model.code.prefixes if ph.puts_per_task else 1
         if ph_puts / (model.put_rate * out_prefixes) > seconds:
             seconds, bound = ph_puts / (model.put_rate * out_prefixes), "S3 PUT rate"
-        if ph.reads_table:
-            ph_puts += 1                         # LIST of the table's files
+        if ph.reads_table:                       # the driver lists each table: a HEAD
+            ph_puts += ph.tables                 # of the name, of the bucket, a LIST
+            ph_gets += 2 * ph.tables
         # Bound by S3's request rate, tasks wait for their requests (503 Slow Down and
         # back off) and are billed while they wait: durations stretch with the phase.
         stretch = seconds / span if span > 0 else 1.0
@@ -564,9 +567,11 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             stage_in[m.stage] = sum(target[t] for t in m.table_bytes)
             split = stage_split(m.stage, stage_in[m.stage])
             tasks = sum(map_tasks(b, split) for b in scaled.values())
-            pieces = (sum(math.ceil(b / code.split_get_bytes) for b in scaled.values())
-                      if code.split_get_bytes else tasks)
-            gets, depth, prefixes = pieces / tasks, code.read_depth, 1
+            # every split is read in GETs of at most split_get_bytes (at least one),
+            # and its last line finished past its end by one more small GET
+            pieces = (sum(map_tasks(b, split) * math.ceil(min(split, b) / code.split_get_bytes)
+                          for b in scaled.values()) if code.split_get_bytes else tasks)
+            gets, depth, prefixes = pieces / tasks + 1, code.read_depth, 1
             label = "table map (" + ", ".join(sorted(m.table_bytes)) + ")"
         elif m.kind == "map":
             k = ratios[-1] if ratios else 1.0
@@ -618,6 +623,7 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
         out_k = result_ratio if (last and result_ratio is not None) else k
         ph = Phase(m.kind, tasks, m.bytes_in * k, m.bytes_out * out_k, per_byte, per_task,
                    gets, 1.0, label, reads_table=bool(m.kind == "map" and m.table_bytes),
+                   tables=max(1, len(m.table_bytes)),
                    depth=depth, overlapped=code.overlapped, prefixes=prefixes,
                    extra_puts=extra_puts, split=split, shuffle=shuffle_reason)
         if m.kind == "map":

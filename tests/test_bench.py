@@ -93,16 +93,17 @@ def test_cost_of_one_phase_by_hand():
     # requests: invoke + code + 1 GET + 1 PUT = 4 x 0.03 = 0.12 s -> 3.92 s a task.
     # 2 functions, cold 0.5 s: two waves: 0.5 + 2 x 3.92 = 8.34 s.
     # Billed: 4 x 3.92 + 2 x 0.5 = 16.68 s x 1769/1024 GB = 28.81535 GB-s.
-    # GET: 4 x (code + split) + 4 final outputs read by the driver = 12.
-    # PUT: 4 outputs + the job code + 1 LIST = 6.
+    # GET: 4 x (code + split) + 2 HEADs listing the table + 4 final outputs
+    # read by the driver = 14.  PUT: 4 outputs + the job code + the table's LIST
+    # + the LIST that deletes the scratch = 7.
     ph = bm.Phase("map", 4, 720e6, 0.0, 1e-8, reads_table=True)
     m = bm.LambdaModel(functions=2, code=NO_CODE)
     r = bm.project([ph], m)
     assert r.seconds == pytest.approx(8.34)
     gb_s = 16.68 * GB_S
     assert r.cost.gb_seconds == pytest.approx(gb_s)
-    assert (r.cost.requests, r.cost.gets, r.cost.puts) == (4, 12, 6)
-    dollars = gb_s * 0.0000133334 + 4 * 0.20e-6 + 12 * 0.0004e-3 + 6 * 0.005e-3
+    assert (r.cost.requests, r.cost.gets, r.cost.puts) == (4, 14, 7)
+    dollars = gb_s * 0.0000133334 + 4 * 0.20e-6 + 14 * 0.0004e-3 + 7 * 0.005e-3
     assert r.dollars == pytest.approx(dollars)
     # x86_64 is priced from the same table
     r86 = bm.project([ph], bm.LambdaModel(functions=2, architecture="x86_64", code=NO_CODE))
@@ -124,7 +125,7 @@ def test_a_phase_bound_by_the_s3_get_rate_bills_the_waiting():
     assert r.seconds == pytest.approx(10.0)
     assert r.cost.gb_seconds == pytest.approx(100 * GB_S)   # 10 tasks x 10 s
     assert r.cost.gets == 10_000 + 10                        # + the driver's reads
-    assert r.cost.puts == 1 + 10
+    assert r.cost.puts == 2 + 10                             # + the code and cleanup
     # Objects spread over 4 prefixes: 10,000 GETs at 4 x 1,000/s = 2.5 s.
     r4 = bm.project([replace(ph, prefixes=4)], m)
     assert r4.seconds == pytest.approx(2.5) and r4.phases[0].bound == "S3 GET rate"
@@ -151,7 +152,7 @@ def test_scale_phases_by_hand():
     # (1.16 GB in 1,024 partitions of 1.13 MB: 59 to a reducer -> 18), each
     # reading the list and, of all 96 map outputs, the table and the range.
     a2, b2, _ = bm.scale_phases(ms, {"rankings": 1.1e6}, replace(m, code=NOW))
-    assert a2.gets_per_task == pytest.approx(math.ceil(6.38e9 / (8 << 20)) / 96)
+    assert a2.gets_per_task == 8 + 1                  # 64 MiB in 8 MiB GETs + the last line
     assert b2.tasks == 18 and b2.gets_per_task == 1 + 2 * 96 and b2.extra_puts == 1
     assert b2.shuffle.startswith("direct: 96 maps × 18 reducers")
     # A GROUP BY after a join, in a stage of its own fed by the join's 24 reducers:
@@ -186,9 +187,11 @@ def test_combiners_are_the_drivers_choice():
     # Requests of the whole query equal shuffle_plan's count plus the maps' own.
     p = bm.project([a, b], replace(m, shuffle="direct"))
     sg, sp = shuffle_plan.shuffle_requests("direct", 1890, b.tasks, 0)
-    pieces = math.ceil(126.8e9 / (8 << 20))
-    assert p.cost.gets == 1890 + pieces + b.tasks + sg + b.tasks   # code, splits, code, shuffle, driver
-    assert p.cost.puts == 1 + 1 + sp + b.tasks                     # code, LIST, maps + list, reducers
+    pieces = 1890 * 8
+    # code, split pieces, last lines, listing HEADs; reducers' code, shuffle; driver
+    assert p.cost.gets == 1890 + pieces + 1890 + 2 + b.tasks + sg + b.tasks
+    # code, cleanup LIST, table LIST, maps + shuffle list, reducers
+    assert p.cost.puts == 1 + 1 + 1 + sp + b.tasks
 
 
 def test_lambda_timeout_is_reported():
