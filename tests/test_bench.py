@@ -718,3 +718,40 @@ def test_plot_draws_labelled_bars_and_the_caption(tmp_path):
     png = tmp_path / "b.png"
     plot(results, str(png), ctx)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------ task sizing for Lambda
+
+def test_explain_on_lambda_shows_the_split_chosen(sqlmr_home, tiny):
+    from sqlmr.config import Settings
+    from sqlmr.session import Session
+    from sqlmr.splits import choose_lambda_split
+    data = sqlmr_home / "data" / "amplab"
+    data.mkdir(parents=True)
+    for t in ("rankings", "uservisits"):
+        (data / t).symlink_to(tiny / t)
+    sql = "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uservisits GROUP BY SUBSTR(sourceIP, 1, 8)"
+    text = {}
+    for backend in ("lambda", "local"):
+        s = Session(Settings(workers=2, backend=backend))
+        try:
+            text[backend] = list(s.execute("EXPLAIN " + sql))[0].message
+        finally:
+            s.close()
+    size = sum(p.stat().st_size for p in (tiny / "uservisits").iterdir())
+    line = choose_lambda_split(size, 2).line()     # 2 planned reducers (one per worker)
+    assert "        " + line + "\n" in text["lambda"]
+    assert line.startswith("split: 64 MB (modeled: 1 map, ")
+    assert "split:" not in text["local"]           # locally the split is not a cost choice
+
+
+def test_bigger_splits_when_the_shuffle_makes_them_pay():
+    from sqlmr.splits import MB, choose_lambda_split, lambda_stage
+    # A scan of 126.8 GB alone keeps small splits (fast, nothing to read after it);
+    # with 473 planned reducers each reading every map output, bigger ones pay.
+    scan, agg = choose_lambda_split(126.8e9, 0), choose_lambda_split(126.8e9, 473)
+    assert agg.size > scan.size and agg.maps < scan.maps
+    assert agg.usd < lambda_stage(126.8e9, scan.size, 473)[2]
+    # never more than 1.5 x the fastest choice's time
+    fastest = min(lambda_stage(126.8e9, mb * MB, 473)[1] for mb in (64, 128, 256, 512, 1024))
+    assert agg.seconds <= 1.5 * fastest + 1e-6
