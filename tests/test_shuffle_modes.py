@@ -350,3 +350,35 @@ def test_a_thousand_maps_combine_into_fifty_reducers(moto_server, s3_bucket, tmp
     st = stats[0]
     assert st.map_tasks >= 1000 and st.reduce_tasks >= 50 and st.combine_tasks >= 5
     assert 0 < st.shuffle_gets < st.map_tasks * st.reduce_tasks / 4
+
+
+# ------------------------------------------------- the setting, SET and EXPLAIN
+
+def test_set_shuffle_changes_explain_and_the_run(amplab_home):
+    s = Session(Settings(workers=2, split_mb=0.3))
+    try:
+        sql = _query("2a").split("\n", 1)[1]
+        auto = list(s.execute("EXPLAIN " + sql))[0].message
+        assert "shuffle: direct, " in auto and "planned" in auto
+        list(s.execute("SET shuffle = combine"))
+        text = list(s.execute("EXPLAIN " + sql))[0].message
+        line = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("shuffle:")][0]
+        assert line.startswith("shuffle: combine (") and "SET shuffle = combine" in line
+        stats: list = []
+        rows_of(s, sql, stats)
+        assert stats[0].combine_tasks >= 1
+        with pytest.raises(Exception, match="shuffle is auto, direct or combine"):
+            list(s.execute("SET shuffle = sometimes"))
+    finally:
+        s.close()
+
+
+def test_cli_shuffle_flag(amplab_home, capsys):
+    from sqlmr import cli
+    sql = _query("2a").split("\n", 1)[1]
+    assert cli.main(["--shuffle", "combine", "--split-mb", "0.3", "--workers", "2",
+                     "--format", "csv", "-e", sql]) == 0
+    out = capsys.readouterr()
+    assert " combine + " in out.err + out.out
+    with pytest.raises(SystemExit):
+        cli.main(["--shuffle", "often", "-e", "SELECT 1"])
