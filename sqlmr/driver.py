@@ -51,6 +51,9 @@ EST_TASK_OVERHEAD_S = 0.05
 #: Lambda: shuffled bytes per reducer when coalescing fine partitions (as
 #: Spark's advisory partition size); locally reducers keep the planned count.
 LAMBDA_REDUCE_BYTES = 64 << 20
+#: Bytes of map outputs one combiner gathers at most (it spools them and its
+#: output to local disk).
+COMBINE_MAX_BYTES = 384 << 20
 
 
 @dataclass
@@ -849,17 +852,40 @@ def _encode_list(objects: list[dict]) -> bytes:
     return json.dumps(objects, separators=(",", ":")).encode("utf-8")
 
 
+def combine_groups(outputs: list[dict], group: int,
+                   max_bytes: int = COMBINE_MAX_BYTES) -> list[list[dict]]:
+    """Outputs in consecutive groups of ``group``, a group closed early before
+    its bytes pass ``max_bytes`` (a combiner holds its inputs and its output
+    on local disk: Lambda's ephemeral storage is 1,024 MB by default).
+
+    >>> [len(g) for g in combine_groups([{"size": 10}] * 7, 3)]
+    [3, 3, 1]
+    >>> [len(g) for g in combine_groups([{"size": 10}] * 7, 3, max_bytes=25)]
+    [2, 2, 2, 1]
+    """
+    groups: list[list[dict]] = []
+    cur: list[dict] = []
+    n = 0
+    for o in outputs:
+        if cur and (len(cur) >= max(1, group) or n + o["size"] > max_bytes):
+            groups.append(cur)
+            cur, n = [], 0
+        cur.append(o)
+        n += o["size"]
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 def _combine(job_id: str, plan: StagePlan, feeding: list[dict], group: int, work: str,
              code: dict, stats: JobStats, backend: Backend,
              progress: Progress | None) -> list[dict]:
     """Run the combiners of a stage: each gathers ``group`` of its map
     outputs into one object in the same format; returns their outputs (what
     the reducers read instead)."""
-    group = max(1, group)
     evs = [events.combine_event(job=job_id, stage=plan.stage.id, task=i,
-                                objects=[shuffle.listed(o) for o in feeding[j:j + group]],
-                                work=work, code=code)
-           for i, j in enumerate(range(0, len(feeding), group))]
+                                objects=[shuffle.listed(o) for o in g], work=work, code=code)
+           for i, g in enumerate(combine_groups(feeding, group))]
     results = _run_phase(backend, evs, f"Stage-{plan.stage.id} combine", progress)
     _account(stats, results)
     stats.combine_tasks += len(evs)

@@ -229,8 +229,10 @@ def summary_lines(result, settings) -> list[str]:
     st = result.stats
     if st is None:
         return [f"Time: {result.seconds:.3f} s"]
-    tasks = f"{st.map_tasks} map" + (f" + {st.reduce_tasks} reduce" if st.reduce_tasks else "")
-    n_tasks = st.map_tasks + st.reduce_tasks
+    combine = getattr(st, "combine_tasks", 0)
+    tasks = (f"{st.map_tasks} map" + (f" + {combine} combine" if combine else "")
+             + (f" + {st.reduce_tasks} reduce" if st.reduce_tasks else ""))
+    n_tasks = st.map_tasks + combine + st.reduce_tasks
     workers = settings.effective_workers()
     parts = [f"Time: {result.seconds:.2f} s",
              f"{tasks} task{'' if n_tasks == 1 else 's'} on {settings.backend}"

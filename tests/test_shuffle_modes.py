@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from aws_fixtures import moto_server, s3_bucket  # noqa: F401
 from difftest import (RK_COLUMNS, UV_COLUMNS, Tables, as_bytes, assert_same, rankings_lines,
                       uservisits_lines)
 from runtime import shuffle, storage
@@ -218,3 +219,166 @@ def test_any_partitioning_target_and_grouping_gives_the_same_answer(
     s.shuffle, s.reduce_mb = mode, target_kb / 1024
     s.fine_partitions, s.combine_group = fine, group
     shape_tables.check(SHAPES[q])
+
+
+# ------------------------------------------- the Lambda backend over moto S3
+
+JOIN = ("SELECT uv.sourceIP, SUM(uv.adRevenue), AVG(rk.pageRank) FROM uv JOIN rk "
+        "ON uv.destURL = rk.pageURL GROUP BY uv.sourceIP")
+AGG = "SELECT SUBSTR(sourceIP, 1, 3), SUM(adRevenue), COUNT(*) FROM uv GROUP BY SUBSTR(sourceIP, 1, 3)"
+
+
+def _lambda():
+    pytest.importorskip("boto3")
+    pytest.importorskip("moto")
+    import test_lambda_faults as faults
+    return faults
+
+
+@pytest.fixture
+def lam(moto_server, tmp_path):
+    """A bucket of tables on moto and a way to run a query on the Lambda
+    backend (the real package in subprocesses, faults injectable)."""
+    faults = _lambda()
+    import boto3
+    from aws_fixtures import _reset_moto
+    from test_lambda_backend import REGION, upload_tables
+    _reset_moto(moto_server)
+    name = "sqlmr-shuffle-" + os.urandom(4).hex()
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=name)
+    upload_tables(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SQLMR_BUCKET", name)
+
+        def run(sql, fault=None, **settings):
+            knobs = {k: settings.pop(k) for k in ("fine_partitions", "combine_group")
+                     if k in settings}
+            s, backend, inv, _ = faults.make(fault, tmp_path, **settings)
+            for k, v in knobs.items():
+                setattr(s, k, v)
+            kept: list = []
+            rows = faults.query(s, backend, name, sql, keep=kept)
+            stats = kept[0].stats
+            for r in kept:
+                r.close()
+            return rows, stats, backend, inv
+        run.bucket = name
+        yield run
+
+
+def test_lambda_combine_and_coalesced_give_the_local_answer(lam):
+    """Few tasks (each is a Python process here): a coalesced GROUP BY through
+    combiners, and a reduce-side join coalesced directly."""
+    from test_lambda_backend import local_rows
+    want = local_rows(lam.bucket, AGG)
+    got, st, _, _ = lam(AGG, shuffle="combine", reducers=0, reduce_mb=0.001, split_mb=0.1,
+                        fine_partitions=4, combine_group=2)
+    assert_same(got, want, ordered=False)
+    assert st.combine_tasks >= 2 and st.reduce_tasks >= 2
+    assert st.billed and st.invocations == st.map_tasks + st.combine_tasks + st.reduce_tasks
+    want = local_rows(lam.bucket, JOIN)
+    got, st, _, _ = lam(JOIN, shuffle="direct", reducers=0, reduce_mb=0.002, split_mb=0.1,
+                        fine_partitions=4, broadcast_mb=0)
+    assert_same(got, want, ordered=False)
+    assert st.combine_tasks == 0 and st.reduce_tasks >= 2
+
+
+def test_lambda_combiner_duplicates_and_lost_answers_keep_one_attempt(lam):
+    from test_lambda_backend import keys, local_rows
+    faults = _lambda()
+
+    def fault(event, n):
+        if n == 0 and event["kind"] == "combine":
+            if event["task"] == 0:
+                return "duplicate"
+            if event["task"] == 1 and event["attempt"] == 0:
+                return "lost"
+        return None
+
+    want = local_rows(lam.bucket, AGG)
+    got, st, backend, inv = lam(AGG, fault, shuffle="combine", reducers=0, reduce_mb=0.001,
+                                split_mb=0.1, fine_partitions=4, combine_group=2)
+    assert_same(got, want, ordered=False)
+    assert inv.runs.count((1, "combine", 0, 0)) == 2
+    acc = faults.accepted(backend)
+    assert acc[(1, "combine", 1)] == 1 and acc[(1, "combine", 0)] == 0
+    assert faults.log(backend, "failed") == [(1, "combine", 1, 0)]
+    assert keys(lam.bucket, "sqlmr/jobs/") == []
+
+
+# ------------------------------------------------------- at scale (over moto)
+
+class S3ScratchSession(Session):
+    """The local backend with its scratch data (shuffle objects) on S3."""
+
+    def __init__(self, settings: Settings, scratch: str) -> None:
+        super().__init__(settings)
+        self._scratch = scratch
+
+    def scratch(self) -> str:
+        return self._scratch
+
+
+def test_a_thousand_maps_combine_into_fifty_reducers(moto_server, s3_bucket, tmp_path):
+    """≥ 1,000 map tasks, ≥ 50 reducers, shuffle objects on (moto) S3, through
+    combiners: the answer is the one-split run's, and the shuffle's GETs
+    (the driver's count of what reducers and combiners read) stay far below
+    maps × reducers.  Run on the local backend: a thousand Lambda tasks in
+    subprocesses would take minutes."""
+    lines = uservisits_lines(12_000, seed=77)
+    folder = tmp_path / "uvs"
+    folder.mkdir()
+    (folder / "part-00000").write_bytes(as_bytes(lines))
+    cols = ", ".join(f"{n} {t.upper()}" for n, t in UV_COLUMNS)
+    create = f"CREATE EXTERNAL TABLE IF NOT EXISTS uvs ({cols}) LOCATION '{folder}';"
+    sql = "SELECT SUBSTR(sourceIP, 1, 6), COUNT(*), SUM(duration) FROM uvs GROUP BY SUBSTR(sourceIP, 1, 6)"
+    ref = Session(Settings(workers=2))
+    try:
+        want = rows_of(ref, create + sql)
+    finally:
+        ref.close()
+    size = (folder / "part-00000").stat().st_size
+    settings = Settings(workers=2, split_mb=size / 1050 / 2**20, reducers=50, shuffle="combine")
+    settings.combine_group = 200   # few combiners: each request to moto costs ~10 ms
+    s = S3ScratchSession(settings, f"s3://{s3_bucket}/scratch")
+    stats: list = []
+    try:
+        got = rows_of(s, create + sql, stats)
+    finally:
+        s.close()
+    assert_same(got, want, ordered=False)
+    st = stats[0]
+    assert st.map_tasks >= 1000 and st.reduce_tasks >= 50 and st.combine_tasks >= 5
+    assert 0 < st.shuffle_gets < st.map_tasks * st.reduce_tasks / 4
+
+
+# ------------------------------------------------- the setting, SET and EXPLAIN
+
+def test_set_shuffle_changes_explain_and_the_run(amplab_home):
+    s = Session(Settings(workers=2, split_mb=0.3))
+    try:
+        sql = _query("2a").split("\n", 1)[1]
+        auto = list(s.execute("EXPLAIN " + sql))[0].message
+        assert "shuffle: direct, " in auto and "planned" in auto
+        list(s.execute("SET shuffle = combine"))
+        text = list(s.execute("EXPLAIN " + sql))[0].message
+        line = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("shuffle:")][0]
+        assert line.startswith("shuffle: combine (") and "SET shuffle = combine" in line
+        stats: list = []
+        rows_of(s, sql, stats)
+        assert stats[0].combine_tasks >= 1
+        with pytest.raises(Exception, match="shuffle is auto, direct or combine"):
+            list(s.execute("SET shuffle = sometimes"))
+    finally:
+        s.close()
+
+
+def test_cli_shuffle_flag(amplab_home, capsys):
+    from sqlmr import cli
+    sql = _query("2a").split("\n", 1)[1]
+    assert cli.main(["--shuffle", "combine", "--split-mb", "0.3", "--workers", "2",
+                     "--format", "csv", "-e", sql]) == 0
+    out = capsys.readouterr()
+    assert " combine + " in out.err + out.out
+    with pytest.raises(SystemExit):
+        cli.main(["--shuffle", "often", "-e", "SELECT 1"])
