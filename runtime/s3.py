@@ -75,7 +75,7 @@ MAX_ATTEMPTS: int | None = int(os.environ["SQLMR_S3_MAX_ATTEMPTS"]) \
     if os.environ.get("SQLMR_S3_MAX_ATTEMPTS") else None
 RETRY_PATIENCE_S = float(os.environ.get("SQLMR_S3_RETRY_PATIENCE_S") or 300.0)
 BACKOFF_BASE = 0.1
-BACKOFF_CAP = 20.0
+BACKOFF_CAP = float(os.environ.get("SQLMR_S3_BACKOFF_CAP_S") or 20.0)
 # A task gives up retrying this long before its deadline, to fail with S3's
 # error rather than be killed by a timeout that says nothing.
 DEADLINE_MARGIN_S = 5.0

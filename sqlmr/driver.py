@@ -75,7 +75,6 @@ class StagePlan:
     broadcast_bytes: int = 0
     broadcast_partitions: list[dict] = field(default_factory=list)  # partitioned small sides
     samples: list[dict] = field(default_factory=list)   # TABLESAMPLE: what each read
-    planning_s3: dict = field(default_factory=dict)    # S3 requests planning sent (first plan)
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -237,7 +236,6 @@ def _probes(stage: Stage) -> list[tuple[Phase, Probe]]:
 def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     """Splits, map tasks and reducers for each stage (also what EXPLAIN shows)."""
     plans: list[StagePlan] = []
-    requests0 = s3stats.snapshot()   # the listings' requests, counted with the job's
     workers = settings.effective_workers()
     listed: dict[str, list[tuple[str, int]]] = {}
     found: dict[str, Partitions] = {}
@@ -341,8 +339,6 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                          small_partitions, samples)
         plans.append(plan)
         by_id[stage.id] = plan
-    if plans:
-        plans[0].planning_s3 = s3stats.since(requests0)
     return plans
 
 
@@ -514,17 +510,20 @@ def new_job_id() -> str:
 
 def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
             progress: Progress | None = None, plans: list[StagePlan] | None = None,
-            text: dict | None = None, files: Sequence = ()) -> JobResult:
+            text: dict | None = None, files: Sequence = (),
+            counted_from: dict | None = None) -> JobResult:
     """Run every stage of ``job`` on ``backend``; scratch data goes under ``scratch``.
     ``files`` (name, file, path, sha256) ship to the tasks as its UDFs' files do.
+    The driver's S3 requests are counted from ``counted_from`` (a
+    :func:`runtime.s3stats.snapshot` taken when the statement began: its
+    compile and planning listings count too), else from now.
 
     ``text`` (``{"prefix", "delimiter", "width"}``) makes the last phase's tasks
     write their rows as delimited text files under ``prefix`` (CREATE TABLE AS)
     instead of batch files; the caller commits the accepted outputs.
     """
     t0 = time.perf_counter()
-    requests0 = s3stats.snapshot()
-    planned_before = bool(plans)
+    requests0 = counted_from if counted_from is not None else s3stats.snapshot()
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
@@ -535,10 +534,7 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         if not settings.keep_scratch:
             scratch_space.register(work)
     stats = JobStats(notes=sample_notes(plans), counted=storage.is_s3(work))
-    # the driver's requests from here on, and planning's when the caller planned
-    if planned_before and plans:
-        requests0 = {k: n - plans[0].planning_s3.get(k, 0) for k, n in requests0.items()}
-    stats.start_counting(requests0)
+    stats.start_counting(requests0)   # the driver's requests, planning's included
     try:
         code_uri = storage.join(work, "job.py")
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
