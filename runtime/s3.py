@@ -148,6 +148,33 @@ def client():
         return _client
 
 
+def request_kind(operation: str) -> str:
+    """The :mod:`runtime.s3stats` kind of an S3 API operation (by S3's price
+    classes: reads of objects and settings are GETs, writes PUTs).
+
+    >>> [request_kind(o) for o in ("GetObject", "HeadBucket", "UploadPart",
+    ...  "ListObjectsV2", "DeleteObjects", "AbortMultipartUpload", "GetBucketLifecycleConfiguration")]
+    ['get', 'head', 'put', 'list', 'delete', 'delete', 'get']
+    """
+    for prefix, kind in (("Get", "get"), ("Head", "head"), ("List", "list"),
+                         ("Delete", "delete"), ("Abort", "delete")):
+        if operation.startswith(prefix):
+            return kind
+    return "put"   # Put*, Create*, UploadPart, CompleteMultipartUpload, Copy*
+
+
+def count_requests(s3_client: Any) -> Any:
+    """Count every request another boto3 S3 client sends (each of botocore's
+    own retries too) with this module's; returns the client."""
+    def counted(request: Any = None, event_name: str = "", **kw: Any) -> None:
+        context = getattr(request, "context", None) or {}
+        attempt = (context.get("retries") or {}).get("attempt", 1)
+        s3stats.count(request_kind(event_name.rsplit(".", 1)[-1]), retry=attempt > 1)
+
+    s3_client.meta.events.register("before-send.s3", counted)
+    return s3_client
+
+
 def reset_client() -> None:
     """Forget the cached client (the next call builds a new one from the environment)."""
     global _client, _client_key

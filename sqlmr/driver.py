@@ -151,6 +151,9 @@ class JobStats:
     counted: bool = False
     _driver_base: dict | None = None
     counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
+    # per stage and task kind ("1/map", "1/reduce"): tasks, bytes in and out,
+    # task-seconds, in the order they ran (the --stats file)
+    phases: dict = field(default_factory=dict)
     # Filled from the Lambda backend's per-task "billing" (every invocation of every
     # attempt, failed, duplicate and speculative ones included): ``metered``;
     # ``billed`` when the durations are AWS's own (not the subprocess invoker's
@@ -583,6 +586,13 @@ def range_bounds(sample: list, job: Job, partitions: int) -> list:
 def _account(stats: JobStats, results: list[dict]) -> None:
     for r in results:
         stats.task_seconds += r["seconds"]
+        ph = stats.phases.setdefault(f"{r['stage']}/{r['kind']}", {
+            "stage": r["stage"], "kind": r["kind"], "tasks": 0, "bytes_in": 0,
+            "bytes_out": 0, "task_seconds": 0.0})
+        ph["tasks"] += 1
+        ph["bytes_in"] += r["bytes_in"]
+        ph["bytes_out"] += r["bytes_out"]
+        ph["task_seconds"] += r["seconds"]
         stats.malformed += r["malformed"]
         if r["malformed_sample"] and not stats.malformed_sample:
             stats.malformed_sample = r["malformed_sample"]
