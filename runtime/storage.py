@@ -385,6 +385,14 @@ def iter_ranges_ahead(ranges: list[tuple[str, int, int]],
     yield from readahead.fetch(pieces, _s3_read, depth=readahead.SHUFFLE_DEPTH)
 
 
+def range_streams(spans: list[tuple[str, int, int]], chunk: int = CHUNK):
+    """S3 ranges ``(uri, start, end)`` to be read as separate streams, read
+    ahead (:class:`runtime.readahead.Streams`: ``.stream(i)`` gives span i's
+    bytes)."""
+    from runtime import readahead
+    return readahead.Streams(spans, _s3_read, chunk)
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a whole object atomically: readers see the old object or the new one."""
     if is_s3(uri):

@@ -140,6 +140,37 @@ def test_no_hedge_when_turned_off(monkeypatch):
     assert got == objects["s3://b/h"] and len(reads.calls) == 3
 
 
+def _wait_for(condition, limit: float = 30.0) -> None:
+    """Wait until the pool's threads have done what was asked of them."""
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_run_streams_open_ahead_in_a_window_and_keep_one_piece_in_flight():
+    """Sorted runs read as streams (a merge takes each run's first batch in
+    turn): opening run i also requests the first pieces of the next runs, up
+    to the window; each stream has at most its next piece in flight."""
+    objects = {f"s3://b/r{i}": _data(300, seed=i) for i in range(10)}
+    reads = SlowReads(objects, delay=0.005)
+    spans = [(u, 0, 300) for u in objects]
+    streams = readahead.Streams(spans, reads, chunk=100, window=3)
+    its = [streams.stream(i) for i in range(10)]
+    assert reads.calls == []                     # nothing until a stream is read
+    heads = [next(its[0])]
+    _wait_for(lambda: len(reads.calls) >= 5)
+    # run 0's first two pieces, and the first of the next three runs
+    assert sorted(reads.calls) == sorted([("s3://b/r0", 100, 200)] + [
+        (f"s3://b/r{i}", 0, 100) for i in range(4)])
+    heads += [next(it) for it in its[1:]]
+    assert heads == [d[:100] for d in objects.values()]
+    _wait_for(lambda: len(reads.calls) >= 20)
+    # every run: its first piece and the one after it, nothing more yet
+    assert sorted(reads.calls) == sorted([(u, s, s + 100) for u in objects for s in (0, 100)])
+    rest = [b"".join(it) for it in its]
+    assert [h + r for h, r in zip(heads, rest)] == list(objects.values())
+
+
 # --------------------------------------------------------------------------- against moto
 
 boto3 = pytest.importorskip("boto3")
