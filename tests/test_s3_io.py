@@ -197,6 +197,30 @@ def proxy(moto_server, monkeypatch):
     s3.reset_client()
 
 
+def test_retries_last_as_long_as_the_patience_and_the_task_deadline_allow(monkeypatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr(s3, "_sleep", sleeps.append)
+    monkeypatch.setattr(s3, "_random", lambda: 1.0)     # the longest full-jitter delays
+    monkeypatch.setattr(s3, "MAX_ATTEMPTS", None)
+    monkeypatch.setattr(s3, "RETRY_PATIENCE_S", 3.0)
+    budget = s3.Retrying()
+    while budget.wait():
+        pass
+    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8])   # 1.6 more would pass 3 s
+    assert "after 5 attempts" in str(budget.gave_up("s3://b/k", RuntimeError("503")))
+    # a task that must end soon stops retrying DEADLINE_MARGIN_S before its end
+    sleeps.clear()
+    monkeypatch.setattr(s3, "RETRY_PATIENCE_S", 300.0)
+    s3.set_deadline(s3.DEADLINE_MARGIN_S + 0.35)
+    try:
+        budget = s3.Retrying()
+        while budget.wait():
+            pass
+    finally:
+        s3.set_deadline(None)
+    assert sleeps == pytest.approx([0.1, 0.2])
+
+
 def test_a_straggling_get_is_hedged_over_the_wire(s3_bucket, proxy, monkeypatch):
     monkeypatch.setattr(readahead, "HEDGE_MIN_S", 0.3)
     monkeypatch.setattr(readahead, "CHUNK", 1 << 16)
