@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Iterator
 # bytes per ranged GET of a map split: big enough that a 5nodes scan (127 GB)
 # costs few GETs (8k: $0.003), small enough that parsing starts soon
 CHUNK = 16 << 20
+FIRST = 1 << 20          # a map split's first GET: parsing starts after 1 MB, not 16
 DEPTH = 3                # pieces in flight for a map split (memory: DEPTH x CHUNK)
 SHUFFLE_DEPTH = 12       # shuffle ranges in flight for a reducer
 MAX_BYTES = 64 << 20     # bytes in flight or waiting, at most (one piece always may be)
@@ -75,11 +76,22 @@ def expected_s(nbytes: int) -> float:
     return LATENCY_S + nbytes / THROUGHPUT
 
 
-def pieces_of(ranges: Iterable[tuple[str, int, int, str | None]], chunk: int) -> list[Piece]:
-    """The ranges ``(uri, start, end, etag)`` cut into pieces of at most ``chunk``."""
+def pieces_of(ranges: Iterable[tuple[str, int, int, str | None]], chunk: int,
+              first: int | None = None) -> list[Piece]:
+    """The ranges ``(uri, start, end, etag)`` cut into pieces of at most
+    ``chunk``; each range's first piece of at most ``first`` when given (the
+    reader can start while the big pieces download).
+
+    >>> [p[2:4] for p in pieces_of([("s3://b/k", 0, 10, None)], 4, first=1)]
+    [(0, 1), (1, 5), (5, 9), (9, 10)]
+    """
     out: list[Piece] = []
     for i, (uri, start, end, etag) in enumerate(ranges):
-        for s in range(start, end, max(1, chunk)):
+        s = start
+        if first and s < end:
+            out.append((i, uri, s, min(end, s + first), etag))
+            s = min(end, s + first)
+        for s in range(s, end, max(1, chunk)):
             out.append((i, uri, s, min(end, s + chunk), etag))
     return out
 

@@ -359,7 +359,8 @@ def iter_range_ahead(uri: str, start: int = 0, end: int | None = None,
         yield from iter_range(uri, start, end, chunk, etag)
         return
     from runtime import readahead
-    pieces = readahead.pieces_of([(uri, start, end, etag)], max(chunk, readahead.CHUNK))
+    pieces = readahead.pieces_of([(uri, start, end, etag)], max(chunk, readahead.CHUNK),
+                                 first=readahead.FIRST)
     for _, data in readahead.fetch(pieces, _s3_read):
         if len(data) <= chunk:
             yield data

@@ -224,6 +224,7 @@ def test_retries_last_as_long_as_the_patience_and_the_task_deadline_allow(monkey
 def test_a_straggling_get_is_hedged_over_the_wire(s3_bucket, proxy, monkeypatch):
     monkeypatch.setattr(readahead, "HEDGE_MIN_S", 0.3)
     monkeypatch.setattr(readahead, "CHUNK", 1 << 16)
+    monkeypatch.setattr(readahead, "FIRST", 1 << 16)
     data = _data(5 << 16)
     uri = f"s3://{s3_bucket}/h/obj"
     storage.write_bytes(uri, data)
