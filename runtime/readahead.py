@@ -11,7 +11,9 @@ flight or waiting.
 A piece the consumer is waiting for that runs far past its expected time
 (:func:`expected_s`: latency + bytes / throughput, times ``HEDGE_FACTOR``) is
 requested again and the first answer wins (Starling's read-straggler
-mitigation); the loser is left to finish and dropped.
+mitigation); the loser is left to finish and dropped.  A piece whose
+request S3 throttled (it is in retry backoff) is not hedged: a copy would
+only add to the load S3 is pushing back on.
 
 Local files do not come here: the page cache answers faster than a thread
 hand-off (see :func:`runtime.storage.iter_range`).
@@ -96,20 +98,37 @@ def pieces_of(ranges: Iterable[tuple[str, int, int, str | None]], chunk: int,
     return out
 
 
+_local = threading.local()   # the piece a reader thread is fetching
+
+
+def note_retry() -> None:
+    """The request of the piece this thread fetches is being retried (S3
+    throttles or failed it): a second copy would only add to the load, so
+    that piece is not hedged (see :class:`runtime.s3.Retrying`)."""
+    fetch = getattr(_local, "fetch", None)
+    if fetch is not None:
+        fetch.retried = True
+
+
 class _Fetch:
     """One piece being fetched: its first request, and a hedged copy if sent."""
 
-    __slots__ = ("piece", "futures", "started")
+    __slots__ = ("piece", "futures", "started", "retried")
 
     def __init__(self, piece: Piece, read: Callable[[str, int, int, str | None], bytes]) -> None:
         self.piece = piece
         self.started: list[float] = []
+        self.retried = False
         self.futures: list[Future] = [pool().submit(self._timed, read)]
 
     def _timed(self, read) -> bytes:
         self.started.append(time.monotonic())
         _, uri, s, e, etag = self.piece
-        return read(uri, s, e, etag)
+        _local.fetch = self
+        try:
+            return read(uri, s, e, etag)
+        finally:
+            _local.fetch = None
 
     def hedge(self, read) -> None:
         global hedges_sent
@@ -140,6 +159,9 @@ class _Fetch:
                 raise errors[0]
             if (not done and budget is not None and len(self.futures) == 1 and self.started
                     and time.monotonic() - self.started[0] >= budget):
+                if self.retried:    # slow because S3 throttles it: waiting is all there is
+                    budget = None
+                    continue
                 self.hedge(read)
                 pending.add(self.futures[-1])
 

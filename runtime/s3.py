@@ -281,6 +281,8 @@ class Retrying:
             return False
         if _deadline is not None and now + delay > _deadline - DEADLINE_MARGIN_S:
             return False
+        from runtime import readahead
+        readahead.note_retry()   # a read-ahead piece in backoff is not hedged
         _sleep(delay)
         self.slept += delay
         self.attempt += 1

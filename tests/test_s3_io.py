@@ -128,6 +128,28 @@ def test_a_hanging_read_is_hedged_and_the_first_answer_wins(monkeypatch):
     assert [c for c in reads.calls if c[1] == 2000] == [("s3://b/h", 2000, 3000)] * 2
 
 
+def test_a_read_in_retry_backoff_is_not_hedged(monkeypatch):
+    """A piece slow because S3 throttles it waits: a copy would add load."""
+    monkeypatch.setattr(readahead, "HEDGE_MIN_S", 0.05)
+    objects = {"s3://b/t": _data(300)}
+    reads = SlowReads(objects, delay=0.0)
+    gate = threading.Event()
+    reads.hang[("s3://b/t", 100)] = gate
+    real = reads.__call__
+
+    def throttled(uri, start, end, etag):
+        if start == 100:
+            readahead.note_retry()      # what runtime.s3.Retrying does before its sleep
+        return real(uri, start, end, etag)
+
+    threading.Timer(0.5, gate.set).start()
+    before = readahead.hedges_sent
+    got = b"".join(d for _, d in readahead.fetch(readahead.pieces_of(
+        [("s3://b/t", 0, 300, None)], 100), throttled, hedge=2.0))
+    assert got == objects["s3://b/t"] and len(reads.calls) == 3
+    assert readahead.hedges_sent == before
+
+
 def test_no_hedge_when_turned_off(monkeypatch):
     monkeypatch.setattr(readahead, "HEDGE_MIN_S", 0.05)
     objects = {"s3://b/h": _data(300)}
