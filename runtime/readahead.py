@@ -11,7 +11,9 @@ flight or waiting.
 A piece the consumer is waiting for that runs far past its expected time
 (:func:`expected_s`: latency + bytes / throughput, times ``HEDGE_FACTOR``) is
 requested again and the first answer wins (Starling's read-straggler
-mitigation); the loser is left to finish and dropped.
+mitigation); the loser is left to finish and dropped.  A piece whose
+request S3 throttled (it is in retry backoff) is not hedged: a copy would
+only add to the load S3 is pushing back on.
 
 Local files do not come here: the page cache answers faster than a thread
 hand-off (see :func:`runtime.storage.iter_range`).
@@ -31,8 +33,11 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Iterator
 
-CHUNK = 8 << 20          # bytes per ranged GET of a map split
-DEPTH = 4                # pieces in flight for a map split (memory: DEPTH x CHUNK)
+# bytes per ranged GET of a map split: big enough that a 5nodes scan (127 GB)
+# costs few GETs (8k: $0.003), small enough that parsing starts soon
+CHUNK = 16 << 20
+FIRST = 1 << 20          # a map split's first GET: parsing starts after 1 MB, not 16
+DEPTH = 3                # pieces in flight for a map split (memory: DEPTH x CHUNK)
 SHUFFLE_DEPTH = 12       # shuffle ranges in flight for a reducer
 MAX_BYTES = 64 << 20     # bytes in flight or waiting, at most (one piece always may be)
 THREADS = 32             # the pool also runs hedged requests and abandoned losers
@@ -73,29 +78,57 @@ def expected_s(nbytes: int) -> float:
     return LATENCY_S + nbytes / THROUGHPUT
 
 
-def pieces_of(ranges: Iterable[tuple[str, int, int, str | None]], chunk: int) -> list[Piece]:
-    """The ranges ``(uri, start, end, etag)`` cut into pieces of at most ``chunk``."""
+def pieces_of(ranges: Iterable[tuple[str, int, int, str | None]], chunk: int,
+              first: int | None = None) -> list[Piece]:
+    """The ranges ``(uri, start, end, etag)`` cut into pieces of at most
+    ``chunk``; each range's first piece of at most ``first`` when given (the
+    reader can start while the big pieces download).
+
+    >>> [p[2:4] for p in pieces_of([("s3://b/k", 0, 10, None)], 4, first=1)]
+    [(0, 1), (1, 5), (5, 9), (9, 10)]
+    """
     out: list[Piece] = []
     for i, (uri, start, end, etag) in enumerate(ranges):
-        for s in range(start, end, max(1, chunk)):
+        s = start
+        if first and s < end:
+            out.append((i, uri, s, min(end, s + first), etag))
+            s = min(end, s + first)
+        for s in range(s, end, max(1, chunk)):
             out.append((i, uri, s, min(end, s + chunk), etag))
     return out
+
+
+_local = threading.local()   # the piece a reader thread is fetching
+
+
+def note_retry() -> None:
+    """The request of the piece this thread fetches is being retried (S3
+    throttles or failed it): a second copy would only add to the load, so
+    that piece is not hedged (see :class:`runtime.s3.Retrying`)."""
+    fetch = getattr(_local, "fetch", None)
+    if fetch is not None:
+        fetch.retried = True
 
 
 class _Fetch:
     """One piece being fetched: its first request, and a hedged copy if sent."""
 
-    __slots__ = ("piece", "futures", "started")
+    __slots__ = ("piece", "futures", "started", "retried")
 
     def __init__(self, piece: Piece, read: Callable[[str, int, int, str | None], bytes]) -> None:
         self.piece = piece
         self.started: list[float] = []
+        self.retried = False
         self.futures: list[Future] = [pool().submit(self._timed, read)]
 
     def _timed(self, read) -> bytes:
         self.started.append(time.monotonic())
         _, uri, s, e, etag = self.piece
-        return read(uri, s, e, etag)
+        _local.fetch = self
+        try:
+            return read(uri, s, e, etag)
+        finally:
+            _local.fetch = None
 
     def hedge(self, read) -> None:
         global hedges_sent
@@ -126,6 +159,9 @@ class _Fetch:
                 raise errors[0]
             if (not done and budget is not None and len(self.futures) == 1 and self.started
                     and time.monotonic() - self.started[0] >= budget):
+                if self.retried:    # slow because S3 throttles it: waiting is all there is
+                    budget = None
+                    continue
                 self.hedge(read)
                 pending.add(self.futures[-1])
 
@@ -172,3 +208,50 @@ def fetch(pieces: Iterable[Piece], read: Callable[[str, int, int, str | None], b
     finally:
         for f in inflight:
             f.cancel()
+
+
+class Streams:
+    """Many ranges read as separate streams (the sorted runs a reducer merges,
+    each consumed at its own pace): a stream keeps its next piece in flight
+    while its current one is consumed, and opening stream ``i`` starts the
+    first pieces of streams ``i+1 … i+window`` too, so a merge that takes the
+    first batch of every run waits for about ``runs / window`` round trips,
+    not ``runs``.  Memory: two pieces per open stream, ``window`` more.
+
+    >>> data = {"s3://b/k": bytes(range(10))}
+    >>> st = Streams([("s3://b/k", 0, 4), ("s3://b/k", 6, 10)],
+    ...              lambda u, s, e, t: data[u][s:e], chunk=3)
+    >>> [b"".join(st.stream(i)) for i in (0, 1)]
+    [b'\\x00\\x01\\x02\\x03', b'\\x06\\x07\\x08\\t']
+    """
+
+    def __init__(self, spans: list[tuple[str, int, int]],
+                 read: Callable[[str, int, int, str | None], bytes],
+                 chunk: int, window: int = SHUFFLE_DEPTH) -> None:
+        self.spans = spans
+        self.read = read
+        self.chunk = max(1, chunk)
+        self.window = window
+        self.first: dict[int, _Fetch] = {}
+        self.started = 0   # streams whose first piece was submitted: 0 … started-1
+
+    def _piece(self, i: int, start: int) -> _Fetch:
+        uri, _, end = self.spans[i]
+        return _Fetch((i, uri, start, min(end, start + self.chunk), None), self.read)
+
+    def stream(self, i: int) -> Iterator[bytes]:
+        """The bytes of span ``i``, in pieces (nothing is fetched until the
+        first one is asked for)."""
+        end = self.spans[i][2]
+        while self.started < min(len(self.spans), i + 1 + self.window):
+            j = self.started
+            self.first[j] = self._piece(j, self.spans[j][1])
+            self.started += 1
+        f: _Fetch | None = self.first.pop(i)
+        while f is not None:
+            _, _, s, e, _ = f.piece
+            data = f.result(self.read, HEDGE_FACTOR)
+            ahead = self._piece(i, e) if len(data) == e - s and e < end else None
+            if data:
+                yield data
+            f = ahead

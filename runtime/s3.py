@@ -75,7 +75,7 @@ MAX_ATTEMPTS: int | None = int(os.environ["SQLMR_S3_MAX_ATTEMPTS"]) \
     if os.environ.get("SQLMR_S3_MAX_ATTEMPTS") else None
 RETRY_PATIENCE_S = float(os.environ.get("SQLMR_S3_RETRY_PATIENCE_S") or 300.0)
 BACKOFF_BASE = 0.1
-BACKOFF_CAP = 20.0
+BACKOFF_CAP = float(os.environ.get("SQLMR_S3_BACKOFF_CAP_S") or 20.0)
 # A task gives up retrying this long before its deadline, to fail with S3's
 # error rather than be killed by a timeout that says nothing.
 DEADLINE_MARGIN_S = 5.0
@@ -146,6 +146,33 @@ def client():
                                                      config=config)
             _client_key = key
         return _client
+
+
+def request_kind(operation: str) -> str:
+    """The :mod:`runtime.s3stats` kind of an S3 API operation (by S3's price
+    classes: reads of objects and settings are GETs, writes PUTs).
+
+    >>> [request_kind(o) for o in ("GetObject", "HeadBucket", "UploadPart",
+    ...  "ListObjectsV2", "DeleteObjects", "AbortMultipartUpload", "GetBucketLifecycleConfiguration")]
+    ['get', 'head', 'put', 'list', 'delete', 'delete', 'get']
+    """
+    for prefix, kind in (("Get", "get"), ("Head", "head"), ("List", "list"),
+                         ("Delete", "delete"), ("Abort", "delete")):
+        if operation.startswith(prefix):
+            return kind
+    return "put"   # Put*, Create*, UploadPart, CompleteMultipartUpload, Copy*
+
+
+def count_requests(s3_client: Any) -> Any:
+    """Count every request another boto3 S3 client sends (each of botocore's
+    own retries too) with this module's; returns the client."""
+    def counted(request: Any = None, event_name: str = "", **kw: Any) -> None:
+        context = getattr(request, "context", None) or {}
+        attempt = (context.get("retries") or {}).get("attempt", 1)
+        s3stats.count(request_kind(event_name.rsplit(".", 1)[-1]), retry=attempt > 1)
+
+    s3_client.meta.events.register("before-send.s3", counted)
+    return s3_client
 
 
 def reset_client() -> None:
@@ -254,6 +281,8 @@ class Retrying:
             return False
         if _deadline is not None and now + delay > _deadline - DEADLINE_MARGIN_S:
             return False
+        from runtime import readahead
+        readahead.note_retry()   # a read-ahead piece in backoff is not hedged
         _sleep(delay)
         self.slept += delay
         self.attempt += 1

@@ -537,9 +537,14 @@ def batch_lines(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> I
 def _batch_lines(uri: str, start: int, end: int, chunk_bytes: int) -> Iterator[bytes]:
     """The batch lines of one range ``[start, end)`` of a file, streamed."""
     if end <= start:
-        return
+        return iter(())
+    return _lines(storage.iter_range(uri, start, end, chunk=chunk_bytes))
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-empty lines of a stream of chunks (without their newlines)."""
     rest = b""
-    for chunk in storage.iter_range(uri, start, end, chunk=chunk_bytes):
+    for chunk in chunks:
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
@@ -603,24 +608,30 @@ def iter_runs(ranges: Iterable[dict]) -> list[Iterator[list]]:
     >>> [r[0] for r in heapq.merge(*runs, key=itemgetter(0, 1))]
     [1, 2, 3, 4, 5]
     """
-    out: list[Iterator[list]] = []
+    return [chain.from_iterable(batches) for batches in run_batches(ranges)]
+
+
+def _run_spans(ranges: Iterable[dict]) -> list[tuple[str, int, int]]:
+    """``(uri, start, end)`` of every sorted run of the ranges (a range that
+    does not list its runs is one run)."""
+    out: list[tuple[str, int, int]] = []
     for r in ranges:
         runs = r.get("runs")
-        if runs is None:
-            out.append(iter_records(r["uri"], r["start"], r["end"]))
-        else:
-            out.extend(iter_records(r["uri"], s, e) for s, e in runs if e > s)
+        spans = [(r["start"], r["end"])] if runs is None else [(s, e) for s, e in runs if e > s]
+        out.extend((r["uri"], s, e) for s, e in spans)
     return out
 
 
 def run_batches(ranges: Iterable[dict], chunk_bytes: int = RUN_CHUNK) -> list[Iterator[list]]:
-    """As :func:`iter_runs`, but each run as an iterator of its (sorted) batches."""
-    out: list[Iterator[list]] = []
-    for r in ranges:
-        runs = r.get("runs")
-        spans = [(r["start"], r["end"])] if runs is None else [(s, e) for s, e in runs if e > s]
-        out.extend(iter_batches(r["uri"], s, e, chunk_bytes) for s, e in spans)
-    return out
+    """As :func:`iter_runs`, but each run as an iterator of its (sorted)
+    batches.  On S3 the runs are read as :class:`runtime.readahead.Streams`:
+    each run's next chunk in flight, and the first chunks of the next runs
+    requested while one is opened."""
+    spans = _run_spans(ranges)
+    if not any(storage.is_s3(u) for u, _, _ in spans):
+        return [iter_batches(u, s, e, chunk_bytes) for u, s, e in spans]
+    streams = storage.range_streams(spans, chunk_bytes)
+    return [map(decode_batch, _lines(streams.stream(i))) for i in range(len(spans))]
 
 
 def merge_batches(runs: list[Iterator[list]], key) -> Iterator[list]:

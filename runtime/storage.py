@@ -359,7 +359,8 @@ def iter_range_ahead(uri: str, start: int = 0, end: int | None = None,
         yield from iter_range(uri, start, end, chunk, etag)
         return
     from runtime import readahead
-    pieces = readahead.pieces_of([(uri, start, end, etag)], max(chunk, readahead.CHUNK))
+    pieces = readahead.pieces_of([(uri, start, end, etag)], max(chunk, readahead.CHUNK),
+                                 first=readahead.FIRST)
     for _, data in readahead.fetch(pieces, _s3_read):
         if len(data) <= chunk:
             yield data
@@ -383,6 +384,14 @@ def iter_ranges_ahead(ranges: list[tuple[str, int, int]],
     pieces = readahead.pieces_of([(u, s, e, None) for u, s, e in ranges],
                                  max(chunk, readahead.CHUNK))
     yield from readahead.fetch(pieces, _s3_read, depth=readahead.SHUFFLE_DEPTH)
+
+
+def range_streams(spans: list[tuple[str, int, int]], chunk: int = CHUNK):
+    """S3 ranges ``(uri, start, end)`` to be read as separate streams, read
+    ahead (:class:`runtime.readahead.Streams`: ``.stream(i)`` gives span i's
+    bytes)."""
+    from runtime import readahead
+    return readahead.Streams(spans, _s3_read, chunk)
 
 
 def write_bytes(uri: str, data: bytes) -> None:

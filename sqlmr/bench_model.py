@@ -91,12 +91,28 @@ class CodeFacts:
 
     overlapped: bool = False      # a task reads ahead while it computes
     split_get_bytes: int = 0      # bytes per ranged GET of a split (0: one GET a split)
+    split_first_bytes: int = 0    # a split's first, smaller GET (0: none)
     read_depth: int = 1           # a map's split GETs in flight
     fetch_depth: int = 1          # a reducer's shuffle GETs in flight
     prefixes: int = 1             # key prefixes a stage's shuffle objects spread over
     index_reads: bool = False     # reducers GET the shuffle list and each object's table
     combiners: bool = False       # the driver may put combiners before the reducers
     reduce_target: int = 0        # bytes per coalesced reducer (0: Hive's rule, no coalescing)
+    combine_max: int = 0          # bytes of map outputs a combiner gathers at most (0: any)
+
+    def split_gets(self, split_bytes: float) -> int:
+        """Ranged GETs that read one split of ``split_bytes``.
+
+        >>> CodeFacts(split_get_bytes=16 << 20, split_first_bytes=1 << 20).split_gets(256 << 20)
+        17
+        >>> CodeFacts().split_gets(256 << 20), CodeFacts(split_get_bytes=8 << 20).split_gets(1)
+        (1, 1)
+        """
+        if not self.split_get_bytes:
+            return 1
+        first = min(self.split_first_bytes, split_bytes)
+        return max(1, (1 if first else 0) + math.ceil(
+            max(0.0, split_bytes - first) / self.split_get_bytes))
 
 
 def code_facts() -> CodeFacts:
@@ -111,12 +127,14 @@ def code_facts() -> CodeFacts:
     return CodeFacts(
         overlapped=readahead is not None,
         split_get_bytes=getattr(readahead, "CHUNK", 0),
+        split_first_bytes=getattr(readahead, "FIRST", 0),
         read_depth=getattr(readahead, "DEPTH", 1),
         fetch_depth=getattr(readahead, "SHUFFLE_DEPTH", 1),
         prefixes=getattr(events, "SPREAD_PREFIXES", 1),
         index_reads=hasattr(events, "shuffle_reduce_event"),
         combiners=hasattr(events, "combine_event"),
-        reduce_target=getattr(driver, "LAMBDA_REDUCE_BYTES", 0))
+        reduce_target=getattr(driver, "LAMBDA_REDUCE_BYTES", 0),
+        combine_max=getattr(driver, "COMBINE_MAX_BYTES", 0))
 
 
 @dataclass(frozen=True)
@@ -569,8 +587,8 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             tasks = sum(map_tasks(b, split) for b in scaled.values())
             # every split is read in GETs of at most split_get_bytes (at least one),
             # and its last line finished past its end by one more small GET
-            pieces = (sum(map_tasks(b, split) * math.ceil(min(split, b) / code.split_get_bytes)
-                          for b in scaled.values()) if code.split_get_bytes else tasks)
+            pieces = sum(map_tasks(b, split) * code.split_gets(min(split, b))
+                         for b in scaled.values())
             gets, depth, prefixes = pieces / tasks + 1, code.read_depth, 1
             label = "table map (" + ", ".join(sorted(m.table_bytes)) + ")"
         elif m.kind == "map":
@@ -600,7 +618,8 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                 chosen = shuffle_plan.choose_shuffle(
                     sources, tasks, model.shuffle if code.combiners else "direct", "lambda",
                     fine=1 if m.single else fine,
-                    group=combine_group(sources, shuffled, stage_split(m.stage, shuffled)))
+                    group=combine_group(sources, shuffled, min(
+                        stage_split(m.stage, shuffled), code.combine_max or math.inf)))
                 shuffle_reason = chosen.reason
                 if chosen.mode == "combine":
                     comb = Phase("combine", chosen.combiners, shuffled, shuffled,

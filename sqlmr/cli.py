@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "did not write (never /, home, $SQLMR_HOME, the current directory or "
                         "a table's location)")
     p.add_argument("--no-timing", action="store_true", help="do not print time and cost")
+    p.add_argument("--stats", metavar="FILE",
+                   help="write one JSON object for the run: per statement its stages (tasks, "
+                        "bytes, task-seconds), counted S3 requests, invocations, GB-s, cost, "
+                        "wall time")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"sqlmr {__version__}")
     return p
@@ -153,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sqlmr: {problem}", file=sys.stderr)
             return 2
 
+    if args.stats is not None:
+        folder = os.path.dirname(os.path.abspath(args.stats))
+        if os.path.isdir(args.stats) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            print(f"sqlmr: --stats {args.stats}: cannot write a file there", file=sys.stderr)
+            return 2
+
     if args.execute is not None:
         script = args.execute
     elif args.file is not None:
@@ -175,12 +185,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.file not in (None, "-"):  # a script's paths are relative to its folder
         session.base_dir = os.path.dirname(os.path.abspath(args.file))
     _handle_sigterm()
+    records: list[dict] | None = [] if args.stats is not None else None
+    started = time.perf_counter()
+    status = 1
     try:
         status = run_script(session, script, args.output, args.debug, bar,
-                            output_format=output_format)
+                            output_format=output_format, stats=records)
         return 128 + _terminated[0] if _terminated and status == 130 else status
     finally:
         session.close()
+        if records is not None:
+            _write_stats(args.stats, records, time.perf_counter() - started,
+                         session.settings, status)
+
+
+def _write_stats(path: str, records: list[dict], wall_s: float, settings, status: int) -> None:
+    from sqlmr import runstats
+    record = runstats.run_record(records, wall_s, settings.backend)
+    record = {"exit_status": status, **record}
+    try:
+        runstats.write(path, record)
+    except OSError as e:
+        print(f"sqlmr: --stats {path}: {e.strerror or e}", file=sys.stderr)
 
 
 def check_output(path: str, explicit_format: str | None) -> tuple[str | None, str | None]:
@@ -207,8 +233,10 @@ def check_output(path: str, explicit_format: str | None) -> tuple[str | None, st
 
 def run_script(session: Session, script: str, output: str | None, debug: bool,
                bar: ProgressBar | None = None, out: IO[str] | None = None,
-               err: IO[str] | None = None, output_format: str | None = None) -> int:
-    """Run every statement; stop at the first error (exit status 1)."""
+               err: IO[str] | None = None, output_format: str | None = None,
+               stats: list[dict] | None = None) -> int:
+    """Run every statement; stop at the first error (exit status 1).  ``stats``
+    (a list) gets each finished statement's :func:`sqlmr.runstats.statement_record`."""
     out = out or sys.stdout
     err = err or sys.stderr
     results = session.execute(script)
@@ -255,6 +283,10 @@ def run_script(session: Session, script: str, output: str | None, debug: bool,
             return 1
         finally:
             result.close()
+            if stats is not None:
+                from sqlmr.runstats import statement_record
+                stats.append(statement_record(result.statement, result.stats,
+                                              session.settings, result.elapsed()))
 
 
 def task_error_text(e: TaskFailedError, debug: bool) -> str:

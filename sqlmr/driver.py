@@ -92,7 +92,6 @@ class StagePlan:
     split_choice: SplitChoice | None = None   # Lambda: the split chosen from the modeled cost
     fine: int = 0                     # partitions each map writes (coalesced into reducers)
     shuffle: ShufflePlan | None = None   # the shuffle as planned (EXPLAIN, estimate)
-    planning_s3: dict = field(default_factory=dict)    # S3 requests planning sent (first plan)
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -173,6 +172,9 @@ class JobStats:
     counted: bool = False
     _driver_base: dict | None = None
     counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
+    # per stage and task kind ("1/map", "1/reduce"): tasks, bytes in and out,
+    # task-seconds, in the order they ran (the --stats file)
+    phases: dict = field(default_factory=dict)
     # Filled from the Lambda backend's per-task "billing" (every invocation of every
     # attempt, failed, duplicate and speculative ones included): ``metered``;
     # ``billed`` when the durations are AWS's own (not the subprocess invoker's
@@ -258,7 +260,6 @@ def _probes(stage: Stage) -> list[tuple[Phase, Probe]]:
 def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     """Splits, map tasks and reducers for each stage (also what EXPLAIN shows)."""
     plans: list[StagePlan] = []
-    requests0 = s3stats.snapshot()   # the listings' requests, counted with the job's
     workers = settings.effective_workers()
     listed: dict[str, list[tuple[str, int]]] = {}
     found: dict[str, Partitions] = {}
@@ -378,8 +379,6 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                                           group=getattr(settings, "combine_group", 0))
         plans.append(plan)
         by_id[stage.id] = plan
-    if plans:
-        plans[0].planning_s3 = s3stats.since(requests0)
     return plans
 
 
@@ -604,17 +603,20 @@ def new_job_id() -> str:
 
 def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
             progress: Progress | None = None, plans: list[StagePlan] | None = None,
-            text: dict | None = None, files: Sequence = ()) -> JobResult:
+            text: dict | None = None, files: Sequence = (),
+            counted_from: dict | None = None) -> JobResult:
     """Run every stage of ``job`` on ``backend``; scratch data goes under ``scratch``.
     ``files`` (name, file, path, sha256) ship to the tasks as its UDFs' files do.
+    The driver's S3 requests are counted from ``counted_from`` (a
+    :func:`runtime.s3stats.snapshot` taken when the statement began: its
+    compile and planning listings count too), else from now.
 
     ``text`` (``{"prefix", "delimiter", "width"}``) makes the last phase's tasks
     write their rows as delimited text files under ``prefix`` (CREATE TABLE AS)
     instead of batch files; the caller commits the accepted outputs.
     """
     t0 = time.perf_counter()
-    requests0 = s3stats.snapshot()
-    planned_before = bool(plans)
+    requests0 = counted_from if counted_from is not None else s3stats.snapshot()
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
@@ -625,10 +627,7 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         if not settings.keep_scratch:
             scratch_space.register(work)
     stats = JobStats(notes=sample_notes(plans), counted=storage.is_s3(work))
-    # the driver's requests from here on, and planning's when the caller planned
-    if planned_before and plans:
-        requests0 = {k: n - plans[0].planning_s3.get(k, 0) for k, n in requests0.items()}
-    stats.start_counting(requests0)
+    stats.start_counting(requests0)   # the driver's requests, planning's included
     try:
         code_uri = storage.join(work, "job.py")
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
@@ -677,6 +676,13 @@ def range_bounds(sample: list, job: Job, partitions: int) -> list:
 def _account(stats: JobStats, results: list[dict]) -> None:
     for r in results:
         stats.task_seconds += r["seconds"]
+        ph = stats.phases.setdefault(f"{r['stage']}/{r['kind']}", {
+            "stage": r["stage"], "kind": r["kind"], "tasks": 0, "bytes_in": 0,
+            "bytes_out": 0, "task_seconds": 0.0})
+        ph["tasks"] += 1
+        ph["bytes_in"] += r["bytes_in"]
+        ph["bytes_out"] += r["bytes_out"]
+        ph["task_seconds"] += r["seconds"]
         stats.malformed += r["malformed"]
         if r["malformed_sample"] and not stats.malformed_sample:
             stats.malformed_sample = r["malformed_sample"]
@@ -821,7 +827,8 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
         ranges = [(0, max(1, plan.fine))]
     group = getattr(settings, "combine_group", 0)
     if not group and settings.backend == "lambda":   # a combiner of a map's size
-        group = combine_group(len(feeding), sum(sizes), plan.split_size)
+        group = combine_group(len(feeding), sum(sizes),
+                              min(plan.split_size, COMBINE_MAX_BYTES))
     chosen = choose_shuffle(len(feeding), len(ranges), settings.shuffle, settings.backend,
                             fine=plan.fine, group=group)
     if chosen.mode == "combine" and ranges:

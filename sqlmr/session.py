@@ -22,7 +22,7 @@ from compiler.resolve import _start
 from compiler.schema import Column, Table
 from compiler.statements import split_statements
 from compiler.udfs import Udf
-from runtime import storage
+from runtime import s3stats, storage
 from runtime.shuffle import TextValueError
 from sqlmr import config
 from sqlmr import scratch as scratch_space
@@ -103,6 +103,7 @@ class Session:
         self.functions: dict[str, Udf] = {}   # CREATE TEMPORARY FUNCTION, by lower-case name
         self.added_files: dict[str, str] = {}  # ADD FILE: name -> path
         self._transient: list[str] = []       # TRANSFORM outputs of the last statement
+        self._requests0: dict | None = None   # S3 requests counted when the statement began
         self._extra_tables: dict[str, Table] = {}
 
     # ------------------------------------------------------------- backend
@@ -150,6 +151,7 @@ class Session:
                 raise e.shifted(script, st.offset) if e.sql == st.text else e
 
     def execute_one(self, text: str) -> StatementResult:
+        self._requests0 = s3stats.snapshot()   # the statement's S3 requests count from here
         self._drop_transient()
         m = _LEAD.match(text)
         first = (m.group(1) or "").upper() if m else ""
@@ -328,7 +330,8 @@ class Session:
             plans = plan_job(job, self.settings)
         except FileNotFoundError as e:
             raise SqlError(str(e)) from None
-        result = run_job(job, self.settings, self.backend(), self.scratch(), progress, plans)
+        result = run_job(job, self.settings, self.backend(), self.scratch(), progress, plans,
+                         counted_from=self._requests0)
         stats = result.stats
         return StatementResult(
             "rows", text, result.columns, result.types, result.rows(), result.total_rows,
@@ -499,7 +502,7 @@ class Session:
         progress = self.progress() if self.progress else None
         try:
             result = run_job(job, self.settings, self.backend(), self.scratch(), progress,
-                             plans, text=spec)
+                             plans, text=spec, counted_from=self._requests0)
             try:
                 if direct:
                     parts = [o["uri"] for o in result.outputs if o["records"][0]]

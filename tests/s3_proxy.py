@@ -27,18 +27,24 @@ SLOW_DOWN = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code
              b"<Message>Please reduce your request rate.</Message></Error>")
 
 
+BUCKET_SETTINGS = {"lifecycle", "location", "policy", "versioning", "acl", "tagging", "cors",
+                   "encryption", "notification", "website", "logging", "accelerate"}
+
+
 def request_kind(method: str, path: str) -> str:
     """What an S3 REST request is, in the words sqlmr counts it by.
 
     >>> request_kind("GET", "/b?list-type=2&prefix=x"), request_kind("GET", "/b/k")
     ('LIST', 'GET')
+    >>> request_kind("GET", "/b?lifecycle"), request_kind("DELETE", "/b/k?uploadId=1")
+    ('GET', 'DELETE')
     >>> request_kind("POST", "/b?delete"), request_kind("POST", "/b/k?uploads")
     ('DELETE', 'PUT')
     """
     query = parse_qs(urlsplit(path).query, keep_blank_values=True)
-    if method == "GET" and ("list-type" in query or urlsplit(path).path.count("/") <= 1
-                            and "uploads" not in query):
-        return "LIST"
+    bucket_level = urlsplit(path).path.rstrip("/").count("/") <= 1
+    if method == "GET" and bucket_level and not (set(query) & BUCKET_SETTINGS):
+        return "LIST"   # ListObjects(V2), ListMultipartUploads
     if method == "POST" and "delete" in query:
         return "DELETE"
     if method == "POST":   # create / complete a multipart upload: PUT-class requests
@@ -93,7 +99,9 @@ class S3Proxy:
                     if self.command != "HEAD":
                         self.wfile.write(SLOW_DOWN)
                     return
-                if isinstance(todo, (int, float)):
+                if isinstance(todo, threading.Event):   # held until the test lets it go
+                    todo.wait(60)
+                elif isinstance(todo, (int, float)):
                     time.sleep(todo)
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
                 try:

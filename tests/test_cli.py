@@ -178,3 +178,51 @@ def test_library_use_from_an_unguarded_script(uv, tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("ROWS [(10000,)]") == 1
+
+
+def test_stats_file_of_a_script(tiny, tmp_path):
+    """``--stats FILE`` with ``-f``: one JSON object, the statements in order,
+    per stage and task kind what ran; a local run over local files asks S3
+    for nothing, and its time-based cost is an estimate."""
+    data = sum(f.stat().st_size for f in (tiny / "uservisits").iterdir()
+               if not f.name.startswith(("_", ".")))
+    script = tmp_path / "s.sql"
+    script.write_text(
+        f"CREATE EXTERNAL TABLE uv ({UV}) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
+        f"LOCATION '{tiny / 'uservisits'}';\n"
+        "SELECT countryCode, COUNT(*) FROM uv GROUP BY countryCode;\n"
+        "SET reducers = 3;\n"
+        "SELECT COUNT(*) FROM uv WHERE duration > 5;\n")
+    stats = tmp_path / "run.json"
+    r = sqlmr("--stats", str(stats), "--split-mb", "0.5", "--reducers", "2", "-f", str(script))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(stats.read_text())
+    assert rec["exit_status"] == 0 and rec["backend"] == "local"
+    kinds = [s["statement"].split()[0] for s in rec["statements"]]
+    assert kinds == ["CREATE", "SELECT", "SET", "SELECT"]
+    create, grouped, set_, count = rec["statements"]
+    assert set(create) == {"statement", "wall_s"} and set(set_) == {"statement", "wall_s"}
+    assert [(s["stage"], s["kind"]) for s in grouped["stages"]] == [(1, "map"), (1, "reduce")]
+    maps, reduces = grouped["stages"]
+    assert maps["tasks"] == 4 and reduces["tasks"] == 2      # 1.7 MB in 0.5 MB splits
+    assert maps["bytes_in"] >= data and reduces["bytes_in"] > 0
+    assert maps["task_seconds"] > 0
+    assert grouped["invocations"] == 6
+    for s in (grouped, count):
+        assert s["s3_get"] == s["s3_put"] == s["s3_list"] == s["s3_delete"] == 0
+        assert "estimated_gb_s" in s and "billed_gb_s" not in s
+        assert s["cost_usd"] > 0 and s["cost_s3_requests"] == "planned" and s["wall_s"] > 0
+    assert rec["invocations"] == grouped["invocations"] + count["invocations"]
+    assert rec["cost_usd"] == pytest.approx(grouped["cost_usd"] + count["cost_usd"])
+    assert rec["wall_s"] >= sum(s["wall_s"] for s in rec["statements"])
+    # a script that fails still writes what ran, with its exit status
+    script.write_text("SELECT COUNT(*) FROM uv;\nSELECT nope FROM uv;\n")
+    r = sqlmr("--stats", str(stats), "-f", str(script))
+    assert r.returncode == 1
+    rec = json.loads(stats.read_text())
+    assert rec["exit_status"] == 1 and len(rec["statements"]) == 1
+
+
+def test_stats_file_in_a_missing_folder_is_a_usage_error(tmp_path):
+    r = sqlmr("--stats", str(tmp_path / "no" / "run.json"), "-e", "SELECT 1")
+    assert r.returncode == 2 and "--stats" in r.stderr and "Traceback" not in r.stderr

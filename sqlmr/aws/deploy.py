@@ -108,7 +108,8 @@ class _Aws:
 
     @functools.cached_property
     def s3(self):
-        return self._client("s3")
+        from runtime import s3 as runtime_s3   # its requests count with the job's
+        return runtime_s3.count_requests(self._client("s3"))
 
     @functools.cached_property
     def iam(self):

@@ -322,7 +322,8 @@ class SubprocessInvoker:
 
     def _env(self, request_id: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
-               if k.startswith("AWS_") and not k.startswith("AWS_LAMBDA_")}
+               if k.startswith("AWS_") and not k.startswith("AWS_LAMBDA_")
+               or k.startswith("SQLMR_S3_")}   # the runtime's S3 retry and hedge knobs
         env.update({k: os.environ[k] for k in _ENV_PASS if k in os.environ})
         env.update({
             "LAMBDA_TASK_ROOT": self.package_dir,
