@@ -275,7 +275,7 @@ def test_lambda_combine_and_coalesced_give_the_local_answer(lam):
                         fine_partitions=4, combine_group=2)
     assert_same(got, want, ordered=False)
     assert st.combine_tasks >= 2 and st.reduce_tasks >= 2
-    assert st.billed and st.invocations == st.map_tasks + st.combine_tasks + st.reduce_tasks
+    assert st.metered and st.invocations == st.map_tasks + st.combine_tasks + st.reduce_tasks
     want = local_rows(lam.bucket, JOIN)
     got, st, _, _ = lam(JOIN, shuffle="direct", reducers=0, reduce_mb=0.002, split_mb=0.1,
                         fine_partitions=4, broadcast_mb=0)
