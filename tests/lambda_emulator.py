@@ -14,9 +14,11 @@ That is cheap enough for thousands of tasks; ``run=`` replaces it (a
 SubprocessInvoker's ``invoke`` runs the real package in a process instead).
 
 The emulator counts what the driver did to it: requests, TCP connections
-(one per client port) and the most requests in flight at once.
+(one per client port) and the most requests in flight at once
+(``GET /emulator/stats``).
 
-    emu = LambdaEmulator()
+    emu = LambdaEmulator()                 # in this process, on its threads
+    emu = EmulatorProcess(env)             # or in a process of its own (another core)
     os.environ["AWS_ENDPOINT_URL_LAMBDA"] = emu.url
     ...
     emu.close()
@@ -27,10 +29,15 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import resource
+import socket
+import subprocess
+import sys
 import threading
 import time
 import traceback
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -65,6 +72,21 @@ def run_in_process(event: dict, memory_mb: int = 1769) -> InvokeResult:
     return InvokeResult(payload, function_error, log, max(1, math.ceil(ms)), 200, mem)
 
 
+def run_echo(event: dict) -> InvokeResult:
+    """An invocation that does no work: the answer of a task that wrote nothing
+    (measures the driver's side of an invocation alone)."""
+    payload = {"stage": event["stage"], "kind": event["kind"], "task": event["task"],
+               "attempt": event["attempt"], "rows_in": 0, "bytes_in": 0, "rows_out": 0,
+               "bytes_out": 0, "malformed": 0, "malformed_sample": "", "output": None,
+               "seconds": 0.0, "cpu_seconds": 0.0, "peak_mem_mb": 1, "counters": {}}
+    log = "REPORT RequestId: echo\tDuration: 0.10 ms\tBilled Duration: 1 ms\t" \
+          "Memory Size: 1769 MB\tMax Memory Used: 1 MB\t\n"
+    return InvokeResult(payload, None, log, 1, 200, 1)
+
+
+RUNS = {"handler": run_in_process, "echo": run_echo}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024      # a burst of new connections is not refused
@@ -87,6 +109,18 @@ class LambdaEmulator:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                # headers and body go out as two writes: without this, Nagle's
+                # algorithm and the client's delayed ACK add 40 ms an answer
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_GET(self):
+                if self.path != "/emulator/stats":
+                    self._answer(404, {"message": "no such path"}, {})
+                    return
+                self._answer(200, emu.stats(), {})
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -127,6 +161,45 @@ class LambdaEmulator:
                                         name="lambda-emulator")
         self._thread.start()
 
+    def stats(self) -> dict:
+        with self.lock:
+            return {"requests": self.requests, "connections": len(self.connections),
+                    "peak_in_flight": self.peak_in_flight}
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class EmulatorProcess:
+    """A :class:`LambdaEmulator` running the real handler (``run="handler"``) or
+    answering at once (``"echo"``, :func:`run_echo`) in a process of its own
+    (``env``: its environment, e.g. the moto endpoint), until ``close()``."""
+
+    def __init__(self, env: dict[str, str], run: str = "handler") -> None:
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), run], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            self.close()
+            raise RuntimeError("the Lambda emulator did not start")
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.url + "/emulator/stats", timeout=30) as r:
+            return json.loads(r.read())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()          # the emulator ends when its stdin does
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+if __name__ == "__main__":
+    emulator = LambdaEmulator(RUNS[sys.argv[1] if len(sys.argv) > 1 else "handler"])
+    print(emulator.url, flush=True)
+    sys.stdin.read()
+    emulator.close()
