@@ -163,3 +163,75 @@ def test_a_2000_task_job_under_ulimit_256(bucket, moto_server, tmp_path):
     assert out["peak_fds"] < FD_LIMIT
     # ... and it did run many at once
     assert seen["peak_in_flight"] >= 8
+
+
+# --------------------------------------------------------------------------- the bounds
+
+def _event(i: int) -> dict:
+    return {"v": 1, "job": "j", "stage": 1, "kind": "map", "task": i, "attempt": 0,
+            "input": {"splits": [{"uri": f"s3://b/t/part-{i}", "start": 0, "end": 10}]},
+            "partitions": 0, "work": "s3://b/sqlmr/jobs/j/", "code": {}, "entry": "m"}
+
+
+def test_invocations_run_on_a_pool_no_larger_than_the_descriptors_allow(monkeypatch):
+    import threading
+    import time
+
+    from sqlmr.aws.invoker import InvokeResult
+    from sqlmr.backends import lambda_backend
+    from sqlmr.backends.lambda_backend import LambdaBackend, SchedulerOptions
+    from sqlmr.config import Settings
+
+    class Counting:
+        max_concurrency = 64
+
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.running = self.peak = 0
+
+        def invoke(self, event):
+            with self.lock:
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+            time.sleep(0.005)
+            with self.lock:
+                self.running -= 1
+            return InvokeResult({"stage": 1, "kind": "map", "task": event["task"],
+                                 "attempt": event["attempt"], "output": None}, None, "", 5)
+
+    monkeypatch.setattr(lambda_backend.fds, "connection_slots", lambda want, **kw: 5)
+    monkeypatch.setenv("SQLMR_BUCKET", "b")
+    inv = Counting()
+    backend = LambdaBackend(Settings(backend="lambda"), invoker=inv, deploy=False,
+                            options=SchedulerOptions(speculation=False))
+    for _ in range(2):                               # the pool is kept across runs
+        results = backend.run([_event(i) for i in range(150)])
+        assert [r["task"] for r in results] == list(range(150))
+    assert backend.concurrency_cap == 5
+    assert 1 < inv.peak <= 5
+    assert backend._threads.started <= 5
+    assert len([t for t in threading.enumerate() if t.name.startswith("sqlmr-invoke")]) <= 5
+    backend.close()
+
+
+def test_the_soft_limit_is_raised_toward_the_hard_one():
+    """Under soft 256 / hard 1024 the driver may use about 1,024 descriptors;
+    under 256 / 256, about 256 (fewer in flight, as many as fit)."""
+    code = ("import json, resource, sys; from sqlmr import fds; "
+            "print(json.dumps([fds.connection_slots(1000), "
+            "resource.getrlimit(resource.RLIMIT_NOFILE)[0]]))")
+
+    def run(soft: int, hard: int) -> list:
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        out = subprocess.run([sys.executable, "-c", code], preexec_fn=limit, check=True,
+                             capture_output=True, text=True, env={**os.environ,
+                                                                  "PYTHONPATH": str(REPO)})
+        return json.loads(out.stdout)
+
+    slots, soft = run(256, 1024)
+    assert soft == 1024 and 400 < slots <= (1024 - 64) // 2
+    slots, soft = run(256, 256)
+    assert soft == 256 and 50 < slots <= (256 - 64) // 2
+    slots, soft = run(4096, 4096)
+    assert soft == 4096 and slots == 1000
