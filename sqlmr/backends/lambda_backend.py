@@ -67,6 +67,7 @@ from typing import Any, Callable
 
 from runtime import storage
 from runtime.events import Event, Result, with_attempt
+from sqlmr import fds
 from sqlmr.aws.config import AwsSetupError, LambdaSettings, resolve_settings
 from sqlmr.aws.invoker import (
     FunctionNotFound,
@@ -76,7 +77,6 @@ from sqlmr.aws.invoker import (
     error_message,
     remote_traceback,
 )
-from sqlmr import fds
 from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError
 from sqlmr.backends.invoke_threads import InvokeThreads
 from sqlmr.config import Settings
