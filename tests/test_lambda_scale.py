@@ -202,6 +202,11 @@ def test_invocations_run_on_a_pool_no_larger_than_the_descriptors_allow(monkeypa
     monkeypatch.setattr(lambda_backend.fds, "connection_slots", lambda want, **kw: 5)
     monkeypatch.setenv("SQLMR_BUCKET", "b")
     inv = Counting()
+
+    def pool_threads() -> set:
+        return {t for t in threading.enumerate() if t.name.startswith("sqlmr-invoke")}
+
+    before = pool_threads()                          # other backends' (earlier tests)
     backend = LambdaBackend(Settings(backend="lambda"), invoker=inv, deploy=False,
                             options=SchedulerOptions(speculation=False))
     for _ in range(2):                               # the pool is kept across runs
@@ -210,7 +215,7 @@ def test_invocations_run_on_a_pool_no_larger_than_the_descriptors_allow(monkeypa
     assert backend.concurrency_cap == 5
     assert 1 < inv.peak <= 5
     assert backend._threads.started <= 5
-    assert len([t for t in threading.enumerate() if t.name.startswith("sqlmr-invoke")]) <= 5
+    assert len(pool_threads() - before) <= 5
     backend.close()
 
 
@@ -235,3 +240,24 @@ def test_the_soft_limit_is_raised_toward_the_hard_one():
     assert soft == 256 and 50 < slots <= (256 - 64) // 2
     slots, soft = run(4096, 4096)
     assert soft == 4096 and slots == 1000
+
+
+def test_idle_invocation_threads_end_and_come_back():
+    import queue
+    import time
+
+    from sqlmr.backends.invoke_threads import InvokeThreads
+
+    pool = InvokeThreads(4, idle_s=0.05)
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    for i in range(4):
+        pool.submit(done.put, i)
+    assert sorted(done.get(timeout=10) for _ in range(4)) == [0, 1, 2, 3]
+    deadline = time.monotonic() + 10
+    while pool._threads and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pool._threads == 0                      # no thread left behind when idle
+    for i in range(4):                             # ... and the pool still works
+        pool.submit(done.put, i)
+    assert sorted(done.get(timeout=10) for _ in range(4)) == [0, 1, 2, 3]
+    pool.close()

@@ -2,7 +2,8 @@
 
 A synchronous invocation keeps its thread (and its HTTP connection) for the
 whole task, so the pool's size bounds both.  Threads are started only when
-every started one is busy, and kept for the next invocation.  They are daemon
+every started one is busy, kept for the next invocation, and end after
+``idle_s`` without one.  They are daemon
 threads: after Ctrl-C an invocation still running in the cloud does not keep
 the driver from exiting.
 """
@@ -29,8 +30,9 @@ class InvokeThreads:
     >>> pool.close()
     """
 
-    def __init__(self, size: int, name: str = "sqlmr-invoke") -> None:
+    def __init__(self, size: int, name: str = "sqlmr-invoke", idle_s: float = 30.0) -> None:
         self.size = max(1, size)
+        self.idle_s = idle_s
         self.name = name
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()
@@ -75,7 +77,15 @@ class InvokeThreads:
 
     def _loop(self) -> None:
         while True:
-            item = self._work.get()
+            try:
+                item = self._work.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._cond:
+                    # end only if the others suffice for every call submitted
+                    if self._busy < self._threads:
+                        self._threads -= 1
+                        return
+                continue
             if item is None:
                 with self._cond:
                     self._threads -= 1
