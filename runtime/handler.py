@@ -268,5 +268,9 @@ def _cap(rows: list, n: int, seed: int) -> list:
 
 
 def lambda_handler(event: events.Event, context: Any = None) -> events.Result:
-    """AWS Lambda entry point."""
+    """AWS Lambda entry point (a task event, or an access probe: see
+    :mod:`runtime.probe`)."""
+    if "probe" in event:
+        from runtime import probe
+        return probe.readable(event["probe"])
     return handle(event)

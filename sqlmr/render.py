@@ -237,6 +237,8 @@ def summary_lines(result, settings) -> list[str]:
     lines = [" · ".join(parts)] + warning_lines(result)
     lam = result.lambda_cost
     label = "billed" if getattr(st, "billed", False) else "estimate"
+    if label == "billed" and getattr(st, "estimated", 0):
+        label = f"billed, {st.estimated} of {plural(st.invocations, 'invocation')} estimated"
     if lam is not None:
         lines.append(
             f"Cost: Lambda {costs.money(lam.total)} ({label}: {lam.gb_seconds:.2f} GB-s at "
