@@ -1,0 +1,158 @@
+"""The Lambda backend under the function's own least-privilege role, with IAM
+enforced (moto's INITIAL_NO_AUTH_ACTION_COUNT): tasks run as the role (the
+subprocess invoker assumes it), the caller may not read the data bucket, so a
+query works only if the role was granted exactly what its tasks read; and a
+task cannot reach outside its grants.  Also: grants that scale (one resource
+per table, under IAM's size limit, merged across sessions), regions, billing
+from either log format."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("boto3")
+pytest.importorskip("moto")
+
+import boto3  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+
+from aws_fixtures import iam_account, iam_servers  # noqa: E402,F401
+from difftest import (RK_COLUMNS, UV_COLUMNS, as_bytes, assert_same,  # noqa: E402
+                      rankings_lines, uservisits_lines)
+from sqlmr.aws import deploy, grants, invoker  # noqa: E402
+from sqlmr.aws.config import AwsSetupError, resolve_settings  # noqa: E402
+from sqlmr.backends.lambda_backend import LambdaBackend  # noqa: E402
+from sqlmr.config import Settings  # noqa: E402
+from sqlmr.render import summary_lines  # noqa: E402
+from sqlmr.session import Session  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def write_tables(bucket: str, folder: Path) -> None:
+    """uservisits and rankings shaped files, the same bytes on S3 (the data bucket)
+    and in ``folder`` (the local backend's reference answer reads those)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    rk = [rankings_lines(300, seed=200 + i) for i in range(2)]
+    urls = [line.split(",", 1)[0] for lines in rk for line in lines]
+    rnd = random.Random(7)
+    files = {}
+    for i in range(3):
+        lines = []
+        for line in uservisits_lines(700, seed=100 + i):
+            f = line.split(",")
+            if rnd.random() < 0.9:
+                f[1] = rnd.choice(urls)
+            lines.append(",".join(f))
+        files[f"uservisits/part-{i:05d}"] = as_bytes(lines)
+    for i, lines in enumerate(rk):
+        files[f"rankings/part-{i:05d}"] = as_bytes(lines)
+    for name, data in files.items():
+        s3.put_object(Bucket=bucket, Key=f"data/{name}", Body=data)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
+def ddl(root: str) -> str:
+    uv = ", ".join(f"{n} {t.upper()}" for n, t in UV_COLUMNS)
+    rk = ", ".join(f"{n} {t.upper()}" for n, t in RK_COLUMNS)
+    return ("DROP TABLE IF EXISTS uv; DROP TABLE IF EXISTS rk;"
+            f"CREATE EXTERNAL TABLE uv ({uv}) LOCATION '{root}/uservisits';"
+            f"CREATE EXTERNAL TABLE rk ({rk}) LOCATION '{root}/rankings';")
+
+
+def amplab(name: str) -> str:
+    sql = (REPO / "queries" / f"{name}.sql").read_text()
+    return re.sub(r"\b(rankings|uservisits)\b",
+                  lambda m: {"rankings": "rk", "uservisits": "uv"}[m.group(1)], sql)
+
+
+def rows(settings: Settings, root: str, sql: str, stats: list | None = None) -> list[list]:
+    s = Session(settings)
+    try:
+        list(s.execute(ddl(root)))
+        results = list(s.execute(sql))
+        res = results[-1]
+        out = [list(r) for r in res.rows]
+        if stats is not None:
+            stats.append((res.stats, summary_lines(res, settings)))
+        for r in results:
+            r.close()
+        return out
+    finally:
+        s.close()
+
+
+def policy(account) -> dict:
+    ls = resolve_settings({})
+    return grants.current_policy(deploy._Aws(ls), ls)
+
+
+@pytest.fixture
+def data(iam_account, tmp_path):
+    write_tables(iam_account.data_bucket, tmp_path)
+    return iam_account, tmp_path
+
+
+# --------------------------------------------------------------------------- the set-up
+
+def test_the_caller_cannot_read_the_data_and_iam_is_enforced(data):
+    account, _ = data
+    s3 = boto3.client("s3", region_name=REGION)
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket=account.data_bucket, Key="data/rankings/part-00000")
+    assert info.value.response["Error"]["Code"] == "AccessDenied"
+    # unknown keys are refused: IAM is checked on every request
+    stranger = boto3.client("s3", region_name=REGION, aws_access_key_id="AKIAUNKNOWN000000000",
+                            aws_secret_access_key="x")
+    with pytest.raises(ClientError):
+        stranger.list_objects_v2(Bucket=account.job_bucket)
+
+
+# --------------------------------------------------------------------------- queries
+
+@pytest.mark.parametrize("query, broadcast_mb", [("1a", 32), ("2a", 32), ("3a", 32),
+                                                  ("3a", 0)],
+                         ids=["1a", "2a", "3a-broadcast", "3a-reduce-side"])
+def test_amplab_as_the_function_role_gives_the_local_answers(data, query, broadcast_mb):
+    account, folder = data
+    sql = amplab(query)
+    common = dict(split_mb=0.04, reducers=3, broadcast_mb=broadcast_mb)
+    want = rows(Settings(workers=2, **common), str(folder), sql)
+    stats: list = []
+    got = rows(Settings(backend="lambda", **common), f"s3://{account.data_bucket}/data", sql,
+               stats)
+    assert_same(got, want, ordered=query == "3a")
+    assert len(got) > 0
+    st, lines = stats[0]
+    assert st.billed and st.invocations >= st.map_tasks + st.reduce_tasks >= 1
+    assert "(billed:" in [ln for ln in lines if ln.startswith("Cost:")][0]
+    # the role reads exactly the tables of the query, one location each
+    have = grants.granted_locations(policy(account))
+    tables = {"1a": ["rankings"], "2a": ["uservisits"], "3a": ["rankings", "uservisits"]}
+    assert have == {f"s3://{account.data_bucket}/data/{t}/" for t in tables[query]}
+
+
+def test_the_subprocess_invoker_runs_tasks_with_the_role_credentials_only(data):
+    account, _ = data
+    inv = invoker.SubprocessInvoker(timeout_s=60)
+    info = deploy.ensure_deployed(resolve_settings({}))
+    inv.use_role(deploy.allow_local_tasks(resolve_settings({})))
+    env = inv._env("r")
+    assert env["AWS_ACCESS_KEY_ID"] != account.key and env["AWS_SESSION_TOKEN"]
+    assert account.secret not in env.values()
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == env["AWS_CONFIG_FILE"]
+    sts = boto3.client("sts", region_name=REGION, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                       aws_session_token=env["AWS_SESSION_TOKEN"])
+    arn = sts.get_caller_identity()["Arn"]
+    assert f":assumed-role/{info.role_arn.rsplit('/', 1)[1]}/" in arn
