@@ -156,3 +156,96 @@ def test_the_subprocess_invoker_runs_tasks_with_the_role_credentials_only(data):
                        aws_session_token=env["AWS_SESSION_TOKEN"])
     arn = sts.get_caller_identity()["Arn"]
     assert f":assumed-role/{info.role_arn.rsplit('/', 1)[1]}/" in arn
+
+
+# --------------------------------------------------------------------------- what the role may not do
+
+def test_a_table_outside_the_grants_fails_before_any_task(data, monkeypatch):
+    account, _ = data
+    monkeypatch.setenv("SQLMR_LAMBDA_GRANTS", "off")
+    monkeypatch.setenv("SQLMR_TABLE_LOCATIONS", f"s3://{account.data_bucket}/data/rankings/")
+    session = Session(Settings(backend="lambda", split_mb=0.04, reducers=2))
+    try:
+        list(session.execute(ddl(f"s3://{account.data_bucket}/data")))
+        # granted by whoever deployed: works
+        got = list(session.execute(amplab("1a")))[-1]
+        assert len(list(got.rows)) > 0
+        got.close()
+        backend = session.backend()
+        ran = sum(r.invocations for r in backend.reports)
+        # a broadcast join whose big side is not granted: refused before any task
+        with pytest.raises(grants.GrantError) as info:
+            list(session.execute(amplab("3a")))
+        msg = str(info.value)
+        assert f"s3://{account.data_bucket}/data/uservisits/" in msg
+        assert "SQLMR_TABLE_LOCATIONS" in msg and "sqlmr lambda deploy" in msg
+        assert sum(r.invocations for r in backend.reports) == ran
+    finally:
+        session.close()
+    keys = boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket=account.job_bucket, Prefix="sqlmr/jobs/").get("KeyCount", 0)
+    assert keys == 0
+
+
+_PROBE_CODE = b'''
+def m(ctx):
+    from runtime import s3
+    out = []
+    def attempt(what, fn):
+        try:
+            fn()
+            out.append([what, "ok"])
+        except Exception as e:
+            out.append([what, type(e).__name__ + ": " + str(e)[:200]])
+    p = ctx.event["params"]
+    attempt("read granted", lambda: s3.read_range(p["granted"], 0, 10))
+    attempt("read ungranted", lambda: s3.read_range(p["ungranted"], 0, 10))
+    attempt("write job", lambda: s3.write_bytes(p["work"] + "mine", b"x"))
+    attempt("write job bucket root", lambda: s3.write_bytes(p["job_root"], b"x"))
+    attempt("write table", lambda: s3.write_bytes(p["table_write"], b"x"))
+    attempt("delete table", lambda: s3.client().delete_object(
+        Bucket=p["table_bucket"], Key=p["table_key"]))
+    import json
+    print("ACCESS " + json.dumps(out))
+    ctx.writer().add(0, [len(out)])
+'''
+
+
+def test_a_task_cannot_reach_outside_its_grants(data):
+    """The policy is not too wide: a task (as the role) reads the granted table
+    and writes under the job prefix, and nothing else."""
+    import hashlib
+    import uuid
+
+    account, folder = data
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=account.data_bucket, Key="secret/part-00000", Body=b"s,1\n")
+    ls = resolve_settings({})
+    deploy.ensure_deployed(ls)
+    granted = f"s3://{account.data_bucket}/data/rankings/part-00000"
+    assert grants.ensure_table_access(ls, [granted], grants.table_roots([{"uri": granted}])) \
+        == [f"s3://{account.data_bucket}/data/rankings/"]
+    inv = invoker.SubprocessInvoker(timeout_s=60)
+    inv.use_role(deploy.allow_local_tasks(ls))
+    job = uuid.uuid4().hex[:8]
+    work = f"s3://{account.job_bucket}/sqlmr/jobs/{job}/"
+    s3.put_object(Bucket=account.job_bucket, Key=f"sqlmr/jobs/{job}/job.py", Body=_PROBE_CODE)
+    params = {"granted": granted, "ungranted": f"s3://{account.data_bucket}/secret/part-00000",
+              "work": work, "job_root": f"s3://{account.job_bucket}/elsewhere/x",
+              "table_write": f"s3://{account.data_bucket}/data/rankings/new",
+              "table_bucket": account.data_bucket, "table_key": "data/rankings/part-00000"}
+    event = {"v": 1, "job": job, "stage": 1, "kind": "map", "task": 0, "attempt": 0,
+             "input": {"splits": []}, "partitions": 0, "work": work, "entry": "m",
+             "code": {"uri": work + "job.py", "sha256": hashlib.sha256(_PROBE_CODE).hexdigest()},
+             "strict": False, "params": params}
+    r = inv.invoke(event)
+    assert r.function_error is None, r.payload
+    line = [ln for ln in r.log_tail.splitlines() if ln.startswith("ACCESS ")][0]
+    got = dict(json.loads(line[len("ACCESS "):]))
+    assert got["read granted"] == "ok" and got["write job"] == "ok"
+    for what in ("read ungranted", "write job bucket root", "write table", "delete table"):
+        assert re.search(r"AccessDenied|access denied", got[what]), (what, got[what])
+    # the probe the backend waits with says the same
+    assert inv.probe([granted]) == {}
+    assert list(inv.probe([params["ungranted"]])) == [params["ungranted"]]
+
