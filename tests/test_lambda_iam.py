@@ -249,3 +249,110 @@ def test_a_task_cannot_reach_outside_its_grants(data):
     assert inv.probe([granted]) == {}
     assert list(inv.probe([params["ungranted"]])) == [params["ungranted"]]
 
+
+
+# --------------------------------------------------------------------------- grants that scale
+
+def test_sixty_tables_and_sixty_partitions_stay_well_under_the_limit(iam_account):
+    account = iam_account
+    ls = resolve_settings({})
+    deploy.ensure_deployed(ls)
+    b = account.data_bucket
+    parts = [{"uri": f"s3://{b}/warehouse/events/dt=2024-01-{d:02d}/hour={h}/part-0",
+              "table": "events"} for d in range(1, 31) for h in (0, 12)]
+    roots = grants.table_roots(parts)
+    assert set(roots.values()) == {f"s3://{b}/warehouse/events/"}     # one per table
+    assert grants.ensure_table_access(ls, list(roots), roots) == [f"s3://{b}/warehouse/events/"]
+    tables = [{"uri": f"s3://{b}/warehouse/table_{i:02d}/part-00000", "table": f"t{i}"}
+              for i in range(60)]
+    roots = grants.table_roots(tables)
+    assert len(grants.ensure_table_access(ls, list(roots), roots)) == 60
+    doc = policy(account)
+    assert grants.granted_locations(doc) == set(roots.values()) | {f"s3://{b}/warehouse/events/"}
+    size = grants.policy_chars(doc)
+    assert size < grants.POLICY_BUDGET < grants.IAM_INLINE_POLICY_LIMIT
+    assert size < 6000, size
+    # the role really reads a partition folder through the table's one grant
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=b, Key="warehouse/events/dt=2024-01-05/hour=0/part-0", Body=b"x\n")
+    inv = invoker.SubprocessInvoker(timeout_s=60)
+    inv.use_role(deploy.allow_local_tasks(ls))
+    assert inv.probe([parts[8]["uri"]]) == {}
+    # really too many: a clear error, and the policy as it was
+    many = {f"s3://{b}/w/{'x' * 40}_{i:03d}/p": f"s3://{b}/w/{'x' * 40}_{i:03d}/"
+            for i in range(200)}
+    with pytest.raises(grants.GrantError) as info:
+        grants.ensure_table_access(ls, list(many), many)
+    msg = str(info.value)
+    assert "10,240" in msg and "SQLMR_TABLE_LOCATIONS" in msg and "LimitExceeded" not in msg
+    assert policy(account) == doc
+
+
+def test_concurrent_sessions_granting_at_once_both_end_up_granted(iam_account):
+    account = iam_account
+    ls = resolve_settings({})
+    deploy.ensure_deployed(ls)
+    b = account.data_bucket
+    errors: list = []
+    barrier = threading.Barrier(3)
+
+    def session(name: str) -> None:
+        try:
+            barrier.wait()
+            for i in range(6):
+                uri = f"s3://{b}/{name}/t{i}/part-0"
+                grants.ensure_table_access(ls, [uri])
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in ("a", "b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert grants.granted_locations(policy(account)) == {
+        f"s3://{b}/{n}/t{i}/" for n in ("a", "b", "c") for i in range(6)}
+
+
+def test_deploy_keeps_what_sessions_granted(iam_account):
+    ls = resolve_settings({})
+    deploy.ensure_deployed(ls)
+    uri = f"s3://{iam_account.data_bucket}/data/rankings/part-00000"
+    grants.ensure_table_access(ls, [uri])
+    deploy.deploy(ls)
+    assert grants.covered(uri, grants.granted_locations(policy(iam_account)))
+
+
+# --------------------------------------------------------------------------- regions
+
+def test_a_job_bucket_in_another_region_is_named(iam_account, monkeypatch):
+    s3 = boto3.client("s3", region_name=REGION)
+    far = iam_account.job_bucket.replace("jobs", "euro")
+    s3.create_bucket(Bucket=far, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setenv("SQLMR_BUCKET", far)
+    with pytest.raises(AwsSetupError) as info:
+        deploy.deploy(resolve_settings({}))
+    msg = str(info.value)
+    assert f"{far!r} is in eu-west-1" in msg and "us-east-1" in msg
+    assert "AWS_REGION=eu-west-1" in msg
+
+
+def test_a_table_in_another_region_is_refused_before_any_task(data):
+    account, _ = data
+    s3 = boto3.client("s3", region_name=REGION)
+    far = account.data_bucket.replace("data", "euro")
+    s3.create_bucket(Bucket=far, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket=far, Key="t/part-0", Body=b"a,1\n")
+    session = Session(Settings(backend="lambda"))
+    try:
+        list(session.execute(f"CREATE EXTERNAL TABLE far (k STRING, n INT) "
+                             f"LOCATION 's3://{far}/t'"))
+        with pytest.raises(AwsSetupError) as info:
+            list(session.execute("SELECT COUNT(*) FROM far"))
+        assert sum(r.invocations for r in session.backend().reports) == 0
+    finally:
+        session.close()
+    msg = str(info.value)
+    assert f"s3://{far} is in eu-west-1" in msg and "data transfer" in msg
+    assert not grants.covered(f"s3://{far}/t/part-0", grants.granted_locations(policy(account)))

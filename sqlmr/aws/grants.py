@@ -14,8 +14,10 @@ location inside another granted one adds nothing (:func:`compact`).
 IAM has no conditional write, so two sessions granting at once could each
 write the policy they read plus their own location, and one grant would be
 lost.  :func:`ensure_table_access` therefore reads the policy back after
-writing it and writes again (after a random pause) until it holds what this
-session needs; the probe afterwards catches a grant lost even later.
+writing it, twice, the second time after a pause longer than a round trip (a
+stale write of a session that read before ours has landed by then), and
+writes again (after a random pause) until it holds what this session needs;
+the backend's probe afterwards re-grants a grant lost even later.
 
 >>> folder_of("s3://b/data/uservisits/part-00000"), folder_of("s3://b/one.csv")
 ('s3://b/data/uservisits/', 's3://b/one.csv')
@@ -43,7 +45,11 @@ IAM_INLINE_POLICY_LIMIT = 10_240
 # What sqlmr lets its policy grow to: room left for the fixed statements' growth.
 POLICY_BUDGET = 8_192
 # Read-modify-write rounds before a grant that keeps being overwritten gives up.
-GRANT_ATTEMPTS = 8
+GRANT_ATTEMPTS = 12
+# After writing, the policy must still hold our grant this long later (a stale
+# write of a session that read before ours lands within its own round trip).
+SETTLE_MIN_S = 0.3
+SETTLE_MAX_S = 5.0
 _PARTITION = re.compile(r"^[^=/]+=[^/]*$")
 _sleep: Callable[[float], None] = time.sleep
 
@@ -226,18 +232,29 @@ def ensure_table_access(settings: LambdaSettings, uris: Iterable[str],
     settings = dataclasses.replace(settings, region=aws.region)
     wanted = {locations.get(u) or folder_of(u) for u in uris}
     added: list[str] = []
+    wrote = settled = False
+    settle = SETTLE_MIN_S
     for attempt in range(GRANT_ATTEMPTS):
+        t0 = time.monotonic()
         have = granted_locations(current_policy(aws, settings))
         missing = sorted(loc for loc in wanted if not covered(loc, have))
         if not missing:
-            return added
+            if not wrote or settled:
+                return added
+            # A session that read the policy before our write may still write
+            # its stale copy: look again once that could have happened.
+            settled = True
+            _sleep(settle * random.uniform(1.0, 1.5))
+            continue
+        settled = False
         policy = policy_for(aws, settings, have | set(missing))
-        if attempt == 0:
+        if not wrote:
             added = missing
         deploy._friendly(_put_policy)(aws, settings, policy)
-        if attempt + 1 < GRANT_ATTEMPTS:
-            # another session may have written its own read of the policy meanwhile
-            _sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        wrote = True
+        # another session's read-modify-write takes about as long as ours
+        settle = min(SETTLE_MAX_S, max(SETTLE_MIN_S, 3 * (time.monotonic() - t0)))
+        _sleep(random.uniform(0.05, 0.2) * (attempt + 1))
     raise GrantError(f"the function's policy kept changing while granting "
                      f"{', '.join(sorted(wanted))} ({GRANT_ATTEMPTS} tries): other sqlmr "
                      f"sessions are granting tables; run the query again")
