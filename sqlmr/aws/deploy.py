@@ -6,9 +6,11 @@ What :func:`deploy` makes, all named ``sqlmr-…`` and tagged ``sqlmr=managed``:
   policy ``sqlmr-lambda-policy``: read/write/delete under ``s3://BUCKET/sqlmr/jobs/``,
   list the job bucket, read the table locations it is given, and write its own
   CloudWatch log groups.
-* the code object ``s3://BUCKET/sqlmr/deploy/sqlmr-runtime-<hash12>.zip``;
+* the code object ``s3://BUCKET/sqlmr/deploy/sqlmr-runtime-<hash12>.zip`` (the
+  record of what was deployed);
 * the function ``sqlmr-runtime-<hash12>`` (one per runtime hash; python3.12,
-  arm64, 1,769 MB, 900 s, 1,024 MB /tmp by default), created from that object;
+  arm64, 1,769 MB, 900 s, 1,024 MB /tmp by default), created from the zip sent
+  inline (Lambda never reads the bucket; from the object only above 50 MB);
 * its log group ``/aws/lambda/sqlmr-runtime-<hash12>`` with a retention period;
 * a lifecycle rule ``sqlmr-expire-jobs`` on the job bucket expiring ``sqlmr/jobs/``
   after one day (merged with the bucket's other rules).

@@ -8,8 +8,13 @@ where a task runs and what can go wrong on the way:
   (or found) by :func:`sqlmr.aws.deploy.ensure_deployed` before the first task;
   if it vanishes mid-job (``ResourceNotFoundException``: undeployed, or replaced
   by a deploy of another runtime version) it is deployed again and the task
-  re-sent.  The function's role is granted read access to the folders of the
-  S3 objects a job reads (:mod:`sqlmr.aws.grants`) before its tasks run.
+  re-sent.  Before a job's first task, every object it reads (all stages,
+  broadcast sides included: :meth:`LambdaBackend.prepare_inputs`) must be on S3
+  in the function's region; its table is granted to the function's role
+  (:mod:`sqlmr.aws.grants`, one location per table) and the function is asked
+  (a probe invocation) until it can read it, with backoff up to
+  :data:`POLICY_PROPAGATION_S`.  With the subprocess invoker, tasks run with the
+  role's credentials (:meth:`SubprocessInvoker.use_role`).
 * **Concurrency cap.**  At most ``concurrency`` invocations in flight (setting,
   default 1,000: Lambda's default per-region limit).  A throttle (429) halves
   the current limit (once per round of invocations), each success raises it by
