@@ -228,18 +228,36 @@ class IamAccount:
                             aws_secret_access_key="testing")
 
 
-def _caller_policy(data_bucket: str) -> dict:
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+def _caller_policy(data_bucket: str | None) -> dict:
+    allow = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+    if data_bucket is None:
+        return {"Version": "2012-10-17", "Statement": allow}
+    return {"Version": "2012-10-17", "Statement": allow + [
         {"Effect": "Deny", "Action": "s3:GetObject",
          "Resource": f"arn:aws:s3:::{data_bucket}/*"}]}
 
 
 @pytest.fixture
 def iam_account(iam_servers, tmp_path_factory, monkeypatch):
-    """A fresh account with IAM enforced (see above): a job bucket and a data bucket,
-    the caller's credentials in the environment, the Lambda backend pointed at the
-    job bucket with tasks run as the function's role by the subprocess invoker."""
+    """A fresh account with IAM enforced (see above): a job bucket and a data bucket
+    the caller may not read, the caller's credentials in the environment, the
+    Lambda backend pointed at the job bucket with tasks run as the function's
+    role by the subprocess invoker."""
+    yield from _enforced_account(iam_servers, tmp_path_factory, monkeypatch, deny_data=True)
+
+
+@pytest.fixture
+def enforced_bucket(iam_servers, tmp_path_factory, monkeypatch):
+    """Like :func:`iam_account`, but the caller may read everything (the tests'
+    reference answers and injected invokers run as the caller): the name of the
+    job bucket, where tests put their tables too.  Tasks of a deploying backend
+    still run as the function's role, with IAM enforced."""
+    for account in _enforced_account(iam_servers, tmp_path_factory, monkeypatch,
+                                     deny_data=False):
+        yield account.job_bucket
+
+
+def _enforced_account(iam_servers, tmp_path_factory, monkeypatch, deny_data: bool):
     import json
 
     import boto3
@@ -258,7 +276,8 @@ def iam_account(iam_servers, tmp_path_factory, monkeypatch):
         admin["s3"].create_bucket(Bucket=b)
     admin["iam"].create_user(UserName=CALLER)
     admin["iam"].put_user_policy(UserName=CALLER, PolicyName="all-but-reading-data",
-                                 PolicyDocument=json.dumps(_caller_policy(data_bucket)))
+                                 PolicyDocument=json.dumps(_caller_policy(
+                                     data_bucket if deny_data else None)))
     key = admin["iam"].create_access_key(UserName=CALLER)["AccessKey"]
     # moto's Lambda checks the function's role against its own IAM
     boto3.client("iam", region_name=region, endpoint_url=lambda_endpoint,

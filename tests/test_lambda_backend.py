@@ -22,7 +22,8 @@ pytest.importorskip("moto")
 
 import boto3  # noqa: E402
 
-from aws_fixtures import aws_reset, moto_server, run_lambda_locally, s3_bucket  # noqa: E402,F401
+from aws_fixtures import (aws_reset, enforced_bucket, iam_servers,  # noqa: E402,F401
+                          moto_server, run_lambda_locally, s3_bucket)
 from difftest import (RK_COLUMNS, UV_COLUMNS, as_bytes, assert_same,  # noqa: E402
                       rankings_lines, uservisits_lines)
 from sqlmr import cli  # noqa: E402
@@ -135,12 +136,12 @@ def lambda_settings(**kw) -> Settings:
 
 
 @pytest.fixture
-def tables(aws_reset, s3_bucket, monkeypatch):
-    """An empty account with tables on S3 in a fresh job bucket, SQLMR_BUCKET pointing
-    at it, tasks run by the real package in subprocesses."""
-    upload_tables(s3_bucket)
-    run_lambda_locally(monkeypatch, s3_bucket)
-    yield s3_bucket
+def tables(enforced_bucket):
+    """An empty account with IAM enforced and tables on S3 in a fresh job bucket,
+    SQLMR_BUCKET pointing at it, tasks run by the real package in subprocesses
+    with the function role's credentials (see aws_fixtures.enforced_bucket)."""
+    upload_tables(enforced_bucket)
+    yield enforced_bucket
     deploy.forget_deployments()
 
 
