@@ -356,3 +356,41 @@ def test_a_table_in_another_region_is_refused_before_any_task(data):
     msg = str(info.value)
     assert f"s3://{far} is in eu-west-1" in msg and "data transfer" in msg
     assert not grants.covered(f"s3://{far}/t/part-0", grants.granted_locations(policy(account)))
+
+
+def test_waiting_for_a_grant_probes_with_backoff_up_to_a_bound():
+    """IAM propagates a grant within seconds (or, when a concurrent session's
+    stale write dropped it, the re-grant brings it back): probe with growing
+    pauses, and give up at the bound naming the location."""
+    now = [0.0]
+    sleeps: list[float] = []
+    regrants: list[int] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += s
+
+    def probe_denying(n: int):
+        calls = [0]
+
+        def probe(uris):
+            calls[0] += 1
+            return {u: "AccessDenied: Forbidden" for u in uris} if calls[0] <= n else {}
+        return probe
+
+    uri = "s3://b/t/part-0"
+    grants.wait_until_readable(probe_denying(4), [uri], 60.0, regrant=lambda: regrants.append(1),
+                               sleep=sleep, clock=lambda: now[0])
+    assert len(sleeps) == 4 and len(regrants) == 4
+    assert sleeps[-1] > 4 * sleeps[0]                      # backing off
+    sleeps.clear()
+    with pytest.raises(grants.GrantError) as info:
+        grants.wait_until_readable(probe_denying(10 ** 6), [uri], 30.0, sleep=sleep,
+                                   clock=lambda: now[0])
+    assert 29.9 <= sum(sleeps) <= 30.0 + 1e-9 and len(sleeps) < 20
+    assert uri in str(info.value) and "AccessDenied" in str(info.value)
+    # bound 0: one probe, no wait
+    sleeps.clear()
+    with pytest.raises(grants.GrantError):
+        grants.wait_until_readable(probe_denying(1), [uri], 0.0, sleep=sleep, clock=lambda: now[0])
+    assert sleeps == []

@@ -301,13 +301,14 @@ def _check_bucket(aws: _Aws, settings: LambdaSettings) -> None:
 
 
 def bucket_region(aws: _Aws, bucket: str) -> str | None:
-    """The region of ``bucket`` (GetBucketLocation), None when we may not ask."""
+    """The region of ``bucket`` (GetBucketLocation), None when we may not ask (or
+    it does not exist: reading it says so)."""
     from botocore.exceptions import ClientError
 
     try:
         loc = aws.s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except ClientError as e:
-        if _code(e) in ("403", "AccessDenied", "AllAccessDisabled"):
+        if _code(e) in ("403", "AccessDenied", "AllAccessDisabled", "404", "NoSuchBucket"):
             return None
         raise
     # us-east-1 answers no constraint; old buckets in eu-west-1 answer "EU"
