@@ -257,6 +257,14 @@ def enforced_bucket(iam_servers, tmp_path_factory, monkeypatch):
         yield account.job_bucket
 
 
+@pytest.fixture(scope="module")
+def enforced_module_bucket(iam_servers, tmp_path_factory):
+    """:func:`enforced_bucket` for a whole test module."""
+    with pytest.MonkeyPatch.context() as mp:
+        for account in _enforced_account(iam_servers, tmp_path_factory, mp, deny_data=False):
+            yield account.job_bucket
+
+
 def _enforced_account(iam_servers, tmp_path_factory, monkeypatch, deny_data: bool):
     import json
 

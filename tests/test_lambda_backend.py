@@ -591,9 +591,9 @@ def test_subprocess_invoker_runs_the_extracted_package_in_isolation(tables, monk
 
 
 class _LogFormat:
-    """Answers as a function configured with Lambda's JSON log format ("json": the
-    REPORT line becomes a ``platform.report`` record) or whose log tail lost its
-    report ("none")."""
+    """Answers as a function with Lambda's text log format ("text": a REPORT line),
+    its JSON log format ("json": a ``platform.report`` record instead), or whose
+    log tail lost its report ("none")."""
 
     def __init__(self, inner: SubprocessInvoker, fmt: str) -> None:
         self.inner = inner
@@ -602,6 +602,9 @@ class _LogFormat:
 
     def invoke(self, event: dict):
         r = self.inner.invoke(event)
+        if self.fmt == "text":                   # the REPORT line as it is
+            self.reported.append(r.billed_ms)
+            return r
         lines = [ln for ln in r.log_tail.splitlines() if not ln.startswith("REPORT ")]
         if self.fmt == "json":
             lines = [json.dumps({"time": "2024-01-01T00:00:00.000Z", "type": "platform.start",
@@ -616,8 +619,8 @@ class _LogFormat:
         return r
 
 
-@pytest.mark.parametrize("fmt", ["json", "none"])
-def test_billed_time_from_the_json_log_format_or_estimated(tables, monkeypatch, fmt):
+@pytest.mark.parametrize("fmt", ["text", "json", "none"])
+def test_billed_time_from_either_log_format_or_estimated(tables, monkeypatch, fmt):
     bucket = tables
     fmt_inv = _LogFormat(SubprocessInvoker(timeout_s=60), fmt)
     wire = _LambdaWire(fmt_inv)
@@ -638,7 +641,7 @@ def test_billed_time_from_the_json_log_format_or_estimated(tables, monkeypatch, 
     finally:
         wire.close()
     assert st.billed and st.billed_ms > 0 and st.invocations == st.map_tasks + st.reduce_tasks
-    if fmt == "json":
+    if fmt != "none":
         assert st.estimated == 0 and "estimated" not in cost and "(billed:" in cost
         assert st.billed_ms == sum(fmt_inv.reported)     # exactly what the reports said
     else:
