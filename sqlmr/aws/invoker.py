@@ -341,8 +341,8 @@ def assume_role(role_arn: str, wait_s: float | None = None) -> dict:
                     f"cannot run tasks as the function's role {role_arn} ({code}: "
                     f"{e.response.get('Error', {}).get('Message', '')}): the subprocess "
                     f"invoker needs sts:AssumeRole on it, and the role must trust this "
-                    f"identity (sqlmr lambda deploy with SQLMR_LAMBDA_INVOKER=subprocess "
-                    f"adds it)", retryable=False) from e
+                    f"identity (the Lambda backend adds it to the role's trust policy, "
+                    f"which needs iam:UpdateAssumeRolePolicy)", retryable=False) from e
             delay = min(step, wait_s - waited) * (0.5 + random.random() / 2)
             _sleep(delay)
             waited += delay
