@@ -285,14 +285,21 @@ class LambdaBackend:
         sample: dict[str, str] = {}
         for u, loc in sorted(new.items()):
             sample.setdefault(loc, u)          # one object per location to probe
-        probe = getattr(self._invoker, "probe", None)
-        if probe is not None:
+        if hasattr(self._invoker, "probe"):
             grants.wait_until_readable(
-                probe, sorted(sample.values()), POLICY_PROPAGATION_S,
+                self._probe, sorted(sample.values()), POLICY_PROPAGATION_S,
                 regrant=None if ls.grants == "off" else
                 (lambda: grants.ensure_table_access(ls, list(new), new)),
                 sleep=self._sleep)
         self._granted.update(sample)
+
+    def _probe(self, uris: list[str]) -> dict[str, str]:
+        """The function's answer to "can you read these?"; a throttled probe is asked
+        again like a denied one (after the backoff)."""
+        try:
+            return self._invoker.probe(uris)
+        except Throttled as e:
+            return {u: f"throttled: {e}" for u in uris}
 
     def _check_granted(self, new: dict[str, str]) -> None:
         """With grants off: every location must be in the role's policy already."""
