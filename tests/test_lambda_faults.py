@@ -106,8 +106,8 @@ class FaultInvoker:
     def use_function(self, name: str) -> None:
         self.function_name = name
 
-    def use_role(self, role_arn: str) -> None:   # a deploying backend: run as the role
-        self.inner.use_role(role_arn)
+    def use_role(self, role_arn: str, region: str | None = None) -> None:
+        self.inner.use_role(role_arn, region)   # a deploying backend: run as the role
 
     def probe(self, uris: list[str]) -> dict[str, str]:
         return self.inner.probe(uris)

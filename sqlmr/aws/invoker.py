@@ -316,7 +316,7 @@ ASSUME_ROLE_WAIT_S = 60.0
 _sleep = time.sleep
 
 
-def assume_role(role_arn: str, wait_s: float | None = None) -> dict:
+def assume_role(role_arn: str, wait_s: float | None = None, region: str | None = None) -> dict:
     """Temporary credentials of ``role_arn`` for this process's identity
     (``{"key", "secret", "token", "expires"}``), retried with backoff while IAM
     does not yet let it (up to ``wait_s``, default :data:`ASSUME_ROLE_WAIT_S`)."""
@@ -326,7 +326,8 @@ def assume_role(role_arn: str, wait_s: float | None = None) -> dict:
     from botocore.exceptions import ClientError
 
     wait_s = ASSUME_ROLE_WAIT_S if wait_s is None else wait_s
-    sts = boto3.session.Session().client("sts")
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    sts = boto3.session.Session(region_name=region or None).client("sts")
     waited, step = 0.0, 0.5
     while True:
         try:
@@ -395,6 +396,7 @@ class SubprocessInvoker:
                  role_arn: str | None = None) -> None:
         self.timeout_s = timeout_s
         self.role_arn = role_arn
+        self.region: str | None = None
         self._credentials: dict | None = None
         self.memory_mb = memory_mb
         self.max_concurrency = max_concurrency or os.cpu_count() or 1
@@ -407,10 +409,11 @@ class SubprocessInvoker:
     def use_function(self, function_name: str) -> None:
         self.function_name = function_name
 
-    def use_role(self, role_arn: str | None) -> None:
+    def use_role(self, role_arn: str | None, region: str | None = None) -> None:
         """Run tasks with the credentials of ``role_arn`` (the function's role),
-        obtained by ``sts:AssumeRole`` with this process's credentials."""
+        obtained by ``sts:AssumeRole`` (in ``region``) with this process's credentials."""
         with self._lock:
+            self.region = region or self.region
             if role_arn != self.role_arn:
                 self.role_arn = role_arn
                 self._credentials = None
@@ -427,7 +430,7 @@ class SubprocessInvoker:
                 return None
             creds = self._credentials
             if creds is None or creds["expires"] - time.time() < 300:
-                creds = self._credentials = assume_role(self.role_arn)
+                creds = self._credentials = assume_role(self.role_arn, region=self.region)
             return creds
 
     def _env(self, request_id: str) -> dict[str, str]:

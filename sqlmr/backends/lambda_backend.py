@@ -249,7 +249,7 @@ class LambdaBackend:
         if self._info is not None and hasattr(self._invoker, "use_role"):
             # tasks on this machine run as the function's role, as on Lambda
             from sqlmr.aws import deploy
-            self._invoker.use_role(deploy.allow_local_tasks(ls))
+            self._invoker.use_role(deploy.allow_local_tasks(ls), self._info.region)
         self._prepared_for = ls
 
     def prepare_inputs(self, splits: list[dict]) -> None:
