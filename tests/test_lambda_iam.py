@@ -394,3 +394,31 @@ def test_waiting_for_a_grant_probes_with_backoff_up_to_a_bound():
     with pytest.raises(grants.GrantError):
         grants.wait_until_readable(probe_denying(1), [uri], 0.0, sleep=sleep, clock=lambda: now[0])
     assert sleeps == []
+
+
+def test_a_table_the_role_still_cannot_read_fails_before_any_task(data):
+    """Granted, yet unreadable (here another policy on the role denies it, as an
+    organisation's guard rail would): the probe finds out before the job."""
+    account, _ = data
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=account.data_bucket, Key="guarded/part-0", Body=b"a,1\n")
+    ls = resolve_settings({})
+    deploy.ensure_deployed(ls)
+    boto3.client("iam", region_name=REGION).put_role_policy(
+        RoleName=ls.role_name, PolicyName="guard-rail", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{account.data_bucket}/guarded/*"}]}))
+    session = Session(Settings(backend="lambda"))
+    try:
+        list(session.execute(f"CREATE EXTERNAL TABLE guarded (k STRING, n INT) "
+                             f"LOCATION 's3://{account.data_bucket}/guarded'"))
+        with pytest.raises(grants.GrantError) as info:
+            list(session.execute("SELECT k, COUNT(*) FROM guarded GROUP BY k"))
+        assert sum(r.invocations for r in session.backend().reports) == 0
+    finally:
+        session.close()
+    msg = str(info.value)
+    assert f"cannot read s3://{account.data_bucket}/guarded/part-0" in msg
+    assert "AccessDenied" in msg and "bucket policy" in msg
+    assert s3.list_objects_v2(Bucket=account.job_bucket, Prefix="sqlmr/jobs/")["KeyCount"] == 0
