@@ -447,6 +447,9 @@ class SubprocessInvoker:
                         "AWS_CONFIG_FILE": os.devnull,
                         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                         "AWS_EC2_METADATA_DISABLED": "true"})
+            if self.region:  # Lambda always sets these; a profile's region is not read
+                env.setdefault("AWS_REGION", self.region)
+                env.setdefault("AWS_DEFAULT_REGION", self.region)
         env.update({k: os.environ[k] for k in _ENV_PASS if k in os.environ})
         env.update({
             "LAMBDA_TASK_ROOT": self.package_dir,
