@@ -393,8 +393,10 @@ class Session:
             how = ("the final tasks write text files" if job.limit is None and not job.sorted
                    else "the driver writes the merged rows as one text file")
             # a function replacement: the user's path is text, never a regex template
-            moved = (f"  Stage: Stage-0\n    Move Operator ({how} into a hidden staging "
-                     f"folder, committed to {move})")
+            where = ("a staging prefix under the job's scratch" if self.settings.backend == "lambda"
+                     else "a hidden staging folder")
+            moved = (f"  Stage: Stage-0\n    Move Operator ({how} into {where}, "
+                     f"committed to {move})")
             message = re.sub(r"  Stage: Stage-0\n    Fetch Operator[^\n]*", lambda _: moved,
                              message)
         return StatementResult("explain", text, message=message)
@@ -536,6 +538,8 @@ class Session:
             _discard(staging)
             raise
         _discard(staging)  # what is left: attempts not accepted, copied files (S3)
+        if storage.is_s3(uri):  # a copy per file, the intent and the manifest: PUT-priced
+            result.stats.puts += files + 2
         return _Written(rows, files, result.stats, replaced)
 
     # ------------------------------------------------------------------ DDL

@@ -370,9 +370,12 @@ def _commit_s3(staging: str, parts: list[str], uri: str, overwrite: bool, force:
     storage.write_bytes(intent, json.dumps({"writer": storage.WRITER, "new": names,
                                             "old": old}).encode())
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(COPY_THREADS, len(parts)))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(COPY_THREADS, len(parts))))
+        try:
             list(pool.map(lambda pair: s3.copy(pair[0], storage.join(uri, pair[1])),
                           zip(parts, names)))
+        finally:  # on an error or Ctrl-C no further copy starts; the running ones end
+            pool.shutdown(wait=True, cancel_futures=True)
         _before_manifest()
         storage.write_bytes(storage.join(uri, MARKER), _manifest_bytes(names))
     except BaseException:
