@@ -339,3 +339,33 @@ def test_sqlerror_for_ctas_into_a_nonempty_warehouse_folder(tables):
     finally:
         session.close()
     assert keys(bucket, "sqlmr/jobs/") == []
+
+
+def test_cancelled_job_keeps_the_old_output_and_leaves_no_staging(tables, monkeypatch):
+    """Ctrl-C once the first task has written its file: the earlier output is
+    untouched and the staged file is gone (one invocation at a time, so none
+    is still running when the job stops)."""
+    from sqlmr.backends import JobCancelledError
+    bucket = tables
+    monkeypatch.setenv("SQLMR_LAMBDA_CONCURRENCY", "1")
+    session = lambda_session()
+    try:
+        list(session.execute(ddl(bucket)))
+        before = _earlier_output(session, bucket)
+        old_keys = keys(bucket, "out/keep/")
+        staged: list[list[str]] = []
+
+        def progress(label, done, total, nbytes):
+            if done == 1:
+                staged.append([k for k in keys(bucket, "sqlmr/jobs/") if "/staging-" in k])
+                raise KeyboardInterrupt
+
+        session.progress = lambda: progress
+        with pytest.raises((JobCancelledError, KeyboardInterrupt)):
+            message(session, f"INSERT OVERWRITE DIRECTORY 's3://{bucket}/out/keep' "
+                             "SELECT sourceIP FROM uv")
+        assert staged and staged[0]                     # a task had written its file ...
+        assert keys(bucket, "sqlmr/jobs/") == []        # ... which is gone
+        assert keys(bucket, "out/keep/") == old_keys and lines_of(bucket, "out/keep/") == before
+    finally:
+        session.close()
