@@ -26,8 +26,10 @@ for local files.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,8 @@ from typing import Any, Callable, Iterator
 
 import boto3
 from botocore.config import Config
+
+from runtime.storage import MARKER, manifest_bytes, parse_manifest
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -385,16 +389,18 @@ def _listed_by_manifests(bucket: str, prefix: str,
     or the new table whole, never a mix).  Empty markers (Hadoop, Spark) and
     markers sqlmr did not write change nothing.  None when a manifest names a
     file the listing lacks: the listing predates a commit, list again."""
-    from runtime.storage import MARKER, parse_manifest
     present = {o["Key"][len(prefix):] for o in objects}
+    children: dict[str, list[str]] = {}
+    for rel in present:
+        folder, _, name = rel.rpartition("/")
+        children.setdefault(folder, []).append(name)
     folders: dict[str, set[str]] = {}
     for o in objects:
         rel = o["Key"][len(prefix):]
         folder, _, name = rel.rpartition("/")
         if name != MARKER or not int(o.get("Size") or 0) or _hidden(folder):
             continue
-        data = read_range(_uri(bucket, o["Key"]))
-        names = parse_manifest(data)
+        names = _manifest_names(bucket, o, children.get(folder, []))
         if names is None:
             continue
         base = folder + "/" if folder else ""
@@ -408,6 +414,57 @@ def _listed_by_manifests(bucket: str, prefix: str,
         base = max((f for f in folders if rel.startswith(f)), key=len, default=None)
         return base is None or rel in folders[base]
     return listed
+
+
+# The files of an S3 commit: part-<index>-<commit token> (sqlmr.table_writes)
+COMMITTED_PART = re.compile(r"part-(\d{5,})-([0-9a-f]{8})")
+
+
+def _md5(data: bytes) -> str:
+    try:
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+    except TypeError:  # pragma: no cover - Python < 3.9
+        return hashlib.md5(data).hexdigest()
+
+
+def _manifest_names(bucket: str, marker: dict, siblings: list[str]) -> list[str] | None:
+    """The files the ``_SUCCESS`` object ``marker`` (a listing entry) names.
+
+    Its text is fixed by the files of one commit, so when the listing's ETag
+    (the MD5 of a plainly or SSE-S3 stored object) is that of the manifest of
+    the ``part-NNNNN-<token>`` files of one token among ``siblings``, those
+    are the files, and the driver needs no s3:GetObject on the table (it has
+    none where the function alone may read).  Otherwise the marker is read."""
+    etag = str(marker.get("ETag") or "").strip('"')
+    by_token: dict[str, list[tuple[int, str]]] = {}
+    for name in siblings:
+        m = COMMITTED_PART.fullmatch(name)
+        if m:
+            by_token.setdefault(m.group(2), []).append((int(m.group(1)), name))
+    candidates = [[n for _, n in sorted(parts)] for parts in by_token.values()] + [[]]
+    for names in candidates:
+        if _md5(manifest_bytes(names)) == etag:
+            return names
+    uri = _uri(bucket, marker["Key"])
+    try:
+        return parse_manifest(read_range(uri))
+    except StorageError as e:
+        from runtime.storage import InputError
+        raise InputError(f"cannot read sqlmr's manifest {uri}, which says which files "
+                         f"belong to the folder: {e}") from None
+
+
+def folder_manifest(uri: str) -> list[str] | None:
+    """The files sqlmr's ``_SUCCESS`` manifest at the top of the folder
+    ``uri`` names (None: no such manifest), from a listing (see
+    :func:`_manifest_names`)."""
+    bucket, key = split_uri(uri)
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+    objects = [o for o in _list(bucket, prefix, uri) if "/" not in o["Key"][len(prefix):]]
+    marker = next((o for o in objects if o["Key"][len(prefix):] == MARKER), None)
+    if marker is None or not int(marker.get("Size") or 0):
+        return None
+    return _manifest_names(bucket, marker, [o["Key"][len(prefix):] for o in objects])
 
 
 def _range_header(start: int, end: int | None) -> str:

@@ -24,16 +24,13 @@ from urllib.parse import unquote
 CHUNK = 1 << 20  # bytes per read when streaming a range
 # The marker a sqlmr write leaves last in the folder it wrote: a JSON manifest
 # naming its files (on S3 a reader takes only those, see runtime.s3.list_files).
+# Defined in runtime.s3 (imported lazily there); the same text here.
 MARKER = "_SUCCESS"
 WRITER = "sqlmr"
 
 
 def manifest_bytes(names: list[str]) -> bytes:
-    """The text of a ``_SUCCESS`` manifest naming ``names``.
-
-    >>> parse_manifest(manifest_bytes(["part-00000"]))
-    ['part-00000']
-    """
+    """The text of a ``_SUCCESS`` manifest naming ``names``."""
     import json
     return (json.dumps({"writer": WRITER, "files": names}) + "\n").encode()
 
@@ -42,8 +39,8 @@ def parse_manifest(data: bytes) -> list[str] | None:
     """The files a ``_SUCCESS`` manifest names; None for any other marker
     (Hadoop's and Spark's are empty).
 
-    >>> parse_manifest(b""), parse_manifest(b'{"writer": "spark"}')
-    (None, None)
+    >>> parse_manifest(manifest_bytes(["part-00000"])), parse_manifest(b"")
+    (['part-00000'], None)
     """
     import json
     try:

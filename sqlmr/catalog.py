@@ -498,8 +498,6 @@ def _is_managed_folder(path: str, name: str) -> bool:
 
 
 _PART_FILE = re.compile(r"part-\d{5,}")
-# an S3 commit names its files part-NNNNN-<token> (see sqlmr.table_writes)
-_S3_PART_FILE = re.compile(r"part-\d{5,}-[0-9a-f]{8}")
 _S3_WAREHOUSE = re.compile(r"s3://[^/]+/sqlmr/warehouse/([a-z_][a-z0-9_]*)/?")
 
 
@@ -543,7 +541,7 @@ def _delete_managed_s3(table: Table) -> bool:
     prefix = key.rstrip("/") + "/"
     names = [o["Key"][len(prefix):] for o in s3._list(bucket, prefix, table.location)]
     ours = [n for n in names if n == storage.MARKER] + \
-        [n for n in names if _S3_PART_FILE.fullmatch(n)]
+        [n for n in names if s3.COMMITTED_PART.fullmatch(n)]
     s3.delete_keys(table.location, ours)
     return len(ours) == len(names)
 

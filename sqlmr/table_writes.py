@@ -173,6 +173,9 @@ def entries(uri: str, skip: str | None = None) -> list[str] | None:
 def manifest(uri: str) -> list[str] | None:
     """The files an earlier sqlmr write listed in its ``_SUCCESS`` marker at
     ``uri``; None when there is no such marker."""
+    if storage.is_s3(uri):
+        from runtime import s3  # from the listing when it can: see s3.folder_manifest
+        return s3.folder_manifest(uri)
     try:
         data = storage.read_range(storage.join(uri, MARKER))
     except OSError:
@@ -410,19 +413,21 @@ def recover_commit(intent: str) -> None:
     uri, _, name = intent.rpartition("/")
     if not storage.is_s3(intent) or not _INTENT_NAME.fullmatch(name):
         return
-    try:
-        doc = json.loads(storage.read_range(intent).decode("utf-8"))
-    except FileNotFoundError:
+    token = name[len(INTENT):]
+    names = entries(uri) or []
+    if name not in names:
         return  # the commit finished
-    except (ValueError, UnicodeDecodeError):
-        doc = None
-    if not isinstance(doc, dict) or doc.get("writer") != storage.WRITER:
-        return  # not sqlmr's: left alone
-    new = [n for n in doc.get("new") or [] if isinstance(n, str)]
-    old = [n for n in doc.get("old") or [] if isinstance(n, str)]
+    # the copies are known by their names (the intent may be unreadable to
+    # this user: s3:GetObject is not needed to list, copy or delete)
+    new = [n for n in names if (m := s3.COMMITTED_PART.fullmatch(n)) and m.group(2) == token]
     listed = manifest(uri)
     if listed is not None and set(new) <= set(listed) and (new or not listed):
+        try:  # roll forward: the old files the intent lists go
+            doc = json.loads(storage.read_range(intent).decode("utf-8"))
+            old = [n for n in doc.get("old") or [] if isinstance(n, str)]
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError, s3.StorageError):
+            old = []  # not readable: they stay, unlisted by the manifest, so unread
         s3.delete_keys(uri, [n for n in old if n not in set(listed)])
     else:
         s3.delete_keys(uri, new)
-    storage.delete_prefix(intent)
+    s3.delete_keys(uri, [name])

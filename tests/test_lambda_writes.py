@@ -104,9 +104,13 @@ def test_ctas_and_overwrite_to_s3_match_the_local_backend(tables):
         out = keys(bucket, "out/bc/")
         assert out[0] == "out/bc/_SUCCESS" and all(PART.fullmatch(k[7:]) for k in out[1:])
         assert keys(bucket, "sqlmr/jobs/") == []          # staging and scratch are gone
+        seen = DriverRequests()
         got = run_sql(session, "SELECT * FROM bc")
         assert_same(got, local_rows(bucket, BY_COUNTRY), ordered=False)
         assert len(got) > 3
+        # the driver knew the manifest's files from the listing (its ETag):
+        # it read nothing of the table, which only the function may need to
+        assert [k for k in seen.keys("GetObject") if k.startswith("out/")] == []
 
         # INSERT OVERWRITE DIRECTORY: the same files as the local backend writes
         insert = "SELECT sourceIP, duration FROM uv WHERE duration < 40"
