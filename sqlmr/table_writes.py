@@ -53,7 +53,7 @@ import secrets
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from typing import Iterable
 
 from compiler.errors import SqlError
 from compiler.schema import Table
@@ -282,9 +282,6 @@ def write_rows(rows, staging: str, delimiter: str, width: int) -> tuple[list[str
     return [uri], n
 
 
-_manifest_bytes = storage.manifest_bytes
-
-
 def commit(staging: str, parts: list[str], uri: str, overwrite: bool, marker: bool = True,
            force: bool = False) -> int:
     """Give the accepted files their final names and make them appear at
@@ -327,7 +324,7 @@ def _commit_local(staging: str, parts: list[str], uri: str, overwrite: bool, mar
             shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
     if marker:
         with open(os.path.join(folder, MARKER), "wb") as f:
-            f.write(_manifest_bytes(names))
+            f.write(storage.manifest_bytes(names))
     dest = os.path.realpath(storage.to_path(uri))
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     if os.path.lexists(dest) and not os.path.isdir(dest):
@@ -380,26 +377,20 @@ def _commit_s3(staging: str, parts: list[str], uri: str, overwrite: bool, force:
         finally:  # on an error or Ctrl-C no further copy starts; the running ones end
             pool.shutdown(wait=True, cancel_futures=True)
         _before_manifest()
-        storage.write_bytes(storage.join(uri, MARKER), _manifest_bytes(names))
+        storage.write_bytes(storage.join(uri, MARKER), storage.manifest_bytes(names))
     except BaseException:
-        _roll_back(uri, names, intent)
+        # rolled back, or forward if the manifest did land (a PUT whose answer
+        # was lost); if S3 cannot be reached the intent stays claimed for the
+        # next run
+        try:
+            recover_commit(intent)
+            scratch.release(intent)
+        except Exception:
+            pass
         raise
-    s3.delete_keys(uri, old)
-    storage.delete_prefix(intent)
+    s3.delete_keys(uri, old + [INTENT + token])
     scratch.release(intent)
     return len(parts)
-
-
-def _roll_back(uri: str, names: list[str], intent: str) -> None:
-    """Delete a commit's copies and its intent (the old files were not touched)."""
-    from runtime import s3
-    from sqlmr import scratch
-    try:
-        s3.delete_keys(uri, names)
-        storage.delete_prefix(intent)
-    except Exception:
-        return  # the intent stays claimed: the next run rolls it back
-    scratch.release(intent)
 
 
 _INTENT_NAME = re.compile(re.escape(INTENT) + r"[0-9a-f]+$")
