@@ -6,11 +6,11 @@ under ``$SQLMR_HOME/jobs``, hidden staging folders beside CREATE TABLE AS /
 INSERT targets, and its temporary folder in ``$TMPDIR``.  The claim is one
 file per process, ``$SQLMR_HOME/claims/<pid>-<token>.claim``, listing
 those paths one per line (and the S3 staging prefixes and commit intents of
-CREATE TABLE AS / INSERT OVERWRITE DIRECTORY to S3, see
-:mod:`sqlmr.table_writes`; a line ``-<uri>`` releases one that is done), with an exclusive ``flock`` held for the life of the
-process.  The kernel drops the lock when the process (and any worker that
-inherited the descriptor) is gone, so a claim whose lock can be taken belongs
-to a dead driver: :func:`sweep` removes what it lists.  A live job's claim is
+writes to S3, see :mod:`sqlmr.table_writes`; a line ``-<uri>`` releases one
+that is done), with an exclusive ``flock`` held for the life of the process.
+The kernel drops the lock when the process (and any worker that inherited the
+descriptor) is gone, so a claim whose lock can be taken belongs to a dead
+driver: :func:`sweep` removes what it lists (and resolves its commits).  A live job's claim is
 locked, so its files are never touched.
 """
 
@@ -38,7 +38,8 @@ _STAGING = re.compile(r"^(\..+\.sqlmr-staging-[0-9a-f]+|_sqlmr-staging-[0-9a-f]+
 _TEMP = re.compile(r"^sqlmr-tmp-\d+-[0-9a-f]+$")
 # S3 shapes: a staging prefix inside a destination or under the job prefix, and
 # the intent object of a commit (rolled back or forward, never just deleted)
-_S3_STAGING = re.compile(r"^s3://[^/]+/(?:.+/_sqlmr-staging-[0-9a-f]+|sqlmr/jobs/staging-[0-9a-f]+)/$")
+_S3_STAGING = re.compile(
+    r"^s3://[^/]+/(?:.+/_sqlmr-staging-[0-9a-f]+|sqlmr/jobs/staging-[0-9a-f]+)/$")
 _S3_INTENT = re.compile(r"^s3://[^/]+/.+/_sqlmr-commit-[0-9a-f]+$")
 
 _lock = threading.Lock()

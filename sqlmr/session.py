@@ -537,7 +537,10 @@ class Session:
         except BaseException:
             _discard(staging)
             raise
-        _discard(staging)  # what is left: attempts not accepted, copied files (S3)
+        try:  # what is left: attempts not accepted, files copied (S3)
+            _discard(staging)
+        except Exception:  # noqa: BLE001 - committed; the claim has it swept later
+            pass
         if storage.is_s3(uri):  # a copy per file, the intent and the manifest: PUT-priced
             result.stats.puts += files + 2
         return _Written(rows, files, result.stats, replaced)

@@ -22,7 +22,7 @@ pytest.importorskip("moto")
 from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: E402,F401
 from difftest import assert_same  # noqa: E402
 from test_lambda_backend import (ddl, keys, lambda_settings, local_rows, run_sql,  # noqa: E402
-                                 s3, tables)
+                                 s3, tables)  # noqa: F401
 from compiler.errors import SqlError  # noqa: E402
 from runtime import s3 as rs3  # noqa: E402
 from runtime import storage  # noqa: E402
@@ -34,8 +34,6 @@ from sqlmr.session import Session  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 BY_COUNTRY = "SELECT countryCode, COUNT(*) AS n, SUM(duration) AS d FROM uv GROUP BY countryCode"
 PART = re.compile(r"part-\d{5}-[0-9a-f]{8}")
-
-__all__ = ["aws_reset", "moto_server", "s3_bucket", "tables"]
 
 
 class DriverRequests:
@@ -55,8 +53,7 @@ class DriverRequests:
 
 
 def lambda_session() -> Session:
-    s = Session(lambda_settings())
-    return s
+    return Session(lambda_settings())
 
 
 def local_session() -> Session:
@@ -73,7 +70,8 @@ def message(session: Session, sql: str) -> str:
 def lines_of(bucket: str, prefix: str) -> list[str]:
     """The rows of the files a folder's manifest names, sorted."""
     c = s3()
-    names = storage.parse_manifest(c.get_object(Bucket=bucket, Key=prefix + "_SUCCESS")["Body"].read())
+    marker = c.get_object(Bucket=bucket, Key=prefix + "_SUCCESS")["Body"].read()
+    names = storage.parse_manifest(marker)
     assert names is not None
     out = []
     for n in names:
@@ -174,7 +172,8 @@ def test_failed_job_leaves_no_staging(tables, monkeypatch):
     bucket = tables
     monkeypatch.setenv("SQLMR_LAMBDA_MAX_ATTEMPTS", "1")
     c = s3()
-    c.put_object(Bucket=bucket, Key="data/bad/p0", Body=b"".join(b"k%d,%d\n" % (i, i) for i in range(500)))
+    good = b"".join(b"k%d,%d\n" % (i, i) for i in range(500))
+    c.put_object(Bucket=bucket, Key="data/bad/p0", Body=good)
     c.put_object(Bucket=bucket, Key="data/bad/p1", Body=b"a,1\nb,oops\n")
     session = lambda_session()
     try:
