@@ -161,6 +161,12 @@ def test_ctas_without_location_goes_to_the_warehouse(tables):
         assert message(session, "DROP TABLE wh") == "dropped table wh (its files are kept)"
         assert keys(bucket, "sqlmr/warehouse/") == ["sqlmr/warehouse/wh/notes.txt"]
         s3().delete_object(Bucket=bucket, Key="sqlmr/warehouse/wh/notes.txt")
+        # ORDER BY … LIMIT: the driver merges the rows and stages one file
+        top = ("SELECT countryCode, COUNT(*) AS n FROM uv GROUP BY countryCode "
+               "ORDER BY n DESC, countryCode LIMIT 3")
+        message(session, f"CREATE TABLE top AS {top}")
+        assert run_sql(session, "SELECT * FROM top") == local_rows(bucket, top)
+        assert message(session, "DROP TABLE top") == "dropped table top and its files"
         message(session, f"CREATE TABLE wh AS {BY_COUNTRY}")
         assert message(session, "DROP TABLE wh") == "dropped table wh and its files"
         assert keys(bucket, "sqlmr/warehouse/") == []
