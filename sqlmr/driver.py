@@ -481,9 +481,10 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
     # reclaim what dead drivers left (cheap: one listing of the claims; their
-    # S3 staging and half-done commits too), then claim this job's folder
-    # before it exists (S3 job folders expire by the bucket's lifecycle rule)
-    scratch_space.sweep()
+    # S3 staging and half-done commits too when this job uses S3), then claim
+    # this job's folder before it exists (S3 job folders expire by the
+    # bucket's lifecycle rule)
+    scratch_space.sweep(s3=storage.is_s3(work))
     if not storage.is_s3(work) and not settings.keep_scratch:
         scratch_space.register(work)
     stats = JobStats(notes=sample_notes(plans))

@@ -182,13 +182,16 @@ def _live_paths(claims: str) -> set[str]:
     return live
 
 
-def sweep(home: str | None = None, unclaimed: bool = False) -> tuple[int, int]:
+def sweep(home: str | None = None, unclaimed: bool = False,
+          s3: bool = True) -> tuple[int, int]:
     """Remove what dead drivers left behind; returns ``(paths, bytes)`` removed.
 
     Every claim whose lock can be taken belongs to a dead process: the paths
     it lists are removed, then the claim.  With ``unclaimed`` (``sqlmr clean``)
     job folders under ``jobs/`` that no live claim lists are removed too:
-    those of ``--keep-scratch`` runs and of older sqlmr versions."""
+    those of ``--keep-scratch`` runs and of older sqlmr versions.  Without
+    ``s3`` (a local job, which may run with no network) S3 entries wait, and
+    their claim with them, for a run that uses S3."""
     home = home or str(config.home())
     claims = claims_dir(home)
     removed = size = 0
@@ -218,8 +221,9 @@ def sweep(home: str | None = None, unclaimed: bool = False) -> tuple[int, int]:
                 if _removable(p, home) and os.path.lexists(p):
                     size += _remove(p)
                     removed += 1
-            kept = False
-            for uri in _pending_s3(listed):
+            pending = _pending_s3(listed)
+            kept = bool(pending) and not s3
+            for uri in pending if s3 else []:
                 try:
                     _sweep_s3(uri)
                     removed += 1

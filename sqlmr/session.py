@@ -491,7 +491,8 @@ class Session:
         Nothing half-written stays behind after an error or Ctrl-C."""
         self._prepare(job)
         from sqlmr import scratch
-        scratch.sweep()  # a dead driver's half-done commit here is resolved first
+        # a dead driver's half-done commit (here, say) is resolved first
+        scratch.sweep(s3=storage.is_s3(uri) or self.settings.backend == "lambda")
         what = "INSERT OVERWRITE DIRECTORY" if overwrite else "LOCATION"
         if overwrite:
             check_protected_folder(uri, text)

@@ -378,3 +378,23 @@ def test_cancelled_job_keeps_the_old_output_and_leaves_no_staging(tables, monkey
         assert keys(bucket, "out/keep/") == old_keys and lines_of(bucket, "out/keep/") == before
     finally:
         session.close()
+
+
+def test_a_dead_drivers_s3_staging_waits_for_a_run_that_uses_s3(s3_bucket, sqlmr_home):
+    """A local job (maybe offline) leaves a dead claim's S3 entries alone; a
+    run that uses S3 removes them, and a released entry is never touched."""
+    from sqlmr import scratch
+    c = s3()
+    c.put_object(Bucket=s3_bucket, Key="sqlmr/jobs/staging-0123abcd/s1-map-00000.a0", Body=b"x\n")
+    c.put_object(Bucket=s3_bucket, Key="sqlmr/jobs/staging-4567cdef/s1-map-00000.a0", Body=b"y\n")
+    claims = sqlmr_home / "claims"
+    claims.mkdir(exist_ok=True)
+    dead = claims / "999999-deadbeef.claim"      # nobody holds its lock: a dead driver's
+    dead.write_text(f"s3://{s3_bucket}/sqlmr/jobs/staging-0123abcd/\n"
+                    f"s3://{s3_bucket}/sqlmr/jobs/staging-4567cdef/\n"
+                    f"-s3://{s3_bucket}/sqlmr/jobs/staging-4567cdef/\n")
+    scratch.sweep(s3=False)
+    assert dead.exists() and len(keys(s3_bucket, "sqlmr/jobs/")) == 2
+    scratch.sweep()
+    assert not dead.exists()
+    assert keys(s3_bucket, "sqlmr/jobs/") == ["sqlmr/jobs/staging-4567cdef/s1-map-00000.a0"]
