@@ -19,7 +19,13 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
+import aws_fixtures  # noqa: E402
 from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: E402,F401
+
+try:  # an IAM-enforced account (tasks as the function's role), where aws_fixtures has one
+    from aws_fixtures import enforced_bucket, iam_account, iam_servers  # noqa: E402,F401
+except ImportError:
+    pass
 from difftest import assert_same  # noqa: E402
 from test_lambda_backend import (ddl, keys, lambda_settings, local_rows, run_sql,  # noqa: E402
                                  s3, tables)  # noqa: F401
@@ -398,3 +404,33 @@ def test_a_dead_drivers_s3_staging_waits_for_a_run_that_uses_s3(s3_bucket, sqlmr
     scratch.sweep()
     assert not dead.exists()
     assert keys(s3_bucket, "sqlmr/jobs/") == ["sqlmr/jobs/staging-4567cdef/s1-map-00000.a0"]
+
+
+@pytest.mark.skipif(not hasattr(aws_fixtures, "iam_account"),
+                    reason="needs the IAM-enforced account of aws_fixtures")
+def test_writes_where_the_caller_may_not_read(request):
+    """The caller may do everything but s3:GetObject in the data bucket: a
+    CREATE TABLE AS and INSERT OVERWRITE DIRECTORY into it still commit (the
+    copies need no read there, the manifest is known from the listing) and
+    the table reads back with the local backend's answer (the same files in
+    the job bucket, which the caller may read)."""
+    account = request.getfixturevalue("iam_account")
+    from test_lambda_backend import upload_tables
+    data, jobs = account.data_bucket, account.job_bucket
+    upload_tables(data)
+    upload_tables(jobs)
+    want = local_rows(jobs, BY_COUNTRY)
+    session = lambda_session()
+    try:
+        list(session.execute(ddl(data)))
+        message(session, f"CREATE TABLE bc LOCATION 's3://{data}/out/bc' AS {BY_COUNTRY}")
+        assert_same(run_sql(session, "SELECT * FROM bc"), want, ordered=False)
+        for select in (BY_COUNTRY, "SELECT sourceIP FROM uv"):
+            message(session, f"INSERT OVERWRITE DIRECTORY 's3://{data}/out/dir' {select}")
+        list(session.execute(f"CREATE EXTERNAL TABLE d (ip STRING) LOCATION 's3://{data}/out/dir'"))
+        assert len(run_sql(session, "SELECT * FROM d")) == len(local_rows(jobs, select))
+        message(session, f"CREATE TABLE wh AS {BY_COUNTRY}")
+        assert_same(run_sql(session, "SELECT * FROM wh"), want, ordered=False)
+    finally:
+        session.close()
+    assert keys(jobs, "sqlmr/jobs/") == []
