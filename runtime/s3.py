@@ -434,7 +434,9 @@ def _manifest_names(bucket: str, marker: dict, siblings: list[str]) -> list[str]
     (the MD5 of a plainly or SSE-S3 stored object) is that of the manifest of
     the ``part-NNNNN-<token>`` files of one token among ``siblings``, those
     are the files, and the driver needs no s3:GetObject on the table (it has
-    none where the function alone may read).  Otherwise the marker is read."""
+    none where the function alone may read).  Otherwise the marker is read;
+    one that cannot be read, beside no file of an sqlmr commit, is taken for
+    another tool's (Spark's S3A committer writes a JSON ``_SUCCESS`` too)."""
     etag = str(marker.get("ETag") or "").strip('"')
     by_token: dict[str, list[tuple[int, str]]] = {}
     for name in siblings:
@@ -449,6 +451,8 @@ def _manifest_names(bucket: str, marker: dict, siblings: list[str]) -> list[str]
     try:
         return parse_manifest(read_range(uri))
     except StorageError as e:
+        if not by_token:  # no file of an sqlmr commit here: another tool's marker
+            return None
         from runtime.storage import InputError
         raise InputError(f"cannot read sqlmr's manifest {uri}, which says which files "
                          f"belong to the folder: {e}") from None

@@ -434,3 +434,18 @@ def test_writes_where_the_caller_may_not_read(request):
     finally:
         session.close()
     assert keys(jobs, "sqlmr/jobs/") == []
+
+
+@pytest.mark.skipif(not hasattr(aws_fixtures, "iam_account"),
+                    reason="needs the IAM-enforced account of aws_fixtures")
+def test_an_unreadable_marker_of_another_tool_changes_nothing(request):
+    account = request.getfixturevalue("iam_account")
+    c = s3()
+    c.put_object(Bucket=account.data_bucket, Key="spark/part-00000-1a2b-c000.csv", Body=b"a\n")
+    c.put_object(Bucket=account.data_bucket, Key="spark/_SUCCESS", Body=b'{"name": "x"}')
+    listed = storage.list_files(f"s3://{account.data_bucket}/spark")
+    assert [u.rsplit("/", 1)[1] for u, _ in listed] == ["part-00000-1a2b-c000.csv"]
+    # beside files of an sqlmr commit, an unreadable manifest is an error
+    c.put_object(Bucket=account.data_bucket, Key="spark/part-00001-0123abcd", Body=b"b\n")
+    with pytest.raises(storage.InputError, match="cannot read sqlmr's manifest"):
+        storage.list_files(f"s3://{account.data_bucket}/spark")
