@@ -404,8 +404,9 @@ def _subcommand(name: str, argv: list[str]) -> int:
     if name == "clean":
         p = argparse.ArgumentParser(
             prog="sqlmr clean",
-            description="Remove job scratch under $SQLMR_HOME/jobs and hidden staging folders "
-                        "left by sqlmr runs that are no longer alive (a live job's are kept).")
+            description="Remove job scratch under $SQLMR_HOME/jobs, hidden staging folders and "
+                        "S3 staging left by sqlmr runs that are no longer alive, and finish or "
+                        "undo their unfinished S3 commits (a live job's are kept).")
         p.parse_args(argv)
         from sqlmr import scratch
         paths, size = scratch.sweep(unclaimed=True)

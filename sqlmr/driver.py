@@ -636,12 +636,13 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
-    if not storage.is_s3(work):
-        # reclaim what dead drivers left (cheap: one listing of the claims),
-        # then claim this job's folder before it exists
-        scratch_space.sweep()
-        if not settings.keep_scratch:
-            scratch_space.register(work)
+    # reclaim what dead drivers left (cheap: one listing of the claims; their
+    # S3 staging and half-done commits too when this job uses S3), then claim
+    # this job's folder before it exists (S3 job folders expire by the
+    # bucket's lifecycle rule)
+    scratch_space.sweep(s3=storage.is_s3(work))
+    if not storage.is_s3(work) and not settings.keep_scratch:
+        scratch_space.register(work)
     stats = JobStats(notes=sample_notes(plans), counted=storage.is_s3(work))
     stats.start_counting(requests0)   # the driver's requests, planning's included
     try:
