@@ -181,4 +181,6 @@ def load_settings() -> Settings:
                 raise ValueError(f"{path} line {n}: {e.args[0]}") from None
             except ValueError as e:
                 raise ValueError(f"{path} line {n} ({key} = {value}): {e}") from None
+    if os.environ.get("SQLMR_CATALOG"):  # for one run, over the config files
+        s.catalog = os.environ["SQLMR_CATALOG"]
     return s

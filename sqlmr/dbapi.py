@@ -31,7 +31,7 @@ from compiler.statements import split_statements
 from runtime.storage import InputError
 from sqlmr import config
 from sqlmr.backends import JobCancelledError, TaskFailedError
-from sqlmr.catalog import Catalog
+from sqlmr.catalog import Catalog, open_catalog
 from sqlmr.driver import JobStats
 from sqlmr.functions import udf_from_file
 from sqlmr.params import ParameterError, ParameterTypeError, ParameterValueError, bind
@@ -257,7 +257,7 @@ def connect(home: str | os.PathLike | None = None, backend: str = "local",
                 raise ProgrammingError(e.args[0]) from None
             except ValueError as e:
                 raise ProgrammingError(str(e)) from None
-        catalog = Catalog()
+        catalog = open_catalog(values)
     return Connection(home_path, values, catalog)
 
 

@@ -28,7 +28,7 @@ from sqlmr import config
 from sqlmr import scratch as scratch_space
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
-from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
+from sqlmr.catalog import (Catalog, check_table_name, open_catalog, delete_managed_files,
                            format_description, resolve_location, storage_properties,
                            table_from_create, warehouse_location)
 from sqlmr.config import Settings
@@ -94,7 +94,7 @@ class Session:
     def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None,
                  progress: ProgressFactory | None = None) -> None:
         self.settings = settings or config.load_settings()
-        self.catalog = catalog or Catalog()
+        self.catalog = catalog or open_catalog(self.settings)
         self.progress = progress
         # relative paths (FROM 'file', LOCATION) are relative to this folder
         # (a script's own with ``sqlmr -f``), else to the current directory
@@ -740,6 +740,8 @@ class Session:
             self.settings.set(m.group(1), m.group(2).strip("'\""))
         except (KeyError, ValueError) as e:
             raise SqlError(str(e).strip('"'), text, m.start(1)) from None
+        if m.group(1).lower() == "catalog":   # later statements use the catalog named
+            self.catalog = open_catalog(self.settings)
         return StatementResult("message", text, message=f"{m.group(1)} = {getattr(self.settings, m.group(1).replace('-', '_').lower())}")
 
 
