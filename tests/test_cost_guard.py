@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: F401
 from sqlmr.config import Settings
 from sqlmr.cost_guard import CostLimitError
 from sqlmr.driver import estimate, plan_job
@@ -261,5 +262,77 @@ def test_dry_run_shows_the_max_cost_verdict(data):
         text = next(s.execute(QUERY)).message
         assert "the estimate is over it: a run would be refused" in text
         assert counting.runs == 0
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------- on the Lambda backend
+
+@pytest.fixture
+def on_lambda(aws_reset, s3_bucket, monkeypatch):
+    """Table t on S3 (FILES objects of 100 bytes); the lambda backend with the
+    real package run in subprocesses, one invocation at a time."""
+    import boto3
+    from aws_fixtures import run_lambda_locally
+    from sqlmr.aws import deploy
+    c = boto3.client("s3")
+    for i in range(FILES):
+        row = f"k{i % 2},{i},"
+        c.put_object(Bucket=s3_bucket, Key=f"data/t/part-{i:05d}",
+                     Body=(row + "x" * (99 - len(row)) + "\n").encode())
+    run_lambda_locally(monkeypatch, s3_bucket)
+    monkeypatch.setenv("SQLMR_LAMBDA_CONCURRENCY", "1")
+    yield s3_bucket
+    deploy.forget_deployments()
+
+
+def lambda_session(bucket: str, **settings) -> Session:
+    s = Session(Settings(backend="lambda", split_mb=0.0001, reducers=2, **settings))
+    list(s.execute(f"CREATE EXTERNAL TABLE t (k STRING, n INT) LOCATION 's3://{bucket}/data/t'"))
+    return s
+
+
+def deployed_functions() -> list[str]:
+    import boto3
+    return [f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]]
+
+
+def scratch_keys(bucket: str) -> list[str]:
+    import boto3
+    resp = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="sqlmr/jobs/")
+    return [o["Key"] for o in resp.get("Contents", [])]
+
+
+def test_on_lambda_a_refused_query_deploys_and_invokes_nothing(on_lambda):
+    s = lambda_session(on_lambda)
+    try:
+        s.settings.max_cost = estimate_of(s, QUERY) / 2
+        with pytest.raises(CostLimitError) as e:
+            list(s.execute(QUERY))
+        assert e.value.refused and "(Lambda, 1769 MB arm64)" in str(e.value)
+        s.settings.max_cost = 0
+        s.settings.dry_run = True
+        text = next(s.execute(QUERY)).message
+        assert f"{FILES} map tasks" in text and "Estimate: $" in text
+        assert deployed_functions() == [] and scratch_keys(on_lambda) == []
+    finally:
+        s.close()
+
+
+def test_on_lambda_a_job_over_max_cost_is_stopped_and_its_scratch_removed(on_lambda, tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    (tmp_path / "udfs.py").write_text(SLOW_UDF.format(markers=str(markers)))
+    s = lambda_session(on_lambda, memory_mb=10240)
+    try:
+        list(s.execute(f"CREATE TEMPORARY FUNCTION slow AS 'udfs.slow' "
+                       f"USING FILE '{tmp_path / 'udfs.py'}'"))
+        query = "SELECT slow(k) FROM t"
+        s.settings.max_cost = estimate_of(s, query) * 1.05
+        with pytest.raises(CostLimitError) as e:
+            list(s.execute(query))
+        assert not e.value.refused and "it spent $" in str(e.value)
+        assert 1 <= len(os.listdir(markers)) < FILES   # one invocation at a time: stopped
+        assert scratch_keys(on_lambda) == []
     finally:
         s.close()
