@@ -343,12 +343,6 @@ class Session:
         self._prepare(job)
         progress = self.progress() if self.progress else None
         if self.settings.dry_run:
-            unwritten = [t.name for t in job.tables.values() if t.name.lower() in
-                         self._dry_tables and not storage.exists(t.location)]
-            if unwritten:  # made by an earlier CREATE TABLE AS of this dry run
-                return StatementResult("message", text, message=(
-                    f"dry run: not planned: it reads {', '.join(unwritten)}, which an earlier "
-                    "statement would write (its splits are not known before that)"))
             return self._dry_run(text, self._plan(job), "print the result")
         plans = self._plan(job)
         check_estimate(plans, self.settings)  # before the backend: nothing deployed
@@ -364,6 +358,12 @@ class Session:
         try:
             return plan_job(job, self.settings)
         except FileNotFoundError as e:
+            unwritten = [t.name for t in job.tables.values()
+                         if t.name.lower() in self._dry_tables and not storage.exists(t.location)]
+            if self.settings.dry_run and unwritten:  # a dry CREATE TABLE AS wrote nothing
+                raise SqlError(f"dry run: not planned: it reads {', '.join(unwritten)}, which an "
+                               "earlier statement would write (its splits are not known before "
+                               "that)") from None
             raise SqlError(str(e)) from None
 
     def _dry_run(self, text: str, plans: list, action: str) -> StatementResult:
