@@ -196,7 +196,7 @@ class Catalog:
         try:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            self._parse_tables(raw)   # says what is wrong with the file
+            self._load_user()   # says what is wrong with the file (a subclass may not mind)
             return {}
         functions = doc.get("functions", {}) if isinstance(doc, dict) else {}
         try:

@@ -144,6 +144,10 @@ def parse_value(name: str, text: str, current: object) -> object:
         raise ValueError(f"format is table, csv, json or markdown, not {text!r}")
     if name == "dialect":
         check_dialect(text)
+    if name == "catalog" and value and not (
+            str(value).startswith(("s3://", "file://", "/", "~")) and value != "s3://"):
+        raise ValueError(f"catalog is s3://bucket/prefix/ or the absolute path of a file "
+                         f"('' = $SQLMR_HOME/catalog.json), not {text!r}")
     return value
 
 

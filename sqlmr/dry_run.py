@@ -45,7 +45,8 @@ def dry_run_text(plans: list[StagePlan], settings: Settings, action: str,
         r[3] += sp["end"] - sp["start"]
         r[4] += 1
     maps = {p.stage.id: p.map_tasks for p in plans}
-    body = [[t, how, len(files), size_text(nbytes), n] for t, how, files, nbytes, n in rows.values()]
+    body = [[t, how, len(files), size_text(nbytes), n]
+            for t, how, files, nbytes, n in rows.values()]
     lines = ["Dry run: nothing was run (no task, no deployment)."]
     if body:
         lines.append(table_text(["table", "read by", "files", "bytes", "splits"], body,
