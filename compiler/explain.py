@@ -310,7 +310,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
     """The EXPLAIN text: dependencies, then each stage's plan and numbers.
 
     ``facts[i]`` has the driver's numbers for stage i: ``files``, ``bytes``,
-    ``splits``, ``split_size``, ``maps``, ``reducers``.
+    ``splits``, ``split_size``, ``maps``, ``reducers``; on Lambda
+    ``split_choice``, the line saying how the split size was chosen.
     """
     out = ["STAGE DEPENDENCIES:"]
     for s in stages:
@@ -339,6 +340,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
             if inp.get("kind", "table") == "table":
                 out.append(f"      Map Operator Tree{label}: {inp['maps']} map tasks over "
                            f"{inp['splits']} splits of {inp['files']} files, {size_text(inp['bytes'])}")
+                if f.get("split_choice"):
+                    out.append("        " + f["split_choice"])
                 if inp.get("partitions"):
                     out.append("        " + partitions_line({**inp["partitions"],
                                                              "bytes": inp["bytes"]}))

@@ -45,12 +45,14 @@ Result::
                  # one-partition outputs also: "partitions": [[start, end]],
                  # "records": [n] (and "runs" when sorted)
                 } | null,
-      "seconds": 0.12, "cpu_seconds": 0.11, "peak_mem_mb": 41.0
+      "seconds": 0.12, "cpu_seconds": 0.11, "peak_mem_mb": 41.0,
+      "s3": {"get": 3, "put": 1, "retries": 1}   # S3 requests sent (runtime.s3stats)
     }
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 VERSION = 1
@@ -106,10 +108,36 @@ def with_attempt(event: Event, attempt: int) -> Event:
 
 def output_uri(event: Event, suffix: str) -> str:
     """Attempt-specific output object for a task: nothing a retry writes can
-    overwrite what another attempt wrote."""
+    overwrite what another attempt wrote.  On S3 the name starts with
+    :func:`spread_prefix`, so a stage's objects spread over many key prefixes.
+
+    >>> ev = {"work": "s3://b/jobs/j1/", "stage": 2, "kind": "map", "task": 7, "attempt": 1}
+    >>> output_uri(ev, ".part")
+    's3://b/jobs/j1/a3/s2-map/part-00007.a1.part'
+    >>> output_uri({**ev, "work": "file:///tmp/j1/"}, ".part")
+    'file:///tmp/j1/s2-map/part-00007.a1.part'
+    """
     work = event["work"].rstrip("/")
-    return (f"{work}/s{event['stage']}-{event['kind']}/"
-            f"part-{event['task']:05d}.a{event['attempt']}{suffix}")
+    stage, kind, task = event["stage"], event["kind"], event["task"]
+    spread = spread_prefix(stage, kind, task) + "/" if work.startswith("s3://") else ""
+    return f"{work}/{spread}s{stage}-{kind}/part-{task:05d}.a{event['attempt']}{suffix}"
+
+
+SPREAD_PREFIXES = 256
+
+
+def spread_prefix(stage: int, kind: str, task: int) -> str:
+    """Two hex digits from a hash of a task's name: S3 serves about 5,500
+    GETs and 3,500 PUTs per second per key prefix, so a shuffle whose objects
+    share one prefix is capped there; 256 prefixes lift the cap far above
+    what a stage asks for (every attempt of a task shares its prefix).
+
+    >>> spread_prefix(1, "map", 0), spread_prefix(1, "map", 1)
+    ('9d', '0b')
+    >>> len({spread_prefix(1, "map", t) for t in range(2000)})
+    256
+    """
+    return "%02x" % (zlib.crc32(f"s{stage}-{kind}-{task}".encode()) % SPREAD_PREFIXES)
 
 
 def describe_input(event: Event) -> str:

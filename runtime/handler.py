@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from runtime import codecache, events, formats, shuffle, storage, transform, udfs
+from runtime import codecache, events, formats, s3stats, shuffle, storage, transform, udfs
 from runtime.inputs import BLOCK_BYTES, SplitReader
 
 
@@ -192,10 +192,11 @@ def handle(event: events.Event) -> events.Result:
     """Run one task attempt: load the job code, run its entry, save the output."""
     t0 = time.perf_counter()
     c0 = time.process_time()
+    requests0 = s3stats.snapshot()
     if event.get("v") != events.VERSION:
         raise ValueError(f"task event version {event.get('v')!r}, runtime expects {events.VERSION}")
     if event["kind"] == "combine":
-        return _combine(event, t0, c0)
+        return _combine(event, t0, c0, requests0)
     ns = codecache.load(event["code"])
     entry = ns[event["entry"]]
     ctx = TaskContext(event)
@@ -248,6 +249,8 @@ def handle(event: events.Event) -> events.Result:
         "seconds": round(time.perf_counter() - t0, 6),
         "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": ctx.counters,
+        # every S3 request this attempt sent (code, input, shuffle, output; retries too)
+        "s3": s3stats.since(requests0),
         **({"sample": _cap(ctx.sample, SAMPLE_MAX, event["task"])} if ctx.sample else {}),
     }
 
@@ -260,7 +263,8 @@ def _unlink(paths: list[str]) -> None:
             pass
 
 
-def _combine(event: events.Event, t0: float, c0: float) -> events.Result:
+def _combine(event: events.Event, t0: float, c0: float,
+             requests0: dict[str, int]) -> events.Result:
     """A combiner: the partitions of a group of map outputs gathered into one
     object of the same format (no generated code: bytes are copied)."""
     objects = event["input"]["objects"]
@@ -275,6 +279,7 @@ def _combine(event: events.Event, t0: float, c0: float) -> events.Result:
         "seconds": round(time.perf_counter() - t0, 6),
         "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
         "counters": {"objects_combined": len(objects)},
+        "s3": s3stats.since(requests0),
     }
 
 
@@ -309,4 +314,8 @@ def _cap(rows: list, n: int, seed: int) -> list:
 
 def lambda_handler(event: events.Event, context: Any = None) -> events.Result:
     """AWS Lambda entry point."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is not None:
+        from runtime import s3
+        s3.set_deadline(remaining() / 1000)
     return handle(event)

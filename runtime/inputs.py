@@ -222,7 +222,7 @@ class SplitReader:
                 self.first_line_offset = first
         last_byte = b""
         pos = max(start - 1, 0) if skipping else start  # file offset of the next chunk
-        for chunk in storage.iter_range(self.uri, pos, end, self.block_bytes, self.etag):
+        for chunk in storage.iter_range_ahead(self.uri, pos, end, self.block_bytes, self.etag):
             self.bytes_read += len(chunk)
             last_byte = chunk[-1:]
             pos += len(chunk)
@@ -277,8 +277,8 @@ class SplitReader:
         fed = 0            # compressed bytes fed to the current member
         pos = 0            # compressed bytes read from the file
         try:
-            for chunk in storage.iter_range(self.uri, 0, self.size, self.block_bytes,
-                                            self.etag):
+            for chunk in storage.iter_range_ahead(self.uri, 0, self.size, self.block_bytes,
+                                                  self.etag):
                 self.bytes_read += len(chunk)
                 pos += len(chunk)
                 data = chunk

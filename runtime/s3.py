@@ -9,8 +9,11 @@ when the process forks or when the AWS environment it was built from changes
 tests that point at a moto server and worker processes both get a correct
 client.  botocore's own retries are switched off: every request goes through
 :func:`_call`, which retries throttling (503 SlowDown and friends), server
-errors and dropped connections with exponential backoff and full jitter, a
-bounded number of times.
+errors and dropped connections with exponential backoff and full jitter for
+as long as :data:`RETRY_PATIENCE_S` allows (several minutes: a storm of 503s
+slows a job down, it never fails one that would succeed), but never past the
+task's own deadline when it is known (:func:`set_deadline`), and counts every
+request it sends (:mod:`runtime.s3stats`).
 
 Errors a user can act on become :class:`StorageError` with a message saying
 what to fix; a missing object becomes :class:`FileNotFoundError`, as it does
@@ -47,6 +50,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from runtime import s3stats
+
 try:  # urllib3 is what botocore streams bodies through
     from urllib3.exceptions import ProtocolError as _ProtocolError
 except Exception:  # pragma: no cover - urllib3 always ships with botocore
@@ -63,9 +68,18 @@ MAX_PARTS = 10_000
 DELETE_BATCH = 1000
 
 # Backoff: attempt n (0-based) sleeps uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**n)).
-MAX_ATTEMPTS = int(os.environ.get("SQLMR_S3_MAX_ATTEMPTS", "8"))
+# A request is retried until RETRY_PATIENCE_S have passed since it was first
+# sent (or until the task's deadline, see set_deadline), and at most
+# MAX_ATTEMPTS times when that is set (SQLMR_S3_MAX_ATTEMPTS).
+MAX_ATTEMPTS: int | None = int(os.environ["SQLMR_S3_MAX_ATTEMPTS"]) \
+    if os.environ.get("SQLMR_S3_MAX_ATTEMPTS") else None
+RETRY_PATIENCE_S = float(os.environ.get("SQLMR_S3_RETRY_PATIENCE_S") or 300.0)
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 20.0
+# A task gives up retrying this long before its deadline, to fail with S3's
+# error rather than be killed by a timeout that says nothing.
+DEADLINE_MARGIN_S = 5.0
+_deadline: float | None = None   # time.monotonic() by which the task must end
 
 # Indirections so tests can observe or replace sleeping and jitter.
 _sleep: Callable[[float], None] = time.sleep
@@ -209,25 +223,71 @@ def _translate(e: BaseException, what: str, bucket: str) -> BaseException:
     return e
 
 
-def _call(op: Callable[[], Any], what: str, bucket: str, translate: bool = True) -> Any:
-    """Run ``op`` (one S3 request), retrying throttling and connection errors.
+def set_deadline(seconds_left: float | None) -> None:
+    """The task running in this process must end within ``seconds_left``
+    (None: no deadline known): retries stop in time to report S3's error."""
+    global _deadline
+    _deadline = None if seconds_left is None else time.monotonic() + seconds_left
+
+
+class Retrying:
+    """The retry budget of one request: how many attempts, how long waited.
+
+    Time spent counts the real time since the first attempt or the sleeps asked
+    for, whichever is more (tests replace sleeping with recording)."""
+
+    __slots__ = ("attempt", "t0", "slept")
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.t0 = time.monotonic()
+        self.slept = 0.0
+
+    def wait(self) -> bool:
+        """Sleep before the next attempt; False when the budget is spent."""
+        if MAX_ATTEMPTS is not None and self.attempt + 1 >= MAX_ATTEMPTS:
+            return False
+        delay = backoff_delay(self.attempt)
+        now = time.monotonic()
+        spent = max(now - self.t0, self.slept)
+        if spent + delay > RETRY_PATIENCE_S:
+            return False
+        if _deadline is not None and now + delay > _deadline - DEADLINE_MARGIN_S:
+            return False
+        _sleep(delay)
+        self.slept += delay
+        self.attempt += 1
+        return True
+
+    def gave_up(self, what: str, e: BaseException) -> StorageError:
+        spent = max(time.monotonic() - self.t0, self.slept)
+        return StorageError(f"S3 kept failing for {what} after {self.attempt + 1} attempts "
+                            f"over {spent:.0f} s: {e}")
+
+
+def _call(op: Callable[[], Any], what: str, bucket: str, translate: bool = True,
+          kind: str | None = "get") -> Any:
+    """Run ``op`` (one S3 request of ``kind``, see :mod:`runtime.s3stats`;
+    None: ``op`` makes its own counted calls), retrying throttling and
+    connection errors (see :class:`Retrying`).
 
     Errors that retrying cannot fix are raised as :func:`_translate` makes them
     (a ClientError is raised as it is when ``translate`` is false, for callers
     that look at its code themselves).
     """
-    attempt = 0
+    budget = Retrying()
     while True:
+        if kind is not None:
+            s3stats.count(kind, retry=budget.attempt > 0)
+        elif budget.attempt:
+            s3stats.count_retry()
         try:
             return op()
         except (ClientError, BotoCoreError, ConnectionError, _ProtocolError) as e:
-            if _retryable(e) and attempt + 1 < MAX_ATTEMPTS:
-                _sleep(backoff_delay(attempt))
-                attempt += 1
-                continue
             if _retryable(e):
-                raise StorageError(f"S3 kept failing for {what} after {attempt + 1} attempts: "
-                                   f"{e}") from e
+                if budget.wait():
+                    continue
+                raise budget.gave_up(what, e) from e
             if not translate and isinstance(e, ClientError):
                 raise
             raise _translate(e, what, bucket) from e
@@ -237,7 +297,7 @@ def _bucket_exists(bucket: str) -> bool:
     """False only when S3 says the bucket is missing (403 etc. count as existing)."""
     try:
         _call(lambda: client().head_bucket(Bucket=bucket), f"s3://{bucket}", bucket,
-              translate=False)
+              translate=False, kind="head")
         return True
     except ClientError as e:
         if _error_code(e) in ("NoSuchBucket", "404", "NotFound") or _status(e) == 404:
@@ -268,7 +328,7 @@ def _head(bucket: str, key: str, uri: str, probe: bool = False) -> dict | None:
     """
     try:
         return _call(lambda: client().head_object(Bucket=bucket, Key=key), uri, bucket,
-                     translate=False)
+                     translate=False, kind="head")
     except ClientError as e:
         if _is_404(e):
             m = _missing(uri, bucket)
@@ -299,7 +359,7 @@ def exists(uri: str) -> bool:
         return True
     prefix = key if key.endswith("/") else key + "/"
     resp = _call(lambda: client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1),
-                 uri, bucket)
+                 uri, bucket, kind="list")
     return bool(resp.get("KeyCount") or resp.get("Contents"))
 
 
@@ -310,7 +370,7 @@ def _list(bucket: str, prefix: str, uri: str) -> Iterator[dict]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if token:
             kwargs["ContinuationToken"] = token
-        resp = _call(lambda: client().list_objects_v2(**kwargs), uri, bucket)
+        resp = _call(lambda: client().list_objects_v2(**kwargs), uri, bucket, kind="list")
         yield from resp.get("Contents", ())
         if not resp.get("IsTruncated"):
             return
@@ -401,7 +461,7 @@ def read_range(uri: str, start: int = 0, end: int | None = None,
             return body.read()
 
     # The body read can fail mid-way (dropped connection): retry the whole GET.
-    return _call(op, uri, bucket)
+    return _call(op, uri, bucket, kind=None)
 
 
 def iter_range(uri: str, start: int = 0, end: int | None = None,
@@ -415,7 +475,7 @@ def iter_range(uri: str, start: int = 0, end: int | None = None,
         return
     bucket, key = split_uri(uri)
     pos = start
-    attempt = 0
+    budget = Retrying()
     while end is None or pos < end:
         resp = _get(bucket, key, uri, pos, end, etag)
         if resp is None:
@@ -428,15 +488,13 @@ def iter_range(uri: str, start: int = 0, end: int | None = None,
                 if not data:  # object shorter than the range asked for: that's all
                     return
                 pos += len(data)
-                attempt = 0
+                budget = Retrying()
                 yield data
             return
         except _CONNECTION_ERRORS as e:
-            if attempt + 1 >= MAX_ATTEMPTS:
-                raise StorageError(f"S3 kept failing while reading {uri} after "
-                                   f"{attempt + 1} attempts: {e}") from e
-            _sleep(backoff_delay(attempt))
-            attempt += 1
+            if not budget.wait():
+                raise budget.gave_up(f"reading {uri}", e) from e
+            s3stats.count_retry()
         finally:
             body.close()
 
@@ -454,14 +512,16 @@ def _multipart(bucket: str, key: str, uri: str, total: int,
     """Multipart upload of ``total`` bytes; ``read_part(offset, n)`` supplies the data."""
     psize = _part_size(total)
     offsets = list(range(0, total, psize))
-    up = _call(lambda: client().create_multipart_upload(Bucket=bucket, Key=key), uri, bucket)
+    up = _call(lambda: client().create_multipart_upload(Bucket=bucket, Key=key), uri, bucket,
+               kind="put")
     upload_id = up["UploadId"]
 
     def put(i: int) -> dict:
         off = offsets[i]
         data = read_part(off, min(psize, total - off))
         resp = _call(lambda: client().upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
-                                                  PartNumber=i + 1, Body=data), uri, bucket)
+                                                  PartNumber=i + 1, Body=data), uri, bucket,
+                     kind="put")
         return {"PartNumber": i + 1, "ETag": resp["ETag"]}
 
     try:
@@ -472,9 +532,10 @@ def _multipart(bucket: str, key: str, uri: str, total: int,
             parts = [put(i) for i in range(len(offsets))]
         _call(lambda: client().complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}),
-            uri, bucket)
+            uri, bucket, kind="put")
     except BaseException:
         try:
+            s3stats.count("delete")
             client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except Exception:
             pass  # the lifecycle rule's AbortIncompleteMultipartUpload cleans up leftovers
@@ -493,7 +554,8 @@ def write_bytes(uri: str, data: bytes) -> None:
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
     if len(view) < MULTIPART_THRESHOLD:
         body = bytes(view)
-        _call(lambda: client().put_object(Bucket=bucket, Key=key, Body=body), uri, bucket)
+        _call(lambda: client().put_object(Bucket=bucket, Key=key, Body=body), uri, bucket,
+              kind="put")
         return
     mv = memoryview(view)
     _multipart(bucket, key, uri, len(mv), lambda off, n: bytes(mv[off:off + n]), threads=1)
@@ -508,7 +570,8 @@ def write_file(uri: str, local_path: str) -> None:
     if total < MULTIPART_THRESHOLD:
         with open(local_path, "rb") as f:
             body = f.read()
-        _call(lambda: client().put_object(Bucket=bucket, Key=key, Body=body), uri, bucket)
+        _call(lambda: client().put_object(Bucket=bucket, Key=key, Body=body), uri, bucket,
+              kind="put")
         return
     fd = os.open(local_path, os.O_RDONLY)
     try:
@@ -541,11 +604,12 @@ def delete_prefix(uri: str) -> None:
 
 def _delete_batch(bucket: str, keys: list[str], uri: str) -> None:
     pending = keys
-    attempt = 0
+    budget = Retrying()
     while pending:
         batch = [{"Key": k} for k in pending]
         resp = _call(lambda: client().delete_objects(
-            Bucket=bucket, Delete={"Objects": batch, "Quiet": True}), uri, bucket)
+            Bucket=bucket, Delete={"Objects": batch, "Quiet": True}), uri, bucket,
+            kind="delete")
         errors = resp.get("Errors") or []
         if not errors:
             return
@@ -555,8 +619,6 @@ def _delete_batch(bucket: str, keys: list[str], uri: str) -> None:
             e0 = fatal[0]
             raise StorageError(f"could not delete {len(fatal)} object(s) under {uri}: "
                                f"{e0.get('Key')}: {e0.get('Code')} {e0.get('Message', '')}")
-        if attempt + 1 >= MAX_ATTEMPTS:
+        if not budget.wait():
             raise StorageError(f"S3 kept failing to delete {len(retry)} object(s) under {uri}")
-        _sleep(backoff_delay(attempt))
-        attempt += 1
         pending = retry

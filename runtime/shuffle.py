@@ -496,8 +496,7 @@ def iter_rows(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Ite
 def iter_pairs(ranges: Iterable[dict], chunk_bytes: int = 4 << 20) -> Iterator[tuple[list, Any, bool]]:
     """Every batch of several ranges of (key, number) records, as columns
     (:func:`decode_pairs`): what a reducer merging one-number states reads."""
-    for r in ranges:
-        yield from map(decode_pairs, _batch_lines(r["uri"], r["start"], r["end"], chunk_bytes))
+    return map(decode_pairs, _ranges_lines(ranges, chunk_bytes))
 
 
 def encode_pairs(keys: list, numbers: list, kind: str) -> bytes | None:
@@ -550,6 +549,27 @@ def _batch_lines(uri: str, start: int, end: int, chunk_bytes: int) -> Iterator[b
         yield rest
 
 
+def _ranges_lines(ranges: Iterable[dict], chunk_bytes: int = 4 << 20) -> Iterator[bytes]:
+    """The batch lines of several ranges, one range after another; on S3 many
+    ranges are fetched at once, ahead of the reader
+    (:func:`runtime.storage.iter_ranges_ahead`)."""
+    spans = [(r["uri"], r["start"], r["end"]) for r in ranges if r["end"] > r["start"]]
+    rest = b""
+    current = -1
+    for i, chunk in storage.iter_ranges_ahead(spans, chunk_bytes):
+        if i != current:   # a range's last batch line ends at its end
+            if rest:
+                yield rest
+            rest, current = b"", i
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if line:
+                yield line
+    if rest:
+        yield rest
+
+
 def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[list]:
     """Stream the batches of one partition range ``[start, end)`` of a file."""
     return map(decode_batch, _batch_lines(uri, start, end, chunk_bytes))
@@ -557,8 +577,7 @@ def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> 
 
 def iter_ranges(ranges: Iterable[dict]) -> Iterator[list]:
     """Batches of several ``{"uri", "start", "end"}`` ranges, one after another."""
-    for r in ranges:
-        yield from iter_batches(r["uri"], r["start"], r["end"])
+    return map(decode_batch, _ranges_lines(ranges))
 
 
 def iter_records(uri: str, start: int, end: int, chunk_bytes: int = RUN_CHUNK) -> Iterator[list]:

@@ -345,6 +345,46 @@ def iter_range(uri: str, start: int = 0, end: int | None = None,
             yield data
 
 
+def _s3_read(uri: str, start: int, end: int, etag: str | None) -> bytes:
+    return _s3().read_range(uri, start, end, etag)
+
+
+def iter_range_ahead(uri: str, start: int = 0, end: int | None = None,
+                     chunk: int = CHUNK, etag: str | None = None) -> Iterator[bytes]:
+    """As :func:`iter_range`, but an S3 range is fetched ahead of the reader
+    on a few threads, in ranged GETs of :data:`runtime.readahead.CHUNK`
+    (hedged when one is slow), so the reader computes while the next bytes
+    download.  A local file is read as :func:`iter_range` reads it."""
+    if not is_s3(uri) or end is None:
+        yield from iter_range(uri, start, end, chunk, etag)
+        return
+    from runtime import readahead
+    pieces = readahead.pieces_of([(uri, start, end, etag)], max(chunk, readahead.CHUNK))
+    for _, data in readahead.fetch(pieces, _s3_read):
+        if len(data) <= chunk:
+            yield data
+        else:
+            for i in range(0, len(data), chunk):
+                yield data[i:i + chunk]
+
+
+def iter_ranges_ahead(ranges: list[tuple[str, int, int]],
+                      chunk: int = CHUNK) -> Iterator[tuple[int, bytes]]:
+    """``(index in ranges, bytes)`` of many ranges ``(uri, start, end)``, in
+    order: on S3 up to :data:`runtime.readahead.SHUFFLE_DEPTH` GETs in flight
+    at once (what a reducer fetching a range of every map output needs);
+    local files one after another."""
+    if not any(is_s3(r[0]) for r in ranges):
+        for i, (uri, start, end) in enumerate(ranges):
+            for data in iter_range(uri, start, end, chunk):
+                yield i, data
+        return
+    from runtime import readahead
+    pieces = readahead.pieces_of([(u, s, e, None) for u, s, e in ranges],
+                                 max(chunk, readahead.CHUNK))
+    yield from readahead.fetch(pieces, _s3_read, depth=readahead.SHUFFLE_DEPTH)
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a whole object atomically: readers see the old object or the new one."""
     if is_s3(uri):

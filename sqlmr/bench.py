@@ -46,7 +46,7 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
@@ -89,29 +89,24 @@ MODEL_FLAGS: list[tuple[str, str, type, str]] = [
     ("s3_mbps", "--s3-mbps", float, "S3 read/write MB/s per function (default 90; an "
                                     "assumption, not measured here)"),
     ("request_latency_s", "--request-latency", float,
-     "seconds per S3 request or invoke, made in sequence within a task (default 0.03)"),
-    ("fetch_parallel", "--fetch-parallel", int,
-     "shuffle ranges a reducer fetches at once (default 1, as the runtime does)"),
-    ("cold_start_s", "--cold-start", float, "cold start of a new environment, s (default 0.5)"),
+     "seconds per S3 request or invoke (default 0.03; an assumption)"),
+    ("cold_start_s", "--cold-start", float, "cold start of a new environment, s (default 0.5; "
+                                            "an assumption)"),
     ("burst", "--burst", int, "environments Lambda starts at once (default 1000)"),
     ("scale_per_10s", "--scale-rate", int, "new environments per 10 s after the burst "
                                            "(default 1000, Lambda's scaling rate)"),
     ("cpu_factor", "--cpu-factor", float, "Lambda vCPU seconds per CPU second measured here "
-                                          "(default 1.0)"),
-    ("threads", "--threads", int, "threads a task keeps busy (default 1: the handler is one "
-                                  "Python thread)"),
-    ("split_mb", "--model-split-mb", float, "map input per task on Lambda, MiB (default 64)"),
-    ("reducer_mb", "--reducer-mb", float, "stage input per reducer, MiB (default 256: Hive)"),
-    ("reducers_from", "--reducers-from", str, "input: Hive's rule on the stage's input, as "
-                                               "sqlmr plans (default); shuffle: on the "
-                                               "shuffled bytes"),
+                                          "(default 1.0; an assumption)"),
+    ("split_mb", "--model-split-mb", float, "map split on Lambda, MiB, as SET split_mb "
+                                            "(default 0: chosen per stage, as sqlmr plans)"),
+    ("shuffle", "--shuffle", str, "auto, direct or combine, as SET shuffle (default auto)"),
     ("get_rate", "--get-rate", float, "S3 GETs per second per prefix (default 5500)"),
     ("put_rate", "--put-rate", float, "S3 PUTs per second per prefix (default 3500)"),
 ]
 
 METAVARS = {"memory_mb": "MB", "architecture": "ARCH", "s3_mbps": "MB/S",
             "request_latency_s": "S", "cold_start_s": "S", "cpu_factor": "X",
-            "split_mb": "MIB", "reducer_mb": "MIB", "reducers_from": "input|shuffle"}
+            "split_mb": "MIB", "shuffle": "auto|direct|combine"}
 
 
 # ------------------------------------------------------------------ arguments
@@ -272,7 +267,8 @@ class BenchSession(Session):
         groups: dict[str, bm.Measured] = {}
         for ev, r in zip(events, results):
             inp = ev.get("input", {})
-            sub = "table" if "splits" in inp else ("rows" if "rows" in inp else "shuffle")
+            sub = ("table" if "splits" in inp else "rows" if "rows" in inp
+                   else "combine" if ev["kind"] == "combine" else "shuffle")
             m = groups.get(sub)
             if m is None:
                 m = groups[sub] = bm.Measured(ev["stage"], ev["kind"], 0, 0.0, 0, 0)
@@ -287,7 +283,7 @@ class BenchSession(Session):
                 if t.startswith(TRANSFORM_TABLE):   # a new name each run: one key for all
                     t = TRANSFORM_TABLE
                 m.table_bytes[t] = m.table_bytes.get(t, 0) + int(s["end"]) - int(s["start"])
-        for sub in ("table", "rows", "shuffle"):
+        for sub in ("table", "rows", "combine", "shuffle"):
             if sub in groups:
                 self.phases.append(groups[sub])
 
@@ -733,8 +729,12 @@ def record(q: QueryRun) -> dict:
         "modeled_reduce_tasks": sum(e.phase.tasks for e in p.phases if e.phase.kind == "reduce")
         if p else None,
         "modeled_gb_s": _r(p.cost.gb_seconds, 1) if p else None,
+        "modeled_combine_tasks": sum(e.phase.tasks for e in p.phases
+                                     if e.phase.kind == "combine") if p else None,
         "modeled_gets": p.cost.gets if p else None,
         "modeled_puts": p.cost.puts if p else None,
+        "modeled_gb_s_usd": _r(p.cost.compute, 6) if p else None,
+        "modeled_s3_usd": _r(p.cost.s3_cost, 6) if p else None,
     })
     return d
 
@@ -822,11 +822,16 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
         if p is not None:
             parts = []
             for e in p.phases:
-                parts.append(f"{e.phase.tasks:,} {e.phase.kind} x {_secs(e.task_seconds)} s"
-                             f" -> {_secs(e.seconds)} s"
+                parts.append(f"{e.phase.tasks:,} {e.phase.kind}"
+                             + (f" ({e.phase.split // bm.MIB} MiB splits)" if e.phase.split else "")
+                             + f" x {_secs(e.task_seconds)} s -> {_secs(e.seconds)} s, "
+                             f"{e.gets:,} GET"
                              + (f" ({e.bound}: {e.gets:,} GET)" if e.bound == "S3 GET rate" else "")
                              + (f" ({e.bound}: {e.puts:,} PUT)" if e.bound == "S3 PUT rate" else ""))
             out.append(f"  {q.query} modeled: " + "; ".join(parts))
+            for e in p.phases:
+                if e.phase.shuffle:
+                    out.append(f"  {q.query} shuffle: {e.phase.shuffle}")
             for w in p.warnings:
                 out.append(f"  {q.query} warning: {w}")
     for q in results:
@@ -846,7 +851,8 @@ def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
             "data_bytes": ctx["table_bytes"], "prices_date": prices.PRICES_DATE,
             "fivenodes_bytes": bm.FIVENODES_BYTES,
             "model": {f: getattr(ctx["model"], f) for f in
-                      bm.LambdaModel.__dataclass_fields__},
+                      bm.LambdaModel.__dataclass_fields__ if f != "code"},
+            "model_code": asdict(ctx["model"].code),
             "queries": [],
         }
         for q in results:
@@ -856,7 +862,9 @@ def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
                     {"kind": e.phase.kind, "tasks": e.phase.tasks, "bytes_in": e.phase.bytes_in,
                      "bytes_out": e.phase.bytes_out, "task_s": round(e.task_seconds, 4),
                      "seconds": round(e.seconds, 3), "bound": e.bound,
-                     "gb_s": round(e.gb_seconds, 2), "gets": e.gets, "puts": e.puts}
+                     "gb_s": round(e.gb_seconds, 2), "gets": e.gets, "puts": e.puts,
+                     **({"split_mb": e.phase.split // bm.MIB} if e.phase.split else {}),
+                     **({"shuffle": e.phase.shuffle} if e.phase.shuffle else {})}
                     for e in q.projection.phases]
             doc["queries"].append(d)
         json.dump(doc, out, indent=1, ensure_ascii=False)
@@ -934,11 +942,11 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
         model = model_from_args(args)
         if model.architecture not in prices.LAMBDA_GB_SECOND:
             raise ValueError(f"--arch is one of {', '.join(prices.LAMBDA_GB_SECOND)}")
-        if model.reducers_from not in ("input", "shuffle"):
-            raise ValueError("--reducers-from is input or shuffle")
+        if model.shuffle not in ("auto", "direct", "combine"):
+            raise ValueError("--shuffle is auto, direct or combine")
         if model.functions < 1 or model.memory_mb < 128 or model.s3_mbps <= 0 or \
-                model.fetch_parallel < 1 or model.get_rate <= 0 or model.put_rate <= 0 or \
-                model.scale_per_10s <= 0 or model.split_mb <= 0 or model.reducer_mb <= 0:
+                model.get_rate <= 0 or model.put_rate <= 0 or \
+                model.scale_per_10s <= 0 or model.split_mb < 0:
             raise ValueError("model parameters must be positive (memory at least 128 MB)")
         settings = load_settings()
     except ValueError as e:

@@ -1,55 +1,64 @@
 """How long a query would take, and cost, on AWS Lambda over the AMPLab 5nodes data,
 projected from a run of sqlmr on a small scale of the same data.
 
-Pure functions, no I/O; every figure can be checked by hand.
+Pure functions, no I/O; every figure can be checked by hand.  The model
+describes what sqlmr's code does, and nothing else: how tasks are sized
+(:func:`sqlmr.splits.choose_lambda_split`), how a shuffle is planned
+(:mod:`sqlmr.shuffle_plan`) and how a task reads and writes S3
+(:func:`code_facts`, read from the runtime and the driver) come from the
+code itself; the figures it cannot know (S3 throughput per function, request
+latency, cold starts, a Lambda vCPU's speed) are the stated parameters of
+:class:`LambdaModel`, each a ``sqlmr bench`` flag.
 
-**The model.**  A query is a sequence of *phases* (the map or reduce tasks of
-one stage), run one after the other.  For each phase measured here:
+**The model.**  A query is a sequence of *phases* (the map, combine or
+reduce tasks of one stage), run one after the other.  For each phase measured
+here:
 
 1. *Bytes scale with the table.*  A map phase over a table reads that table's
    5nodes bytes (:data:`FIVENODES_BYTES`: rankings 6.38 GB, uservisits 126.8 GB,
    GB = 10^9 bytes) instead of the bytes it read here; the ratio ``k`` of the two
    also scales what it writes (the shuffle, or the result), and what later phases
-   read.  (A map-side partial aggregate shrinks less at 5nodes than at a small
-   scale, so for GROUP BY this over-states the shuffle of few-group queries.)
-2. *CPU per byte is measured.*  The phase's task seconds divided by the bytes
-   its tasks read, here, on this machine: CPU seconds per input byte.  On Lambda
-   a function gets ``memory / 1769`` of a vCPU, and the task handler is one
-   Python thread, so more than one vCPU does not help (:func:`cpu_share`);
-   ``cpu_factor`` scales for a Lambda vCPU slower (> 1) or faster (< 1) than a
-   core of this machine (default 1).
-3. *Tasks as sqlmr would plan them on Lambda.*  Map tasks: one per
-   ``split_mb`` (64 MiB, the Lambda backend's split size) of input.  Reduce
-   tasks: Hive's rule, one per 256 MiB of the stage's input, at most 1,009
-   (:func:`reducers`), or one when the stage has a single reducer by design
-   (``reducers_from="shuffle"`` applies the rule to the shuffled bytes instead).
-4. *One task's duration* (:func:`task_duration`): sequential S3 requests (one
-   invoke, the job code, its input ranges -- a reducer reads one range per map
-   output, ``fetch_parallel`` at a time -- and its output PUT) at
-   ``request_latency_s`` each, plus input and output bytes at ``s3_mbps`` per
-   function, plus CPU.
+   read.  (A map-side partial aggregate that keeps aggregating shrinks less at
+   5nodes than at a small scale, so for few-group queries this over-states the
+   shuffle; one that gives up -- 2a-2c -- passes its rows through at any scale.)
+2. *CPU per byte is measured.*  The phase's task CPU seconds divided by the
+   bytes its tasks read, here, on this machine.  On Lambda a function gets
+   ``memory / 1769`` of a vCPU; the generated loop is one Python thread, so
+   more than one vCPU does not help (:func:`cpu_share`); ``cpu_factor`` scales
+   for a Lambda vCPU slower (> 1) or faster (< 1) than a core of this machine.
+3. *Tasks as sqlmr plans them on Lambda.*  Map tasks: one per split, the split
+   size chosen per stage by :func:`sqlmr.splits.choose_lambda_split` (or
+   ``split_mb``, as ``SET split_mb``).  Reducers: planned by Hive's rule (one
+   per 256 MiB of the stage's base tables, :func:`reducers`); when the driver
+   coalesces fine partitions after the maps (:attr:`CodeFacts.reduce_target`)
+   the reducers are the shuffled bytes in ranges of that target
+   (:func:`coalesced_reducers`), else the planned ones.  Between maps and
+   reducers, combiners when :func:`sqlmr.shuffle_plan.choose_shuffle` picks
+   them, as the driver asks it.
+4. *One task's duration* (:func:`task_duration`): an invoke and the job code's
+   GET, its input GETs (``CodeFacts.read_depth`` or ``fetch_depth`` at a time)
+   and bytes at ``s3_mbps``, its CPU -- reading overlapped with the CPU when
+   the runtime reads ahead (the slower of the two), else one after the other
+   -- then its output PUT.
 5. *Scheduling* (:func:`makespan`): equal tasks go to the earliest free
    environment, at most ``functions`` at once.  New environments come from a
-   token bucket: ``burst`` at once, then ``scale_per_10s`` per 10 s
-   (Lambda's concurrency scaling rate, which AWS refills continuously); each new
-   environment pays ``cold_start_s`` once per query (environments stay warm
-   from one phase to the next).
+   token bucket: ``burst`` at once, then ``scale_per_10s`` per 10 s; each new
+   environment pays ``cold_start_s`` once per query.
 6. *S3 request rates*: a phase cannot be faster than its GETs at ``get_rate``
-   or its PUTs at ``put_rate`` per second (S3's per-prefix rates; all shuffle
-   objects of a stage share one prefix).  When that is what bounds a phase, its
-   tasks wait on S3 (503 Slow Down, back off) and are billed while waiting: their
-   durations stretch in proportion.
+   or its PUTs at ``put_rate`` per second per key prefix: a table's files
+   share one prefix; shuffle objects spread over ``CodeFacts.prefixes``.  When
+   that bounds a phase, its tasks wait on S3 (503 Slow Down, back off) and are
+   billed while waiting.
 
 Time = the sum of the phases' times.  Cost (:func:`project`) = billed GB-s
-(every task's duration and every cold start -- counting the init phase as
-billed is the conservative choice -- x memory / 1024) at the architecture's
-GB-s price + one request per task + S3 GET and PUT requests, from
-:mod:`sqlmr.prices` through :func:`sqlmr.cost.lambda_cost`.  Not modelled: the
-driver's own work (planning, listing, reading the final result), retries,
-stragglers, Lambda throttling, multipart uploads of outputs over 64 MiB.
+(every task's duration and every cold start, the init phase being billed) x
+memory / 1024 at the architecture's GB-s price + one request per task + S3 GET
+and PUT requests, from :mod:`sqlmr.prices` through :func:`sqlmr.cost.lambda_cost`.
+Not modelled: the driver's own work (planning, listing, reading the final
+result), retries, stragglers, Lambda throttling, multipart uploads.
 
 >>> m = LambdaModel()
->>> round(cpu_share(m.memory_mb), 3), reducers(126.8e9, m), map_tasks(126.8e9, m)
+>>> round(cpu_share(m.memory_mb), 3), reducers(126.8e9), map_tasks(126.8e9, 64 * MIB)
 (1.0, 473, 1890)
 """
 
@@ -57,9 +66,11 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from sqlmr import cost as costs
+from sqlmr import shuffle_plan
+from sqlmr.splits import BYTES_PER_REDUCER, MAX_REDUCERS, choose_lambda_split, combine_group
 
 GB = 1e9
 #: Bytes of the AMPLab 5nodes tables (the benchmark's published sizes; documents is
@@ -74,6 +85,41 @@ FIVENODES_ROWS: dict[str, int] = {"rankings": 90_000_000, "uservisits": 752_000_
 
 
 @dataclass(frozen=True)
+class CodeFacts:
+    """How sqlmr's code reads, writes and shuffles on S3 (:func:`code_facts`
+    reads them from the runtime and the driver; not parameters)."""
+
+    overlapped: bool = False      # a task reads ahead while it computes
+    split_get_bytes: int = 0      # bytes per ranged GET of a split (0: one GET a split)
+    read_depth: int = 1           # a map's split GETs in flight
+    fetch_depth: int = 1          # a reducer's shuffle GETs in flight
+    prefixes: int = 1             # key prefixes a stage's shuffle objects spread over
+    index_reads: bool = False     # reducers GET the shuffle list and each object's table
+    combiners: bool = False       # the driver may put combiners before the reducers
+    reduce_target: int = 0        # bytes per coalesced reducer (0: Hive's rule, no coalescing)
+
+
+def code_facts() -> CodeFacts:
+    """What the code in this tree does (the runtime's read-ahead, its key
+    prefixes, the driver's shuffle)."""
+    from runtime import events
+    from sqlmr import driver
+    try:
+        from runtime import readahead  # type: ignore[attr-defined]
+    except ImportError:
+        readahead = None
+    return CodeFacts(
+        overlapped=readahead is not None,
+        split_get_bytes=getattr(readahead, "CHUNK", 0),
+        read_depth=getattr(readahead, "DEPTH", 1),
+        fetch_depth=getattr(readahead, "SHUFFLE_DEPTH", 1),
+        prefixes=getattr(events, "SPREAD_PREFIXES", 1),
+        index_reads=hasattr(events, "shuffle_reduce_event"),
+        combiners=hasattr(events, "combine_event"),
+        reduce_target=getattr(driver, "LAMBDA_REDUCE_BYTES", 0))
+
+
+@dataclass(frozen=True)
 class LambdaModel:
     """The stated parameters of the projection (each is a ``sqlmr bench`` flag)."""
 
@@ -81,93 +127,118 @@ class LambdaModel:
     memory_mb: int = 1769            # function memory; 1,769 MB = 1 vCPU
     architecture: str = "arm64"
     s3_mbps: float = 90.0            # S3 read/write throughput per function, MB/s (10^6 B)
-    request_latency_s: float = 0.03  # one S3 request or invoke round trip, in sequence
-    fetch_parallel: int = 1          # shuffle ranges a reducer fetches at once (runtime: 1)
+    request_latency_s: float = 0.03  # one S3 request or invoke round trip
     cold_start_s: float = 0.5        # a new environment's init, once per query
     burst: int = 1000                # environments Lambda starts at once
     scale_per_10s: int = 1000        # then new environments per 10 s
     cpu_factor: float = 1.0          # Lambda vCPU seconds per CPU second measured here
-    threads: int = 1                 # threads a task keeps busy (the handler: one)
-    split_mb: float = 64.0           # map input per task, MiB (the Lambda backend's split)
-    reducer_mb: float = 256.0        # stage input per reducer, MiB (Hive's rule)
-    max_reducers: int = 1009         # Hive's cap
-    reducers_from: str = "input"     # input: Hive's rule on the stage's input (as sqlmr
-                                     # plans); shuffle: on the bytes shuffled (a what-if)
+    split_mb: float = 0.0            # map split, MiB; 0 = chosen per stage (as SET split_mb)
+    shuffle: str = "auto"            # auto | direct | combine (as SET shuffle)
     get_rate: float = 5500.0         # S3 GET per second per prefix
     put_rate: float = 3500.0         # S3 PUT per second per prefix
-
-    @property
-    def split_bytes(self) -> int:
-        return int(self.split_mb * MIB)
+    code: CodeFacts = field(default_factory=code_facts)   # what the code does (not a flag)
 
     def describe(self) -> str:
-        """One line stating every parameter.
+        """One line stating every parameter and what the code does.
 
-        >>> LambdaModel(functions=10).describe()[:60]
+        >>> LambdaModel(functions=10, code=CodeFacts()).describe()[:60]
         'functions=10, memory_mb=1769, architecture=arm64, s3_mbps=90'
         """
-        return ", ".join(f"{f.name}={getattr(self, f.name):g}" if isinstance(
-            getattr(self, f.name), float) else f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self))
+        parts = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "code":
+                parts.append("code: " + ", ".join(f"{k}={w}" for k, w in asdict(v).items()))
+            else:
+                parts.append(f"{f.name}={v:g}" if isinstance(v, float) else f"{f.name}={v}")
+        return ", ".join(parts)
 
 
-def cpu_share(memory_mb: float, threads: int = 1) -> float:
-    """vCPUs a task uses: memory / 1,769 MB of one vCPU, no more than the task's
-    threads, no more than Lambda's 6 vCPUs.
+def cpu_share(memory_mb: float) -> float:
+    """vCPUs a task's generated loop (one Python thread) uses: memory / 1,769 MB
+    of one vCPU, at most one.
 
-    >>> cpu_share(1769), cpu_share(884.5), cpu_share(3538), cpu_share(3538, threads=2)
-    (1.0, 0.5, 1.0, 2.0)
-    >>> round(cpu_share(10240, threads=8), 3)
-    5.789
+    >>> cpu_share(1769), cpu_share(884.5), cpu_share(3538)
+    (1.0, 0.5, 1.0)
     """
-    return min(memory_mb / VCPU_MB, float(threads), float(MAX_VCPUS))
+    return min(memory_mb / VCPU_MB, 1.0)
 
 
-def map_tasks(input_bytes: float, model: LambdaModel) -> int:
+def map_tasks(input_bytes: float, split_bytes: int) -> int:
     """Map tasks over ``input_bytes`` of a table: one per split.
 
-    >>> map_tasks(6.38e9, LambdaModel()), map_tasks(1, LambdaModel()), map_tasks(0, LambdaModel())
+    >>> map_tasks(6.38e9, 64 * MIB), map_tasks(1, 64 * MIB), map_tasks(0, 64 * MIB)
     (96, 1, 1)
     """
-    return max(1, math.ceil(input_bytes / model.split_bytes))
+    return max(1, math.ceil(input_bytes / max(1, split_bytes)))
 
 
-def reducers(stage_input_bytes: float, model: LambdaModel) -> int:
-    """Hive's rule: one reducer per ``reducer_mb`` MiB of the stage's input, 1 to
-    ``max_reducers``.
+def reducers(stage_input_bytes: float) -> int:
+    """The planned reducers: Hive's rule as :func:`sqlmr.splits.choose_reducers`
+    applies it on Lambda, one per 256 MiB of the stage's input, 1 to 1,009.
 
-    >>> reducers(126.8e9, LambdaModel()), reducers(1000, LambdaModel()), reducers(1e15, LambdaModel())
+    >>> reducers(126.8e9), reducers(1000), reducers(1e15)
     (473, 1, 1009)
     """
-    by_size = math.ceil(stage_input_bytes / (model.reducer_mb * MIB))
-    return int(min(model.max_reducers, max(1, by_size)))
+    by_size = math.ceil(stage_input_bytes / BYTES_PER_REDUCER)
+    return int(min(MAX_REDUCERS, max(1, by_size)))
+
+
+def coalesced_reducers(shuffle_bytes: float, fine: int, target: int) -> int:
+    """Reducers after the driver coalesces ``fine`` partitions of ``shuffle_bytes``
+    (spread evenly by the key's hash) into contiguous ranges of at most
+    ``target`` bytes (:func:`sqlmr.shuffle_plan.coalesce`).
+
+    2a: 12.5 GB in 2,048 partitions of 6.1 MB; 10 fit in 64 MiB: 205 reducers.
+
+    >>> coalesced_reducers(12.5e9, 2048, 64 * MIB)
+    205
+    >>> coalesced_reducers(1e6, 1024, 64 * MIB), coalesced_reducers(1e12, 1024, 64 * MIB)
+    (1, 1024)
+    """
+    fine = max(1, fine)
+    if shuffle_bytes <= 0:
+        return 1
+    per = max(1, int(target // (shuffle_bytes / fine)))
+    return min(fine, math.ceil(fine / per))
 
 
 def task_duration(read_bytes: float, write_bytes: float, cpu_seconds: float, gets: float,
-                  puts: float, model: LambdaModel) -> float:
-    """Seconds one task runs: its requests in sequence, its bytes through S3, its CPU.
-
-    ``gets`` data GETs (a reducer's shuffle ranges go ``fetch_parallel`` at a
-    time), plus the invoke and the job code GET; ``cpu_seconds`` measured here.
+                  puts: float, model: LambdaModel, depth: int = 1,
+                  overlapped: bool = False) -> float:
+    """Seconds one task runs: an invoke and the code GET, then its ``gets``
+    input requests (``depth`` at a time) and ``read_bytes`` at ``s3_mbps``
+    alongside its CPU when ``overlapped`` (the slower of the two), else one
+    after the other; then ``puts`` requests and ``write_bytes``.
 
     Hand check: 64 MB read, 6.4 MB written at 90 MB/s = 0.7111 + 0.0711 s; two
     CPU seconds at 1 vCPU = 2 s; requests: invoke + code + 1 GET + 1 PUT = 4 x
-    0.03 = 0.12 s.  Total 2.9022 s.
+    0.03 = 0.12 s.  One after the other: 2.9022 s.
 
-    >>> round(task_duration(64e6, 6.4e6, 2.0, 1, 1, LambdaModel()), 4)
+    >>> round(task_duration(64e6, 6.4e6, 2.0, 1, 1, LambdaModel(code=CodeFacts())), 4)
     2.9022
 
-    At 884 MB the task gets 884 / 1769 = 0.4997 of a vCPU: 2 / 0.4997 = 4.0023 s of
-    CPU, 4.9045 s in all.
+    Overlapped, the read (0.03 + 0.7111 s) hides under the CPU: 0.06 + 2 +
+    0.03 + 0.0711 = 2.1611 s.  At 884 MB the task gets 884 / 1769 = 0.4997 of
+    a vCPU: 4.0023 s of CPU.
 
+    >>> m = LambdaModel(code=CodeFacts())
+    >>> round(task_duration(64e6, 6.4e6, 2.0, 1, 1, m, overlapped=True), 4)
+    2.1611
     >>> round(task_duration(64e6, 6.4e6, 2.0, 1, 1, LambdaModel(memory_mb=884)), 4)
     4.9045
+
+    A reducer's 24 GETs, 12 at a time: two rounds of 0.03 s.
+
+    >>> round(task_duration(0, 0, 0, 24, 0, m, depth=12), 4)
+    0.12
     """
-    rounds = 2 + math.ceil(gets / max(1, model.fetch_parallel)) + puts
-    share = cpu_share(model.memory_mb, model.threads)
-    return (rounds * model.request_latency_s
-            + (read_bytes + write_bytes) / (model.s3_mbps * 1e6)
-            + cpu_seconds * model.cpu_factor / share)
+    lat = model.request_latency_s
+    bps = model.s3_mbps * 1e6
+    read = math.ceil(gets / max(1, depth)) * lat + read_bytes / bps
+    cpu = cpu_seconds * model.cpu_factor / cpu_share(model.memory_mb)
+    body = max(read, cpu) if overlapped else read + cpu
+    return 2 * lat + body + puts * lat + write_bytes / bps
 
 
 def ready_time(j: int, burst: int, per_second: float) -> float:
@@ -240,22 +311,42 @@ def makespan(tasks: int, duration: float, functions: int, cold_start_s: float = 
 class Phase:
     """One phase at the target scale: ``tasks`` equal tasks."""
 
-    kind: str                      # map | reduce
+    kind: str                      # map | combine | reduce
     tasks: int
     bytes_in: float                # all tasks together
     bytes_out: float
     cpu_s_per_byte: float          # measured
     cpu_s_per_task: float = 0.0    # measured, for phases that read no bytes
-    gets_per_task: float = 1.0     # data GETs (splits or shuffle ranges)
+    gets_per_task: float = 1.0     # input GETs (split pieces, shuffle lists, tables, ranges)
     puts_per_task: float = 1.0
     label: str = ""
-    reads_table: bool = False      # a map over table files (one LIST request)
+    reads_table: bool = False      # a map over table files (the driver lists them)
+    tables: int = 1                # tables it reads (each listed: 2 HEAD probes + LIST)
+    depth: int = 1                 # input GETs in flight
+    overlapped: bool = False       # reading alongside the CPU
+    prefixes: int = 1              # key prefixes its input objects spread over
+    code_get: bool = True          # each task GETs the job's code (combiners do not)
+    extra_puts: int = 0            # once per phase: the driver's shuffle list
+    split: int = 0                 # a map's split size, bytes (notes)
+    shuffle: str = ""              # a reduce's shuffle (notes): the planner's reason
 
     def duration(self, model: LambdaModel) -> float:
         n = max(1, self.tasks)
         read, write = self.bytes_in / n, self.bytes_out / n
         cpu = read * self.cpu_s_per_byte + self.cpu_s_per_task
-        return task_duration(read, write, cpu, self.gets_per_task, self.puts_per_task, model)
+        d = task_duration(read, write, cpu, self.gets_per_task, self.puts_per_task, model,
+                          self.depth, self.overlapped)
+        return d if self.code_get else d - model.request_latency_s
+
+    def requests(self) -> tuple[int, int]:
+        """(GETs, PUTs) of the phase's tasks, and what the driver writes for it.
+
+        >>> Phase("reduce", 10, 0, 0, 0, gets_per_task=7, extra_puts=1).requests()
+        (80, 11)
+        """
+        gets = math.ceil(self.tasks * (self.gets_per_task + (1 if self.code_get else 0)))
+        puts = math.ceil(self.tasks * self.puts_per_task) + self.extra_puts
+        return gets, puts
 
 
 @dataclass
@@ -285,47 +376,49 @@ class Projection:
 def project(phases: list[Phase], model: LambdaModel) -> Projection:
     """Time and cost of running ``phases`` one after the other on Lambda.
 
-    Requests counted: per task one invoke, one GET of the job code, its data
-    GETs and PUTs; per job one PUT of the code, one LIST per map phase over a
-    table, and the driver's GET of each final output.
+    Requests counted (:meth:`Phase.requests`): per task one invoke, one GET of
+    the job code, its input GETs and output PUTs; per job one PUT of the code,
+    per table read two HEADs and a LIST (the driver's listing), the driver's
+    GET of each final output and the LIST that deletes the job's scratch.
 
-    Hand check, one map phase of 10 tasks of 100 MB each (the task count is
-    given: ``split_mb`` only matters in :func:`scale_phases`), CPU 1e-8 s/B = 1 s,
+    Hand check, one map phase of 10 tasks of 100 MB each, CPU 1e-8 s/B = 1 s,
     read 100 MB at 100 MB/s = 1 s, 4 requests x 0.05 s = 0.2 s: 2.2 s a task.
     4 functions: 3 waves + one cold start = 0.5 + 6.6 = 7.1 s.  Billed:
     10 x 2.2 + 4 x 0.5 = 24 s x 1769/1024 GB = 41.4609 GB-s.  Requests 10.
-    GET: 10 x (code + split) + 10 outputs = 30.  PUT: 10 + code + LIST = 12.
-    $: 41.4609 x 0.0000133334 + 10 x 0.2e-6 + 30 x 0.4e-6 + 12 x 5e-6
-    = 0.00055282 + 0.000002 + 0.000012 + 0.00006 = 0.00062682.
+    GET: 10 x (code + split) + 2 HEADs + 10 outputs = 32.  PUT: 10 + code +
+    2 LISTs = 13.  $: 41.4609 x 0.0000133334 + 10 x 0.2e-6 + 32 x 0.4e-6 +
+    13 x 5e-6 = 0.00055282 + 0.000002 + 0.0000128 + 0.000065 = 0.00063262.
 
     >>> p = Phase("map", 10, 1e9, 0.0, 1e-8, reads_table=True)
     >>> r = project([p], LambdaModel(functions=4, s3_mbps=100, request_latency_s=0.05))
     >>> round(r.seconds, 6), round(r.cost.gb_seconds, 4), r.cost.requests, r.cost.gets, r.cost.puts
-    (7.1, 41.4609, 10, 30, 12)
+    (7.1, 41.4609, 10, 32, 13)
     >>> round(r.dollars, 8)
-    0.00062682
+    0.00063262
     """
     per_second = model.scale_per_10s / 10.0
     warm = 0
     out: list[PhaseEstimate] = []
     total_s = gb_s = 0.0
     requests = gets = 0
-    puts = 1                                     # the job code
+    puts = 2                                     # the job code; the LIST that deletes
+                                                 # the job's scratch (DELETE is free)
     warnings: list[str] = []
     for ph in phases:
         d = ph.duration(model)
         span, new = makespan(ph.tasks, d, model.functions, model.cold_start_s, warm,
                              model.burst, per_second)
         warm += new
-        ph_gets = math.ceil(ph.tasks * (1 + ph.gets_per_task))
-        ph_puts = math.ceil(ph.tasks * ph.puts_per_task)
+        ph_gets, ph_puts = ph.requests()
         seconds, bound = span, "tasks"
-        if ph_gets / model.get_rate > seconds:
-            seconds, bound = ph_gets / model.get_rate, "S3 GET rate"
-        if ph_puts / model.put_rate > seconds:
-            seconds, bound = ph_puts / model.put_rate, "S3 PUT rate"
-        if ph.reads_table:
-            ph_puts += 1                         # LIST of the table's files
+        if ph_gets / (model.get_rate * ph.prefixes) > seconds:
+            seconds, bound = ph_gets / (model.get_rate * ph.prefixes), "S3 GET rate"
+        out_prefixes = model.code.prefixes if ph.puts_per_task else 1
+        if ph_puts / (model.put_rate * out_prefixes) > seconds:
+            seconds, bound = ph_puts / (model.put_rate * out_prefixes), "S3 PUT rate"
+        if ph.reads_table:                       # the driver lists each table: a HEAD
+            ph_puts += ph.tables                 # of the name, of the bucket, a LIST
+            ph_gets += 2 * ph.tables
         # Bound by S3's request rate, tasks wait for their requests (503 Slow Down and
         # back off) and are billed while they wait: durations stretch with the phase.
         stretch = seconds / span if span > 0 else 1.0
@@ -352,13 +445,27 @@ class Measured:
     """One phase as it ran here (sums over its tasks)."""
 
     stage: int
-    kind: str                       # map | reduce
+    kind: str                       # map | combine | reduce
     tasks: int
     seconds: float                  # task seconds
     bytes_in: int
     bytes_out: int
     table_bytes: dict[str, int] = field(default_factory=dict)  # map over tables: split bytes
     single: bool = False            # one task by design (a merge, LIMIT, one reducer)
+
+
+def split_size(stage_bytes: float, planned: int, model: LambdaModel) -> int:
+    """The split of a stage on Lambda: ``split_mb`` when set, else the
+    planner's choice (:func:`sqlmr.splits.choose_lambda_split`).
+
+    >>> split_size(126.8e9, 473, LambdaModel()) // MIB, split_size(1e9, 0, LambdaModel(split_mb=8)) // MIB
+    (256, 8)
+    """
+    if model.split_mb > 0:
+        return int(model.split_mb * MIB)
+    return choose_lambda_split(stage_bytes, planned, functions=model.functions,
+                               memory_mb=model.memory_mb,
+                               architecture=model.architecture).size
 
 
 def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: LambdaModel,
@@ -374,65 +481,153 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     measured input bytes.  ``result_ratio`` (rows of the result at the target
     over rows here), when known, scales what the last phase writes instead: a
     GROUP BY's groups do not grow with the data.  ``stage_tables`` (stage id ->
-    the base tables feeding it, as the compiler records them) sizes reducers as
-    sqlmr's driver does: Hive's rule on those tables' bytes, also for a stage
-    that reads an earlier stage's output (a GROUP BY after a join).
+    the base tables feeding it, as the compiler records them) plans reducers as
+    sqlmr's driver does: Hive's rule on those tables' bytes.  Combiners are
+    the driver's (:func:`sqlmr.shuffle_plan.choose_shuffle`); a combine phase
+    measured here only lends its CPU per byte.
 
-    Hand check: 2a measured on 25.4 MB of uservisits, 2 map tasks, 0.5 task
-    seconds, 1 MB shuffled; then 2 reducers, 0.1 s.  k = 126.8e9 / 25.4e6 =
-    4992.1.  Maps: 1,890 of 64 MiB; shuffle 1 MB x k = 4.99 GB.  Reducers:
-    Hive's rule on 126.8 GB = 473, each reading one range of each of the 1,890
-    map outputs; CPU 0.1 s / 1 MB = 1e-7 s per shuffle byte.
+    Hand check, with the code reading one GET a split, no coalescing: 2a
+    measured on 25.4 MB of uservisits, 2 map tasks, 0.5 task seconds, 1 MB
+    shuffled; then 2 reducers, 0.1 s.  k = 126.8e9 / 25.4e6 = 4992.1.  Splits
+    of 256 MiB (:func:`split_size`): 473 maps; shuffle 1 MB x k = 4.99 GB.
+    Reducers: Hive's rule on 126.8 GB = 473, each reading one range of each of
+    the 473 map outputs; CPU 0.1 s / 1 MB = 1e-7 s per shuffle byte.
 
     >>> ms = [Measured(1, "map", 2, 0.5, 25_400_000, 1_000_000, {"uservisits": 25_400_000}),
     ...       Measured(1, "reduce", 2, 0.1, 1_000_000, 50_000)]
-    >>> a, b = scale_phases(ms, {"uservisits": 25.4e6}, LambdaModel())
+    >>> a, b = scale_phases(ms, {"uservisits": 25.4e6}, LambdaModel(code=CodeFacts()))
     >>> a.tasks, round(a.bytes_in / 1e9, 1), round(a.bytes_out / 1e9, 3), round(a.cpu_s_per_byte * 25.4e6, 3)
-    (1890, 126.8, 4.992, 0.5)
+    (473, 126.8, 4.992, 0.5)
     >>> b.tasks, b.gets_per_task, round(b.bytes_in / 1e9, 3), round(b.cpu_s_per_byte, 9)
-    (473, 1890.0, 4.992, 1e-07)
+    (473, 473.0, 4.992, 1e-07)
+
+    With the shuffle sqlmr has now (fine partitions coalesced into 64 MiB
+    reducers, each reading the shuffle list, then a partition table and a
+    range of every object it reads): 4.99 GB in 2,048 partitions of 2.44 MB,
+    27 to a reducer: 76 reducers.  473 x 76 x 2 GETs direct would take 13 s
+    at 5,500 a second, so the driver puts combiners before them
+    (:func:`sqlmr.shuffle_plan.choose_shuffle`), each of a map's size
+    (:func:`sqlmr.splits.combine_group`: 25 outputs of 10.6 MB in 256 MiB):
+    19 combiners, and a reducer GETs 1 + 2 x 19.
+
+    >>> facts = CodeFacts(index_reads=True, combiners=True, reduce_target=64 * MIB,
+    ...                   fetch_depth=12, prefixes=256)
+    >>> a, c, b = scale_phases(ms, {"uservisits": 25.4e6}, LambdaModel(code=facts))
+    >>> c.kind, c.tasks, round(c.gets_per_task, 2), b.tasks, b.gets_per_task, b.extra_puts
+    ('combine', 19, 24.89, 76, 39.0, 1)
+    >>> b.shuffle
+    'combine: 473 maps × 76 reducers = 72k GETs direct, 3,437 with 19 combiners of 25 map outputs'
     """
     target = FIVENODES_BYTES if target is None else target
+    code = model.code
     phases: list[Phase] = []
     ratios: list[float] = []                   # k of each phase, in order
-    stage_maps: dict[int, list[tuple[Phase, float, float]]] = {}  # stage -> (phase, k, table B')
+    stage_maps: dict[int, list[tuple[Phase, float]]] = {}  # stage -> (map phase, its k)
+    stage_in: dict[int, float] = {}            # stage -> its base tables' bytes at target
+    reduced = {m.stage for m in measured if m.kind == "reduce"}
+    single_reduce = {m.stage for m in measured if m.kind == "reduce" and m.single}
+    combine_cpu = [m.seconds / m.bytes_in for m in measured if m.kind == "combine" and m.bytes_in]
+
+    def planned(stage: int, fallback: float) -> int:
+        if stage not in reduced:
+            return 0
+        if stage in single_reduce:
+            return 1
+        base = (stage_tables or {}).get(stage)
+        if base and all(t in target for t in base):
+            return reducers(sum(target[t] for t in base))
+        return reducers(stage_in.get(stage, fallback))
+
+    def stage_split(stage: int, fallback: float) -> int:
+        """The stage's split as plan_job sizes it: from its table input's
+        bytes, else its base tables' (a stage over rows or a shuffle)."""
+        base = (stage_tables or {}).get(stage)
+        size = table_in.get(stage) or (sum(target[t] for t in base) if base and all(
+            t in target for t in base) else fallback)
+        return split_size(size, planned(stage, fallback), model)
+
+    table_in: dict[int, float] = {}            # stage -> its table maps' bytes at target
     for m in measured:
+        if m.kind == "map" and m.table_bytes:
+            table_in[m.stage] = table_in.get(m.stage, 0.0) + sum(
+                b * target[t] / data_bytes[t] for t, b in m.table_bytes.items())
+
+    for m in measured:
+        if m.kind == "combine":
+            continue                           # planned below, from the driver's choice
         per_byte = m.seconds / m.bytes_in if m.bytes_in else 0.0
         per_task = 0.0 if m.bytes_in else m.seconds / max(1, m.tasks)
+        extra_puts = 0
+        shuffle_reason = ""
+        split = 0
         if m.kind == "map" and m.table_bytes:
             scaled = {t: b * target[t] / data_bytes[t] for t, b in m.table_bytes.items()}
             measured_split = sum(m.table_bytes.values())
             k = sum(scaled.values()) / measured_split if measured_split else 1.0
-            tasks = sum(map_tasks(b, model) for b in scaled.values())
-            gets = 1.0
+            stage_in[m.stage] = sum(target[t] for t in m.table_bytes)
+            split = stage_split(m.stage, stage_in[m.stage])
+            tasks = sum(map_tasks(b, split) for b in scaled.values())
+            # every split is read in GETs of at most split_get_bytes (at least one),
+            # and its last line finished past its end by one more small GET
+            pieces = (sum(map_tasks(b, split) * math.ceil(min(split, b) / code.split_get_bytes)
+                          for b in scaled.values()) if code.split_get_bytes else tasks)
+            gets, depth, prefixes = pieces / tasks + 1, code.read_depth, 1
             label = "table map (" + ", ".join(sorted(m.table_bytes)) + ")"
-            stage_in = sum(target[t] for t in m.table_bytes)
         elif m.kind == "map":
             k = ratios[-1] if ratios else 1.0
-            tasks = 1 if m.single else map_tasks(m.bytes_in * k, model)
+            rows = m.bytes_in * k
+            stage_in.setdefault(m.stage, rows)
+            split = stage_split(m.stage, rows)
+            tasks = 1 if m.single else map_tasks(rows, split)
             producers = phases[-1].tasks if phases else 1
-            gets = producers / tasks
+            gets, depth, prefixes = producers / tasks, code.fetch_depth, code.prefixes
             label = "rows map"
-            stage_in = m.bytes_in * k
         else:
             maps = stage_maps.get(m.stage, [])
-            k = (sum(p.bytes_in for p, _, _ in maps) / sum(p.bytes_in / kk for p, kk, _ in maps)
-                 if maps and all(p.bytes_in for p, _, _ in maps) else (ratios[-1] if ratios else 1.0))
-            stage_input = sum(s for _, _, s in maps) or m.bytes_in * k
-            base = (stage_tables or {}).get(m.stage)
-            if base and all(t in target for t in base):
-                stage_input = sum(target[t] for t in base)
-            if model.reducers_from == "shuffle":
-                stage_input = m.bytes_in * k
-            tasks = 1 if m.single else reducers(stage_input, model)
-            gets = float(sum(p.tasks for p, _, _ in maps) or (phases[-1].tasks if phases else 1))
+            k = (sum(p.bytes_in for p, _ in maps) / sum(p.bytes_in / kk for p, kk in maps)
+                 if maps and all(p.bytes_in for p, _ in maps) else (ratios[-1] if ratios else 1.0))
+            shuffled = m.bytes_in * k
+            sources = sum(p.tasks for p, _ in maps) or (phases[-1].tasks if phases else 1)
+            plan_r = planned(m.stage, shuffled)
+            fine = shuffle_plan.fine_partitions(plan_r, "lambda")
+            if m.single:
+                tasks = 1
+            elif code.reduce_target:
+                tasks = coalesced_reducers(shuffled, fine, code.reduce_target)
+            else:
+                tasks = plan_r
+            if code.index_reads:
+                chosen = shuffle_plan.choose_shuffle(
+                    sources, tasks, model.shuffle if code.combiners else "direct", "lambda",
+                    fine=1 if m.single else fine,
+                    group=combine_group(sources, shuffled, stage_split(m.stage, shuffled)))
+                shuffle_reason = chosen.reason
+                if chosen.mode == "combine":
+                    comb = Phase("combine", chosen.combiners, shuffled, shuffled,
+                                 combine_cpu[0] if combine_cpu else 0.0, 0.0,
+                                 gets_per_task=sources / chosen.combiners,
+                                 label="combine", depth=code.fetch_depth,
+                                 overlapped=code.overlapped, prefixes=code.prefixes,
+                                 code_get=False)
+                    phases.append(comb)
+                    ratios.append(k)
+                    sources = chosen.combiners
+                gets = 1.0 + 2.0 * sources        # the list; each object's table and range
+                extra_puts = 1                    # the driver's shuffle list
+            else:
+                gets = float(sources)             # ranges listed in the event
+            depth, prefixes = code.fetch_depth, code.prefixes
             label = "reduce"
-        last = m is measured[-1]
+        last = m is measured[-1] or all(x.kind == "combine" for x in
+                                        measured[measured.index(m) + 1:])
         out_k = result_ratio if (last and result_ratio is not None) else k
         ph = Phase(m.kind, tasks, m.bytes_in * k, m.bytes_out * out_k, per_byte, per_task,
-                   gets, 1.0, label, reads_table=bool(m.kind == "map" and m.table_bytes))
+                   gets, 1.0, label, reads_table=bool(m.kind == "map" and m.table_bytes),
+                   tables=max(1, len(m.table_bytes)),
+                   depth=depth, overlapped=code.overlapped, prefixes=prefixes,
+                   extra_puts=extra_puts, split=split, shuffle=shuffle_reason)
         if m.kind == "map":
-            stage_maps.setdefault(m.stage, []).append((ph, k, stage_in))
+            stage_maps.setdefault(m.stage, []).append((ph, k))
         phases.append(ph)
         ratios.append(k)
     return phases

@@ -33,7 +33,7 @@ from compiler.errors import SqlError
 from compiler.job import Job, Stage
 from compiler.sample import kept_splits
 from compiler.stages import OneRowIn, Phase, Probe, RowsIn, TableIn
-from runtime import codecache, events, shuffle, storage
+from runtime import codecache, events, s3stats, shuffle, storage
 from runtime.inputs import InputError
 from sqlmr import cost as costs
 from sqlmr import scratch as scratch_space
@@ -41,7 +41,8 @@ from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
 from sqlmr.shuffle_plan import ShufflePlan, choose_shuffle, coalesce, fine_partitions
-from sqlmr.splits import MIN_SPLIT, choose_reducers, choose_split_size, plan_splits, planned
+from sqlmr.splits import (MIN_SPLIT, SplitChoice, choose_lambda_split, choose_reducers,
+                          choose_split_size, combine_group, plan_splits, planned)
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
@@ -85,8 +86,10 @@ class StagePlan:
     broadcast_bytes: int = 0
     broadcast_partitions: list[dict] = field(default_factory=list)  # partitioned small sides
     samples: list[dict] = field(default_factory=list)   # TABLESAMPLE: what each read
+    split_choice: SplitChoice | None = None   # Lambda: the split chosen from the modeled cost
     fine: int = 0                     # partitions each map writes (coalesced into reducers)
     shuffle: ShufflePlan | None = None   # the shuffle as planned (EXPLAIN, estimate)
+    planning_s3: dict = field(default_factory=dict)    # S3 requests planning sent (first plan)
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -127,6 +130,7 @@ class StagePlan:
         return {"files": len(self.files), "bytes": self.bytes, "splits": self.splits,
                 "split_size": self.split_size, "maps": len(self.tasks),
                 "reducers": self.reducers, "inputs": inputs,
+                **({"split_choice": self.split_choice.line()} if self.split_choice else {}),
                 **({"shuffle": _shuffle_facts(self.shuffle)} if self.shuffle else {}),
                 **({"broadcast_partitions": self.broadcast_partitions}
                    if self.broadcast_partitions else {}),
@@ -155,9 +159,22 @@ class JobStats:
     puts: int = 0
     shuffle_gets: int = 0   # of gets: reducers' and combiners' reads of the shuffle (planned)
     attempts: int = 0
+    # S3 requests counted (runtime.s3stats) by the tasks' attempts and by the
+    # driver (planning's listings, code upload, result reads, deletes):
+    # {"get", "head", "put", "list", "delete", "retries"}; ``counted`` when the
+    # job's scratch is on S3, so that every shuffle byte went through S3 and
+    # the counts are what a Lambda run asks of S3 (a local run over local files
+    # asks nothing: its cost line keeps the planned counts)
+    s3: dict = field(default_factory=dict)       # the tasks'
+    driver_s3: dict = field(default_factory=dict)
+    counted: bool = False
+    _driver_base: dict | None = None
     counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
     # Filled from the Lambda backend's per-task "billing" (every invocation of every
-    # attempt, failed, duplicate and speculative ones included): a billed cost.
+    # attempt, failed, duplicate and speculative ones included): ``metered``;
+    # ``billed`` when the durations are AWS's own (not the subprocess invoker's
+    # local wall time, which is an estimate).
+    metered: bool = False
     billed: bool = False
     billed_ms: int = 0
     billed_gb_s: float = 0.0
@@ -169,12 +186,41 @@ class JobStats:
     def requests(self) -> int:
         return self.map_tasks + self.reduce_tasks + self.combine_tasks
 
+    def start_counting(self, since: dict | None = None) -> None:
+        """Count the driver's S3 requests from now (or from the snapshot ``since``)."""
+        self._driver_base = since if since is not None else s3stats.snapshot()
+
+    def count_driver(self) -> None:
+        """The driver's requests so far (result reads and deletes come after
+        the job ran: called again before the cost line and the stats file)."""
+        if self._driver_base is not None:
+            self.driver_s3 = s3stats.since(self._driver_base)
+
+    def counted_s3(self) -> dict[str, int]:
+        """Every counted S3 request: the tasks' and the driver's, by kind."""
+        self.count_driver()
+        return s3stats.add(dict(self.s3), self.driver_s3)
+
+    def s3_gets_puts(self) -> tuple[int, int]:
+        """(GET-priced, PUT-priced) requests: counted when ``counted``
+        (HEAD is priced as a GET, LIST as a PUT), else planned."""
+        if not self.counted:
+            return self.gets, self.puts
+        c = self.counted_s3()
+        return c.get("get", 0) + c.get("head", 0), c.get("put", 0) + c.get("list", 0)
+
+    @property
+    def invocations_counted(self) -> int:
+        """Task invocations (every attempt: retries, duplicates, speculation)."""
+        return self.invocations if self.metered else (self.attempts or self.requests)
+
     def lambda_cost(self, settings: Settings) -> costs.LambdaCost:
-        if self.billed:
-            return costs.lambda_cost(self.billed_gb_s, self.invocations, self.gets, self.puts,
+        gets, puts = self.s3_gets_puts()
+        if self.metered:
+            return costs.lambda_cost(self.billed_gb_s, self.invocations, gets, puts,
                                      self.architecture or settings.architecture)
         gb_s = self.task_seconds * settings.memory_mb / 1024
-        return costs.lambda_cost(gb_s, self.attempts or self.requests, self.gets, self.puts,
+        return costs.lambda_cost(gb_s, self.attempts or self.requests, gets, puts,
                                  settings.architecture)
 
 
@@ -209,6 +255,7 @@ def _probes(stage: Stage) -> list[tuple[Phase, Probe]]:
 def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
     """Splits, map tasks and reducers for each stage (also what EXPLAIN shows)."""
     plans: list[StagePlan] = []
+    requests0 = s3stats.snapshot()   # the listings' requests, counted with the job's
     workers = settings.effective_workers()
     listed: dict[str, list[tuple[str, int]]] = {}
     found: dict[str, Partitions] = {}
@@ -289,8 +336,24 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 broadcast[op.name] = {"rows_from": op.source.stage.id}
         tables_bytes = sum(table_bytes(t) for t in stage.tables)
         total = sum(i.bytes for i in inputs) or tables_bytes
-        split = (int(settings.split_mb * 2**20) if settings.split_mb > 0
-                 else choose_split_size(total, workers, settings.backend))
+        if stage.reduce is None:
+            reducers = 0
+        elif stage.reducers == "one":
+            reducers = 1
+        elif settings.reducers > 0:
+            reducers = settings.reducers
+        else:
+            reducers = choose_reducers(tables_bytes, workers, settings.backend)
+        split_choice = None
+        if settings.split_mb > 0:
+            split = int(settings.split_mb * 2**20)
+        elif settings.backend == "lambda":   # from the modeled cost: EXPLAIN says why
+            split_choice = choose_lambda_split(total, reducers, functions=_concurrency(),
+                                               memory_mb=settings.memory_mb,
+                                               architecture=settings.architecture)
+            split = split_choice.size
+        else:
+            split = choose_split_size(total, workers, settings.backend)
         for i, of in zip(inputs, values):
             if i.rows_from is None and not i.one_row:
                 i.tasks = plan_splits(i.files, max(1, split), stamps)
@@ -300,16 +363,10 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 if i.phase.input.scan.sample is not None:
                     i.tasks, i.sample = _sampled(i.tasks, i.phase.input.scan)
                     samples.append(i.sample)
-        if stage.reduce is None:
-            reducers = 0
-        elif stage.reducers == "one":
-            reducers = 1
-        elif settings.reducers > 0:
-            reducers = settings.reducers
-        else:
-            reducers = choose_reducers(tables_bytes, workers, settings.backend)
         plan = StagePlan(stage, inputs, split, reducers, broadcast, broadcast_bytes,
-                         small_partitions, samples)
+                         small_partitions, samples,
+                         split_choice if any(i.rows_from is None and not i.one_row
+                                             for i in inputs) else None)
         if stage.reduce is not None:
             plan.fine = _fine(stage, reducers, settings)
             objects = plan.map_tasks + sum(by_id[f.id].reducers for f in stage.feeds)
@@ -318,7 +375,18 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                                           group=getattr(settings, "combine_group", 0))
         plans.append(plan)
         by_id[stage.id] = plan
+    if plans:
+        plans[0].planning_s3 = s3stats.since(requests0)
     return plans
+
+
+def _concurrency() -> int:
+    """Lambda functions a stage may run at once (the Lambda backend's setting)."""
+    from sqlmr.aws.config import AwsSetupError, resolve_settings
+    try:
+        return resolve_settings().concurrency
+    except AwsSetupError:
+        return 1000
 
 
 def _kept(prune: Callable[[list], bool], values: list) -> bool:
@@ -542,6 +610,8 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
     instead of batch files; the caller commits the accepted outputs.
     """
     t0 = time.perf_counter()
+    requests0 = s3stats.snapshot()
+    planned_before = bool(plans)
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
@@ -551,7 +621,11 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         scratch_space.sweep()
         if not settings.keep_scratch:
             scratch_space.register(work)
-    stats = JobStats(notes=sample_notes(plans))
+    stats = JobStats(notes=sample_notes(plans), counted=storage.is_s3(work))
+    # the driver's requests from here on, and planning's when the caller planned
+    if planned_before and plans:
+        requests0 = {k: n - plans[0].planning_s3.get(k, 0) for k, n in requests0.items()}
+    stats.start_counting(requests0)
     try:
         code_uri = storage.join(work, "job.py")
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
@@ -573,6 +647,7 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
                                                 work, code, stats, progress,
                                                 text if final else None, samples, bounds)
         stats.seconds = time.perf_counter() - t0
+        stats.count_driver()
         return JobResult(job, outputs[plans[-1].stage.id], stats, work, settings.keep_scratch)
     except BaseException as e:
         e.partial_stats = stats  # type: ignore[attr-defined]  # Ctrl-C reports what ran
@@ -606,9 +681,12 @@ def _account(stats: JobStats, results: list[dict]) -> None:
             stats.malformed_first_line = r["malformed_first_line"]
         stats.peak_mem_mb = max(stats.peak_mem_mb, r["peak_mem_mb"])
         stats.puts += 1 if r.get("output") else 0
+        s3stats.add(stats.s3, r.get("s3"))
         bill = r.get("billing")
         if bill:
-            stats.billed = True
+            s3stats.add(stats.s3, bill.get("s3_other"))   # duplicate attempts' requests
+            stats.metered = True
+            stats.billed = stats.billed or bool(bill.get("billed"))
             stats.billed_ms += bill["billed_ms"]
             stats.billed_gb_s += bill["billed_ms"] / 1000 * bill["memory_mb"] / 1024
             stats.invocations += bill["invocations"]
@@ -738,8 +816,11 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     ranges = reduce_ranges(plan, sizes, settings)
     if not ranges and stage.reducers == "one":
         ranges = [(0, max(1, plan.fine))]
+    group = getattr(settings, "combine_group", 0)
+    if not group and settings.backend == "lambda":   # a combiner of a map's size
+        group = combine_group(len(feeding), sum(sizes), plan.split_size)
     chosen = choose_shuffle(len(feeding), len(ranges), settings.shuffle, settings.backend,
-                            fine=plan.fine, group=getattr(settings, "combine_group", 0))
+                            fine=plan.fine, group=group)
     if chosen.mode == "combine" and ranges:
         feeding = _combine(job_id, plan, feeding, chosen.group, work, code, stats, backend,
                            progress)

@@ -219,9 +219,13 @@ def rows_line(total: int, shown: int) -> str:
 def summary_lines(result, settings) -> list[str]:
     """Time, what ran, and the cost line after a query.
 
-    The S3 request counts are the plan's (one GET per split and shuffle range,
-    one PUT per output), not counted requests: tail reads, retries and the
-    driver's result reads are missing, so the line says "planned"."""
+    When the job's data went through S3 (the Lambda backend), the S3 request
+    counts are the requests the tasks and the driver sent, counted (retries
+    and result reads included; the scratch cleanup after the line is not):
+    the line says "counted".  A local run over local files sent none, and the
+    line shows the plan's (one GET per split and shuffle range, one PUT per
+    output), saying "planned".  Time-based cost is "billed" only when AWS
+    reported it; locally, and with the subprocess invoker, an "estimate"."""
     st = result.stats
     if st is None:
         return [f"Time: {result.seconds:.3f} s"]
@@ -237,12 +241,16 @@ def summary_lines(result, settings) -> list[str]:
     lines = [" · ".join(parts)] + warning_lines(result)
     lam = result.lambda_cost
     label = "billed" if getattr(st, "billed", False) else "estimate"
+    counted = getattr(st, "counted", False)
+    if lam is not None and counted:   # the driver's result reads count too
+        lam = result.lambda_cost = st.lambda_cost(settings)
     if lam is not None:
         lines.append(
             f"Cost: Lambda {costs.money(lam.total)} ({label}: {lam.gb_seconds:.2f} GB-s at "
             f"{getattr(st, 'memory_mb', 0) or settings.memory_mb} MB {lam.architecture}, "
             f"{plural(lam.requests, 'request')}, "
-            f"{lam.gets:,} S3 GET, {lam.puts:,} S3 PUT planned) · "
+            f"{lam.gets:,} S3 GET, {lam.puts:,} S3 PUT "
+            f"{'counted' if counted else 'planned'}) · "
             f"Athena {costs.money(result.athena_cost)} for the same bytes")
     return lines
 

@@ -13,6 +13,10 @@ tails are packed together so a task reads about ``split_size`` bytes.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from sqlmr import prices
+from sqlmr.cost import money
 
 MB = 1 << 20
 MIN_SPLIT = 1 * MB
@@ -22,15 +26,18 @@ LOCAL_BYTES_PER_REDUCER = 32 * MB
 MAX_REDUCERS = 1009
 
 
-def choose_split_size(total_bytes: int, workers: int, backend: str = "local") -> int:
+def choose_split_size(total_bytes: int, workers: int, backend: str = "local",
+                      reducers: int = 0) -> int:
     """Enough splits to keep every worker busy (several waves for balance) while
-    keeping each task's fixed costs small.
+    keeping each task's fixed costs small; on Lambda the cheapest split that
+    is not much slower (:func:`choose_lambda_split`, ``workers``: the
+    concurrency).
 
     >>> choose_split_size(1_700_000, 2) == MIN_SPLIT, choose_split_size(10 * 2**30, 2) == MAX_SPLIT
     (True, True)
     """
     if backend == "lambda":
-        return 64 * MB
+        return choose_lambda_split(total_bytes, reducers, functions=workers).size
     target_tasks = max(1, workers * 4)
     size = math.ceil(total_bytes / target_tasks) if total_bytes else MIN_SPLIT
     return int(min(MAX_SPLIT, max(MIN_SPLIT, size)))
@@ -106,3 +113,138 @@ def planned(uri: str, size: int, stamps: dict[str, object]) -> dict:
     """A split's record of its file as planned: size, and version when known."""
     stamp = stamps.get(uri)
     return {"size": size} if stamp is None else {"size": size, "stamp": stamp}
+
+
+# ----------------------------------------------------------- Lambda task sizing
+
+#: Split sizes a Lambda map task may get, MiB (1 GiB reads in ~12 s at 90 MB/s,
+#: far inside Lambda's 900 s limit, and is streamed, so memory stays bounded).
+LAMBDA_SPLITS_MB = (64, 128, 256, 512, 1024)
+#: A bigger split may make the stage at most this much slower than the fastest choice.
+LAMBDA_SLOWER = 1.5
+#: What the choice assumes of a Lambda function (the same figures as the model's
+#: defaults, sqlmr/bench_model.py): S3 MB/s, seconds per request, a cold start,
+#: map CPU bytes per second at one vCPU (the driver's estimate), ranged GETs a
+#: reducer has in flight, bytes per ranged GET of a split.
+LAMBDA_S3_BYTES_PER_S = 90e6
+LAMBDA_REQUEST_S = 0.03
+LAMBDA_COLD_START_S = 0.5
+LAMBDA_MAP_BYTES_PER_S = 50e6
+LAMBDA_FETCH_DEPTH = 12
+LAMBDA_GET_BYTES = 8 * MB
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    """A Lambda stage's split size and what it was chosen from (EXPLAIN's line)."""
+
+    size: int            # bytes
+    maps: int            # map tasks it makes
+    seconds: float       # the stage's modeled time
+    usd: float           # the stage's modeled cost
+    reason: str
+
+    def line(self) -> str:
+        """``split: 512 MB (modeled: …)``, for EXPLAIN."""
+        return f"split: {self.size // MB} MB (modeled: {self.reason})"
+
+
+def lambda_stage(total_bytes: float, split: int, reducers: int, *, functions: int = 1000,
+                 memory_mb: int = 1769, architecture: str = "arm64") -> tuple[int, float, float]:
+    """(maps, seconds, dollars) of a stage's map tasks and its reducers'
+    requests with splits of ``split`` bytes, as :func:`choose_lambda_split`
+    weighs them.  A map reads its split while it parses (time: the slower of
+    the two), after one cold start per new function; every reducer GETs a
+    partition table and a range from each map output, ``LAMBDA_FETCH_DEPTH``
+    at a time.  Dollars: GB-s, invocations, the splits' ranged GETs, the map
+    outputs' PUTs and the reducers' GETs.
+
+    Hand check, 1 GB in 2 maps of 500 MB, 1 reducer: a map takes 3 x 0.03 +
+    max(500/90, 500/50) s = 10.09 s; the stage 0.5 + 10.09 + (4 + 1) x 0.03 / 12
+    = 10.6025 s.  Dollars: (2 x 10.09 + 2 x 0.5) s x 1769/1024 GB x $0.0000133334
+    = $0.00048787; 2 invocations $0.0000004; GETs 2 x (1 + 60 pieces) + 1 x (2 x 2
+    + 1) = 127 x $0.0000004 = $0.0000508; 3 PUTs $0.000015: $0.000554.
+
+    >>> maps, s, usd = lambda_stage(1e9, 500_000_000, 1)
+    >>> maps, round(s, 4), round(usd, 6)
+    (2, 10.6025, 0.000554)
+    """
+    maps = max(1, math.ceil(total_bytes / max(1, split)))
+    each = min(float(split), total_bytes) if maps == 1 else float(split)
+    share = min(1.0, memory_mb / 1769)
+    task_s = 3 * LAMBDA_REQUEST_S + max(each / LAMBDA_S3_BYTES_PER_S,
+                                        each / (LAMBDA_MAP_BYTES_PER_S * share))
+    waves = math.ceil(maps / max(1, functions))
+    fetch_s = (2 * maps + 1) * LAMBDA_REQUEST_S / LAMBDA_FETCH_DEPTH if reducers else 0.0
+    seconds = LAMBDA_COLD_START_S + waves * task_s + math.ceil(
+        reducers / max(1, functions)) * fetch_s
+    billed_s = maps * task_s + min(maps, functions) * LAMBDA_COLD_START_S
+    gets = maps * (1 + math.ceil(each / LAMBDA_GET_BYTES)) + reducers * (2 * maps + 1)
+    usd = (billed_s * memory_mb / 1024 * prices.LAMBDA_GB_SECOND[architecture]
+           + maps * prices.LAMBDA_PER_REQUEST + gets * prices.S3_GET
+           + (maps + 1) * prices.S3_PUT)
+    return maps, seconds, usd
+
+
+def choose_lambda_split(total_bytes: float, reducers: int = 0, *, functions: int = 1000,
+                        memory_mb: int = 1769, architecture: str = "arm64") -> SplitChoice:
+    """The split size of a Lambda stage: of :data:`LAMBDA_SPLITS_MB`, the
+    cheapest (:func:`lambda_stage`) whose stage is at most
+    :data:`LAMBDA_SLOWER` times as slow as the fastest choice's; on a tie the
+    smaller split.  Bigger splits mean fewer map tasks, fewer cold starts and
+    fewer map outputs for every reducer to read; smaller ones, more functions
+    at work at once.  ``reducers``: the planned reducers (0: a map-only stage).
+
+    126.8 GB into 473 planned reducers (AMPLab 2a at 5nodes): 256 MiB splits.
+
+    >>> c = choose_lambda_split(126.8e9, 473)
+    >>> c.line()
+    'split: 256 MB (modeled: 473 maps, 8.3 s, $0.253; 64 MB: 1,890 maps, 12.8 s, $0.806)'
+
+    A map-only scan of 6.38 GB (1a) keeps 64 MiB: with 128 MiB it would take
+    3.2 s, over 1.5 x 1.9 s.  A small input keeps the smallest split.
+
+    >>> choose_lambda_split(6.38e9).line()
+    'split: 64 MB (modeled: 96 maps, 1.9 s, $0.00512)'
+    >>> choose_lambda_split(1e6, 4).size == 64 * MB
+    True
+    """
+    options = []
+    for mb in LAMBDA_SPLITS_MB:
+        maps, seconds, usd = lambda_stage(total_bytes, mb * MB, reducers, functions=functions,
+                                          memory_mb=memory_mb, architecture=architecture)
+        options.append((mb * MB, maps, seconds, usd))
+        if maps == 1:   # bigger splits change nothing
+            break
+    fastest = min(s for _, _, s, _ in options)
+    ok = [o for o in options if o[2] <= fastest * LAMBDA_SLOWER + 1e-9]
+    size, maps, seconds, usd = min(ok, key=lambda o: (round(o[3], 9), o[0]))
+    base = options[0]
+    reason = f"{_maps(maps)}, {seconds:.1f} s, {money(usd)}"
+    if size != base[0]:
+        reason += f"; {base[0] // MB} MB: {_maps(base[1])}, {base[2]:.1f} s, {money(base[3])}"
+    return SplitChoice(size, maps, round(seconds, 3), usd, reason)
+
+
+
+def combine_group(objects: int, shuffle_bytes: float, split: int) -> int:
+    """Map outputs a combiner gathers on Lambda: as many as make about one
+    ``split`` of bytes, so a combiner is a task of a map's size (its phase
+    takes about a map's time, whatever the stage's size), at least 2.
+
+    2a at 5nodes: 473 outputs of 26.4 MB (12.5 GB) and 256 MiB splits: 10 a
+    combiner, 48 combiners.
+
+    >>> combine_group(473, 12.5e9, 256 * MB), combine_group(10, 1e6, 256 * MB), combine_group(4, 0, MB)
+    (10, 10, 4)
+    """
+    if objects <= 1:
+        return 2
+    if shuffle_bytes <= 0:
+        return objects
+    per = shuffle_bytes / objects
+    return int(max(2, min(objects, round(split / per))))
+
+
+def _maps(n: int) -> str:
+    return f"{n:,} map" + ("s" if n != 1 else "")

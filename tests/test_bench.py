@@ -11,6 +11,7 @@ import io
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from sqlmr import bench
 from sqlmr import bench_model as bm
 from sqlmr import bench_published as pub
 from sqlmr import cost as costs
-from sqlmr import prices
+from sqlmr import prices, shuffle_plan
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "REFERENCE.md"
 SCALE = "0.0005"
@@ -30,21 +31,29 @@ GB_S = 1769 / 1024          # GB of a 1,769 MB function
 
 # ------------------------------------------------------------------ the model
 
-def test_cpu_share_follows_memory_up_to_the_threads_used():
+NO_CODE = bm.CodeFacts()   # a runtime reading one GET a split, one range at a time
+NOW = bm.CodeFacts(overlapped=True, split_get_bytes=8 << 20, read_depth=4, fetch_depth=12,
+                   prefixes=256, index_reads=True, combiners=True, reduce_target=64 << 20)
+
+
+def test_cpu_share_follows_memory_up_to_one_vcpu():
     assert bm.cpu_share(1769) == 1.0
     assert bm.cpu_share(442.25) == 0.25
-    assert bm.cpu_share(7076) == 1.0                  # one thread: a 4-vCPU function, 1 used
-    assert bm.cpu_share(7076, threads=4) == 4.0
-    assert bm.cpu_share(10240, threads=16) == pytest.approx(10240 / 1769)   # 5.79 < 6
+    assert bm.cpu_share(7076) == 1.0                  # the loop is one thread: 1 vCPU used
 
 
 def test_task_duration_by_hand():
-    # 90 MB read + 9 MB written at 90 MB/s = 1.1 s; 1.5 CPU s on a 1-vCPU share,
+    # 90 MB read + 9 MB written at 90 MB/s = 1 + 0.1 s; 1.5 CPU s on a 1-vCPU share,
     # cpu_factor 2 -> 3.0 s; requests: invoke + code + ceil(10 GETs / 4 at once) = 3
-    # + 1 PUT = 6 x 0.05 s = 0.3 s.  Total 4.4 s.
-    m = bm.LambdaModel(memory_mb=3538, request_latency_s=0.05, fetch_parallel=4,
-                       cpu_factor=2.0)
-    assert bm.task_duration(90e6, 9e6, 1.5, 10, 1, m) == pytest.approx(4.4)
+    # + 1 PUT = 6 x 0.05 s = 0.3 s.  One after the other: 4.4 s.
+    m = bm.LambdaModel(memory_mb=3538, request_latency_s=0.05, cpu_factor=2.0, code=NO_CODE)
+    assert bm.task_duration(90e6, 9e6, 1.5, 10, 1, m, depth=4) == pytest.approx(4.4)
+    # Overlapped: the read (0.15 + 1 s) hides under the 3 s of CPU: 0.1 + 3 + 0.05 + 0.1.
+    assert bm.task_duration(90e6, 9e6, 1.5, 10, 1, m, depth=4,
+                            overlapped=True) == pytest.approx(3.25)
+    # ... and the CPU under a longer read: 360 MB = 4 s + 0.15 s of GETs.
+    assert bm.task_duration(360e6, 9e6, 1.5, 10, 1, m, depth=4,
+                            overlapped=True) == pytest.approx(0.1 + 4.15 + 0.05 + 0.1)
 
 
 def test_makespan_waves_ramp_and_warm_environments():
@@ -60,15 +69,23 @@ def test_makespan_waves_ramp_and_warm_environments():
 
 
 def test_task_counts_by_hand():
-    m = bm.LambdaModel()
     # uservisits 126.8e9 B / 64 MiB (67,108,864 B) = 1,889.46 -> 1,890 map tasks.
-    assert bm.map_tasks(126.8e9, m) == 1890
+    assert bm.map_tasks(126.8e9, 64 << 20) == 1890
     # rankings 6.38e9 / 67,108,864 = 95.07 -> 96.
-    assert bm.map_tasks(6.38e9, m) == 96
-    # Hive's rule: 126.8e9 / 256 MiB (268,435,456 B) = 472.4 -> 473 reducers.
-    assert bm.reducers(126.8e9, m) == 473
-    assert bm.reducers(126.8e9, bm.LambdaModel(reducer_mb=1024)) == 119   # 118.1 -> 119
-    assert bm.reducers(1e14, m) == 1009
+    assert bm.map_tasks(6.38e9, 64 << 20) == 96
+    # Hive's rule: 126.8e9 / 256 MiB (268,435,456 B) = 472.4 -> 473 planned reducers.
+    assert bm.reducers(126.8e9) == 473
+    assert bm.reducers(1e14) == 1009
+    # Coalesced: 12.5e9 B in 2,048 partitions of 6,103,516 B; 64 MiB holds 10 -> 205.
+    assert bm.coalesced_reducers(12.5e9, 2048, 64 << 20) == 205
+
+
+def test_split_size_is_the_planners():
+    from sqlmr.splits import choose_lambda_split
+    m = bm.LambdaModel()
+    for size, planned in ((126.8e9, 473), (6.38e9, 0), (1e6, 1)):
+        assert bm.split_size(size, planned, m) == choose_lambda_split(size, planned).size
+    assert bm.split_size(126.8e9, 473, bm.LambdaModel(split_mb=64)) == 64 << 20
 
 
 def test_cost_of_one_phase_by_hand():
@@ -76,20 +93,24 @@ def test_cost_of_one_phase_by_hand():
     # requests: invoke + code + 1 GET + 1 PUT = 4 x 0.03 = 0.12 s -> 3.92 s a task.
     # 2 functions, cold 0.5 s: two waves: 0.5 + 2 x 3.92 = 8.34 s.
     # Billed: 4 x 3.92 + 2 x 0.5 = 16.68 s x 1769/1024 GB = 28.81535 GB-s.
-    # GET: 4 x (code + split) + 4 final outputs read by the driver = 12.
-    # PUT: 4 outputs + the job code + 1 LIST = 6.
+    # GET: 4 x (code + split) + 2 HEADs listing the table + 4 final outputs
+    # read by the driver = 14.  PUT: 4 outputs + the job code + the table's LIST
+    # + the LIST that deletes the scratch = 7.
     ph = bm.Phase("map", 4, 720e6, 0.0, 1e-8, reads_table=True)
-    m = bm.LambdaModel(functions=2)
+    m = bm.LambdaModel(functions=2, code=NO_CODE)
     r = bm.project([ph], m)
     assert r.seconds == pytest.approx(8.34)
     gb_s = 16.68 * GB_S
     assert r.cost.gb_seconds == pytest.approx(gb_s)
-    assert (r.cost.requests, r.cost.gets, r.cost.puts) == (4, 12, 6)
-    dollars = gb_s * 0.0000133334 + 4 * 0.20e-6 + 12 * 0.0004e-3 + 6 * 0.005e-3
+    assert (r.cost.requests, r.cost.gets, r.cost.puts) == (4, 14, 7)
+    dollars = gb_s * 0.0000133334 + 4 * 0.20e-6 + 14 * 0.0004e-3 + 7 * 0.005e-3
     assert r.dollars == pytest.approx(dollars)
     # x86_64 is priced from the same table
-    r86 = bm.project([ph], bm.LambdaModel(functions=2, architecture="x86_64"))
+    r86 = bm.project([ph], bm.LambdaModel(functions=2, architecture="x86_64", code=NO_CODE))
     assert r86.cost.compute == pytest.approx(gb_s * prices.LAMBDA_GB_SECOND["x86_64"])
+    # Overlapped, the task is 0.09 + max(2, 1.8) + 0.03 = 2.12 s: 0.5 + 2 x 2.12 = 4.74 s.
+    r2 = bm.project([replace(ph, overlapped=True)], m)
+    assert r2.seconds == pytest.approx(4.74)
 
 
 def test_a_phase_bound_by_the_s3_get_rate_bills_the_waiting():
@@ -97,23 +118,27 @@ def test_a_phase_bound_by_the_s3_get_rate_bills_the_waiting():
     # requests = 1.002 s a task, one wave.  But 10 x (999 + code) = 10,000 GETs at
     # 1,000/s take 10 s: the phase takes 10 s and each task is billed 10 s.
     ph = bm.Phase("reduce", 10, 0.0, 0.0, 0.0, gets_per_task=999)
-    m = bm.LambdaModel(request_latency_s=0.001, get_rate=1000, cold_start_s=0.0)
+    m = bm.LambdaModel(request_latency_s=0.001, get_rate=1000, cold_start_s=0.0, code=NO_CODE)
     r = bm.project([ph], m)
     assert r.phases[0].task_seconds == pytest.approx(1.002)
     assert r.phases[0].bound == "S3 GET rate"
     assert r.seconds == pytest.approx(10.0)
     assert r.cost.gb_seconds == pytest.approx(100 * GB_S)   # 10 tasks x 10 s
     assert r.cost.gets == 10_000 + 10                        # + the driver's reads
-    assert r.cost.puts == 1 + 10
+    assert r.cost.puts == 2 + 10                             # + the code and cleanup
+    # Objects spread over 4 prefixes: 10,000 GETs at 4 x 1,000/s = 2.5 s.
+    r4 = bm.project([replace(ph, prefixes=4)], m)
+    assert r4.seconds == pytest.approx(2.5) and r4.phases[0].bound == "S3 GET rate"
 
 
 def test_scale_phases_by_hand():
     # Measured: a map over rankings (1.1 MB here -> 6.38 GB, k = 5,800) that shuffles
-    # 0.2 MB, 2 reducers, then one merge task over their rows.
+    # 0.2 MB, 2 reducers, then one merge task over their rows.  Splits of 64 MiB
+    # (forced), a runtime reading one range at a time, reducers by Hive's rule.
     ms = [bm.Measured(1, "map", 1, 0.02, 1_100_000, 200_000, {"rankings": 1_100_000}),
           bm.Measured(1, "reduce", 2, 0.004, 200_000, 50_000),
           bm.Measured(2, "map", 1, 0.001, 50_000, 100, single=True)]
-    m = bm.LambdaModel()
+    m = bm.LambdaModel(split_mb=64, code=NO_CODE)
     a, b, c = bm.scale_phases(ms, {"rankings": 1.1e6}, m, result_ratio=1.0)
     k = 6.38e9 / 1.1e6
     assert a.tasks == 96 and a.bytes_in == pytest.approx(6.38e9)
@@ -123,18 +148,50 @@ def test_scale_phases_by_hand():
     assert b.gets_per_task == 96                             # a range of each map output
     assert c.tasks == 1 and c.gets_per_task == 24            # one merge over 24 outputs
     assert c.bytes_out == 100                                # result_ratio 1: one row stays one
-    # The what-if: reducers from the shuffled bytes, 1.16e9 / 256 MiB = 4.3 -> 5.
-    _, b2, _ = bm.scale_phases(ms, {"rankings": 1.1e6},
-                               bm.LambdaModel(reducers_from="shuffle"))
-    assert b2.tasks == 5
+    # The code as it is now: 8 MiB GETs of each split, reducers coalesced to 64 MiB
+    # (1.16 GB in 1,024 partitions of 1.13 MB: 59 to a reducer -> 18), each
+    # reading the list and, of all 96 map outputs, the table and the range.
+    a2, b2, _ = bm.scale_phases(ms, {"rankings": 1.1e6}, replace(m, code=NOW))
+    assert a2.gets_per_task == 8 + 1                  # 64 MiB in 8 MiB GETs + the last line
+    assert b2.tasks == 18 and b2.gets_per_task == 1 + 2 * 96 and b2.extra_puts == 1
+    assert b2.shuffle.startswith("direct: 96 maps × 18 reducers")
     # A GROUP BY after a join, in a stage of its own fed by the join's 24 reducers:
-    # sqlmr sizes its reducers by the base tables feeding it (both, 133.18 GB ->
+    # sqlmr plans its reducers by the base tables feeding it (both, 133.18 GB ->
     # 497), each reading one range of each of the 24 join outputs.
     ms2 = ms[:2] + [bm.Measured(2, "reduce", 2, 0.01, 40_000, 100)]
     *_, g = bm.scale_phases(ms2, {"rankings": 1.1e6}, m,
                             target={"rankings": 6.38e9, "uservisits": 126.8e9},
                             stage_tables={2: ["rankings", "uservisits"]})
     assert g.tasks == 497 and g.gets_per_task == 24     # 133.18e9 / 256 MiB = 496.1
+
+
+def test_combiners_are_the_drivers_choice():
+    # 2a-like: 1,890 maps of 64 MiB, 12.5 GB shuffled.  The driver's choice
+    # (shuffle_plan.choose_shuffle, groups from splits.combine_group) with auto;
+    # forced direct has no combine phase.
+    ms = [bm.Measured(1, "map", 10, 1.0, 254_000_000, 25_000_000,
+                      {"uservisits": 254_000_000}),
+          bm.Measured(1, "reduce", 10, 0.8, 25_000_000, 4_000_000)]
+    m = bm.LambdaModel(split_mb=64, code=NOW)
+    a, c, b = bm.scale_phases(ms, {"uservisits": 254e6}, m)
+    # combiners of a map's size: 12.5 GB over 1,890 outputs, 10 in 64 MiB
+    from sqlmr.splits import combine_group
+    group = combine_group(1890, 25e6 * 126.8e9 / 254e6, 64 << 20)
+    assert group == 10
+    chosen = shuffle_plan.choose_shuffle(1890, b.tasks, "auto", "lambda", group=group,
+                                         fine=shuffle_plan.fine_partitions(473, "lambda"))
+    assert (c.kind, c.tasks) == ("combine", chosen.combiners) and chosen.mode == "combine"
+    assert b.gets_per_task == 1 + 2 * chosen.combiners
+    a, b = bm.scale_phases(ms, {"uservisits": 254e6}, replace(m, shuffle="direct"))
+    assert b.gets_per_task == 1 + 2 * 1890
+    # Requests of the whole query equal shuffle_plan's count plus the maps' own.
+    p = bm.project([a, b], replace(m, shuffle="direct"))
+    sg, sp = shuffle_plan.shuffle_requests("direct", 1890, b.tasks, 0)
+    pieces = 1890 * 8
+    # code, split pieces, last lines, listing HEADs; reducers' code, shuffle; driver
+    assert p.cost.gets == 1890 + pieces + 1890 + 2 + b.tasks + sg + b.tasks
+    # code, cleanup LIST, table LIST, maps + shuffle list, reducers
+    assert p.cost.puts == 1 + 1 + 1 + sp + b.tasks
 
 
 def test_lambda_timeout_is_reported():
@@ -263,8 +320,16 @@ def test_csv_and_json_parse(data):
     assert doc["model"]["functions"] == 1000 and doc["model"]["memory_mb"] == 1769
     (q,) = doc["queries"]
     assert q["query"] == "2a" and len(q["measured_runs_s"]) == 2
-    assert q["modeled_map_tasks"] == 1890 and q["modeled_reduce_tasks"] == 473
-    assert [p["kind"] for p in q["modeled_phases"]] == ["map", "reduce"]
+    # maps as the planner sizes splits for 126.8 GB with 473 planned reducers
+    from sqlmr.splits import choose_lambda_split
+    split = choose_lambda_split(126.8e9, 473).size
+    assert q["modeled_map_tasks"] == math.ceil(126.8e9 / split)
+    assert q["modeled_phases"][0]["split_mb"] == split >> 20
+    assert 1 <= q["modeled_reduce_tasks"] <= 473
+    kinds = [p["kind"] for p in q["modeled_phases"]]
+    assert kinds in (["map", "reduce"], ["map", "combine", "reduce"])
+    assert q["modeled_gets"] == sum(p["gets"] for p in q["modeled_phases"]) + \
+        q["modeled_phases"][-1]["tasks"]
     assert abs(q["rows"] - q["expected_rows"]) <= q["tolerance"]
 
 
@@ -282,12 +347,17 @@ def test_markdown_has_one_header_line(data):
 def test_every_model_parameter_is_a_flag():
     from dataclasses import fields
     flagged = {name for name, *_ in bench.MODEL_FLAGS}
-    assert flagged == {f.name for f in fields(bm.LambdaModel)} - {"max_reducers"}
+    # every parameter but what the code does (read from it, never a what-if)
+    assert flagged == {f.name for f in fields(bm.LambdaModel)} - {"code"}
+    assert bm.LambdaModel().code == bm.code_facts()
     p = argparse.ArgumentParser()
     bench.add_arguments(p)
-    args = p.parse_args(["--functions", "7", "--s3-mbps", "12.5", "--reducers-from", "shuffle"])
+    args = p.parse_args(["--functions", "7", "--s3-mbps", "12.5", "--shuffle", "direct"])
     m = bench.model_from_args(args)
-    assert (m.functions, m.s3_mbps, m.reducers_from, m.memory_mb) == (7, 12.5, "shuffle", 1769)
+    assert (m.functions, m.s3_mbps, m.shuffle, m.memory_mb) == (7, 12.5, "direct", 1769)
+    for gone in ("--fetch-parallel", "--threads", "--reducers-from", "--reducer-mb"):
+        with pytest.raises(SystemExit):
+            p.parse_args([gone, "1"])
 
 
 def test_model_flags_change_the_projection(data):

@@ -267,4 +267,4 @@ def test_word_count_on_the_lambda_backend(tmp_path, aws_reset, s3_bucket, monkey
             k, v = line.split("\t")
             got[k] += int(v)
     assert got == expected
-    assert result.stats.billed and result.stats.reduce_tasks == 3
+    assert result.stats.metered and result.stats.reduce_tasks == 3

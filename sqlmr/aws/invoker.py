@@ -163,6 +163,8 @@ class BotoInvoker:
     retried invoke would run the task twice) and a read timeout longer than the
     function's timeout (else a slow task would be cut off, then run again)."""
 
+    bills = True   # the REPORT lines' durations are what AWS bills
+
     def __init__(self, function_name: str, *, region: str | None, timeout_s: int,
                  concurrency: int, session: Any = None) -> None:
         import boto3
@@ -300,6 +302,8 @@ class SubprocessInvoker:
       process's wall time (start-up included, as Lambda bills its init phase),
       rounded up to 1 ms.
     """
+
+    bills = False   # its REPORT line's duration is local wall time: an estimate
 
     def __init__(self, *, timeout_s: float = 900, memory_mb: int = 1769,
                  max_concurrency: int | None = None, python: str | None = None,

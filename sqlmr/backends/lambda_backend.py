@@ -149,7 +149,7 @@ def lambda_overrides(settings: Settings) -> dict[str, Any]:
 class _Task:
     __slots__ = ("index", "event", "next_attempt", "running", "accepted", "accepted_attempt",
                  "failures", "last_error", "throttles", "throttled_since", "billed_ms",
-                 "invocations", "max_memory_mb", "speculated")
+                 "invocations", "max_memory_mb", "speculated", "s3_other")
 
     def __init__(self, index: int, event: Event) -> None:
         self.index = index
@@ -166,6 +166,7 @@ class _Task:
         self.invocations = 0
         self.max_memory_mb = 0
         self.speculated = False
+        self.s3_other: dict[str, int] = {}   # S3 requests of attempts not accepted
 
 
 class LambdaBackend:
@@ -494,7 +495,9 @@ class _Run:
             r["billing"] = {"billed_ms": t.billed_ms, "invocations": t.invocations,
                             "memory_mb": self.memory_mb, "architecture": self.architecture,
                             "max_memory_mb": t.max_memory_mb, "attempts": t.next_attempt,
-                            "failures": t.failures}
+                            "failures": t.failures, "s3_other": t.s3_other,
+                            # AWS's own billed durations, or a local invoker's wall time
+                            "billed": bool(getattr(self.b._invoker, "bills", False))}
             self.report.billed_ms += t.billed_ms
             out.append(r)
         return out
@@ -591,6 +594,8 @@ class _Run:
                 self.progress(event, payload)
             return
         # Another attempt won already: this one is ignored, its output removed.
+        for k, n in (payload.get("s3") or {}).items():
+            task.s3_other[k] = task.s3_other.get(k, 0) + n
         with self.lock:
             self.report.discarded += 1
         self._log("discarded", event)
