@@ -36,6 +36,7 @@ from compiler.stages import OneRowIn, Phase, Probe, RowsIn, TableIn
 from runtime import codecache, events, s3stats, shuffle, storage
 from runtime.inputs import InputError
 from sqlmr import cost as costs
+from sqlmr import result_reads
 from sqlmr import scratch as scratch_space
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
@@ -514,12 +515,20 @@ class JobResult:
         unordered = not self.job.sorted and self.job.limit is None
         return ResultRows(self._rows, self._column_batches if unordered else None)
 
+    def _ranges(self) -> list[result_reads.Range]:
+        return [(o["uri"], o["partitions"][0][0], o["partitions"][0][1])
+                for o in self._outputs]
+
     def _rows(self) -> Iterator[tuple]:
-        streams = [self._stream(o) for o in self._outputs]
+        # the outputs are read ahead on a few threads (sqlmr.result_reads)
+        merged: Iterator[list]
         if self.job.sorted:
-            merged: Iterator[list] = heapq.merge(*streams, key=self._ns["sortkey"])
+            reads = result_reads.MergeStreams(self._ranges())
+            streams = [chain.from_iterable(map(shuffle.decode_rows, s)) for s in reads.streams]
+            merged = _closing(heapq.merge(*streams, key=self._ns["sortkey"]), reads.close)
         else:
-            merged = chain.from_iterable(streams)
+            lines = result_reads.lines_in_order(self._ranges())
+            merged = chain.from_iterable(map(shuffle.decode_rows, lines))
         if self.job.limit is not None:
             merged = islice(merged, self.job.limit)
         width = len(self.columns)
@@ -537,15 +546,13 @@ class JobResult:
         order: a pair batch's keys and number array as they are decoded
         (no tuple per row), a JSON batch's records split into columns."""
         width = len(self.columns)
-        for o in self._outputs:
-            start, end = o["partitions"][0]
-            for line in shuffle.batch_lines(o["uri"], start, end):
-                if line[:1] == b"{":  # a pair batch: (text key, number) records
-                    keys, numbers, _ = shuffle.decode_pairs(line)
-                    yield [keys, numbers][:width]
-                else:
-                    records = shuffle.decode_batch(line)
-                    yield [list(map(itemgetter(i), records)) for i in range(width)]
+        for line in result_reads.lines_in_order(self._ranges()):
+            if line[:1] == b"{":  # a pair batch: (text key, number) records
+                keys, numbers, _ = shuffle.decode_pairs(line)
+                yield [keys, numbers][:width]
+            else:
+                records = shuffle.decode_batch(line)
+                yield [list(map(itemgetter(i), records)) for i in range(width)]
 
     def close(self) -> None:
         if not self._keep and self._work:
@@ -557,6 +564,14 @@ class JobResult:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _closing(rows: Iterator, close: Callable[[], None]) -> Iterator:
+    """``rows``, then ``close()`` (also when the reader stops early)."""
+    try:
+        yield from rows
+    finally:
+        close()
 
 
 class ResultRows:

@@ -161,7 +161,12 @@ def error_message(payload: Any, function_error: str | None) -> str:
 class BotoInvoker:
     """Synchronous ``Invoke`` through boto3, with botocore's retries switched off (a
     retried invoke would run the task twice) and a read timeout longer than the
-    function's timeout (else a slow task would be cut off, then run again)."""
+    function's timeout (else a slow task would be cut off, then run again).
+
+    ``concurrency`` is how many invocations may be in flight at once: the HTTP
+    connection pool holds that many connections (one per invocation thread,
+    kept alive between tasks) and no more.
+    """
 
     bills = True   # the REPORT lines' durations are what AWS bills
 
@@ -171,9 +176,10 @@ class BotoInvoker:
         from botocore.config import Config
 
         self.function_name = function_name
+        self.max_concurrency = max(1, concurrency)
         self.config = Config(retries={"max_attempts": 0, "mode": "standard"},
                              read_timeout=timeout_s + 60, connect_timeout=10,
-                             max_pool_connections=max(10, concurrency))
+                             max_pool_connections=self.max_concurrency)
         session = session or boto3.session.Session(region_name=region)
         self.client = session.client("lambda", region_name=region, config=self.config)
 
@@ -224,6 +230,12 @@ class BotoInvoker:
             function_error = function_error or "InvalidResponse"
         return InvokeResult(payload, function_error, log, billed,
                             int(resp.get("StatusCode", 200)), mem)
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
 
 
 # --------------------------------------------------------------------------- subprocess

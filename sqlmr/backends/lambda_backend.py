@@ -14,6 +14,13 @@ where a task runs and what can go wrong on the way:
   default 1,000: Lambda's default per-region limit).  A throttle (429) halves
   the current limit (once per round of invocations), each success raises it by
   one, back up to the cap (AIMD).
+* **Bounded threads and sockets.**  A synchronous invocation holds a thread and
+  an HTTP connection for the whole task, so the cap is also bounded by the
+  descriptors the process may open (:func:`sqlmr.fds.connection_slots`: the
+  soft ``RLIMIT_NOFILE`` raised toward the hard one first); invocations run on
+  a fixed pool of that many threads (:class:`InvokeThreads`) and the invoker's
+  connection pool is that size.  Scarce descriptors mean fewer in flight,
+  never a failed job.
 * **Backoff.**  A throttled invocation did not run: it is sent again, same
   attempt, after an exponential backoff with full jitter (uniform in
   [0, min(cap, base · 2^n)], or Lambda's ``retryAfterSeconds`` if longer).  It
@@ -69,7 +76,9 @@ from sqlmr.aws.invoker import (
     error_message,
     remote_traceback,
 )
+from sqlmr import fds
 from sqlmr.backends import JobCancelledError, ProgressFn, TaskFailedError
+from sqlmr.backends.invoke_threads import InvokeThreads
 from sqlmr.config import Settings
 
 
@@ -200,6 +209,8 @@ class LambdaBackend:
         self._prepared_for: LambdaSettings | None = None
         self._bucket_checked = False
         self._granted: set[str] = set()    # table folders the function may read
+        self._slots = 0                    # invocations the descriptors allow at once
+        self._threads: InvokeThreads | None = None
         self.lambda_settings = self._resolve()
         if deploy:
             from sqlmr.aws.deploy import _session
@@ -234,6 +245,7 @@ class LambdaBackend:
                     ls, region=aws.region))
                 self._bucket_checked = True
             self._info = deploy.ensure_deployed(ls)
+        self._slots = fds.connection_slots(ls.concurrency)
         self._invoker = self._injected or self._make_invoker(ls)
         if self._info is not None and hasattr(self._invoker, "use_function"):
             self._invoker.use_function(self._info.function_name)
@@ -266,7 +278,7 @@ class LambdaBackend:
             from sqlmr.aws import package
             name, region = ls.function_name(package.runtime_hash()), ls.region
         return invoker.BotoInvoker(name, region=region, timeout_s=ls.timeout_s,
-                                   concurrency=ls.concurrency)
+                                   concurrency=min(ls.concurrency, self._slots))
 
     def _redeploy(self, events: list[Event]) -> None:
         from sqlmr.aws import deploy
@@ -279,9 +291,26 @@ class LambdaBackend:
 
     @property
     def concurrency_cap(self) -> int:
+        """Invocations in flight at most: the setting, bounded by what the
+        invoker and the process's descriptors allow."""
         cap = self.lambda_settings.concurrency
         inv_cap = getattr(self._invoker, "max_concurrency", None)
-        return max(1, min(cap, inv_cap) if inv_cap else cap)
+        if inv_cap:
+            cap = min(cap, inv_cap)
+        if self._slots:
+            cap = min(cap, self._slots)
+        return max(1, cap)
+
+    def _invoke_threads(self) -> InvokeThreads:
+        """The pool invocations run on, one thread per invocation in flight at
+        most; kept across runs (a late attempt of an earlier run keeps its
+        thread, and its connection, until it returns)."""
+        size = self.concurrency_cap
+        if self._threads is None or self._threads.size != size:
+            if self._threads is not None:
+                self._threads.close()
+            self._threads = InvokeThreads(size)
+        return self._threads
 
     # ----------------------------------------------------------------- run
     def run(self, events: list[Event], progress: ProgressFn | None = None) -> list[Result]:
@@ -303,6 +332,9 @@ class LambdaBackend:
             raise
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.close()
+            self._threads = None
         inv = self._invoker
         if inv is not None and inv is not self._injected and hasattr(inv, "close"):
             inv.close()
@@ -323,14 +355,15 @@ def _check_inputs(events: list[Event]) -> None:
 
 
 class _Run:
-    """One ``run``: the scheduler loop in the calling thread, one daemon thread
-    per invocation in flight (they post to ``self.results``)."""
+    """One ``run``: the scheduler loop in the calling thread, invocations on the
+    backend's bounded pool of threads (they post to ``self.results``)."""
 
     def __init__(self, backend: LambdaBackend, events: list[Event],
                  progress: ProgressFn | None) -> None:
         self.b = backend
         self.opts = backend.options
         self.invoker = backend._invoker
+        self.threads = backend._invoke_threads()
         self.progress = progress
         self.tasks = [_Task(i, e) for i, e in enumerate(events)]
         self.results: queue.Queue = queue.Queue()
@@ -387,10 +420,10 @@ class _Run:
         task.running[event["attempt"]] = now
         self.in_flight += 1
         self._log("invoke", event)
-        args = (task, event, now, self.deploy_generation)
-        threading.Thread(target=self._invoke, args=args, daemon=True,
-                         name=f"sqlmr-invoke-{event['stage']}-{event['kind']}-"
-                              f"{event['task']}.{event['attempt']}").start()
+        self.threads.submit(self._invoke, task, event, now, self.deploy_generation)
+
+    def _can_submit(self) -> bool:
+        return self.in_flight < int(self.limit) and self.threads.free > 0
 
     def _invoke(self, task: _Task, event: Event, started: float, generation: int) -> None:
         try:
@@ -450,19 +483,21 @@ class _Run:
                 _, _, task, event = heapq.heappop(self.timers)
                 if task.accepted is None:
                     self.ready.append((task, event))
-            while self.ready and self.in_flight < int(self.limit):
+            while self.ready and self._can_submit():
                 task, event = self.ready.popleft()
                 if task.accepted is None:
                     self._submit(task, event)
-            if self.opts.speculation and not self.ready and self.in_flight < int(self.limit):
+            if self.opts.speculation and not self.ready and self._can_submit():
                 self._speculate(now)
             if self.in_flight == 0:
+                if self.ready:
+                    # every thread is busy with late attempts of an earlier run
+                    self.threads.wait_free(self.opts.poll_s)
+                    continue
                 if self.timers:
                     self.b._sleep(max(0.0, self.timers[0][0] - now))
                     continue
-                if not self.ready:  # pragma: no cover - every unfinished task is somewhere
-                    raise AssertionError("lambda backend: nothing to wait for")
-                continue
+                raise AssertionError("lambda backend: nothing to wait for")  # pragma: no cover
             timeout = self.opts.poll_s
             if self.timers:
                 timeout = min(timeout, max(0.0, self.timers[0][0] - now))
@@ -639,7 +674,7 @@ class _Run:
         threshold = max(self.opts.speculation_k * statistics.median(self.durations),
                         self.opts.speculation_min_s)
         for t in self.tasks:
-            if self.in_flight >= int(self.limit):
+            if not self._can_submit():
                 return
             if t.accepted is not None or t.speculated or len(t.running) != 1:
                 continue
