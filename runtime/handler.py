@@ -313,7 +313,11 @@ def _cap(rows: list, n: int, seed: int) -> list:
 
 
 def lambda_handler(event: events.Event, context: Any = None) -> events.Result:
-    """AWS Lambda entry point."""
+    """AWS Lambda entry point (a task event, or an access probe: see
+    :mod:`runtime.probe`)."""
+    if "probe" in event:
+        from runtime import probe
+        return probe.readable(event["probe"])
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if remaining is not None:
         from runtime import s3

@@ -180,6 +180,7 @@ class JobStats:
     billed_ms: int = 0
     billed_gb_s: float = 0.0
     invocations: int = 0
+    estimated: int = 0               # invocations whose billed time was estimated
     memory_mb: int = 0
     architecture: str = ""
 
@@ -649,6 +650,9 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         if job.udfs or files:
             code["files"] = ship_files([*job.udfs, *files], work)
             stats.puts += len(code["files"])
+        prepare = getattr(backend, "prepare_inputs", None)
+        if prepare is not None:  # e.g. grant every table to the function before any task
+            prepare(input_splits(plans))
         by_id = {p.stage.id: p for p in plans}
         outputs: dict[int, list[dict]] = {}
         samples: dict[int, list] = {}
@@ -669,6 +673,20 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
         if not settings.keep_scratch:
             storage.delete_prefix(work)
         raise
+
+
+def input_splits(plans: list[StagePlan]) -> list[dict]:
+    """Every table split a job's tasks will read, broadcast sides included (each
+    with its table's name)."""
+    out: list[dict] = []
+    for plan in plans:
+        for inp in plan.inputs:
+            if inp.rows_from is None and not inp.one_row:
+                table = inp.phase.input.scan.table.name.lower()
+                out += [{**sp, "table": table} for task in inp.tasks for sp in task]
+        for spec in plan.broadcast.values():
+            out += spec.get("splits") or []
+    return out
 
 
 def range_bounds(sample: list, job: Job, partitions: int) -> list:
@@ -705,6 +723,7 @@ def _account(stats: JobStats, results: list[dict]) -> None:
             stats.billed_ms += bill["billed_ms"]
             stats.billed_gb_s += bill["billed_ms"] / 1000 * bill["memory_mb"] / 1024
             stats.invocations += bill["invocations"]
+            stats.estimated += bill.get("estimated", 0)
             stats.memory_mb = bill["memory_mb"]
             stats.architecture = bill["architecture"]
             stats.peak_mem_mb = max(stats.peak_mem_mb, bill["max_memory_mb"])

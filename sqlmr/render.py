@@ -244,6 +244,8 @@ def summary_lines(result, settings) -> list[str]:
     counted = getattr(st, "counted", False)
     if lam is not None and counted:   # the driver's result reads count too
         lam = result.lambda_cost = st.lambda_cost(settings)
+    if label == "billed" and getattr(st, "estimated", 0):
+        label = f"billed, {st.estimated} of {plural(st.invocations, 'invocation')} estimated"
     if lam is not None:
         lines.append(
             f"Cost: Lambda {costs.money(lam.total)} ({label}: {lam.gb_seconds:.2f} GB-s at "

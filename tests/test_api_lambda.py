@@ -9,7 +9,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 import sqlmr  # noqa: E402
-from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: E402,F401
+from aws_fixtures import enforced_bucket, iam_servers  # noqa: E402,F401
 from compiler.statements import split_statements  # noqa: E402
 from test_lambda_backend import UV_FILES, ddl, keys, tables  # noqa: E402,F401
 

@@ -22,7 +22,8 @@ pytest.importorskip("moto")
 
 import boto3  # noqa: E402
 
-from aws_fixtures import aws_reset, moto_server, run_lambda_locally, s3_bucket  # noqa: E402,F401
+from aws_fixtures import (aws_reset, enforced_bucket, iam_servers,  # noqa: E402,F401
+                          moto_server, run_lambda_locally, s3_bucket)
 from difftest import (RK_COLUMNS, UV_COLUMNS, as_bytes, assert_same,  # noqa: E402
                       rankings_lines, uservisits_lines)
 from sqlmr import cli  # noqa: E402
@@ -136,12 +137,12 @@ def lambda_settings(**kw) -> Settings:
 
 
 @pytest.fixture
-def tables(aws_reset, s3_bucket, monkeypatch):
-    """An empty account with tables on S3 in a fresh job bucket, SQLMR_BUCKET pointing
-    at it, tasks run by the real package in subprocesses."""
-    upload_tables(s3_bucket)
-    run_lambda_locally(monkeypatch, s3_bucket)
-    yield s3_bucket
+def tables(enforced_bucket):
+    """An empty account with IAM enforced and tables on S3 in a fresh job bucket,
+    SQLMR_BUCKET pointing at it, tasks run by the real package in subprocesses
+    with the function role's credentials (see aws_fixtures.enforced_bucket)."""
+    upload_tables(enforced_bucket)
+    yield enforced_bucket
     deploy.forget_deployments()
 
 
@@ -172,7 +173,7 @@ def test_amplab_shapes_match_the_local_backend(tables, query, split_mb):
         policy = grants.current_policy(deploy._Aws(backend.lambda_settings),
                                        backend.lambda_settings)
         table = "rankings" if query == "1b" else "uservisits"
-        assert f"s3://{bucket}/data/{table}" in grants.granted_locations(policy)
+        assert f"s3://{bucket}/data/{table}/" in grants.granted_locations(policy)
         assert f"s3://{bucket}" not in grants.granted_locations(policy)
         # several tasks really ran, and the answer is the local backend's
         assert st.map_tasks >= 4
@@ -299,13 +300,13 @@ def test_table_read_grants_accumulate_in_the_role_policy(tables):
     deploy.deploy(ls)
     aws = deploy._Aws(ls)
     uv = f"s3://{tables}/data/uservisits"
-    assert grants.ensure_table_access(ls, [uv + "/part-00000", uv + "/part-00001"]) == [uv]
+    assert grants.ensure_table_access(ls, [uv + "/part-00000", uv + "/part-00001"]) == [uv + "/"]
     assert grants.ensure_table_access(ls, [uv + "/part-00002"]) == []      # covered
     assert grants.ensure_table_access(ls, ["s3://other-bkt/top.csv"]) == \
         ["s3://other-bkt/top.csv"]
     policy = grants.current_policy(aws, ls)
     have = grants.granted_locations(policy)
-    assert have == {uv, "s3://other-bkt/top.csv"}                         # both kept
+    assert have == {uv + "/", "s3://other-bkt/top.csv"}                   # both kept
     # still deploy's least-privilege policy, with exactly these table locations
     assert policy == deploy.role_policy(replace(ls, table_locations=tuple(sorted(have))),
                                         aws.account, aws.region)
@@ -590,3 +591,62 @@ def test_subprocess_invoker_runs_the_extracted_package_in_isolation(tables, monk
     # the event over Lambda's request limit is refused before anything runs
     with pytest.raises(invoker.InvokeError):
         inv.invoke({**event, "params": {"x": "y" * invoker.MAX_REQUEST_BYTES}})
+
+
+class _LogFormat:
+    """Answers as a function with Lambda's text log format ("text": a REPORT line),
+    its JSON log format ("json": a ``platform.report`` record instead), or whose
+    log tail lost its report ("none")."""
+
+    def __init__(self, inner: SubprocessInvoker, fmt: str) -> None:
+        self.inner = inner
+        self.fmt = fmt
+        self.reported: list[int] = []
+
+    def invoke(self, event: dict):
+        r = self.inner.invoke(event)
+        if self.fmt == "text":                   # the REPORT line as it is
+            self.reported.append(r.billed_ms)
+            return r
+        lines = [ln for ln in r.log_tail.splitlines() if not ln.startswith("REPORT ")]
+        if self.fmt == "json":
+            lines = [json.dumps({"time": "2024-01-01T00:00:00.000Z", "type": "platform.start",
+                                 "record": {"requestId": "r", "version": "$LATEST"}})] + lines
+            lines.append(json.dumps({
+                "time": "2024-01-01T00:00:01.000Z", "type": "platform.report",
+                "record": {"requestId": "r", "status": "success", "metrics": {
+                    "durationMs": r.billed_ms - 0.5, "billedDurationMs": r.billed_ms,
+                    "memorySizeMB": 1769, "maxMemoryUsedMB": r.max_memory_mb}}}))
+            self.reported.append(r.billed_ms)
+        r.log_tail = "\n".join(lines) + "\n"
+        return r
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "none"])
+def test_billed_time_from_either_log_format_or_estimated(tables, monkeypatch, fmt):
+    bucket = tables
+    fmt_inv = _LogFormat(SubprocessInvoker(timeout_s=60), fmt)
+    wire = _LambdaWire(fmt_inv)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", wire.url)
+    try:
+        inv = invoker.BotoInvoker("sqlmr-runtime-wire", region=REGION, timeout_s=60,
+                                  concurrency=2)
+        settings = lambda_settings(split_mb=0.1, reducers=2)
+        backend = LambdaBackend(settings, invoker=inv, deploy=False,
+                                options=SchedulerOptions(speculation=False))
+        session = FixedSession(settings, backend)
+        list(session.execute(ddl(bucket)))
+        kept: list = []
+        run_sql(session, "SELECT countryCode, COUNT(*) FROM uv GROUP BY countryCode", keep=kept)
+        st = kept[0].stats
+        cost = [ln for ln in summary_lines(kept[0], settings) if ln.startswith("Cost:")][0]
+        kept[0].close()
+    finally:
+        wire.close()
+    assert st.billed and st.billed_ms > 0 and st.invocations == st.map_tasks + st.reduce_tasks
+    if fmt != "none":
+        assert st.estimated == 0 and "estimated" not in cost and "(billed:" in cost
+        assert st.billed_ms == sum(fmt_inv.reported)     # exactly what the reports said
+    else:
+        assert st.estimated == st.invocations
+        assert f"(billed, {st.invocations} of {st.invocations} invocations estimated:" in cost

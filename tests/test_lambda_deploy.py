@@ -195,6 +195,22 @@ def test_role_policy_is_least_privilege():
     assert not any(a.startswith(("iam:", "lambda:")) for a in actions)
 
 
+def test_a_table_folder_is_one_resource_and_the_trust_policy_adds_principals():
+    s = LambdaSettings(region=REGION, bucket="jobs-bkt",
+                       table_locations=("s3://data-bkt/tables/events/",))
+    doc = deploy.role_policy(s, "123456789012", REGION)
+    by_sid = {st["Sid"]: st for st in doc["Statement"]}
+    assert by_sid["TablesRead"]["Resource"] == ["arn:aws:s3:::data-bkt/tables/events/*"]
+    lists = [st for st in doc["Statement"] if st["Sid"].startswith("TablesList")]
+    assert lists[0]["Condition"]["StringLike"]["s3:prefix"] == ["tables/events/*"]
+    trust = deploy.role_trust_policy(["arn:aws:iam::123456789012:user/u"])
+    [st] = trust["Statement"]
+    assert st["Principal"] == {"Service": "lambda.amazonaws.com",
+                               "AWS": ["arn:aws:iam::123456789012:user/u"]}
+    assert deploy.trusted_principals(trust) == ["arn:aws:iam::123456789012:user/u"]
+    assert deploy.trusted_principals(deploy.role_trust_policy()) == []
+
+
 # --------------------------------------------------------------------------- deploy
 
 def _clients():

@@ -20,7 +20,7 @@ pytest.importorskip("moto")
 
 import boto3  # noqa: E402
 
-from aws_fixtures import _reset_moto, moto_server  # noqa: E402,F401
+from aws_fixtures import enforced_module_bucket, iam_servers  # noqa: E402,F401
 from difftest import assert_same  # noqa: E402
 from sqlmr.aws import deploy, package  # noqa: E402
 from sqlmr.aws.invoker import (FunctionNotFound, InvokeError, InvokeResult,  # noqa: E402
@@ -40,16 +40,11 @@ SCAN = "SELECT destURL, visitDate, duration FROM uv WHERE duration > 8"
 # --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def bucket(moto_server):
-    """An empty account with one bucket of tables for the module, SQLMR_BUCKET
-    pointing at it."""
-    _reset_moto(moto_server)
-    name = "sqlmr-faults-" + os.urandom(4).hex()
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=name)
-    upload_tables(name)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SQLMR_BUCKET", name)
-        yield name
+def bucket(enforced_module_bucket):
+    """An empty account with IAM enforced and one bucket of tables for the module,
+    SQLMR_BUCKET pointing at it (aws_fixtures.enforced_module_bucket)."""
+    upload_tables(enforced_module_bucket)
+    yield enforced_module_bucket
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +105,12 @@ class FaultInvoker:
 
     def use_function(self, name: str) -> None:
         self.function_name = name
+
+    def use_role(self, role_arn: str, region: str | None = None) -> None:
+        self.inner.use_role(role_arn, region)   # a deploying backend: run as the role
+
+    def probe(self, uris: list[str]) -> dict[str, str]:
+        return self.inner.probe(uris)
 
     def _run(self, event: dict) -> InvokeResult:
         with self.lock:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from aws_fixtures import aws_reset, moto_server, run_lambda_locally, s3_bucket  # noqa: F401
+from aws_fixtures import (aws_reset, enforced_bucket, iam_servers, moto_server,  # noqa: F401
+                          run_lambda_locally, s3_bucket)
 from difftest import (DUCK_TYPES, UV_COLUMNS, Tables, as_bytes, assert_same, typed_columns,
                       uservisits_lines)
 
@@ -320,18 +321,21 @@ def test_partitioned_table_on_s3(moto_server, s3_bucket, session, tmp_path):
         session.execute("SHOW PARTITIONS pv"))[-1].rows]
 
 
-def test_partitioned_table_on_lambda(aws_reset, s3_bucket, monkeypatch, session, tmp_path):
-    """Tasks run by the deployment package (in subprocesses) bind the
-    partition values their splits carry; pruning happens before they run."""
+def test_partitioned_table_on_lambda(enforced_bucket, session, tmp_path):
+    """Tasks run by the deployment package (in subprocesses, as the function's
+    role, IAM enforced) bind the partition values their splits carry; pruning
+    happens before they run; the role is granted the table once, not each
+    partition folder."""
     pytest.importorskip("boto3")
     pytest.importorskip("moto")
-    from sqlmr.aws import deploy
+    from sqlmr.aws import deploy, grants
+    from sqlmr.aws.config import resolve_settings
     from sqlmr.config import Settings
     from sqlmr.session import Session
+    s3_bucket = enforced_bucket
     root = tmp_path / "pv"
     write_partitioned(root)
     upload(root, s3_bucket, "data/pv/")
-    run_lambda_locally(monkeypatch, s3_bucket)
     list(session.execute(create_sql("pv", root)))
     sql = ("SELECT year, country, COUNT(*), SUM(duration) FROM {} "
            "WHERE year >= 2020 OR year IS NULL GROUP BY year, country")
@@ -342,6 +346,9 @@ def test_partitioned_table_on_lambda(aws_reset, s3_bucket, monkeypatch, session,
         got = list(lam.execute(sql.format("pvs3")))[-1]
         assert_same([list(r) for r in got.rows], [list(r) for r in want.rows], False)
         got.close()
+        ls = resolve_settings({})
+        policy = grants.current_policy(deploy._Aws(ls), ls)
+        assert grants.granted_locations(policy) == {f"s3://{s3_bucket}/data/pv/"}
     finally:
         want.close()
         lam.close()

@@ -19,7 +19,12 @@ python_runtime         SQLMR_LAMBDA_RUNTIME           python3.12
 prefix                 SQLMR_LAMBDA_PREFIX            sqlmr-
 log_retention_days     SQLMR_LAMBDA_LOG_DAYS          14
 table_locations        SQLMR_TABLE_LOCATIONS (comma)  ()
+grants                 SQLMR_LAMBDA_GRANTS            auto
 =====================  =============================  =================
+
+``grants``: ``auto`` adds the tables a job reads to the function's policy;
+``off`` grants nothing (the role reads ``table_locations`` and whatever its
+owner granted), for identities that may not change IAM policies.
 
 >>> s = resolve_settings({"region": "eu-west-1", "bucket": "b1", "memory_mb": 3008}, env={})
 >>> s.memory_mb, s.architecture, s.timeout_s, s.role_name, s.function_name("0123456789abcdef")
@@ -58,6 +63,7 @@ class LambdaSettings:
     prefix: str = "sqlmr-"
     log_retention_days: int = 14
     table_locations: tuple[str, ...] = field(default_factory=tuple)
+    grants: str = "auto"
 
     # Fixed names (derived from the prefix).
     @property
@@ -101,6 +107,7 @@ _ENV = {
     "prefix": ("SQLMR_LAMBDA_PREFIX",),
     "log_retention_days": ("SQLMR_LAMBDA_LOG_DAYS",),
     "table_locations": ("SQLMR_TABLE_LOCATIONS",),
+    "grants": ("SQLMR_LAMBDA_GRANTS",),
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
 }
 _INT_FIELDS = ("memory_mb", "timeout_s", "ephemeral_mb", "concurrency", "log_retention_days")
@@ -139,6 +146,8 @@ def _validate(s: LambdaSettings) -> None:
     if not s.prefix or not s.prefix.startswith("sqlmr"):
         problems.append(f"prefix {s.prefix!r} must start with 'sqlmr' (undeploy finds "
                         f"resources by it)")
+    if s.grants not in ("auto", "off"):
+        problems.append(f"grants {s.grants!r} is auto or off")
     for loc in s.table_locations:
         if not loc.startswith("s3://"):
             problems.append(f"table location {loc!r} is not an s3:// URI")

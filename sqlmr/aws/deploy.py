@@ -6,9 +6,11 @@ What :func:`deploy` makes, all named ``sqlmr-…`` and tagged ``sqlmr=managed``:
   policy ``sqlmr-lambda-policy``: read/write/delete under ``s3://BUCKET/sqlmr/jobs/``,
   list the job bucket, read the table locations it is given, and write its own
   CloudWatch log groups.
-* the code object ``s3://BUCKET/sqlmr/deploy/sqlmr-runtime-<hash12>.zip``;
+* the code object ``s3://BUCKET/sqlmr/deploy/sqlmr-runtime-<hash12>.zip`` (the
+  record of what was deployed);
 * the function ``sqlmr-runtime-<hash12>`` (one per runtime hash; python3.12,
-  arm64, 1,769 MB, 900 s, 1,024 MB /tmp by default), created from that object;
+  arm64, 1,769 MB, 900 s, 1,024 MB /tmp by default), created from the zip sent
+  inline (Lambda never reads the bucket; from the object only above 50 MB);
 * its log group ``/aws/lambda/sqlmr-runtime-<hash12>`` with a retention period;
 * a lifecycle rule ``sqlmr-expire-jobs`` on the job bucket expiring ``sqlmr/jobs/``
   after one day (merged with the bucket's other rules).
@@ -24,6 +26,7 @@ import functools
 import json
 import os
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -187,10 +190,26 @@ def _hash12(settings: LambdaSettings, function_name: str) -> str:
 
 # --------------------------------------------------------------------------- policy
 
-def role_trust_policy() -> dict:
+def role_trust_policy(principals: list[str] | tuple[str, ...] = ()) -> dict:
+    """Who may assume the function's role: Lambda, and the IAM ``principals``
+    that run tasks on their own machine as the function (the subprocess invoker,
+    :func:`allow_local_tasks`).  One statement: IAM reads the principals of a
+    statement as "any of these"."""
+    principal: dict[str, Any] = {"Service": "lambda.amazonaws.com"}
+    if principals:
+        principal["AWS"] = sorted(set(principals))
     return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-        "Action": "sts:AssumeRole"}]}
+        "Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}]}
+
+
+def trusted_principals(doc: dict) -> list[str]:
+    """The IAM principals (not services) a trust policy lets assume the role."""
+    out: list[str] = []
+    for st in doc.get("Statement", []):
+        aws_p = (st.get("Principal") or {}).get("AWS") if isinstance(
+            st.get("Principal"), dict) else None
+        out += [aws_p] if isinstance(aws_p, str) else list(aws_p or [])
+    return sorted(set(out))
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -222,11 +241,15 @@ def role_policy(settings: LambdaSettings, account: str, region: str,
     for loc in sorted(set(settings.table_locations)):
         tb, key = _split_s3(loc)
         if key:
-            objects += [f"arn:{p}:s3:::{tb}/{key}", f"arn:{p}:s3:::{tb}/{key}/*"]
+            # a folder (trailing /, as grants makes them) is granted by one
+            # resource; a location that may be an object or a folder by two
+            folder = loc.endswith("/")
+            objects += [f"arn:{p}:s3:::{tb}/{key}/*"] + (
+                [] if folder else [f"arn:{p}:s3:::{tb}/{key}"])
             if tb not in listing:
                 listing[tb] = set()
             if listing[tb] is not None:
-                listing[tb].update({key, f"{key}/*"})
+                listing[tb].update({f"{key}/*"} if folder else {key, f"{key}/*"})
         else:
             objects.append(f"arn:{p}:s3:::{tb}/*")
             listing[tb] = None
@@ -269,6 +292,62 @@ def _check_bucket(aws: _Aws, settings: LambdaSettings) -> None:
                 f"no access to the job bucket {settings.bucket!r} (it may belong to another "
                 f"account): set SQLMR_BUCKET to a bucket you own") from e
         raise
+    where = bucket_region(aws, settings.bucket)
+    if where is not None and where != aws.region:
+        raise AwsSetupError(
+            f"the job bucket {settings.bucket!r} is in {where} but the function would run "
+            f"in {aws.region}: set AWS_REGION={where}, or SQLMR_BUCKET to a bucket in "
+            f"{aws.region} (aws s3 mb s3://NAME --region {aws.region})")
+
+
+def bucket_region(aws: _Aws, bucket: str) -> str | None:
+    """The region of ``bucket`` (GetBucketLocation), None when we may not ask (or
+    it does not exist: reading it says so)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        loc = aws.s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    except ClientError as e:
+        if _code(e) in ("403", "AccessDenied", "AllAccessDisabled", "404", "NoSuchBucket"):
+            return None
+        raise
+    # us-east-1 answers no constraint; old buckets in eu-west-1 answer "EU"
+    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(loc, loc)
+
+
+def caller_principal(aws: _Aws) -> str:
+    """The IAM principal of the credentials in use, as a trust policy names it:
+    a user's ARN, or the role ARN of an assumed-role session."""
+    arn = aws.sts.get_caller_identity()["Arn"]
+    m = re.match(r"arn:([^:]+):sts::(\d+):assumed-role/([^/]+)/", arn)
+    if m:
+        return f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}"
+    return arn
+
+
+def allow_local_tasks(settings: LambdaSettings) -> str:
+    """Let the identity in use assume the function's role (to run tasks on this
+    machine exactly as the function would: the subprocess invoker); returns the
+    role's ARN.  Adds that principal to the role's trust policy once."""
+    aws = _Aws(settings)
+    settings = _with(settings, region=aws.region)
+    return _friendly(_allow_local_tasks)(aws, settings)
+
+
+def _allow_local_tasks(aws: _Aws, settings: LambdaSettings) -> str:
+    from urllib.parse import unquote
+
+    role = aws.iam.get_role(RoleName=settings.role_name)["Role"]
+    doc = role["AssumeRolePolicyDocument"]
+    if isinstance(doc, str):
+        doc = json.loads(unquote(doc))
+    me = caller_principal(aws)
+    have = trusted_principals(doc)
+    if me not in have:
+        aws.iam.update_assume_role_policy(
+            RoleName=settings.role_name,
+            PolicyDocument=json.dumps(role_trust_policy(have + [me])))
+    return role["Arn"]
 
 
 def _role_tags(aws: _Aws, name: str) -> dict[str, str] | None:
@@ -302,10 +381,11 @@ def _ensure_role(aws: _Aws, settings: LambdaSettings, notes: list[str]) -> tuple
             raise AwsSetupError(f"an IAM role named {name!r} exists but sqlmr did not create "
                                 f"it (no tag {TAG_KEY}={TAG_VALUE}); remove or rename it")
         arn = aws.iam.get_role(RoleName=name)["Role"]["Arn"]
-    policy = json.dumps(role_policy(settings, aws.account, aws.region, aws.partition),
-                        sort_keys=True)
-    aws.iam.put_role_policy(RoleName=name, PolicyName=settings.policy_name,
-                            PolicyDocument=policy)
+    from sqlmr.aws import grants
+    # keep what sessions granted (they may be running): grants only grow until undeploy
+    have = grants.granted_locations(grants.current_policy(aws, settings)) if not created \
+        else set()
+    grants._put_policy(aws, settings, grants.policy_for(aws, settings, have))
     return arn, created
 
 
@@ -360,12 +440,25 @@ def _backoff(attempt: int) -> float:
     return step / 2 + random.random() * step / 2
 
 
+# Lambda takes a zip of up to 50 MB inline (CreateFunction's ZipFile); a bigger one
+# is created from its S3 object.
+INLINE_ZIP_BYTES = 50 * 2**20
+
+
+def _code_arg(settings: LambdaSettings, code_key: str, blob: bytes) -> dict:
+    """CreateFunction's ``Code``: the zip itself when small enough (no S3 read by
+    Lambda, so no bucket policy or region in the way), else its S3 object."""
+    if len(blob) <= INLINE_ZIP_BYTES:
+        return {"ZipFile": blob}
+    return {"S3Bucket": settings.bucket, "S3Key": code_key}
+
+
 def _create_function(aws: _Aws, settings: LambdaSettings, name: str, role_arn: str,
-                     code_key: str, runtime_hash: str) -> dict:
+                     code_key: str, runtime_hash: str, blob: bytes = b"") -> dict:
     from botocore.exceptions import ClientError
 
     kwargs = _function_kwargs(settings, role_arn)
-    kwargs.update(FunctionName=name, Code={"S3Bucket": settings.bucket, "S3Key": code_key},
+    kwargs.update(FunctionName=name, Code=_code_arg(settings, code_key, blob),
                   Architectures=[settings.architecture], Publish=False,
                   Tags={TAG_KEY: TAG_VALUE, HASH_TAG: runtime_hash})
     for attempt in range(ROLE_PROPAGATION_ATTEMPTS):
@@ -543,7 +636,7 @@ def deploy(settings: LambdaSettings) -> DeployInfo:
     existing = _get_function(aws, name)
     changed = False
     if existing is None:
-        conf = _create_function(aws, settings, name, role_arn, code_key, rhash)
+        conf = _create_function(aws, settings, name, role_arn, code_key, rhash, blob)
         notes.append(f"created function {name} ({settings.python_runtime}, "
                      f"{settings.architecture}, {settings.memory_mb} MB, {len(blob):,} byte "
                      f"package)")
@@ -558,7 +651,7 @@ def deploy(settings: LambdaSettings) -> DeployInfo:
         if tags.get(HASH_TAG) != rhash or conf.get("Architectures", ["x86_64"]) != \
                 [settings.architecture]:
             conf = aws.lam.update_function_code(
-                FunctionName=name, S3Bucket=settings.bucket, S3Key=code_key,
+                FunctionName=name, **_code_arg(settings, code_key, blob),
                 Architectures=[settings.architecture])
             aws.lam.tag_resource(Resource=conf["FunctionArn"],
                                  Tags={TAG_KEY: TAG_VALUE, HASH_TAG: rhash})

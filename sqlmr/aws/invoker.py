@@ -110,19 +110,50 @@ _REPORT = re.compile(r"REPORT RequestId:[^\n]*?Billed Duration:\s*(\d+)\s*ms"
 
 
 def parse_report(log: str) -> tuple[int | None, int | None]:
-    """(billed ms, max memory MB) from the last REPORT line of a Lambda log tail.
+    """(billed ms, max memory MB) from the last report of a Lambda log tail, in
+    either log format: the text ``REPORT`` line or the JSON ``platform.report``
+    record.  (None, None) when there is none (the caller estimates, never 0).
 
     >>> parse_report("START RequestId: 1\\nREPORT RequestId: 1\\tDuration: 1.50 ms\\t"
     ...              "Billed Duration: 2 ms\\tMemory Size: 1769 MB\\tMax Memory Used: 81 MB\\t")
     (2, 81)
+    >>> parse_report('{"time":"2024-01-01T00:00:00Z","type":"platform.report","record":'
+    ...              '{"requestId":"1","metrics":{"durationMs":1.5,"billedDurationMs":2,'
+    ...              '"memorySizeMB":1769,"maxMemoryUsedMB":81}}}')
+    (2, 81)
     >>> parse_report("no report here")
     (None, None)
     """
-    found = _REPORT.findall(log or "")
-    if not found:
-        return None, None
-    billed, mem = found[-1]
-    return int(billed), (int(mem) if mem else None)
+    best: tuple[int, int | None] | None = None
+    at = -1
+    for m in _REPORT.finditer(log or ""):
+        best, at = (int(m.group(1)), int(m.group(2)) if m.group(2) else None), m.start()
+    for start, metrics in _json_reports(log or ""):
+        billed = metrics.get("billedDurationMs")
+        if isinstance(billed, (int, float)) and start > at:
+            mem = metrics.get("maxMemoryUsedMB")
+            best = (int(billed), int(mem) if isinstance(mem, (int, float)) else None)
+            at = start
+    return best if best is not None else (None, None)
+
+
+def _json_reports(log: str) -> list[tuple[int, dict]]:
+    """(offset, metrics) of each JSON-format ``platform.report`` line."""
+    out = []
+    offset = 0
+    for line in log.splitlines(keepends=True):
+        text = line.strip()
+        if text.startswith("{") and "platform.report" in text:
+            try:
+                rec = json.loads(text)
+            except ValueError:
+                rec = None
+            if isinstance(rec, dict) and rec.get("type") == "platform.report":
+                metrics = (rec.get("record") or {}).get("metrics") or {}
+                if isinstance(metrics, dict):
+                    out.append((offset, metrics))
+        offset += len(line)
+    return out
 
 
 def remote_traceback(payload: Any, log_tail: str = "") -> str:
@@ -156,6 +187,17 @@ def error_message(payload: Any, function_error: str | None) -> str:
     return f"function error ({function_error})" if function_error else "invalid response"
 
 
+def probe_with(invoker: Any, uris: list[str]) -> dict[str, str]:
+    """Ask the function (through ``invoker``) whether its role can read ``uris``:
+    the ones it cannot, each with the error it got ({} when all are readable).
+    A probe that does not run at all raises :class:`InvokeError`."""
+    r = invoker.invoke({"probe": list(uris)})
+    if r.function_error or not isinstance(r.payload, dict) or "probe" not in r.payload:
+        raise InvokeError("the access probe failed: " + error_message(r.payload,
+                                                                      r.function_error))
+    return {u: e for u, e in r.payload["probe"].items() if e}
+
+
 # --------------------------------------------------------------------------- boto3
 
 class BotoInvoker:
@@ -185,6 +227,10 @@ class BotoInvoker:
 
     def use_function(self, function_name: str) -> None:
         self.function_name = function_name
+
+    def probe(self, uris: list[str]) -> dict[str, str]:
+        """The ``uris`` the function's role cannot read (see :func:`probe_with`)."""
+        return probe_with(self, uris)
 
     def invoke(self, event: dict) -> InvokeResult:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -276,6 +322,46 @@ _out.flush()
 """
 
 _ENV_PASS = ("HOME", "PATH", "TMPDIR", "SYSTEMROOT")
+# Where, not who: what a task run as the role keeps of this process's AWS variables.
+_AWS_PLACE = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_USE_FIPS_ENDPOINT",
+              "AWS_USE_DUALSTACK_ENDPOINT", "AWS_CA_BUNDLE")
+# AssumeRole right after the role's trust policy changed fails until IAM has it.
+ASSUME_ROLE_WAIT_S = 60.0
+_sleep = time.sleep
+
+
+def assume_role(role_arn: str, wait_s: float | None = None, region: str | None = None) -> dict:
+    """Temporary credentials of ``role_arn`` for this process's identity
+    (``{"key", "secret", "token", "expires"}``), retried with backoff while IAM
+    does not yet let it (up to ``wait_s``, default :data:`ASSUME_ROLE_WAIT_S`)."""
+    import random
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    wait_s = ASSUME_ROLE_WAIT_S if wait_s is None else wait_s
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    sts = boto3.session.Session(region_name=region or None).client("sts")
+    waited, step = 0.0, 0.5
+    while True:
+        try:
+            c = sts.assume_role(RoleArn=role_arn, RoleSessionName="sqlmr-subprocess-tasks",
+                                DurationSeconds=3600)["Credentials"]
+            return {"key": c["AccessKeyId"], "secret": c["SecretAccessKey"],
+                    "token": c["SessionToken"], "expires": c["Expiration"].timestamp()}
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code != "AccessDenied" or waited >= wait_s:
+                raise InvokeError(
+                    f"cannot run tasks as the function's role {role_arn} ({code}: "
+                    f"{e.response.get('Error', {}).get('Message', '')}): the subprocess "
+                    f"invoker needs sts:AssumeRole on it, and the role must trust this "
+                    f"identity (the Lambda backend adds it to the role's trust policy, "
+                    f"which needs iam:UpdateAssumeRolePolicy)", retryable=False) from e
+            delay = min(step, wait_s - waited) * (0.5 + random.random() / 2)
+            _sleep(delay)
+            waited += delay
+            step = min(step * 2, 8.0)
 _package_lock = threading.Lock()
 _package_dirs: dict[str, str] = {}
 
@@ -302,8 +388,11 @@ class SubprocessInvoker:
 
     * only the extracted package is added to ``sys.path`` (``python -I``: no
       user site, no ``PYTHON*`` variables, no current directory);
-    * the child gets the AWS variables of this process (``AWS_ENDPOINT_URL``,
-      credentials, region — a moto server in tests) and Lambda's own;
+    * with a role (``role_arn``, or :meth:`use_role`; the Lambda backend gives
+      the function's), the child gets that role's temporary credentials
+      (``sts:AssumeRole``), the region and endpoints, and no other credentials,
+      so it may do exactly what the function may; without one, the AWS
+      variables of this process;
     * a failure comes back as Lambda's ``{"errorMessage", "errorType",
       "stackTrace"}`` with ``FunctionError: "Unhandled"``; a task still running
       after ``timeout_s`` is killed and reported as ``Sandbox.Timedout``, "Task
@@ -319,8 +408,12 @@ class SubprocessInvoker:
 
     def __init__(self, *, timeout_s: float = 900, memory_mb: int = 1769,
                  max_concurrency: int | None = None, python: str | None = None,
-                 function_name: str = "sqlmr-runtime-local") -> None:
+                 function_name: str = "sqlmr-runtime-local",
+                 role_arn: str | None = None) -> None:
         self.timeout_s = timeout_s
+        self.role_arn = role_arn
+        self.region: str | None = None
+        self._credentials: dict | None = None
         self.memory_mb = memory_mb
         self.max_concurrency = max_concurrency or os.cpu_count() or 1
         self.python = python or sys.executable
@@ -332,9 +425,44 @@ class SubprocessInvoker:
     def use_function(self, function_name: str) -> None:
         self.function_name = function_name
 
+    def use_role(self, role_arn: str | None, region: str | None = None) -> None:
+        """Run tasks with the credentials of ``role_arn`` (the function's role),
+        obtained by ``sts:AssumeRole`` (in ``region``) with this process's credentials."""
+        with self._lock:
+            self.region = region or self.region
+            if role_arn != self.role_arn:
+                self.role_arn = role_arn
+                self._credentials = None
+
+    def probe(self, uris: list[str]) -> dict[str, str]:
+        """The ``uris`` the function's role cannot read (see :func:`probe_with`)."""
+        return probe_with(self, uris)
+
+    def role_credentials(self) -> dict[str, str] | None:
+        """The role's temporary credentials (renewed 5 minutes before they expire),
+        or None when no role is set."""
+        with self._lock:
+            if self.role_arn is None:
+                return None
+            creds = self._credentials
+            if creds is None or creds["expires"] - time.time() < 300:
+                creds = self._credentials = assume_role(self.role_arn, region=self.region)
+            return creds
+
     def _env(self, request_id: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k.startswith("AWS_") and not k.startswith("AWS_LAMBDA_")}
+        role = self.role_credentials()
+        if role is None:  # no role: the caller's own AWS environment
+            env = {k: v for k, v in os.environ.items()
+                   if k.startswith("AWS_") and not k.startswith("AWS_LAMBDA_")}
+        else:  # as on Lambda: the role's credentials and nothing else
+            env = {k: v for k, v in os.environ.items()
+                   if k.startswith("AWS_ENDPOINT_URL") or k in _AWS_PLACE}
+            env.update({"AWS_ACCESS_KEY_ID": role["key"],
+                        "AWS_SECRET_ACCESS_KEY": role["secret"],
+                        "AWS_SESSION_TOKEN": role["token"],
+                        "AWS_CONFIG_FILE": os.devnull,
+                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                        "AWS_EC2_METADATA_DISABLED": "true"})
         env.update({k: os.environ[k] for k in _ENV_PASS if k in os.environ})
         env.update({
             "LAMBDA_TASK_ROOT": self.package_dir,

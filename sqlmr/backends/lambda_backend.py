@@ -8,8 +8,13 @@ where a task runs and what can go wrong on the way:
   (or found) by :func:`sqlmr.aws.deploy.ensure_deployed` before the first task;
   if it vanishes mid-job (``ResourceNotFoundException``: undeployed, or replaced
   by a deploy of another runtime version) it is deployed again and the task
-  re-sent.  The function's role is granted read access to the folders of the
-  S3 objects a job reads (:mod:`sqlmr.aws.grants`) before its tasks run.
+  re-sent.  Before a job's first task, every object it reads (all stages,
+  broadcast sides included: :meth:`LambdaBackend.prepare_inputs`) must be on S3
+  in the function's region; its table is granted to the function's role
+  (:mod:`sqlmr.aws.grants`, one location per table) and the function is asked
+  (a probe invocation) until it can read it, with backoff up to
+  :data:`POLICY_PROPAGATION_S`.  With the subprocess invoker, tasks run with the
+  role's credentials (:meth:`SubprocessInvoker.use_role`).
 * **Concurrency cap.**  At most ``concurrency`` invocations in flight (setting,
   default 1,000: Lambda's default per-region limit).  A throttle (429) halves
   the current limit (once per round of invocations), each success raises it by
@@ -44,7 +49,9 @@ where a task runs and what can go wrong on the way:
   finish in the cloud and write only under the job's scratch prefix, which the
   driver deletes (and the bucket's lifecycle rule expires).
 * **Billing.**  Each accepted result carries ``billing``: the billed
-  milliseconds (from each invocation's REPORT line) and invocations of every
+  milliseconds (from each invocation's report, text ``REPORT`` line or JSON
+  ``platform.report``; an invocation without one is billed its wall time and
+  counted as ``estimated``) and invocations of every
   attempt of that task, the function's memory and architecture, so the driver
   reports billed GB-s rather than an estimate.
 """
@@ -82,8 +89,9 @@ from sqlmr.backends.invoke_threads import InvokeThreads
 from sqlmr.config import Settings
 
 
-# After the function's policy grants a new table location: time for IAM to apply it.
-POLICY_PROPAGATION_S = 10.0
+# After the function's policy grants a new table location: how long to keep probing
+# (with backoff) for IAM to apply it before the job fails naming the location.
+POLICY_PROPAGATION_S = 60.0
 # Errors of a task that a retry cannot fix: the input, not the machine
 FINAL_ERRORS = frozenset({"InputError"})
 
@@ -158,7 +166,7 @@ def lambda_overrides(settings: Settings) -> dict[str, Any]:
 class _Task:
     __slots__ = ("index", "event", "next_attempt", "running", "accepted", "accepted_attempt",
                  "failures", "last_error", "throttles", "throttled_since", "billed_ms",
-                 "invocations", "max_memory_mb", "speculated", "s3_other")
+                 "invocations", "max_memory_mb", "speculated", "s3_other", "estimated")
 
     def __init__(self, index: int, event: Event) -> None:
         self.index = index
@@ -176,6 +184,7 @@ class _Task:
         self.max_memory_mb = 0
         self.speculated = False
         self.s3_other: dict[str, int] = {}   # S3 requests of attempts not accepted
+        self.estimated = 0      # invocations without a parsable report: time estimated
 
 
 class LambdaBackend:
@@ -208,7 +217,8 @@ class LambdaBackend:
         self._info: Any = None
         self._prepared_for: LambdaSettings | None = None
         self._bucket_checked = False
-        self._granted: set[str] = set()    # table folders the function may read
+        self._granted: set[str] = set()    # table locations the function may read
+        self._regions: dict[str, str | None] = {}   # table bucket → its region
         self._slots = 0                    # invocations the descriptors allow at once
         self._threads: InvokeThreads | None = None
         self.lambda_settings = self._resolve()
@@ -249,21 +259,94 @@ class LambdaBackend:
         self._invoker = self._injected or self._make_invoker(ls)
         if self._info is not None and hasattr(self._invoker, "use_function"):
             self._invoker.use_function(self._info.function_name)
+        if self._info is not None and hasattr(self._invoker, "use_role"):
+            # tasks on this machine run as the function's role, as on Lambda
+            from sqlmr.aws import deploy
+            self._invoker.use_role(deploy.allow_local_tasks(ls), self._info.region)
         self._prepared_for = ls
 
+    def prepare_inputs(self, splits: list[dict]) -> None:
+        """Before a job's first task: every object it will read (all stages, broadcast
+        sides included) is on S3, in the function's region, granted to its role and
+        readable by it; otherwise fail now, naming the location."""
+        _check_splits(splits)
+        if not any(storage.is_s3(sp["uri"]) for sp in splits):
+            return
+        self._prepare()
+        self._grant_splits(splits)
+
     def _grant(self, events: list[Event]) -> None:
-        """Let the function read the objects these tasks read (once per folder)."""
+        """Let the function read the objects these tasks read (see _grant_splits)."""
+        self._grant_splits(_splits_of(events))
+
+    def _grant_splits(self, splits: list[dict]) -> None:
+        """Grant the function's role the tables of ``splits`` (one location per table),
+        check their region, then probe until it can read them (bounded backoff)."""
         if not self._deploy:
             return
         from sqlmr.aws import grants
-        uris = {p["uri"] for e in events for p in e["input"].get("splits") or []}
-        new = [u for u in uris if not grants.covered(u, self._granted)]
+        roots = grants.table_roots(splits)
+        new = {u: loc for u, loc in roots.items() if not grants.covered(loc, self._granted)}
         if not new:
             return
-        added = grants.ensure_table_access(self.lambda_settings, new)
-        self._granted.update(grants.folder_of(u) for u in new)
-        if added:
-            self._sleep(POLICY_PROPAGATION_S)  # IAM is eventually consistent
+        ls = self.lambda_settings
+        self._check_regions({grants._split(u)[0] for u in new})
+        if ls.grants == "off":
+            self._check_granted(new)
+        else:
+            grants.ensure_table_access(ls, list(new), new)
+        sample: dict[str, str] = {}
+        for u, loc in sorted(new.items()):
+            sample.setdefault(loc, u)          # one object per location to probe
+        if hasattr(self._invoker, "probe"):
+            grants.wait_until_readable(
+                self._probe, sorted(sample.values()), POLICY_PROPAGATION_S,
+                regrant=None if ls.grants == "off" else
+                (lambda: grants.ensure_table_access(ls, list(new), new)),
+                sleep=self._sleep)
+        self._granted.update(sample)
+
+    def _probe(self, uris: list[str]) -> dict[str, str]:
+        """The function's answer to "can you read these?"; a throttled probe is asked
+        again like a denied one (after the backoff)."""
+        try:
+            return self._invoker.probe(uris)
+        except Throttled as e:
+            return {u: f"throttled: {e}" for u in uris}
+
+    def _check_granted(self, new: dict[str, str]) -> None:
+        """With grants off: every location must be in the role's policy already."""
+        from sqlmr.aws import deploy, grants
+        aws = deploy._Aws(self.lambda_settings)
+        have = grants.granted_locations(deploy._friendly(grants.current_policy)(
+            aws, dataclasses.replace(self.lambda_settings, region=aws.region)))
+        outside = sorted({loc for loc in new.values() if not grants.covered(loc, have)})
+        if outside:
+            raise grants.GrantError(
+                f"the function's role may not read {', '.join(outside)} (outside the table "
+                f"locations it is granted, and SQLMR_LAMBDA_GRANTS=off): add them to "
+                f"SQLMR_TABLE_LOCATIONS and run sqlmr lambda deploy, or unset "
+                f"SQLMR_LAMBDA_GRANTS to let sqlmr grant tables as it reads them")
+
+    def _check_regions(self, buckets: set[str]) -> None:
+        """Tables are read in the function's region only: reading another region's
+        bucket costs data transfer the cost line would not show, so it is refused."""
+        from sqlmr.aws import deploy
+        todo = sorted(b for b in buckets if b not in self._regions)
+        if not todo:
+            return
+        aws = deploy._Aws(self.lambda_settings)
+        for b in todo:
+            self._regions[b] = deploy._friendly(deploy.bucket_region)(aws, b)
+        far = [(b, self._regions[b]) for b in sorted(buckets)
+               if self._regions[b] not in (None, aws.region)]
+        if far:
+            b, where = far[0]
+            raise AwsSetupError(
+                f"the table bucket s3://{b} is in {where} but the function runs in "
+                f"{aws.region}; sqlmr does not read across regions (data transfer is billed "
+                f"per GB): copy the table to a bucket in {aws.region} (aws s3 sync), or run "
+                f"with AWS_REGION={where} and a job bucket there")
 
     def _make_invoker(self, ls: LambdaSettings) -> Any:
         from sqlmr.aws import invoker
@@ -342,16 +425,29 @@ class LambdaBackend:
         self._prepared_for = None
 
 
+def _splits_of(events: list[Event]) -> list[dict]:
+    """Every object split these tasks read: their inputs and broadcast sides."""
+    out: list[dict] = []
+    for e in events:
+        out += e["input"].get("splits") or []
+        for spec in ((e.get("params") or {}).get("broadcast") or {}).values():
+            out += spec.get("splits") or []
+    return out
+
+
 def _check_inputs(events: list[Event]) -> None:
     """Lambda reads tables from S3 only: say so before invoking anything."""
-    for e in events:
-        for part in e["input"].get("splits") or []:
-            if not storage.is_s3(part["uri"]):
-                table = part.get("table") or "?"
-                raise AwsSetupError(
-                    f"table '{table}' is on this machine ({part['uri']}); Lambda tasks read "
-                    f"tables from S3: upload it (aws s3 sync) and CREATE EXTERNAL TABLE … "
-                    f"LOCATION 's3://…', or run with --backend local")
+    _check_splits(_splits_of(events))
+
+
+def _check_splits(splits: list[dict]) -> None:
+    for part in splits:
+        if not storage.is_s3(part["uri"]):
+            table = part.get("table") or "?"
+            raise AwsSetupError(
+                f"table '{table}' is on this machine ({part['uri']}); Lambda tasks read "
+                f"tables from S3: upload it (aws s3 sync) and CREATE EXTERNAL TABLE … "
+                f"LOCATION 's3://…', or run with --backend local")
 
 
 class _Run:
@@ -531,6 +627,7 @@ class _Run:
                             "memory_mb": self.memory_mb, "architecture": self.architecture,
                             "max_memory_mb": t.max_memory_mb, "attempts": t.next_attempt,
                             "failures": t.failures, "s3_other": t.s3_other,
+                            "estimated": t.estimated,
                             # AWS's own billed durations, or a local invoker's wall time
                             "billed": bool(getattr(self.b._invoker, "bills", False))}
             self.report.billed_ms += t.billed_ms
@@ -599,7 +696,11 @@ class _Run:
                   now: float) -> None:
         self.report.invocations += 1
         task.invocations += 1
-        task.billed_ms += r.billed_ms or 0
+        if r.billed_ms is None:  # no report in the log: bill the wall time, say so
+            task.estimated += 1
+            task.billed_ms += max(1, math.ceil((now - started) * 1000))
+        else:
+            task.billed_ms += r.billed_ms
         task.max_memory_mb = max(task.max_memory_mb, r.max_memory_mb or 0)
         payload = r.payload
         ok = (r.function_error is None and isinstance(payload, dict)
