@@ -29,8 +29,10 @@ for local files.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +40,8 @@ from typing import Any, Callable, Iterator
 
 import boto3
 from botocore.config import Config
+
+from runtime.storage import MARKER, manifest_bytes, parse_manifest
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -66,6 +70,10 @@ UPLOAD_THREADS = 4
 MAX_PARTS = 10_000
 # DeleteObjects takes at most 1,000 keys per request.
 DELETE_BATCH = 1000
+# CopyObject copies objects up to 5 GiB; larger ones are copied part by part
+# (UploadPartCopy), in parts of COPY_PART_SIZE (at most 5 GiB each).
+COPY_LIMIT = 5 * 1024 ** 3
+COPY_PART_SIZE = 512 * 1024 * 1024
 
 # Backoff: attempt n (0-based) sleeps uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**n)).
 # A request is retried until RETRY_PATIENCE_S have passed since it was first
@@ -384,8 +392,10 @@ def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[
 
     ``s3://b/dir`` is the object ``dir`` if it exists, else the prefix ``dir/``.
     Keys with a path part starting with ``_`` or ``.`` (relative to the prefix) and
-    folder markers (keys ending in ``/``) are skipped.  Raises FileNotFoundError
-    when nothing at all exists there.  ``stamps`` (when given) gets each
+    folder markers (keys ending in ``/``) are skipped, and so is, in a folder
+    holding sqlmr's ``_SUCCESS`` manifest, every file it does not name (see
+    :func:`_listed_by_manifests`).  Raises FileNotFoundError when nothing at
+    all exists there.  ``stamps`` (when given) gets each
     object's ETag, to read exactly that version later.
     """
     bucket, key = split_uri(uri)
@@ -398,23 +408,123 @@ def list_files(uri: str, stamps: dict[str, object] | None = None) -> list[tuple[
         prefix = key + "/"
     else:
         prefix = key
+    for attempt in range(MANIFEST_ATTEMPTS):
+        objects = list(_list(bucket, prefix, uri))
+        if not objects:
+            if prefix and not _bucket_exists(bucket):
+                raise _missing(uri, bucket)
+            raise FileNotFoundError(f"no such file or folder: {uri}")
+        listed = _listed_by_manifests(bucket, prefix, objects)
+        if listed is not None:
+            break
+        _sleep(backoff_delay(attempt))  # a commit is under way: list again
+    else:
+        from runtime.storage import InputError
+        raise InputError(f"{uri}: its _SUCCESS manifest names files that are not there "
+                         f"(listed {MANIFEST_ATTEMPTS} times): something other than sqlmr "
+                         f"deleted them; write the folder again")
     out: list[tuple[str, int]] = []
-    seen_any = False
-    for obj in _list(bucket, prefix, uri):
-        seen_any = True
+    for obj in objects:
         k = obj["Key"]
         rel = k[len(prefix):]
-        if not rel or k.endswith("/") or _hidden(rel):
+        if not rel or k.endswith("/") or _hidden(rel) or not listed(rel):
             continue
         out.append((_uri(bucket, k), int(obj["Size"])))
         if stamps is not None and obj.get("ETag"):
             stamps[out[-1][0]] = obj["ETag"]
-    if not seen_any:
-        if prefix and not _bucket_exists(bucket):
-            raise _missing(uri, bucket)
-        raise FileNotFoundError(f"no such file or folder: {uri}")
     out.sort()
     return out
+
+
+# A listing that disagrees with a manifest is taken again this many times.
+MANIFEST_ATTEMPTS = 6
+
+
+def _listed_by_manifests(bucket: str, prefix: str,
+                         objects: list[dict]) -> Callable[[str], bool] | None:
+    """Which keys (relative to ``prefix``) a reader takes, given sqlmr's
+    ``_SUCCESS`` manifests among ``objects``: in a folder holding one, only
+    the files it names (a commit copies new files in under new names, writes
+    the manifest last, then deletes the old files, so a reader sees the old
+    or the new table whole, never a mix).  Empty markers (Hadoop, Spark) and
+    markers sqlmr did not write change nothing.  None when a manifest names a
+    file the listing lacks: the listing predates a commit, list again."""
+    present = {o["Key"][len(prefix):] for o in objects}
+    children: dict[str, list[str]] = {}
+    for rel in present:
+        folder, _, name = rel.rpartition("/")
+        children.setdefault(folder, []).append(name)
+    folders: dict[str, set[str]] = {}
+    for o in objects:
+        rel = o["Key"][len(prefix):]
+        folder, _, name = rel.rpartition("/")
+        if name != MARKER or not int(o.get("Size") or 0) or _hidden(folder):
+            continue
+        names = _manifest_names(bucket, o, children.get(folder, []))
+        if names is None:
+            continue
+        base = folder + "/" if folder else ""
+        if any(base + n not in present for n in names):
+            return None
+        folders[base] = {base + n for n in names}
+    if not folders:
+        return lambda rel: True
+
+    def listed(rel: str) -> bool:
+        base = max((f for f in folders if rel.startswith(f)), key=len, default=None)
+        return base is None or rel in folders[base]
+    return listed
+
+
+# The files of an S3 commit: part-<index>-<commit token> (sqlmr.table_writes)
+COMMITTED_PART = re.compile(r"part-(\d{5,})-([0-9a-f]{8})")
+
+
+def _md5(data: bytes) -> str:
+    try:
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+    except TypeError:  # pragma: no cover - Python < 3.9
+        return hashlib.md5(data).hexdigest()
+
+
+def _manifest_names(bucket: str, marker: dict, siblings: list[str]) -> list[str] | None:
+    """The files the ``_SUCCESS`` object ``marker`` (a listing entry) names.
+
+    Its text is fixed by the files of one commit, so when the listing's ETag
+    (the MD5 of a plainly or SSE-S3 stored object) is that of the manifest of
+    the ``part-NNNNN-<token>`` files of one token among ``siblings``, those
+    are the files, and the driver needs no s3:GetObject on the table (it has
+    none where the function alone may read).  Otherwise the marker is read."""
+    etag = str(marker.get("ETag") or "").strip('"')
+    by_token: dict[str, list[tuple[int, str]]] = {}
+    for name in siblings:
+        m = COMMITTED_PART.fullmatch(name)
+        if m:
+            by_token.setdefault(m.group(2), []).append((int(m.group(1)), name))
+    candidates = [[n for _, n in sorted(parts)] for parts in by_token.values()] + [[]]
+    for names in candidates:
+        if _md5(manifest_bytes(names)) == etag:
+            return names
+    uri = _uri(bucket, marker["Key"])
+    try:
+        return parse_manifest(read_range(uri))
+    except StorageError as e:
+        from runtime.storage import InputError
+        raise InputError(f"cannot read sqlmr's manifest {uri}, which says which files "
+                         f"belong to the folder: {e}") from None
+
+
+def folder_manifest(uri: str) -> list[str] | None:
+    """The files sqlmr's ``_SUCCESS`` manifest at the top of the folder
+    ``uri`` names (None: no such manifest), from a listing (see
+    :func:`_manifest_names`)."""
+    bucket, key = split_uri(uri)
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+    objects = [o for o in _list(bucket, prefix, uri) if "/" not in o["Key"][len(prefix):]]
+    marker = next((o for o in objects if o["Key"][len(prefix):] == MARKER), None)
+    if marker is None or not int(marker.get("Size") or 0):
+        return None
+    return _manifest_names(bucket, marker, [o["Key"][len(prefix):] for o in objects])
 
 
 def _range_header(start: int, end: int | None) -> str:
@@ -580,6 +690,75 @@ def write_file(uri: str, local_path: str) -> None:
         _multipart(bucket, key, uri, total, read_part, threads=UPLOAD_THREADS)
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- copying
+
+def copy(src: str, dst: str, size: int | None = None) -> str:
+    """Copy the object ``src`` to ``dst`` inside S3 (no byte passes through
+    this process): CopyObject up to COPY_LIMIT, a multipart upload of
+    UploadPartCopy ranges above it.  Returns the new object's ETag."""
+    sb, sk = split_uri(src)
+    db, dk = split_uri(dst)
+    if not dk or dk.endswith("/"):
+        raise ValueError(f"not an object URI: {dst!r}")
+    if size is None:
+        head = _head(sb, sk, src)
+        if head is None:
+            raise FileNotFoundError(f"no such S3 object: {src}")
+        size = int(head["ContentLength"])
+    source = {"Bucket": sb, "Key": sk}
+    if size <= COPY_LIMIT:
+        resp = _call(lambda: client().copy_object(Bucket=db, Key=dk, CopySource=source),
+                     f"copying {src} to {dst}", db)
+        return str(resp.get("CopyObjectResult", {}).get("ETag", ""))
+    return _multipart_copy(source, db, dk, dst, size)
+
+
+def _copy_part_size(total: int) -> int:
+    """Parts of COPY_PART_SIZE, grown if needed to stay within 10,000 parts
+    (never above 5 GiB: S3's largest part)."""
+    return min(max(COPY_PART_SIZE, 5 * 1024 * 1024, -(-total // MAX_PARTS)), 5 * 1024 ** 3)
+
+
+def _multipart_copy(source: dict, bucket: str, key: str, uri: str, total: int) -> str:
+    """Copy ``total`` bytes of ``source`` to ``bucket/key`` by UploadPartCopy."""
+    psize = _copy_part_size(total)
+    offsets = list(range(0, total, psize))
+    what = f"copying s3://{source['Bucket']}/{source['Key']} to {uri}"
+    up = _call(lambda: client().create_multipart_upload(Bucket=bucket, Key=key), what, bucket)
+    upload_id = up["UploadId"]
+
+    def put(i: int) -> dict:
+        off = offsets[i]
+        last = min(off + psize, total) - 1
+        resp = _call(lambda: client().upload_part_copy(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=i + 1,
+            CopySource=source, CopySourceRange=f"bytes={off}-{last}"), what, bucket)
+        return {"PartNumber": i + 1, "ETag": resp["CopyPartResult"]["ETag"]}
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(offsets))) as pool:
+            parts = list(pool.map(put, range(len(offsets))))
+        resp = _call(lambda: client().complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}),
+            what, bucket)
+        return str(resp.get("ETag", ""))
+    except BaseException:
+        try:
+            client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            pass  # the lifecycle rule's AbortIncompleteMultipartUpload cleans up leftovers
+        raise
+
+
+def delete_keys(uri: str, names: list[str]) -> None:
+    """Delete the objects ``names`` (relative to the prefix ``uri``); missing is fine."""
+    bucket, key = split_uri(uri)
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+    keys = [prefix + n for n in names]
+    for i in range(0, len(keys), DELETE_BATCH):
+        _delete_batch(bucket, keys[i:i + DELETE_BATCH], uri)
 
 
 # --------------------------------------------------------------------------- deleting

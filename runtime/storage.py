@@ -22,6 +22,37 @@ from typing import Iterator
 from urllib.parse import unquote
 
 CHUNK = 1 << 20  # bytes per read when streaming a range
+# The marker a sqlmr write leaves last in the folder it wrote: a JSON manifest
+# naming its files (on S3 a reader takes only those, see runtime.s3.list_files).
+# Defined in runtime.s3 (imported lazily there); the same text here.
+MARKER = "_SUCCESS"
+WRITER = "sqlmr"
+
+
+def manifest_bytes(names: list[str]) -> bytes:
+    """The text of a ``_SUCCESS`` manifest naming ``names``."""
+    import json
+    return (json.dumps({"writer": WRITER, "files": names}) + "\n").encode()
+
+
+def parse_manifest(data: bytes) -> list[str] | None:
+    """The files a ``_SUCCESS`` manifest names; None for any other marker
+    (Hadoop's and Spark's are empty).
+
+    >>> parse_manifest(manifest_bytes(["part-00000"])), parse_manifest(b"")
+    (['part-00000'], None)
+    """
+    import json
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("writer") != WRITER:
+        return None
+    files = doc.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return files
 
 
 def is_s3(uri: str) -> bool:
@@ -413,6 +444,29 @@ def write_file(uri: str, local_path: str) -> None:
     tmp = path + ".tmp-" + str(os.getpid())
     shutil.copyfile(local_path, tmp)
     os.replace(tmp, path)
+
+
+def copy(src: str, dst: str) -> None:
+    """Copy an object: inside S3 when both are there (nothing passes through
+    this process), else by streaming it."""
+    if is_s3(src) and is_s3(dst):
+        _s3().copy(src, dst)
+        return
+    if not is_s3(dst):
+        path = to_path(dst)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = path + ".tmp-" + str(os.getpid())
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in iter_range(src):
+                    f.write(chunk)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return
+    write_file(dst, to_path(src))
 
 
 def delete_prefix(uri: str) -> None:

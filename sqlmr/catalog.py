@@ -468,10 +468,18 @@ def warehouse_dir() -> Path:
     return config.home() / "warehouse"
 
 
-def warehouse_location(name: str) -> str:
+def warehouse_location(name: str, root: str | None = None) -> str:
     """Where ``CREATE TABLE name AS SELECT`` writes when no LOCATION is given:
     ``$SQLMR_HOME/warehouse/<name>``, always a folder directly inside the
-    warehouse (checked on the resolved path, so a symlink cannot lead out)."""
+    warehouse (checked on the resolved path, so a symlink cannot lead out);
+    ``root`` (the Lambda backend's ``s3://$SQLMR_BUCKET/sqlmr/warehouse/``):
+    ``<root>/<name>`` instead.
+
+    >>> warehouse_location("Sales", "s3://b/sqlmr/warehouse/")
+    's3://b/sqlmr/warehouse/sales'
+    """
+    if root is not None:
+        return storage.join(root, check_table_name(name).lower())
     folder = warehouse_dir() / check_table_name(name).lower()
     if not _is_managed_folder(str(folder), name):
         raise SqlError(f"the warehouse folder of table {name} ({folder}) resolves to "
@@ -490,6 +498,7 @@ def _is_managed_folder(path: str, name: str) -> bool:
 
 
 _PART_FILE = re.compile(r"part-\d{5,}")
+_S3_WAREHOUSE = re.compile(r"s3://[^/]+/sqlmr/warehouse/([a-z_][a-z0-9_]*)/?")
 
 
 def delete_managed_files(table: Table) -> bool:
@@ -499,9 +508,14 @@ def delete_managed_files(table: Table) -> bool:
     without LOCATION; an external table's files are never touched), its
     location must resolve to ``<warehouse>/<name>``, and within it only the
     ``part-NNNNN`` files a CREATE TABLE AS commits are deleted; the folder is
-    removed when nothing else is left in it."""
-    if not table.properties.get("managed") or storage.is_s3(table.location):
+    removed when nothing else is left in it.  On S3 the location must be
+    ``s3://<bucket>/sqlmr/warehouse/<name>`` and its ``part-NNNNN-<token>``
+    files and ``_SUCCESS`` manifest are deleted (the manifest first: the files
+    are never listed by a manifest that lost one)."""
+    if not table.properties.get("managed"):
         return False
+    if storage.is_s3(table.location):
+        return _delete_managed_s3(table)
     path = storage.to_path(table.location)
     if not _is_managed_folder(path, table.name) or os.path.islink(path):
         return False
@@ -516,6 +530,20 @@ def delete_managed_files(table: Table) -> bool:
     except OSError:  # something sqlmr did not write is in it: kept
         return False
     return True
+
+
+def _delete_managed_s3(table: Table) -> bool:
+    from runtime import s3
+    m = _S3_WAREHOUSE.fullmatch(table.location)
+    if m is None or m.group(1) != table.name.lower():
+        return False
+    bucket, key = s3.split_uri(table.location)
+    prefix = key.rstrip("/") + "/"
+    names = [o["Key"][len(prefix):] for o in s3._list(bucket, prefix, table.location)]
+    ours = [n for n in names if n == storage.MARKER] + \
+        [n for n in names if s3.COMMITTED_PART.fullmatch(n)]
+    s3.delete_keys(table.location, ours)
+    return len(ours) == len(names)
 
 
 def storage_properties(props: exp.Properties | None, sql: str,

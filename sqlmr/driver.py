@@ -631,12 +631,12 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
     plans = plans or plan_job(job, settings)
     job_id = new_job_id()
     work = storage.join(scratch, job_id) + "/"
-    if not storage.is_s3(work):
-        # reclaim what dead drivers left (cheap: one listing of the claims),
-        # then claim this job's folder before it exists
-        scratch_space.sweep()
-        if not settings.keep_scratch:
-            scratch_space.register(work)
+    # reclaim what dead drivers left (cheap: one listing of the claims; their
+    # S3 staging and half-done commits too), then claim this job's folder
+    # before it exists (S3 job folders expire by the bucket's lifecycle rule)
+    scratch_space.sweep()
+    if not storage.is_s3(work) and not settings.keep_scratch:
+        scratch_space.register(work)
     stats = JobStats(notes=sample_notes(plans), counted=storage.is_s3(work))
     # the driver's requests from here on, and planning's when the caller planned
     if planned_before and plans:

@@ -5,10 +5,12 @@ itself, so every driver process *claims* what it creates: job scratch folders
 under ``$SQLMR_HOME/jobs``, hidden staging folders beside CREATE TABLE AS /
 INSERT targets, and its temporary folder in ``$TMPDIR``.  The claim is one
 file per process, ``$SQLMR_HOME/claims/<pid>-<token>.claim``, listing
-those paths one per line, with an exclusive ``flock`` held for the life of the
-process.  The kernel drops the lock when the process (and any worker that
-inherited the descriptor) is gone, so a claim whose lock can be taken belongs
-to a dead driver: :func:`sweep` removes what it lists.  A live job's claim is
+those paths one per line (and the S3 staging prefixes and commit intents of
+writes to S3, see :mod:`sqlmr.table_writes`; a line ``-<uri>`` releases one
+that is done), with an exclusive ``flock`` held for the life of the process.
+The kernel drops the lock when the process (and any worker that inherited the
+descriptor) is gone, so a claim whose lock can be taken belongs to a dead
+driver: :func:`sweep` removes what it lists (and resolves its commits).  A live job's claim is
 locked, so its files are never touched.
 """
 
@@ -34,6 +36,11 @@ CLAIMS = "claims"  # beside jobs/, which holds only job folders
 # hand-edited claim file must not make sqlmr delete anything else).
 _STAGING = re.compile(r"^(\..+\.sqlmr-staging-[0-9a-f]+|_sqlmr-staging-[0-9a-f]+)$")
 _TEMP = re.compile(r"^sqlmr-tmp-\d+-[0-9a-f]+$")
+# S3 shapes: a staging prefix inside a destination or under the job prefix, and
+# the intent object of a commit (rolled back or forward, never just deleted)
+_S3_STAGING = re.compile(
+    r"^s3://[^/]+/(?:.+/_sqlmr-staging-[0-9a-f]+|sqlmr/jobs/staging-[0-9a-f]+)/$")
+_S3_INTENT = re.compile(r"^s3://[^/]+/.+/_sqlmr-commit-[0-9a-f]+$")
 
 _lock = threading.Lock()
 _claim: "_Claim | None" = None
@@ -75,15 +82,30 @@ def _open_claim() -> _Claim:
 
 
 def register(path_or_uri: str) -> None:
-    """Record that this process owns ``path_or_uri`` (a local folder) until it
-    exits; call it *before* creating the folder.  S3 URIs are not recorded
-    (the Lambda backend's scratch has its own lifecycle rule)."""
-    global _claim
+    """Record that this process owns ``path_or_uri`` (a local folder, or an S3
+    staging prefix or commit intent) until it exits or :func:`release` s it;
+    call it *before* creating it.  Other S3 URIs are not recorded (the Lambda
+    backend's job scratch has its own lifecycle rule)."""
     if storage.is_s3(path_or_uri):
-        return
-    path = os.path.abspath(storage.to_path(path_or_uri).rstrip("/"))
-    if "\n" in path:
+        if not (_S3_STAGING.match(path_or_uri) or _S3_INTENT.match(path_or_uri)):
+            return
+        line = path_or_uri
+    else:
+        line = os.path.abspath(storage.to_path(path_or_uri).rstrip("/"))
+    if "\n" in line:
         return  # cannot be listed one per line; such a name is never made by sqlmr
+    _append(line)
+
+
+def release(uri: str) -> None:
+    """Say that an S3 prefix or intent :func:`register` ed is gone (local
+    folders need not be: their absence is seen)."""
+    if storage.is_s3(uri) and "\n" not in uri:
+        _append("-" + uri)
+
+
+def _append(line: str) -> None:
+    global _claim
     with _lock:
         # a forked child must not append to its parent's claim, nor a claim
         # of another $SQLMR_HOME (tests switch homes within one process)
@@ -91,7 +113,24 @@ def register(path_or_uri: str) -> None:
             if _claim is not None and _claim.pid == os.getpid():
                 os.close(_claim.fd)  # another home: one open claim per process, not one per home
             _claim = _open_claim()
-        os.write(_claim.fd, (path + "\n").encode("utf-8", "surrogateescape"))
+        os.write(_claim.fd, (line + "\n").encode("utf-8", "surrogateescape"))
+
+
+def _pending_s3(listed: list[str]) -> list[str]:
+    """The S3 entries of a claim not released, intents first (a commit is
+    resolved before its staging goes)."""
+    released = {line[1:] for line in listed if line.startswith("-")}
+    out = [line for line in listed if storage.is_s3(line) and line not in released]
+    return sorted(set(out), key=lambda u: (not _S3_INTENT.match(u), u))
+
+
+def _sweep_s3(uri: str) -> None:
+    """Resolve a dead driver's commit intent, or delete its staging prefix."""
+    if _S3_INTENT.match(uri):
+        from sqlmr.table_writes import recover_commit
+        recover_commit(uri)
+    elif _S3_STAGING.match(uri):
+        storage.delete_prefix(uri)
 
 
 def _removable(path: str, home: str) -> bool:
@@ -179,8 +218,16 @@ def sweep(home: str | None = None, unclaimed: bool = False) -> tuple[int, int]:
                 if _removable(p, home) and os.path.lexists(p):
                     size += _remove(p)
                     removed += 1
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+            kept = False
+            for uri in _pending_s3(listed):
+                try:
+                    _sweep_s3(uri)
+                    removed += 1
+                except Exception:  # S3 unreachable now: the claim stays for the next run
+                    kept = True
+            if not kept:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
         finally:
             os.close(fd)
     if unclaimed and os.path.isdir(jobs_dir(home)):
@@ -205,7 +252,7 @@ def _at_exit() -> None:
     with contextlib.suppress(OSError):
         with open(claim.path, encoding="utf-8", errors="surrogateescape") as f:
             listed = [line.rstrip("\n") for line in f if line.strip()]
-        if not any(os.path.lexists(p) for p in listed):
+        if not any(os.path.lexists(p) for p in listed) and not _pending_s3(listed):
             os.unlink(claim.path)
 
 

@@ -43,6 +43,7 @@ from sqlmr.transform import (has_transform, innermost_first, output_columns,
 from sqlmr.render import plural
 from sqlmr.table_writes import check_empty, check_protected_folder, check_table_overlap
 from sqlmr.table_writes import commit as _commit
+from sqlmr.table_writes import discard as _discard
 from sqlmr.table_writes import replaced_contents
 from sqlmr.table_writes import staging_for as _staging
 from sqlmr.table_writes import write_rows as _write_rows
@@ -129,6 +130,16 @@ class Session:
         if self.settings.backend == "lambda":
             return self.backend().scratch  # type: ignore[attr-defined]
         return storage.to_uri(str(config.home() / "jobs"))
+
+    def _warehouse(self, name: str) -> str:
+        """Where a CREATE TABLE AS without LOCATION writes: on the Lambda
+        backend ``s3://$SQLMR_BUCKET/sqlmr/warehouse/<name>`` (its tasks cannot
+        reach this machine), else ``$SQLMR_HOME/warehouse/<name>``."""
+        if self.settings.backend == "lambda":
+            ls = getattr(self.backend(), "lambda_settings", None)
+            if ls is not None and ls.bucket:
+                return warehouse_location(name, ls.warehouse_uri())
+        return warehouse_location(name)
 
     def close(self) -> None:
         self._drop_transient()
@@ -351,7 +362,7 @@ class Session:
             if has_transform(tree):
                 raise UnsupportedError("EXPLAIN of a TRANSFORM query (it would run the "
                                        "command to plan the rest)", inner, 0)
-            query, move = _write_target(tree, inner, self.base_dir)
+            query, move = _write_target(tree, inner, self.base_dir, self._warehouse)
             job = self.compile(inner, query)
         except SqlError as e:
             if e.sql == inner:
@@ -382,8 +393,10 @@ class Session:
             how = ("the final tasks write text files" if job.limit is None and not job.sorted
                    else "the driver writes the merged rows as one text file")
             # a function replacement: the user's path is text, never a regex template
-            moved = (f"  Stage: Stage-0\n    Move Operator ({how} into a hidden staging "
-                     f"folder, committed to {move})")
+            where = ("a staging prefix under the job's scratch" if self.settings.backend == "lambda"
+                     else "a hidden staging folder")
+            moved = (f"  Stage: Stage-0\n    Move Operator ({how} into {where}, "
+                     f"committed to {move})")
             message = re.sub(r"  Stage: Stage-0\n    Fetch Operator[^\n]*", lambda _: moved,
                              message)
         return StatementResult("explain", text, message=message)
@@ -418,12 +431,13 @@ class Session:
             raise SqlError(f"table '{name}' already exists", text, _start(target),
                            "DROP TABLE it first, or use CREATE TABLE IF NOT EXISTS")
         managed = location is None
-        uri = warehouse_location(name) if managed else resolve_location(location, self.base_dir)
+        uri = self._warehouse(name) if managed else resolve_location(location, self.base_dir)
         job = self.compile(text, query)
         columns = _table_columns(job, text)
-        # a managed table gets no _SUCCESS marker: its DROP deletes only part files
+        # a managed table on a local disk gets no _SUCCESS marker (its DROP
+        # deletes only part files); on S3 readers need the manifest
         written = self._write_result(job, text, uri, delimiter, overwrite=False,
-                                     marker=not managed)
+                                     marker=not managed or storage.is_s3(uri))
         table = Table(name, columns, uri, delimiter, properties={"managed": True} if managed else {})
         try:
             self.catalog.create(table)
@@ -471,11 +485,13 @@ class Session:
         empty folder; an overwrite never of a protected folder, and of one
         holding files sqlmr did not write only with ``force``.
 
-        Atomic from the reader's view: files are written to a hidden staging
-        folder and appear together when it is committed (a rename on local
-        disks; on S3 a copy of each file, then the staging objects are deleted).
+        Atomic from the reader's view: files are written to a staging folder
+        and appear together when it is committed (a rename on local disks; on
+        S3 server-side copies, then the manifest; see :mod:`sqlmr.table_writes`).
         Nothing half-written stays behind after an error or Ctrl-C."""
         self._prepare(job)
+        from sqlmr import scratch
+        scratch.sweep()  # a dead driver's half-done commit here is resolved first
         what = "INSERT OVERWRITE DIRECTORY" if overwrite else "LOCATION"
         if overwrite:
             check_protected_folder(uri, text)
@@ -490,7 +506,8 @@ class Session:
             plans = plan_job(job, self.settings)
         except FileNotFoundError as e:
             raise SqlError(str(e)) from None
-        staging = _staging(uri)
+        # Lambda tasks may write only under the job prefix: they stage there
+        staging = _staging(uri, self.scratch() if self.settings.backend == "lambda" else None)
         width = len(job.columns)
         # unordered and unlimited results: every final task writes its own file;
         # otherwise the driver merges (ORDER BY, LIMIT) and writes one file
@@ -510,16 +527,22 @@ class Session:
                 result.close()
             files = _commit(staging, parts, uri, overwrite, marker, self.settings.force)
         except TextValueError as e:
-            storage.delete_prefix(staging)
+            _discard(staging)
             raise SqlError(str(e)) from None
         except TaskFailedError as e:
-            storage.delete_prefix(staging)
+            _discard(staging)
             if "TextValueError: " in e.message:  # a value the text format cannot hold
                 raise SqlError(e.message.split("TextValueError: ", 1)[1]) from None
             raise
         except BaseException:
-            storage.delete_prefix(staging)
+            _discard(staging)
             raise
+        try:  # what is left: attempts not accepted, files copied (S3)
+            _discard(staging)
+        except Exception:  # noqa: BLE001 - committed; the claim has it swept later
+            pass
+        if storage.is_s3(uri):  # a copy per file, the intent and the manifest: PUT-priced
+            result.stats.puts += files + 2
         return _Written(rows, files, result.stats, replaced)
 
     # ------------------------------------------------------------------ DDL
@@ -668,13 +691,14 @@ def refuse_unsupported_sources(tree: exp.Expression, text: str) -> None:
 _QUERIES = (exp.Select, exp.SetOperation)
 
 
-def _write_target(tree: exp.Expression, text: str,
-                  base_dir: str | None = None) -> tuple[exp.Expression, str | None]:
+def _write_target(tree: exp.Expression, text: str, base_dir: str | None = None,
+                  warehouse: Callable[[str], str] = warehouse_location
+                  ) -> tuple[exp.Expression, str | None]:
     """The query of a statement EXPLAIN is asked about, and where a CREATE
     TABLE AS / INSERT OVERWRITE DIRECTORY would write it (None for a SELECT)."""
     if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), _QUERIES):
         _, location = storage_properties(tree.args.get("properties"), text, (exp.ExternalProperty,))
-        uri = (warehouse_location(tree.this.name) if location is None
+        uri = (warehouse(tree.this.name) if location is None
                else resolve_location(location, base_dir))
         return tree.args["expression"], f"{uri}, then table {tree.this.name} is registered"
     if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Directory) and \

@@ -15,17 +15,44 @@ A write never deletes what sqlmr did not create:
   input of the query: the table would read its own output.
 
 The folder a commit writes holds ``part-NNNNN`` files and, except for a
-managed table (whose DROP deletes only its part files), a ``_SUCCESS`` file
-holding a small JSON manifest of them.  Readers skip ``_`` names.
+managed table on a local disk (whose DROP deletes only its part files), a
+``_SUCCESS`` file holding a small JSON manifest of them.  Readers skip ``_``
+names.
+
+Where the files are staged and how they are committed:
+
+* Local destination: tasks write into a hidden folder beside it, which is
+  renamed into place (Lambda tasks stage on S3; the driver then downloads
+  the accepted files into that folder first).
+* S3 destination: tasks write under a staging prefix (on the Lambda backend
+  the job's scratch prefix ``s3://$SQLMR_BUCKET/sqlmr/jobs/``, the only place
+  the function's role may write; on the local backend a hidden
+  ``_sqlmr-staging-*`` prefix inside the destination).  The driver commits
+  inside S3 with the user's credentials, no byte passing through it:
+
+  1. an intent object ``_sqlmr-commit-<token>`` lists the new and the old files;
+  2. each accepted file is copied (CopyObject, UploadPartCopy above 5 GiB) to
+     ``part-NNNNN-<token>``, a name no earlier commit used;
+  3. the ``_SUCCESS`` manifest naming them is written: the commit point.
+     Readers take only the files a manifest names (runtime.s3.list_files), so
+     they see the old table or the new one whole, never a mix;
+  4. the old files, the intent and the staging objects are deleted.
+
+  An error before step 3 deletes the copies; a driver killed during the
+  commit leaves its intent, which the next run (or ``sqlmr clean``) finds in
+  the dead driver's claim (:mod:`sqlmr.scratch`) and rolls back (no manifest
+  names the copies yet) or forward (deletes the old files).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from compiler.errors import SqlError
@@ -34,8 +61,9 @@ from runtime import storage
 from runtime.shuffle import text_lines
 from sqlmr import config
 
-MARKER = "_SUCCESS"
-_WRITER = "sqlmr"
+MARKER = storage.MARKER
+INTENT = "_sqlmr-commit-"
+COPY_THREADS = 8  # CopyObject requests in flight during an S3 commit
 FORCE_HINT = "--force (or SET force = on) replaces a folder holding other files"
 
 
@@ -145,16 +173,14 @@ def entries(uri: str, skip: str | None = None) -> list[str] | None:
 def manifest(uri: str) -> list[str] | None:
     """The files an earlier sqlmr write listed in its ``_SUCCESS`` marker at
     ``uri``; None when there is no such marker."""
+    if storage.is_s3(uri):
+        from runtime import s3  # from the listing when it can: see s3.folder_manifest
+        return s3.folder_manifest(uri)
     try:
-        doc = json.loads(storage.read_range(storage.join(uri, MARKER)).decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = storage.read_range(storage.join(uri, MARKER))
+    except OSError:
         return None
-    if not isinstance(doc, dict) or doc.get("writer") != _WRITER:
-        return None
-    files = doc.get("files")
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        return None
-    return files
+    return storage.parse_manifest(data)
 
 
 def _sample(names: list[str]) -> str:
@@ -200,18 +226,32 @@ def check_empty(uri: str, text: str | None = None, skip: str | None = None) -> N
 
 # ---------------------------------------------------------------- writing
 
-def staging_for(uri: str) -> str:
-    """A hidden folder next to (local) or inside (S3) the destination: readers
-    skip names starting with '.' or '_'."""
+def staging_for(uri: str, job_prefix: str | None = None) -> str:
+    """Where the files of a write to ``uri`` are staged, claimed so that the
+    next run removes it if this driver dies (:mod:`sqlmr.scratch`).
+
+    ``job_prefix`` (the Lambda backend's ``s3://…/sqlmr/jobs/``): under it,
+    where the function may write.  Otherwise a hidden folder next to (local)
+    or inside (S3) the destination: readers skip names starting with '.' or '_'."""
+    from sqlmr import scratch
     token = secrets.token_hex(4)
-    if storage.is_s3(uri):
-        return storage.join(uri, f"_sqlmr-staging-{token}") + "/"
-    path = os.path.realpath(storage.to_path(uri))
-    parent, base = os.path.split(path)
-    staging = os.path.join(parent, f".{base}.sqlmr-staging-{token}")
-    from sqlmr import scratch  # claimed: swept by the next run if this driver dies
+    if job_prefix is not None and storage.is_s3(job_prefix):
+        staging = storage.join(job_prefix, f"staging-{token}") + "/"
+    elif storage.is_s3(uri):
+        staging = storage.join(uri, f"_sqlmr-staging-{token}") + "/"
+    else:
+        path = os.path.realpath(storage.to_path(uri))
+        parent, base = os.path.split(path)
+        staging = storage.to_uri(os.path.join(parent, f".{base}.sqlmr-staging-{token}")) + "/"
     scratch.register(staging)
-    return storage.to_uri(staging) + "/"
+    return staging
+
+
+def discard(staging: str) -> None:
+    """Delete a staging folder or prefix and drop it from this driver's claim."""
+    from sqlmr import scratch
+    storage.delete_prefix(staging)
+    scratch.release(staging)
 
 
 def write_rows(rows, staging: str, delimiter: str, width: int) -> tuple[list[str], int]:
@@ -242,21 +282,37 @@ def write_rows(rows, staging: str, delimiter: str, width: int) -> tuple[list[str
     return [uri], n
 
 
-def _manifest_bytes(names: list[str]) -> bytes:
-    return (json.dumps({"writer": _WRITER, "files": names}) + "\n").encode()
-
-
 def commit(staging: str, parts: list[str], uri: str, overwrite: bool, marker: bool = True,
            force: bool = False) -> int:
-    """Give the accepted files their final names (``part-00000`` …) and make
-    them appear at ``uri`` together; returns the number of files.
+    """Give the accepted files their final names and make them appear at
+    ``uri`` together; returns the number of files.
 
     Without ``overwrite`` the destination must still be missing or empty;
     with it, its contents are checked again (they may have changed while the
-    job ran) and replaced only as :func:`replaced_contents` allows."""
-    names = [f"part-{i:05d}" for i in range(len(parts))]
+    job ran) and replaced only as :func:`replaced_contents` allows.  On S3
+    the manifest is always written (``marker`` is for local managed tables):
+    readers rely on it."""
     if storage.is_s3(uri):
-        return _commit_s3(staging, parts, names, uri, overwrite, marker, force)
+        return _commit_s3(staging, parts, uri, overwrite, force)
+    if any(storage.is_s3(p) for p in parts):
+        # Lambda tasks staged the files on S3: bring them beside the destination
+        local = staging_for(uri)
+        try:
+            fetched = []
+            for i, src in enumerate(parts):
+                fetched.append(storage.join(local, f"fetched-{i:05d}"))
+                storage.copy(src, fetched[-1])
+            return _commit_local(local, fetched, uri, overwrite, marker, force)
+        finally:
+            discard(local)  # renamed away on success; a half-fetched folder otherwise
+    return _commit_local(staging, parts, uri, overwrite, marker, force)
+
+
+def _commit_local(staging: str, parts: list[str], uri: str, overwrite: bool, marker: bool,
+                  force: bool) -> int:
+    """Rename the files to ``part-00000`` … in the staging folder, then the
+    folder onto the destination (an approved old folder steps aside first)."""
+    names = [f"part-{i:05d}" for i in range(len(parts))]
     folder = storage.to_path(staging).rstrip("/")
     os.makedirs(folder, exist_ok=True)
     keep = set(names)
@@ -268,7 +324,7 @@ def commit(staging: str, parts: list[str], uri: str, overwrite: bool, marker: bo
             shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
     if marker:
         with open(os.path.join(folder, MARKER), "wb") as f:
-            f.write(_manifest_bytes(names))
+            f.write(storage.manifest_bytes(names))
     dest = os.path.realpath(storage.to_path(uri))
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     if os.path.lexists(dest) and not os.path.isdir(dest):
@@ -289,35 +345,80 @@ def commit(staging: str, parts: list[str], uri: str, overwrite: bool, marker: bo
     return len(parts)
 
 
-def _commit_s3(staging: str, parts: list[str], names: list[str], uri: str, overwrite: bool,
-               marker: bool, force: bool) -> int:
-    """S3 has no rename: each file is copied to its final key, then the keys
-    of the replaced output (checked again) that the new one did not
-    overwrite are deleted, the marker written and the staging deleted."""
+def _before_manifest() -> None:
+    """Called between the copies and the manifest of an S3 commit (a test
+    replaces it to fail or kill the driver there)."""
+
+
+def _commit_s3(staging: str, parts: list[str], uri: str, overwrite: bool, force: bool) -> int:
+    """The S3 commit described in the module docstring: intent, server-side
+    copies under new names, manifest, then the old files go."""
     from runtime import s3
-    skip = staging[len(uri.rstrip("/")) + 1:]
+    from sqlmr import scratch
+    inside = uri.rstrip("/") + "/"
+    skip = staging[len(inside):] if staging.startswith(inside) else None
     if overwrite:
         _, old_names = replaced_contents(uri, force, skip=skip)
     else:
         check_empty(uri, skip=skip)
         old_names = []
-    for src, name in zip(parts, names):
-        from sqlmr import scratch
-        with scratch.temp_file("sqlmr-commit-") as f:   # removed on every way out
-            for chunk in storage.iter_range(src):
-                f.write(chunk)
-            f.flush()
-            storage.write_file(storage.join(uri, name), f.name)
-    stale = [n for n in old_names if n not in set(names) and n != MARKER]
-    if stale:
-        bucket, key = s3.split_uri(uri)
-        prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-        keys = [prefix + n for n in stale]
-        for i in range(0, len(keys), s3.DELETE_BATCH):
-            s3._delete_batch(bucket, keys[i:i + s3.DELETE_BATCH], uri)
-    if marker:
-        storage.write_bytes(storage.join(uri, MARKER), _manifest_bytes(names))
-    elif MARKER in old_names:
-        storage.delete_prefix(storage.join(uri, MARKER))
-    storage.delete_prefix(staging)
+    token = secrets.token_hex(4)
+    names = [f"part-{i:05d}-{token}" for i in range(len(parts))]
+    old = [n for n in old_names if n != MARKER]
+    intent = storage.join(uri, INTENT + token)
+    scratch.register(intent)  # a driver killed from here on is cleaned up by the next run
+    storage.write_bytes(intent, json.dumps({"writer": storage.WRITER, "new": names,
+                                            "old": old}).encode())
+    try:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(COPY_THREADS, len(parts))))
+        try:
+            list(pool.map(lambda pair: s3.copy(pair[0], storage.join(uri, pair[1])),
+                          zip(parts, names)))
+        finally:  # on an error or Ctrl-C no further copy starts; the running ones end
+            pool.shutdown(wait=True, cancel_futures=True)
+        _before_manifest()
+        storage.write_bytes(storage.join(uri, MARKER), storage.manifest_bytes(names))
+    except BaseException:
+        # rolled back, or forward if the manifest did land (a PUT whose answer
+        # was lost); if S3 cannot be reached the intent stays claimed for the
+        # next run
+        try:
+            recover_commit(intent)
+            scratch.release(intent)
+        except Exception:
+            pass
+        raise
+    s3.delete_keys(uri, old + [INTENT + token])
+    scratch.release(intent)
     return len(parts)
+
+
+_INTENT_NAME = re.compile(re.escape(INTENT) + r"[0-9a-f]+$")
+
+
+def recover_commit(intent: str) -> None:
+    """Finish what a dead driver's S3 commit left (its intent object at
+    ``intent``): roll forward (delete the old files) when the manifest names
+    the new ones, else roll back (delete the copies); then the intent."""
+    from runtime import s3
+    uri, _, name = intent.rpartition("/")
+    if not storage.is_s3(intent) or not _INTENT_NAME.fullmatch(name):
+        return
+    token = name[len(INTENT):]
+    names = entries(uri) or []
+    if name not in names:
+        return  # the commit finished
+    # the copies are known by their names (the intent may be unreadable to
+    # this user: s3:GetObject is not needed to list, copy or delete)
+    new = [n for n in names if (m := s3.COMMITTED_PART.fullmatch(n)) and m.group(2) == token]
+    listed = manifest(uri)
+    if listed is not None and set(new) <= set(listed) and (new or not listed):
+        try:  # roll forward: the old files the intent lists go
+            doc = json.loads(storage.read_range(intent).decode("utf-8"))
+            old = [n for n in doc.get("old") or [] if isinstance(n, str)]
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError, s3.StorageError):
+            old = []  # not readable: they stay, unlisted by the manifest, so unread
+        s3.delete_keys(uri, [n for n in old if n not in set(listed)])
+    else:
+        s3.delete_keys(uri, new)
+    s3.delete_keys(uri, [name])

@@ -89,8 +89,14 @@ class LambdaSettings:
     deploy_prefix: str = "sqlmr/deploy/"
     jobs_prefix: str = "sqlmr/jobs/"
 
+    # CREATE TABLE AS without LOCATION on the Lambda backend (sqlmr.session)
+    warehouse_prefix: str = "sqlmr/warehouse/"
+
     def jobs_uri(self) -> str:
         return f"s3://{self.bucket}/{self.jobs_prefix}"
+
+    def warehouse_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.warehouse_prefix}"
 
     def log_group(self, function_name: str) -> str:
         return f"/aws/lambda/{function_name}"
