@@ -1,10 +1,18 @@
 """The table catalog: built-in AMPLab tables plus the user's external tables.
 
-Persisted as JSON at ``$SQLMR_HOME/catalog.json``, written atomically (temp
-file + rename, so a reader or a crash never sees half a catalog).  A change
-is a read-modify-write under an exclusive ``flock`` on ``catalog.json.lock``
-beside it, re-reading the catalog once the lock is held, so two processes
-changing the catalog at once never lose each other's tables.
+One interface (:class:`Catalog`), two stores of the same JSON document:
+
+* a local file, by default ``$SQLMR_HOME/catalog.json``, written atomically
+  (temp file + rename, so a reader or a crash never sees half a catalog).  A
+  change is a read-modify-write under an exclusive ``flock`` on
+  ``catalog.json.lock`` beside it, re-reading the catalog once the lock is
+  held, so two processes changing the catalog at once never lose each
+  other's tables;
+* an S3 object (``catalog = s3://bucket/prefix/``, or ``$SQLMR_CATALOG``), so
+  machines and functions share it: see :mod:`sqlmr.catalog_s3` (conditional
+  writes instead of a lock).
+
+:func:`open_catalog` picks the store from the settings.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlglot import exp
 
@@ -86,23 +94,65 @@ def _json_kind(value: object) -> str:
             float: "number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+T = TypeVar("T")
+# A change to the catalog: given the user's tables and functions (changed in
+# place), whether to save them, and what the change returns.
+Change = Callable[[dict[str, Table], dict[str, Udf]], tuple[bool, T]]
+
+
+def catalog_location(settings: "config.Settings | None" = None) -> str:
+    """Where the catalog lives: the ``catalog`` setting, else
+    ``$SQLMR_CATALOG``, else "" (``$SQLMR_HOME/catalog.json``)."""
+    chosen = settings.catalog if settings is not None else ""
+    return chosen or os.environ.get("SQLMR_CATALOG", "")
+
+
+def open_catalog(settings: "config.Settings | None" = None) -> "Catalog":
+    """The catalog the settings name: an S3 object for ``s3://…``, else a
+    local file (the default, ``$SQLMR_HOME/catalog.json``)."""
+    where = catalog_location(settings)
+    if storage.is_s3(where):
+        from sqlmr.catalog_s3 import S3Catalog
+        return S3Catalog(where)
+    if where:
+        path = Path(storage.to_path(where) if where.startswith("file://") else where)
+        return Catalog(path.expanduser())
+    return Catalog()
+
+
 class Catalog:
+    """The catalog in a local file (:class:`sqlmr.catalog_s3.S3Catalog`
+    keeps the same document in S3, with the same methods)."""
+
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config.home() / "catalog.json"
         self.newer_version: int | None = None  # set when the file is of a newer format
 
+    @property
+    def where(self) -> str:
+        """The catalog's place, as messages name it."""
+        return str(self.path)
+
     # ------------------------------------------------------------ storage
+    def _read_raw(self) -> bytes | None:
+        """The catalog document as stored (None: there is none yet)."""
+        if not self.path.exists():
+            return None
+        try:
+            return self.path.read_bytes()
+        except OSError as e:
+            raise self._damaged(f"cannot be read ({e.strerror or e})") from None
+
     def _load_user(self) -> dict[str, Table]:
+        return self._parse_tables(self._read_raw())
+
+    def _parse_tables(self, raw: bytes | None) -> dict[str, Table]:
         """The user's tables.  A catalog that cannot be read is a
         :class:`CatalogError` naming the file and what is wrong with it; one
         written by a newer sqlmr is read where its tables still make sense,
         and :meth:`_save_user` then refuses to replace it."""
-        if not self.path.exists():
+        if raw is None:
             return {}
-        try:
-            raw = self.path.read_bytes()
-        except OSError as e:
-            raise self._damaged(f"cannot be read ({e.strerror or e})") from None
         try:
             doc = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -137,13 +187,16 @@ class Catalog:
         return out
 
     def _load_functions(self) -> dict[str, Udf]:
+        return self._parse_functions(self._read_raw())
+
+    def _parse_functions(self, raw: bytes | None) -> dict[str, Udf]:
         """The permanent Python functions (CREATE FUNCTION), by lower-case name."""
-        if not self.path.exists():
+        if raw is None:
             return {}
         try:
-            doc = json.loads(self.path.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            self._load_user()   # says what is wrong with the file
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._load_user()   # says what is wrong with the file (a subclass may not mind)
             return {}
         functions = doc.get("functions", {}) if isinstance(doc, dict) else {}
         try:
@@ -170,20 +223,39 @@ class Catalog:
         """Replace the catalog file (call with :meth:`_locked` held, after
         :meth:`_load_user`).  The file it replaces is kept as
         ``catalog.json.bak``; a catalog of a newer version is never replaced."""
-        newer = self.newer_version
-        if newer is not None:
-            raise CatalogError(f"the catalog {self.path} is version {newer}, written by a newer "
-                               f"sqlmr (this one writes version {CATALOG_VERSION}); not changing "
-                               "it: use the newer sqlmr for changes")
+        self._refuse_newer()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self._write_atomically(self.backup_path(), self.path.read_bytes())
-        doc = {"version": CATALOG_VERSION,
-               "tables": {k: t.to_dict() for k, t in sorted(tables.items())}}
         functions = self._load_functions() if functions is None else functions
+        self._write_atomically(self.path, self._document(tables, functions))
+
+    def _refuse_newer(self) -> None:
+        newer = self.newer_version
+        if newer is not None:
+            raise CatalogError(f"the catalog {self.where} is version {newer}, written by a "
+                               f"newer sqlmr (this one writes version {CATALOG_VERSION}); not "
+                               "changing it: use the newer sqlmr for changes")
+
+    @staticmethod
+    def _document(tables: dict[str, Table], functions: dict[str, Udf]) -> bytes:
+        """The catalog document (JSON) of these tables and functions."""
+        doc: dict = {"version": CATALOG_VERSION,
+                     "tables": {k: t.to_dict() for k, t in sorted(tables.items())}}
         if functions:
             doc["functions"] = {k: asdict(u) for k, u in sorted(functions.items())}
-        self._write_atomically(self.path, json.dumps(doc, indent=1).encode("utf-8"))
+        return json.dumps(doc, indent=1).encode("utf-8")
+
+    def _change(self, change: "Change[T]") -> T:
+        """Apply ``change`` to the catalog as it is now, and save it when the
+        change says so: under the lock, so no other writer's change is lost."""
+        with self._locked():
+            user = self._load_user()  # as it is now, with every other writer's change
+            functions = self._load_functions()
+            save, result = change(user, functions)
+            if save:
+                self._save_user(user, functions)
+        return result
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
         """Write ``data`` to ``path`` by temp file and rename: a reader or a
@@ -235,61 +307,54 @@ class Catalog:
     # ------------------------------------------------------------- writes
     def create_function(self, udf: Udf, if_not_exists: bool = False) -> bool:
         """Register a permanent Python function (False: it existed, IF NOT EXISTS)."""
-        with self._locked():
-            user = self._load_user()
-            functions = self._load_functions()
+        def change(user: dict, functions: dict) -> tuple[bool, bool]:
             if udf.name in functions:
                 if if_not_exists:
-                    return False
+                    return False, False
                 raise SqlError(f"function '{udf.name}' already exists",
                                hint="DROP FUNCTION it first")
             functions[udf.name] = udf
-            self._save_user(user, functions)
-        return True
+            return True, True
+        return self._change(change)
 
     def drop_function(self, name: str, if_exists: bool = False) -> Udf | None:
-        with self._locked():
-            user = self._load_user()
-            functions = self._load_functions()
+        def change(user: dict, functions: dict) -> tuple[bool, Udf | None]:
             udf = functions.pop(name.lower(), None)
             if udf is None:
                 if if_exists:
-                    return None
+                    return False, None
                 raise SqlError(f"function '{name}' does not exist",
                                hint=suggest(name, list(functions)))
-            self._save_user(user, functions)
-        return udf
+            return True, udf
+        return self._change(change)
 
     def create(self, table: Table, if_not_exists: bool = False, replace: bool = False) -> bool:
         """Register a table; returns False when it existed and IF NOT EXISTS was given."""
         key = check_table_name(table.name).lower()
         if key in builtin_tables():
             raise SqlError(f"'{table.name}' is a built-in table; choose another name")
-        with self._locked():
-            user = self._load_user()  # as it is now, with every other writer's change
+        def change(user: dict, functions: dict) -> tuple[bool, bool]:
             if key in user and not replace:
                 if if_not_exists:
-                    return False
+                    return False, False
                 raise SqlError(f"table '{table.name}' already exists",
                                hint="DROP TABLE it first, or use CREATE EXTERNAL TABLE IF NOT EXISTS")
             user[key] = table
-            self._save_user(user)
-        return True
+            return True, True
+        return self._change(change)
 
     def drop(self, name: str, if_exists: bool = False) -> Table | None:
         key = name.lower()
         if key in builtin_tables():
             raise SqlError(f"'{name}' is a built-in table and cannot be dropped")
-        with self._locked():
-            user = self._load_user()
+        def change(user: dict, functions: dict) -> tuple[bool, Table | None]:
             if key not in user:
                 if if_exists:
-                    return None
+                    return False, None
                 raise SqlError(f"table '{name}' does not exist",
                                hint=suggest(name, [t.name for t in [*builtin_tables().values(), *user.values()]]))
-            table = user.pop(key)
-            self._save_user(user)
-        return table
+            return True, user.pop(key)
+        return self._change(change)
 
 
 # ------------------------------------------------------------------- DDL

@@ -8,7 +8,9 @@
     sqlmr lambda deploy|status|undeploy
     sqlmr clean                    remove scratch and staging left by dead jobs
 
-Exit status: 0 ok, 1 query error, 2 usage error, 130 Ctrl-C, 143 SIGTERM.
+Exit status: 0 ok, 1 query error, 2 usage error, 3 refused by --max-cost (its
+estimate is over the limit; nothing ran), 4 stopped by --max-cost (the finished
+tasks cost more than the limit), 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from compiler.errors import SqlError
 from sqlmr import __version__
 from sqlmr.backends import JobCancelledError, TaskFailedError
 from sqlmr.config import FORMATS, Settings, load_settings, parse_value
+from sqlmr.cost_guard import CostLimitError
 from sqlmr.progress import ProgressBar
 from sqlmr.render import (FILE_FORMATS, cancelled_lines, format_for_path, plural, rows_line,
                           summary_lines, table_text, take, write_output,
@@ -32,6 +35,8 @@ from sqlmr.render import (FILE_FORMATS, cancelled_lines, format_for_path, plural
 from sqlmr.session import Session, StatementResult
 
 SUBCOMMANDS = ("gen", "bench", "lambda", "clean", "run")
+EXIT_COST_REFUSED = 3   # --max-cost: the estimate is over the limit, nothing ran
+EXIT_COST_STOPPED = 4   # --max-cost: the running job passed the limit and was stopped
 _terminated: list[int] = []  # the signal that stopped the script (SIGTERM), if any
 
 
@@ -107,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shuffled bytes per reducer (default: chosen per backend)")
     p.add_argument("--memory", type=_setting_type("memory_mb"), metavar="MB",
                    help="Lambda memory size for cost, 128-10240 (default 1769)")
+    p.add_argument("--max-cost", type=_setting_type("max_cost"), metavar="DOLLARS",
+                   help="refuse a query whose estimate is over DOLLARS (exit 3), and stop one "
+                        "whose finished tasks cost more (exit 4); 0 = no limit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="plan each query, list its splits and print its estimate; run and "
+                        "deploy nothing, change no table")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="with --dry-run: list every split")
     p.add_argument("--strict", action="store_true", help="malformed rows are an error")
     p.add_argument("--keep-scratch", action="store_true", help="keep the job's scratch data")
     p.add_argument("--force", action="store_true",
@@ -134,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         ("workers", args.workers), ("backend", args.backend),
                         ("dialect", args.dialect), ("split_mb", args.split_mb),
                         ("reducers", args.reducers), ("memory_mb", args.memory),
-                        ("shuffle", args.shuffle), ("reduce_mb", args.reduce_mb)):
+                        ("shuffle", args.shuffle), ("reduce_mb", args.reduce_mb),
+                        ("max_cost", args.max_cost)):
         if value is not None:
             setattr(settings, name, value)
     if args.strict:
@@ -145,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.force = True
     if args.no_timing:
         settings.timing = False
+    if args.dry_run:
+        settings.dry_run = True
     output_format = None
     if args.output is not None:
         # checked before any work: a query must not run for minutes to then fail here
@@ -172,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bar = ProgressBar()
     session = Session(settings, progress=lambda: bar)
+    session.dry_run_splits = args.verbose
     if args.file not in (None, "-"):  # a script's paths are relative to its folder
         session.base_dir = os.path.dirname(os.path.abspath(args.file))
     _handle_sigterm()
@@ -226,6 +243,10 @@ def run_script(session: Session, script: str, output: str | None, debug: bool,
             _clear(bar)
             print(f"sqlmr: {task_error_text(e, debug)}", file=err)
             return 1
+        except CostLimitError as e:
+            _clear(bar)
+            print(f"sqlmr: max_cost: {e}", file=err)
+            return EXIT_COST_REFUSED if e.refused else EXIT_COST_STOPPED
         except (JobCancelledError, KeyboardInterrupt) as e:
             _clear(bar)
             print("sqlmr: " + ("terminated (SIGTERM): " if _terminated else "")

@@ -61,6 +61,10 @@ class Settings:
     keep_scratch: bool = False        # keep a job's scratch data for debugging
     broadcast_mb: float = 32.0        # joins: broadcast a side smaller than this
     force: bool = False               # INSERT OVERWRITE DIRECTORY may replace other files
+    max_cost: float = 0.0             # dollars a query may cost (estimate and counted); 0 = no limit
+    dry_run: bool = False             # plan and estimate queries, run nothing
+    catalog: str = ""                 # where the catalog lives: s3://bucket/prefix/ or a file;
+                                      # "" = $SQLMR_CATALOG, else $SQLMR_HOME/catalog.json
 
     def effective_workers(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
@@ -90,6 +94,7 @@ LIMITS: dict[str, tuple[float, float | None, str]] = {
     "max_rows": (0, None, "0 = no limit"),
     "broadcast_mb": (0, None, "0 = never broadcast"),
     "memory_mb": (128, 10240, "Lambda's range"),
+    "max_cost": (0, None, "0 = no limit"),
 }
 FORMATS = ("table", "csv", "json", "markdown")
 SHUFFLES = ("auto", "direct", "combine")
@@ -123,7 +128,8 @@ def parse_value(name: str, text: str, current: object) -> object:
             raise ValueError(f"{name} needs a whole number, not {text!r}") from None
     elif isinstance(current, float):
         try:
-            value = float(text)
+            # a price may be written as one: max_cost = $0.50
+            value = float(text[1:] if name == "max_cost" and text.startswith("$") else text)
         except ValueError:
             raise ValueError(f"{name} needs a number, not {text!r}") from None
         if value != value or value in (float("inf"), float("-inf")):
@@ -144,6 +150,10 @@ def parse_value(name: str, text: str, current: object) -> object:
         raise ValueError(f"format is table, csv, json or markdown, not {text!r}")
     if name == "dialect":
         check_dialect(text)
+    if name == "catalog" and value and not (
+            str(value).startswith(("s3://", "file://", "/", "~")) and value != "s3://"):
+        raise ValueError(f"catalog is s3://bucket/prefix/ or the absolute path of a file "
+                         f"('' = $SQLMR_HOME/catalog.json), not {text!r}")
     return value
 
 
@@ -181,4 +191,6 @@ def load_settings() -> Settings:
                 raise ValueError(f"{path} line {n}: {e.args[0]}") from None
             except ValueError as e:
                 raise ValueError(f"{path} line {n} ({key} = {value}): {e}") from None
+    if os.environ.get("SQLMR_CATALOG"):  # for one run, over the config files
+        s.catalog = os.environ["SQLMR_CATALOG"]
     return s

@@ -31,7 +31,8 @@ from compiler.statements import split_statements
 from runtime.storage import InputError
 from sqlmr import config
 from sqlmr.backends import JobCancelledError, TaskFailedError
-from sqlmr.catalog import Catalog
+from sqlmr.catalog import Catalog, open_catalog
+from sqlmr.cost_guard import CostLimitError
 from sqlmr.driver import JobStats
 from sqlmr.functions import udf_from_file
 from sqlmr.params import ParameterError, ParameterTypeError, ParameterValueError, bind
@@ -120,6 +121,8 @@ def _translated() -> Iterator[None]:
         raise OperationalError(e.render(with_traceback=True)) from e
     except JobCancelledError as e:
         raise OperationalError(f"the job was cancelled: {e}") from e
+    except CostLimitError as e:   # max_cost: refused, or stopped
+        raise OperationalError(f"max_cost: {e}") from e
     except (InputError, OSError) as e:
         raise OperationalError(str(e) or type(e).__name__) from e
     except Exception as e:  # noqa: BLE001 — a bug: still a DB-API error, with its cause
@@ -257,7 +260,7 @@ def connect(home: str | os.PathLike | None = None, backend: str = "local",
                 raise ProgrammingError(e.args[0]) from None
             except ValueError as e:
                 raise ProgrammingError(str(e)) from None
-        catalog = Catalog()
+        catalog = open_catalog(values)
     return Connection(home_path, values, catalog)
 
 

@@ -38,6 +38,7 @@ from runtime.inputs import InputError
 from sqlmr import cost as costs
 from sqlmr import result_reads
 from sqlmr import scratch as scratch_space
+from sqlmr.cost_guard import CostMeter
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
@@ -642,6 +643,8 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
     if planned_before and plans:
         requests0 = {k: n - plans[0].planning_s3.get(k, 0) for k, n in requests0.items()}
     stats.start_counting(requests0)
+    # max_cost: finished tasks are counted as they report; passing it stops the job
+    meter = CostMeter(settings) if settings.max_cost > 0 else None
     try:
         code_uri = storage.join(work, "job.py")
         storage.write_bytes(code_uri, job.source.encode("utf-8"))
@@ -664,7 +667,8 @@ def run_job(job: Job, settings: Settings, backend: Backend, scratch: str,
                 bounds = range_bounds(samples.get(src, []), job, plan.fine)
             outputs[plan.stage.id] = _run_stage(job_id, plan, by_id, outputs, settings, backend,
                                                 work, code, stats, progress,
-                                                text if final else None, samples, bounds)
+                                                text if final else None, samples, bounds,
+                                                meter)
         stats.seconds = time.perf_counter() - t0
         stats.count_driver()
         return JobResult(job, outputs[plans[-1].stage.id], stats, work, settings.keep_scratch)
@@ -785,7 +789,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
                outputs: dict[int, list[dict]], settings: Settings, backend: Backend, work: str,
                code: dict, stats: JobStats, progress: Progress | None,
                text: dict | None, samples: dict[int, list],
-               bounds: list | None = None) -> list[dict]:
+               bounds: list | None = None, meter: CostMeter | None = None) -> list[dict]:
     stage = plan.stage
     consumer = by_id[stage.consumer.id].fine if stage.consumer is not None else 0
     map_text = text if stage.reduce is None else None
@@ -829,7 +833,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
                 stats.gets += len(group)
     stats.map_tasks += len(map_events)
     stats.gets += len(map_events)
-    map_results = _run_phase(backend, map_events, f"Stage-{stage.id} map", progress)
+    map_results = _run_phase(backend, map_events, f"Stage-{stage.id} map", progress, meter)
     _account(stats, map_results)
     for r, kind in zip(map_results, kinds):
         if kind == "table":
@@ -871,7 +875,8 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     per_object = 2 + (1 if any(o["cuts"] for o in feeding) else 0)
     stats.gets += len(reduce_events) * (2 + per_object * len(feeding))
     stats.shuffle_gets += len(reduce_events) * (1 + per_object * len(feeding))
-    reduce_results = _run_phase(backend, reduce_events, f"Stage-{stage.id} reduce", progress)
+    reduce_results = _run_phase(backend, reduce_events, f"Stage-{stage.id} reduce", progress,
+                                meter)
     _account(stats, reduce_results)
     if stage.consumer is not None:
         stats.bytes_shuffled += sum(r["bytes_out"] for r in reduce_results)
@@ -934,7 +939,7 @@ def ship_files(needed: Sequence, work: str) -> list[dict]:
 
 
 def _run_phase(backend: Backend, evs: list[dict], label: str,
-               progress: Progress | None) -> list[dict]:
+               progress: Progress | None, meter: CostMeter | None = None) -> list[dict]:
     if not evs:
         return []
     done = 0
@@ -948,6 +953,8 @@ def _run_phase(backend: Backend, evs: list[dict], label: str,
         nbytes += result["bytes_in"]
         if progress:
             progress(label, done, len(evs), nbytes)
+        if meter is not None:  # raises CostLimitError, which the backend stops the job for
+            meter.add(event, result)
 
     try:
         return backend.run(evs, on_done)

@@ -28,10 +28,11 @@ from sqlmr import config
 from sqlmr import scratch as scratch_space
 from sqlmr import cost as costs
 from sqlmr.backends import Backend, TaskFailedError
-from sqlmr.catalog import (Catalog, check_table_name, delete_managed_files,
+from sqlmr.catalog import (Catalog, check_table_name, open_catalog, delete_managed_files,
                            format_description, resolve_location, storage_properties,
                            table_from_create, warehouse_location)
 from sqlmr.config import Settings
+from sqlmr.cost_guard import check_estimate
 from sqlmr import partitions
 from sqlmr.driver import (JobResult, JobStats, estimate, new_job_id, plan_files, plan_job,
                           run_job)
@@ -94,7 +95,7 @@ class Session:
     def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None,
                  progress: ProgressFactory | None = None) -> None:
         self.settings = settings or config.load_settings()
-        self.catalog = catalog or Catalog()
+        self.catalog = catalog or open_catalog(self.settings)
         self.progress = progress
         # relative paths (FROM 'file', LOCATION) are relative to this folder
         # (a script's own with ``sqlmr -f``), else to the current directory
@@ -105,6 +106,10 @@ class Session:
         self.added_files: dict[str, str] = {}  # ADD FILE: name -> path
         self._transient: list[str] = []       # TRANSFORM outputs of the last statement
         self._extra_tables: dict[str, Table] = {}
+        # --dry-run: tables the script's CREATE statements would make, so its
+        # later statements plan against them (never written to the catalog)
+        self._dry_tables: dict[str, Table] = {}
+        self.dry_run_splits = False           # a dry run lists every split (-v)
 
     # ------------------------------------------------------------- backend
     def backend(self) -> Backend:
@@ -216,8 +221,12 @@ class Session:
         if tree is None:
             tree = parse_one(text, self.settings.dialect)
         if has_transform(tree):
+            if self.settings.dry_run:
+                raise UnsupportedError("a dry run of a TRANSFORM query (it would run the "
+                                       "command to plan the rest)", text, 0)
             tree = self._run_transforms(text, tree)
         tables = self.catalog.tables()
+        tables.update(self._dry_tables)
         tables.update(self._extra_tables)
         tables.update(bind_files(tree, text, set(tables), self.base_dir))
         refuse_unsupported_sources(tree, text)
@@ -260,8 +269,10 @@ class Session:
             spec = {"prefix": folder, "delimiter": "\t", "width": len(job.columns),
                     "transform": {"command": command, "width": len(columns)}}
             self._prepare(job)
+            plans = self._plan(job)
+            check_estimate(plans, self.settings)
             result = run_job(job, self.settings, self.backend(), self.scratch(),
-                             self.progress() if self.progress else None, text=spec,
+                             self.progress() if self.progress else None, plans, text=spec,
                              files=files)
             try:
                 remove_unaccepted(folder, {o["uri"] for o in result.outputs})
@@ -290,6 +301,10 @@ class Session:
 
     def _create_function(self, tree: exp.Create, text: str) -> StatementResult:
         udf, temporary = udf_from_create(tree, text, self.base_dir)
+        if self.settings.dry_run and not temporary:   # a temporary one changes only this session
+            return StatementResult("message", text, message=(
+                f"dry run: would create function {udf.name}() from {udf.path}; "
+                "the catalog is not changed"))
         if temporary:
             self.functions[udf.name] = udf
         elif not self.catalog.create_function(udf, if_not_exists=bool(tree.args.get("exists"))):
@@ -302,6 +317,9 @@ class Session:
     def _drop_function(self, tree: exp.Drop, text: str) -> StatementResult:
         names = [t.name for t in tree.args.get("tables") or [tree.this]]
         exists = bool(tree.args.get("exists"))
+        if self.settings.dry_run and not tree.args.get("temporary"):
+            return StatementResult("message", text, message=(
+                f"dry run: would drop function {', '.join(names)}; the catalog is not changed"))
         dropped = []
         for name in names:
             if tree.args.get("temporary"):
@@ -335,10 +353,10 @@ class Session:
         job = self.compile(text, tree)
         self._prepare(job)
         progress = self.progress() if self.progress else None
-        try:
-            plans = plan_job(job, self.settings)
-        except FileNotFoundError as e:
-            raise SqlError(str(e)) from None
+        if self.settings.dry_run:
+            return self._dry_run(text, self._plan(job), "print the result")
+        plans = self._plan(job)
+        check_estimate(plans, self.settings)  # before the backend: nothing deployed
         result = run_job(job, self.settings, self.backend(), self.scratch(), progress, plans)
         stats = result.stats
         return StatementResult(
@@ -346,6 +364,23 @@ class Session:
             stats=stats, lambda_cost=stats.lambda_cost(self.settings),
             athena_cost=costs.athena_cost(stats.bytes_read or sum(p.bytes for p in plans)),
             seconds=time.perf_counter() - t0, job=result, started=t0)
+
+    def _plan(self, job: Job) -> list:
+        try:
+            return plan_job(job, self.settings)
+        except FileNotFoundError as e:
+            unwritten = [t.name for t in job.tables.values()
+                         if t.name.lower() in self._dry_tables and not storage.exists(t.location)]
+            if self.settings.dry_run and unwritten:  # a dry CREATE TABLE AS wrote nothing
+                raise SqlError(f"dry run: not planned: it reads {', '.join(unwritten)}, which an "
+                               "earlier statement would write (its splits are not known before "
+                               "that)") from None
+            raise SqlError(str(e)) from None
+
+    def _dry_run(self, text: str, plans: list, action: str) -> StatementResult:
+        from sqlmr.dry_run import dry_run_text
+        return StatementResult("explain", text, message=dry_run_text(
+            plans, self.settings, action, self.dry_run_splits))
 
     def _explain(self, text: str) -> StatementResult:
         m = re.match(r"\s*EXPLAIN(\s+CODE\b)?", text, re.I | re.S)
@@ -385,7 +420,9 @@ class Session:
             f"{lam.puts:,} S3 PUT/LIST = {costs.money(lam.total)}",
             f"Athena for the same bytes: {costs.money(costs.athena_cost(est.bytes_read))} "
             f"($5/TB, 10 MB minimum)",
-        ] + [f"Note: {n}" for n in job.notes]
+        ] + ([f"max_cost {costs.money(s.max_cost)}: the estimate is "
+              + ("over it, a run would be refused" if lam.total > s.max_cost else "within it")]
+             if s.max_cost > 0 else []) + [f"Note: {n}" for n in job.notes]
         for st, p in zip(job.stages, plans):
             st.sorted = job.sorted  # type: ignore[attr-defined]
         message = render_explain(job.stages, [p.facts() for p in plans], summary)
@@ -434,11 +471,17 @@ class Session:
         uri = self._warehouse(name) if managed else resolve_location(location, self.base_dir)
         job = self.compile(text, query)
         columns = _table_columns(job, text)
+        table = Table(name, columns, uri, delimiter, properties={"managed": True} if managed else {})
+        planned = self._plan_write(job, text, uri, overwrite=False)
+        if self.settings.dry_run:
+            self._dry_tables[name.lower()] = table
+            return self._dry_run(text, planned[1], f"write the result to {uri}, then register "
+                                 f"table {name} ({plural(len(columns), 'column')}: "
+                                 + ", ".join(f"{c.name} {c.type.upper()}" for c in columns) + ")")
         # a managed table on a local disk gets no _SUCCESS marker (its DROP
         # deletes only part files); on S3 readers need the manifest
         written = self._write_result(job, text, uri, delimiter, overwrite=False,
-                                     marker=not managed or storage.is_s3(uri))
-        table = Table(name, columns, uri, delimiter, properties={"managed": True} if managed else {})
+                                     marker=not managed or storage.is_s3(uri), planned=planned)
         try:
             self.catalog.create(table)
         except BaseException:
@@ -464,7 +507,11 @@ class Session:
         delimiter, _ = storage_properties(props, text)
         uri = resolve_location(target.this.name, self.base_dir)
         job = self.compile(text, query)
-        written = self._write_result(job, text, uri, delimiter, overwrite=True)
+        planned = self._plan_write(job, text, uri, overwrite=True)
+        if self.settings.dry_run:
+            return self._dry_run(text, planned[1], f"replace the files at {uri} with the result"
+                                 + (f" ({planned[0]})" if planned[0] else ""))
+        written = self._write_result(job, text, uri, delimiter, overwrite=True, planned=planned)
         replaced = f" ({written.replaced})" if written.replaced else ""
         return self._written(text, f"wrote {_files(written)} to {uri}{replaced}", written, t0)
 
@@ -476,19 +523,9 @@ class Session:
             athena_cost=costs.athena_cost(written.stats.bytes_read),
             seconds=time.perf_counter() - t0, started=t0)
 
-    def _write_result(self, job: Job, text: str, uri: str, delimiter: str,
-                      overwrite: bool, marker: bool = True) -> "_Written":
-        """Run ``job`` and leave its result as delimited text files at ``uri``.
-
-        Checked before the job runs (see :mod:`sqlmr.table_writes`): never at
-        or around a table's location; a CREATE TABLE AS only into a missing or
-        empty folder; an overwrite never of a protected folder, and of one
-        holding files sqlmr did not write only with ``force``.
-
-        Atomic from the reader's view: files are written to a staging folder
-        and appear together when it is committed (a rename on local disks; on
-        S3 server-side copies, then the manifest; see :mod:`sqlmr.table_writes`).
-        Nothing half-written stays behind after an error or Ctrl-C."""
+    def _plan_write(self, job: Job, text: str, uri: str, overwrite: bool) -> tuple[str, list]:
+        """The checks a write to ``uri`` passes before its job runs, and the
+        job's plan: (what an overwrite would replace, plans)."""
         self._prepare(job)
         from sqlmr import scratch
         scratch.sweep()  # a dead driver's half-done commit here is resolved first
@@ -502,10 +539,24 @@ class Session:
             replaced, _ = replaced_contents(uri, self.settings.force, text)
         else:
             check_empty(uri, text)
-        try:
-            plans = plan_job(job, self.settings)
-        except FileNotFoundError as e:
-            raise SqlError(str(e)) from None
+        return replaced, self._plan(job)
+
+    def _write_result(self, job: Job, text: str, uri: str, delimiter: str,
+                      overwrite: bool, marker: bool = True,
+                      planned: tuple[str, list] | None = None) -> "_Written":
+        """Run ``job`` and leave its result as delimited text files at ``uri``.
+
+        Checked before the job runs (see :mod:`sqlmr.table_writes`): never at
+        or around a table's location; a CREATE TABLE AS only into a missing or
+        empty folder; an overwrite never of a protected folder, and of one
+        holding files sqlmr did not write only with ``force``.
+
+        Atomic from the reader's view: files are written to a staging folder
+        and appear together when it is committed (a rename on local disks; on
+        S3 server-side copies, then the manifest; see :mod:`sqlmr.table_writes`).
+        Nothing half-written stays behind after an error or Ctrl-C."""
+        replaced, plans = planned or self._plan_write(job, text, uri, overwrite)
+        check_estimate(plans, self.settings)  # before the backend: nothing deployed
         # Lambda tasks may write only under the job prefix: they stage there
         staging = _staging(uri, self.scratch() if self.settings.backend == "lambda" else None)
         width = len(job.columns)
@@ -556,6 +607,8 @@ class Session:
             return StatementResult("message", text,
                                    message=f"table {target.name} already exists, skipped")
         table = table_from_create(tree, text, self.base_dir, self.catalog)
+        if self.settings.dry_run:
+            return self._dry_create(table, bool(tree.args.get("exists")), text)
         created = self.catalog.create(table, if_not_exists=bool(tree.args.get("exists")))
         if not created:
             return StatementResult("message", text, message=f"table {table.name} already exists, skipped")
@@ -571,10 +624,48 @@ class Session:
         return StatementResult("message", text, message=f"created table {table.name} "
                                f"({what}) at {table.location}{note}")
 
+    def _dry_create(self, table: Table, if_not_exists: bool, text: str) -> StatementResult:
+        """CREATE TABLE in a dry run: checked as the catalog would, and seen
+        by the script's later statements, but not registered."""
+        key = check_table_name(table.name).lower()
+        existing = self.catalog.tables().get(key) or self._dry_tables.get(key)
+        if existing is not None and existing.builtin:
+            raise SqlError(f"'{table.name}' is a built-in table; choose another name", text, 0)
+        if existing is not None:
+            if if_not_exists:
+                return StatementResult("message", text, message=(
+                    f"dry run: table {table.name} already exists, would skip"))
+            raise SqlError(f"table '{table.name}' already exists", text, 0,
+                           "DROP TABLE it first, or use CREATE EXTERNAL TABLE IF NOT EXISTS")
+        self._dry_tables[key] = table
+        cols = ", ".join(f"{c.name} {c.type.upper()}" for c in table.all_columns)
+        return StatementResult("message", text, message=(
+            f"dry run: would create table {table.name} ({cols}; {format_description(table)}) "
+            f"at {table.location}; the catalog is not changed"))
+
+    def _dry_drop(self, names: list[str], if_exists: bool, text: str) -> StatementResult:
+        said = []
+        for name in names:
+            table = self.catalog.tables().get(name.lower()) or self._dry_tables.get(name.lower())
+            if table is not None and table.builtin:
+                raise SqlError(f"'{name}' is a built-in table and cannot be dropped", text, 0)
+            if table is None:
+                if if_exists:
+                    continue
+                self.catalog.get(name)   # the catalog's error, with a suggestion
+            self._dry_tables.pop(name.lower(), None)
+            files = "and its files" if table.properties.get("managed") else "its files are kept"
+            said.append(f"{name} ({files})")
+        return StatementResult("message", text, message=(
+            "dry run: would drop table " + ", ".join(said) + "; the catalog is not changed"
+            if said else "dry run: nothing to drop"))
+
     def _drop(self, tree: exp.Drop, text: str) -> StatementResult:
         if (tree.args.get("kind") or "").upper() != "TABLE":
             raise UnsupportedError(f"DROP {tree.args.get('kind')}", text, 0)
         names = [t.name for t in tree.args.get("tables") or [tree.this]]
+        if self.settings.dry_run:
+            return self._dry_drop(names, bool(tree.args.get("exists")), text)
         dropped = []
         deleted = []
         for name in names:
@@ -672,6 +763,8 @@ class Session:
             self.settings.set(m.group(1), m.group(2).strip("'\""))
         except (KeyError, ValueError) as e:
             raise SqlError(str(e).strip('"'), text, m.start(1)) from None
+        if m.group(1).lower() == "catalog":   # later statements use the catalog named
+            self.catalog = open_catalog(self.settings)
         return StatementResult("message", text, message=f"{m.group(1)} = {getattr(self.settings, m.group(1).replace('-', '_').lower())}")
 
 

@@ -251,6 +251,11 @@ class LocalBackend:
         except KeyboardInterrupt:
             self._kill()
             raise JobCancelledError("cancelled") from None
+        except BaseException:
+            # the driver stopped the job from ``progress`` (max_cost): as for
+            # Ctrl-C, no worker may go on writing into the scratch it removes
+            self._kill()
+            raise
         return results  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -1013,8 +1013,9 @@ def table_definitions(stats: dict, prefix: str = "amplab_") -> list:
 def register(tables: list) -> None:
     """Register ``tables`` in the catalog; one of the same name is replaced
     only when it reads the same location (a rerun), else a ValueError."""
-    from sqlmr.catalog import Catalog
-    catalog = Catalog()
+    from sqlmr.catalog import open_catalog
+    from sqlmr.config import load_settings
+    catalog = open_catalog(load_settings())
     existing = catalog.tables()
     for t in tables:
         old = existing.get(t.name.lower())
