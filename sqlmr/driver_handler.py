@@ -142,9 +142,9 @@ class _GrantCheckingBackend:
 
 def _access_hint(e: Exception) -> str:
     text = str(e)
-    if "AccessDenied" in text or "access denied" in text.lower() or "403" in text:
-        m = re.search(r"s3://[^\s'\",)]+", text)
-        where = m.group(0) if m else "s3://bucket/table-folder/"
+    m = re.search(r"s3://[^\s'\",)]+", text)
+    if m and ("AccessDenied" in text or "access denied" in text.lower()):
+        where = m.group(0)
         return (f"{text} (the driver function may read only granted tables: run "
                 f"sqlmr lambda grant {where})")
     return text
@@ -179,7 +179,6 @@ def lambda_handler(event: dict, context: Any = None) -> dict:
 
 def _run(event: dict, context: Any, store: QueryStore, text: str, attempts: int,
          started: float) -> dict:
-    from runtime import storage
     from sqlmr.backends.lambda_backend import LambdaBackend
     from sqlmr.catalog_s3 import S3Catalog
     from sqlmr.render import summary_lines
@@ -234,13 +233,32 @@ def _run(event: dict, context: Any, store: QueryStore, text: str, attempts: int,
         backend.close()
         if not continuing:   # every run's scratch: the earlier runs' outputs too
             for work in backend.works:
-                storage.delete_prefix(work)
+                delete_scratch(work)
     store.write_stats({**written, "messages": messages,
                        "tasks_invoked": backend.invoked_tasks,
                        "tasks_from_checkpoint": backend.replayed_tasks,
                        "attempts": attempts})
     return store.set_status("succeeded", rows=written.get("rows", 0),
                             result=store.uri("result.csv") if written else None)
+
+
+def delete_scratch(work: str) -> None:
+    """Delete a job's scratch objects: in batches of 1,000, each object on its own
+    when a store refuses the batch (some authorize DeleteObjects on the bucket,
+    not on the keys the role may delete).  The lifecycle rule expires what stays."""
+    import boto3
+    from sqlmr.results_store import _split
+    bucket, prefix = _split(work)
+    s3 = boto3.session.Session().client("s3")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+    for i in range(0, len(keys), 1000):
+        batch = keys[i:i + 1000]
+        resp = s3.delete_objects(Bucket=bucket, Delete={
+            "Objects": [{"Key": k} for k in batch], "Quiet": True})
+        for e in resp.get("Errors", []):
+            if e.get("Code") == "AccessDenied":
+                s3.delete_object(Bucket=bucket, Key=e["Key"])
 
 
 def _cancelled():

@@ -195,8 +195,10 @@ def driver_policy(settings: LambdaSettings, account: str, region: str, *, worker
                            "Resource": [f"arn:{p}:s3:::{cb}"],
                            "Condition": {"StringLike": {"s3:prefix": [ck]}}})
     if local_tasks:
+        # "*": IAM stand-ins check non-S3 actions against "*" only; the worker's
+        # role is still the only one that trusts the driver's (its trust policy)
         statements.append({"Sid": "RunWorkerTasksLocally", "Effect": "Allow",
-                           "Action": ["sts:AssumeRole"], "Resource": [worker_role_arn]})
+                           "Action": ["sts:AssumeRole"], "Resource": ["*"]})
     # the tables: the same statements as the worker's (TablesRead, TablesList*)
     worker = deploy.role_policy(LambdaSettings(region=region, bucket=b,
                                                table_locations=tuple(tables)),
@@ -266,8 +268,22 @@ def put_driver_policy(aws, settings: LambdaSettings, worker_arn: str, catalog: s
     aws.iam.put_role_policy(RoleName=role_name(settings), PolicyName=policy_name(settings),
                             PolicyDocument=json.dumps(doc, sort_keys=True))
     if _local_tasks():
-        _trust(aws, settings.role_name,
-               [aws.iam.get_role(RoleName=role_name(settings))["Role"]["Arn"]])
+        # the stand-in driver (a session of the driver's role) assumes the
+        # worker's role: trusted as the role, and as that session by name
+        # (which a principal may name too, and which IAM stand-ins compare)
+        arn = aws.iam.get_role(RoleName=role_name(settings))["Role"]["Arn"]
+        _trust(aws, settings.role_name, [arn, session_principal(arn)])
+
+
+def session_principal(role_arn: str) -> str:
+    """The assumed-role session the subprocess invoker opens with ``role_arn``.
+
+    >>> session_principal("arn:aws:iam::123456789012:role/sqlmr-driver-role")
+    'arn:aws:sts::123456789012:assumed-role/sqlmr-driver-role/sqlmr-subprocess-tasks'
+    """
+    m = role_arn.split(":")
+    return (f"arn:{m[1]}:sts::{m[4]}:assumed-role/{m[5].split('/', 1)[1]}/"
+            f"sqlmr-subprocess-tasks")
 
 
 def environment(settings: LambdaSettings, worker_name: str, catalog: str) -> dict[str, str]:

@@ -1,0 +1,302 @@
+"""The serverless driver (``--driver lambda``) end to end on moto with IAM enforced:
+the driver function's real package runs in a subprocess as the driver's role and
+starts the worker's real package in subprocesses as the worker's role.
+
+Answers are compared with the local driver's on the same S3 tables (AMPLab
+1a–3c, tiny data); a driver killed after its first checkpoint is resumed
+without its finished stage's tasks running again; a driver short of time
+continues in a new invocation; schedules are made and removed on moto's
+EventBridge Scheduler."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("boto3")
+pytest.importorskip("moto")
+
+import boto3  # noqa: E402
+
+from aws_fixtures import FAKE_ENV, enforced_module_bucket, iam_servers  # noqa: E402,F401
+from conftest import TINY  # noqa: E402
+from difftest import RK_COLUMNS, UV_COLUMNS, assert_same  # noqa: E402
+from sqlmr import remote, results_store, schedules  # noqa: E402
+from sqlmr.aws import cli as aws_cli  # noqa: E402
+from sqlmr.aws import driver_function  # noqa: E402
+from sqlmr.aws.config import resolve_settings  # noqa: E402
+from sqlmr.config import Settings  # noqa: E402
+from sqlmr.session import Session  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+QUERIES = ["1a", "1b", "1c", "2a", "2b", "2c", "3a", "3b", "3c"]
+
+
+def _ddl(bucket: str, name: str, columns, folder: str) -> str:
+    cols = ", ".join(f"{n} {t.upper()}" for n, t in columns)
+    return f"CREATE EXTERNAL TABLE {name} ({cols}) LOCATION 's3://{bucket}/{folder}/'"
+
+
+class Deployed:
+    def __init__(self, bucket: str, catalog: str) -> None:
+        self.bucket = bucket
+        self.catalog = catalog
+
+
+@pytest.fixture(scope="module")
+def deployed(enforced_module_bucket, iam_servers, tmp_path_factory):  # noqa: F811
+    if not (TINY / "rankings").is_dir():
+        pytest.skip(f"AMPLab tiny data not found at {TINY}")
+    bucket = enforced_module_bucket
+    _, lambda_endpoint = iam_servers
+    catalog = f"s3://{bucket}/catalog/"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SQLMR_CATALOG", catalog)
+        mp.setenv("SQLMR_HOME", str(tmp_path_factory.mktemp("home")))
+        s3 = boto3.client("s3", region_name=FAKE_ENV["AWS_REGION"])
+        for table in ("rankings", "uservisits"):
+            for f in sorted((TINY / table).iterdir()):
+                s3.put_object(Bucket=bucket, Key=f"data/{table}/{f.name}", Body=f.read_bytes())
+        s3.put_object(Bucket=bucket, Key="other/rankings/part-00000",
+                      Body=(TINY / "rankings" / "part-00000").read_bytes())
+        # moto's Lambda checks a function's role against its own IAM
+        boto3.client("iam", region_name=FAKE_ENV["AWS_REGION"], endpoint_url=lambda_endpoint,
+                     aws_access_key_id="testing", aws_secret_access_key="testing").create_role(
+            RoleName="sqlmr-driver-role", AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole"}]}))
+        s = Session(Settings(catalog=catalog))
+        try:
+            for sql in (_ddl(bucket, "rk", RK_COLUMNS, "data/rankings"),
+                        _ddl(bucket, "uv", UV_COLUMNS, "data/uservisits"),
+                        _ddl(bucket, "other_rk", RK_COLUMNS, "other/rankings")):
+                list(s.execute(sql))
+        finally:
+            s.close()
+        out, err = io.StringIO(), io.StringIO()
+        assert cli("lambda", "deploy", out=out, err=err) == 0, err.getvalue()
+        assert "created driver function sqlmr-driver-" in out.getvalue()
+        out, err = io.StringIO(), io.StringIO()
+        assert cli("lambda", "grant", f"s3://{bucket}/data/", out=out, err=err) == 0, \
+            err.getvalue()
+        yield Deployed(bucket, catalog)
+
+
+def cli(*argv: str, out=None, err=None) -> int:
+    import argparse
+    if argv[0] == "lambda":
+        p = argparse.ArgumentParser()
+        aws_cli.add_arguments(p)
+        return aws_cli.run(p.parse_args(list(argv[1:])), out=out, err=err)
+    if argv[0] == "results":
+        p = argparse.ArgumentParser()
+        remote.add_results_arguments(p)
+        return remote.results_main(p.parse_args(list(argv[1:])), out=out, err=err)
+    if argv[0] == "schedule":
+        p = argparse.ArgumentParser()
+        schedules.add_arguments(p)
+        return schedules.main(p.parse_args(list(argv[1:])), out=out, err=err)
+    raise AssertionError(argv)
+
+
+def query(name: str) -> str:
+    """An AMPLab query over the S3 tables (rankings and uservisits are built-in names)."""
+    sql = (REPO / "queries" / f"{name}.sql").read_text()
+    return re.sub(r"\b(rankings|uservisits)\b",
+                  lambda m: {"rankings": "rk", "uservisits": "uv"}[m.group(1)], sql)
+
+
+def local_rows(catalog: str, sql: str) -> list[list]:
+    s = Session(Settings(catalog=catalog, workers=2))
+    try:
+        res = list(s.execute(sql))[-1]
+        rows = [list(r) for r in res.rows]
+        res.close()
+        return rows
+    finally:
+        s.close()
+
+
+def csv_rows(text: str, types: list) -> list[list]:
+    lines = list(csv.reader(io.StringIO(text)))
+    return [[results_store.typed(v, t) for v, t in zip(r, types)] for r in lines[1:]]
+
+
+def remote_run(sql: str, catalog: str, detach: bool = False) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = remote.run_cli(sql, Settings(catalog=catalog, format="csv"), detach, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def stats_of(bucket: str, qid: str) -> dict:
+    return results_store.QueryStore(bucket, qid).stats() or {}
+
+
+def query_id(err: str) -> str:
+    m = re.search(r"query (q-[0-9a-f-]+) runs", err) or re.search(r"started (q-[0-9a-f-]+)", err)
+    assert m, err
+    return m.group(1)
+
+
+# --------------------------------------------------------------------------- package
+
+def test_driver_package_is_reproducible_and_within_lambda_limits():
+    a, ha, unzipped = driver_function.build_package()
+    b, hb, _ = driver_function.build_package()
+    assert a == b and ha == hb
+    names = {rel.split("/")[0] for rel, _ in driver_function.package_files()}
+    assert names == {"compiler", "runtime", "sqlmr", "sqlglot"}
+    assert driver_function.check_size(len(a), unzipped) == "inline"
+    assert len(a) < driver_function.INLINE_ZIP_BYTES and unzipped < 250 * 2**20
+
+
+def test_a_local_catalog_is_refused_with_what_to_set(monkeypatch, tmp_path):
+    monkeypatch.delenv("SQLMR_CATALOG", raising=False)
+    code, _, err = remote_run("SELECT 1", "")
+    assert code == 2
+    assert "catalog = s3://bucket/prefix/" in err and "SQLMR_CATALOG" in err
+
+
+# --------------------------------------------------------------------------- answers
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_amplab_answers_match_the_local_driver(deployed, name):
+    sql = query(name)
+    code, out, err = remote_run(sql, deployed.catalog)
+    assert code == 0, err
+    qid = query_id(err)
+    st = stats_of(deployed.bucket, qid)
+    got = csv_rows(out, st["types"])
+    want = local_rows(deployed.catalog, sql)
+    assert len(got) == len(want), err
+    assert_same(got, want, ordered="ORDER BY" in sql.upper())
+    assert st["tasks_invoked"] > 0 and st["tasks_from_checkpoint"] == 0
+    # scratch cleaned: nothing left under the job prefix for this query
+    assert not _keys(deployed.bucket, "sqlmr/jobs/")
+
+
+def _keys(bucket: str, prefix: str) -> list[str]:
+    s3 = boto3.client("s3", region_name=FAKE_ENV["AWS_REGION"])
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_detach_then_results_returns_the_same_rows(deployed):
+    sql = query("2a")
+    code, out, err = remote_run(sql, deployed.catalog, detach=True)
+    assert code == 0, err
+    qid = out.strip()
+    assert results_store.valid_query_id(qid)
+    out2, err2 = io.StringIO(), io.StringIO()
+    assert cli("results", qid, "--wait", out=out2, err=err2) == 0, err2.getvalue()
+    st = stats_of(deployed.bucket, qid)
+    got = [[results_store.typed(v, t) for v, t in zip(r.split("|"), st["types"])]
+           for r in []]  # the table rendering is for people: compare the stored rows
+    _, got = results_store.QueryStore(deployed.bucket, qid).rows(st["types"])
+    assert_same(got, local_rows(deployed.catalog, sql), ordered=False)
+    assert "sourceIP" in out2.getvalue() or "substr" in out2.getvalue().lower()
+    listing = io.StringIO()
+    assert cli("results", out=listing) == 0
+    assert any(line.startswith(qid + "\t") and "\tsucceeded\t" in line
+               for line in listing.getvalue().splitlines())
+    status = io.StringIO()
+    assert cli("results", qid, "--status", out=status) == 0
+    assert json.loads(status.getvalue())["state"] == "succeeded"
+
+
+def test_a_table_not_granted_names_the_grant_command(deployed):
+    code, out, err = remote_run("SELECT COUNT(*) FROM other_rk", deployed.catalog)
+    assert code == 1
+    assert f"sqlmr lambda grant s3://{deployed.bucket}/other/" in err, err
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def test_a_driver_killed_after_stage_one_is_resumed_without_redoing_it(deployed, monkeypatch):
+    sql = query("3a")
+    code, _, err = remote_run(sql, deployed.catalog)
+    assert code == 0, err
+    clean = stats_of(deployed.bucket, query_id(err))
+    monkeypatch.setenv("SQLMR_DRIVER_TEST_EXIT_AFTER_CHECKPOINT", "1")
+    client_box = []
+    real = remote.DriverClient
+
+    def keep(ls):
+        c = real(ls)
+        client_box.append(c)
+        return c
+    monkeypatch.setattr(remote, "DriverClient", keep)
+    code, out, err = remote_run(sql, deployed.catalog)
+    assert code == 0, err
+    qid = query_id(err)
+    store = results_store.QueryStore(deployed.bucket, qid)
+    st = store.stats()
+    # the first invocation died after its first checkpoint; Lambda's retry resumed
+    assert client_box[0].invocations == 2
+    assert store.status()["attempts"] == 2 and st["attempts"] == 2
+    ckpt = store.checkpoint()
+    assert ckpt["stages"] and len(ckpt["works"]) == 2
+    # stage 1's tasks came from the checkpoint, the rest ran once
+    assert st["tasks_from_checkpoint"] > 0
+    assert st["tasks_invoked"] + st["tasks_from_checkpoint"] == clean["tasks_invoked"]
+    assert_same(csv_rows(out, st["types"]), local_rows(deployed.catalog, sql), ordered=True)
+    assert not _keys(deployed.bucket, "sqlmr/jobs/")
+
+
+def test_a_driver_short_of_time_continues_in_a_new_invocation(deployed, monkeypatch):
+    monkeypatch.setenv("SQLMR_DRIVER_RESERVE_S", "100000")   # always "short of time"
+    sql = query("3a")
+    code, out, err = remote_run(sql, deployed.catalog)
+    assert code == 0, err
+    qid = query_id(err)
+    store = results_store.QueryStore(deployed.bucket, qid)
+    st = store.stats()
+    stages = len(store.checkpoint()["stages"])
+    assert stages >= 1 and st["attempts"] == stages + 1
+    assert st["tasks_from_checkpoint"] > 0
+    assert_same(csv_rows(out, st["types"]), local_rows(deployed.catalog, sql), ordered=True)
+
+
+# --------------------------------------------------------------------------- schedules
+
+def test_schedule_add_list_remove_and_a_scheduled_run(deployed, tmp_path):
+    report = tmp_path / "report.sql"
+    report.write_text(query("1a"))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli("schedule", "add", "nightly", "--cron", "0 3 * * ? *", "-f", str(report),
+               out=out, err=err) == 0, err.getvalue()
+    listing = io.StringIO()
+    assert cli("schedule", "list", out=listing) == 0
+    assert "nightly\tcron(0 3 * * ? *)\tENABLED" in listing.getvalue()
+    ls = resolve_settings({})
+    sched = boto3.client("scheduler", region_name=FAKE_ENV["AWS_REGION"])
+    target = sched.get_schedule(Name="sqlmr-nightly")["Target"]
+    assert target["Arn"] == driver_function.find_driver(ls)["arn"]
+    event = json.loads(target["Input"])
+    # what the scheduler sends, its time filled in
+    event["scheduled_time"] = "2026-12-02T03:00:00Z"
+    client = remote.DriverClient(ls)
+    client.start(event)
+    client.threads[-1].join()
+    store = results_store.QueryStore(deployed.bucket, "nightly/20261202T030000Z")
+    assert store.status()["state"] == "succeeded", store.status()
+    st = store.stats()
+    _, got = store.rows(st["types"])
+    assert_same(got, local_rows(deployed.catalog, query("1a")), ordered=False)
+    assert _keys(deployed.bucket, "sqlmr/results/nightly/20261202T030000Z/")
+    out = io.StringIO()
+    assert cli("schedule", "remove", "nightly", out=out) == 0
+    listing = io.StringIO()
+    assert cli("schedule", "list", out=listing) == 0
+    assert "nightly" not in listing.getvalue()
+    # undeploy removes the schedules sqlmr made
+    assert cli("schedule", "add", "again", "--cron", "0 4 * * ? *", "-f", str(report)) == 0
+    removed = schedules.remove_all(ls)
+    assert "schedule sqlmr-again" in removed
+    assert schedules.list_schedules(ls) == []
