@@ -219,7 +219,9 @@ def _run(event: dict, context: Any, store: QueryStore, text: str, attempts: int,
                                "types": [str(t) if t else None for t in result.types],
                                "rows": n,
                                "summary": summary_lines(result, settings)
-                               if result.stats is not None else []}
+                               if result.stats is not None else [],
+                               "map_tasks": getattr(result.stats, "map_tasks", 0),
+                               "reduce_tasks": getattr(result.stats, "reduce_tasks", 0)}
                 elif result.message:
                     messages.append(result.message)
             finally:

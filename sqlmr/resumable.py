@@ -1,9 +1,10 @@
-"""A backend that checkpoints each finished stage, so a driver can stop and go on.
+"""A backend that checkpoints each finished phase, so a driver can stop and go on.
 
 The serverless driver runs a job through :class:`CheckpointingBackend`, which
-wraps the Lambda backend.  When a stage's last phase has finished (the job asks
-for the next stage's tasks), the task results of all that stage's phases are
-saved to the query's ``checkpoint.json`` (:class:`sqlmr.results_store.QueryStore`).
+wraps the Lambda backend.  Each time a phase of a stage (its maps, combiners or
+reducers; a stage is finished with its last phase) has finished, the task
+results of every finished phase so far are saved to the query's
+``checkpoint.json`` (:class:`sqlmr.results_store.QueryStore`).
 
 A driver started again for the same query (Lambda's retry of an asynchronous
 invocation that died, or the driver's own continuation when its time is
@@ -13,8 +14,8 @@ phase (compared with the job id and scratch folders taken out: see
 Their outputs are still in the earlier run's scratch folder: the driver keeps
 every run's folder (listed in the checkpoint) until the result is written.
 
-Between task launches it also checks the query's cancel marker, and between
-stages whether the driver has time left (:class:`ContinueLater`).
+Between task launches it also checks the query's cancel marker, and after each
+checkpoint whether the driver has time left (:class:`ContinueLater`).
 
 >>> ev = [{"job": "j1", "work": "s3://b/w/j1/", "code": {"uri": "s3://b/w/j1/job.py"}}]
 >>> fingerprint(ev, ["s3://b/w/j1/"]) == fingerprint(
@@ -69,9 +70,7 @@ class CheckpointingBackend:
         doc = store.checkpoint() or {}
         self.saved: dict[str, list] = dict(doc.get("phases", {}))  # fingerprint → results
         self.works: list[str] = list(doc.get("works", []))
-        self.stages_done: list[int] = list(doc.get("stages", []))
-        self.pending: dict[str, list] = {}
-        self.stage: int | None = None
+        self.stages_done: list[str] = list(doc.get("stages", []))  # "stage 1 map", …
         self.replayed_tasks = 0
         self.invoked_tasks = 0
         self._checked = 0.0
@@ -80,20 +79,17 @@ class CheckpointingBackend:
         return getattr(self.inner, name)
 
     # ------------------------------------------------------------ checkpoints
-    def _stage_finished(self) -> None:
-        if self.stage is None or not self.pending:
-            return
-        self.saved.update(self.pending)
-        self.pending = {}
-        if self.stage not in self.stages_done:
-            self.stages_done.append(self.stage)
+    def _phase_finished(self, fp: str, results: list, label: str) -> None:
+        """Save the checkpoint with this phase's results; then stop if time is short."""
+        self.saved[fp] = results
+        self.stages_done.append(label)
         doc = {"phases": self.saved, "works": self.works, "stages": self.stages_done,
                "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self.store.save_checkpoint(doc)
         if self.after_checkpoint is not None:
             self.after_checkpoint(doc)
         if self.time_left is not None and self.time_left() < self.reserve_s:
-            raise ContinueLater(f"stage {self.stage} done; continuing in a new invocation")
+            raise ContinueLater(f"{label} done; continuing in a new invocation")
 
     def check_cancel(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -109,10 +105,6 @@ class CheckpointingBackend:
         work = events[0].get("work")
         if work and work not in self.works:
             self.works.append(work)
-        stage = events[0].get("stage")
-        if stage != self.stage:
-            self._stage_finished()
-            self.stage = stage
         fp = fingerprint(events, self.works)
         if fp in self.saved:
             results = self.saved[fp]
@@ -120,7 +112,6 @@ class CheckpointingBackend:
             if progress is not None:
                 for ev, r in zip(events, results):
                     progress(ev, r)
-            self.pending[fp] = results
             return results
         self.check_cancel(force=True)
 
@@ -131,7 +122,8 @@ class CheckpointingBackend:
 
         results = self.inner.run(events, on_done)
         self.invoked_tasks += len(events)
-        self.pending[fp] = results
+        self._phase_finished(fp, results, f"stage {events[0].get('stage')} "
+                                          f"{events[0].get('kind', 'task')}")
         return results
 
     def close(self) -> None:
