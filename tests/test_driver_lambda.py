@@ -304,3 +304,88 @@ def test_schedule_add_list_remove_and_a_scheduled_run(deployed, tmp_path, monkey
     removed = schedules.remove_all(ls)
     assert "schedule sqlmr-again" in removed
     assert schedules.list_schedules(ls) == []
+
+
+# --------------------------------------------------------------------------- cancel
+
+def test_a_cancelled_query_runs_no_task(deployed):
+    ls = resolve_settings({})
+    client = remote.DriverClient(ls)
+    qid = results_store.new_query_id()
+    store = results_store.QueryStore(deployed.bucket, qid)
+    store.set_status("queued")
+    store.request_cancel()
+    client.start({"query_id": qid, "statements": query("2a"), "catalog": deployed.catalog})
+    client.threads[-1].join()
+    st = store.status()
+    assert st["state"] == "cancelled", st
+    assert client.invocations == 1 and store.stats() is None
+    assert not _keys(deployed.bucket, "sqlmr/jobs/")
+
+
+def test_ctrl_c_while_waiting_asks_and_sets_the_cancel_marker(deployed, monkeypatch):
+    store = results_store.QueryStore(deployed.bucket, results_store.new_query_id())
+    store.set_status("running")
+    calls = []
+
+    def interrupted(s):
+        calls.append(s)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        store.set_status("cancelled")   # what the driver does when it sees the marker
+    monkeypatch.setattr(remote.time, "sleep", interrupted)
+    asked = []
+    err = io.StringIO()
+    st = remote.wait(store, err, ask=lambda prompt: asked.append(prompt) or "y")
+    assert asked and "cancel the remote query" in asked[0]
+    assert store.cancel_requested() and st["state"] == "cancelled"
+    # answering no leaves the query running
+    other = results_store.QueryStore(deployed.bucket, results_store.new_query_id())
+    other.set_status("running")
+    calls.clear()
+    monkeypatch.setattr(remote.time, "sleep", lambda s: (_ for _ in ()).throw(KeyboardInterrupt))
+    st = remote.wait(other, err, ask=lambda prompt: "n")
+    assert st["state"] == "running" and not other.cancel_requested()
+    assert f"sqlmr results {other.query_id}" in err.getvalue()
+
+
+# --------------------------------------------------------------------------- least privilege
+
+def test_the_driver_role_may_not_change_iam_or_read_outside_its_grants(deployed):
+    ls = resolve_settings({})
+    remote.DriverClient(ls)   # (the stand-in: this identity may assume the driver's role)
+    from sqlmr.aws import invoker
+    role = driver_function.find_driver(ls)["role"]
+    c = invoker.assume_role(role, wait_s=0)
+    kw = dict(region_name=FAKE_ENV["AWS_REGION"], aws_access_key_id=c["key"],
+              aws_secret_access_key=c["secret"], aws_session_token=c["token"])
+    iam = boto3.client("iam", **kw)
+    from botocore.exceptions import ClientError
+    with pytest.raises(ClientError) as e:
+        iam.put_role_policy(RoleName=ls.role_name, PolicyName="x", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    assert "AccessDenied" in str(e.value)
+    s3 = boto3.client("s3", **kw)
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=deployed.bucket, Key="other/rankings/part-00000")
+    assert s3.get_object(Bucket=deployed.bucket, Key="data/rankings/part-00000")["Body"].read()
+
+
+# --------------------------------------------------------------------------- undeploy (last)
+
+def test_undeploy_removes_the_driver_its_role_and_the_schedules(deployed, tmp_path, monkeypatch,
+                                                                iam_servers):  # noqa: F811
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SCHEDULER", iam_servers[1])
+    report = tmp_path / "r.sql"
+    report.write_text("SELECT 1")
+    assert cli("schedule", "add", "weekly", "--cron", "0 5 ? * MON *", "-f", str(report)) == 0
+    out, err = io.StringIO(), io.StringIO()
+    assert cli("lambda", "undeploy", out=out, err=err) == 0, err.getvalue()
+    text = out.getvalue()
+    assert "removed schedule sqlmr-weekly" in text
+    assert "removed function sqlmr-driver-" in text and "removed IAM role sqlmr-driver-role" in text
+    ls = resolve_settings({})
+    assert schedules.list_schedules(ls) == []
+    with pytest.raises(Exception, match="sqlmr lambda deploy"):
+        driver_function.find_driver(ls)
