@@ -191,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         script = sys.stdin.read()
 
-    if args.driver == "lambda":
+    if args.detach and args.driver != "lambda":
+        print("sqlmr: --detach needs --driver lambda", file=sys.stderr)
+        return 2
+    if args.driver == "lambda" and not settings.dry_run:  # a dry run plans here either way
         from sqlmr import remote
         return remote.run_cli(script, settings, args.detach)
     bar = ProgressBar()

@@ -157,11 +157,24 @@ def test_driver_package_is_reproducible_and_within_lambda_limits():
     assert len(a) < driver_function.INLINE_ZIP_BYTES and unzipped < 250 * 2**20
 
 
-def test_a_local_catalog_is_refused_with_what_to_set(monkeypatch, tmp_path):
+def test_a_local_catalog_is_refused_with_what_to_set(monkeypatch, capsys):
+    from sqlmr.cli import main
     monkeypatch.delenv("SQLMR_CATALOG", raising=False)
-    code, _, err = remote_run("SELECT 1", "")
-    assert code == 2
+    assert main(["--driver", "lambda", "-e", "SELECT 1"]) == 2
+    err = capsys.readouterr().err
     assert "catalog = s3://bucket/prefix/" in err and "SQLMR_CATALOG" in err
+    assert main(["--detach", "-e", "SELECT 1"]) == 2
+    assert "--detach needs --driver lambda" in capsys.readouterr().err
+
+
+def test_the_cli_flag_runs_on_the_driver_function(deployed, capsys):
+    from sqlmr.cli import main
+    assert main(["--driver", "lambda", "--format", "csv", "-e",
+                 "SELECT COUNT(*) AS n FROM rk"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "n"
+    assert [[int(out.splitlines()[1])]] == local_rows(deployed.catalog, "SELECT COUNT(*) FROM rk")
+    assert "runs on sqlmr-driver-" in err and "result: s3://" in err
 
 
 # --------------------------------------------------------------------------- answers
