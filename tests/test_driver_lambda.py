@@ -50,11 +50,10 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(enforced_module_bucket, iam_servers, tmp_path_factory):  # noqa: F811
+def deployed(enforced_module_bucket, tmp_path_factory):  # noqa: F811
     if not (TINY / "rankings").is_dir():
         pytest.skip(f"AMPLab tiny data not found at {TINY}")
     bucket = enforced_module_bucket
-    _, lambda_endpoint = iam_servers
     catalog = f"s3://{bucket}/catalog/"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SQLMR_CATALOG", catalog)
@@ -65,13 +64,6 @@ def deployed(enforced_module_bucket, iam_servers, tmp_path_factory):  # noqa: F8
                 s3.put_object(Bucket=bucket, Key=f"data/{table}/{f.name}", Body=f.read_bytes())
         s3.put_object(Bucket=bucket, Key="other/rankings/part-00000",
                       Body=(TINY / "rankings" / "part-00000").read_bytes())
-        # moto's Lambda checks a function's role against its own IAM
-        boto3.client("iam", region_name=FAKE_ENV["AWS_REGION"], endpoint_url=lambda_endpoint,
-                     aws_access_key_id="testing", aws_secret_access_key="testing").create_role(
-            RoleName="sqlmr-driver-role", AssumeRolePolicyDocument=json.dumps({
-                "Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole"}]}))
         s = Session(Settings(catalog=catalog))
         try:
             for sql in (_ddl(bucket, "rk", RK_COLUMNS, "data/rankings"),
@@ -279,10 +271,7 @@ def test_a_driver_short_of_time_continues_in_a_new_invocation(deployed, monkeypa
 
 # --------------------------------------------------------------------------- schedules
 
-def test_schedule_add_list_remove_and_a_scheduled_run(deployed, tmp_path, monkeypatch,
-                                                       iam_servers):  # noqa: F811
-    # moto's IAM enforcement garbles the scheduler's signed REST calls, as Lambda's
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SCHEDULER", iam_servers[1])
+def test_schedule_add_list_remove_and_a_scheduled_run(deployed, tmp_path):
     report = tmp_path / "report.sql"
     report.write_text(query("1a"))
     out, err = io.StringIO(), io.StringIO()
@@ -387,9 +376,7 @@ def test_the_driver_role_may_not_change_iam_or_read_outside_its_grants(deployed)
 
 # --------------------------------------------------------------------------- undeploy (last)
 
-def test_undeploy_removes_the_driver_its_role_and_the_schedules(deployed, tmp_path, monkeypatch,
-                                                                iam_servers):  # noqa: F811
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SCHEDULER", iam_servers[1])
+def test_undeploy_removes_the_driver_its_role_and_the_schedules(deployed, tmp_path):
     report = tmp_path / "r.sql"
     report.write_text("SELECT 1")
     assert cli("schedule", "add", "weekly", "--cron", "0 5 ? * MON *", "-f", str(report)) == 0
