@@ -21,14 +21,16 @@ makes for the worker (all tagged ``sqlmr=managed``):
 ...                   worker_arn="arn:aws:lambda:us-east-1:123456789012:function:sqlmr-runtime-x",
 ...                   worker_role_arn="arn:aws:iam::123456789012:role/sqlmr-lambda-role",
 ...                   catalog="s3://b/cat/", tables=["s3://data/uv/"])
->>> sorted(st["Sid"] for st in p["Statement"])
-['CatalogList', 'CatalogRead', 'InvokeFunctions', 'JobBucketList', 'JobsAndResults', 'Logs', 'TablesList0', 'TablesRead']
+>>> sorted(st["Sid"] for st in p["Statement"])  # doctest: +NORMALIZE_WHITESPACE
+['CatalogList', 'CatalogRead', 'InvokeFunctions', 'JobBucketList', 'JobsAndResults',
+ 'Logs', 'TablesList0', 'TablesRead']
 >>> any(a.startswith("iam:") for st in p["Statement"] for a in st["Action"])
 False
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
@@ -43,7 +45,7 @@ HANDLER = "sqlmr.driver_handler.lambda_handler"
 PACKAGE_FORMAT = 1
 # The top-level packages shipped: sqlmr's own and the one it needs beyond boto3.
 PACKAGES = ("compiler", "runtime", "sqlmr", "sqlglot")
-# Folders of those packages a driver never imports (benchmark data generators).
+# Folders never shipped.
 SKIP_FOLDERS = frozenset({"__pycache__"})
 # Lambda's limits for a .zip package: 50 MB uploaded directly, 250 MB unzipped.
 INLINE_ZIP_BYTES = 50 * 2**20
@@ -154,7 +156,6 @@ def _remove_extracted() -> None:
     _extracted.clear()
 
 
-import atexit  # noqa: E402
 atexit.register(_remove_extracted)
 
 
@@ -171,7 +172,8 @@ def driver_policy(settings: LambdaSettings, account: str, region: str, *, worker
 
     p, b = partition, settings.bucket
     fn = f"arn:{p}:lambda:{region}:{account}:function:"
-    log_groups = f"arn:{p}:logs:{region}:{account}:log-group:/aws/lambda/{function_prefix(settings)}*"
+    log_groups = (f"arn:{p}:logs:{region}:{account}:log-group:"
+                  f"/aws/lambda/{function_prefix(settings)}*")
     statements: list[dict[str, Any]] = [
         {"Sid": "InvokeFunctions", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
          "Resource": [worker_arn, f"{fn}{function_prefix(settings)}*"]},
@@ -330,7 +332,8 @@ def deploy_driver(settings: LambdaSettings, worker, catalog: str) -> DriverInfo:
                 break
             except ClientError as e:
                 msg = str(e.response.get("Error", {}).get("Message", ""))
-                if deploy._ROLE_NOT_READY in msg and attempt + 1 < deploy.ROLE_PROPAGATION_ATTEMPTS:
+                if (deploy._ROLE_NOT_READY in msg
+                        and attempt + 1 < deploy.ROLE_PROPAGATION_ATTEMPTS):
                     deploy._sleep(deploy._backoff(attempt))
                     continue
                 raise
