@@ -91,8 +91,13 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
                       f"s3://{info.bucket}/{settings.jobs_prefix}", file=out)
         elif args.action == "status":
             st = deploy.status(settings)
-            print(json.dumps(st, indent=2, default=str) if args.json
-                  else deploy.format_status(st), file=out)
+            try:
+                driver = driver_function.find_driver(settings)["name"]
+            except AwsSetupError:
+                driver = None
+            print(json.dumps({**st, "driver": driver}, indent=2, default=str) if args.json
+                  else deploy.format_status(st) + f"\ndriver function: {driver or 'none'}",
+                  file=out)
         elif args.action == "grant":
             added = driver_function.grant(settings, args.locations, _catalog())
             print(json.dumps({"added": added}) if args.json else
