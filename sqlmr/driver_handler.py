@@ -112,8 +112,9 @@ class _GrantCheckingBackend:
     may not change IAM); before a job, the worker is asked whether it can read
     every table, and a table it cannot fails naming the grant command."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, scratch: str) -> None:
         self.inner = inner
+        self.scratch = scratch   # this query's jobs, every run's, under one folder
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -201,7 +202,8 @@ def _run(event: dict, context: Any, store: QueryStore, text: str, attempts: int,
         def hook(doc: dict) -> None:   # a driver dying mid-job (tests)
             os._exit(17)
     inner = LambdaBackend(settings, invoker=worker_invoker(), deploy=False)
-    backend = CheckpointingBackend(_GrantCheckingBackend(inner), store,
+    scratch = f"{inner.scratch}{store.query_id}/"
+    backend = CheckpointingBackend(_GrantCheckingBackend(inner, scratch), store,
                                    time_left=remaining_time(context, started),
                                    reserve_s=RESERVE_S, after_checkpoint=hook)
     session = Session(settings, catalog=S3Catalog(settings.catalog))
@@ -234,8 +236,7 @@ def _run(event: dict, context: Any, store: QueryStore, text: str, attempts: int,
         session._backend = None
         backend.close()
         if not continuing:   # every run's scratch: the earlier runs' outputs too
-            for work in backend.works:
-                delete_scratch(work)
+            delete_scratch(scratch)
     store.write_stats({**written, "messages": messages,
                        "tasks_invoked": backend.invoked_tasks,
                        "tasks_from_checkpoint": backend.replayed_tasks,
