@@ -34,7 +34,7 @@ from sqlmr.render import (FILE_FORMATS, cancelled_lines, format_for_path, plural
                           write_output_file)
 from sqlmr.session import Session, StatementResult
 
-SUBCOMMANDS = ("gen", "bench", "lambda", "clean", "run")
+SUBCOMMANDS = ("gen", "bench", "lambda", "clean", "run", "results", "schedule")
 EXIT_COST_REFUSED = 3   # --max-cost: the estimate is over the limit, nothing ran
 EXIT_COST_STOPPED = 4   # --max-cost: the running job passed the limit and was stopped
 _terminated: list[int] = []  # the signal that stopped the script (SIGTERM), if any
@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_setting_type("workers", positive=True), metavar="N",
                    help="local worker processes (default: cores)")
     p.add_argument("--backend", choices=["local", "lambda"], help="where tasks run (default local)")
+    p.add_argument("--driver", choices=["local", "lambda"],
+                   help="where the driver runs: here (default) or the driver function "
+                        "(needs catalog = s3://…; see 'sqlmr results --help')")
+    p.add_argument("--detach", action="store_true",
+                   help="with --driver lambda: print the query id and return at once")
     p.add_argument("--dialect", type=_setting_type("dialect"), metavar="NAME",
                    help="SQL dialect for sqlglot (default hive)")
     p.add_argument("--split-mb", type=_setting_type("split_mb", positive=True), metavar="MB",
@@ -196,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         script = sys.stdin.read()
 
+    if args.detach and args.driver != "lambda":
+        print("sqlmr: --detach needs --driver lambda", file=sys.stderr)
+        return 2
+    if args.driver == "lambda" and not settings.dry_run:  # a dry run plans here either way
+        from sqlmr import remote
+        return remote.run_cli(script, settings, args.detach)
     bar = ProgressBar()
     session = Session(settings, progress=lambda: bar)
     session.dry_run_splits = args.verbose
@@ -415,6 +426,20 @@ def _subcommand(name: str, argv: list[str]) -> int:
                                     description="Deploy and manage sqlmr's Lambda function.")
         aws_cli.add_arguments(p)
         return aws_cli.run(p.parse_args(argv))
+    if name == "results":
+        from sqlmr import remote
+        p = argparse.ArgumentParser(prog="sqlmr results",
+                                    description="List the serverless driver's queries, show "
+                                                "one's status or print its result.")
+        remote.add_results_arguments(p)
+        return remote.results_main(p.parse_args(argv))
+    if name == "schedule":
+        from sqlmr import schedules
+        p = argparse.ArgumentParser(prog="sqlmr schedule",
+                                    description="Run a query on a schedule (EventBridge "
+                                                "Scheduler invokes the driver function).")
+        schedules.add_arguments(p)
+        return schedules.main(p.parse_args(argv))
     if name == "run":
         from sqlmr import mrjob
         p = argparse.ArgumentParser(prog="sqlmr run",

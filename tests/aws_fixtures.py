@@ -34,7 +34,7 @@ HIDDEN_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SE
               "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_ENDPOINT_URL_S3",
               "AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS",
-              "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS")
+              "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_ENDPOINT_URL_SCHEDULER")
 
 
 def _reset_s3_client() -> None:
@@ -134,6 +134,7 @@ def run_lambda_locally(monkeypatch, bucket: str) -> None:
 
 CALLER = "sqlmr-user"
 FUNCTION_ROLE = "sqlmr-lambda-role"
+DRIVER_ROLE = "sqlmr-driver-role"
 _UNLIMITED = "1000000000"
 
 
@@ -287,13 +288,15 @@ def _enforced_account(iam_servers, tmp_path_factory, monkeypatch, deny_data: boo
                                  PolicyDocument=json.dumps(_caller_policy(
                                      data_bucket if deny_data else None)))
     key = admin["iam"].create_access_key(UserName=CALLER)["AccessKey"]
-    # moto's Lambda checks the function's role against its own IAM
-    boto3.client("iam", region_name=region, endpoint_url=lambda_endpoint,
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_role(
-        RoleName=FUNCTION_ROLE, AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole"}]}))
+    # moto's Lambda checks the function's role against its own IAM (the worker's
+    # and the driver function's)
+    for role in (FUNCTION_ROLE, DRIVER_ROLE):
+        boto3.client("iam", region_name=region, endpoint_url=lambda_endpoint,
+                     aws_access_key_id="testing", aws_secret_access_key="testing").create_role(
+            RoleName=role, AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole"}]}))
     set_iam_enforcement(endpoint, 0)
 
     from sqlmr.aws import deploy
@@ -307,6 +310,8 @@ def _enforced_account(iam_servers, tmp_path_factory, monkeypatch, deny_data: boo
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_endpoint)
+    # moto's IAM enforcement garbles the scheduler's signed REST calls too
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SCHEDULER", lambda_endpoint)
     monkeypatch.setenv("AWS_CONFIG_FILE", nowhere)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", nowhere)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -17,13 +17,14 @@ from sqlmr.aws.config import AwsSetupError, resolve_settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", metavar="{deploy,status,undeploy}")
+    sub = p.add_subparsers(dest="action", metavar="{deploy,status,undeploy,grant}")
     sub.required = True
     helps = {
         "deploy": "create or update the function for this runtime version (and its role, "
                   "log group and the job bucket's lifecycle rule); remove stale versions",
         "status": "show what is deployed",
         "undeploy": "remove everything deploy made (the job bucket and your data stay)",
+        "grant": "let the worker and driver functions read a table location (s3://…/)",
     }
     for action, text in helps.items():
         sp = sub.add_parser(action, help=text, description=text)
@@ -31,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="job bucket for scratch data and the package (env SQLMR_BUCKET)")
         sp.add_argument("--region", metavar="REGION", help="AWS region (env AWS_REGION)")
         sp.add_argument("--json", action="store_true", help="machine-readable output")
+        if action == "grant":
+            sp.add_argument("locations", nargs="+", metavar="S3_URI",
+                            help="table location(s) to grant, e.g. s3://bucket/tables/visits/")
         if action == "deploy":
             sp.add_argument("--memory", type=int, metavar="MB",
                             help="function memory, 128-10240 (default 1769 = one vCPU; "
@@ -67,7 +71,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """Run ``sqlmr lambda ACTION``; 0 ok, 1 when AWS is not set up or a call failed."""
-    from sqlmr.aws import deploy
+    from sqlmr.aws import deploy, driver_function
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -75,20 +79,34 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
         settings = resolve_settings(_overrides(args))
         if args.action == "deploy":
             info = deploy.deploy(settings)
+            drv = driver_function.deploy_driver(settings, info, _catalog())
             if args.json:
-                print(json.dumps(info.to_dict(), indent=2), file=out)
+                print(json.dumps({**info.to_dict(), "driver": drv.function_name}, indent=2),
+                      file=out)
             else:
-                for note in info.notes:
+                for note in info.notes + drv.notes:
                     print(note, file=out)
                 print(f"ready: {info.function_name} in {info.region} "
                       f"(runtime {info.runtime_hash[:12]}); jobs write to "
                       f"s3://{info.bucket}/{settings.jobs_prefix}", file=out)
         elif args.action == "status":
             st = deploy.status(settings)
-            print(json.dumps(st, indent=2, default=str) if args.json
-                  else deploy.format_status(st), file=out)
+            try:
+                driver = driver_function.find_driver(settings)["name"]
+            except AwsSetupError:
+                driver = None
+            print(json.dumps({**st, "driver": driver}, indent=2, default=str) if args.json
+                  else deploy.format_status(st) + f"\ndriver function: {driver or 'none'}",
+                  file=out)
+        elif args.action == "grant":
+            added = driver_function.grant(settings, args.locations, _catalog())
+            print(json.dumps({"added": added}) if args.json else
+                  ("granted " + ", ".join(added) if added else "already granted"), file=out)
         elif args.action == "undeploy":
-            removed = deploy.undeploy(settings)
+            from sqlmr import schedules
+            removed = schedules.remove_all(settings)
+            removed += driver_function.undeploy_driver(settings)
+            removed += deploy.undeploy(settings)
             if args.json:
                 print(json.dumps({"removed": removed}, indent=2), file=out)
             elif removed:
@@ -110,3 +128,10 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
 def _one_line(e: Exception) -> str:
     text = str(e) or type(e).__name__
     return " ".join(text.split())
+
+
+def _catalog() -> str:
+    """The catalog the driver function reads (the config's, else $SQLMR_CATALOG)."""
+    from sqlmr.catalog import catalog_location
+    from sqlmr.config import load_settings
+    return catalog_location(load_settings())

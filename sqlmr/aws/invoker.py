@@ -299,9 +299,11 @@ print("START RequestId: %s Version: $LATEST" % rid, file=sys.stderr, flush=True)
 error = None
 try:
     event = json.loads(sys.stdin.buffer.read())
-    import runtime.handler
-    print("INIT runtime=%s" % runtime.handler.__file__, file=sys.stderr, flush=True)
-    result = runtime.handler.lambda_handler(event, None)
+    import importlib
+    module, _, func = os.environ.get("_HANDLER", "runtime.handler.lambda_handler").rpartition(".")
+    handler = importlib.import_module(module)
+    print("INIT runtime=%s" % handler.__file__, file=sys.stderr, flush=True)
+    result = getattr(handler, func)(event, None)
     try:
         body = json.dumps(result)
     except (TypeError, ValueError) as e:
@@ -409,7 +411,9 @@ class SubprocessInvoker:
     def __init__(self, *, timeout_s: float = 900, memory_mb: int = 1769,
                  max_concurrency: int | None = None, python: str | None = None,
                  function_name: str = "sqlmr-runtime-local",
-                 role_arn: str | None = None) -> None:
+                 role_arn: str | None = None, package_dir: str | None = None,
+                 handler: str = "runtime.handler.lambda_handler",
+                 environment: dict[str, str] | None = None) -> None:
         self.timeout_s = timeout_s
         self.role_arn = role_arn
         self.region: str | None = None
@@ -418,7 +422,11 @@ class SubprocessInvoker:
         self.max_concurrency = max_concurrency or os.cpu_count() or 1
         self.python = python or sys.executable
         self.function_name = function_name
-        self.package_dir = extract_package()
+        # another function's package (the driver's), its handler and the
+        # environment variables it is configured with, as Lambda sets them
+        self.package_dir = package_dir or extract_package()
+        self.handler = handler
+        self.environment = dict(environment or {})
         self.invocations = 0
         self._lock = threading.Lock()
 
@@ -469,8 +477,10 @@ class SubprocessInvoker:
         # the runtime's S3 retry and hedge knobs
         env.update({k: v for k, v in os.environ.items() if k.startswith("SQLMR_S3_")})
         env.update({k: os.environ[k] for k in _ENV_PASS if k in os.environ})
+        env.update(self.environment)
         env.update({
             "LAMBDA_TASK_ROOT": self.package_dir,
+            "_HANDLER": self.handler,
             "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
