@@ -8,7 +8,7 @@ it costs (s3:GetObject, the permission the tasks need).
 
 from __future__ import annotations
 
-from runtime import s3
+from runtime import s3, s3stats
 
 
 def readable(uris: list[str]) -> dict[str, dict[str, str]]:
@@ -17,10 +17,13 @@ def readable(uris: list[str]) -> dict[str, dict[str, str]]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     out: dict[str, str] = {}
+    requests0 = s3stats.snapshot()
     for uri in uris:
         bucket, key = s3.split_uri(uri)
         try:
-            s3.client().head_object(Bucket=bucket, Key=key)
+            # through runtime.s3's retries: a 503 storm is waited out, not a denial
+            s3._call(lambda: s3.client().head_object(Bucket=bucket, Key=key), uri, bucket,
+                     translate=False, kind="head")
             out[uri] = ""
         except ClientError as e:
             code = str(e.response.get("Error", {}).get("Code", ""))
@@ -29,6 +32,6 @@ def readable(uris: list[str]) -> dict[str, dict[str, str]]:
                 out[uri] = ""
             else:
                 out[uri] = f"{'AccessDenied' if status == 403 else code}: {e}"
-        except BotoCoreError as e:
+        except (BotoCoreError, s3.StorageError) as e:
             out[uri] = f"{type(e).__name__}: {e}"
-    return {"probe": out}
+    return {"probe": out, "s3": s3stats.since(requests0)}

@@ -54,6 +54,13 @@ def since(before: dict[str, int]) -> dict[str, int]:
     return {k: n - before.get(k, 0) for k, n in now.items() if n - before.get(k, 0)}
 
 
+def merge(more: dict[str, int] | None) -> None:
+    """Count in this process what another one sent on its behalf (the access
+    probe, which runs in the function but answers to the driver)."""
+    with _lock:
+        add(_counts, more)
+
+
 def add(total: dict[str, int], more: dict[str, int] | None) -> dict[str, int]:
     """``total`` with ``more``'s counts added (in place; returns it).
 

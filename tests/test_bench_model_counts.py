@@ -14,7 +14,8 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-from aws_fixtures import aws_reset, moto_server, s3_bucket  # noqa: E402,F401
+from aws_fixtures import (aws_reset, enforced_bucket, iam_servers,  # noqa: E402,F401
+                          moto_server, s3_bucket)
 from sqlmr import bench  # noqa: E402
 from sqlmr import bench_model as bm  # noqa: E402
 from sqlmr.session import Session  # noqa: E402

@@ -195,6 +195,8 @@ def probe_with(invoker: Any, uris: list[str]) -> dict[str, str]:
     if r.function_error or not isinstance(r.payload, dict) or "probe" not in r.payload:
         raise InvokeError("the access probe failed: " + error_message(r.payload,
                                                                       r.function_error))
+    from runtime import s3stats
+    s3stats.merge(r.payload.get("s3"))   # the driver's requests: it asked for them
     return {u: e for u, e in r.payload["probe"].items() if e}
 
 
