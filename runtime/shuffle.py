@@ -64,7 +64,7 @@ import sys
 import tempfile
 import zlib
 from array import array
-from itertools import chain, repeat
+from itertools import chain, groupby, repeat
 from operator import itemgetter, mod as _mod
 from typing import Any, Iterable, Iterator
 
@@ -559,20 +559,9 @@ def _ranges_lines(ranges: Iterable[dict], chunk_bytes: int = 4 << 20) -> Iterato
     ranges are fetched at once, ahead of the reader
     (:func:`runtime.storage.iter_ranges_ahead`)."""
     spans = [(r["uri"], r["start"], r["end"]) for r in ranges if r["end"] > r["start"]]
-    rest = b""
-    current = -1
-    for i, chunk in storage.iter_ranges_ahead(spans, chunk_bytes):
-        if i != current:   # a range's last batch line ends at its end
-            if rest:
-                yield rest
-            rest, current = b"", i
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            if line:
-                yield line
-    if rest:
-        yield rest
+    # a range's last batch line ends at its end: lines never span two ranges
+    for _, chunks in groupby(storage.iter_ranges_ahead(spans, chunk_bytes), key=itemgetter(0)):
+        yield from _lines(chunk for _, chunk in chunks)
 
 
 def iter_batches(uri: str, start: int, end: int, chunk_bytes: int = 4 << 20) -> Iterator[list]:

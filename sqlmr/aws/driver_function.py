@@ -30,7 +30,6 @@ False
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import io
 import json
@@ -133,30 +132,11 @@ def check_size(zipped: int, unzipped: int) -> str:
     return "inline" if zipped <= INLINE_ZIP_BYTES else "s3"
 
 
-_extracted: dict[str, str] = {}
-
-
 def extract_package() -> str:
     """The driver zip extracted once per process (the subprocess invoker's /var/task)."""
-    import tempfile
+    from sqlmr.aws.invoker import extract_zip
     blob, digest, _ = build_package()
-    folder = _extracted.get(digest)
-    if folder and os.path.isdir(folder):
-        return folder
-    folder = tempfile.mkdtemp(prefix=f"sqlmr-driver-{digest[:12]}-")
-    zipfile.ZipFile(io.BytesIO(blob)).extractall(folder)
-    _extracted[digest] = folder
-    return folder
-
-
-def _remove_extracted() -> None:
-    import shutil
-    for folder in _extracted.values():
-        shutil.rmtree(folder, ignore_errors=True)
-    _extracted.clear()
-
-
-atexit.register(_remove_extracted)
+    return extract_zip(blob, digest, "sqlmr-driver")
 
 
 # --------------------------------------------------------------------------- policy

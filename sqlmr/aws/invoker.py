@@ -376,13 +376,19 @@ def extract_package() -> str:
     from sqlmr.aws import package
 
     blob, sha = package.build_package()
+    return extract_zip(blob, sha, "sqlmr-lambda")
+
+
+def extract_zip(blob: bytes, digest: str, prefix: str) -> str:
+    """A package zip extracted once per process and content hash, into a
+    temporary folder removed at exit (:func:`remove_extracted_packages`)."""
     with _package_lock:
-        folder = _package_dirs.get(sha)
+        folder = _package_dirs.get(digest)
         if folder and os.path.isdir(folder):
             return folder
-        folder = tempfile.mkdtemp(prefix=f"sqlmr-lambda-{sha[:12]}-")
+        folder = tempfile.mkdtemp(prefix=f"{prefix}-{digest[:12]}-")
         zipfile.ZipFile(io.BytesIO(blob)).extractall(folder)
-        _package_dirs[sha] = folder
+        _package_dirs[digest] = folder
         return folder
 
 
