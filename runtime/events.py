@@ -83,11 +83,16 @@ def reduce_event(*, job: str, stage: int, task: int, shuffle: list[dict], work: 
 def shuffle_reduce_event(*, job: str, stage: int, task: int, shuffle_list: str, lo: int,
                          hi: int, work: str, code: dict, entry: str, strict: bool = False,
                          attempt: int = 0, partitions: int = 0,
-                         params: dict | None = None) -> Event:
+                         params: dict | None = None, bounds: str | None = None) -> Event:
     """Build a reduce task event reading fine partitions ``[lo, hi)`` of every
-    object named in the stage's shuffle list ``shuffle_list``."""
+    object named in the stage's shuffle list ``shuffle_list`` (located by the
+    stage's bounds table ``bounds`` when given, see
+    :func:`runtime.shuffle.bounds_table`)."""
+    inp: dict = {"shuffle_list": shuffle_list, "lo": lo, "hi": hi}
+    if bounds is not None:
+        inp["bounds"] = bounds
     return {"v": VERSION, "job": job, "stage": stage, "kind": "reduce", "task": task,
-            "attempt": attempt, "input": {"shuffle_list": shuffle_list, "lo": lo, "hi": hi},
+            "attempt": attempt, "input": inp,
             "partitions": partitions, "work": work, "code": code, "entry": entry,
             "strict": strict, "params": params or {}}
 

@@ -57,7 +57,7 @@ class TaskContext:
             inp = self.event["input"]
             if "shuffle_list" in inp:
                 self._ranges = shuffle.list_ranges(inp["shuffle_list"], inp["lo"], inp["hi"],
-                                                   self.spooled)
+                                                   self.spooled, inp.get("bounds"))
             else:
                 self._ranges = inp.get("shuffle") or inp.get("rows") or []
         return self._ranges

@@ -815,16 +815,64 @@ def object_range(o: dict, lo: int, hi: int) -> dict | None:
     return r
 
 
-def list_ranges(list_uri: str, lo: int, hi: int, spool: list[str] | None = None) -> list[dict]:
+# ------------------------------------------------------------- bounds tables
+BOUNDS_ROWS_ONE_GET = 1 << 20   # bytes of bounds rows a reducer reads with one GET
+
+
+def bounds_table(objects: list[dict], fine: int) -> bytes:
+    """Where every partition boundary ``b`` (0 … ``fine``) lies in every
+    listed object, as the driver knows from the partition sizes the tasks
+    reported: row ``b`` holds one little-endian int64 per object, the start
+    of partition ``b`` (the end of the data for ``b`` past its partitions).
+    A reducer of ``[lo, hi)`` reads rows ``lo`` and ``hi`` with one ranged
+    GET instead of one GET of each object's own table: partitions lie in
+    order right after the magic line, so the sizes locate them.
+
+    >>> objs = [{"sizes": [3, 0, 4]}, {"sizes": [5]}]
+    >>> list(_from_int64s(bounds_table(objs, 3)))
+    [7, 7, 10, 12, 10, 12, 14, 12]
+    """
+    starts = []
+    for o in objects:
+        cum = [len(MAGIC)]
+        for n in o["sizes"][:fine]:
+            cum.append(cum[-1] + n)
+        cum += [cum[-1]] * (fine + 1 - len(cum))
+        starts.append(cum)
+    return _int64s(v for row in zip(*starts) for v in row) if starts else b""
+
+
+def bounds_ranges(bounds_uri: str, objects: int, lo: int, hi: int) -> tuple[array, array]:
+    """Rows ``lo`` and ``hi`` of a :func:`bounds_table` of ``objects`` columns:
+    one ranged GET of the rows between (two when they are far apart)."""
+    row = 8 * objects
+    if (hi - lo + 1) * row <= BOUNDS_ROWS_ONE_GET:
+        rows = _from_int64s(storage.read_range(bounds_uri, lo * row, (hi + 1) * row))
+        return rows[:objects], rows[-objects:]
+    return (_from_int64s(storage.read_range(bounds_uri, lo * row, (lo + 1) * row)),
+            _from_int64s(storage.read_range(bounds_uri, hi * row, (hi + 1) * row)))
+
+
+def list_ranges(list_uri: str, lo: int, hi: int, spool: list[str] | None = None,
+                bounds: str | None = None) -> list[dict]:
     """A reducer's input: the ranges of partitions ``[lo, hi)`` of every
     object of a stage's shuffle list (a JSON list of :func:`listed` objects).
-    A range of several sorted runs in S3 is fetched with one GET into a local
-    temp file (its path appended to ``spool``, for the caller to delete), so
-    the merge reads its runs locally instead of one GET per run."""
+    With ``bounds`` (the stage's :func:`bounds_table`) an object's range comes
+    from it; else, and for an object of sorted runs, from the object's own
+    partition table.  A range of several sorted runs in S3 is fetched with one
+    GET into a local temp file (its path appended to ``spool``, for the caller
+    to delete), so the merge reads its runs locally instead of one GET per run."""
     objects = _decode(storage.read_range(list_uri).decode("utf-8"))
+    starts = ends = None
+    if bounds is not None and objects:
+        starts, ends = bounds_ranges(bounds, len(objects), lo, hi)
     out = []
-    for o in objects:
-        r = object_range(o, lo, hi)
+    for m, o in enumerate(objects):
+        if starts is not None and not o["cuts"]:
+            r = {"uri": o["uri"], "start": starts[m], "end": ends[m]} \
+                if ends[m] > starts[m] else None
+        else:
+            r = object_range(o, lo, hi)
         if r is None:
             continue
         if spool is not None and len(r.get("runs", ())) > 1 and storage.is_s3(r["uri"]):

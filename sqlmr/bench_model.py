@@ -96,6 +96,7 @@ class CodeFacts:
     fetch_depth: int = 1          # a reducer's shuffle GETs in flight
     prefixes: int = 1             # key prefixes a stage's shuffle objects spread over
     index_reads: bool = False     # reducers GET the shuffle list and each object's table
+    bounds_reads: bool = False    # ... or the list and two rows of the driver's bounds table
     combiners: bool = False       # the driver may put combiners before the reducers
     reduce_target: int = 0        # bytes per coalesced reducer (0: Hive's rule, no coalescing)
     combine_max: int = 0          # bytes of map outputs a combiner gathers at most (0: any)
@@ -118,7 +119,7 @@ class CodeFacts:
 def code_facts() -> CodeFacts:
     """What the code in this tree does (the runtime's read-ahead, its key
     prefixes, the driver's shuffle)."""
-    from runtime import events
+    from runtime import events, shuffle
     from sqlmr import driver
     try:
         from runtime import readahead  # type: ignore[attr-defined]
@@ -132,6 +133,7 @@ def code_facts() -> CodeFacts:
         fetch_depth=getattr(readahead, "SHUFFLE_DEPTH", 1),
         prefixes=getattr(events, "SPREAD_PREFIXES", 1),
         index_reads=hasattr(events, "shuffle_reduce_event"),
+        bounds_reads=hasattr(shuffle, "bounds_table"),
         combiners=hasattr(events, "combine_event"),
         reduce_target=getattr(driver, "LAMBDA_REDUCE_BYTES", 0),
         combine_max=getattr(driver, "COMBINE_MAX_BYTES", 0))
@@ -520,21 +522,21 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     (473, 473.0, 4.992, 1e-07)
 
     With the shuffle sqlmr has now (fine partitions coalesced into 64 MiB
-    reducers, each reading the shuffle list, then a partition table and a
-    range of every object it reads): 4.99 GB in 2,048 partitions of 2.44 MB,
+    reducers, each reading the shuffle list and two rows of the driver's
+    bounds table, then a range of every object it reads): 4.99 GB in 2,048 partitions of 2.44 MB,
     27 to a reducer: 76 reducers.  473 x 76 x 2 GETs direct would take 13 s
     at 5,500 a second, so the driver puts combiners before them
     (:func:`sqlmr.shuffle_plan.choose_shuffle`), each of a map's size
     (:func:`sqlmr.splits.combine_group`: 25 outputs of 10.6 MB in 256 MiB):
-    19 combiners, and a reducer GETs 1 + 2 x 19.
+    19 combiners, and a reducer GETs 2 + 19.
 
-    >>> facts = CodeFacts(index_reads=True, combiners=True, reduce_target=64 * MIB,
-    ...                   fetch_depth=12, prefixes=256)
+    >>> facts = CodeFacts(index_reads=True, bounds_reads=True, combiners=True,
+    ...                   reduce_target=64 * MIB, fetch_depth=12, prefixes=256)
     >>> a, c, b = scale_phases(ms, {"uservisits": 25.4e6}, LambdaModel(code=facts))
     >>> c.kind, c.tasks, round(c.gets_per_task, 2), b.tasks, b.gets_per_task, b.extra_puts
-    ('combine', 19, 24.89, 76, 39.0, 1)
+    ('combine', 19, 24.89, 76, 21.0, 2)
     >>> b.shuffle
-    'combine: 473 maps × 76 reducers = 72k GETs direct, 3,437 with 19 combiners of 25 map outputs'
+    'combine: 473 maps × 76 reducers = 36.1k GETs direct, 2,069 with 19 combiners of 25 map outputs'
     """
     target = FIVENODES_BYTES if target is None else target
     code = model.code
@@ -631,8 +633,10 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                     phases.append(comb)
                     ratios.append(k)
                     sources = chosen.combiners
-                gets = 1.0 + 2.0 * sources        # the list; each object's table and range
-                extra_puts = 1                    # the driver's shuffle list
+                if code.bounds_reads:             # the list, its bounds rows; each range
+                    gets, extra_puts = 2.0 + sources, 2   # the driver's list and bounds
+                else:                             # the list; each object's table and range
+                    gets, extra_puts = 1.0 + 2.0 * sources, 1
             else:
                 gets = float(sources)             # ranges listed in the event
             depth, prefixes = code.fetch_depth, code.prefixes

@@ -7,11 +7,12 @@ Every map writes ``fine_partitions`` partitions into its one object.  After
 the maps ran the driver sums the partitions' bytes and :func:`coalesce`\\ s
 them into contiguous ranges of about a target size, one reducer per range
 (adaptive coalescing, as Spark's; contiguity keeps a range-partitioned sort
-in order).  A reducer reads, from every object it reads, that object's
-partition table (one small ranged GET) and then its whole range (one ranged
-GET), plus the stage's list of objects once.
+in order).  The driver also writes where every fine partition starts in
+every object (the *bounds table*, from the sizes the maps reported), so a
+reducer reads the stage's list of objects and two rows of the bounds table
+once, then its whole range of every object with one ranged GET.
 
-Directly that is about ``2 · maps · reducers`` GETs.  With combiners (the
+Directly that is about ``maps · reducers`` GETs.  With combiners (the
 ``combine`` shuffle, Starling's and Lambada's multi-level exchange) each
 combiner reads a group of ``group`` map outputs whole and writes one object
 in the same format; reducers read the ``ceil(maps / group)`` combiner outputs
@@ -22,7 +23,7 @@ instead, so requests drop from about ``maps · reducers`` to about ``maps +
 >>> p.mode, p.group, p.combiners, p.fine_partitions
 ('combine', 43, 44, 2048)
 >>> p.reason
-'combine: 1,890 maps × 473 reducers = 1.79M GETs direct, 44k with 44 combiners of 43 map outputs'
+'combine: 1,890 maps × 473 reducers = 895k GETs direct, 23.6k with 44 combiners of 43 map outputs'
 >>> choose_shuffle(8, 16, backend="local").mode
 'direct'
 """
@@ -123,23 +124,23 @@ def coalesce(sizes: Sequence[int], target_bytes: int) -> list[tuple[int, int]]:
 def shuffle_requests(mode: str, maps: int, reducers: int, group: int) -> tuple[int, int]:
     """(GETs, PUTs) of a shuffle of ``maps`` outputs into ``reducers``.
 
-    Direct: every map output is one PUT, the driver's list of them one more;
-    every reducer GETs the list, then from every map output its partition
-    table and its range.  Combine: every combiner GETs its ``group`` map
+    Direct: every map output is one PUT, the driver's list of them and its
+    bounds table two more; every reducer GETs the list and its rows of the
+    bounds table, then its range of every map output.  Combine: every combiner GETs its ``group`` map
     outputs whole and PUTs one object; reducers read the combiner outputs as
     they would map outputs.
 
     >>> shuffle_requests("direct", 10, 4, 0)
-    (84, 11)
+    (48, 12)
     >>> shuffle_requests("combine", 10, 4, 5)
-    (30, 13)
+    (26, 14)
     """
     if reducers <= 0 or maps <= 0:
         return 0, max(0, maps)
     if mode == "direct":
-        return reducers + 2 * maps * reducers, maps + 1
+        return reducers * (2 + maps), maps + 2
     combiners = math.ceil(maps / max(1, group))
-    return maps + reducers + 2 * combiners * reducers, maps + combiners + 1
+    return maps + reducers * (2 + combiners), maps + combiners + 2
 
 
 def _count(n: float) -> str:
@@ -180,9 +181,9 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
     override the defaults.
 
     >>> choose_shuffle(4, 2, "combine", "local")
-    ShufflePlan(mode='combine', fine_partitions=8, group=2, combiners=2, reducers=2, gets=14, puts=7, reason='combine (SET shuffle = combine): 4 maps × 2 reducers = 18 GETs direct, 14 with 2 combiners of 2 map outputs')
+    ShufflePlan(mode='combine', fine_partitions=8, group=2, combiners=2, reducers=2, gets=12, puts=8, reason='combine (SET shuffle = combine): 4 maps × 2 reducers = 12 GETs direct, 12 with 2 combiners of 2 map outputs')
     >>> choose_shuffle(40, 10, backend="lambda").reason
-    'direct: 40 maps × 10 reducers = 810 GETs; combiners would save too little'
+    'direct: 40 maps × 10 reducers = 420 GETs; combiners would save too little'
     >>> choose_shuffle(1, 1, "combine").mode     # nothing to combine
     'direct'
     """

@@ -33,7 +33,8 @@ GB_S = 1769 / 1024          # GB of a 1,769 MB function
 
 NO_CODE = bm.CodeFacts()   # a runtime reading one GET a split, one range at a time
 NOW = bm.CodeFacts(overlapped=True, split_get_bytes=8 << 20, read_depth=4, fetch_depth=12,
-                   prefixes=256, index_reads=True, combiners=True, reduce_target=64 << 20)
+                   prefixes=256, index_reads=True, bounds_reads=True, combiners=True,
+                   reduce_target=64 << 20)
 
 
 def test_cpu_share_follows_memory_up_to_one_vcpu():
@@ -150,10 +151,11 @@ def test_scale_phases_by_hand():
     assert c.bytes_out == 100                                # result_ratio 1: one row stays one
     # The code as it is now: 8 MiB GETs of each split, reducers coalesced to 64 MiB
     # (1.16 GB in 1,024 partitions of 1.13 MB: 59 to a reducer -> 18), each
-    # reading the list and, of all 96 map outputs, the table and the range.
+    # reading the list and its two rows of the bounds table, then the range of
+    # each of the 96 map outputs.
     a2, b2, _ = bm.scale_phases(ms, {"rankings": 1.1e6}, replace(m, code=NOW))
     assert a2.gets_per_task == 8 + 1                  # 64 MiB in 8 MiB GETs + the last line
-    assert b2.tasks == 18 and b2.gets_per_task == 1 + 2 * 96 and b2.extra_puts == 1
+    assert b2.tasks == 18 and b2.gets_per_task == 2 + 96 and b2.extra_puts == 2
     assert b2.shuffle.startswith("direct: 96 maps × 18 reducers")
     # A GROUP BY after a join, in a stage of its own fed by the join's 24 reducers:
     # sqlmr plans its reducers by the base tables feeding it (both, 133.18 GB ->
@@ -181,9 +183,9 @@ def test_combiners_are_the_drivers_choice():
     chosen = shuffle_plan.choose_shuffle(1890, b.tasks, "auto", "lambda", group=group,
                                          fine=shuffle_plan.fine_partitions(473, "lambda"))
     assert (c.kind, c.tasks) == ("combine", chosen.combiners) and chosen.mode == "combine"
-    assert b.gets_per_task == 1 + 2 * chosen.combiners
+    assert b.gets_per_task == 2 + chosen.combiners     # list, bounds rows, a range each
     a, b = bm.scale_phases(ms, {"uservisits": 254e6}, replace(m, shuffle="direct"))
-    assert b.gets_per_task == 1 + 2 * 1890
+    assert b.gets_per_task == 2 + 1890
     # Requests of the whole query equal shuffle_plan's count plus the maps' own.
     p = bm.project([a, b], replace(m, shuffle="direct"))
     sg, sp = shuffle_plan.shuffle_requests("direct", 1890, b.tasks, 0)

@@ -98,10 +98,10 @@ def test_ctas_and_overwrite_to_s3_match_the_local_backend(tables):
         staged = [k for k in seen.keys("GetObject") + seen.keys("PutObject")
                   if "/staging-" in k or PART.search(k)]
         assert staged == []
-        # the driver writes only the job's code, the shuffle list and the commit's
+        # the driver writes only the job's code, the shuffle list and bounds, the commit's
         # own objects (its record and the manifest)
         assert [k for k in seen.keys("PutObject") if not (
-            k.endswith(("/job.py", "-shuffle.json")) or k == "out/bc/_SUCCESS"
+            k.endswith(("/job.py", "-shuffle.json", "-bounds.bin")) or k == "out/bc/_SUCCESS"
             or "/_sqlmr-commit-" in k)] == []
         # the manifest is written after the last copy
         ops = [(o, k) for o, k in seen.calls if o in ("CopyObject", "PutObject")]

@@ -79,6 +79,37 @@ def test_partition_table_gives_a_range_of_partitions(tmp_path):
     assert shuffle.object_range(shuffle.listed(empty), 2, 4) is None
 
 
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(counts=st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=9), min_size=1, max_size=5),
+       spill=st.sampled_from([None, 60, 400]), data=st.data())
+def test_bounds_table_locates_what_each_partition_table_says(tmp_path, counts, spill, data):
+    """The driver's bounds table (from reported sizes) gives every reducer
+    the same bytes as each object's own partition table, spilled or not, and
+    an object with fewer partitions than the stage ends where its data ends."""
+    fine = max(len(c) for c in counts)
+    outs = []
+    for m, per_part in enumerate(counts):
+        recs = [(p, [f"k{p}-{i}", i * 0.5]) for p, n in enumerate(per_part) for i in range(n)]
+        w = shuffle.PartitionedWriter(len(per_part), **({"spill_bytes": spill} if spill else {}))
+        for p, r in recs:
+            w.add(p, r)
+        out_uri = storage.to_uri(str(tmp_path / f"b{m}"))
+        outs.append(shuffle.output_facts(out_uri, *w.save(out_uri)))
+    uri = storage.to_uri(str(tmp_path / "bounds.bin"))
+    storage.write_bytes(uri, shuffle.bounds_table(outs, fine))
+    listed = [shuffle.listed(o) for o in outs]
+    lo = data.draw(st.integers(0, fine - 1))
+    hi = data.draw(st.integers(lo + 1, fine))
+    starts, ends = shuffle.bounds_ranges(uri, len(outs), lo, hi)
+    for m, o in enumerate(listed):
+        want = shuffle.object_range(o, lo, hi)
+        got = (starts[m], ends[m])
+        if want is None:
+            assert got[1] <= got[0]
+        else:
+            assert got == (want["start"], want["end"])
+
+
 def test_sorted_runs_survive_ranges_and_combiners(tmp_path):
     """A join shuffle's runs: a range of partitions of one output, and of a
     combiner's output, is still a set of sorted runs whose merge is in order."""

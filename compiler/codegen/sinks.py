@@ -14,6 +14,7 @@ from compiler.exprs import Code, ExprCompiler
 from compiler.stages import AggIn, MergeIn, PartialAgg, RangeOut, RowsOut, ShuffleOut, TableIn
 from compiler.codegen.source import key_code, key_expr
 from compiler.codegen.tuning import (AGGR_CHECK_ROWS, BATCH, MIN_REDUCTION, PASS_THROUGH_FLUSH,
+                                     PASS_THROUGH_FLUSH_MAX, PASS_THROUGH_PER_PARTITION,
                                      SAMPLE_PER_BATCH, SHUFFLE_HANDOVER)
 
 if TYPE_CHECKING:
@@ -195,7 +196,8 @@ class PartialAggSink(Sink):
 
     def pass_through_init(self) -> None:
         """The locals of the pass-through loop (written once the loops are)."""
-        self.gen.names.fixed("out", "pks", "pvs", "ka", "va", "n_passed", "passthru", "check_at")
+        self.gen.names.fixed("out", "pks", "pvs", "ka", "va", "n_passed", "passthru", "check_at",
+                             "flush_at")
         src = self.src
         src("out = ctx.writer()")
         src("pks = []  # keys and numbers passed through unaggregated")
@@ -205,11 +207,15 @@ class PartialAggSink(Sink):
         src("n_passed = 0")
         src("passthru = False")
         src(f"check_at = ctx.params.get('aggr_check_rows') or {AGGR_CHECK_ROWS}")
+        # pairs handed over at once: enough that every partition gets a
+        # batch of a few hundred (one encoded batch per partition per flush)
+        src(f"flush_at = min({PASS_THROUGH_FLUSH_MAX}, max({PASS_THROUGH_FLUSH}, "
+            f"{PASS_THROUGH_PER_PARTITION} * (ctx.event['partitions'] or 1)))")
 
     def pass_through_flush(self) -> None:
         """After a block passed through: hand the pairs over when there are enough."""
         src = self.src
-        src(f"if len(pks) >= {PASS_THROUGH_FLUSH}:").indent()
+        src("if len(pks) >= flush_at:").indent()
         src(f"out.add_pair_columns(pks, pvs, {self.scalar_kind!r})")
         src("n_passed += len(pks)")
         src("pks.clear()")
