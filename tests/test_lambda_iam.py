@@ -392,6 +392,14 @@ def test_waiting_for_a_grant_probes_with_backoff_up_to_a_bound():
                                    clock=lambda: now[0])
     assert 29.9 <= sum(sleeps) <= 30.0 + 1e-9 and len(sleeps) < 20
     assert uri in str(info.value) and "AccessDenied" in str(info.value)
+    # a clock far from zero (a float whose last bit is worth more than what is
+    # left of the bound) still runs out: the wait never spins on a sliver
+    for seed in range(50):
+        random.seed(seed)
+        now[0] = 1e6 + seed
+        with pytest.raises(grants.GrantError):
+            grants.wait_until_readable(probe_denying(10 ** 5), [uri], 30.0, sleep=sleep,
+                                       clock=lambda: now[0])
     # bound 0: one probe, no wait
     sleeps.clear()
     with pytest.raises(grants.GrantError):

@@ -289,7 +289,9 @@ def wait_until_readable(probe: Callable[[list[str]], dict[str, str]], uris: list
         if not denied:
             return
         left = bound_s - (clock() - start)
-        if left <= 0:
+        # a sliver left (under a microsecond) is none: a sleep that short may
+        # not even move a float clock, and the loop would spin on it
+        if left <= 1e-6:
             where = "; ".join(f"{u} ({e.splitlines()[0][:120]})" for u, e in sorted(denied.items()))
             raise GrantError(
                 f"the function's role cannot read {where} after "
