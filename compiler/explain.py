@@ -15,7 +15,8 @@ from typing import Collection
 
 from sqlglot import exp
 
-from compiler.codegen.tuning import AGGR_CHECK_ROWS, MIN_REDUCTION
+from compiler.codegen.tuning import (AGGR_CHECK_ROWS, AGGR_EARLY_ROWS, EARLY_MIN_REDUCTION,
+                                     MIN_REDUCTION)
 from compiler.shapes import UNION_ALIAS
 from compiler.sizes import size_text  # noqa: F401  (also this module's API)
 from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, OneRowIn, PartialAgg, Probe,
@@ -197,8 +198,9 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         m.append(_ind(lvl + 2, "mode: hash (map-side partial aggregation)"
                      if ph.kind == "map" else "mode: hash (partial aggregation of the reducer's output)"))
         if passing:
-            m.append(_ind(lvl + 2, f"adaptive: rows pass through if groups > {MIN_REDUCTION} x rows "
-                                   f"after {AGGR_CHECK_ROWS:,} rows"))
+            m.append(_ind(lvl + 2, f"adaptive: rows pass through if groups > "
+                                   f"{EARLY_MIN_REDUCTION} x rows after {AGGR_EARLY_ROWS:,} rows, "
+                                   f"or > {MIN_REDUCTION} x rows after {AGGR_CHECK_ROWS:,}"))
         lvl += 1
         m.append(_ind(lvl, "Reduce Output Operator"))
         if agg.keys:

@@ -770,7 +770,8 @@ def _params(phase: Phase, plan: StagePlan, outputs: dict[int, list[dict]], setti
     if bc:
         params["broadcast"] = bc
     # tests force many sorted runs, or map-side aggregation to give up early
-    for knob in ("sort_spill_records", "merge_fanin", "aggr_check_rows", "block_bytes"):
+    for knob in ("sort_spill_records", "merge_fanin", "aggr_check_rows", "aggr_early_rows",
+                 "block_bytes"):
         value = getattr(settings, knob, 0)
         if value:
             params[knob] = value

@@ -192,6 +192,7 @@ def small_blocks(gen_tables):
     """Tasks that read many small blocks and judge their aggregation early."""
     settings = gen_tables.session.settings
     settings.split_mb, settings.block_bytes, settings.aggr_check_rows = 0.5, 4096, 40
+    settings.aggr_early_rows = 0   # the default early look (a test may set its own)
     return gen_tables
 
 
@@ -203,6 +204,24 @@ def test_map_side_aggregation_that_does_not_shrink_passes_rows_through(small_blo
     with the NULL-aware slow path's groups.  The answer is DuckDB's."""
     sql, duck_sql = sql if isinstance(sql, tuple) else (sql, None)
     small_blocks.check(sql, duck_sql)
+    res = list(small_blocks.session.execute(sql))[0]
+    res.close()
+    assert ("rows_passed_through" in res.stats.counters) == passes, res.stats.counters
+
+
+@pytest.mark.parametrize("sql, passes", [
+    ("SELECT sourceIP, SUM(adRevenue) FROM uv GROUP BY sourceIP", True),
+    ("SELECT SUBSTR(countryCode, 1, 1), SUM(adRevenue) FROM uv GROUP BY SUBSTR(countryCode, 1, 1)",
+     False),
+])
+def test_an_early_look_passes_rows_through_when_nearly_every_row_is_a_new_group(
+        small_blocks, sql, passes):
+    """Before Hive's check, an early look: when nearly every row so far was a
+    new group, a scan stops aggregating at once (the full check would agree);
+    otherwise it keeps aggregating until the full check.  DuckDB's answer."""
+    small_blocks.session.settings.aggr_check_rows = 10 ** 9   # only the early look decides
+    small_blocks.session.settings.aggr_early_rows = 40
+    small_blocks.check(sql)
     res = list(small_blocks.session.execute(sql))[0]
     res.close()
     assert ("rows_passed_through" in res.stats.counters) == passes, res.stats.counters

@@ -13,7 +13,8 @@ from compiler import aggs
 from compiler.exprs import Code, ExprCompiler
 from compiler.stages import AggIn, MergeIn, PartialAgg, RangeOut, RowsOut, ShuffleOut, TableIn
 from compiler.codegen.source import key_code, key_expr
-from compiler.codegen.tuning import (AGGR_CHECK_ROWS, BATCH, MIN_REDUCTION, PASS_THROUGH_FLUSH,
+from compiler.codegen.tuning import (AGGR_CHECK_ROWS, AGGR_EARLY_ROWS, BATCH, EARLY_MIN_REDUCTION,
+                                     MIN_REDUCTION, PASS_THROUGH_FLUSH,
                                      PASS_THROUGH_FLUSH_MAX, PASS_THROUGH_PER_PARTITION,
                                      SAMPLE_PER_BATCH, SHUFFLE_HANDOVER)
 
@@ -197,7 +198,7 @@ class PartialAggSink(Sink):
     def pass_through_init(self) -> None:
         """The locals of the pass-through loop (written once the loops are)."""
         self.gen.names.fixed("out", "pks", "pvs", "ka", "va", "n_passed", "passthru", "check_at",
-                             "flush_at")
+                             "full_at", "flush_at")
         src = self.src
         src("out = ctx.writer()")
         src("pks = []  # keys and numbers passed through unaggregated")
@@ -206,7 +207,9 @@ class PartialAggSink(Sink):
         src("va = pvs.append")
         src("n_passed = 0")
         src("passthru = False")
-        src(f"check_at = ctx.params.get('aggr_check_rows') or {AGGR_CHECK_ROWS}")
+        src(f"full_at = ctx.params.get('aggr_check_rows') or {AGGR_CHECK_ROWS}")
+        src(f"check_at = min(full_at, ctx.params.get('aggr_early_rows') or {AGGR_EARLY_ROWS})"
+            "  # an early look first")
         # pairs handed over at once: enough that every partition gets a
         # batch of a few hundred (one encoded batch per partition per flush)
         src(f"flush_at = min({PASS_THROUGH_FLUSH_MAX}, max({PASS_THROUGH_FLUSH}, "
@@ -225,8 +228,14 @@ class PartialAggSink(Sink):
         """After a block aggregated: judge the reduction once, after enough rows."""
         src = self.src
         src("if n_in >= check_at:").indent()
+        # nearly every row a new group after the first rows: the full check
+        # would say the same, so stop paying for the dict now
+        src("if n_in < full_at:").indent()
+        src("check_at = full_at")
+        src(f"passthru = len(g) > n_in * {EARLY_MIN_REDUCTION}").dedent()
+        src("else:").indent()
         src("check_at = 1 << 62  # checked once")
-        src(f"passthru = len(g) > n_in * {MIN_REDUCTION}").dedent()
+        src(f"passthru = len(g) > n_in * {MIN_REDUCTION}").dedent().dedent()
 
     def _dict(self, fast: bool) -> tuple[str, str]:
         """(dict, getter) the partial aggregation of this path updates."""
