@@ -64,7 +64,7 @@ import sys
 import tempfile
 import zlib
 from array import array
-from itertools import chain, groupby, repeat
+from itertools import accumulate, chain, groupby, repeat
 from operator import itemgetter, mod as _mod
 from typing import Any, Iterable, Iterator
 
@@ -834,12 +834,9 @@ def bounds_table(objects: list[dict], fine: int) -> bytes:
     """
     starts = []
     for o in objects:
-        cum = [len(MAGIC)]
-        for n in o["sizes"][:fine]:
-            cum.append(cum[-1] + n)
-        cum += [cum[-1]] * (fine + 1 - len(cum))
-        starts.append(cum)
-    return _int64s(v for row in zip(*starts) for v in row) if starts else b""
+        cum = list(accumulate(o["sizes"][:fine], initial=len(MAGIC)))
+        starts.append(cum + [cum[-1]] * (fine + 1 - len(cum)))
+    return _int64s(v for row in zip(*starts) for v in row)
 
 
 def bounds_ranges(bounds_uri: str, objects: int, lo: int, hi: int) -> tuple[array, array]:

@@ -876,11 +876,16 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
                            progress, meter)
     list_uri = storage.join(work, f"s{stage.id}-shuffle.json")
     storage.write_bytes(list_uri, _encode_list([shuffle.listed(o) for o in feeding]))
+    stats.puts += 1
     # where each reducer's partitions lie in every object, from the sizes the
-    # tasks reported: a reducer reads two rows of it instead of each object's table
-    bounds_uri = storage.join(work, f"s{stage.id}-bounds.bin")
-    storage.write_bytes(bounds_uri, shuffle.bounds_table(feeding, max(1, plan.fine)))
-    stats.puts += 2
+    # tasks reported: a reducer reads two rows of it instead of each object's
+    # table (objects of sorted runs, a join's, need their tables for the runs)
+    sorted_objects = sum(1 for o in feeding if o["cuts"])
+    bounds_uri = None
+    if sorted_objects < len(feeding):
+        bounds_uri = storage.join(work, f"s{stage.id}-bounds.bin")
+        storage.write_bytes(bounds_uri, shuffle.bounds_table(feeding, max(1, plan.fine)))
+        stats.puts += 1
     params = _params(stage.reduce, plan, outputs, settings, text)
     reduce_events = [events.shuffle_reduce_event(
         job=job_id, stage=stage.id, task=i, shuffle_list=list_uri, lo=lo, hi=hi, work=work,
@@ -889,8 +894,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     stats.reduce_tasks += len(reduce_events)
     # per reducer: its code, the list, its bounds rows, and per object its range
     # (an object of sorted runs: its table and runs too)
-    sorted_objects = sum(1 for o in feeding if o["cuts"])
-    per_reducer = 2 + len(feeding) + 2 * sorted_objects
+    per_reducer = 1 + (bounds_uri is not None) + len(feeding) + 2 * sorted_objects
     stats.gets += len(reduce_events) * (1 + per_reducer)
     stats.shuffle_gets += len(reduce_events) * per_reducer
     reduce_results = _run_phase(backend, reduce_events, f"Stage-{stage.id} reduce", progress,
