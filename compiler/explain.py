@@ -313,7 +313,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
 
     ``facts[i]`` has the driver's numbers for stage i: ``files``, ``bytes``,
     ``splits``, ``split_size``, ``maps``, ``reducers``; on Lambda
-    ``split_choice``, the line saying how the split size was chosen.
+    ``split_choice``, the line saying how the split size was chosen, and
+    ``memory``, the line giving each task kind's function memory.
     """
     out = ["STAGE DEPENDENCIES:"]
     for s in stages:
@@ -337,6 +338,8 @@ def render(stages: list, facts: list[dict], summary: list[str]) -> str:
                        + ", ".join(f"Stage-{d.id}" for d in feeds) + " wrote)")
         else:
             out.append("    Map Reduce" if s.reduce_entry else "    Map Reduce (map only)")
+        if f.get("memory"):
+            out.append("      " + f["memory"])
         for i, (tree, inp) in enumerate(zip(trees, inputs)):
             label = f" ({maps[i].input.label})" if maps is not None and len(maps) > 1 else ""
             if inp.get("kind", "table") == "table":

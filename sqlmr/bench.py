@@ -272,6 +272,8 @@ class BenchSession(Session):
             m = groups.get(sub)
             if m is None:
                 m = groups[sub] = bm.Measured(ev["stage"], ev["kind"], 0, 0.0, 0, 0)
+            if (ev.get("params") or {}).get("broadcast"):
+                m.broadcast = True
             m.tasks += 1
             # CPU seconds when the runtime reports them (not inflated by other load on
             # this machine), else the task's wall seconds
@@ -824,6 +826,7 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
             for e in p.phases:
                 parts.append(f"{e.phase.tasks:,} {e.phase.kind}"
                              + (f" ({e.phase.split // bm.MIB} MiB splits)" if e.phase.split else "")
+                             + f" at {e.phase.memory_mb or ctx['model'].memory_mb:,} MB"
                              + f" x {_secs(e.task_seconds)} s -> {_secs(e.seconds)} s, "
                              f"{e.gets:,} GET"
                              + (f" ({e.bound}: {e.gets:,} GET)" if e.bound == "S3 GET rate" else "")
@@ -863,6 +866,7 @@ def write_output(results: list[QueryRun], ctx: dict, fmt: str, out: IO[str],
                      "bytes_out": e.phase.bytes_out, "task_s": round(e.task_seconds, 4),
                      "seconds": round(e.seconds, 3), "bound": e.bound,
                      "gb_s": round(e.gb_seconds, 2), "gets": e.gets, "puts": e.puts,
+                     "memory_mb": e.phase.memory_mb or ctx["model"].memory_mb,
                      **({"split_mb": e.phase.split // bm.MIB} if e.phase.split else {}),
                      **({"shuffle": e.phase.shuffle} if e.phase.shuffle else {})}
                     for e in q.projection.phases]

@@ -70,7 +70,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from sqlmr import cost as costs
 from sqlmr import shuffle_plan
-from sqlmr.splits import BYTES_PER_REDUCER, MAX_REDUCERS, choose_lambda_split, combine_group
+from sqlmr.splits import (BYTES_PER_REDUCER, MAX_REDUCERS, choose_lambda_split,
+                          choose_task_memory, combine_group)
 
 GB = 1e9
 #: Bytes of the AMPLab 5nodes tables (the benchmark's published sizes; documents is
@@ -225,11 +226,12 @@ def coalesced_reducers(shuffle_bytes: float, fine: int, target: int) -> int:
 
 def task_duration(read_bytes: float, write_bytes: float, cpu_seconds: float, gets: float,
                   puts: float, model: LambdaModel, depth: int = 1,
-                  overlapped: bool = False) -> float:
+                  overlapped: bool = False, memory_mb: int = 0) -> float:
     """Seconds one task runs: an invoke and the code GET, then its ``gets``
     input requests (``depth`` at a time) and ``read_bytes`` at ``s3_mbps``
     alongside its CPU when ``overlapped`` (the slower of the two), else one
-    after the other; then ``puts`` requests and ``write_bytes``.
+    after the other; then ``puts`` requests and ``write_bytes``.  The task's
+    memory is ``memory_mb`` (0: the model's).
 
     Hand check: 64 MB read, 6.4 MB written at 90 MB/s = 0.7111 + 0.0711 s; two
     CPU seconds at 1 vCPU = 2 s; requests: invoke + code + 1 GET + 1 PUT = 4 x
@@ -256,7 +258,7 @@ def task_duration(read_bytes: float, write_bytes: float, cpu_seconds: float, get
     lat = model.request_latency_s
     bps = model.s3_mbps * 1e6
     read = math.ceil(gets / max(1, depth)) * lat + read_bytes / bps
-    cpu = cpu_seconds * model.cpu_factor / cpu_share(model.memory_mb)
+    cpu = cpu_seconds * model.cpu_factor / cpu_share(memory_mb or model.memory_mb)
     body = max(read, cpu) if overlapped else read + cpu
     return 2 * lat + body + puts * lat + write_bytes / bps
 
@@ -349,13 +351,14 @@ class Phase:
     extra_puts: int = 0            # once per phase: the driver's shuffle list
     split: int = 0                 # a map's split size, bytes (notes)
     shuffle: str = ""              # a reduce's shuffle (notes): the planner's reason
+    memory_mb: int = 0             # the tasks' function memory (0: the model's)
 
     def duration(self, model: LambdaModel) -> float:
         n = max(1, self.tasks)
         read, write = self.bytes_in / n, self.bytes_out / n
         cpu = read * self.cpu_s_per_byte + self.cpu_s_per_task
         d = task_duration(read, write, cpu, self.gets_per_task, self.puts_per_task, model,
-                          self.depth, self.overlapped)
+                          self.depth, self.overlapped, self.memory_mb)
         return d if self.code_get else d - model.request_latency_s
 
     def requests(self) -> tuple[int, int]:
@@ -417,7 +420,8 @@ def project(phases: list[Phase], model: LambdaModel) -> Projection:
     0.00063262
     """
     per_second = model.scale_per_10s / 10.0
-    warm = 0
+    warm: dict[int, int] = {}                    # memory -> environments started (a
+                                                 # function per memory: none shared)
     out: list[PhaseEstimate] = []
     total_s = gb_s = 0.0
     requests = gets = 0
@@ -426,9 +430,10 @@ def project(phases: list[Phase], model: LambdaModel) -> Projection:
     warnings: list[str] = []
     for ph in phases:
         d = ph.duration(model)
-        span, new = makespan(ph.tasks, d, model.functions, model.cold_start_s, warm,
-                             model.burst, per_second)
-        warm += new
+        mem = ph.memory_mb or model.memory_mb
+        span, new = makespan(ph.tasks, d, model.functions, model.cold_start_s,
+                             warm.get(mem, 0), model.burst, per_second)
+        warm[mem] = warm.get(mem, 0) + new
         ph_gets, ph_puts = ph.requests()
         seconds, bound = span, "tasks"
         if ph_gets / (model.get_rate * ph.prefixes) > seconds:
@@ -442,7 +447,7 @@ def project(phases: list[Phase], model: LambdaModel) -> Projection:
         # Bound by S3's request rate, tasks wait for their requests (503 Slow Down and
         # back off) and are billed while they wait: durations stretch with the phase.
         stretch = seconds / span if span > 0 else 1.0
-        billed = (ph.tasks * d * stretch + new * model.cold_start_s) * model.memory_mb / 1024
+        billed = (ph.tasks * d * stretch + new * model.cold_start_s) * mem / 1024
         if d > 900:
             warnings.append(f"{ph.label or ph.kind} tasks would run {d:,.0f} s, over "
                             f"Lambda's 900 s limit")
@@ -472,6 +477,7 @@ class Measured:
     bytes_out: int
     table_bytes: dict[str, int] = field(default_factory=dict)  # map over tables: split bytes
     single: bool = False            # one task by design (a merge, LIMIT, one reducer)
+    broadcast: bool = False         # its maps hold a broadcast side in memory
 
 
 def split_size(stage_bytes: float, planned: int, model: LambdaModel) -> int:
@@ -481,11 +487,23 @@ def split_size(stage_bytes: float, planned: int, model: LambdaModel) -> int:
     >>> split_size(126.8e9, 473, LambdaModel()) // MIB, split_size(1e9, 0, LambdaModel(split_mb=8)) // MIB
     (256, 8)
     """
+    return split_and_memory(stage_bytes, planned, model)[0]
+
+
+def split_and_memory(stage_bytes: float, planned: int, model: LambdaModel) -> tuple[int, int]:
+    """(split bytes, map memory MB) of a stage on Lambda, as the driver plans
+    them: ``split_mb`` at the function's memory when set, else the pair
+    :func:`sqlmr.splits.choose_lambda_split` picks.
+
+    >>> [(n // MIB, m) for n, m in (split_and_memory(126.8e9, 473, LambdaModel()),
+    ...                             split_and_memory(1e9, 0, LambdaModel(split_mb=8)))]
+    [(256, 1024), (8, 1769)]
+    """
     if model.split_mb > 0:
-        return int(model.split_mb * MIB)
-    return choose_lambda_split(stage_bytes, planned, functions=model.functions,
-                               memory_mb=model.memory_mb,
-                               architecture=model.architecture).size
+        return int(model.split_mb * MIB), model.memory_mb
+    c = choose_lambda_split(stage_bytes, planned, functions=model.functions,
+                            memory_mb=model.memory_mb, architecture=model.architecture)
+    return c.size, c.memory_mb
 
 
 def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: LambdaModel,
@@ -561,10 +579,20 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     def stage_split(stage: int, fallback: float) -> int:
         """The stage's split as plan_job sizes it: from its table input's
         bytes, else its base tables' (a stage over rows or a shuffle)."""
+        return stage_split_memory(stage, fallback)[0]
+
+    def stage_split_memory(stage: int, fallback: float) -> tuple[int, int]:
         base = (stage_tables or {}).get(stage)
         size = table_in.get(stage) or (sum(target[t] for t in base) if base and all(
             t in target for t in base) else fallback)
-        return split_size(size, planned(stage, fallback), model)
+        return split_and_memory(size, planned(stage, fallback), model)
+
+    def map_memory(m: Measured, stage_in_bytes: float) -> int:
+        """The maps' memory, as :func:`sqlmr.driver.stage_memory` gives it: the
+        split choice's for a stage over tables, unless a broadcast side is held."""
+        if m.broadcast or m.stage not in table_in or model.split_mb > 0:
+            return model.memory_mb
+        return stage_split_memory(m.stage, stage_in_bytes)[1]
 
     table_in: dict[int, float] = {}            # stage -> its table maps' bytes at target
     for m in measured:
@@ -616,6 +644,12 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                 tasks = coalesced_reducers(shuffled, fine, code.reduce_target)
             else:
                 tasks = plan_r
+            # the memory of the stage's reducers and combiners, as the driver
+            # gives it (sqlmr.driver.stage_memory)
+            group_bytes = min(stage_split(m.stage, shuffled), code.combine_max or math.inf)
+            combine_mem = choose_task_memory(
+                "combine", group_bytes, group_bytes, max(2, sources),
+                memory_mb=model.memory_mb, architecture=model.architecture).memory_mb
             if code.index_reads:
                 chosen = shuffle_plan.choose_shuffle(
                     sources, tasks, model.shuffle if code.combiners else "direct", "lambda",
@@ -629,7 +663,7 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                                  gets_per_task=sources / chosen.combiners,
                                  label="combine", depth=code.fetch_depth,
                                  overlapped=code.overlapped, prefixes=code.prefixes,
-                                 code_get=False)
+                                 code_get=False, memory_mb=combine_mem)
                     phases.append(comb)
                     ratios.append(k)
                     sources = chosen.combiners
@@ -639,6 +673,9 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                     gets, extra_puts = 1.0 + 2.0 * sources, 1
             else:
                 gets = float(sources)             # ranges listed in the event
+            reduce_mem = choose_task_memory(
+                "reduce", code.reduce_target or 64 * MIB, 0, sources + 2,
+                memory_mb=model.memory_mb, architecture=model.architecture).memory_mb
             depth, prefixes = code.fetch_depth, code.prefixes
             label = "reduce"
         last = m is measured[-1] or all(x.kind == "combine" for x in
@@ -648,7 +685,9 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                    gets, 1.0, label, reads_table=bool(m.kind == "map" and m.table_bytes),
                    tables=max(1, len(m.table_bytes)),
                    depth=depth, overlapped=code.overlapped, prefixes=prefixes,
-                   extra_puts=extra_puts, split=split, shuffle=shuffle_reason)
+                   extra_puts=extra_puts, split=split, shuffle=shuffle_reason,
+                   memory_mb=(map_memory(m, stage_in.get(m.stage, m.bytes_in * k))
+                              if m.kind == "map" else reduce_mem))
         if m.kind == "map":
             stage_maps.setdefault(m.stage, []).append((ph, k))
         phases.append(ph)

@@ -49,7 +49,8 @@ def basis_text(est, lam: costs.LambdaCost, settings: Settings) -> str:
              else "local backend: what the same tasks would cost on Lambda")
     return (f"{size_text(est.bytes_read)} read by {plural(est.map_tasks, 'map task')} and "
             f"{plural(est.reduce_tasks, 'reduce task')}; priced as Lambda GB-s ({where}, "
-            f"{settings.memory_mb} MB {settings.architecture}): ~{lam.gb_seconds:.1f} GB-s "
+            f"{est.memory_text(settings.memory_mb)} {settings.architecture}): "
+            f"~{lam.gb_seconds:.1f} GB-s "
             f"{costs.money(lam.compute)} + {plural(lam.requests, 'request')} "
             f"{costs.money(lam.request_cost)} + {lam.gets:,} S3 GET / {lam.puts:,} S3 PUT "
             f"{costs.money(lam.s3_cost)}")
@@ -114,7 +115,8 @@ class CostMeter:
             self.requests += bill["invocations"]
             self.architecture = bill.get("architecture") or self.architecture
         else:
-            self.gb_seconds += result["seconds"] * self.memory_mb / 1024
+            self.gb_seconds += (result["seconds"] * (event.get("memory_mb") or self.memory_mb)
+                                / 1024)
             self.requests += 1 + result.get("attempt", 0)
         self.gets += _reads(event)
         self.puts += 1 if result.get("output") else 0

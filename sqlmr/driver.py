@@ -44,7 +44,8 @@ from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
 from sqlmr.shuffle_plan import ShufflePlan, choose_shuffle, coalesce, fine_partitions
 from sqlmr.splits import (MIN_SPLIT, SplitChoice, choose_lambda_split, choose_reducers,
-                          choose_split_size, combine_group, plan_splits, planned)
+                          choose_split_size, choose_task_memory, combine_group, plan_splits,
+                          planned)
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
@@ -94,6 +95,9 @@ class StagePlan:
     split_choice: SplitChoice | None = None   # Lambda: the split chosen from the modeled cost
     fine: int = 0                     # partitions each map writes (coalesced into reducers)
     shuffle: ShufflePlan | None = None   # the shuffle as planned (EXPLAIN, estimate)
+    # Lambda: each task kind's function memory, MB, chosen from the modeled cost
+    # (empty: the function's memory for every task)
+    memory: dict[str, int] = field(default_factory=dict)
 
     @property
     def files(self) -> list[tuple[str, int]]:
@@ -116,6 +120,14 @@ class StagePlan:
         """Map tasks planned (a map over an earlier stage's rows counts one)."""
         return sum(len(i.tasks) if i.rows_from is None else 1 for i in self.inputs)
 
+    def memory_line(self) -> str:
+        """``memory: maps 1,024 MB, combiners 1,024 MB, reducers 1,280 MB (…)``."""
+        names = {"map": "maps", "combine": "combiners", "reduce": "reducers"}
+        kinds = [k for k in names if k in self.memory
+                 and (k != "combine" or (self.shuffle and self.shuffle.mode == "combine"))]
+        return ("memory: " + ", ".join(f"{names[k]} {self.memory[k]:,} MB" for k in kinds)
+                + " (per task kind, the cheapest modeled within 1.5x the fastest)")
+
     def facts(self) -> dict:
         inputs = []
         for i in self.inputs:
@@ -135,6 +147,7 @@ class StagePlan:
                 "split_size": self.split_size, "maps": len(self.tasks),
                 "reducers": self.reducers, "inputs": inputs,
                 **({"split_choice": self.split_choice.line()} if self.split_choice else {}),
+                **({"memory": self.memory_line()} if self.memory else {}),
                 **({"shuffle": _shuffle_facts(self.shuffle)} if self.shuffle else {}),
                 **({"broadcast_partitions": self.broadcast_partitions}
                    if self.broadcast_partitions else {}),
@@ -189,6 +202,13 @@ class JobStats:
     estimated: int = 0               # invocations whose billed time was estimated
     memory_mb: int = 0
     architecture: str = ""
+    planned_gb_s: float = 0.0        # estimate(): task seconds at each task kind's memory
+    memories: set = field(default_factory=set)   # the function memories tasks got (Lambda)
+
+    def memory_text(self, default: int) -> str:
+        """``1769 MB``, or ``1024–1769 MB`` when task kinds got different memory."""
+        ms = sorted(self.memories) or [self.memory_mb or default]
+        return f"{ms[0]} MB" if len(ms) == 1 else f"{ms[0]}–{ms[-1]} MB"
 
     @property
     def requests(self) -> int:
@@ -227,7 +247,7 @@ class JobStats:
         if self.metered:
             return costs.lambda_cost(self.billed_gb_s, self.invocations, gets, puts,
                                      self.architecture or settings.architecture)
-        gb_s = self.task_seconds * settings.memory_mb / 1024
+        gb_s = self.planned_gb_s or self.task_seconds * settings.memory_mb / 1024
         return costs.lambda_cost(gb_s, self.attempts or self.requests, gets, puts,
                                  settings.architecture)
 
@@ -380,9 +400,38 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
             plan.shuffle = choose_shuffle(objects, reducers, settings.shuffle, settings.backend,
                                           fine=plan.fine,
                                           group=getattr(settings, "combine_group", 0))
+        if settings.backend == "lambda":
+            plan.memory = stage_memory(plan, objects if stage.reduce is not None else 0,
+                                       settings)
         plans.append(plan)
         by_id[stage.id] = plan
     return plans
+
+
+def stage_memory(plan: StagePlan, objects: int, settings: Settings) -> dict[str, int]:
+    """The function memory of a Lambda stage's task kinds, from the modeled
+    cost: maps as their split was chosen with (a stage holding a broadcast
+    side in memory, or a split set by hand, keeps the function's memory);
+    combiners and reducers by :func:`sqlmr.splits.choose_task_memory`, for a
+    combiner of about a split's bytes and a reducer of the reduce target
+    reading the shuffle list, its bounds and a range of each of the
+    ``objects`` (map outputs, or the combiners' outputs when planned)."""
+    cap = settings.memory_mb
+    arch = settings.architecture
+    memory = {"map": cap}
+    if plan.split_choice is not None and not plan.broadcast:
+        memory["map"] = plan.split_choice.memory_mb
+    if plan.stage.reduce is not None:
+        target = (int(settings.reduce_mb * 2**20) if settings.reduce_mb > 0
+                  else LAMBDA_REDUCE_BYTES)
+        read = (plan.shuffle.combiners if plan.shuffle is not None
+                and plan.shuffle.mode == "combine" else objects)
+        memory["reduce"] = choose_task_memory("reduce", target, 0, read + 2,
+                                              memory_mb=cap, architecture=arch).memory_mb
+        group = min(plan.split_size, COMBINE_MAX_BYTES)
+        memory["combine"] = choose_task_memory("combine", group, group, max(2, objects),
+                                               memory_mb=cap, architecture=arch).memory_mb
+    return memory
 
 
 def _concurrency() -> int:
@@ -479,14 +528,21 @@ def estimate(plans: list[StagePlan], settings: Settings) -> tuple[JobStats, cost
         st.reduce_tasks += p.reducers
         st.splits += p.splits
         st.bytes_read += p.bytes + p.broadcast_bytes
-        st.task_seconds += (p.bytes + p.broadcast_bytes * maps) / EST_MAP_BYTES_PER_S + \
-            EST_TASK_OVERHEAD_S * (maps + p.reducers)
+        map_s = (p.bytes + p.broadcast_bytes * maps) / EST_MAP_BYTES_PER_S + \
+            EST_TASK_OVERHEAD_S * maps
+        st.task_seconds += map_s + EST_TASK_OVERHEAD_S * p.reducers
+        mem = p.memory or {}
+        st.memories.update(mem.values())
+        st.planned_gb_s += (map_s * mem.get("map", settings.memory_mb) + EST_TASK_OVERHEAD_S
+                            * p.reducers * mem.get("reduce", settings.memory_mb)) / 1024
         st.gets += p.splits + maps + p.reducers + (p.shuffle.gets if p.shuffle else 0)
         st.puts += maps + p.reducers + 1 + math.ceil(max(1, len(p.files)) / 1000)
         if p.shuffle:   # the shuffle list, combiners' outputs
             st.puts += 1 + p.shuffle.combiners
             st.combine_tasks += p.shuffle.combiners
             st.task_seconds += EST_TASK_OVERHEAD_S * p.shuffle.combiners
+            st.planned_gb_s += (EST_TASK_OVERHEAD_S * p.shuffle.combiners
+                                * mem.get("combine", settings.memory_mb) / 1024)
     return st, st.lambda_cost(settings)
 
 
@@ -739,6 +795,7 @@ def _account(stats: JobStats, results: list[dict]) -> None:
             stats.invocations += bill["invocations"]
             stats.estimated += bill.get("estimated", 0)
             stats.memory_mb = bill["memory_mb"]
+            stats.memories.add(bill["memory_mb"])
             stats.architecture = bill["architecture"]
             stats.peak_mem_mb = max(stats.peak_mem_mb, bill["max_memory_mb"])
             stats.attempts += bill["attempts"]
@@ -844,7 +901,8 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
                 stats.gets += len(group)
     stats.map_tasks += len(map_events)
     stats.gets += len(map_events)
-    map_results = _run_phase(backend, map_events, f"Stage-{stage.id} map", progress, meter)
+    map_results = _run_phase(backend, map_events, f"Stage-{stage.id} map", progress, meter,
+                             plan.memory.get("map", 0))
     _account(stats, map_results)
     for r, kind in zip(map_results, kinds):
         if kind == "table":
@@ -898,7 +956,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     stats.gets += len(reduce_events) * (1 + per_reducer)
     stats.shuffle_gets += len(reduce_events) * per_reducer
     reduce_results = _run_phase(backend, reduce_events, f"Stage-{stage.id} reduce", progress,
-                                meter)
+                                meter, plan.memory.get("reduce", 0))
     _account(stats, reduce_results)
     if stage.consumer is not None:
         stats.bytes_shuffled += sum(r["bytes_out"] for r in reduce_results)
@@ -944,7 +1002,8 @@ def _combine(job_id: str, plan: StagePlan, feeding: list[dict], group: int, work
     evs = [events.combine_event(job=job_id, stage=plan.stage.id, task=i,
                                 objects=[shuffle.listed(o) for o in g], work=work, code=code)
            for i, g in enumerate(combine_groups(feeding, group))]
-    results = _run_phase(backend, evs, f"Stage-{plan.stage.id} combine", progress, meter)
+    results = _run_phase(backend, evs, f"Stage-{plan.stage.id} combine", progress, meter,
+                         plan.memory.get("combine", 0))
     _account(stats, results)
     stats.combine_tasks += len(evs)
     stats.gets += len(feeding)
@@ -984,9 +1043,14 @@ def ship_files(needed: Sequence, work: str) -> list[dict]:
 
 
 def _run_phase(backend: Backend, evs: list[dict], label: str,
-               progress: Progress | None, meter: CostMeter | None = None) -> list[dict]:
+               progress: Progress | None, meter: CostMeter | None = None,
+               memory_mb: int = 0) -> list[dict]:
+    """Run one phase's tasks; ``memory_mb`` (Lambda): the function memory they get."""
     if not evs:
         return []
+    if memory_mb:
+        for ev in evs:
+            ev["memory_mb"] = memory_mb
     done = 0
     nbytes = 0
     if progress:

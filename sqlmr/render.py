@@ -251,12 +251,18 @@ def summary_lines(result, settings) -> list[str]:
     if lam is not None:
         lines.append(
             f"Cost: Lambda {costs.money(lam.total)} ({label}: {lam.gb_seconds:.2f} GB-s at "
-            f"{getattr(st, 'memory_mb', 0) or settings.memory_mb} MB {lam.architecture}, "
+            f"{_memory_text(st, settings)} {lam.architecture}, "
             f"{plural(lam.requests, 'request')}, "
             f"{lam.gets:,} S3 GET, {lam.puts:,} S3 PUT "
             f"{'counted' if counted else 'planned'}) · "
             f"Athena {costs.money(result.athena_cost)} for the same bytes")
     return lines
+
+
+def _memory_text(st, settings) -> str:
+    if hasattr(st, "memory_text"):
+        return st.memory_text(settings.memory_mb)
+    return f"{getattr(st, 'memory_mb', 0) or settings.memory_mb} MB"
 
 
 def warning_lines(result) -> list[str]:

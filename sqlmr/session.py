@@ -418,7 +418,7 @@ class Session:
         summary = [
             f"Plan: {plural(est.map_tasks, 'map task')} over {plural(est.splits, 'split')}, "
             f"{plural(est.reduce_tasks, 'reduce task')}; input {size_text(est.bytes_read)}",
-            f"Estimate on Lambda ({s.memory_mb} MB, {s.architecture}): "
+            f"Estimate on Lambda ({est.memory_text(s.memory_mb)}, {s.architecture}): "
             f"~{lam.gb_seconds:.1f} GB-s, {plural(lam.requests, 'request')}, {lam.gets:,} S3 GET, "
             f"{lam.puts:,} S3 PUT/LIST = {costs.money(lam.total)}",
             f"Athena for the same bytes: {costs.money(costs.athena_cost(est.bytes_read))} "

@@ -129,9 +129,29 @@ LAMBDA_SLOWER = 1.5
 LAMBDA_S3_BYTES_PER_S = 90e6
 LAMBDA_REQUEST_S = 0.03
 LAMBDA_COLD_START_S = 0.5
-LAMBDA_MAP_BYTES_PER_S = 50e6
 LAMBDA_FETCH_DEPTH = 12
-LAMBDA_GET_BYTES = 8 * MB
+LAMBDA_GET_BYTES = 16 * MB
+#: CPU bytes per second of one task's loop at one vCPU, by task kind (the driver's
+#: estimates, from ``sqlmr bench`` on the AMPLab data: maps of the scans 1a-3b parse
+#: 110-150 MB/s, 1c, 3c and UDF maps 20-60; combiners copy bytes at about 370;
+#: reducers aggregate or join 20-90, 2a's about 40).
+LAMBDA_MAP_BYTES_PER_S = 120e6
+LAMBDA_COMBINE_BYTES_PER_S = 350e6
+LAMBDA_REDUCE_BYTES_PER_S = 40e6
+#: Memory sizes (MB) a stage's tasks may get, up to the function's ``memory_mb``
+#: (then that too): the choice is per stage and task kind, from the modeled cost.
+#: Not below 1,024 MB: the model takes S3 throughput as the same at every size it
+#: may choose, which measurements support from about 1 GB up, not below.
+LAMBDA_MEMORY_MB = (1024, 1280, 1536, 1769)
+
+
+def lambda_memories(cap: int) -> tuple[int, ...]:
+    """The sizes a stage may choose from when the function's memory is ``cap``.
+
+    >>> lambda_memories(1769), lambda_memories(3008), lambda_memories(1300), lambda_memories(512)
+    ((1024, 1280, 1536, 1769), (1024, 1280, 1536, 1769, 3008), (1024, 1280, 1300), (512,))
+    """
+    return tuple(sorted({m for m in LAMBDA_MEMORY_MB if m <= cap} | {cap}))
 
 
 @dataclass(frozen=True)
@@ -143,31 +163,41 @@ class SplitChoice:
     seconds: float       # the stage's modeled time
     usd: float           # the stage's modeled cost
     reason: str
+    memory_mb: int = 1769   # the map tasks' memory
 
     def line(self) -> str:
-        """``split: 512 MB (modeled: …)``, for EXPLAIN."""
-        return f"split: {self.size // MB} MB (modeled: {self.reason})"
+        """``split: 512 MB at 1,769 MB (modeled: …)``, for EXPLAIN."""
+        return (f"split: {self.size // MB} MB at {self.memory_mb:,} MB memory "
+                f"(modeled: {self.reason})")
 
 
 def lambda_stage(total_bytes: float, split: int, reducers: int, *, functions: int = 1000,
                  memory_mb: int = 1769, architecture: str = "arm64") -> tuple[int, float, float]:
     """(maps, seconds, dollars) of a stage's map tasks and its reducers'
-    requests with splits of ``split`` bytes, as :func:`choose_lambda_split`
-    weighs them.  A map reads its split while it parses (time: the slower of
-    the two), after one cold start per new function; every reducer GETs a
-    partition table and a range from each map output, ``LAMBDA_FETCH_DEPTH``
-    at a time.  Dollars: GB-s, invocations, the splits' ranged GETs, the map
-    outputs' PUTs and the reducers' GETs.
+    requests with splits of ``split`` bytes at ``memory_mb``, as
+    :func:`choose_lambda_split` weighs them.  A map reads its split while it
+    parses (time: the slower of the two; the loop gets ``memory_mb / 1769`` of a
+    vCPU), after one cold start per new function; every reducer GETs the
+    shuffle list, its bounds rows and a range of each map output,
+    ``LAMBDA_FETCH_DEPTH`` at a time.  Dollars: GB-s, invocations, the splits'
+    ranged GETs, the map outputs' PUTs and the reducers' GETs.
 
     Hand check, 1 GB in 2 maps of 500 MB, 1 reducer: a map takes 3 x 0.03 +
-    max(500/90, 500/50) s = 10.09 s; the stage 0.5 + 10.09 + (4 + 1) x 0.03 / 12
-    = 10.6025 s.  Dollars: (2 x 10.09 + 2 x 0.5) s x 1769/1024 GB x $0.0000133334
-    = $0.00048787; 2 invocations $0.0000004; GETs 2 x (1 + 60 pieces) + 1 x (2 x 2
-    + 1) = 127 x $0.0000004 = $0.0000508; 3 PUTs $0.000015: $0.000554.
+    max(500/90, 500/120) s = 5.6456 s; the stage 0.5 + 5.6456 + (2 + 2) x 0.03 /
+    12 = 6.1556 s.  Dollars: (2 x 5.6456 + 2 x 0.5) s x 1769/1024 GB x
+    $0.0000133334 = $0.00028316; 2 invocations $0.0000004; GETs 2 x (1 + 30
+    pieces) + 1 x (2 + 2) = 66 x $0.0000004 = $0.0000264; 3 PUTs $0.000015:
+    $0.000325.
 
     >>> maps, s, usd = lambda_stage(1e9, 500_000_000, 1)
     >>> maps, round(s, 4), round(usd, 6)
-    (2, 10.6025, 0.000554)
+    (2, 6.1556, 0.000325)
+
+    At 884 MB the loop gets 884 / 1769 of a vCPU and parses at 59.97 MB/s: the
+    map takes 0.09 + 500/59.97 = 8.428 s.
+
+    >>> round(lambda_stage(1e9, 500_000_000, 1, memory_mb=884)[1] - 0.5 - 0.01, 4)
+    8.428
     """
     maps = max(1, math.ceil(total_bytes / max(1, split)))
     each = min(float(split), total_bytes) if maps == 1 else float(split)
@@ -175,11 +205,11 @@ def lambda_stage(total_bytes: float, split: int, reducers: int, *, functions: in
     task_s = 3 * LAMBDA_REQUEST_S + max(each / LAMBDA_S3_BYTES_PER_S,
                                         each / (LAMBDA_MAP_BYTES_PER_S * share))
     waves = math.ceil(maps / max(1, functions))
-    fetch_s = (2 * maps + 1) * LAMBDA_REQUEST_S / LAMBDA_FETCH_DEPTH if reducers else 0.0
+    fetch_s = (maps + 2) * LAMBDA_REQUEST_S / LAMBDA_FETCH_DEPTH if reducers else 0.0
     seconds = LAMBDA_COLD_START_S + waves * task_s + math.ceil(
         reducers / max(1, functions)) * fetch_s
     billed_s = maps * task_s + min(maps, functions) * LAMBDA_COLD_START_S
-    gets = maps * (1 + math.ceil(each / LAMBDA_GET_BYTES)) + reducers * (2 * maps + 1)
+    gets = maps * (1 + math.ceil(each / LAMBDA_GET_BYTES)) + reducers * (maps + 2)
     usd = (billed_s * memory_mb / 1024 * prices.LAMBDA_GB_SECOND[architecture]
            + maps * prices.LAMBDA_PER_REQUEST + gets * prices.S3_GET
            + (maps + 1) * prices.S3_PUT)
@@ -188,43 +218,100 @@ def lambda_stage(total_bytes: float, split: int, reducers: int, *, functions: in
 
 def choose_lambda_split(total_bytes: float, reducers: int = 0, *, functions: int = 1000,
                         memory_mb: int = 1769, architecture: str = "arm64") -> SplitChoice:
-    """The split size of a Lambda stage: of :data:`LAMBDA_SPLITS_MB`, the
-    cheapest (:func:`lambda_stage`) whose stage is at most
-    :data:`LAMBDA_SLOWER` times as slow as the fastest choice's; on a tie the
-    smaller split.  Bigger splits mean fewer map tasks, fewer cold starts and
-    fewer map outputs for every reducer to read; smaller ones, more functions
-    at work at once.  ``reducers``: the planned reducers (0: a map-only stage).
+    """The split size and memory of a Lambda stage's maps: of
+    :data:`LAMBDA_SPLITS_MB` and :func:`lambda_memories` (up to the function's
+    ``memory_mb``), the cheapest pair (:func:`lambda_stage`) whose stage is at
+    most :data:`LAMBDA_SLOWER` times as slow as the fastest pair's; on a tie
+    the smaller split.  Bigger splits mean fewer map tasks, fewer cold starts
+    and fewer map outputs for every reducer to read; smaller ones, more
+    functions at work at once.  Less memory is cheaper while a map waits on S3
+    rather than on its CPU.  ``reducers``: the planned reducers (0: a map-only
+    stage).
 
-    126.8 GB into 473 planned reducers (AMPLab 2a at 5nodes): 256 MiB splits.
+    126.8 GB into 473 planned reducers (AMPLab 2a at 5nodes): 256 MiB splits
+    at 1,024 MB, where a map parses about as fast as S3 delivers.
 
     >>> c = choose_lambda_split(126.8e9, 473)
     >>> c.line()
-    'split: 256 MB (modeled: 473 maps, 8.3 s, $0.253; 64 MB: 1,890 maps, 12.8 s, $0.806)'
+    'split: 256 MB at 1,024 MB memory (modeled: 473 maps, 5.6 s, $0.124; 64 MB at 1,769 MB: 1,890 maps, 6.9 s, $0.419)'
 
-    A map-only scan of 6.38 GB (1a) keeps 64 MiB: with 128 MiB it would take
-    3.2 s, over 1.5 x 1.9 s.  A small input keeps the smallest split.
+    A map-only scan of 6.38 GB (1a) keeps 64 MiB.  A small input keeps the
+    smallest split; with a function of 512 MB, that is the only memory.
 
     >>> choose_lambda_split(6.38e9).line()
-    'split: 64 MB (modeled: 96 maps, 1.9 s, $0.00512)'
-    >>> choose_lambda_split(1e6, 4).size == 64 * MB
-    True
+    'split: 64 MB at 1,024 MB memory (modeled: 96 maps, 1.6 s, $0.00269; 64 MB at 1,769 MB: 96 maps, 1.3 s, $0.00365)'
+    >>> c = choose_lambda_split(1e6, 4, memory_mb=512)
+    >>> c.size == 64 * MB, c.memory_mb
+    (True, 512)
     """
     options = []
-    for mb in LAMBDA_SPLITS_MB:
-        maps, seconds, usd = lambda_stage(total_bytes, mb * MB, reducers, functions=functions,
-                                          memory_mb=memory_mb, architecture=architecture)
-        options.append((mb * MB, maps, seconds, usd))
-        if maps == 1:   # bigger splits change nothing
-            break
-    fastest = min(s for _, _, s, _ in options)
-    ok = [o for o in options if o[2] <= fastest * LAMBDA_SLOWER + 1e-9]
-    size, maps, seconds, usd = min(ok, key=lambda o: (round(o[3], 9), o[0]))
+    for mem in sorted(lambda_memories(memory_mb), reverse=True):
+        for mb in LAMBDA_SPLITS_MB:
+            maps, seconds, usd = lambda_stage(total_bytes, mb * MB, reducers,
+                                              functions=functions, memory_mb=mem,
+                                              architecture=architecture)
+            options.append((mb * MB, mem, maps, seconds, usd))
+            if maps == 1:   # bigger splits change nothing
+                break
+    fastest = min(o[3] for o in options)
+    ok = [o for o in options if o[3] <= fastest * LAMBDA_SLOWER + 1e-9]
+    size, mem, maps, seconds, usd = min(ok, key=lambda o: (round(o[4], 9), o[0], -o[1]))
     base = options[0]
     reason = f"{_maps(maps)}, {seconds:.1f} s, {money(usd)}"
-    if size != base[0]:
-        reason += f"; {base[0] // MB} MB: {_maps(base[1])}, {base[2]:.1f} s, {money(base[3])}"
-    return SplitChoice(size, maps, round(seconds, 3), usd, reason)
+    if (size, mem) != base[:2]:
+        reason += (f"; {base[0] // MB} MB at {base[1]:,} MB: {_maps(base[2])}, "
+                   f"{base[3]:.1f} s, {money(base[4])}")
+    return SplitChoice(size, maps, round(seconds, 3), usd, reason, mem)
 
+
+@dataclass(frozen=True)
+class MemoryChoice:
+    """The memory of a stage's combiners or reducers, and the modeled task."""
+
+    memory_mb: int
+    seconds: float       # one task's modeled time
+    usd: float           # one task's modeled GB-s cost, its cold start included
+
+
+#: CPU bytes per second at one vCPU of the task kinds :func:`choose_task_memory` sizes.
+TASK_BYTES_PER_S = {"combine": LAMBDA_COMBINE_BYTES_PER_S, "reduce": LAMBDA_REDUCE_BYTES_PER_S}
+
+
+def choose_task_memory(kind: str, read_bytes: float, write_bytes: float, requests: int, *,
+                       memory_mb: int = 1769, architecture: str = "arm64") -> MemoryChoice:
+    """The memory of a combine or reduce task that reads ``read_bytes`` in
+    ``requests`` GETs and writes ``write_bytes``: of :func:`lambda_memories`,
+    the cheapest whose task is at most :data:`LAMBDA_SLOWER` times as slow as
+    the fastest's.  A task fetches (``LAMBDA_FETCH_DEPTH`` GETs at a time)
+    while its loop works, at :data:`TASK_BYTES_PER_S` per vCPU.
+
+    A combiner copies bytes far faster than S3 moves them, so the least memory
+    does: 256 MiB in and out takes 6 s at any size.
+
+    >>> choose_task_memory("combine", 256 * MB, 256 * MB, 10).memory_mb
+    1024
+
+    A reducer of 64 MiB works about 1.7 s at one vCPU, longer than it fetches:
+    less memory costs about as much and takes longer; 1,280 MB is the cheapest
+    within 1.5 x the fastest (1,024 MB would take 1.7 x).
+
+    >>> c = choose_task_memory("reduce", 64 * MB, 1e6, 60)
+    >>> c.memory_mb, round(c.seconds, 2)
+    (1280, 2.57)
+    """
+    bps = TASK_BYTES_PER_S[kind]
+    options = []
+    for mem in lambda_memories(memory_mb):
+        share = min(1.0, mem / 1769)
+        seconds = (LAMBDA_REQUEST_S * (3 + math.ceil(requests / LAMBDA_FETCH_DEPTH))
+                   + max(read_bytes / LAMBDA_S3_BYTES_PER_S, read_bytes / (bps * share))
+                   + write_bytes / LAMBDA_S3_BYTES_PER_S)
+        usd = ((seconds + LAMBDA_COLD_START_S) * mem / 1024
+               * prices.LAMBDA_GB_SECOND[architecture])
+        options.append(MemoryChoice(mem, seconds, usd))
+    fastest = min(o.seconds for o in options)
+    return min((o for o in options if o.seconds <= fastest * LAMBDA_SLOWER + 1e-9),
+               key=lambda o: (round(o.usd, 12), -o.memory_mb))
 
 
 def combine_group(objects: int, shuffle_bytes: float, split: int) -> int:

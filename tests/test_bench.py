@@ -743,7 +743,7 @@ def test_explain_on_lambda_shows_the_split_chosen(sqlmr_home, tiny):
     size = sum(p.stat().st_size for p in (tiny / "uservisits").iterdir())
     line = choose_lambda_split(size, 2).line()     # 2 planned reducers (one per worker)
     assert "        " + line + "\n" in text["lambda"]
-    assert line.startswith("split: 64 MB (modeled: 1 map, ")
+    assert line.startswith("split: 64 MB at 1,024 MB memory (modeled: 1 map, ")
     assert "split:" not in text["local"]           # locally the split is not a cost choice
 
 

@@ -326,14 +326,32 @@ def test_deploy_status_redeploy_undeploy(account, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(deploy, "_sleep", lambda s: None)
 
-    # the runtime changes: a new function; the old one goes, and deploy says so
+    # a stage's smaller memory: a sibling function of that size, the same code;
+    # the main one stays as it was, and both are current
+    small = deploy.ensure_deployed(s, 1024)
+    assert small.created and small.function_name == f"{info.function_name}-1024mb"
+    conf = c["lambda"].get_function(FunctionName=small.function_name)["Configuration"]
+    assert (conf["MemorySize"], conf["State"], conf["Role"]) == (1024, "Active", info.role_arn)
+    assert c["lambda"].get_function(
+        FunctionName=info.function_name)["Configuration"]["MemorySize"] == 1769
+    assert deploy.ensure_deployed(s, 1024) is small and deploy.ensure_deployed(s, 1769) is ready
+    st = deploy.status(s)
+    assert st["deployed"] and st["stale"] == []
+    assert sorted(f["name"] for f in st["functions"]) == [info.function_name,
+                                                          small.function_name]
+    assert not deploy.deploy(s).removed                  # a redeploy keeps the sibling
+
+    # the runtime changes: a new function; the old ones go, and deploy says so
     new_hash = hashlib.sha256(b"another runtime").hexdigest()
     monkeypatch.setattr(package, "runtime_hash", lambda: new_hash)
     st = deploy.status(s)
-    assert not st["deployed"] and st["stale"] == [info.function_name]
+    assert not st["deployed"] and sorted(st["stale"]) == [info.function_name,
+                                                          small.function_name]
     info2 = deploy.ensure_deployed(s)
     assert info2.created and info2.function_name == f"sqlmr-runtime-{new_hash[:12]}"
     assert f"function {info.function_name}" in info2.removed
+    assert f"function {small.function_name}" in info2.removed
+    assert f"log group /aws/lambda/{small.function_name}" in info2.removed
     assert f"s3://{account}/sqlmr/deploy/{info.function_name}.zip" in info2.removed
     assert any("stale" in n and info.function_name in n for n in info2.notes)
     st = deploy.status(s)

@@ -82,8 +82,13 @@ class LambdaSettings:
     def function_prefix(self) -> str:
         return f"{self.prefix}runtime-"
 
-    def function_name(self, runtime_hash: str) -> str:
-        return f"{self.function_prefix}{runtime_hash[:12]}"
+    def function_name(self, runtime_hash: str, memory_mb: int | None = None) -> str:
+        """The task function of a runtime; tasks given less memory than
+        ``memory_mb`` run in a sibling function of that size (``…-1024mb``)."""
+        base = f"{self.function_prefix}{runtime_hash[:12]}"
+        if memory_mb and memory_mb != self.memory_mb:
+            return f"{base}-{memory_mb}mb"
+        return base
 
     # Where things live in the job bucket.
     deploy_prefix: str = "sqlmr/deploy/"

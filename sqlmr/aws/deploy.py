@@ -614,17 +614,28 @@ def _remove_function(aws: _Aws, settings: LambdaSettings, name: str) -> list[str
 
 # --------------------------------------------------------------------------- public
 
+def _of_runtime(name: str, settings: LambdaSettings, rhash: str) -> bool:
+    """Whether ``name`` is a task function of runtime ``rhash`` (of any memory)."""
+    base = settings.function_name(rhash)
+    return name == base or (name.startswith(base + "-") and name.endswith("mb"))
+
+
 @_friendly
-def deploy(settings: LambdaSettings) -> DeployInfo:
+def deploy(settings: LambdaSettings, memory_mb: int | None = None) -> DeployInfo:
     """Make sure the function for the current runtime hash exists, is configured as
-    ``settings`` say and is Active; remove sqlmr functions of older hashes."""
+    ``settings`` say and is Active; remove sqlmr functions of older hashes.
+    ``memory_mb``: the sibling function of that memory (tasks a stage gives
+    less memory than the function's), named by :meth:`LambdaSettings.function_name`."""
     aws = _Aws(settings)
     settings = _with(settings, region=aws.region)
     _check_bucket(aws, settings)
     notes: list[str] = []
     rhash = package.runtime_hash()
     blob, zip_sha = package.build_package()
-    name = settings.function_name(rhash)
+    name = settings.function_name(rhash, memory_mb)
+    cache_key = _cache_key(settings, rhash, memory_mb)
+    if memory_mb:
+        settings = _with(settings, memory_mb=memory_mb)
 
     role_arn, _ = _ensure_role(aws, settings, notes)
     _ensure_log_group(aws, settings, name, notes)
@@ -672,7 +683,7 @@ def deploy(settings: LambdaSettings) -> DeployInfo:
 
     removed: list[str] = []
     for other in _sqlmr_functions(aws, settings):
-        if other["FunctionName"] != name:
+        if not _of_runtime(other["FunctionName"], settings, rhash):
             gone = _remove_function(aws, settings, other["FunctionName"])
             removed += gone
             notes.append(f"removed stale {other['FunctionName']} (runtime "
@@ -681,7 +692,7 @@ def deploy(settings: LambdaSettings) -> DeployInfo:
                       region=aws.region, bucket=settings.bucket, role_arn=role_arn,
                       code_uri=code_uri, code_sha256=zip_sha, created=changed,
                       removed=removed, notes=notes)
-    _ready[_cache_key(settings, rhash)] = info
+    _ready[cache_key] = info
     return info
 
 
@@ -693,23 +704,27 @@ def forget_deployments() -> None:
     _ready.clear()
 
 
-def _cache_key(settings: LambdaSettings, rhash: str) -> tuple:
-    return (settings, rhash)
+def _cache_key(settings: LambdaSettings, rhash: str, memory_mb: int | None = None) -> tuple:
+    return (settings, rhash, memory_mb if memory_mb != settings.memory_mb else None)
 
 
 @_friendly
-def ensure_deployed(settings: LambdaSettings) -> DeployInfo:
-    """The function for the current runtime, deploying it first if needed.
+def ensure_deployed(settings: LambdaSettings, memory_mb: int | None = None) -> DeployInfo:
+    """The function for the current runtime (``memory_mb``: its sibling of that
+    memory), deploying it first if needed.
 
     Cheap when it is already there: one GetFunction per process and settings.
     """
     rhash = package.runtime_hash()
-    cached = _ready.get(_cache_key(settings, rhash))
+    if memory_mb == settings.memory_mb:
+        memory_mb = None
+    key = _cache_key(settings, rhash, memory_mb)
+    cached = _ready.get(key)
     if cached is not None:
         return cached
     aws = _Aws(settings)
-    settings = _with(settings, region=aws.region)
-    name = settings.function_name(rhash)
+    name = settings.function_name(rhash, memory_mb)
+    settings = _with(settings, region=aws.region, **({"memory_mb": memory_mb} if memory_mb else {}))
     existing = _get_function(aws, name)
     if existing is not None:
         conf = existing["Configuration"]
@@ -726,10 +741,10 @@ def ensure_deployed(settings: LambdaSettings) -> DeployInfo:
                 region=aws.region, bucket=settings.bucket, role_arn=role_arn,
                 code_uri=f"s3://{settings.bucket}/{_code_key(settings, name)}",
                 notes=[f"function {name} is already deployed"])
-            _ready[_cache_key(settings, rhash)] = info
+            _ready[key] = info
             return info
-    info = deploy(settings)
-    _ready[_cache_key(settings, rhash)] = info
+    info = deploy(_with(settings, memory_mb=key[0].memory_mb), memory_mb)
+    _ready[key] = info
     return info
 
 
@@ -745,7 +760,7 @@ def status(settings: LambdaSettings) -> dict:
         fhash = conf["Tags"].get(HASH_TAG, "")
         functions.append({
             "name": conf["FunctionName"], "runtime_hash": fhash,
-            "current": conf["FunctionName"] == name and fhash == rhash,
+            "current": _of_runtime(conf["FunctionName"], settings, rhash) and fhash == rhash,
             "state": conf.get("State"), "python_runtime": conf.get("Runtime"),
             "architecture": (conf.get("Architectures") or ["x86_64"])[0],
             "memory_mb": conf.get("MemorySize"), "timeout_s": conf.get("Timeout"),
@@ -765,7 +780,7 @@ def status(settings: LambdaSettings) -> dict:
                         for k in _sqlmr_code_objects(aws, settings)]
         rules, _ = _get_lifecycle(aws, settings.bucket)
         lifecycle = any(r.get("ID") == settings.lifecycle_rule_id for r in rules)
-    current = [f for f in functions if f["current"]]
+    current = [f for f in functions if f["current"] and f["name"] == name]
     return {
         "region": aws.region, "bucket": settings.bucket, "account": aws.account,
         "runtime_hash": rhash, "function": name,

@@ -220,6 +220,7 @@ class BotoInvoker:
         from botocore.config import Config
 
         self.function_name = function_name
+        self.sized: dict[int, str] = {}     # memory MB → the sibling function of that size
         self.max_concurrency = max(1, concurrency)
         self.config = Config(retries={"max_attempts": 0, "mode": "standard"},
                              read_timeout=timeout_s + 60, connect_timeout=10,
@@ -227,8 +228,14 @@ class BotoInvoker:
         session = session or boto3.session.Session(region_name=region)
         self.client = session.client("lambda", region_name=region, config=self.config)
 
-    def use_function(self, function_name: str) -> None:
-        self.function_name = function_name
+    def use_function(self, function_name: str, memory_mb: int | None = None) -> None:
+        """Invoke ``function_name`` (for tasks of ``memory_mb``: tasks whose event
+        asks for that memory)."""
+        if memory_mb:
+            self.sized[memory_mb] = function_name
+        else:
+            self.function_name = function_name
+            self.sized.clear()
 
     def probe(self, uris: list[str]) -> dict[str, str]:
         """The ``uris`` the function's role cannot read (see :func:`probe_with`)."""
@@ -242,7 +249,8 @@ class BotoInvoker:
             raise InvokeError(f"the task event is {len(body):,} bytes, over Lambda's "
                               f"{MAX_REQUEST_BYTES:,} byte request limit", retryable=False)
         try:
-            resp = self.client.invoke(FunctionName=self.function_name,
+            name = self.sized.get(event.get("memory_mb") or 0, self.function_name)
+            resp = self.client.invoke(FunctionName=name,
                                       InvocationType="RequestResponse", LogType="Tail",
                                       Payload=body)
         except ClientError as e:
@@ -415,6 +423,7 @@ class SubprocessInvoker:
     """
 
     bills = False   # its REPORT line's duration is local wall time: an estimate
+    any_memory = True   # a task's event says its memory, and gets it
 
     def __init__(self, *, timeout_s: float = 900, memory_mb: int = 1769,
                  max_concurrency: int | None = None, python: str | None = None,
@@ -432,14 +441,20 @@ class SubprocessInvoker:
         self.function_name = function_name
         # another function's package (the driver's), its handler and the
         # environment variables it is configured with, as Lambda sets them
+        self.sized: dict[int, str] = {}     # memory MB → the sibling function's name
         self.package_dir = package_dir or extract_package()
         self.handler = handler
         self.environment = dict(environment or {})
         self.invocations = 0
         self._lock = threading.Lock()
 
-    def use_function(self, function_name: str) -> None:
-        self.function_name = function_name
+    def use_function(self, function_name: str, memory_mb: int | None = None) -> None:
+        """Name tasks run under (``memory_mb``: of the sibling function of that
+        memory; a task's event says its memory, which this invoker gives it)."""
+        if memory_mb:
+            self.sized[memory_mb] = function_name
+        else:
+            self.function_name = function_name
 
     def use_role(self, role_arn: str | None, region: str | None = None) -> None:
         """Run tasks with the credentials of ``role_arn`` (the function's role),
@@ -465,7 +480,7 @@ class SubprocessInvoker:
                 creds = self._credentials = assume_role(self.role_arn, region=self.region)
             return creds
 
-    def _env(self, request_id: str) -> dict[str, str]:
+    def _env(self, request_id: str, memory_mb: int) -> dict[str, str]:
         role = self.role_credentials()
         if role is None:  # no role: the caller's own AWS environment
             env = {k: v for k, v in os.environ.items()
@@ -489,8 +504,8 @@ class SubprocessInvoker:
         env.update({
             "LAMBDA_TASK_ROOT": self.package_dir,
             "_HANDLER": self.handler,
-            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            "AWS_LAMBDA_FUNCTION_NAME": self.sized.get(memory_mb, self.function_name),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_EXECUTION_ENV": "sqlmr_subprocess",
             "LANG": "C.UTF-8", "TZ": "UTC",
@@ -505,12 +520,13 @@ class SubprocessInvoker:
                               f"{MAX_REQUEST_BYTES:,} byte request limit", retryable=False)
         with self._lock:
             self.invocations += 1
+        memory_mb = event.get("memory_mb") or self.memory_mb
         rid = str(uuid.uuid4())
         t0 = time.perf_counter()
         proc = subprocess.Popen([self.python, "-I", "-c", _BOOTSTRAP],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=self.package_dir,
-                                env=self._env(rid))
+                                env=self._env(rid, memory_mb))
         timed_out = False
         try:
             out, err = proc.communicate(body, timeout=self.timeout_s)
@@ -561,7 +577,7 @@ class SubprocessInvoker:
                 else:
                     payload = json.loads(text)
         report = (f"REPORT RequestId: {rid}\tDuration: {elapsed_ms:.2f} ms\t"
-                  f"Billed Duration: {billed} ms\tMemory Size: {self.memory_mb} MB\t"
+                  f"Billed Duration: {billed} ms\tMemory Size: {memory_mb} MB\t"
                   + (f"Max Memory Used: {mem_used} MB\t" if mem_used is not None else "")
                   + "\n")
         tail = (log.rstrip("\n") + "\n" + report)[-LOG_TAIL_BYTES:]

@@ -219,6 +219,7 @@ class LambdaBackend:
         self._bucket_checked = False
         self._granted: set[str] = set()    # table locations the function may read
         self._regions: dict[str, str | None] = {}   # table bucket → its region
+        self._sized: dict[int, str] = {}   # memory MB → its sibling function's name
         self._slots = 0                    # invocations the descriptors allow at once
         self._threads: InvokeThreads | None = None
         self.lambda_settings = self._resolve()
@@ -247,6 +248,7 @@ class LambdaBackend:
         if ls == self._prepared_for and self._invoker is not None:
             return
         self.lambda_settings = ls
+        self._sized = {}
         if self._deploy:
             from sqlmr.aws import deploy
             if not self._bucket_checked:
@@ -369,8 +371,30 @@ class LambdaBackend:
         self._info = deploy.ensure_deployed(self.lambda_settings)
         if hasattr(self._invoker, "use_function"):
             self._invoker.use_function(self._info.function_name)
+        self._sized.clear()
+        self._deploy_sizes(events)
         self._granted.clear()  # the role may be new too
         self._grant(events)
+
+    def _deploy_sizes(self, events: list[Event]) -> None:
+        """Tasks a stage gives less memory than the function's run in a sibling
+        function of that memory: deploy it (once) and tell the invoker."""
+        cap = self.lambda_settings.memory_mb
+        if not self._deploy:
+            # an invoker given to us (the serverless driver's) runs tasks at the
+            # memory it has unless it can give any: bill them as they run
+            if not getattr(self._invoker, "any_memory", False):
+                known = getattr(self._invoker, "sized", {})
+                for e in events:
+                    if e.get("memory_mb") and e["memory_mb"] not in known:
+                        del e["memory_mb"]
+            return
+        from sqlmr.aws import deploy
+        for mb in sorted({e.get("memory_mb") or cap for e in events} - {cap} - set(self._sized)):
+            info = deploy.ensure_deployed(self.lambda_settings, mb)
+            self._sized[mb] = info.function_name
+            if hasattr(self._invoker, "use_function"):
+                self._invoker.use_function(info.function_name, mb)
 
     @property
     def concurrency_cap(self) -> int:
@@ -401,6 +425,7 @@ class LambdaBackend:
             return []
         _check_inputs(events)
         self._prepare()
+        self._deploy_sizes(events)
         self._grant(events)
         run = _Run(self, events, progress)
         self.report = run.report
@@ -624,7 +649,8 @@ class _Run:
             r = t.accepted
             assert r is not None
             r["billing"] = {"billed_ms": t.billed_ms, "invocations": t.invocations,
-                            "memory_mb": self.memory_mb, "architecture": self.architecture,
+                            "memory_mb": t.event.get("memory_mb") or self.memory_mb,
+                            "architecture": self.architecture,
                             "max_memory_mb": t.max_memory_mb, "attempts": t.next_attempt,
                             "failures": t.failures, "s3_other": t.s3_other,
                             "estimated": t.estimated,
