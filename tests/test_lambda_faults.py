@@ -103,8 +103,11 @@ class FaultInvoker:
         self.function_name = None
         self.tmp_path = tmp_path
 
-    def use_function(self, name: str) -> None:
-        self.function_name = name
+    def use_function(self, name: str, memory_mb: int | None = None) -> None:
+        if memory_mb:
+            self.inner.use_function(name, memory_mb)
+        else:
+            self.function_name = name
 
     def use_role(self, role_arn: str, region: str | None = None) -> None:
         self.inner.use_role(role_arn, region)   # a deploying backend: run as the role

@@ -480,7 +480,8 @@ class SubprocessInvoker:
                 creds = self._credentials = assume_role(self.role_arn, region=self.region)
             return creds
 
-    def _env(self, request_id: str, memory_mb: int) -> dict[str, str]:
+    def _env(self, request_id: str, memory_mb: int | None = None) -> dict[str, str]:
+        memory_mb = memory_mb or self.memory_mb
         role = self.role_credentials()
         if role is None:  # no role: the caller's own AWS environment
             env = {k: v for k, v in os.environ.items()
