@@ -50,15 +50,20 @@ class DriverClient:
             self._sub = self._subprocess_invoker()
 
     def _subprocess_invoker(self):
+        import shutil
         import tempfile
+        import weakref
 
         from sqlmr.aws import deploy, driver_function, invoker
         aws = deploy._Aws(self.ls)
         role = self.conf["role"]
         driver_function._trust(aws, role.rsplit("/", 1)[1], [deploy.caller_principal(aws)])
         env = dict(self.conf["environment"])
+        home = tempfile.mkdtemp(prefix="sqlmr-driver-home-")
+        # the local stand-in's home goes with the client (a real driver's is /tmp on Lambda)
+        weakref.finalize(self, shutil.rmtree, home, True)
         env.update({"SQLMR_LAMBDA_INVOKER": "subprocess",
-                    "SQLMR_HOME": tempfile.mkdtemp(prefix="sqlmr-driver-home-"),
+                    "SQLMR_HOME": home,
                     "SQLMR_WORKER_ROLE_ARN": aws.iam.get_role(
                         RoleName=self.ls.role_name)["Role"]["Arn"]})
         for name in ("SQLMR_DRIVER_TEST_EXIT_AFTER_CHECKPOINT", "SQLMR_DRIVER_RESERVE_S",

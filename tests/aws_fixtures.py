@@ -12,7 +12,7 @@ real account.  The environment is restored when the session ends.
 
 ``s3_bucket`` creates a fresh, uniquely named bucket for one test and empties
 and deletes it afterwards.  ``aws_reset`` wipes all moto state (S3, IAM,
-Lambda, Logs) before a test, for tests that need an empty account.
+Lambda, Logs) before a test and after it, for tests that need an empty account.
 """
 
 from __future__ import annotations
@@ -80,10 +80,13 @@ def _reset_moto(endpoint: str) -> None:
 
 @pytest.fixture
 def aws_reset(moto_server):
-    """An empty moto account for this test (all services reset before it runs)."""
+    """An empty moto account for this test: all services reset before it runs, and
+    after, so what it made (roles, functions) never meets a later test."""
     _reset_moto(moto_server)
     _reset_s3_client()
     yield moto_server
+    _reset_moto(moto_server)
+    _reset_s3_client()
 
 
 @pytest.fixture
