@@ -61,12 +61,15 @@ try:  # urllib3 is what botocore streams bodies through
 except Exception:  # pragma: no cover - urllib3 always ships with botocore
     _ProtocolError = ConnectionError  # type: ignore[assignment,misc]
 
-# Objects at or above this size are written with a multipart upload.
-MULTIPART_THRESHOLD = 64 * 1024 * 1024
+# Objects at or above this size are written with a multipart upload; below it,
+# one PUT streamed from the file.  A PUT-class request costs as much as about
+# 0.4 s of a 1 GB function, so each part is a cost: a combiner's output (at most
+# 384 MiB) goes in one request, not 19 parts of 16 MiB and two more requests.
+MULTIPART_THRESHOLD = 512 * 1024 * 1024
 # Part size of a multipart upload (S3 minimum is 5 MiB, maximum 10,000 parts).
-PART_SIZE = 16 * 1024 * 1024
+PART_SIZE = 64 * 1024 * 1024
 # Parts uploaded at once by write_file (memory: this many parts in flight).
-UPLOAD_THREADS = 4
+UPLOAD_THREADS = 2
 MAX_PARTS = 10_000
 # DeleteObjects takes at most 1,000 keys per request.
 DELETE_BATCH = 1000
@@ -650,6 +653,18 @@ def _part_size(total: int) -> int:
     return max(PART_SIZE, 5 * 1024 * 1024, need)
 
 
+def put_requests(size: int) -> int:
+    """PUT-class requests that writing an object of ``size`` bytes takes: one
+    PUT, or a multipart upload's create, parts and complete.
+
+    >>> put_requests(0), put_requests(384 << 20), put_requests(600 << 20)
+    (1, 1, 12)
+    """
+    if size < MULTIPART_THRESHOLD:
+        return 1
+    return -(-size // _part_size(size)) + 2
+
+
 def _multipart(bucket: str, key: str, uri: str, total: int,
                read_part: Callable[[int, int], bytes], threads: int) -> None:
     """Multipart upload of ``total`` bytes; ``read_part(offset, n)`` supplies the data."""
@@ -712,9 +727,10 @@ def write_file(uri: str, local_path: str) -> None:
     total = os.path.getsize(local_path)
     if total < MULTIPART_THRESHOLD:
         with open(local_path, "rb") as f:
-            body = f.read()
-        _call(lambda: client().put_object(Bucket=bucket, Key=key, Body=body), uri, bucket,
-              kind="put")
+            def put() -> Any:   # streamed from the file, from its start on every attempt
+                f.seek(0)
+                return client().put_object(Bucket=bucket, Key=key, Body=f, ContentLength=total)
+            _call(put, uri, bucket, kind="put")
         return
     fd = os.open(local_path, os.O_RDONLY)
     try:

@@ -55,7 +55,7 @@ Time = the sum of the phases' times.  Cost (:func:`project`) = billed GB-s
 memory / 1024 at the architecture's GB-s price + one request per task + S3 GET
 and PUT requests, from :mod:`sqlmr.prices` through :func:`sqlmr.cost.lambda_cost`.
 Not modelled: the driver's own work (planning, listing, reading the final
-result), retries, stragglers, Lambda throttling, multipart uploads.
+result), retries, stragglers, Lambda throttling.
 
 >>> m = LambdaModel()
 >>> round(cpu_share(m.memory_mb), 3), reducers(126.8e9), map_tasks(126.8e9, 64 * MIB)
@@ -101,6 +101,20 @@ class CodeFacts:
     combiners: bool = False       # the driver may put combiners before the reducers
     reduce_target: int = 0        # bytes per coalesced reducer (0: Hive's rule, no coalescing)
     combine_max: int = 0          # bytes of map outputs a combiner gathers at most (0: any)
+    multipart_bytes: int = 0      # an output this big is a multipart upload (0: never)
+    part_bytes: int = 0           # ... in parts of this many bytes
+
+    def put_requests(self, object_bytes: float) -> int:
+        """PUT-class requests that write one output of ``object_bytes``: one PUT,
+        or a multipart upload's create, parts and complete.
+
+        >>> c = CodeFacts(multipart_bytes=512 << 20, part_bytes=64 << 20)
+        >>> c.put_requests(384 << 20), c.put_requests(600 << 20), CodeFacts().put_requests(1e12)
+        (1, 12, 1)
+        """
+        if not self.multipart_bytes or object_bytes < self.multipart_bytes:
+            return 1
+        return math.ceil(object_bytes / self.part_bytes) + 2
 
     def split_gets(self, split_bytes: float) -> int:
         """Ranged GETs that read one split of ``split_bytes``.
@@ -120,7 +134,7 @@ class CodeFacts:
 def code_facts() -> CodeFacts:
     """What the code in this tree does (the runtime's read-ahead, its key
     prefixes, the driver's shuffle)."""
-    from runtime import events, shuffle
+    from runtime import events, s3, shuffle
     from sqlmr import driver
     try:
         from runtime import readahead  # type: ignore[attr-defined]
@@ -137,7 +151,8 @@ def code_facts() -> CodeFacts:
         bounds_reads=hasattr(shuffle, "bounds_table"),
         combiners=hasattr(events, "combine_event"),
         reduce_target=getattr(driver, "LAMBDA_REDUCE_BYTES", 0),
-        combine_max=getattr(driver, "COMBINE_MAX_BYTES", 0))
+        combine_max=getattr(driver, "COMBINE_MAX_BYTES", 0),
+        multipart_bytes=s3.MULTIPART_THRESHOLD, part_bytes=s3.PART_SIZE)
 
 
 @dataclass(frozen=True)
@@ -361,14 +376,20 @@ class Phase:
                           self.depth, self.overlapped, self.memory_mb)
         return d if self.code_get else d - model.request_latency_s
 
-    def requests(self) -> tuple[int, int]:
-        """(GETs, PUTs) of the phase's tasks, and what the driver writes for it.
+    def requests(self, code: CodeFacts | None = None) -> tuple[int, int]:
+        """(GETs, PUTs) of the phase's tasks, and what the driver writes for it;
+        with ``code``, an output big enough for a multipart upload counts its
+        parts.
 
         >>> Phase("reduce", 10, 0, 0, 0, gets_per_task=7, extra_puts=1).requests()
         (80, 11)
+        >>> Phase("combine", 2, 0, 1200 << 20, 0).requests(CodeFacts(multipart_bytes=512 << 20,
+        ...                                                          part_bytes=64 << 20))
+        (4, 24)
         """
         gets = math.ceil(self.tasks * (self.gets_per_task + (1 if self.code_get else 0)))
-        puts = math.ceil(self.tasks * self.puts_per_task) + self.extra_puts
+        per_output = (code or CodeFacts()).put_requests(self.bytes_out / max(1, self.tasks))
+        puts = math.ceil(self.tasks * self.puts_per_task * per_output) + self.extra_puts
         return gets, puts
 
 
@@ -434,7 +455,7 @@ def project(phases: list[Phase], model: LambdaModel) -> Projection:
         span, new = makespan(ph.tasks, d, model.functions, model.cold_start_s,
                              warm.get(mem, 0), model.burst, per_second)
         warm[mem] = warm.get(mem, 0) + new
-        ph_gets, ph_puts = ph.requests()
+        ph_gets, ph_puts = ph.requests(model.code)
         seconds, bound = span, "tasks"
         if ph_gets / (model.get_rate * ph.prefixes) > seconds:
             seconds, bound = ph_gets / (model.get_rate * ph.prefixes), "S3 GET rate"

@@ -195,6 +195,7 @@ def test_multipart_write_file_and_write_bytes(s3_bucket, tmp_path, monkeypatch):
     uri = f"s3://{s3_bucket}/big/file.bin"
     storage.write_file(uri, str(local))
     assert len(parts) == 3 and not puts
+    assert s3.put_requests(len(data)) == 3 + 2          # create, 3 parts, complete
     assert storage.size(uri) == len(data)
     assert storage.read_range(uri) == data
     etag = _raw_client().head_object(Bucket=s3_bucket, Key="big/file.bin")["ETag"]
@@ -211,6 +212,36 @@ def test_multipart_write_file_and_write_bytes(s3_bucket, tmp_path, monkeypatch):
     storage.write_file(f"s3://{s3_bucket}/big/small.bin", str(small))
     assert len(puts) == 1 and len(parts) == 6
     assert not _raw_client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
+
+
+def test_a_file_put_retried_after_a_503_sends_the_whole_file_again(s3_bucket, tmp_path,
+                                                                    recorded_sleeps):
+    """Below the multipart threshold a file is one PUT streamed from disk; a retry
+    starts from the file's beginning (no truncated or empty object)."""
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    local = tmp_path / "out.bin"
+    local.write_bytes(data)
+    sent: list[int] = []
+
+    def flaky(**kw):
+        sent.append(1)
+        return _error_response(503, "SlowDown") if len(sent) <= 2 else None
+    s3.client().meta.events.register("before-send.s3.PutObject", flaky)
+    uri = f"s3://{s3_bucket}/out/file.bin"
+    storage.write_file(uri, str(local))
+    assert len(sent) == 3 and len(recorded_sleeps) == 2
+    assert storage.read_range(uri) == data
+    assert s3.put_requests(len(data)) == 1
+
+
+def test_the_model_counts_the_put_requests_the_runtime_makes():
+    """bench_model's CodeFacts reads the runtime's upload sizes: the same count for
+    any object size, at and around the thresholds."""
+    from sqlmr.bench_model import code_facts
+    facts = code_facts()
+    for size in (0, 1, s3.PART_SIZE, s3.MULTIPART_THRESHOLD - 1, s3.MULTIPART_THRESHOLD,
+                 s3.MULTIPART_THRESHOLD + 1, 3 * s3.MULTIPART_THRESHOLD + 12_345):
+        assert facts.put_requests(size) == s3.put_requests(size), size
 
 
 def test_failed_multipart_upload_is_aborted(s3_bucket, tmp_path, monkeypatch, recorded_sleeps):
