@@ -80,10 +80,30 @@ def worker_invoker() -> Any:
         role = os.environ.get("SQLMR_WORKER_ROLE_ARN")
         if role:
             inv.use_role(role, os.environ.get("AWS_REGION"))
-        return inv
-    return invoker.BotoInvoker(os.environ["SQLMR_WORKER_FUNCTION"],
-                               region=os.environ.get("AWS_REGION"), timeout_s=timeout,
-                               concurrency=int(os.environ.get("SQLMR_LAMBDA_CONCURRENCY") or 1000))
+    else:
+        inv = invoker.BotoInvoker(os.environ["SQLMR_WORKER_FUNCTION"],
+                                  region=os.environ.get("AWS_REGION"), timeout_s=timeout,
+                                  concurrency=int(os.environ.get("SQLMR_LAMBDA_CONCURRENCY")
+                                                  or 1000))
+    for mb, name in sized_workers(os.environ.get("SQLMR_WORKER_SIZED", "")).items():
+        inv.use_function(name, mb)   # tasks the planner gives less memory run there
+    return inv
+
+
+def sized_workers(spec: str) -> dict[int, str]:
+    """The worker's siblings by memory, from ``SQLMR_WORKER_SIZED``
+    (``sqlmr lambda deploy`` writes it into the driver's environment).
+
+    >>> sized_workers("1024=sqlmr-runtime-ab-1024mb,1280=sqlmr-runtime-ab-1280mb")
+    {1024: 'sqlmr-runtime-ab-1024mb', 1280: 'sqlmr-runtime-ab-1280mb'}
+    >>> sized_workers("")
+    {}
+    """
+    out: dict[int, str] = {}
+    for item in filter(None, spec.split(",")):
+        mb, _, name = item.partition("=")
+        out[int(mb)] = name
+    return out
 
 
 def continue_later(event: dict) -> None:

@@ -168,6 +168,41 @@ def test_the_cli_flag_runs_on_the_driver_function(deployed, capsys):
     assert "runs on sqlmr-driver-" in err and "result: s3://" in err
 
 
+def test_deploy_makes_the_worker_siblings_the_driver_invokes(deployed, monkeypatch):
+    """The driver may not deploy: `sqlmr lambda deploy` makes the smaller-memory
+    siblings, names them in the driver's environment and lets its role invoke
+    them (and no other function of the worker's)."""
+    from urllib.parse import unquote
+
+    from sqlmr.aws import deploy, invoker
+    from sqlmr.driver_handler import worker_invoker
+    settings = resolve_settings({})
+    aws = deploy._Aws(settings)
+    conf = driver_function.find_driver(settings)
+    worker = conf["environment"]["SQLMR_WORKER_FUNCTION"]
+    sized = {int(mb): name for mb, name in (item.split("=") for item in
+             conf["environment"]["SQLMR_WORKER_SIZED"].split(","))}
+    assert sized == {mb: f"{worker}-{mb}mb" for mb in (1024, 1280, 1536)}
+    functions = {f["FunctionName"]: f for f in aws.lam.list_functions()["Functions"]}
+    for mb, name in sized.items():
+        assert functions[name]["MemorySize"] == mb
+    doc = aws.iam.get_role_policy(RoleName=driver_function.role_name(settings),
+                                  PolicyName=driver_function.policy_name(settings))
+    policy = doc["PolicyDocument"]
+    policy = json.loads(unquote(policy)) if isinstance(policy, str) else policy
+    invoke = next(st for st in policy["Statement"] if st["Sid"] == "InvokeFunctions")
+    worker_arn = functions[worker]["FunctionArn"]
+    assert invoke["Resource"][:4] == [worker_arn] + [f"{worker_arn}-{mb}mb"
+                                                     for mb in (1024, 1280, 1536)]
+    # the driver's invoker sends a task to the sibling of the memory its event asks for
+    monkeypatch.delenv("SQLMR_LAMBDA_INVOKER", raising=False)
+    for name, value in conf["environment"].items():
+        monkeypatch.setenv(name, value)
+    inv = worker_invoker()
+    assert isinstance(inv, invoker.BotoInvoker)
+    assert inv.function_name == worker and inv.sized == sized
+
+
 # --------------------------------------------------------------------------- answers
 
 @pytest.mark.parametrize("name", QUERIES)

@@ -50,6 +50,15 @@ class AwsSetupError(Exception):
     """AWS is not set up for sqlmr: the message says what to set."""
 
 
+def sized_name(function_name: str, memory_mb: int) -> str:
+    """The sibling of task function ``function_name`` that runs tasks at ``memory_mb``.
+
+    >>> sized_name("sqlmr-runtime-0123456789ab", 1024)
+    'sqlmr-runtime-0123456789ab-1024mb'
+    """
+    return f"{function_name}-{memory_mb}mb"
+
+
 @dataclass(frozen=True)
 class LambdaSettings:
     region: str | None = None
@@ -87,8 +96,18 @@ class LambdaSettings:
         ``memory_mb`` run in a sibling function of that size (``…-1024mb``)."""
         base = f"{self.function_prefix}{runtime_hash[:12]}"
         if memory_mb and memory_mb != self.memory_mb:
-            return f"{base}-{memory_mb}mb"
+            return sized_name(base, memory_mb)
         return base
+
+    def sibling_memories(self) -> tuple[int, ...]:
+        """The memories below ``memory_mb`` the planner may give a task kind
+        (:func:`sqlmr.splits.lambda_memories`): one sibling function each.
+
+        >>> LambdaSettings(memory_mb=1769).sibling_memories(), LambdaSettings(memory_mb=512).sibling_memories()
+        ((1024, 1280, 1536), ())
+        """
+        from sqlmr.splits import lambda_memories
+        return tuple(m for m in lambda_memories(self.memory_mb) if m != self.memory_mb)
 
     # Where things live in the job bucket.
     deploy_prefix: str = "sqlmr/deploy/"

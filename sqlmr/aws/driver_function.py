@@ -8,8 +8,12 @@ Its handler is :func:`sqlmr.driver_handler.lambda_handler`.
 What :func:`deploy_driver` makes, beside what :func:`sqlmr.aws.deploy.deploy`
 makes for the worker (all tagged ``sqlmr=managed``):
 
+* the worker's siblings at the smaller memories the planner gives some task
+  kinds (``sqlmr-runtime-<hash12>-1024mb`` …, see
+  :meth:`~sqlmr.aws.config.LambdaSettings.sibling_memories`): the driver may
+  not deploy, so they are made here;
 * IAM role ``sqlmr-driver-role`` with one inline policy ``sqlmr-driver-policy``:
-  invoke the worker function (and itself, to continue a long query), read the
+  invoke the worker function and its siblings (and itself, to continue a long query), read the
   catalog, read/write ``sqlmr/jobs/`` and ``sqlmr/results/``, read the table
   locations the worker is granted, write its logs.  No IAM action at all:
   grants are made from the user's machine (``sqlmr lambda grant s3://…``);
@@ -38,7 +42,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmr.aws.config import AwsSetupError, LambdaSettings
+from sqlmr.aws.config import AwsSetupError, LambdaSettings, sized_name
 
 HANDLER = "sqlmr.driver_handler.lambda_handler"
 PACKAGE_FORMAT = 1
@@ -143,7 +147,8 @@ def extract_package() -> str:
 
 def driver_policy(settings: LambdaSettings, account: str, region: str, *, worker_arn: str,
                   worker_role_arn: str, catalog: str, tables: list[str],
-                  partition: str = "aws", local_tasks: bool = False) -> dict:
+                  partition: str = "aws", local_tasks: bool = False,
+                  sibling_arns: tuple[str, ...] = ()) -> dict:
     """The driver role's inline policy: invoke the worker (and itself), read the
     catalog and the granted tables, read/write the job and results prefixes.
     ``local_tasks``: the subprocess stand-in runs worker tasks as the worker's
@@ -156,7 +161,7 @@ def driver_policy(settings: LambdaSettings, account: str, region: str, *, worker
                   f"/aws/lambda/{function_prefix(settings)}*")
     statements: list[dict[str, Any]] = [
         {"Sid": "InvokeFunctions", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
-         "Resource": [worker_arn, f"{fn}{function_prefix(settings)}*"]},
+         "Resource": [worker_arn, *sibling_arns, f"{fn}{function_prefix(settings)}*"]},
         {"Sid": "JobsAndResults", "Effect": "Allow",
          "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                     "s3:AbortMultipartUpload"],
@@ -246,7 +251,9 @@ def put_driver_policy(aws, settings: LambdaSettings, worker_arn: str, catalog: s
     worker_role = aws.iam.get_role(RoleName=settings.role_name)["Role"]["Arn"]
     doc = driver_policy(settings, aws.account, aws.region, worker_arn=worker_arn,
                         worker_role_arn=worker_role, catalog=catalog, tables=tables,
-                        partition=aws.partition, local_tasks=_local_tasks())
+                        partition=aws.partition, local_tasks=_local_tasks(),
+                        sibling_arns=tuple(sized_name(worker_arn, mb)
+                                           for mb in settings.sibling_memories()))
     aws.iam.put_role_policy(RoleName=role_name(settings), PolicyName=policy_name(settings),
                             PolicyDocument=json.dumps(doc, sort_keys=True))
     if _local_tasks():
@@ -273,6 +280,9 @@ def environment(settings: LambdaSettings, worker_name: str, catalog: str) -> dic
     env = {"SQLMR_BUCKET": settings.bucket or "", "SQLMR_WORKER_FUNCTION": worker_name,
            "SQLMR_HOME": "/tmp/sqlmr", "SQLMR_LAMBDA_MEMORY_MB": str(settings.memory_mb),
            "SQLMR_LAMBDA_ARCH": settings.architecture}
+    if settings.sibling_memories():   # memory MB=function, for the tasks given less memory
+        env["SQLMR_WORKER_SIZED"] = ",".join(f"{mb}={sized_name(worker_name, mb)}"
+                                             for mb in settings.sibling_memories())
     if catalog:
         env["SQLMR_CATALOG"] = catalog
     return env
@@ -289,6 +299,9 @@ def deploy_driver(settings: LambdaSettings, worker, catalog: str) -> DriverInfo:
     upload = check_size(len(blob), unzipped)
     name = f"{function_prefix(settings)}{digest[:12]}"
     role_arn = _ensure_role(aws, settings, notes)
+    for mb in settings.sibling_memories():   # the driver runs tasks in them, and cannot deploy
+        sibling = deploy.ensure_deployed(settings, mb)
+        notes += sibling.notes
     put_driver_policy(aws, settings, worker.function_arn, catalog)
     env = environment(settings, worker.function_name, catalog)
     code_key = f"{settings.deploy_prefix}{name}.zip"
