@@ -13,8 +13,8 @@ makes for the worker (all tagged ``sqlmr=managed``):
   :meth:`~sqlmr.aws.config.LambdaSettings.sibling_memories`): the driver may
   not deploy, so they are made here;
 * IAM role ``sqlmr-driver-role`` with one inline policy ``sqlmr-driver-policy``:
-  invoke the worker function and its siblings (and itself, to continue a long query), read the
-  catalog, read/write ``sqlmr/jobs/`` and ``sqlmr/results/``, read the table
+  invoke the worker function and its siblings (and itself, to continue a
+  long query), read the catalog, read/write ``sqlmr/jobs/`` and ``sqlmr/results/``, read the table
   locations the worker is granted, write its logs.  No IAM action at all:
   grants are made from the user's machine (``sqlmr lambda grant s3://…``);
 * the function ``sqlmr-driver-<hash12>`` (one per package hash), from the zip
@@ -149,8 +149,9 @@ def driver_policy(settings: LambdaSettings, account: str, region: str, *, worker
                   worker_role_arn: str, catalog: str, tables: list[str],
                   partition: str = "aws", local_tasks: bool = False,
                   sibling_arns: tuple[str, ...] = ()) -> dict:
-    """The driver role's inline policy: invoke the worker (and itself), read the
-    catalog and the granted tables, read/write the job and results prefixes.
+    """The driver role's inline policy: invoke the worker, its ``sibling_arns``
+    (the same code at smaller memories) and itself, read the catalog and the
+    granted tables, read/write the job and results prefixes.
     ``local_tasks``: the subprocess stand-in runs worker tasks as the worker's
     role, so the driver may assume that role (in place of lambda:InvokeFunction)."""
     from sqlmr.aws import deploy
