@@ -64,6 +64,7 @@ import sys
 import tempfile
 import zlib
 from array import array
+from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import accumulate, chain, groupby, repeat
 from operator import itemgetter, mod as _mod
 from typing import Any, Iterable, Iterator
@@ -76,6 +77,9 @@ _second = itemgetter(1)
 MAGIC = b"SQLMR1\n"
 BATCH_ROWS = 4096
 SPILL_BYTES = 64 << 20  # buffered encoded bytes before spilling to a temp file
+# Objects a combiner downloads at once: one S3 stream is slower than what a
+# function can take in, and each waits its first byte's latency.
+COMBINE_FETCHES = 4
 SORT_SPILL_RECORDS = 200_000  # sort mode: buffered records before a sorted run is cut
 SORT_BATCH_ROWS = 1024  # records per batch in a sorted run: what a merge holds per run
 RUN_CHUNK = 256 << 10   # bytes read at a time from each run while merging
@@ -893,7 +897,8 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
     """Write to ``out`` one file holding, partition by partition, the bytes
     of every listed object's partition (objects in the order given): the
     output of a combiner, read by reducers exactly as a map output.  Each
-    object is read whole with one GET (an S3 object through a temp file);
+    object is read whole with one GET (an S3 object through a temp file,
+    :data:`COMBINE_FETCHES` at a time);
     sorted runs stay separate runs, so a reducer's merge sees them all.
     Returns the new file's index.
 
@@ -912,15 +917,9 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
     opened = []
     temps: list[str] = []
     try:
+        local = _download_all([o for o in objects if storage.is_s3(o["uri"])], chunk, temps)
         for o in objects:
-            if storage.is_s3(o["uri"]):
-                with tempfile.NamedTemporaryFile(prefix="sqlmr-comb-", delete=False) as f:
-                    temps.append(f.name)
-                    for data in storage.iter_range(o["uri"], 0, o["size"], chunk=chunk):
-                        f.write(data)
-                path = f.name
-            else:
-                path = storage.to_path(o["uri"])
+            path = local.get(o["uri"]) or storage.to_path(o["uri"])
             fh = open(path, "rb")
             opened.append(fh)
             fh.seek(-16, os.SEEK_END)
@@ -964,6 +963,29 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
             (item[0] if isinstance(item, tuple) else item).close()
         for t in temps:
             os.unlink(t)
+
+
+def _download(uri: str, size: int, chunk: int, temps: list[str]) -> str:
+    """Object ``uri`` in a temp file (listed in ``temps`` at once, so it is
+    removed whatever happens next)."""
+    with tempfile.NamedTemporaryFile(prefix="sqlmr-comb-", delete=False) as f:
+        temps.append(f.name)
+        for data in storage.iter_range(uri, 0, size, chunk=chunk):
+            f.write(data)
+    return f.name
+
+
+def _download_all(objects: list[dict], chunk: int, temps: list[str]) -> dict[str, str]:
+    """Each object (uri → temp file), :data:`COMBINE_FETCHES` at a time; the
+    first failure is raised after the others have stopped."""
+    if not objects:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(COMBINE_FETCHES, len(objects)),
+                            thread_name_prefix="sqlmr-combine") as pool:
+        futures = {o["uri"]: pool.submit(_download, o["uri"], o["size"], chunk, temps)
+                   for o in objects}
+        wait(futures.values())
+    return {uri: f.result() for uri, f in futures.items()}
 
 
 def save_combined(objects: list[dict], uri: str) -> tuple[dict, int]:

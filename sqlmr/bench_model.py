@@ -95,6 +95,7 @@ class CodeFacts:
     split_first_bytes: int = 0    # a split's first, smaller GET (0: none)
     read_depth: int = 1           # a map's split GETs in flight
     fetch_depth: int = 1          # a reducer's shuffle GETs in flight
+    combine_depth: int = 1        # a combiner's object downloads in flight
     prefixes: int = 1             # key prefixes a stage's shuffle objects spread over
     index_reads: bool = False     # reducers GET the shuffle list and each object's table
     bounds_reads: bool = False    # ... or the list and two rows of the driver's bounds table
@@ -146,6 +147,7 @@ def code_facts() -> CodeFacts:
         split_first_bytes=getattr(readahead, "FIRST", 0),
         read_depth=getattr(readahead, "DEPTH", 1),
         fetch_depth=getattr(readahead, "SHUFFLE_DEPTH", 1),
+        combine_depth=getattr(shuffle, "COMBINE_FETCHES", 1),
         prefixes=getattr(events, "SPREAD_PREFIXES", 1),
         index_reads=hasattr(events, "shuffle_reduce_event"),
         bounds_reads=hasattr(shuffle, "bounds_table"),
@@ -682,7 +684,7 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                     comb = Phase("combine", chosen.combiners, shuffled, shuffled,
                                  combine_cpu[0] if combine_cpu else 0.0, 0.0,
                                  gets_per_task=sources / chosen.combiners,
-                                 label="combine", depth=code.fetch_depth,
+                                 label="combine", depth=code.combine_depth,
                                  overlapped=code.overlapped, prefixes=code.prefixes,
                                  code_get=False, memory_mb=combine_mem)
                     phases.append(comb)

@@ -130,6 +130,7 @@ LAMBDA_S3_BYTES_PER_S = 90e6
 LAMBDA_REQUEST_S = 0.03
 LAMBDA_COLD_START_S = 0.5
 LAMBDA_FETCH_DEPTH = 12
+LAMBDA_COMBINE_DEPTH = 4     # objects a combiner downloads at once (runtime.shuffle)
 LAMBDA_GET_BYTES = 16 * MB
 #: CPU bytes per second of one task's loop at one vCPU, by task kind (the driver's
 #: estimates, from ``sqlmr bench`` on the AMPLab data: maps of the scans 1a-3b parse
@@ -300,10 +301,11 @@ def choose_task_memory(kind: str, read_bytes: float, write_bytes: float, request
     (1280, 2.57)
     """
     bps = TASK_BYTES_PER_S[kind]
+    depth = LAMBDA_COMBINE_DEPTH if kind == "combine" else LAMBDA_FETCH_DEPTH
     options = []
     for mem in lambda_memories(memory_mb):
         share = min(1.0, mem / 1769)
-        seconds = (LAMBDA_REQUEST_S * (3 + math.ceil(requests / LAMBDA_FETCH_DEPTH))
+        seconds = (LAMBDA_REQUEST_S * (3 + math.ceil(requests / depth))
                    + max(read_bytes / LAMBDA_S3_BYTES_PER_S, read_bytes / (bps * share))
                    + write_bytes / LAMBDA_S3_BYTES_PER_S)
         usd = ((seconds + LAMBDA_COLD_START_S) * mem / 1024

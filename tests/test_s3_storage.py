@@ -381,3 +381,12 @@ def test_forbidden_head_falls_back_to_listing(s3_bucket, recorded_sleeps):
     with pytest.raises(s3.StorageError, match="access denied"):
         storage.size(f"s3://{s3_bucket}/t/part-0")
     assert recorded_sleeps == []
+
+
+def test_the_planner_assumes_the_depths_the_runtime_has():
+    """The planner's constants (sqlmr.splits) mirror what the runtime does."""
+    from runtime import readahead, shuffle
+    from sqlmr import splits
+    assert splits.LAMBDA_COMBINE_DEPTH == shuffle.COMBINE_FETCHES
+    assert splits.LAMBDA_FETCH_DEPTH == readahead.SHUFFLE_DEPTH
+    assert splits.LAMBDA_GET_BYTES == readahead.CHUNK

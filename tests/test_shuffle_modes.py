@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,55 @@ def test_combiner_output_reads_as_the_map_outputs(tmp_path):
             [x for x in [shuffle.object_range(shuffle.listed(o), p, p + 1)] if x])]
         via = _read([shuffle.object_range(shuffle.listed(comb), p, p + 1)])
         assert sorted(via) == sorted(direct)
+
+
+def test_a_combiner_on_s3_downloads_its_objects_at_once_and_cleans_up(
+        s3_bucket, tmp_path, monkeypatch):
+    """Map outputs on S3 are fetched COMBINE_FETCHES at a time; the combined
+    object is byte for byte the one made from local copies; a failed download
+    raises and leaves no temp file behind."""
+    import threading
+    import time
+    outs_local = [_write(tmp_path, f"m{i}", 5, [((i * 3 + k) % 5, [i, k, "v" * (k % 4)])
+                                                 for k in range(300)]) for i in range(7)]
+    outs = []
+    for o in outs_local:
+        uri = f"s3://{s3_bucket}/shuffle/{Path(storage.to_path(o['uri'])).name}"
+        storage.write_bytes(uri, Path(storage.to_path(o["uri"])).read_bytes())
+        outs.append({**o, "uri": uri})
+    active, peak, lock = [0], [0], threading.Lock()
+    real = storage.iter_range
+
+    def counted(uri, *a, **kw):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.05)       # long enough for the others to start
+            yield from real(uri, *a, **kw)
+        finally:
+            with lock:
+                active[0] -= 1
+    monkeypatch.setattr(storage, "iter_range", counted)
+    before = set(os.listdir(tempfile.gettempdir()))
+    buf = io.BytesIO()
+    index = shuffle.combine([shuffle.listed(o) for o in outs], buf)
+    local = io.BytesIO()
+    monkeypatch.setattr(storage, "iter_range", real)
+    assert shuffle.combine([shuffle.listed(o) for o in outs_local], local) == index
+    assert buf.getvalue() == local.getvalue()
+    assert peak[0] == shuffle.COMBINE_FETCHES
+
+    def failing(uri, *a, **kw):
+        if uri.endswith("m3"):
+            raise OSError(f"injected: cannot read {uri}")
+        yield from real(uri, *a, **kw)
+    monkeypatch.setattr(storage, "iter_range", failing)
+    with pytest.raises(OSError, match="injected"):
+        shuffle.combine([shuffle.listed(o) for o in outs], io.BytesIO())
+    left = {n for n in set(os.listdir(tempfile.gettempdir())) - before
+            if n.startswith("sqlmr-comb-")}
+    assert not left
 
 
 @given(sizes=st.lists(st.integers(0, 50), max_size=40), target=st.integers(1, 120))
