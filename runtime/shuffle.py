@@ -64,7 +64,7 @@ import sys
 import tempfile
 import zlib
 from array import array
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from itertools import accumulate, chain, groupby, repeat
 from operator import itemgetter, mod as _mod
 from typing import Any, Iterable, Iterator
@@ -976,15 +976,21 @@ def _download(uri: str, size: int, chunk: int, temps: list[str]) -> str:
 
 
 def _download_all(objects: list[dict], chunk: int, temps: list[str]) -> dict[str, str]:
-    """Each object (uri → temp file), :data:`COMBINE_FETCHES` at a time; the
-    first failure is raised after the others have stopped."""
+    """Each object (uri → temp file), :data:`COMBINE_FETCHES` at a time; a
+    failure cancels the downloads not yet started and is raised once the
+    running ones have stopped."""
     if not objects:
         return {}
     with ThreadPoolExecutor(max_workers=min(COMBINE_FETCHES, len(objects)),
                             thread_name_prefix="sqlmr-combine") as pool:
         futures = {o["uri"]: pool.submit(_download, o["uri"], o["size"], chunk, temps)
                    for o in objects}
-        wait(futures.values())
+        _, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+    for f in futures.values():
+        if not f.cancelled() and f.exception() is not None:
+            raise f.exception()  # type: ignore[misc]
     return {uri: f.result() for uri, f in futures.items()}
 
 

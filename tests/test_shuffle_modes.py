@@ -185,13 +185,18 @@ def test_a_combiner_on_s3_downloads_its_objects_at_once_and_cleans_up(
     assert buf.getvalue() == local.getvalue()
     assert peak[0] == shuffle.COMBINE_FETCHES
 
+    started: list[str] = []
+
     def failing(uri, *a, **kw):
-        if uri.endswith("m3"):
+        started.append(uri)
+        if uri.endswith("m1"):
             raise OSError(f"injected: cannot read {uri}")
+        time.sleep(1.0)        # the others are busy when the failure is seen
         yield from real(uri, *a, **kw)
     monkeypatch.setattr(storage, "iter_range", failing)
     with pytest.raises(OSError, match="injected"):
         shuffle.combine([shuffle.listed(o) for o in outs], io.BytesIO())
+    assert len(started) < len(outs)          # the failure cancelled the rest
     left = {n for n in set(os.listdir(tempfile.gettempdir())) - before
             if n.startswith("sqlmr-comb-")}
     assert not left
