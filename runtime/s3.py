@@ -30,6 +30,7 @@ for local files.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import re
@@ -647,22 +648,24 @@ def iter_range(uri: str, start: int = 0, end: int | None = None,
 
 # --------------------------------------------------------------------------- writing
 
-def _part_size(total: int) -> int:
-    """Parts of PART_SIZE, grown if needed to stay within 10,000 parts."""
+def _part_size(total: int, part: int | None = None) -> int:
+    """Parts of ``part`` (default PART_SIZE) bytes, grown if needed to stay
+    within 10,000 parts."""
     need = -(-total // MAX_PARTS)
-    return max(PART_SIZE, 5 * 1024 * 1024, need)
+    return max(part or PART_SIZE, 5 * 1024 * 1024, need)
 
 
-def put_requests(size: int) -> int:
+def put_requests(size: float, threshold: int | None = None, part: int | None = None) -> int:
     """PUT-class requests that writing an object of ``size`` bytes takes: one
-    PUT, or a multipart upload's create, parts and complete.
+    PUT, or a multipart upload's create, parts and complete (``threshold`` and
+    ``part`` default to this module's; the cost model passes its own).
 
     >>> put_requests(0), put_requests(384 << 20), put_requests(600 << 20)
     (1, 1, 12)
     """
-    if size < MULTIPART_THRESHOLD:
+    if size < (threshold or MULTIPART_THRESHOLD):
         return 1
-    return -(-size // _part_size(size)) + 2
+    return math.ceil(size / _part_size(math.ceil(size), part)) + 2
 
 
 def _multipart(bucket: str, key: str, uri: str, total: int,

@@ -113,9 +113,10 @@ class CodeFacts:
         >>> c.put_requests(384 << 20), c.put_requests(600 << 20), CodeFacts().put_requests(1e12)
         (1, 12, 1)
         """
-        if not self.multipart_bytes or object_bytes < self.multipart_bytes:
+        if not self.multipart_bytes:
             return 1
-        return math.ceil(object_bytes / self.part_bytes) + 2
+        from runtime import s3
+        return s3.put_requests(object_bytes, self.multipart_bytes, self.part_bytes)
 
     def split_gets(self, split_bytes: float) -> int:
         """Ranged GETs that read one split of ``split_bytes``.

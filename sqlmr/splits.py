@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from runtime.shuffle import COMBINE_FETCHES
 from sqlmr import prices
 from sqlmr.cost import money
 
@@ -130,7 +131,7 @@ LAMBDA_S3_BYTES_PER_S = 90e6
 LAMBDA_REQUEST_S = 0.03
 LAMBDA_COLD_START_S = 0.5
 LAMBDA_FETCH_DEPTH = 12
-LAMBDA_COMBINE_DEPTH = 4     # objects a combiner downloads at once (runtime.shuffle)
+LAMBDA_COMBINE_DEPTH = COMBINE_FETCHES   # objects a combiner downloads at once
 LAMBDA_GET_BYTES = 16 * MB
 #: CPU bytes per second of one task's loop at one vCPU, by task kind (the driver's
 #: estimates, from ``sqlmr bench`` on the AMPLab data: maps of the scans 1a-3b parse
