@@ -203,6 +203,19 @@ def test_deploy_makes_the_worker_siblings_the_driver_invokes(deployed, monkeypat
     assert inv.function_name == worker and inv.sized == sized
 
 
+def test_the_local_stand_in_drivers_home_goes_with_its_client(deployed):
+    """The subprocess stand-in gives the driver a temporary SQLMR_HOME; it is
+    removed when the client is, not left in the temp folder."""
+    import gc
+    import os
+    client = remote.DriverClient(resolve_settings({}))
+    home = client._sub.environment["SQLMR_HOME"]
+    assert os.path.isdir(home)
+    del client
+    gc.collect()
+    assert not os.path.exists(home)
+
+
 # --------------------------------------------------------------------------- answers
 
 @pytest.mark.parametrize("name", QUERIES)
