@@ -47,9 +47,10 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterable, Iterator
 
 from compiler.errors import SqlError, UnsupportedError
 from runtime import storage
@@ -57,6 +58,7 @@ from sqlmr import bench_model as bm
 from sqlmr import bench_published as pub
 from sqlmr import cost as costs
 from sqlmr import prices
+from sqlmr import shuffle_plan, splits
 from sqlmr.catalog import Catalog, builtin_tables
 from sqlmr.config import Settings, home, load_settings
 from sqlmr.render import size_text, table_text, write_rows
@@ -461,6 +463,48 @@ def _mean_phases(runs: list[list[bm.Measured]]) -> list[bm.Measured]:
     return out
 
 
+def measured_partitions(tables: Iterable[str], data_bytes: dict[str, int], workers: int,
+                        model: bm.LambdaModel, target: dict[str, float] | None = None) -> int:
+    """The fine partitions the measured maps write so that each holds about
+    as many of a map's rows as on Lambda at the target scale (5nodes), where
+    a split of ``split_t`` bytes fills ``fine_t`` partitions: ``fine_t x
+    split_here / split_t``, a power of two.  Their batches (and a join's
+    sorted runs) are then as big as there, so the measured CPU per byte
+    includes partitioning and encoding at about the 5nodes cost.  0: the
+    driver's own choice is already at least that.
+
+    2a at SF 0.01 (254 MB of uservisits, 2 workers): 32 MB splits here, 256 MiB
+    at 5nodes into 2,048 partitions: 256 here.
+
+    >>> measured_partitions(["uservisits"], {"uservisits": 254_000_000}, 2, bm.LambdaModel())
+    256
+    """
+    target = bm.FIVENODES_BYTES if target is None else target
+    size_t = sum(target.get(t, 0.0) for t in tables)
+    size_h = sum(data_bytes.get(t, 0) for t in tables)
+    if not size_t or not size_h:
+        return 0
+    planned_t = bm.reducers(size_t)
+    fine_t = shuffle_plan.fine_partitions(planned_t, "lambda")
+    split_t = bm.split_and_memory(size_t, planned_t, model)[0]
+    split_h = splits.choose_split_size(int(size_h), workers)
+    fine = 1 << max(0, round(math.log2(max(1.0, fine_t * min(1.0, split_h / split_t)))))
+    local = shuffle_plan.fine_partitions(splits.choose_reducers(int(size_h), workers), "local")
+    return fine if fine > local else 0
+
+
+@contextmanager
+def lambda_partitions(session: Session, fine: int) -> Iterator[None]:
+    """Run the measured statements with the maps writing ``fine`` partitions
+    (:func:`measured_partitions`; 0: the driver's choice)."""
+    before = getattr(session.settings, "fine_partitions", 0)
+    session.settings.fine_partitions = before or fine
+    try:
+        yield
+    finally:
+        session.settings.fine_partitions = before
+
+
 def run_query(session: BenchSession, name: str, scale: float, runs: int,
               data_bytes: dict[str, int], model: bm.LambdaModel,
               target: dict[str, float] | None = None) -> QueryRun:
@@ -488,20 +532,22 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
     measured: list[list[bm.Measured]] = []
     stats_runs = []
     try:
-        for _ in range(max(1, runs)):
-            session.phases = []
-            res = session.execute_one(sql)
-            try:
-                # rows are read lazily: reading every one (the driver's final merge
-                # included) is part of the query's time
-                rows = sum(1 for _ in res.rows)
-                seconds = res.elapsed()
-            finally:
-                res.close()
-            q.times.append(seconds)
-            q.rows = rows
-            stats_runs.append(res)
-            measured.append(list(session.phases))
+        with lambda_partitions(session, measured_partitions(
+                q.tables, data_bytes, session.settings.effective_workers(), model, target)):
+            for _ in range(max(1, runs)):
+                session.phases = []
+                res = session.execute_one(sql)
+                try:
+                    # rows are read lazily: reading every one (the driver's final merge
+                    # included) is part of the query's time
+                    rows = sum(1 for _ in res.rows)
+                    seconds = res.elapsed()
+                finally:
+                    res.close()
+                q.times.append(seconds)
+                q.rows = rows
+                stats_runs.append(res)
+                measured.append(list(session.phases))
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001 -- a failed query is a row of the table
@@ -548,6 +594,17 @@ def _run_script(session: BenchSession, q: QueryRun, stmts: list[str], runs: int,
     import tempfile
     from sqlmr import config
     q.sql = ";\n".join(stmts)
+    with lambda_partitions(session, measured_partitions(
+            QUERY_TABLES.get(q.query, TABLES), data_bytes, session.settings.effective_workers(),
+            model, target)):
+        return _run_script_at(session, q, stmts, runs, data_bytes, model, target)
+
+
+def _run_script_at(session: BenchSession, q: QueryRun, stmts: list[str], runs: int,
+                   data_bytes: dict[str, int], model: bm.LambdaModel,
+                   target: dict[str, float] | None) -> QueryRun:
+    import tempfile
+    from sqlmr import config
     work = tempfile.mkdtemp(prefix="sqlmr-bench-")
     catalog: BenchCatalog = session.catalog  # type: ignore[assignment]
     base_dir = session.base_dir

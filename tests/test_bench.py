@@ -757,3 +757,34 @@ def test_bigger_splits_when_the_shuffle_makes_them_pay():
     # never more than 1.5 x the fastest choice's time
     fastest = min(lambda_stage(126.8e9, mb * MB, 473)[1] for mb in (64, 128, 256, 512, 1024))
     assert agg.seconds <= 1.5 * fastest + 1e-6
+
+
+def test_measured_maps_write_partitions_as_at_5nodes(data, monkeypatch):
+    """The maps the model scales up partition their output as they would at
+    5nodes (rows per partition alike), not as the local driver would here."""
+    seen: list[int] = []
+    record = bench.BenchSession._record
+
+    def spy(self, events, results):
+        seen.extend(ev["partitions"] for ev in events if ev["kind"] == "map")
+        return record(self, events, results)
+
+    monkeypatch.setattr(bench.BenchSession, "_record", spy)
+    code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                               "--data", str(data), "--queries", "2a", "--format", "json")
+    assert code == 0, err
+    sizes = bench.table_sizes(str(data), ("uservisits",))
+    want = bench.measured_partitions(["uservisits"], sizes, 2, bm.LambdaModel())
+    local = shuffle_plan.fine_partitions(
+        bench.splits.choose_reducers(sizes["uservisits"], 2), "local")
+    assert want > local and seen and set(seen) == {want}
+    assert json.loads(out)["queries"][0]["check"] == "✓"
+
+
+def test_measured_partitions_follow_rows_per_partition():
+    uv = {"uservisits": 254_000_000}
+    assert bench.measured_partitions(["uservisits"], uv, 2, bm.LambdaModel()) == 256
+    # bigger splits here (at most MAX_SPLIT, 128 MiB): more partitions, in proportion
+    assert bench.measured_partitions(["uservisits"], {"uservisits": 20e9}, 2, bm.LambdaModel()) == 1024
+    # a table the model does not scale: the driver's own choice
+    assert bench.measured_partitions(["nosuch"], {"nosuch": 1}, 2, bm.LambdaModel()) == 0
