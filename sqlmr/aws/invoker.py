@@ -389,65 +389,20 @@ def extract_package() -> str:
 
 def extract_zip(blob: bytes, digest: str, prefix: str) -> str:
     """A package zip extracted once per process and content hash, into a
-    temporary folder removed at exit (:func:`remove_extracted_packages`).
-    The folder's name carries this process's id, so the folders of a process
-    that was killed (no exit handler ran) are removed by the next one
-    (:func:`remove_orphaned_packages`)."""
+    folder removed at exit (:func:`remove_extracted_packages`).  The folder
+    is inside this process's claimed temporary folder
+    (:func:`sqlmr.scratch.temp_dir`), so when the process is killed before
+    its exit handlers run, the next run's sweep removes it."""
+    from sqlmr import scratch
+
     with _package_lock:
         folder = _package_dirs.get(digest)
         if folder and os.path.isdir(folder):
             return folder
-        remove_orphaned_packages(prefix)
-        folder = tempfile.mkdtemp(prefix=f"{prefix}-{digest[:12]}-{os.getpid()}-")
+        folder = tempfile.mkdtemp(prefix=f"{prefix}-{digest[:12]}-", dir=scratch.temp_dir())
         zipfile.ZipFile(io.BytesIO(blob)).extractall(folder)
         _package_dirs[digest] = folder
         return folder
-
-
-_ORPHAN_NAME = re.compile(r"-[0-9a-f]{12}-(\d+)-[^-/]+$")
-
-
-def remove_orphaned_packages(prefix: str, tmp: str | None = None) -> list[str]:
-    """Delete the package folders ``<prefix>-<hash>-<pid>-*`` in the temporary
-    directory whose process no longer runs; returns them.
-
-    >>> import tempfile, subprocess, sys
-    >>> tmp = tempfile.mkdtemp()
-    >>> dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-    ...                       capture_output=True, text=True).stdout.strip()
-    >>> for pid in (dead, str(os.getpid())):
-    ...     os.mkdir(os.path.join(tmp, f"sqlmr-x-0123456789ab-{pid}-abc"))
-    >>> [os.path.basename(f) for f in remove_orphaned_packages("sqlmr-x", tmp)] == [
-    ...     f"sqlmr-x-0123456789ab-{dead}-abc"]
-    True
-    >>> sorted(os.listdir(tmp)) == [f"sqlmr-x-0123456789ab-{os.getpid()}-abc"]
-    True
-    """
-    tmp = tmp or tempfile.gettempdir()
-    removed = []
-    try:
-        names = [n for n in os.listdir(tmp) if n.startswith(prefix + "-")]
-    except OSError:
-        return removed
-    for name in names:
-        m = _ORPHAN_NAME.search(name[len(prefix):])
-        if not m or _running(int(m.group(1))):
-            continue
-        folder = os.path.join(tmp, name)
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists (one of another user counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SubprocessInvoker:
