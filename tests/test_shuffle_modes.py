@@ -80,6 +80,31 @@ def test_partition_table_gives_a_range_of_partitions(tmp_path):
     assert shuffle.object_range(shuffle.listed(empty), 2, 4) is None
 
 
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.one_of(_TEXT, st.none()), min_size=1, max_size=20), data=st.data())
+def test_pair_batches_read_back_as_json_would_read_them(keys, data):
+    """The hand-written pair batch line is the JSON encoder's, and the fast
+    reader gives what a JSON decode gives: any text key (quotes,
+    backslashes, control characters, DEL, non-ASCII), NULL keys, every float."""
+    import json
+    kind = data.draw(st.sampled_from("dq"))
+    nums = data.draw(st.lists(st.floats(allow_nan=False) if kind == "d"
+                              else st.integers(-2 ** 63, 2 ** 63 - 1),
+                              min_size=len(keys), max_size=len(keys)))
+    line = shuffle.encode_pairs(keys, nums, kind)
+    assert line is not None and line.endswith(b"\n")
+    obj = json.loads(line)          # a valid JSON object, whatever the keys
+    got_keys, got_nums, maybe_null = shuffle.decode_pairs(line.rstrip(b"\n"))
+    assert list(got_keys) == keys and list(got_nums) == nums and not maybe_null
+    assert list(shuffle.decode_rows(line.rstrip(b"\n"))) == list(zip(keys, nums))
+    assert shuffle.decode_batch(line.rstrip(b"\n")) == [[k, v] for k, v in zip(keys, nums)]
+    if all(k is not None and shuffle.KEY_SEP not in k for k in keys):
+        assert obj["s"].split(shuffle.KEY_SEP) == keys   # the joined form
+
+
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(counts=st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=9), min_size=1, max_size=5),
        spill=st.sampled_from([None, 60, 400]), data=st.data())
