@@ -420,6 +420,7 @@ class QueryRun:
     athena_usd: float | None = None
     projection: bm.Projection | None = None
     projected_bytes: float = 0.0
+    measured_partitions: int = 0       # partitions the measured maps wrote when set (0: driver's)
 
     @property
     def median(self) -> float | None:
@@ -532,8 +533,9 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
     measured: list[list[bm.Measured]] = []
     stats_runs = []
     try:
-        with lambda_partitions(session, measured_partitions(
-                q.tables, data_bytes, session.settings.effective_workers(), model, target)):
+        q.measured_partitions = measured_partitions(
+            q.tables, data_bytes, session.settings.effective_workers(), model, target)
+        with lambda_partitions(session, q.measured_partitions):
             for _ in range(max(1, runs)):
                 session.phases = []
                 res = session.execute_one(sql)
@@ -594,9 +596,10 @@ def _run_script(session: BenchSession, q: QueryRun, stmts: list[str], runs: int,
     import tempfile
     from sqlmr import config
     q.sql = ";\n".join(stmts)
-    with lambda_partitions(session, measured_partitions(
-            QUERY_TABLES.get(q.query, TABLES), data_bytes, session.settings.effective_workers(),
-            model, target)):
+    q.measured_partitions = measured_partitions(
+        QUERY_TABLES.get(q.query, TABLES), data_bytes, session.settings.effective_workers(),
+        model, target)
+    with lambda_partitions(session, q.measured_partitions):
         return _run_script_at(session, q, stmts, runs, data_bytes, model, target)
 
 
@@ -774,6 +777,7 @@ def record(q: QueryRun) -> dict:
         "bytes_read": q.bytes_read if ran else None,
         "bytes_shuffled": q.bytes_shuffled if ran else None,
         "task_seconds": _r(q.task_seconds, 4) if ran else None,
+        "measured_partitions": q.measured_partitions or None,
         "lambda_usd": _r(q.lambda_usd, 9) if ran else None,
         "athena_usd": _r(q.athena_usd, 9) if ran else None,
     })
@@ -888,7 +892,9 @@ def notes(results: list[QueryRun], ctx: dict) -> list[str]:
                              f"{e.gets:,} GET"
                              + (f" ({e.bound}: {e.gets:,} GET)" if e.bound == "S3 GET rate" else "")
                              + (f" ({e.bound}: {e.puts:,} PUT)" if e.bound == "S3 PUT rate" else ""))
-            out.append(f"  {q.query} modeled: " + "; ".join(parts))
+            out.append(f"  {q.query} modeled: " + "; ".join(parts)
+                       + (f" (maps measured writing {q.measured_partitions:,} partitions: as "
+                          f"many rows to a partition as at 5nodes)" if q.measured_partitions else ""))
             for e in p.phases:
                 if e.phase.shuffle:
                     out.append(f"  {q.query} shuffle: {e.phase.shuffle}")
