@@ -46,8 +46,8 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -465,14 +465,15 @@ def _mean_phases(runs: list[list[bm.Measured]]) -> list[bm.Measured]:
 
 
 def measured_partitions(tables: Iterable[str], data_bytes: dict[str, int], workers: int,
-                        model: bm.LambdaModel, target: dict[str, float] | None = None) -> int:
+                        model: bm.LambdaModel, target: dict[str, float] | None = None,
+                        backend: str = "local") -> int:
     """The fine partitions the measured maps write so that each holds about
     as many of a map's rows as on Lambda at the target scale (5nodes), where
     a split of ``split_t`` bytes fills ``fine_t`` partitions: ``fine_t x
     split_here / split_t``, a power of two.  Their batches (and a join's
     sorted runs) are then as big as there, so the measured CPU per byte
     includes partitioning and encoding at about the 5nodes cost.  0: the
-    driver's own choice is already at least that.
+    driver's own choice on ``backend`` is already at least that (never fewer).
 
     2a at SF 0.01 (254 MB of uservisits, 2 workers): 32 MB splits here, 256 MiB
     at 5nodes into 2,048 partitions: 256 here.
@@ -490,8 +491,9 @@ def measured_partitions(tables: Iterable[str], data_bytes: dict[str, int], worke
     split_t = bm.split_and_memory(size_t, planned_t, model)[0]
     split_h = splits.choose_split_size(int(size_h), workers)
     fine = 1 << max(0, round(math.log2(max(1.0, fine_t * min(1.0, split_h / split_t)))))
-    local = shuffle_plan.fine_partitions(splits.choose_reducers(int(size_h), workers), "local")
-    return fine if fine > local else 0
+    own = shuffle_plan.fine_partitions(
+        splits.choose_reducers(int(size_h), workers, backend), backend)
+    return fine if fine > own else 0
 
 
 @contextmanager
@@ -534,7 +536,8 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
     stats_runs = []
     try:
         q.measured_partitions = measured_partitions(
-            q.tables, data_bytes, session.settings.effective_workers(), model, target)
+            q.tables, data_bytes, session.settings.effective_workers(), model, target,
+            session.settings.backend)
         with lambda_partitions(session, q.measured_partitions):
             for _ in range(max(1, runs)):
                 session.phases = []
@@ -593,12 +596,10 @@ def _run_script(session: BenchSession, q: QueryRun, stmts: list[str], runs: int,
                 data_bytes: dict[str, int], model: bm.LambdaModel,
                 target: dict[str, float] | None) -> QueryRun:
     """Run a query of several statements ``runs`` times (see the module's doc)."""
-    import tempfile
-    from sqlmr import config
     q.sql = ";\n".join(stmts)
     q.measured_partitions = measured_partitions(
         QUERY_TABLES.get(q.query, TABLES), data_bytes, session.settings.effective_workers(),
-        model, target)
+        model, target, session.settings.backend)
     with lambda_partitions(session, q.measured_partitions):
         return _run_script_at(session, q, stmts, runs, data_bytes, model, target)
 

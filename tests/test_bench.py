@@ -788,3 +788,9 @@ def test_measured_partitions_follow_rows_per_partition():
     assert bench.measured_partitions(["uservisits"], {"uservisits": 20e9}, 2, bm.LambdaModel()) == 1024
     # a table the model does not scale: the driver's own choice
     assert bench.measured_partitions(["nosuch"], {"nosuch": 1}, 2, bm.LambdaModel()) == 0
+
+
+def test_measured_partitions_never_fewer_than_the_drivers_own():
+    # on the Lambda backend the driver writes at least 1,024 partitions already
+    assert bench.measured_partitions(["uservisits"], {"uservisits": 254_000_000}, 2,
+                                     bm.LambdaModel(), backend="lambda") == 0
