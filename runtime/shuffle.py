@@ -458,8 +458,13 @@ def decode_batch(line: bytes) -> list:
 
 def _numbers(obj: dict) -> array:
     kind = "d" if "d" in obj else "q"
+    return _number_array(kind, obj[kind])
+
+
+def _number_array(kind: str, b64: str) -> array:
+    """A pair batch's numbers from their base64 (little-endian int64 or float64)."""
     numbers = array(kind)
-    numbers.frombytes(base64.b64decode(obj[kind]))
+    numbers.frombytes(base64.b64decode(b64))
     if sys.byteorder != "little":
         numbers.byteswap()
     return numbers
@@ -569,11 +574,7 @@ def _pair_columns(line: bytes) -> tuple[list, array] | None:
     if text[end:end + 2] != ',"' or text[end + 3:end + 6] != '":"' or kind not in _NUMBERS_AT \
             or not text.endswith('"}'):
         return None
-    numbers = array(kind)
-    numbers.frombytes(base64.b64decode(text[end + 6:-2]))
-    if sys.byteorder != "little":
-        numbers.byteswap()
-    return joined.split(KEY_SEP), numbers
+    return joined.split(KEY_SEP), _number_array(kind, text[end + 6:-2])
 
 
 _scan_str = json.decoder.scanstring
