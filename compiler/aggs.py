@@ -47,6 +47,19 @@ def bind_consts(slots: list[AggSlot], consts: dict[str, str]) -> list[AggSlot]:
 ONE_NUMBER = ("count_star", "count", "sum")  # kinds whose partial state is one number
 
 
+def one_number(keys: int, scalar: bool, slots: list[AggSlot]) -> bool:
+    """A grouped aggregate whose state per group is one number merged by
+    adding (one key, one SUM or COUNT): its shuffle carries (key, number)
+    pairs, and partial numbers of a key may be added anywhere on the way.
+
+    >>> one_number(1, False, [AggSlot("sum", 1, None, "double")])
+    True
+    >>> one_number(1, False, [AggSlot("avg", 2, None, "double")]), one_number(2, False, [])
+    (False, False)
+    """
+    return len(slots) == 1 and slots[0].kind in ONE_NUMBER and keys == 1 and not scalar
+
+
 def agg_slots(aggs: list[exp.AggFunc], compiler: ExprCompiler) -> list[AggSlot]:
     """The state slot of each aggregate call (``compiler`` types the arguments)."""
     slots = []

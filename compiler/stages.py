@@ -52,7 +52,7 @@ from typing import Mapping, Union
 
 from sqlglot import exp
 
-from compiler.aggs import AggSlot, agg_slots
+from compiler.aggs import AggSlot, agg_slots, one_number
 from compiler.blocks import (Block, DerivedSource, JoinSource, OneRowSource, TableSource,
                              UnionBlock)
 from compiler.errors import SqlError
@@ -256,6 +256,15 @@ class Stage:
     @property
     def reduce_entry(self) -> str | None:
         return self.reduce.entry if self.reduce is not None else None
+
+    @property
+    def adds_partial_numbers(self) -> bool:
+        """Its reducers merge one number per group by adding (a GROUP BY of
+        one key and one SUM or COUNT): a combiner may add the numbers of a
+        key before them (:func:`runtime.shuffle.combine`, ``merge="sum"``)."""
+        r = self.reduce
+        return (r is not None and isinstance(r.input, AggIn)
+                and one_number(len(r.input.agg.keys), r.input.agg.scalar, r.input.slots))
 
     @property
     def last(self) -> list[Phase]:

@@ -24,7 +24,8 @@ Event::
                             # fine partitions [lo, hi) of every object listed
                             # there (offsets read from their partition tables)
              | {"shuffle": [{"uri": ..., "start": 0, "end": 99}]}   # reduce, explicit
-             | {"objects": [{"uri", "size", "parts", "cuts"}, ...]}  # combine
+             | {"objects": [{"uri", "size", "parts", "cuts"}, ...],  # combine
+                "merge"?: "sum"}
              | {"rows": [{"uri": ..., "start": 0, "end": 99}]},     # map over a stage output
              | {"rows": []},                        # one row of no columns (no FROM)
       "partitions": 8,                      # reducers fed by this task (0 = map only)
@@ -98,11 +99,15 @@ def shuffle_reduce_event(*, job: str, stage: int, task: int, shuffle_list: str, 
 
 
 def combine_event(*, job: str, stage: int, task: int, objects: list[dict], work: str,
-                  code: dict, attempt: int = 0) -> Event:
+                  code: dict, attempt: int = 0, merge: str | None = None) -> Event:
     """Build a combiner event: gather the partitions of ``objects`` (map
-    outputs, as listed) into one object of the same format."""
+    outputs, as listed) into one object of the same format; ``merge="sum"``:
+    add the numbers of each key on the way (a SUM or COUNT's pairs)."""
+    inp: dict = {"objects": objects}
+    if merge:
+        inp["merge"] = merge
     return {"v": VERSION, "job": job, "stage": stage, "kind": "combine", "task": task,
-            "attempt": attempt, "input": {"objects": objects}, "partitions": 0,
+            "attempt": attempt, "input": inp, "partitions": 0,
             "work": work, "code": code, "entry": "", "strict": False, "params": {}}
 
 

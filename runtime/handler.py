@@ -266,19 +266,25 @@ def _unlink(paths: list[str]) -> None:
 def _combine(event: events.Event, t0: float, c0: float,
              requests0: dict[str, int]) -> events.Result:
     """A combiner: the partitions of a group of map outputs gathered into one
-    object of the same format (no generated code: bytes are copied)."""
+    object of the same format (no generated code: bytes are copied, or a
+    SUM or COUNT's numbers added by key)."""
     objects = event["input"]["objects"]
+    merge = event["input"].get("merge")
     uri = events.output_uri(event, ".part")
-    index, size = shuffle.save_combined(objects, uri)
+    counts: dict = {}
+    index, size = shuffle.save_combined(objects, uri, merge=merge, counts=counts)
     bytes_in = sum(o["size"] for o in objects)
+    counters = {"objects_combined": len(objects)}
+    if merge:
+        counters.update(partitions_merged=counts["merged"], partitions_copied=counts["copied"])
     return {
         "stage": event["stage"], "kind": "combine", "task": event["task"],
-        "attempt": event["attempt"], "rows_in": sum(index["records"]), "bytes_in": bytes_in,
+        "attempt": event["attempt"], "rows_in": counts["records_in"], "bytes_in": bytes_in,
         "rows_out": sum(index["records"]), "bytes_out": size, "malformed": 0,
         "malformed_sample": "", "output": shuffle.output_facts(uri, index, size),
         "seconds": round(time.perf_counter() - t0, 6),
         "cpu_seconds": round(time.process_time() - c0, 6), "peak_mem_mb": _peak_mem_mb(),
-        "counters": {"objects_combined": len(objects)},
+        "counters": counters,
         "s3": s3stats.since(requests0),
     }
 

@@ -951,14 +951,28 @@ def _spooled(r: dict, spool: list[str]) -> dict:
 
 
 # ------------------------------------------------------------------ combiners
-def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
+#: A merging combiner keeps adding the numbers of each key only while that
+#: shrinks what it writes to at most this share of what it reads; once the
+#: first MERGE_SAMPLE_RECORDS records say otherwise it copies bytes (keys too
+#: many for the combiner's share of the data: 2c's).  Hive's map-side
+#: aggregation gives up the same way (hive.map.aggr.hash.min.reduction).
+MERGE_MAX_RATIO = 0.5
+MERGE_SAMPLE_RECORDS = 50_000
+
+
+def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = None,
+            counts: dict | None = None) -> dict:
     """Write to ``out`` one file holding, partition by partition, the bytes
     of every listed object's partition (objects in the order given): the
     output of a combiner, read by reducers exactly as a map output.  Each
     object is read whole with one GET (an S3 object through a temp file,
     :data:`COMBINE_FETCHES` at a time);
     sorted runs stay separate runs, so a reducer's merge sees them all.
-    Returns the new file's index.
+    With ``merge="sum"`` (records are (key, number) pairs of a SUM or COUNT,
+    never sorted runs) a partition's numbers of the same key are added
+    (:func:`merge_pairs`) while that pays (:data:`MERGE_MAX_RATIO`).
+    ``counts``, when given, receives ``records_in`` and the partitions
+    ``merged`` and ``copied``.  Returns the new file's index.
 
     >>> import os, io, tempfile
     >>> d = tempfile.mkdtemp(); objs = []
@@ -986,6 +1000,10 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
             opened[-1] = (fh, _decode(fh.readline().decode()))
         parts = max((idx["partitions"].__len__() for _, idx in opened), default=1)
         sort = any("runs" in idx for _, idx in opened)
+        if merge not in (None, "sum"):
+            raise ValueError(f"unknown combiner merge {merge!r}")
+        merging = merge == "sum" and not sort
+        seen_in = seen_out = merged = 0
         offset = out.write(MAGIC)
         spans: list[list[int]] = []
         runs: list[list[list[int]]] = []
@@ -993,6 +1011,20 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
         for p in range(parts):
             start = offset
             part_runs: list[list[int]] = []
+            if merging:
+                pieces = (_read_span(fh, *idx["partitions"][p]) for fh, idx in opened)
+                lines, n_in, n_out = merge_pairs(pieces)
+                for line in lines:
+                    offset += out.write(line)
+                records[p] = n_out
+                seen_in += n_in
+                seen_out += n_out
+                merged += 1
+                spans.append([start, offset])
+                runs.append(part_runs)
+                if seen_in >= MERGE_SAMPLE_RECORDS and seen_out > MERGE_MAX_RATIO * seen_in:
+                    merging = False   # the keys barely repeat: copying costs less
+                continue
             for fh, idx in opened:
                 s, e = idx["partitions"][p]
                 if e <= s:
@@ -1015,12 +1047,86 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20) -> dict:
         if sort:
             index["runs"] = runs
         write_tail(out, index, offset)
+        if counts is not None:
+            counts["records_in"] = sum(sum(idx["records"]) for _, idx in opened)
+            counts["merged"], counts["copied"] = merged, parts - merged
         return index
     finally:
         for item in opened:
             (item[0] if isinstance(item, tuple) else item).close()
         for t in temps:
             os.unlink(t)
+
+
+def _read_span(fh, start: int, end: int) -> bytes:
+    if end <= start:
+        return b""
+    fh.seek(start)
+    return fh.read(end - start)
+
+
+def merge_pairs(pieces: Iterable[bytes]) -> tuple[list[bytes], int, int]:
+    r"""The (key, number) records of one partition's pieces (batch lines, as
+    :func:`decode_pairs` reads them) with the numbers of each key added, as
+    the reducers of a SUM or COUNT add them: a NULL number adds nothing, a
+    key seen only with NULL keeps NULL.  Returns (batch lines, records in,
+    records out).  The numbers go out as the pieces gave them: float64 or
+    int64 pair batches, else (a sum past int64, mixed types) JSON records.
+
+    >>> a = encode_pairs(["x", "y"], [1.5, 2.0], "d") + encode_pairs(["x"], [0.25], "d")
+    >>> lines, n_in, n_out = merge_pairs([a, b'[["y",null],["z",null]]\n'])
+    >>> [r for ln in lines for r in decode_batch(ln.rstrip())], n_in, n_out
+    ([['x', 1.75], ['y', 2.0], ['z', None]], 5, 3)
+    >>> lines, _, _ = merge_pairs([encode_pairs(["k"], [2 ** 62], "q")] * 4)
+    >>> lines
+    [b'[["k",18446744073709551616]]\n']
+    """
+    g: dict = {}
+    gget = g.get
+    nulls: set = set()     # keys seen so far only with a NULL number
+    kinds: set = set()     # typecodes of the number arrays read; None: JSON records
+    n_in = 0
+    for piece in pieces:
+        for line in piece.split(b"\n"):
+            if not line:
+                continue
+            keys, nums, maybe_null = decode_pairs(line)
+            n_in += len(keys)
+            if maybe_null:
+                kinds.add(None)
+                for k, v in zip(keys, nums):
+                    if v is None:
+                        nulls.add(k)
+                    else:
+                        g[k] = gget(k, 0) + v
+            else:
+                kinds.add(nums.typecode)
+                for k, v in zip(keys, nums):
+                    g[k] = gget(k, 0) + v
+    keys, nums = list(g), list(g.values())
+    kind = _pairs_kind(kinds, nums)
+    lines = []
+    for i in range(0, len(keys), BATCH_ROWS):
+        ks, vs = keys[i:i + BATCH_ROWS], nums[i:i + BATCH_ROWS]
+        blob = encode_pairs(ks, vs, kind) if kind else None
+        lines.append(blob if blob is not None else encode_batch(list(map(list, zip(ks, vs)))))
+    only_null = [[k, None] for k in nulls if k not in g]
+    for i in range(0, len(only_null), BATCH_ROWS):
+        lines.append(encode_batch(only_null[i:i + BATCH_ROWS]))
+    return lines, n_in, len(keys) + len(only_null)
+
+
+def _pairs_kind(kinds: set, nums: list) -> str | None:
+    """The typecode that keeps every number as it is: that of the arrays
+    read when nothing else was read, else what the numbers are (None:
+    neither all float nor all int, so JSON)."""
+    if len(kinds) == 1 and None not in kinds:
+        return next(iter(kinds))
+    if all(type(v) is float for v in nums):
+        return "d"
+    if all(type(v) is int for v in nums):
+        return "q"
+    return None
 
 
 def _download(uri: str, size: int, chunk: int, temps: list[str]) -> str:
@@ -1052,6 +1158,7 @@ def _download_all(objects: list[dict], chunk: int, temps: list[str]) -> dict[str
     return {uri: f.result() for uri, f in futures.items()}
 
 
-def save_combined(objects: list[dict], uri: str) -> tuple[dict, int]:
+def save_combined(objects: list[dict], uri: str, merge: str | None = None,
+                  counts: dict | None = None) -> tuple[dict, int]:
     """:func:`combine` into the object ``uri``; returns (index, size)."""
-    return _upload(uri, lambda f: combine(objects, f))
+    return _upload(uri, lambda f: combine(objects, f, merge=merge, counts=counts))

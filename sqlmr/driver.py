@@ -930,8 +930,17 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     chosen = choose_shuffle(len(feeding), len(ranges), settings.shuffle, settings.backend,
                             fine=plan.fine, group=group)
     if chosen.mode == "combine" and ranges:
+        merge = "sum" if stage.adds_partial_numbers else None
         feeding = _combine(job_id, plan, feeding, chosen.group, work, code, stats, backend,
-                           progress, meter)
+                           progress, meter, merge)
+        if merge and stage.reducers != "one":
+            # combiners that added a key's numbers wrote less than the maps:
+            # the reducers are sized from what they wrote (Spark's adaptive
+            # coalescing, one level later)
+            sizes = [0] * max(1, plan.fine)
+            for o in feeding:
+                sizes = list(map(int.__add__, sizes, o["sizes"]))
+            ranges = reduce_ranges(plan, sizes, settings) or ranges
     list_uri = storage.join(work, f"s{stage.id}-shuffle.json")
     storage.write_bytes(list_uri, _encode_list([shuffle.listed(o) for o in feeding]))
     stats.puts += 1
@@ -995,12 +1004,15 @@ def combine_groups(outputs: list[dict], group: int,
 
 def _combine(job_id: str, plan: StagePlan, feeding: list[dict], group: int, work: str,
              code: dict, stats: JobStats, backend: Backend,
-             progress: Progress | None, meter: CostMeter | None = None) -> list[dict]:
+             progress: Progress | None, meter: CostMeter | None = None,
+             merge: str | None = None) -> list[dict]:
     """Run the combiners of a stage: each gathers ``group`` of its map
-    outputs into one object in the same format; returns their outputs (what
-    the reducers read instead)."""
+    outputs into one object in the same format (``merge="sum"``: adding the
+    numbers of each key); returns their outputs (what the reducers read
+    instead)."""
     evs = [events.combine_event(job=job_id, stage=plan.stage.id, task=i,
-                                objects=[shuffle.listed(o) for o in g], work=work, code=code)
+                                objects=[shuffle.listed(o) for o in g], work=work, code=code,
+                                merge=merge)
            for i, g in enumerate(combine_groups(feeding, group))]
     results = _run_phase(backend, evs, f"Stage-{plan.stage.id} combine", progress, meter,
                          plan.memory.get("combine", 0))

@@ -173,6 +173,102 @@ def test_combiner_output_reads_as_the_map_outputs(tmp_path):
         assert sorted(via) == sorted(direct)
 
 
+def _pair_output(tmp_path: Path, name: str, parts: int, batches: list[tuple[int, list, list, str]]
+                 ) -> dict:
+    """A map output of (key, number) batches as maps write them: pair batches
+    (kind "d" or "q"), or JSON records (kind "json", numbers may be NULL)."""
+    w = shuffle.PartitionedWriter(parts)
+    for p, keys, nums, kind in batches:
+        if kind == "json":
+            w.add_batch(p, [[k, v] for k, v in zip(keys, nums)])
+        else:
+            w.add_pair_columns(keys, nums, kind, p)
+    uri = storage.to_uri(str(tmp_path / name))
+    return shuffle.output_facts(uri, *w.save(uri))
+
+
+def _sums(records) -> dict:
+    """SUM by key as a reducer computes it: NULL adds nothing; a key seen only
+    with NULL is NULL."""
+    out: dict = {}
+    for k, v in records:
+        if v is None:
+            out.setdefault(k, None)
+        else:
+            out[k] = (out.get(k) or 0) + v
+    return out
+
+
+_SUM_KEYS = st.one_of(st.sampled_from(["a", "b", 'q"', "\x7f", ""]), st.none(), _TEXT)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), parts=st.integers(1, 5), kind=st.sampled_from(["d", "q"]),
+       sample=st.sampled_from([0, 3, 10 ** 6]))
+def test_a_merging_combiner_adds_what_the_reducers_would_add(tmp_path, data, parts, kind, sample):
+    """Any keys (NULL, DEL, quotes), float or int numbers (sums past int64
+    too), NULL numbers in JSON batches, any partitioning, and a combiner that
+    gives up merging after any number of records: each partition's sums are
+    those of its records read directly, and records in and out are counted."""
+    import math
+    nums = (st.floats(-1e6, 1e6, allow_nan=False) if kind == "d"
+            else st.integers(-2 ** 63, 2 ** 63 - 1))
+    outs, everything = [], []
+    for m in range(data.draw(st.integers(1, 4))):
+        batches = []
+        for _ in range(data.draw(st.integers(0, 4))):
+            p = data.draw(st.integers(0, parts - 1))
+            keys = data.draw(st.lists(_SUM_KEYS, min_size=1, max_size=8))
+            fmt = data.draw(st.sampled_from([kind, kind, "json"]))
+            vals = data.draw(st.lists(st.one_of(nums, st.none()) if fmt == "json" else nums,
+                                      min_size=len(keys), max_size=len(keys)))
+            batches.append((p, keys, vals, fmt))
+            everything += [(p, k, v) for k, v in zip(keys, vals)]
+        outs.append(_pair_output(tmp_path, f"p{m}", parts, batches))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shuffle, "MERGE_SAMPLE_RECORDS", sample)
+        if sample == 0:
+            mp.setattr(shuffle, "MERGE_MAX_RATIO", -1.0)  # gives up after the first partition
+        buf, counts = io.BytesIO(), {}
+        index = shuffle.combine([shuffle.listed(o) for o in outs], buf, merge="sum",
+                                counts=counts)
+    path = tmp_path / "merged"
+    path.write_bytes(buf.getvalue())
+    comb = shuffle.output_facts(storage.to_uri(str(path)), index, len(buf.getvalue()))
+    assert counts["records_in"] == len(everything)
+    assert counts["merged"] + counts["copied"] == parts and counts["merged"] >= 1
+    for p in range(parts):
+        r = shuffle.object_range(shuffle.listed(comb), p, p + 1)
+        got = _read([r]) if r else []
+        assert len(got) == index["records"][p]
+        want = _sums((k, v) for q, k, v in everything if q == p)
+        assert _sums(map(tuple, got)).keys() == want.keys()
+        for k, v in _sums(map(tuple, got)).items():
+            w = want[k]
+            assert (v is None) == (w is None), (k, v, w)
+            if v is not None:
+                assert type(v) is type(w) and math.isclose(v, w, rel_tol=1e-9, abs_tol=1e-6)
+        if p < counts["merged"]:   # merged: one record per key
+            assert len(got) == len(want)
+
+
+def test_a_merging_combiner_copies_once_keys_stop_repeating(tmp_path, monkeypatch):
+    """Keys that never repeat: after the sample the combiner copies bytes."""
+    monkeypatch.setattr(shuffle, "MERGE_SAMPLE_RECORDS", 100)
+    outs = [_pair_output(tmp_path, f"u{m}", 8,
+                         [(p, [f"{m}-{p}-{i}" for i in range(40)], [1.0] * 40, "d")
+                          for p in range(8)]) for m in range(3)]
+    buf, counts = io.BytesIO(), {}
+    index = shuffle.combine([shuffle.listed(o) for o in outs], buf, merge="sum", counts=counts)
+    assert counts == {"records_in": 960, "merged": 1, "copied": 7}
+    assert index["records"] == [120] * 8
+    repeated = [_pair_output(tmp_path, f"r{m}", 8, [(p, ["x", "y"] * 20, [1] * 40, "q")
+                                                      for p in range(8)]) for m in range(3)]
+    index = shuffle.combine([shuffle.listed(o) for o in repeated], io.BytesIO(), merge="sum",
+                            counts=counts)
+    assert counts["merged"] == 8 and index["records"] == [2] * 8
+
+
 def test_a_combiner_on_s3_downloads_its_objects_at_once_and_cleans_up(
         s3_bucket, tmp_path, monkeypatch):
     """Map outputs on S3 are fetched COMBINE_FETCHES at a time; the combined
@@ -273,6 +369,8 @@ def test_amplab_every_shuffle_gives_the_default_answer(amplab_home, query):
         assert_same(got, want, ordered="ORDER BY" in sql.upper())
         if name == "combine" and stats[0].reduce_tasks:
             assert stats[0].combine_tasks >= 1, query
+        if name == "combine" and query.startswith("2"):   # SUM by one key: combiners add
+            assert stats[0].counters.get("partitions_merged", 0) >= 1, query
 
 
 # ------------------------------------------------ differential shapes (DuckDB)
@@ -309,6 +407,9 @@ SHAPES = [
     "SELECT c, COUNT(*) FROM (SELECT countryCode AS c, SUM(duration) AS d FROM uv GROUP BY countryCode, languageCode) t "
     "WHERE d > 10 GROUP BY c",
     "SELECT countryCode, SUM(adRevenue) AS s FROM uv GROUP BY countryCode ORDER BY s DESC",
+    # one key, one SUM or COUNT: combiners add the numbers (NULL keys, NULL numbers)
+    "SELECT searchWord, SUM(duration) FROM uv GROUP BY searchWord",
+    "SELECT SUBSTR(sourceIP, 1, 4), COUNT(searchWord) FROM uv GROUP BY SUBSTR(sourceIP, 1, 4)",
 ]
 
 
@@ -392,6 +493,25 @@ def test_lambda_combine_and_coalesced_give_the_local_answer(lam):
                         fine_partitions=4, broadcast_mb=0)
     assert_same(got, want, ordered=False)
     assert st.combine_tasks == 0 and st.reduce_tasks >= 2
+
+
+SUM_BY_KEY = "SELECT SUBSTR(sourceIP, 1, 3), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 3)"
+
+
+def test_lambda_combiners_add_partial_sums_and_the_reducers_shrink(lam):
+    """A SUM by one key through combiners on Lambda: they add each key's
+    numbers, so the reducers, sized after the combiners ran, read fewer
+    records and are fewer than those sized from the maps' outputs."""
+    from test_lambda_backend import local_rows
+    want = local_rows(lam.bucket, SUM_BY_KEY)
+    knobs = dict(shuffle="combine", reducers=0, reduce_mb=0.002, split_mb=0.05,
+                 fine_partitions=8, combine_group=3)
+    got, st, _, _ = lam(SUM_BY_KEY, **knobs)
+    assert_same(got, want, ordered=False)
+    assert st.combine_tasks >= 2 and st.counters["partitions_merged"] >= 1
+    direct, dst, _, _ = lam(SUM_BY_KEY, **{**knobs, "shuffle": "direct"})
+    assert_same(direct, want, ordered=False)
+    assert dst.combine_tasks == 0 and st.reduce_tasks < dst.reduce_tasks
 
 
 def test_lambda_combiner_duplicates_and_lost_answers_keep_one_attempt(lam):

@@ -121,8 +121,7 @@ def agg_loop(gen: "PhaseGen", inp: AggIn) -> None:
     agg = inp.agg
     slots = aggs.bind_consts(inp.slots, gen.module.consts)
     multi = len(agg.keys) > 1
-    if (len(slots) == 1 and slots[0].kind in aggs.ONE_NUMBER and len(agg.keys) == 1
-            and not agg.scalar):
+    if aggs.one_number(len(agg.keys), agg.scalar, slots):
         one_number_agg_loop(gen, inp)
         return
     gen.names.fixed("g", "gget", "k", "acc", *(f"k{i}" for i in range(len(agg.keys))),
