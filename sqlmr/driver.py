@@ -399,7 +399,8 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
             objects = plan.map_tasks + sum(by_id[f.id].reducers for f in stage.feeds)
             plan.shuffle = choose_shuffle(objects, reducers, settings.shuffle, settings.backend,
                                           fine=plan.fine,
-                                          group=getattr(settings, "combine_group", 0))
+                                          group=getattr(settings, "combine_group", 0),
+                                          adds=stage.adds_partial_numbers)
         if settings.backend == "lambda":
             plan.memory = stage_memory(plan, objects if stage.reduce is not None else 0,
                                        settings)
@@ -927,10 +928,10 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     if not group and settings.backend == "lambda":   # a combiner of a map's size
         group = combine_group(len(feeding), sum(sizes),
                               min(plan.split_size, COMBINE_MAX_BYTES))
+    merge = "sum" if stage.adds_partial_numbers else None
     chosen = choose_shuffle(len(feeding), len(ranges), settings.shuffle, settings.backend,
-                            fine=plan.fine, group=group)
+                            fine=plan.fine, group=group, adds=bool(merge))
     if chosen.mode == "combine" and ranges:
-        merge = "sum" if stage.adds_partial_numbers else None
         feeding = _combine(job_id, plan, feeding, chosen.group, work, code, stats, backend,
                            progress, meter, merge)
         if merge and stage.reducers != "one":

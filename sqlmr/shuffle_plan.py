@@ -170,7 +170,7 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
                    *, group: int = 0, fine: int = 0, get_rate: float = GET_RATE,
                    combine_phase_s: float = COMBINE_PHASE_S,
                    get_price: float = prices.S3_GET, put_price: float = prices.S3_PUT,
-                   **_: float) -> ShufflePlan:
+                   adds: bool = False, **_: float) -> ShufflePlan:
     """The shuffle of a stage with ``maps`` map outputs and ``reducers``
     planned reducers.  ``setting`` ``direct`` or ``combine`` forces the mode;
     ``auto`` takes combiners when they make the stage faster: on Lambda when
@@ -178,12 +178,17 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
     the combiner phase (``combine_phase_s``) and cost more than the requests
     combiners add; locally only past :data:`LOCAL_COMBINE_PAIRS` reads.
     ``group`` (map outputs per combiner) and ``fine`` (fine partitions)
-    override the defaults.
+    override the defaults.  ``adds``: the stage's combiners add each key's
+    numbers (a SUM or COUNT by one key), which the reason says; the reducers
+    are then sized from the combiners' output, so fewer than planned.
 
     >>> choose_shuffle(4, 2, "combine", "local")
     ShufflePlan(mode='combine', fine_partitions=8, group=2, combiners=2, reducers=2, gets=12, puts=8, reason='combine (SET shuffle = combine): 4 maps × 2 reducers = 12 GETs direct, 12 with 2 combiners of 2 map outputs')
     >>> choose_shuffle(40, 10, backend="lambda").reason
     'direct: 40 maps × 10 reducers = 420 GETs; combiners would save too little'
+    >>> choose_shuffle(4, 2, "combine", "local", adds=True).reason.endswith(
+    ...     "2 combiners of 2 map outputs adding each key's numbers")
+    True
     >>> choose_shuffle(1, 1, "combine").mode     # nothing to combine
     'direct'
     """
@@ -197,7 +202,7 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
     shape = (f"{maps:,} map{'s' if maps != 1 else ''} × {reducers:,} "
              f"reducer{'s' if reducers != 1 else ''} = {_count(d_gets)} GETs")
     with_c = (f"{_count(c_gets)} with {combiners:,} combiner{'s' if combiners != 1 else ''} "
-              f"of {group:,} map outputs")
+              f"of {group:,} map outputs" + (" adding each key's numbers" if adds else ""))
     if reducers <= 0 or maps <= 1 or combiners >= maps:
         mode, why = "direct", f"direct: {shape}; nothing to combine"
     elif setting != "auto":
