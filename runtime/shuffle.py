@@ -986,6 +986,10 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = 
     >>> [r for b in iter_batches_bytes(buf.getvalue()[s:e]) for r in b], index["records"]
     ([['b', 2], ['c', 3]], [1, 2])
     """
+    if merge not in (None, "sum"):
+        raise ValueError(f"unknown combiner merge {merge!r}")
+    if merge and not any(o["cuts"] for o in objects):
+        return _combine_adding(objects, out, counts)
     opened = []
     temps: list[str] = []
     try:
@@ -1000,10 +1004,6 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = 
             opened[-1] = (fh, _decode(fh.readline().decode()))
         parts = max((idx["partitions"].__len__() for _, idx in opened), default=1)
         sort = any("runs" in idx for _, idx in opened)
-        if merge not in (None, "sum"):
-            raise ValueError(f"unknown combiner merge {merge!r}")
-        merging = merge == "sum" and not sort
-        seen_in = seen_out = merged = 0
         offset = out.write(MAGIC)
         spans: list[list[int]] = []
         runs: list[list[list[int]]] = []
@@ -1011,20 +1011,6 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = 
         for p in range(parts):
             start = offset
             part_runs: list[list[int]] = []
-            if merging:
-                pieces = (_read_span(fh, *idx["partitions"][p]) for fh, idx in opened)
-                lines, n_in, n_out = merge_pairs(pieces)
-                for line in lines:
-                    offset += out.write(line)
-                records[p] = n_out
-                seen_in += n_in
-                seen_out += n_out
-                merged += 1
-                spans.append([start, offset])
-                runs.append(part_runs)
-                if seen_in >= MERGE_SAMPLE_RECORDS and seen_out > MERGE_MAX_RATIO * seen_in:
-                    merging = False   # the keys barely repeat: copying costs less
-                continue
             for fh, idx in opened:
                 s, e = idx["partitions"][p]
                 if e <= s:
@@ -1049,7 +1035,6 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = 
         write_tail(out, index, offset)
         if counts is not None:
             counts["records_in"] = sum(sum(idx["records"]) for _, idx in opened)
-            counts["merged"], counts["copied"] = merged, parts - merged
         return index
     finally:
         for item in opened:
@@ -1058,11 +1043,122 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = 
             os.unlink(t)
 
 
-def _read_span(fh, start: int, end: int) -> bytes:
-    if end <= start:
-        return b""
-    fh.seek(start)
-    return fh.read(end - start)
+#: Bytes of its input an adding combiner reads per round (a range of
+#: partitions, one ranged GET per object): it adds one round's numbers while
+#: the next downloads.
+ADD_ROUND_BYTES = 64 << 20
+#: An object's last bytes read at once for its index (one GET when it fits).
+TAIL_BYTES = 256 << 10
+
+
+def _combine_adding(objects: list[dict], out, counts: dict | None) -> dict:
+    """:func:`combine` with ``merge="sum"``: the partitions are read in
+    rounds of about :data:`ADD_ROUND_BYTES` (a contiguous range of
+    partitions, one ranged GET of each object, read ahead while the round
+    before is added), each partition's numbers added by key
+    (:func:`merge_pairs`) until the sample says that does not pay, then its
+    bytes copied."""
+    indexes = _object_indexes(objects)
+    parts = max((len(idx["partitions"]) for idx in indexes), default=1)
+    spans = [idx["partitions"] + [[idx["partitions"][-1][1]] * 2] * (parts - len(idx["partitions"]))
+             for idx in indexes]
+    rounds = _rounds(spans, parts, ADD_ROUND_BYTES)
+    ranges = []     # (uri, start, end) of each round's objects, rounds in order
+    owners = []     # (round, object) of each range
+    for r, (lo, hi) in enumerate(rounds):
+        for j, sp in enumerate(spans):
+            if sp[hi - 1][1] > sp[lo][0]:
+                ranges.append((objects[j]["uri"], sp[lo][0], sp[hi - 1][1]))
+                owners.append((r, j))
+    merging = True
+    seen_in = seen_out = merged = 0
+    offset = out.write(MAGIC)
+    out_spans: list[list[int]] = []
+    records = [0] * parts
+    got: dict[int, list[bytes]] = {}     # this round: object -> its bytes so far
+
+    def flush(r: int) -> None:
+        nonlocal merging, seen_in, seen_out, merged, offset
+        lo, hi = rounds[r]
+        blobs = {j: b"".join(v) for j, v in got.items()}
+        got.clear()
+        for p in range(lo, hi):
+            start = offset
+            pieces = [blobs[j][sp[p][0] - sp[lo][0]:sp[p][1] - sp[lo][0]]
+                      for j, sp in enumerate(spans) if j in blobs and sp[p][1] > sp[p][0]]
+            if merging:
+                lines, n_in, n_out = merge_pairs(pieces)
+                for line in lines:
+                    offset += out.write(line)
+                records[p] = n_out
+                seen_in += n_in
+                seen_out += n_out
+                merged += 1
+                if seen_in >= MERGE_SAMPLE_RECORDS and seen_out > MERGE_MAX_RATIO * seen_in:
+                    merging = False   # the keys barely repeat: copying costs less
+            else:
+                for piece in pieces:
+                    offset += out.write(piece)
+                records[p] = sum(idx["records"][p] for idx in indexes
+                                 if p < len(idx["records"]))
+            out_spans.append([start, offset])
+
+    current = 0
+    for i, data in storage.iter_ranges_ahead(ranges):
+        r, j = owners[i]
+        while current < r:
+            flush(current)
+            current += 1
+        got.setdefault(j, []).append(data)
+    while current < len(rounds):
+        flush(current)
+        current += 1
+    index = {"v": 1, "partitions": out_spans or [[offset, offset]] * parts, "records": records}
+    write_tail(out, index, offset)
+    if counts is not None:
+        counts["records_in"] = sum(sum(idx["records"]) for idx in indexes)
+        counts["merged"], counts["copied"] = merged, parts - merged
+    return index
+
+
+def _object_indexes(objects: list[dict]) -> list[dict]:
+    """Each object's index, from one ranged GET of its last
+    :data:`TAIL_BYTES` (two when its index is longer), read ahead."""
+    tails = [(o["uri"], max(0, o["size"] - TAIL_BYTES), o["size"]) for o in objects]
+    data: list[list[bytes]] = [[] for _ in objects]
+    for i, chunk in storage.iter_ranges_ahead(tails):
+        data[i].append(chunk)
+    out = []
+    for o, (_, start, end), pieces in zip(objects, tails, data):
+        tail = b"".join(pieces)
+        at = int(tail[-16:])
+        if at < start:
+            tail = storage.read_range(o["uri"], at, end)
+            start = at
+        line_end = tail.index(b"\n", at - start)
+        out.append(_decode(tail[at - start:line_end].decode()))
+    return out
+
+
+def _rounds(spans: list[list[list[int]]], parts: int, target: int) -> list[tuple[int, int]]:
+    """Contiguous ranges ``[lo, hi)`` of partitions holding about ``target``
+    bytes over all objects (a partition bigger than that is a round alone).
+
+    >>> _rounds([[[7, 17], [17, 27], [27, 30]], [[7, 8], [8, 20], [20, 20]]], 3, 20)
+    [(0, 1), (1, 2), (2, 3)]
+    >>> _rounds([[[7, 9], [9, 10], [10, 12]]], 3, 100)
+    [(0, 3)]
+    """
+    out: list[tuple[int, int]] = []
+    lo = acc = 0
+    for p in range(parts):
+        size = sum(sp[p][1] - sp[p][0] for sp in spans)
+        if acc and acc + size > target:
+            out.append((lo, p))
+            lo, acc = p, 0
+        acc += size
+    out.append((lo, parts))
+    return out
 
 
 def merge_pairs(pieces: Iterable[bytes]) -> tuple[list[bytes], int, int]:

@@ -282,6 +282,7 @@ class BenchSession(Session):
             m.seconds += float(r.get("cpu_seconds", r.get("seconds", 0.0)))
             m.bytes_in += int(r.get("bytes_in", 0))
             m.bytes_out += int(r.get("bytes_out", 0))
+            m.rows_out += int(r.get("rows_out", 0))
             for s in inp.get("splits", []):
                 t = str(s.get("table", "?")).lower()
                 if t.startswith(TRANSFORM_TABLE):   # a new name each run: one key for all
@@ -453,6 +454,17 @@ def _single_phases(job) -> tuple[set[int], set[int]]:
     return one_map, one_reduce
 
 
+def adding_stages(stages: list, result_rows: float | None) -> dict[int, float | None]:
+    """The stages whose combiners add each key's numbers (a SUM or COUNT by
+    one key), with their groups at the target: the result's rows for the
+    last stage (2a-2c: the GROUP BY is the result), unknown for the others."""
+    out: dict[int, float | None] = {}
+    for i, st in enumerate(stages):
+        if getattr(st, "adds_partial_numbers", False):
+            out[st.id] = result_rows if i == len(stages) - 1 else None
+    return out
+
+
 def _mean_phases(runs: list[list[bm.Measured]]) -> list[bm.Measured]:
     """One phase list: the first run's shape, task seconds averaged over runs."""
     first = runs[0]
@@ -583,9 +595,11 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
         at_target = target_rows(name)
         if at_target is not None and q.rows:
             ratio = at_target / q.rows
+        stages = getattr(job, "stages", []) or []
         stage_tables = {getattr(st, "id", None): list(getattr(st, "tables", []) or [])
-                        for st in getattr(job, "stages", []) or []}
-        scaled = bm.scale_phases(phases, data_bytes, model, target, ratio, stage_tables)
+                        for st in stages}
+        scaled = bm.scale_phases(phases, data_bytes, model, target, ratio, stage_tables,
+                                 adding_stages(stages, at_target))
         q.projection = bm.project(scaled, model)
         tgt = bm.FIVENODES_BYTES if target is None else target
         q.projected_bytes = sum(tgt[t] for t in q.tables if t in tgt)

@@ -43,9 +43,9 @@ from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
 from sqlmr.shuffle_plan import ShufflePlan, choose_shuffle, coalesce, fine_partitions
-from sqlmr.splits import (MIN_SPLIT, SplitChoice, choose_lambda_split, choose_reducers,
-                          choose_split_size, choose_task_memory, combine_group, plan_splits,
-                          planned)
+from sqlmr.splits import (MIN_SPLIT, SplitChoice, adding_combiner_memory, choose_lambda_split,
+                          choose_reducers, choose_split_size, choose_task_memory,
+                          combine_group, plan_splits, planned)
 
 # Throughput assumed for estimates before a run (measured by benchmarks/bench_core.py
 # on one core: a 2a-style map runs at 60-70 MB/s; 1,769 MB on Lambda is one vCPU).
@@ -125,8 +125,10 @@ class StagePlan:
         names = {"map": "maps", "combine": "combiners", "reduce": "reducers"}
         kinds = [k for k in names if k in self.memory
                  and (k != "combine" or (self.shuffle and self.shuffle.mode == "combine"))]
+        adding = "combine" in kinds and self.stage.adds_partial_numbers
         return ("memory: " + ", ".join(f"{names[k]} {self.memory[k]:,} MB" for k in kinds)
-                + " (per task kind, the cheapest modeled within 1.5x the fastest)")
+                + " (per task kind, the cheapest modeled within 1.5x the fastest"
+                + ("; combiners that add, one vCPU)" if adding else ")"))
 
     def facts(self) -> dict:
         inputs = []
@@ -430,8 +432,10 @@ def stage_memory(plan: StagePlan, objects: int, settings: Settings) -> dict[str,
         memory["reduce"] = choose_task_memory("reduce", target, 0, read + 2,
                                               memory_mb=cap, architecture=arch).memory_mb
         group = min(plan.split_size, COMBINE_MAX_BYTES)
-        memory["combine"] = choose_task_memory("combine", group, group, max(2, objects),
-                                               memory_mb=cap, architecture=arch).memory_mb
+        memory["combine"] = (adding_combiner_memory(cap) if plan.stage.adds_partial_numbers
+                             else choose_task_memory("combine", group, group, max(2, objects),
+                                                     memory_mb=cap,
+                                                     architecture=arch).memory_mb)
     return memory
 
 

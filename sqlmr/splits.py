@@ -317,6 +317,18 @@ def choose_task_memory(kind: str, read_bytes: float, write_bytes: float, request
                key=lambda o: (round(o.usd, 12), -o.memory_mb))
 
 
+def adding_combiner_memory(memory_mb: int = 1769) -> int:
+    """The memory of a combiner that adds each key's numbers: one vCPU
+    (1,769 MB), or the function's memory when less.  Its loop is one Python
+    thread, so more does not help; and a combiner phase is one wave of a few
+    tasks, so less would stretch the query by as much as the task.
+
+    >>> adding_combiner_memory(), adding_combiner_memory(3008), adding_combiner_memory(1024)
+    (1769, 1769, 1024)
+    """
+    return min(memory_mb, 1769)
+
+
 def combine_group(objects: int, shuffle_bytes: float, split: int) -> int:
     """Map outputs a combiner gathers on Lambda: as many as make about one
     ``split`` of bytes, so a combiner is a task of a map's size (its phase

@@ -55,9 +55,12 @@ SHAPES = [
     # 2a's shape: a GROUP BY whose maps aggregate; many maps, one coalesced reducer
     ("2a", "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 8)",
      dict(split_mb=0.01, reducers=0, shuffle="direct")),
-    # combiners between the maps and the reducers
+    # combiners between the maps and the reducers: adding each key's numbers ...
     ("2a combine", "SELECT SUBSTR(sourceIP, 1, 7), COUNT(*) FROM uv GROUP BY SUBSTR(sourceIP, 1, 7)",
      dict(split_mb=0.01, reducers=0, shuffle="combine")),
+    # ... and copying bytes
+    ("2a combine copied", "SELECT SUBSTR(sourceIP, 1, 7), COUNT(*), SUM(adRevenue) FROM uv "
+     "GROUP BY SUBSTR(sourceIP, 1, 7)", dict(split_mb=0.01, reducers=0, shuffle="combine")),
     # a scan: maps only
     ("1a", "SELECT sourceIP, duration FROM uv WHERE duration > 5",
      dict(split_mb=0.01, reducers=0)),
@@ -86,8 +89,10 @@ def test_planned_requests_equal_the_counted_ones(tables, name, sql, knobs):
     model = bm.LambdaModel(split_mb=settings.split_mb, shuffle=settings.shuffle)
     stage_tables = {p.stage: [t for t in here if t in p.table_bytes]
                     for p in session.phases if p.table_bytes}
+    job = session.compile(sql)   # which stages' combiners add (groups: the result's rows)
     phases = bm.scale_phases(session.phases, here, model, target=here,
-                             stage_tables=stage_tables)
+                             stage_tables=stage_tables,
+                             adding=bench.adding_stages(job.stages, rows))
     projection = bm.project(phases, model)
     why = (f"planned {[(e.phase.kind, e.phase.tasks, e.gets, e.puts) for e in projection.phases]}"
            f"; counted by the tasks {session.counted}, by the driver {st.driver_s3}")

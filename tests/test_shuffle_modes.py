@@ -204,12 +204,14 @@ _SUM_KEYS = st.one_of(st.sampled_from(["a", "b", 'q"', "\x7f", ""]), st.none(), 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), parts=st.integers(1, 5), kind=st.sampled_from(["d", "q"]),
-       sample=st.sampled_from([0, 3, 10 ** 6]))
-def test_a_merging_combiner_adds_what_the_reducers_would_add(tmp_path, data, parts, kind, sample):
+       sample=st.sampled_from([0, 3, 10 ** 6]), round_bytes=st.sampled_from([1, 60, 1 << 20]))
+def test_a_merging_combiner_adds_what_the_reducers_would_add(tmp_path, data, parts, kind, sample,
+                                                             round_bytes):
     """Any keys (NULL, DEL, quotes), float or int numbers (sums past int64
-    too), NULL numbers in JSON batches, any partitioning, and a combiner that
-    gives up merging after any number of records: each partition's sums are
-    those of its records read directly, and records in and out are counted."""
+    too), NULL numbers in JSON batches, any partitioning, rounds of any size,
+    and a combiner that gives up merging after any number of records: each
+    partition's sums are those of its records read directly, and records in
+    and out are counted."""
     import math
     nums = (st.floats(-1e6, 1e6, allow_nan=False) if kind == "d"
             else st.integers(-2 ** 63, 2 ** 63 - 1))
@@ -227,6 +229,7 @@ def test_a_merging_combiner_adds_what_the_reducers_would_add(tmp_path, data, par
         outs.append(_pair_output(tmp_path, f"p{m}", parts, batches))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(shuffle, "MERGE_SAMPLE_RECORDS", sample)
+        mp.setattr(shuffle, "ADD_ROUND_BYTES", round_bytes)
         if sample == 0:
             mp.setattr(shuffle, "MERGE_MAX_RATIO", -1.0)  # gives up after the first partition
         buf, counts = io.BytesIO(), {}
@@ -267,6 +270,33 @@ def test_a_merging_combiner_copies_once_keys_stop_repeating(tmp_path, monkeypatc
     index = shuffle.combine([shuffle.listed(o) for o in repeated], io.BytesIO(), merge="sum",
                             counts=counts)
     assert counts["merged"] == 8 and index["records"] == [2] * 8
+
+
+def test_an_adding_combiner_on_s3_reads_in_rounds_what_it_reads_locally(
+        s3_bucket, tmp_path, monkeypatch):
+    """On S3 an adding combiner reads each object's index with one GET and
+    each round's range of it with one more: the output is byte for byte the
+    one made from local files."""
+    from runtime import s3stats
+    monkeypatch.setattr(shuffle, "ADD_ROUND_BYTES", 6_000)
+    outs_local = [_pair_output(tmp_path, f"a{m}", 16, [
+        (p, [f"k{(m * 7 + i) % 40}" for i in range(30)], [float(p)] * 30, "d") for p in range(16)])
+        for m in range(5)]
+    outs = []
+    for o in outs_local:
+        uri = f"s3://{s3_bucket}/shuffle/{Path(storage.to_path(o['uri'])).name}"
+        storage.write_bytes(uri, Path(storage.to_path(o["uri"])).read_bytes())
+        outs.append({**o, "uri": uri})
+    local = io.BytesIO()
+    want = shuffle.combine([shuffle.listed(o) for o in outs_local], local, merge="sum")
+    before = s3stats.snapshot()
+    remote = io.BytesIO()
+    assert shuffle.combine([shuffle.listed(o) for o in outs], remote, merge="sum") == want
+    assert remote.getvalue() == local.getvalue()
+    total = sum(sum(o["sizes"]) for o in outs)
+    rounds = len(shuffle._rounds([[[0, n] for n in o["sizes"]] for o in outs], 16, 6_000))
+    assert 1 < rounds < 16 and total > 6_000
+    assert s3stats.since(before)["get"] == len(outs) * (1 + rounds)
 
 
 def test_a_combiner_on_s3_downloads_its_objects_at_once_and_cleans_up(

@@ -58,19 +58,25 @@ def test_each_task_kind_gets_the_memory_the_model_finds_cheapest(big):
     # maps parse about as fast as S3 delivers at 1,024 MB: no whole vCPU needed
     assert re.search(r"split: \d+ MB at 1,024 MB memory \(modeled: ", text)
     # reducers work longer than they fetch: less than a vCPU, but not the least
-    m = re.search(r"      memory: maps 1,024 MB, (combiners 1,024 MB, )?reducers "
+    m = re.search(r"      memory: maps 1,024 MB, (combiners 1,769 MB, )?reducers "
                   r"(1,024|1,280) MB \(per task kind, the cheapest modeled within 1.5x the "
-                  r"fastest\)\n", text)
+                  r"fastest(; combiners that add, one vCPU)?\)\n", text)
     assert m, text
-    hi = int(m.group(2).replace(",", ""))
+    hi = 1769 if m.group(1) else int(m.group(2).replace(",", ""))
     rng = "1024 MB" if hi == 1024 else f"1024–{hi} MB"
     assert f"Estimate on Lambda ({rng}, arm64)" in text
 
 
 def test_combiners_get_the_least_memory(big):
-    text = _explain(Settings(backend="lambda", shuffle="combine"), big, AGG)
-    assert "shuffle: combine (" in text
+    """Combiners that copy bytes get the least memory; combiners that add a
+    SUM's numbers by key work like reducers, one wave long: one vCPU."""
+    two = "SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue), COUNT(*) FROM uv GROUP BY SUBSTR(sourceIP, 1, 8)"
+    text = _explain(Settings(backend="lambda", shuffle="combine"), big, two)
+    assert "shuffle: combine (" in text and "adding each key's numbers" not in text
     assert "memory: maps 1,024 MB, combiners 1,024 MB, reducers" in text
+    text = _explain(Settings(backend="lambda", shuffle="combine"), big, AGG)
+    assert "adding each key's numbers" in text
+    assert "combiners 1,769 MB, reducers" in text and "combiners that add, one vCPU" in text
 
 
 def test_memory_mb_caps_the_choice(big):
