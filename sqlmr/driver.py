@@ -537,7 +537,8 @@ def estimate(plans: list[StagePlan], settings: Settings) -> tuple[JobStats, cost
             EST_TASK_OVERHEAD_S * maps
         st.task_seconds += map_s + EST_TASK_OVERHEAD_S * p.reducers
         mem = p.memory or {}
-        st.memories.update(mem.values())
+        combining = p.shuffle is not None and p.shuffle.mode == "combine"
+        st.memories.update(m for k, m in mem.items() if k != "combine" or combining)
         st.planned_gb_s += (map_s * mem.get("map", settings.memory_mb) + EST_TASK_OVERHEAD_S
                             * p.reducers * mem.get("reduce", settings.memory_mb)) / 1024
         st.gets += p.splits + maps + p.reducers + (p.shuffle.gets if p.shuffle else 0)
