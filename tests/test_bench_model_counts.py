@@ -68,7 +68,13 @@ SHAPES = [
 
 
 @pytest.mark.parametrize("name, sql, knobs", SHAPES, ids=[s[0] for s in SHAPES])
-def test_planned_requests_equal_the_counted_ones(tables, name, sql, knobs):
+def test_planned_requests_equal_the_counted_ones(tables, name, sql, knobs, monkeypatch):
+    # a read running far past its expected time is sent again (hedged): on a
+    # loaded machine moto answers slowly enough to make such stragglers, which
+    # the model does not count (its requests are the ones the plan sends)
+    monkeypatch.setenv("SQLMR_S3_HEDGE", "off")     # the tasks' processes
+    from runtime import readahead
+    monkeypatch.setattr(readahead, "HEDGE_FACTOR", None)   # the driver's
     bucket = tables
     settings = lambda_settings(**knobs)
     session = RecordingSession(settings)
