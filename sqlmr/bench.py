@@ -270,10 +270,12 @@ class BenchSession(Session):
         for ev, r in zip(events, results):
             inp = ev.get("input", {})
             sub = ("table" if "splits" in inp else "rows" if "rows" in inp
-                   else "combine" if ev["kind"] == "combine" else "shuffle")
+                   else ("add" if inp.get("merge") else "combine") if ev["kind"] == "combine"
+                   else "shuffle")
             m = groups.get(sub)
             if m is None:
-                m = groups[sub] = bm.Measured(ev["stage"], ev["kind"], 0, 0.0, 0, 0)
+                m = groups[sub] = bm.Measured(ev["stage"], ev["kind"], 0, 0.0, 0, 0,
+                                              adds=sub == "add")
             if (ev.get("params") or {}).get("broadcast"):
                 m.broadcast = True
             m.tasks += 1
@@ -288,7 +290,7 @@ class BenchSession(Session):
                 if t.startswith(TRANSFORM_TABLE):   # a new name each run: one key for all
                     t = TRANSFORM_TABLE
                 m.table_bytes[t] = m.table_bytes.get(t, 0) + int(s["end"]) - int(s["start"])
-        for sub in ("table", "rows", "combine", "shuffle"):
+        for sub in ("table", "rows", "combine", "add", "shuffle"):
             if sub in groups:
                 self.phases.append(groups[sub])
 
@@ -520,6 +522,27 @@ def lambda_partitions(session: Session, fine: int) -> Iterator[None]:
         session.settings.fine_partitions = before
 
 
+@contextmanager
+def measured_combiners(session: Session, job: Any, model: bm.LambdaModel) -> Iterator[None]:
+    """Run a query whose stage adds each key's numbers in combiners on Lambda
+    (a SUM or COUNT by one key: 2a-2c) with its shuffle through combiners
+    here too, each as large as the driver allows, so the model gets their
+    CPU per byte measured, not borrowed from the reducers.  Other queries,
+    a session whose shuffle is set, or a model told ``--shuffle direct``,
+    run as they are."""
+    settings = session.settings
+    adds = any(getattr(st, "adds_partial_numbers", False) for st in getattr(job, "stages", []))
+    if not adds or settings.shuffle != "auto" or model.shuffle == "direct":
+        yield
+        return
+    group = getattr(settings, "combine_group", 0)
+    settings.shuffle, settings.combine_group = "combine", group or 1 << 20
+    try:
+        yield
+    finally:
+        settings.shuffle, settings.combine_group = "auto", group
+
+
 def run_query(session: BenchSession, name: str, scale: float, runs: int,
               data_bytes: dict[str, int], model: bm.LambdaModel,
               target: dict[str, float] | None = None) -> QueryRun:
@@ -550,7 +573,8 @@ def run_query(session: BenchSession, name: str, scale: float, runs: int,
         q.measured_partitions = measured_partitions(
             q.tables, data_bytes, session.settings.effective_workers(), model, target,
             session.settings.backend)
-        with lambda_partitions(session, q.measured_partitions):
+        with lambda_partitions(session, q.measured_partitions), \
+                measured_combiners(session, job, model):
             for _ in range(max(1, runs)):
                 session.phases = []
                 res = session.execute_one(sql)

@@ -247,30 +247,6 @@ def coalesced_reducers(shuffle_bytes: float, fine: int, target: int) -> int:
     return min(fine, math.ceil(fine / per))
 
 
-def added_share(records: float, groups: float | None, max_ratio: float) -> float:
-    """What a combiner that adds each key's numbers writes, as a share of
-    what it reads: ``records`` (key, number) pairs whose keys are spread
-    uniformly over ``groups`` keys hold ``groups · (1 − e^(−records/groups))``
-    distinct keys (the AMPLab generator spreads keys uniformly; maps that
-    pass rows through write one pair a row).  Above ``max_ratio`` the
-    combiner copies bytes instead (1.0), as it does when the groups are
-    unknown.
-
-    2a at 5nodes: 14.3 M pairs a combiner (9 of 473 map outputs), 2.07 M
-    groups: 2.07 M distinct, a share of 0.145 (6.9x fewer).  2b: 31.3 M
-    groups, a share of 0.80: copied.
-
-    >>> round(added_share(14.3e6, 2.07e6, 0.5), 3), added_share(14.3e6, 31.3e6, 0.5)
-    (0.145, 1.0)
-    >>> added_share(1e6, None, 0.5), added_share(0, 10, 0.5)
-    (1.0, 1.0)
-    """
-    if not groups or records <= 0 or max_ratio <= 0:
-        return 1.0
-    share = groups * -math.expm1(-records / groups) / records
-    return share if share <= max_ratio else 1.0
-
-
 def task_duration(read_bytes: float, write_bytes: float, cpu_seconds: float, gets: float,
                   puts: float, model: LambdaModel, depth: int = 1,
                   overlapped: bool = False, memory_mb: int = 0) -> float:
@@ -532,6 +508,7 @@ class Measured:
     single: bool = False            # one task by design (a merge, LIMIT, one reducer)
     broadcast: bool = False         # its maps hold a broadcast side in memory
     rows_out: int = 0               # records written (a map: into the shuffle)
+    adds: bool = False              # combiners that added each key's numbers
 
 
 def split_size(stage_bytes: float, planned: int, model: LambdaModel) -> int:
@@ -580,7 +557,7 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     measured here only lends its CPU per byte.  ``adding`` (stage id -> its
     groups at the target, None when unknown) names the stages whose
     combiners add each key's numbers (a SUM or COUNT by one key):
-    :func:`added_share` gives what such a combiner writes, and the reducers
+    :func:`sqlmr.shuffle_plan.added_share` gives what such a combiner writes, and the reducers
     are coalesced from that.
 
     Hand check, with the code reading one GET a split, no coalescing: 2a
@@ -624,7 +601,11 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     stage_rows: dict[int, float] = {}          # stage -> records its maps shuffle, at target
     reduced = {m.stage for m in measured if m.kind == "reduce"}
     single_reduce = {m.stage for m in measured if m.kind == "reduce" and m.single}
-    combine_cpu = [m.seconds / m.bytes_in for m in measured if m.kind == "combine" and m.bytes_in]
+    combine_cpu = [m.seconds / m.bytes_in for m in measured
+                   if m.kind == "combine" and m.bytes_in and not m.adds]
+    add_cpu = {m.stage: m.seconds / m.bytes_in for m in measured
+               if m.kind == "combine" and m.bytes_in and m.adds}
+    combined_in = {m.stage: m.bytes_in for m in measured if m.kind == "combine"}
 
     def planned(stage: int, fallback: float) -> int:
         if stage not in reduced:
@@ -694,7 +675,9 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             maps = stage_maps.get(m.stage, [])
             k = (sum(p.bytes_in for p, _ in maps) / sum(p.bytes_in / kk for p, kk in maps)
                  if maps and all(p.bytes_in for p, _ in maps) else (ratios[-1] if ratios else 1.0))
-            shuffled = m.bytes_in * k
+            # what the maps shuffled: what the combiners read when they ran here
+            # (the reducers read what they wrote)
+            shuffled = combined_in.get(m.stage, m.bytes_in) * k
             sources = sum(p.tasks for p, _ in maps) or (phases[-1].tasks if phases else 1)
             plan_r = planned(m.stage, shuffled)
             fine = shuffle_plan.fine_partitions(plan_r, "lambda")
@@ -718,18 +701,24 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                         stage_split(m.stage, shuffled), code.combine_max or math.inf)))
                 shuffle_reason = chosen.reason
                 if chosen.mode == "combine":
-                    if code.merge_max_ratio and m.stage in (adding or {}):
-                        # a combiner that adds: each object's index, then rounds of
+                    per_combiner = stage_rows.get(m.stage, 0.0) / chosen.combiners
+                    groups = (adding or {}).get(m.stage)
+                    if (code.merge_max_ratio and m.stage in (adding or {})
+                            and shuffle_plan.combiners_add(per_combiner, groups,
+                                                           code.merge_max_ratio)):
+                        # combiners that add, as the driver chooses them from the
+                        # groups (it judges them from the maps; here they are the
+                        # result's): each object's index, then rounds of
                         # partitions, one ranged GET of each object a round, read
                         # ahead while it adds (the reducers' loop: decode, add by
-                        # key, encode; their CPU per byte) or, once that does not
-                        # pay (share 1), copies
-                        share = added_share(stage_rows.get(m.stage, 0.0) / chosen.combiners,
-                                            (adding or {})[m.stage], code.merge_max_ratio)
+                        # key, encode; their CPU per byte); groups unknown: it
+                        # copies after its sample (share 1)
+                        share = shuffle_plan.added_share(per_combiner, groups,
+                                                         code.merge_max_ratio)
                         per_comb = shuffled / chosen.combiners
                         rounds = max(1, math.ceil(per_comb / (code.add_round_bytes or math.inf)))
                         comb = Phase("combine", chosen.combiners, shuffled, shuffled * share,
-                                     per_byte if share < 1.0 else
+                                     add_cpu.get(m.stage, per_byte) if share < 1.0 else
                                      (combine_cpu[0] if combine_cpu else 0.0), 0.0,
                                      gets_per_task=sources / chosen.combiners * (1 + rounds),
                                      label=(f"combine, adding each key's numbers "

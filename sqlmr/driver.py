@@ -42,7 +42,8 @@ from sqlmr.cost_guard import CostMeter
 from sqlmr.backends import Backend, TaskFailedError
 from sqlmr.config import Settings
 from sqlmr.partitions import Partitions, partitions_of
-from sqlmr.shuffle_plan import ShufflePlan, choose_shuffle, coalesce, fine_partitions
+from sqlmr.shuffle_plan import (ShufflePlan, choose_shuffle, coalesce, combiners_add, fine_partitions,
+                                groups_estimate)
 from sqlmr.splits import (MIN_SPLIT, SplitChoice, adding_combiner_memory, choose_lambda_split,
                           choose_reducers, choose_split_size, choose_task_memory,
                           combine_group, plan_splits, planned)
@@ -125,8 +126,12 @@ class StagePlan:
         names = {"map": "maps", "combine": "combiners", "reduce": "reducers"}
         kinds = [k for k in names if k in self.memory
                  and (k != "combine" or (self.shuffle and self.shuffle.mode == "combine"))]
-        adding = "combine" in kinds and self.stage.adds_partial_numbers
-        return ("memory: " + ", ".join(f"{names[k]} {self.memory[k]:,} MB" for k in kinds)
+        adding = ("combine" in kinds and "add" in self.memory
+                  and self.memory["add"] != self.memory["combine"])
+        shown = [f"{names[k]} {self.memory[k]:,} MB"
+                 + (f" ({self.memory['add']:,} MB when they add)" if k == "combine" and adding
+                    else "") for k in kinds]
+        return ("memory: " + ", ".join(shown)
                 + " (per task kind, the cheapest modeled within 1.5x the fastest"
                 + ("; combiners that add, one vCPU)" if adding else ")"))
 
@@ -189,6 +194,7 @@ class JobStats:
     counted: bool = False
     _driver_base: dict | None = None
     counters: dict = field(default_factory=dict)   # task counters (max_* are maxima)
+    groups_estimate: float | None = None   # a stage's groups, judged from its maps (combiners)
     # per stage and task kind ("1/map", "1/reduce"): tasks, bytes in and out,
     # task-seconds, in the order they ran (the --stats file)
     phases: dict = field(default_factory=dict)
@@ -432,10 +438,10 @@ def stage_memory(plan: StagePlan, objects: int, settings: Settings) -> dict[str,
         memory["reduce"] = choose_task_memory("reduce", target, 0, read + 2,
                                               memory_mb=cap, architecture=arch).memory_mb
         group = min(plan.split_size, COMBINE_MAX_BYTES)
-        memory["combine"] = (adding_combiner_memory(cap) if plan.stage.adds_partial_numbers
-                             else choose_task_memory("combine", group, group, max(2, objects),
-                                                     memory_mb=cap,
-                                                     architecture=arch).memory_mb)
+        memory["combine"] = choose_task_memory("combine", group, group, max(2, objects),
+                                               memory_mb=cap, architecture=arch).memory_mb
+        if plan.stage.adds_partial_numbers:   # combiners that add: CPU-bound
+            memory["add"] = adding_combiner_memory(cap)
     return memory
 
 
@@ -538,7 +544,7 @@ def estimate(plans: list[StagePlan], settings: Settings) -> tuple[JobStats, cost
         st.task_seconds += map_s + EST_TASK_OVERHEAD_S * p.reducers
         mem = p.memory or {}
         combining = p.shuffle is not None and p.shuffle.mode == "combine"
-        st.memories.update(m for k, m in mem.items() if k != "combine" or combining)
+        st.memories.update(m for k, m in mem.items() if k not in ("combine", "add") or combining)
         st.planned_gb_s += (map_s * mem.get("map", settings.memory_mb) + EST_TASK_OVERHEAD_S
                             * p.reducers * mem.get("reduce", settings.memory_mb)) / 1024
         st.gets += p.splits + maps + p.reducers + (p.shuffle.gets if p.shuffle else 0)
@@ -933,10 +939,20 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     if not group and settings.backend == "lambda":   # a combiner of a map's size
         group = combine_group(len(feeding), sum(sizes),
                               min(plan.split_size, COMBINE_MAX_BYTES))
-    merge = "sum" if stage.adds_partial_numbers else None
     chosen = choose_shuffle(len(feeding), len(ranges), settings.shuffle, settings.backend,
-                            fine=plan.fine, group=group, adds=bool(merge))
+                            fine=plan.fine, group=group, adds=stage.adds_partial_numbers)
     if chosen.mode == "combine" and ranges:
+        merge = None
+        if stage.adds_partial_numbers:
+            # add only when keys repeat enough in a combiner's share of the
+            # pairs, judging the groups from what the maps saw
+            groups = groups_estimate([(c.get("agg_rows", 0), c.get("agg_groups", 0))
+                                      for c in (r.get("counters") or {} for r in map_results)
+                                      if "agg_rows" in c])
+            records = sum(o["rows"] for o in feeding) / max(1, chosen.combiners)
+            stats.groups_estimate = groups
+            if combiners_add(records, groups, shuffle.MERGE_MAX_RATIO):
+                merge = "sum"
         feeding = _combine(job_id, plan, feeding, chosen.group, work, code, stats, backend,
                            progress, meter, merge)
         if merge and stage.reducers != "one":
@@ -1021,7 +1037,7 @@ def _combine(job_id: str, plan: StagePlan, feeding: list[dict], group: int, work
                                 merge=merge)
            for i, g in enumerate(combine_groups(feeding, group))]
     results = _run_phase(backend, evs, f"Stage-{plan.stage.id} combine", progress, meter,
-                         plan.memory.get("combine", 0))
+                         plan.memory.get("add" if merge else "combine", 0))
     _account(stats, results)
     stats.combine_tasks += len(evs)
     stats.gets += len(feeding)

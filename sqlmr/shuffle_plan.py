@@ -223,3 +223,81 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
     if mode == "direct":
         return ShufflePlan("direct", fine, 0, 0, reducers, d_gets, d_puts, why)
     return ShufflePlan("combine", fine, group, combiners, reducers, c_gets, c_puts, why)
+
+
+# ------------------------------------------------ combiners that add numbers
+
+def groups_estimate(seen: Sequence[tuple[int, int]]) -> float | None:
+    """The groups of a stage, from what its maps saw when they judged their
+    partial aggregation: each ``(rows, groups)`` says ``rows`` rows held
+    ``groups`` distinct keys.  Keys drawn uniformly from G groups give
+    ``G · (1 − e^(−rows/G))`` distinct ones (linear counting); each map's G
+    solved from that, the median taken.  ``math.inf``: no key repeated;
+    None: no map judged (too few rows, or maps over rows).
+
+    2a at 5nodes, maps judging after 100,000 rows of 2.07 M groups: about
+    97,623 distinct.
+
+    >>> round(groups_estimate([(100_000, 97_640), (100_000, 97_623), (100_000, 97_601)]) / 1e6, 2)
+    2.07
+    >>> groups_estimate([(10_000, 10_000)]), groups_estimate([])
+    (inf, None)
+    >>> groups_estimate([(10_000, 3)])
+    3.0
+    """
+    estimates = []
+    for rows, groups in seen:
+        if rows <= 0 or groups <= 0:
+            continue
+        if groups >= rows:
+            estimates.append(math.inf)
+            continue
+        lo, hi = float(groups), float(groups)
+        while hi * -math.expm1(-rows / hi) < groups:
+            hi *= 2
+        for _ in range(100):   # G·(1 − e^(−rows/G)) grows with G: bisect
+            mid = (lo + hi) / 2
+            if mid * -math.expm1(-rows / mid) < groups:
+                lo = mid
+            else:
+                hi = mid
+        estimates.append(round(hi, 6))
+    if not estimates:
+        return None
+    estimates.sort()
+    return estimates[len(estimates) // 2]
+
+
+def added_share(records: float, groups: float | None, max_ratio: float) -> float:
+    """What a combiner that adds each key's numbers writes, as a share of
+    what it reads: ``records`` (key, number) pairs whose keys are spread
+    uniformly over ``groups`` keys hold ``groups · (1 − e^(−records/groups))``
+    distinct keys (the AMPLab generator spreads keys uniformly; maps that
+    pass rows through write one pair a row).  Above ``max_ratio`` adding
+    does not pay and the combiner copies bytes (1.0), as it does when the
+    groups are unknown or never repeat.
+
+    2a at 5nodes: 14.3 M pairs a combiner (9 of 473 map outputs), 2.07 M
+    groups: 2.07 M distinct, a share of 0.145 (6.9x fewer).  2b: 31.3 M
+    groups, a share of 0.80: copied.
+
+    >>> round(added_share(14.3e6, 2.07e6, 0.5), 3), added_share(14.3e6, 31.3e6, 0.5)
+    (0.145, 1.0)
+    >>> added_share(1e6, None, 0.5), added_share(0, 10, 0.5), added_share(5, math.inf, 0.5)
+    (1.0, 1.0, 1.0)
+    """
+    if not groups or math.isinf(groups) or records <= 0 or max_ratio <= 0:
+        return 1.0
+    share = groups * -math.expm1(-records / groups) / records
+    return share if share <= max_ratio else 1.0
+
+
+def combiners_add(records: float, groups: float | None, max_ratio: float) -> bool:
+    """Whether combiners of ``records`` pairs each should add each key's
+    numbers (:func:`added_share` under ``max_ratio``); with the groups
+    unknown, yes: each combiner's own first records then decide.
+
+    >>> combiners_add(14.3e6, 2.07e6, 0.5), combiners_add(14.3e6, 31.3e6, 0.5), combiners_add(9, None, 0.5)
+    (True, False, True)
+    """
+    return groups is None or added_share(records, groups, max_ratio) < 1.0

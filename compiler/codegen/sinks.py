@@ -235,7 +235,10 @@ class PartialAggSink(Sink):
         src(f"passthru = len(g) > n_in * {EARLY_MIN_REDUCTION}").dedent()
         src("else:").indent()
         src("check_at = 1 << 62  # checked once")
-        src(f"passthru = len(g) > n_in * {MIN_REDUCTION}").dedent().dedent()
+        src(f"passthru = len(g) > n_in * {MIN_REDUCTION}").dedent()
+        # what the driver estimates the stage's groups from (how often keys repeat)
+        src("ctx.counters['agg_rows'] = n_in")
+        src("ctx.counters['agg_groups'] = len(g)").dedent()
 
     def _dict(self, fast: bool) -> tuple[str, str]:
         """(dict, getter) the partial aggregation of this path updates."""
