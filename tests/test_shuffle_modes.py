@@ -451,6 +451,30 @@ def test_shapes_in_every_shuffle_mode_match_duckdb(shape_tables, sql, mode):
     shape_tables.check(sql)
 
 
+def test_combiners_add_only_when_the_maps_saw_keys_repeat(shape_tables):
+    """The maps judge their partial aggregation early (here after 50 rows) and
+    report how often keys repeated: the driver has the combiners add a SUM's
+    numbers only when that shrinks a combiner's pairs to half or less."""
+    s = shape_tables.session
+    s.settings.shuffle, s.settings.combine_group = "combine", 3
+    s.settings.aggr_early_rows, s.settings.aggr_check_rows = 50, 10 ** 9
+    cases = [  # (query, its combiners add)
+        ("SELECT CONCAT(sourceIP, destURL, visitDate), SUM(adRevenue) FROM uv "
+         "GROUP BY CONCAT(sourceIP, destURL, visitDate)", False),   # every key new
+        ("SELECT SUBSTR(sourceIP, 1, 2), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 2)",
+         True),
+    ]
+    for sql, adds in cases:
+        s.settings.shuffle = "direct"
+        want = rows_of(s, sql)
+        s.settings.shuffle = "combine"
+        stats: list = []
+        assert_same(rows_of(s, sql, stats), want, ordered=False)
+        st = stats[0]
+        assert st.combine_tasks >= 1 and st.groups_estimate is not None, sql
+        assert ("partitions_merged" in st.counters) == adds, (sql, st.groups_estimate)
+
+
 @hsettings(max_examples=12, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fine=st.integers(1, 40), target_kb=st.integers(1, 64), group=st.integers(1, 6),
