@@ -276,7 +276,8 @@ def _combine(event: events.Event, t0: float, c0: float,
     bytes_in = sum(o["size"] for o in objects)
     counters = {"objects_combined": len(objects)}
     if merge:
-        counters.update(partitions_merged=counts["merged"], partitions_copied=counts["copied"])
+        counters.update(partitions_merged=counts["merged"], partitions_copied=counts["copied"],
+                        shuffle_bytes_in=counts["data_bytes"])
     return {
         "stage": event["stage"], "kind": "combine", "task": event["task"],
         "attempt": event["attempt"], "rows_in": counts["records_in"], "bytes_in": bytes_in,

@@ -971,8 +971,8 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = 
     With ``merge="sum"`` (records are (key, number) pairs of a SUM or COUNT,
     never sorted runs) a partition's numbers of the same key are added
     (:func:`merge_pairs`) while that pays (:data:`MERGE_MAX_RATIO`).
-    ``counts``, when given, receives ``records_in`` and the partitions
-    ``merged`` and ``copied``.  Returns the new file's index.
+    ``counts``, when given, receives ``records_in`` (and when adding: the
+    partitions ``merged`` and ``copied``, and the partitions' ``data_bytes``).  Returns the new file's index.
 
     >>> import os, io, tempfile
     >>> d = tempfile.mkdtemp(); objs = []
@@ -1118,6 +1118,7 @@ def _combine_adding(objects: list[dict], out, counts: dict | None) -> dict:
     if counts is not None:
         counts["records_in"] = sum(sum(idx["records"]) for idx in indexes)
         counts["merged"], counts["copied"] = merged, parts - merged
+        counts["data_bytes"] = sum(e - st for _, st, e in ranges)
     return index
 
 

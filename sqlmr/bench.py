@@ -285,6 +285,7 @@ class BenchSession(Session):
             m.bytes_in += int(r.get("bytes_in", 0))
             m.bytes_out += int(r.get("bytes_out", 0))
             m.rows_out += int(r.get("rows_out", 0))
+            m.shuffle_bytes += int((r.get("counters") or {}).get("shuffle_bytes_in", 0))
             for s in inp.get("splits", []):
                 t = str(s.get("table", "?")).lower()
                 if t.startswith(TRANSFORM_TABLE):   # a new name each run: one key for all

@@ -508,7 +508,8 @@ class Measured:
     single: bool = False            # one task by design (a merge, LIMIT, one reducer)
     broadcast: bool = False         # its maps hold a broadcast side in memory
     rows_out: int = 0               # records written (a map: into the shuffle)
-    adds: bool = False              # combiners that added each key's numbers
+    adds: bool = False              # combiners that added each key's numbers ...
+    shuffle_bytes: int = 0          # ... reading these bytes of partitions (no indexes)
 
 
 def split_size(stage_bytes: float, planned: int, model: LambdaModel) -> int:
@@ -603,9 +604,12 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     single_reduce = {m.stage for m in measured if m.kind == "reduce" and m.single}
     combine_cpu = [m.seconds / m.bytes_in for m in measured
                    if m.kind == "combine" and m.bytes_in and not m.adds]
-    add_cpu = {m.stage: m.seconds / m.bytes_in for m in measured
-               if m.kind == "combine" and m.bytes_in and m.adds}
-    combined_in = {m.stage: m.bytes_in for m in measured if m.kind == "combine"}
+    add_cpu = {m.stage: m.seconds / m.shuffle_bytes for m in measured
+               if m.kind == "combine" and m.adds and m.shuffle_bytes}
+    # what the maps shuffled, where combiners that added read it (the
+    # reducers read what they wrote)
+    combined_in = {m.stage: m.shuffle_bytes for m in measured
+                   if m.kind == "combine" and m.adds and m.shuffle_bytes}
 
     def planned(stage: int, fallback: float) -> int:
         if stage not in reduced:
@@ -675,8 +679,6 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             maps = stage_maps.get(m.stage, [])
             k = (sum(p.bytes_in for p, _ in maps) / sum(p.bytes_in / kk for p, kk in maps)
                  if maps and all(p.bytes_in for p, _ in maps) else (ratios[-1] if ratios else 1.0))
-            # what the maps shuffled: what the combiners read when they ran here
-            # (the reducers read what they wrote)
             shuffled = combined_in.get(m.stage, m.bytes_in) * k
             sources = sum(p.tasks for p, _ in maps) or (phases[-1].tasks if phases else 1)
             plan_r = planned(m.stage, shuffled)
