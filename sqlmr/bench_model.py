@@ -700,7 +700,8 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                     sources, tasks, model.shuffle if code.combiners else "direct", "lambda",
                     fine=1 if m.single else fine,
                     group=combine_group(sources, shuffled, min(
-                        stage_split(m.stage, shuffled), code.combine_max or math.inf)))
+                        stage_split(m.stage, shuffled), code.combine_max or math.inf)),
+                    adds=bool(code.merge_max_ratio) and m.stage in (adding or {}))
                 shuffle_reason = chosen.reason
                 if chosen.mode == "combine":
                     per_combiner = stage_rows.get(m.stage, 0.0) / chosen.combiners
