@@ -784,11 +784,15 @@ def _account(stats: JobStats, results: list[dict]) -> None:
         stats.task_seconds += r["seconds"]
         ph = stats.phases.setdefault(f"{r['stage']}/{r['kind']}", {
             "stage": r["stage"], "kind": r["kind"], "tasks": 0, "bytes_in": 0,
-            "bytes_out": 0, "task_seconds": 0.0})
+            "bytes_out": 0, "rows_in": 0, "rows_out": 0, "task_seconds": 0.0})
         ph["tasks"] += 1
         ph["bytes_in"] += r["bytes_in"]
         ph["bytes_out"] += r["bytes_out"]
+        ph["rows_in"] += r.get("rows_in", 0)
+        ph["rows_out"] += r.get("rows_out", 0)
         ph["task_seconds"] += r["seconds"]
+        if (r.get("counters") or {}).get("partitions_merged"):
+            ph["adds"] = True   # combiners that added each key's numbers
         stats.malformed += r["malformed"]
         if r["malformed_sample"] and not stats.malformed_sample:
             stats.malformed_sample = r["malformed_sample"]

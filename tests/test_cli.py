@@ -207,6 +207,7 @@ def test_stats_file_of_a_script(tiny, tmp_path):
     assert maps["tasks"] == 4 and reduces["tasks"] == 2      # 1.7 MB in 0.5 MB splits
     assert maps["bytes_in"] >= data and reduces["bytes_in"] > 0
     assert maps["task_seconds"] > 0
+    assert maps["rows_in"] > maps["rows_out"] > 0 and reduces["rows_in"] == maps["rows_out"]
     assert grouped["invocations"] == 6
     for s in (grouped, count):
         assert s["s3_get"] == s["s3_put"] == s["s3_list"] == s["s3_delete"] == 0

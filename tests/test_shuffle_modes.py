@@ -475,6 +475,9 @@ def test_combiners_add_only_when_the_maps_saw_keys_repeat(shape_tables):
         st = stats[0]
         assert st.combine_tasks >= 1 and st.groups_estimate is not None, sql
         assert ("partitions_merged" in st.counters) == adds, (sql, st.groups_estimate)
+        (comb,) = [p for p in st.phases.values() if p["kind"] == "combine"]
+        assert comb.get("adds", False) == adds   # what --stats says of the phase
+        assert (comb["rows_out"] < comb["rows_in"]) == adds
 
 
 @hsettings(max_examples=12, deadline=None,
