@@ -132,7 +132,7 @@ LAMBDA_REQUEST_S = 0.03
 LAMBDA_COLD_START_S = 0.5
 LAMBDA_FETCH_DEPTH = 12
 LAMBDA_COMBINE_DEPTH = COMBINE_FETCHES   # objects a combiner downloads at once
-LAMBDA_GET_BYTES = 16 * MB
+LAMBDA_GET_BYTES = 32 * MB
 #: CPU bytes per second of one task's loop at one vCPU, by task kind (the driver's
 #: estimates, from ``sqlmr bench`` on the AMPLab data: maps of the scans 1a-3b parse
 #: 110-150 MB/s, 1c, 3c and UDF maps 20-60; combiners copy bytes at about 370;
@@ -187,13 +187,13 @@ def lambda_stage(total_bytes: float, split: int, reducers: int, *, functions: in
     Hand check, 1 GB in 2 maps of 500 MB, 1 reducer: a map takes 3 x 0.03 +
     max(500/90, 500/120) s = 5.6456 s; the stage 0.5 + 5.6456 + (2 + 2) x 0.03 /
     12 = 6.1556 s.  Dollars: (2 x 5.6456 + 2 x 0.5) s x 1769/1024 GB x
-    $0.0000133334 = $0.00028316; 2 invocations $0.0000004; GETs 2 x (1 + 30
-    pieces) + 1 x (2 + 2) = 66 x $0.0000004 = $0.0000264; 3 PUTs $0.000015:
-    $0.000325.
+    $0.0000133334 = $0.00028316; 2 invocations $0.0000004; GETs 2 x (1 + 15
+    pieces of 32 MiB) + 1 x (2 + 2) = 36 x $0.0000004 = $0.0000144; 3 PUTs
+    $0.000015: $0.000313.
 
     >>> maps, s, usd = lambda_stage(1e9, 500_000_000, 1)
     >>> maps, round(s, 4), round(usd, 6)
-    (2, 6.1556, 0.000325)
+    (2, 6.1556, 0.000313)
 
     At 884 MB the loop gets 884 / 1769 of a vCPU and parses at 59.97 MB/s: the
     map takes 0.09 + 500/59.97 = 8.428 s.
@@ -235,13 +235,13 @@ def choose_lambda_split(total_bytes: float, reducers: int = 0, *, functions: int
 
     >>> c = choose_lambda_split(126.8e9, 473)
     >>> c.line()
-    'split: 256 MB at 1,024 MB memory (modeled: 473 maps, 5.6 s, $0.124; 64 MB at 1,769 MB: 1,890 maps, 6.9 s, $0.419)'
+    'split: 256 MB at 1,024 MB memory (modeled: 473 maps, 5.6 s, $0.122; 64 MB at 1,769 MB: 1,890 maps, 6.9 s, $0.418)'
 
     A map-only scan of 6.38 GB (1a) keeps 64 MiB.  A small input keeps the
     smallest split; with a function of 512 MB, that is the only memory.
 
     >>> choose_lambda_split(6.38e9).line()
-    'split: 64 MB at 1,024 MB memory (modeled: 96 maps, 1.6 s, $0.00269; 64 MB at 1,769 MB: 96 maps, 1.3 s, $0.00365)'
+    'split: 64 MB at 1,024 MB memory (modeled: 96 maps, 1.6 s, $0.00261; 64 MB at 1,769 MB: 96 maps, 1.3 s, $0.00357)'
     >>> c = choose_lambda_split(1e6, 4, memory_mb=512)
     >>> c.size == 64 * MB, c.memory_mb
     (True, 512)
