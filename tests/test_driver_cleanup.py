@@ -300,6 +300,31 @@ def test_a_killed_worker_is_replaced_and_the_job_succeeds(env, data):
     assert _leftovers(home) == []
 
 
+def test_a_deep_tmpdir_does_not_break_the_fork_server(env, data, tmp_path):
+    """A Unix socket's path has at most 107 bytes: under a $TMPDIR that deep,
+    the fork server's socket goes in /tmp and the query runs."""
+    e, home, _ = env
+    deep = tmp_path / ("d" * 60) / ("e" * 40)
+    deep.mkdir(parents=True)
+    assert len(str(deep)) > 107 - len("/pymp-xxxxxxxx/listener-xxxxxxxx")
+    script = tmp_path / "embed.py"
+    script.write_text(   # other threads: the driver starts a fork server
+        "import threading, time\n"
+        "from sqlmr.config import Settings\n"
+        "from sqlmr.session import Session\n"
+        "from sqlmr.backends.local import start_method\n"
+        "if __name__ == '__main__':\n"
+        "    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+        "    assert start_method() == 'forkserver'\n"
+        "    s = Session(Settings(workers=2, split_mb=0.25))\n"
+        f"    for r in s.execute({GROUP_BY!r}):\n"
+        "        print('\\n'.join(f'{row[0]},{row[1]}' for row in [('k', 'n')] + list(r.rows)))\n")
+    r = subprocess.run([sys.executable, str(script)], env={**e, "TMPDIR": str(deep)},
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert _parse(r.stdout) == _expected(data[1])
+
+
 def test_a_sweep_removes_only_what_a_dead_claim_lists_and_sqlmr_creates(tmp_path, sqlmr_home):
     """A claim file lists paths; a sweep removes them only once the owner is
     dead, and only if they have the shape of sqlmr's folders (a corrupt or

@@ -131,6 +131,33 @@ def _init_worker(environ: dict[str, str], driver: int = 0, deathsig: bool = Fals
         tempfile.tempdir = temp
 
 
+#: Bytes of a Unix socket's path on Linux (sun_path, its NUL included).
+SOCKET_PATH_MAX = 108
+
+
+def short_socket_folder() -> str:
+    """The folder multiprocessing keeps its fork server's socket in, made in
+    ``/tmp`` when one in ``$TMPDIR`` would give the socket a path longer than
+    a Unix socket allows (a deep ``$TMPDIR`` otherwise fails the run with
+    "AF_UNIX path too long"; Python 3.13 does the same).  Made once per
+    process, as multiprocessing makes it.
+
+    >>> import os; os.path.isdir(short_socket_folder())
+    True
+    """
+    from multiprocessing import util
+    # as multiprocessing names them: <tmp>/pymp-xxxxxxxx/listener-xxxxxxxx
+    if len(os.path.join(tempfile.gettempdir(), "pymp-xxxxxxxx", "listener-xxxxxxxx")) \
+            < SOCKET_PATH_MAX - 4 or not os.path.isdir("/tmp"):
+        return util.get_temp_dir()
+    saved = tempfile.tempdir
+    tempfile.tempdir = "/tmp"
+    try:
+        return util.get_temp_dir()   # made now in /tmp, kept for the process
+    finally:
+        tempfile.tempdir = saved
+
+
 def _run_task(event: Event) -> dict:
     """Run one task in a worker; failures come back as data with the traceback."""
     from runtime.handler import handle
@@ -172,6 +199,7 @@ class LocalBackend:
         main thread, it also dies with the driver, and its workers with it
         (PR_SET_PDEATHSIG fires when the forking *thread* ends)."""
         from multiprocessing import forkserver
+        short_socket_folder()
         preload = ["runtime.handler", "runtime.shuffle", "runtime.sqlfuncs"]
         guard = threading.current_thread() is threading.main_thread()
         if guard:
