@@ -196,11 +196,11 @@ def test_sigterm_cancels_the_job_like_ctrl_c(env, data):
     assert list(tmp.iterdir()) == []
 
 
-def test_forkserver_workers_die_with_a_killed_driver(env, data, tmp_path):
-    """A driver with other threads (a REPL, an embedding program) uses a fork
-    server: its workers' parent is the fork server, not the driver."""
-    e, home, _ = env
-    script = tmp_path / "embed.py"
+def _embedding_script(folder: Path, split_mb: float, per_result: str) -> Path:
+    """A program that runs GROUP_BY through a Session while another thread
+    exists (as a REPL or an embedding program does): its driver uses a fork
+    server.  ``per_result``: a statement on each result ``r``."""
+    script = folder / "embed.py"
     script.write_text(
         "import threading, time\n"
         "from sqlmr.config import Settings\n"
@@ -209,9 +209,17 @@ def test_forkserver_workers_die_with_a_killed_driver(env, data, tmp_path):
         "if __name__ == '__main__':\n"
         "    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
         "    assert start_method() == 'forkserver'\n"
-        "    s = Session(Settings(workers=2, split_mb=64))\n"  # a task of seconds
+        f"    s = Session(Settings(workers=2, split_mb={split_mb!r}))\n"
         f"    for r in s.execute({GROUP_BY!r}):\n"
-        "        list(r.rows)\n")
+        f"        {per_result}\n")
+    return script
+
+
+def test_forkserver_workers_die_with_a_killed_driver(env, data, tmp_path):
+    """A driver with other threads (a REPL, an embedding program) uses a fork
+    server: its workers' parent is the fork server, not the driver."""
+    e, home, _ = env
+    script = _embedding_script(tmp_path, 64, "list(r.rows)")   # a task of seconds
     proc = subprocess.Popen([sys.executable, str(script)], env=e, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     below = _job_running(proc, home, workers=3)  # fork server, a worker, resource tracker
@@ -307,18 +315,8 @@ def test_a_deep_tmpdir_does_not_break_the_fork_server(env, data, tmp_path):
     deep = tmp_path / ("d" * 60) / ("e" * 40)
     deep.mkdir(parents=True)
     assert len(str(deep)) > 107 - len("/pymp-xxxxxxxx/listener-xxxxxxxx")
-    script = tmp_path / "embed.py"
-    script.write_text(   # other threads: the driver starts a fork server
-        "import threading, time\n"
-        "from sqlmr.config import Settings\n"
-        "from sqlmr.session import Session\n"
-        "from sqlmr.backends.local import start_method\n"
-        "if __name__ == '__main__':\n"
-        "    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
-        "    assert start_method() == 'forkserver'\n"
-        "    s = Session(Settings(workers=2, split_mb=0.25))\n"
-        f"    for r in s.execute({GROUP_BY!r}):\n"
-        "        print('\\n'.join(f'{row[0]},{row[1]}' for row in [('k', 'n')] + list(r.rows)))\n")
+    script = _embedding_script(
+        tmp_path, 0.25, "print('\\n'.join(f'{row[0]},{row[1]}' for row in [('k', 'n')] + list(r.rows)))")
     r = subprocess.run([sys.executable, str(script)], env={**e, "TMPDIR": str(deep)},
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
