@@ -187,7 +187,7 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
     >>> choose_shuffle(40, 10, backend="lambda").reason
     'direct: 40 maps × 10 reducers = 420 GETs; combiners would save too little'
     >>> choose_shuffle(4, 2, "combine", "local", adds=True).reason.endswith(
-    ...     "2 combiners of 2 map outputs adding each key's numbers")
+    ...     "2 combiners of 2 map outputs adding each key's numbers if keys repeat enough")
     True
     >>> choose_shuffle(1, 1, "combine").mode     # nothing to combine
     'direct'
@@ -202,7 +202,8 @@ def choose_shuffle(maps: int, reducers: int, setting: str = "auto", backend: str
     shape = (f"{maps:,} map{'s' if maps != 1 else ''} × {reducers:,} "
              f"reducer{'s' if reducers != 1 else ''} = {_count(d_gets)} GETs")
     with_c = (f"{_count(c_gets)} with {combiners:,} combiner{'s' if combiners != 1 else ''} "
-              f"of {group:,} map outputs" + (" adding each key's numbers" if adds else ""))
+              f"of {group:,} map outputs"
+              + (" adding each key's numbers if keys repeat enough" if adds else ""))
     if reducers <= 0 or maps <= 1 or combiners >= maps:
         mode, why = "direct", f"direct: {shape}; nothing to combine"
     elif setting != "auto":
