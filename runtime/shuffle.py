@@ -972,7 +972,8 @@ def combine(objects: list[dict], out, chunk: int = 8 << 20, merge: str | None = 
     never sorted runs) a partition's numbers of the same key are added
     (:func:`merge_pairs`) while that pays (:data:`MERGE_MAX_RATIO`).
     ``counts``, when given, receives ``records_in`` (and when adding: the
-    partitions ``merged`` and ``copied``, and the partitions' ``data_bytes``).  Returns the new file's index.
+    partitions ``merged`` and ``copied``, and the partitions' ``data_bytes``).
+    Returns the new file's index.
 
     >>> import os, io, tempfile
     >>> d = tempfile.mkdtemp(); objs = []

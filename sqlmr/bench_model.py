@@ -604,12 +604,9 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
     single_reduce = {m.stage for m in measured if m.kind == "reduce" and m.single}
     combine_cpu = [m.seconds / m.bytes_in for m in measured
                    if m.kind == "combine" and m.bytes_in and not m.adds]
-    add_cpu = {m.stage: m.seconds / m.shuffle_bytes for m in measured
-               if m.kind == "combine" and m.adds and m.shuffle_bytes}
-    # what the maps shuffled, where combiners that added read it (the
-    # reducers read what they wrote)
-    combined_in = {m.stage: m.shuffle_bytes for m in measured
-                   if m.kind == "combine" and m.adds and m.shuffle_bytes}
+    # combiners that added here: their CPU per byte, and what the maps
+    # shuffled (they read it; the reducers read what they wrote)
+    added = {m.stage: m for m in measured if m.kind == "combine" and m.adds and m.shuffle_bytes}
 
     def planned(stage: int, fallback: float) -> int:
         if stage not in reduced:
@@ -679,7 +676,7 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
             maps = stage_maps.get(m.stage, [])
             k = (sum(p.bytes_in for p, _ in maps) / sum(p.bytes_in / kk for p, kk in maps)
                  if maps and all(p.bytes_in for p, _ in maps) else (ratios[-1] if ratios else 1.0))
-            shuffled = combined_in.get(m.stage, m.bytes_in) * k
+            shuffled = (added[m.stage].shuffle_bytes if m.stage in added else m.bytes_in) * k
             sources = sum(p.tasks for p, _ in maps) or (phases[-1].tasks if phases else 1)
             plan_r = planned(m.stage, shuffled)
             fine = shuffle_plan.fine_partitions(plan_r, "lambda")
@@ -704,24 +701,26 @@ def scale_phases(measured: list[Measured], data_bytes: dict[str, float], model: 
                     adds=bool(code.merge_max_ratio) and m.stage in (adding or {}))
                 shuffle_reason = chosen.reason
                 if chosen.mode == "combine":
-                    per_combiner = stage_rows.get(m.stage, 0.0) / chosen.combiners
+                    rows_each = stage_rows.get(m.stage, 0.0) / chosen.combiners
                     groups = (adding or {}).get(m.stage)
                     if (code.merge_max_ratio and m.stage in (adding or {})
-                            and shuffle_plan.combiners_add(per_combiner, groups,
+                            and shuffle_plan.combiners_add(rows_each, groups,
                                                            code.merge_max_ratio)):
                         # combiners that add, as the driver chooses them from the
                         # groups (it judges them from the maps; here they are the
                         # result's): each object's index, then rounds of
                         # partitions, one ranged GET of each object a round, read
-                        # ahead while it adds (the reducers' loop: decode, add by
-                        # key, encode; their CPU per byte); groups unknown: it
-                        # copies after its sample (share 1)
-                        share = shuffle_plan.added_share(per_combiner, groups,
+                        # ahead while it adds (CPU per byte measured when they ran
+                        # here, else the reducers': the same decode, add, encode);
+                        # groups unknown: it copies after its sample (share 1)
+                        share = shuffle_plan.added_share(rows_each, groups,
                                                          code.merge_max_ratio)
-                        per_comb = shuffled / chosen.combiners
-                        rounds = max(1, math.ceil(per_comb / (code.add_round_bytes or math.inf)))
+                        bytes_each = shuffled / chosen.combiners
+                        rounds = max(1, math.ceil(bytes_each / (code.add_round_bytes or math.inf)))
+                        add_cpu = (added[m.stage].seconds / added[m.stage].shuffle_bytes
+                                   if m.stage in added else per_byte)
                         comb = Phase("combine", chosen.combiners, shuffled, shuffled * share,
-                                     add_cpu.get(m.stage, per_byte) if share < 1.0 else
+                                     add_cpu if share < 1.0 else
                                      (combine_cpu[0] if combine_cpu else 0.0), 0.0,
                                      gets_per_task=sources / chosen.combiners * (1 + rounds),
                                      label=(f"combine, adding each key's numbers "

@@ -933,9 +933,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
     for f in stage.feeds:
         feeding.extend(outputs[f.id])
     feeding = [o for o in feeding if o["rows"]]
-    sizes = [0] * max(1, plan.fine)
-    for o in feeding:   # bytes of each fine partition, over every output
-        sizes = list(map(int.__add__, sizes, o["sizes"]))
+    sizes = partition_bytes(feeding, plan.fine)
     ranges = reduce_ranges(plan, sizes, settings)
     if not ranges and stage.reducers == "one":
         ranges = [(0, max(1, plan.fine))]
@@ -963,10 +961,7 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
             # combiners that added a key's numbers wrote less than the maps:
             # the reducers are sized from what they wrote (Spark's adaptive
             # coalescing, one level later)
-            sizes = [0] * max(1, plan.fine)
-            for o in feeding:
-                sizes = list(map(int.__add__, sizes, o["sizes"]))
-            ranges = reduce_ranges(plan, sizes, settings) or ranges
+            ranges = reduce_ranges(plan, partition_bytes(feeding, plan.fine), settings) or ranges
     list_uri = storage.join(work, f"s{stage.id}-shuffle.json")
     storage.write_bytes(list_uri, _encode_list([shuffle.listed(o) for o in feeding]))
     stats.puts += 1
@@ -997,6 +992,21 @@ def _run_stage(job_id: str, plan: StagePlan, by_id: dict[int, StagePlan],
         stats.bytes_shuffled += sum(r["bytes_out"] for r in reduce_results)
     samples[stage.id] = [row for r in reduce_results for row in r.get("sample", ())]
     return [r["output"] for r in reduce_results if r["output"]]
+
+
+def partition_bytes(outputs: list[dict], fine: int) -> list[int]:
+    """Bytes of each fine partition, summed over every output (each reports
+    its partitions' ``sizes``; an output with fewer partitions adds nothing
+    past its last).
+
+    >>> partition_bytes([{"sizes": [1, 2, 3]}, {"sizes": [10, 20]}], 3)
+    [11, 22, 3]
+    """
+    sizes = [0] * max(1, fine)
+    for o in outputs:
+        for p, n in enumerate(o["sizes"][:len(sizes)]):
+            sizes[p] += n
+    return sizes
 
 
 def _encode_list(objects: list[dict]) -> bytes:

@@ -781,6 +781,29 @@ def test_measured_maps_write_partitions_as_at_5nodes(data, monkeypatch):
     assert json.loads(out)["queries"][0]["check"] == "✓"
 
 
+def test_a_query_whose_combiners_add_is_measured_through_combiners(data, monkeypatch):
+    """2a's stage adds each key's numbers in combiners on Lambda: its measured
+    run passes the shuffle through combiners too, so the model gets their CPU
+    measured; told ``--shuffle direct``, the model has none and neither does
+    the run."""
+    kinds: list[list[str]] = []
+    record = bench.BenchSession._record
+
+    def spy(self, events, results):
+        kinds[-1].extend(ev["kind"] for ev in events)
+        return record(self, events, results)
+
+    monkeypatch.setattr(bench.BenchSession, "_record", spy)
+    for flags in ([], ["--shuffle", "direct"]):
+        kinds.append([])
+        code, out, err = run_bench("--scale", SCALE, "--runs", "1", "--workers", "2",
+                                   "--data", str(data), "--queries", "2a", "--format", "json",
+                                   *flags)
+        assert code == 0, err
+        assert json.loads(out)["queries"][0]["check"] == "✓"
+    assert "combine" in kinds[0] and "combine" not in kinds[1]
+
+
 def test_measured_partitions_follow_rows_per_partition():
     uv = {"uservisits": 254_000_000}
     assert bench.measured_partitions(["uservisits"], uv, 2, bm.LambdaModel()) == 256
