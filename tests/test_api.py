@@ -149,6 +149,38 @@ def test_context_manager_closes(tmp_path):
     assert c.closed
 
 
+def test_a_script_without_a_main_guard_runs_its_queries_once(tmp_path):
+    """A script that queries at top level, with no ``if __name__ ==
+    "__main__":`` guard, while another thread runs (so the pool uses a fork
+    server): its workers do not run the script again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "part-0").write_text("".join(f"k{i % 7},{i}\n" for i in range(5000)))
+    runs = tmp_path / "runs.txt"
+    script = tmp_path / "report.py"
+    script.write_text(
+        "import threading, time\n"
+        "import sqlmr\n"
+        "from sqlmr.backends.local import start_method\n"
+        f"open({str(runs)!r}, 'a').write('ran\\n')\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "assert start_method() == 'forkserver'\n"
+        f"con = sqlmr.connect(home={str(tmp_path / 'home')!r}, workers=2, split_mb=0.01)\n"
+        f"con.execute(\"CREATE EXTERNAL TABLE t (k STRING, n INT) ROW FORMAT DELIMITED FIELDS "
+        f"TERMINATED BY ',' LOCATION '{folder}'\")\n"
+        "print(con.execute('SELECT k, COUNT(*), SUM(n) FROM t GROUP BY k ORDER BY k').fetchall())\n")
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(repo)})
+    assert r.returncode == 0, r.stderr
+    expected = [(f"k{j}", len(range(j, 5000, 7)), sum(range(j, 5000, 7))) for j in range(7)]
+    assert r.stdout.strip() == str(expected)
+    assert runs.read_text() == "ran\n"
+
+
 def test_no_result_set_and_statement_messages(con, tmp_path):
     cur = con.cursor()
     cur.execute(f"CREATE TABLE copy LOCATION '{tmp_path / 'copy'}' AS SELECT k, n FROM t")

@@ -27,6 +27,9 @@ import threading
 import tempfile
 import time
 import traceback
+import types
+from contextlib import contextmanager
+from multiprocessing.context import ForkServerContext, ForkServerProcess
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -52,6 +55,45 @@ def start_method() -> str:
     except OSError:
         threads = threading.active_count()
     return "fork" if threads == 1 else "forkserver"
+
+
+@contextmanager
+def _caller_script_hidden():
+    """While a fork server worker starts: ``__main__`` is an empty module, so
+    multiprocessing does not tell the worker to import the caller's script.
+
+    multiprocessing makes a fork server's (or spawned) child run the parent's
+    main script again, as ``__mp_main__``, so that objects defined there
+    unpickle.  sqlmr's workers receive only task events (dicts) and sqlmr's
+    own functions, so they need nothing from it; running it again would
+    import the REPL's whole command line in every worker, and a script that
+    runs a query at top level, without an ``if __name__ == "__main__":``
+    guard, would run it again in every worker, which fails.  Only the
+    moment of a worker's launch sees the empty module."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is None:
+            sys.modules.pop("__main__", None)
+        else:
+            sys.modules["__main__"] = main
+
+
+class _WorkerProcess(ForkServerProcess):
+    """A fork server worker that does not run the caller's script again."""
+
+    @staticmethod
+    def _Popen(process_obj):
+        with _caller_script_hidden():
+            return ForkServerProcess._Popen(process_obj)
+
+
+class _WorkerContext(ForkServerContext):
+    """The fork server context whose processes are :class:`_WorkerProcess`."""
+
+    Process = _WorkerProcess
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -182,6 +224,7 @@ class LocalBackend:
             ctx = multiprocessing.get_context(start_method())
             if ctx.get_start_method() == "forkserver":
                 self._start_fork_server(ctx)
+                ctx = _WorkerContext()
             # PR_SET_PDEATHSIG fires when the *thread* that forked the worker
             # ends: safe for the fork server (its main thread forks) and for
             # a driver forking from its main thread, not from a passing thread
