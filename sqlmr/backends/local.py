@@ -28,10 +28,10 @@ import tempfile
 import time
 import traceback
 import types
-from contextlib import contextmanager
-from multiprocessing.context import ForkServerContext, ForkServerProcess
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from multiprocessing.context import ForkServerContext, ForkServerProcess
 
 from runtime.events import Event, Result, with_attempt
 from sqlmr import scratch
