@@ -120,6 +120,10 @@ def init(s: AggSlot, a: Code) -> str:
         return "1" if not a.nullable else f"(0 if {v} is None else 1)"
     if s.kind == "count_distinct":
         return f"{{{v}}}" if not a.nullable else f"(set() if {v} is None else {{{v}}})"
+    if s.kind in ("sum", "avg"):
+        v = _from_zero(a)
+    if s.kind == "sum" and a.nullable:
+        return f"(None if {a.code} is None else {v})"
     if s.kind in ("sum", "min", "max"):
         return v
     if s.kind == "udaf":   # NULLs are skipped, as SQL's aggregates do
@@ -128,8 +132,20 @@ def init(s: AggSlot, a: Code) -> str:
     if s.kind == "avg":
         if not a.nullable:
             return f"{v}, 1"
-        return f"(0 if {v} is None else {v}), (0 if {v} is None else 1)"
+        return f"(0 if {a.code} is None else {v}), (0 if {a.code} is None else 1)"
     raise AssertionError(s.kind)
+
+
+def _from_zero(a: Code) -> str:
+    """A group's first double as a sum that started at zero: Hive's SUM and
+    AVG start at +0.0, and +0.0 + -0.0 is +0.0, so a sum is never -0.0.
+
+    >>> _from_zero(Code("c1", "double", False)), _from_zero(Code("c1", "int", False))
+    ('(c1 + 0.0)', 'c1')
+    >>> -0.0 + 0.0, eval(_from_zero(Code("x", "double", False)), {"x": -0.0})
+    (0.0, 0.0)
+    """
+    return f"({a.code} + 0.0)" if a.type == "double" else a.code
 
 
 def update(s: AggSlot, a: Code, pos: int) -> list[str]:
@@ -146,7 +162,7 @@ def update(s: AggSlot, a: Code, pos: int) -> list[str]:
     if s.kind == "sum":
         if not a.nullable:
             return [f"{acc} += {v}"]
-        return guard(f"{acc} = {v} if {acc} is None else {acc} + {v}")
+        return guard(f"{acc} = {_from_zero(a)} if {acc} is None else {acc} + {v}")
     if s.kind in ("min", "max"):
         op = "<" if s.kind == "min" else ">"
         if not a.nullable:

@@ -121,6 +121,28 @@ def test_equal_keys_of_different_spellings_meet_in_one_group(session, tmp_path, 
     t.check("SELECT a.k, b.k FROM t7 a JOIN t7 b ON a.i = b.d")
 
 
+# ----------------------------------------------------------- SUM, AVG of -0.0
+
+@pytest.mark.parametrize("reducers", [1, 3])
+def test_a_sum_or_average_of_negative_zeros_is_positive_zero(session, tmp_path, reducers):
+    """Hive's SUM and AVG start at +0.0, and +0.0 + -0.0 is +0.0: a sum is
+    never -0.0 (DuckDB agrees), whichever path a group takes (the first row,
+    a NULL before it, a scalar aggregate, partial sums of several maps).
+    MIN keeps the -0.0 it read."""
+    from difftest import gz_bytes
+    session.settings.reducers = reducers
+    t = Tables(session, tmp_path)
+    t.add("tz", T2, {"p0": b"a,1,-0.0\na,2,-0.0\nb,3,\\N\nb,4,-0.0\nc,5,1.5\nc,6,-1.5\n",
+                     "p1.gz": gz_bytes(["a,7,-0.0", "d,8,-0.0"])})
+    got = rows(t, "SELECT k, CAST(SUM(d) AS STRING), CAST(AVG(d) AS STRING), CAST(MIN(d) AS STRING) "
+                  "FROM tz GROUP BY k ORDER BY k")
+    assert got == [["a", "0.0", "0.0", "-0.0"], ["b", "0.0", "0.0", "-0.0"],
+                   ["c", "0.0", "0.0", "-1.5"], ["d", "0.0", "0.0", "-0.0"]]
+    assert rows(t, "SELECT CAST(SUM(d) AS STRING), CAST(AVG(d) AS STRING) FROM tz WHERE k IN ('a', 'd')") \
+        == [["0.0", "0.0"]]
+    t.check("SELECT k, CAST(SUM(d) AS STRING), CAST(AVG(d) AS STRING), COUNT(d) FROM tz GROUP BY k")
+
+
 # ---------------------------------------------------------------------- LIKE
 
 def test_like_on_a_number_matches_its_text(tables):
