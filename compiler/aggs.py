@@ -164,10 +164,10 @@ def update(s: AggSlot, a: Code, pos: int) -> list[str]:
             return [f"{acc} += {v}"]
         return guard(f"{acc} = {_from_zero(a)} if {acc} is None else {acc} + {v}")
     if s.kind in ("min", "max"):
-        op = "<" if s.kind == "min" else ">"
+        wins = _wins(s.kind, v, acc, a.type == "double")
         if not a.nullable:
-            return [f"if {v} {op} {acc}:", f"    {acc} = {v}"]
-        return [f"if {v} is not None and ({acc} is None or {v} {op} {acc}):", f"    {acc} = {v}"]
+            return [f"if {wins}:", f"    {acc} = {v}"]
+        return [f"if {v} is not None and ({acc} is None or {wins}):", f"    {acc} = {v}"]
     if s.kind == "udaf":
         return guard(f"{acc} = {s.ref}.step({acc}, {v})")
     if s.kind == "avg":
@@ -188,13 +188,29 @@ def merge(s: AggSlot, pos: int) -> list[str]:
     if s.kind == "sum":
         return [f"if {r} is not None:", f"    {acc} = {r} if {acc} is None else {acc} + {r}"]
     if s.kind in ("min", "max"):
-        op = "<" if s.kind == "min" else ">"
-        return [f"if {r} is not None and ({acc} is None or {r} {op} {acc}):", f"    {acc} = {r}"]
+        return [f"if {r} is not None and ({acc} is None or {_wins(s.kind, r, acc, s.type == 'double')}):",
+                f"    {acc} = {r}"]
     if s.kind == "avg":
         return [f"{acc} += {r}", f"acc[{i + 1}] += r[{i + 1}]"]
     if s.kind == "udaf":
         return [f"{acc} = {s.ref}.merge({acc}, {r})"]
     raise AssertionError(s.kind)
+
+
+def _wins(kind: str, v: str, acc: str, double: bool) -> str:
+    """When value ``v`` replaces state ``acc`` of MIN or MAX.  Doubles order
+    as Hive's ``Double.compare`` orders them, NaN above every number: MAX is
+    NaN once one is read, MIN only when every value is (a NaN state gives way).
+
+    >>> _wins("min", "v", "a", False), _wins("max", "v", "a", True)
+    ('v < a', 'v > a or v != v')
+    >>> nan = float("nan")
+    >>> [eval(_wins("min", "v", "a", True), {"v": v, "a": a}) for v, a in [(1.0, nan), (nan, 1.0)]]
+    [True, False]
+    """
+    if kind == "min":
+        return f"{v} < {acc} or {acc} != {acc}" if double else f"{v} < {acc}"
+    return f"{v} > {acc} or {v} != {v}" if double else f"{v} > {acc}"
 
 
 def final(s: AggSlot, pos: int) -> tuple[str, bool]:

@@ -180,6 +180,25 @@ def test_order_by_without_limit_is_a_range_sort(sort_tables, sql):
     t.check(sql, ordered=True)
 
 
+def test_a_range_sort_puts_nan_above_every_number(session, tmp_path, monkeypatch):
+    """NaN ranks above every number in the boundaries drawn from the sample
+    and in each reducer's sort, so the reducers' outputs in key order are
+    one total order with the NaNs last (first, descending)."""
+    import random
+    import compiler.stages
+    monkeypatch.setattr(compiler.stages, "RANGE_SORT_BYTES", 0)
+    rnd = random.Random(5)
+    lines = [f"{i},{'NaN' if rnd.random() < 0.2 else repr(rnd.uniform(-9, 9))}" for i in range(4000)]
+    t = Tables(session, tmp_path)
+    t.add("tn", [("i", "int"), ("d", "double")],
+          {"p0": "\n".join(lines[:2000]).encode() + b"\n", "p1": "\n".join(lines[2000:]).encode() + b"\n"})
+    session.settings.split_mb = 0.01
+    session.settings.reducers = 4
+    for sql in ("SELECT d, i FROM tn ORDER BY d, i", "SELECT d, i FROM tn ORDER BY d DESC, i"):
+        assert "partition: key ranges" in list(session.execute("EXPLAIN " + sql))[0].message
+        t.check(sql, ordered=True)
+
+
 def test_range_sort_uses_several_reducers_and_ctas_keeps_the_order(sort_tables, tmp_path):
     t = sort_tables
     sql = ("SELECT sourceIP, adRevenue, destURL, visitDate FROM uv WHERE adRevenue IS NOT NULL "
