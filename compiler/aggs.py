@@ -122,7 +122,7 @@ def init(s: AggSlot, a: Code) -> str:
         return f"{{{v}}}" if not a.nullable else f"(set() if {v} is None else {{{v}}})"
     if s.kind in ("sum", "avg"):
         v = _from_zero(a)
-    if s.kind == "sum" and a.nullable:
+    if s.kind == "sum" and a.nullable and v != a.code:
         return f"(None if {a.code} is None else {v})"
     if s.kind in ("sum", "min", "max"):
         return v
