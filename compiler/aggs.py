@@ -120,19 +120,19 @@ def init(s: AggSlot, a: Code) -> str:
         return "1" if not a.nullable else f"(0 if {v} is None else 1)"
     if s.kind == "count_distinct":
         return f"{{{v}}}" if not a.nullable else f"(set() if {v} is None else {{{v}}})"
-    if s.kind in ("sum", "avg"):
-        v = _from_zero(a)
-    if s.kind == "sum" and a.nullable and v != a.code:
-        return f"(None if {a.code} is None else {v})"
-    if s.kind in ("sum", "min", "max"):
+    if s.kind in ("min", "max"):
         return v
+    if s.kind == "sum":
+        total = _from_zero(a)
+        return total if not a.nullable or total == v else f"(None if {v} is None else {total})"
     if s.kind == "udaf":   # NULLs are skipped, as SQL's aggregates do
         first = f"{s.ref}.step({s.ref}.init(), {v})"
         return first if not a.nullable else f"({s.ref}.init() if {v} is None else {first})"
     if s.kind == "avg":
+        total = _from_zero(a)
         if not a.nullable:
-            return f"{v}, 1"
-        return f"(0 if {a.code} is None else {v}), (0 if {a.code} is None else 1)"
+            return f"{total}, 1"
+        return f"(0 if {v} is None else {total}), (0 if {v} is None else 1)"
     raise AssertionError(s.kind)
 
 
