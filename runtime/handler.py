@@ -120,16 +120,58 @@ class TaskContext:
                     bad=None) -> Iterator[list]:
         """Blocks of records of a broadcast (small) table named in the event
         (as :meth:`blocks`; ``bad`` is told of a JSON line that is no object)."""
-        main = self.reader
+        main, table = self.reader, self.table
         for split in self.params["broadcast"][name]["splits"]:
             reader = formats.reader_of(split, fmt, BLOCK_BYTES, bad)
-            self.reader = reader   # strict mode names the broadcast file
+            self.reader = reader   # malformed rows name the broadcast file and table
+            self.table = split.get("table", "")
             self.partition = split.get("partition")
             try:
                 yield from reader
             finally:
                 self._count("broadcast_bytes_in", reader.bytes_read)
-                self.reader = main
+                self.reader, self.table = main, table
+
+    # A broadcast side is read by every task of its stage (or once per worker
+    # process, then kept), but each of its malformed rows must be counted once
+    # per job: the rows counted while a side is read travel with its hash
+    # table, and only the stage's task 0 reports them.
+    def side_mark(self) -> tuple:
+        """What is counted as malformed so far (taken before a side is read)."""
+        return (self.malformed, self.malformed_sample, self.malformed_first_line,
+                {k: v for k, v in self.counters.items() if k.startswith("malformed_")})
+
+    def side_read(self, mark: tuple) -> tuple:
+        """The malformed rows counted since ``mark`` (a side's, kept with its
+        table); a task other than 0 takes them back."""
+        n, sample, first, counters = mark
+        tally = (self.malformed - n,
+                 self.malformed_sample if self.malformed_sample != sample else "",
+                 self.malformed_first_line if self.malformed_first_line != first else "",
+                 {k: v - counters.get(k, 0) for k, v in self.counters.items()
+                  if k.startswith("malformed_") and v != counters.get(k, 0)})
+        if not self._reports_sides():
+            self.malformed, self.malformed_sample, self.malformed_first_line = n, sample, first
+            for k in tally[3]:
+                if k in counters:
+                    self.counters[k] = counters[k]
+                else:
+                    del self.counters[k]
+        return tally
+
+    def side_kept(self, tally: tuple) -> None:
+        """Report the malformed rows of a side this process read before."""
+        n, sample, first, counters = tally
+        if not n or not self._reports_sides():
+            return
+        self.malformed += n
+        self.malformed_sample = self.malformed_sample or sample
+        self.malformed_first_line = self.malformed_first_line or first
+        for k, v in counters.items():
+            self._count(k, v)
+
+    def _reports_sides(self) -> bool:
+        return self.event.get("task") == 0
 
     def side_batches(self, name: str) -> Iterator[list]:
         """Record batches of a broadcast input that an earlier stage wrote."""

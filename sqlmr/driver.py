@@ -357,13 +357,15 @@ def plan_job(job: Job, settings: Settings) -> list[StagePlan]:
                 if facts is not None:
                     small_partitions.append({**facts, "table": op.source.scan.table.name,
                                              "bytes": sum(n for _, n in small)})
-                splits = [{"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"),
+                name = op.source.scan.table.name   # malformed rows name their table
+                splits = [{"uri": u, "start": 0, "end": n, "gz": u.endswith(".gz"), "table": name,
                            **planned(u, n, stamps), **_partition(of, u)} for u, n in small if n]
                 if op.source.scan.sample is not None:   # cut to sample, as a scanned table is
                     cut = plan_splits([(u, n) for u, n in small], int(settings.split_mb * 2**20)
                                       if settings.split_mb > 0 else MIN_SPLIT, stamps)
                     kept, fact = _sampled(cut, op.source.scan)
-                    splits = [{**sp, **_partition(of, sp["uri"])} for t in kept for sp in t]
+                    splits = [{**sp, "table": name, **_partition(of, sp["uri"])}
+                              for t in kept for sp in t]
                     samples.append(fact)
                 broadcast[op.name] = {"splits": splits}
                 broadcast_bytes += sum(sp["end"] - sp["start"] for sp in splits)

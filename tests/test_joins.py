@@ -172,6 +172,38 @@ def test_cross_join_is_refused(session, tmp_path):
         t.sqlmr("SELECT * FROM rk, cc WHERE pageRank > 1")
 
 
+@pytest.mark.parametrize("broadcast_mb", [32, 0], ids=["broadcast", "reduce-side"])
+def test_malformed_rows_of_the_small_side_are_counted_once(session, tmp_path, broadcast_mb):
+    """Every map task reads a broadcast side (a worker keeps it for the
+    next), yet each of its malformed rows is counted once, with its sample,
+    as when the side is shuffled; the hint names the small side's table."""
+    from sqlmr.render import warning_lines
+    rk, uv, cc = join_fixture(pages=60, visits=900)
+    rk[0] = "pageURL,pageRank,avgDuration"      # a header line, not skipped
+    rk[9] = rk[9].split(",")[0] + ",many,3"     # an INT that is no number
+    t = Tables(session, tmp_path)
+    t.add("rk", RK, {"p": as_bytes(rk)})
+    t.add("uv", UV, {f"p{i}": as_bytes(uv[i::3]) for i in range(3)})
+    session.settings.split_mb = 0.01   # many map tasks, two workers: sides are kept and reused
+    session.settings.broadcast_mb = broadcast_mb
+    sql = "SELECT COUNT(*), SUM(r.pageRank) FROM uv u JOIN rk r ON u.destURL = r.pageURL"
+    res = list(session.execute(sql))[-1]
+    list(res.rows)
+    res.close()
+    assert res.stats.map_tasks >= 6
+    # pageURL is read as text, so the header line is malformed for its INT
+    # pageRank only: two rows of rk, each once
+    assert res.stats.malformed == 2
+    assert res.stats.malformed_sample in (rk[0], rk[9])
+    assert res.stats.counters["malformed_rows:rk"] == 2
+    assert not any(k.startswith("malformed_rows:") and k != "malformed_rows:rk"
+                   for k in res.stats.counters)
+    text = "\n".join(warning_lines(res))
+    assert "Warning: 2 malformed rows read as NULLs" in text
+    assert "1 malformed row of rk is the first line of a file, as a header line is" in text
+    t.check(sql)   # and the answer is DuckDB's over the same files
+
+
 # ------------------------------------------------------------ skew and memory
 
 class InProcessBackend:

@@ -23,21 +23,23 @@ def loader(gen: "PhaseGen", op: Probe) -> None:
     """The loader function of the broadcast hash table ``op`` probes."""
     src = gen.src
     gen.module.claim(f"_load_{op.name}")
-    gen.names.fixed("key", "d", "dget", "old", "lst", "bad", "_nul", "_parse_fields", "block",
+    gen.names.fixed("key", "kept", "mark", "d", "dget", "old", "lst", "bad", "_nul", "_parse_fields", "block",
                     "line", "f", "_bad", "batch", "r", "_parse_list", "_split_esc")
     src(f"def _load_{op.name}(ctx):")
     src.indent()
     src(f"key = (ctx.event['job'], {op.name!r})")
-    src("d = _BC.get(key)")
-    src("if d is not None:").indent()("return d").dedent()
+    src("kept = _BC.get(key)")
+    src("if kept is not None:").indent()
+    src("ctx.side_kept(kept[1])")("return kept[0]").dedent()
     src("for old in [k for k in _BC if k[0] != key[0]]:").indent()("del _BC[old]").dedent()
     src("d = {}")
     src("dget = d.get")
     source = op.source
     if isinstance(source, TableIn):
-        # malformed rows of a broadcast side are not counted (every task reads
-        # it); strict mode still fails on them
-        src("bad = ctx.bad if ctx.strict else (lambda line, why=None: None)")
+        # every task reads the side; its malformed rows are reported once
+        # (by task 0, :meth:`TaskContext.side_read`)
+        src("mark = ctx.side_mark()")
+        src("bad = ctx.bad")
         scan.bind_helpers(src, source.scan.table)
         fmt = scan.reader_format(source.scan)
         more = "" if fmt is None else f", {fmt!r}, bad"
@@ -52,7 +54,10 @@ def loader(gen: "PhaseGen", op: Probe) -> None:
         gen.bind(source.fields, "r", 0, env)
         _row(gen, op, env)
         src.dedent().dedent()
-    src("_BC[key] = d")
+    if isinstance(source, TableIn):
+        src("_BC[key] = (d, ctx.side_read(mark))")
+    else:
+        src("_BC[key] = (d, (0, '', '', {}))")
     src("return d")
     src.dedent()
     src()

@@ -36,7 +36,7 @@ _NUL = F.NULL_TEXT
 _JK = _itemgetter(0, 1)  # join shuffle order: key, then side tag
 _KEY0 = _itemgetter(0)
 _NOKEY = object()
-_BC = {}  # broadcast hash tables built in this process, by (job, name)
+_BC = {}  # broadcast hash tables built in this process, by (job, name): (table, malformed tally)
 
 
 class _Done(Exception):
