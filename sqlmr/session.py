@@ -81,6 +81,7 @@ class StatementResult:
 ProgressFactory = Callable[[], Callable[[str, int, int, int], None] | None]
 
 _LEAD = re.compile(r"\s*(\w+)(?:\s+(\w+))?", re.S)
+_REPL_COMMAND = re.compile(r"\s*(?:\\\S|\.[a-z]+\b)")   # \d, \dt, .tables: the REPL's own
 # Words a statement may start with: what sqlmr runs, and what it refuses by
 # name ("not supported yet: …") rather than as a misspelling
 _STATEMENT_WORDS = frozenset({
@@ -186,6 +187,8 @@ class Session:
             return self._explain(text)
         if first == "SET":
             return self._set(text)
+        if _REPL_COMMAND.match(text):
+            self._repl_command(text)
         if first and first not in _STATEMENT_WORDS:
             # `SELEC 1` would parse as an aliased expression and fail further on
             self._not_a_statement(text, m.group(1))
@@ -208,6 +211,16 @@ class Session:
             # `SELEC x` parses as an expression with an alias: not a statement at all
             self._not_a_statement(text, first or text.strip().split(None, 1)[0])
         raise UnsupportedError(f"{tree.key.upper()} statements", text, 0)
+
+    @staticmethod
+    def _repl_command(text: str) -> None:
+        """A REPL command (``\\d``, ``.tables``) in a script or ``-e``, where
+        only SQL runs: say so and what SQL does the same."""
+        lead = len(text) - len(text.lstrip())
+        word = text.split(None, 1)[0]
+        raise SqlError(f"'{word}' is a command of the interactive REPL; a script or -e runs SQL only",
+                       text, lead, "in SQL: DESCRIBE TABLE (\\d TABLE), SHOW TABLES (\\dt), "
+                       "SET name = value (\\set), SHOW FUNCTIONS")
 
     @staticmethod
     def _not_a_statement(text: str, word: str) -> None:

@@ -96,6 +96,18 @@ def test_caret_points_at_the_unknown_statement_word(small):
     assert lines[1].index("^") == lines[0].index("SELEC")
 
 
+@pytest.mark.parametrize("command", ["\\d t", "\\dt", ".tables"])
+def test_a_repl_command_in_a_script_says_what_sql_does_it(small, command):
+    """A script piped in (as psql's users do) runs SQL: a REPL command there is
+    named, with the SQL that does the same, after the statements before it ran."""
+    r = sqlmr("--no-timing", stdin=f"SELECT COUNT(*) FROM t;\n{command}\n")
+    check(r, 1, f"error: '{command.split()[0]}' is a command of the interactive REPL; "
+                "a script or -e runs SQL only", "DESCRIBE TABLE (\\d TABLE), SHOW TABLES (\\dt)")
+    assert "|          3 |" in r.stdout   # the SELECT before it ran
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"LINE 2: {command}" and lines[1].index("^") == lines[0].index(command)
+
+
 def test_explain_of_a_path_with_a_backslash(small):
     """The path is text in EXPLAIN's output, not a regex replacement template."""
     r = sqlmr("-e", "EXPLAIN INSERT OVERWRITE DIRECTORY '/tmp/x\\\\1' SELECT s FROM t")
