@@ -318,7 +318,7 @@ class Session:
         udf, temporary = udf_from_create(tree, text, self.base_dir)
         if self.settings.dry_run and not temporary:   # a temporary one changes only this session
             return StatementResult("message", text, message=(
-                f"dry run: would create function {udf.name}() from {udf.path}; "
+                f"dry run: would create function {udf.name} from {udf.path}; "
                 "the catalog is not changed"))
         if temporary:
             self.functions[udf.name] = udf
@@ -326,8 +326,9 @@ class Session:
             return StatementResult("message", text, message=f"function {udf.name} exists")
         kind = "temporary function" if temporary else "function"
         return StatementResult("message", text, message=(
-            f"created {kind} {udf.name}() -> {udf.returns.upper()}: {udf.module}.{udf.function} "
-            f"from {udf.path} (sha256 {udf.sha256[:12]}…)"))
+            f"created {kind} {udf.name} ({'aggregate' if udf.aggregate else 'scalar'}, returns "
+            f"{udf.returns.upper()}): {udf.module}.{udf.function} from {udf.path} "
+            f"(sha256 {udf.sha256[:12]}…)"))
 
     def _drop_function(self, tree: exp.Drop, text: str) -> StatementResult:
         names = [t.name for t in tree.args.get("tables") or [tree.this]]

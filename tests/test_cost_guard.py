@@ -246,7 +246,7 @@ def test_dry_run_of_writes_and_ddl_changes_nothing(data, sqlmr_home, tmp_path):
         assert "register table made (2 columns: k STRING, _c1 BIGINT)" in results[0].message
         assert f"replace the files at file://{out}" in results[1].message
         assert results[2].message.startswith("dry run: would drop table t (its files are kept)")
-        assert results[3].message.startswith("dry run: would create function f()")
+        assert results[3].message.startswith("dry run: would create function f from")
         # `made` is known to the rest of the dry run, but it has no files to plan
         with pytest.raises(SqlError, match="reads made, which an earlier statement would write"):
             list(s.execute("SELECT * FROM made"))

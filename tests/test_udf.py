@@ -111,8 +111,10 @@ GROUPED = ("SELECT url_host(u) h, COUNT(*) c, SUM(twice(n)) s FROM t "
 
 def test_a_temporary_udf_groups_like_python(work):
     s, rows, _ = work
-    rows_of(s, "CREATE TEMPORARY FUNCTION url_host AS 'udfs.url_host' USING FILE 'udfs.py';"
-               "CREATE TEMPORARY FUNCTION twice AS 'udfs.twice' USING FILE 'udfs.py'")
+    made = list(s.execute("CREATE TEMPORARY FUNCTION url_host AS 'udfs.url_host' USING FILE 'udfs.py';"
+                          "CREATE TEMPORARY FUNCTION twice AS 'udfs.twice' USING FILE 'udfs.py'"))
+    assert made[1].message.startswith("created temporary function twice (scalar, returns BIGINT): "
+                                      "udfs.twice from ")
     got = rows_of(s, GROUPED)
     assert got == expected_hosts(rows)
     # the declared types travel through the plan: twice() is a BIGINT summed as one
