@@ -33,6 +33,7 @@ LIMIT) is :func:`compiler.plan.select_parts`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Union
 
@@ -218,6 +219,46 @@ def _own_nodes(select: exp.Select):
         n, (exp.Subquery, exp.Select)))
 
 
+def refuse_subqueries_outside_from(tree: exp.Expression, sql: str) -> None:
+    """Refuse a subquery in WHERE, SELECT or HAVING (``IN (SELECT …)``,
+    ``EXISTS``, a scalar subquery) before names are checked: a correlated
+    one's outer alias would otherwise read as an unknown table.
+
+    >>> import sqlglot
+    >>> sql = "SELECT a FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.b = t.a)"
+    >>> refuse_subqueries_outside_from(sqlglot.parse_one(sql), sql)
+    Traceback (most recent call last):
+    compiler.errors.UnsupportedError: not supported yet: subqueries outside FROM
+    >>> refuse_subqueries_outside_from(sqlglot.parse_one("SELECT a FROM (SELECT 1 a) q"), "")
+    """
+    for select in tree.find_all(exp.Select):
+        items = _from_items(select)
+        for node in _own_nodes(select):
+            if isinstance(node, (exp.Subquery, exp.Exists)) and node is not select \
+                    and not any(node is i for i in items):
+                raise _subquery_error(node, sql)
+
+
+_SUBQUERY_OPEN = re.compile(r"\(\s*(?:SELECT|WITH)\b", re.I)
+
+
+def _subquery_error(node: exp.Expression, sql: str) -> UnsupportedError:
+    test = node if isinstance(node, exp.Exists) else node.parent
+    hint = None
+    if isinstance(test, (exp.Exists, exp.In)):   # a semi-join, or an anti-join under NOT
+        join = "FROM t JOIN (SELECT DISTINCT k FROM u) s ON t.k = s.k"
+        if isinstance(test.parent, exp.Not):
+            join = ("FROM t LEFT JOIN (SELECT DISTINCT k FROM u) s ON t.k = s.k WHERE s.k IS NULL"
+                    + (" (NOT IN also keeps no row when u.k holds a NULL)"
+                       if isinstance(test, exp.In) else ""))
+        hint = f"a join in FROM does the same: … {join}"
+    at = _start(node)   # a name or literal inside it: point at its "(SELECT"
+    opens = list(_SUBQUERY_OPEN.finditer(sql, 0, at)) if at is not None else []
+    if opens:
+        at = opens[-1].start()
+    return UnsupportedError("subqueries outside FROM", sql, at, hint)
+
+
 def build_block(select: exp.Expression, original: exp.Expression,
                 catalog: Mapping[str, Table], dialect: str, sql: str,
                 top: bool = True) -> Block:
@@ -237,7 +278,7 @@ def build_block(select: exp.Expression, original: exp.Expression,
             raise UnsupportedError("window functions", sql, _start(node))
         if isinstance(node, (exp.Subquery, exp.Exists)) and node is not select:
             if not _is_from_item(select, node):
-                raise UnsupportedError("subqueries outside FROM", sql, _start(node))
+                raise _subquery_error(node, sql)
 
     if select.args.get("from_") is None:
         return _no_from_block(select, original, dialect, sql, top)

@@ -62,8 +62,9 @@ class SqlError(Exception):
 class UnsupportedError(SqlError):
     """Valid SQL that sqlmr does not compile yet (never answered wrongly)."""
 
-    def __init__(self, what: str, sql: str | None = None, offset: int | None = None) -> None:
-        super().__init__(f"not supported yet: {what}", sql, offset)
+    def __init__(self, what: str, sql: str | None = None, offset: int | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(f"not supported yet: {what}", sql, offset, hint)
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:

@@ -1117,7 +1117,7 @@ class ExprCompiler:
         """INSTR(s, sub) / LOCATE(sub, s): 1-based, 0 when absent."""
         for arg in ("position", "occurrence"):
             if node.args.get(arg) is not None:
-                raise self._error(f"{_function_name(node)} with a start {arg}", node)
+                raise self._error(f"{function_name(node)} with a start {arg}", node)
         s, sub = self._text(node.this), self._text(node.args["substr"])
         out = self._guard([s, sub], lambda a, b: f"({a}.find({b}) + 1)")
         return Code(out.code, "int", out.nullable)
@@ -1285,12 +1285,12 @@ def shown(node: exp.Expression) -> str:
     return node.copy().transform(strip).sql(dialect="hive")
 
 
-def _function_name(node: exp.Func) -> str:
+def function_name(node: exp.Func) -> str:
     """A function's name as Hive spells the call (sqlglot's class names are its
     own: UNIX_TIMESTAMP is StrToUnix).
 
     >>> import sqlglot
-    >>> _function_name(sqlglot.parse_one("UNIX_TIMESTAMP(s)", read="hive"))
+    >>> function_name(sqlglot.parse_one("UNIX_TIMESTAMP(s)", read="hive"))
     'UNIX_TIMESTAMP'
     """
     if isinstance(node, exp.Anonymous):
@@ -1301,7 +1301,7 @@ def _function_name(node: exp.Func) -> str:
 
 def _describe(node: exp.Expression) -> str:
     if isinstance(node, exp.Func):
-        return f"function {_function_name(node)}()"
+        return f"function {function_name(node)}()"
     return f"{node.key.upper()} expression ({node.sql(dialect='hive')[:60]})"
 
 

@@ -17,7 +17,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from compiler.blocks import Block, build_block
+from compiler.blocks import Block, build_block, refuse_subqueries_outside_from
 from compiler.codegen import generate_stages
 from compiler.errors import SqlError, UnsupportedError
 from compiler.exprs import deep_recursion, nesting_error, pin_current_date
@@ -122,6 +122,7 @@ def _compile_select(sql: str, original: exp.Expression, catalog: Mapping[str, Ta
     restore_char_lengths(original, sql, dialect)   # before copies change the tree's shape
     shaped = rewrite(original, sql, dialect)
     original = shaped.tree
+    refuse_subqueries_outside_from(original, sql)
     for select in original.find_all(exp.Select):   # derived tables too: before qualifying
         check_names(select, catalog, sql)
     qualified = qualify_query(original, catalog, dialect, sql)

@@ -26,7 +26,7 @@ import sqlglot
 from sqlglot import exp
 
 from compiler.errors import SqlError, UnsupportedError
-from compiler.exprs import expr_key
+from compiler.exprs import expr_key, function_name
 from compiler.resolve import _start
 from compiler.schema import Table
 from compiler.udfs import UserAgg, mark_aggregates
@@ -232,7 +232,7 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
     for e in selects + ([having] if having is not None else []) + [o.this for o in order_nodes]:
         for agg in e.find_all(exp.AggFunc):
             if not isinstance(agg, AGGREGATES):
-                raise UnsupportedError(f"aggregate function {agg.sql_name()}()", sql, _start(agg))
+                raise UnsupportedError(f"aggregate function {function_name(agg)}()", sql, _start(agg))
             if any(isinstance(a, exp.AggFunc) for a in agg.this.find_all(exp.AggFunc)) if agg.this else False:
                 raise SqlError("aggregates cannot be nested", sql, _start(agg))
             aggs.setdefault(expr_key(agg), agg)
