@@ -807,6 +807,22 @@ class ExprCompiler:
             return Code(out.code, "string", out.nullable)
         return self._call("F.concat", parts, "string")
 
+    def _v_ConcatWs(self, node: exp.ConcatWs) -> Code:
+        """Hive's CONCAT_WS(sep, s1, s2, …): NULL arguments are skipped, a
+        NULL separator gives NULL; the arguments are text (as Hive checks)."""
+        if len(node.expressions) < 2:
+            raise SqlError("CONCAT_WS needs a separator and at least one string", self.sql,
+                           _offset(node))
+        parts = [self.value(e) for e in node.expressions]
+        for i, (part, e) in enumerate(zip(parts, node.expressions), 1):
+            if part.type not in (None, "string"):
+                raise SqlError(f"CONCAT_WS takes text: argument {i} is {part.type.upper()} "
+                               f"(write CAST(… AS STRING))", self.sql, _offset(e))
+        sep, rest = parts[0], [p.code for p in parts[1:]]
+        if sep.nullable or any(p.nullable for p in parts[1:]):
+            return Code(f"F.concat_ws({sep.code}, {', '.join(rest)})", "string", sep.nullable)
+        return Code(f"{sep.code}.join(({', '.join(rest)},))", "string", False)
+
     def _v_DPipe(self, node: exp.DPipe) -> Code:
         """``a || b || c`` is CONCAT(a, b, c): one call, not one per operator."""
         chain = self._left_chain(node, (exp.DPipe,))

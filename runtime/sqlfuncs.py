@@ -303,6 +303,17 @@ def concat(*parts: Any) -> str | None:
     return "".join(to_text(p) for p in parts)
 
 
+def concat_ws(sep: str | None, *parts: str | None) -> str | None:
+    """Hive's CONCAT_WS: the non-NULL parts joined by ``sep``; NULL when ``sep`` is.
+
+    >>> concat_ws("-", "a", None, "b"), concat_ws(None, "a"), concat_ws(",", None)
+    ('a-b', None, '')
+    """
+    if sep is None:
+        return None
+    return sep.join([p for p in parts if p is not None])
+
+
 def to_text(v: Any) -> str:
     """SQL text of a value (CAST … AS STRING, CONCAT)."""
     if isinstance(v, bool):

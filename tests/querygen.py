@@ -468,6 +468,9 @@ class Gen:
             return E(f"CAST({a.h} AS {ty})", f"CAST({a.d} AS VARCHAR)", "string")
         if k == 5:
             parts = [self.text(scope, depth - 1) for _ in range(r.randint(2, 3))]
+            if r.random() < 0.3:   # separator first; NULL parts skipped in both engines
+                args = ", ".join(p.h for p in parts)
+                return E(f"CONCAT_WS({args})", f"CONCAT_WS({', '.join(p.d for p in parts)})", "string")
             return E(f"COALESCE({', '.join(p.h for p in parts)})", f"COALESCE({', '.join(p.d for p in parts)})", "string")
         if k in (6, 7):
             return self.case(scope, "string", depth, lambda: self.text(scope, depth - 1))

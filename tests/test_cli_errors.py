@@ -73,6 +73,8 @@ QUERY = [
     ("WITH RECURSIVE a AS (SELECT s FROM t) SELECT * FROM a", "not supported yet: WITH RECURSIVE"),
     ("SELECT s FROM t INTERSECT SELECT s FROM t", "not supported yet: INTERSECT"),
     ("SELEC x;", "syntax error: 'SELEC' does not start a statement sqlmr knows"),
+    ("SELECT CONCAT_WS('-', s, i) FROM t", "CONCAT_WS takes text: argument 3 is INT (write CAST(… AS STRING))"),
+    ("SELECT CONCAT_WS('-') FROM t", "CONCAT_WS needs a separator and at least one string"),
     ("SELECT * FROM read_parquet('x.parquet')",
      "not supported yet: table functions in FROM (read_parquet("),
     ("SELECT * FROM (SELECT * FROM read_parquet('x.parquet')) q",

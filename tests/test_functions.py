@@ -143,6 +143,9 @@ TEXT_CASES = [
     ("LPAD(s, i, '*')", "CASE WHEN i >= 0 THEN LPAD(s, i, '*') END"),
     ("RPAD(s, i, '-=')", "CASE WHEN i >= 0 THEN RPAD(s, i, '-=') END"),
     ("REPLACE(s, 'a', 'AA')", None), ("REPLACE(s, ',', '')", None),
+    # NULL parts are skipped, a NULL separator is NULL (both engines)
+    ("CONCAT_WS('-', s, p)", None), ("CONCAT_WS(p, k, s)", None), ("CONCAT_WS('', k, 'x')", None),
+    ("CONCAT_WS(', ', s, CAST(i AS STRING), NULL, k)", None), ("CONCAT_WS('|', s)", None),
     ("NVL(s, 'none')", "COALESCE(s, 'none')"), ("NVL(i, -1)", "COALESCE(i, -1)"),
     # Hive's GREATEST / LEAST are NULL when an argument is; DuckDB's skip NULLs
     ("GREATEST(i, x, 0)", "CASE WHEN i IS NOT NULL AND x IS NOT NULL THEN GREATEST(i, x, 0) END"),
