@@ -10,6 +10,7 @@ hint: did you mean 'pageURL'?
 
 from __future__ import annotations
 
+import copy
 import difflib
 from typing import Iterable
 
@@ -52,8 +53,9 @@ class SqlError(Exception):
 
     def shifted(self, sql: str, by: int) -> "SqlError":
         """The same error placed in a larger text (a script holding the statement)."""
-        return SqlError(self.message, sql, None if self.offset is None else self.offset + by,
-                        self.hint)
+        moved = copy.copy(self)   # the same class: callers tell unsupported from wrong SQL
+        moved.sql, moved.offset = sql, None if self.offset is None else self.offset + by
+        return moved
 
     def __str__(self) -> str:
         return self.message

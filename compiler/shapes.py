@@ -13,6 +13,8 @@
   ordered, limited or made distinct (``UNION``), becomes ``SELECT [DISTINCT]
   * FROM (… UNION ALL …) ORDER BY … LIMIT …``, so the planner sees UNION ALL
   only as a derived table.  INTERSECT, EXCEPT and UNION BY NAME are refused.
+- ``IN (SELECT …)`` and ``[NOT] EXISTS`` conjuncts of WHERE: joins with a
+  derived table of distinct keys (:mod:`compiler.semijoins`).
 
 Copies keep the positions of the text they came from, so an error inside a
 CTE points at the CTE.
@@ -39,6 +41,7 @@ from sqlglot.tokens import TokenType
 
 from compiler.errors import SqlError, UnsupportedError
 from compiler.resolve import _start
+from compiler.semijoins import unnest_semi_joins
 
 UNION_ALIAS = "_union"   # the alias of a wrapped UNION ALL (never visible: it has no peers)
 WRAPPER = "sqlmr_union_wrapper"   # meta flag of a SELECT that wraps a UNION ALL
@@ -55,12 +58,13 @@ def rewrite(tree: exp.Expression, sql: str, dialect: str = "hive") -> Rewritten:
     uses: dict[str, int] = {}
     order: list[str] = []
     out = _expand(tree.copy(), {}, sql, uses, order)
+    out, semi_notes = unnest_semi_joins(out, sql)
     out = _wrap_unions(out, sql, dialect, top=True)
     _keep_inner_names(out)
     for k, v in tree.meta.items():   # flags of passes that ran on the tree as parsed
         out.meta.setdefault(k, v)
     notes = [f"WITH {key.rsplit('@', 1)[0]} is read {uses[key]} times and computed for each read"
-             for key in order if uses.get(key, 0) > 1]
+             for key in order if uses.get(key, 0) > 1] + semi_notes
     return Rewritten(out, notes)
 
 

@@ -91,19 +91,19 @@ def test_query_errors_exit_1_with_a_message(small, sql, message):
     assert "does not exist" not in r.stderr and "ALIAS" not in r.stderr
 
 
-SUBQUERIES = [
-    ("SELECT s FROM t x WHERE EXISTS (SELECT 1 FROM t y WHERE y.i = x.j)",   # correlated: x is outer
+SUBQUERIES = [   # what is not a conjunct of WHERE, and NOT IN
+    ("SELECT s FROM t x WHERE x.i = 1 OR EXISTS (SELECT 1 FROM t y WHERE y.i = x.j)",
      "hint: a join in FROM does the same: … FROM t JOIN (SELECT DISTINCT k FROM u) s ON t.k = s.k"),
-    ("SELECT s FROM t WHERE i IN (SELECT COALESCE(j, 0) FROM t)", "FROM t JOIN (SELECT DISTINCT k FROM u) s"),
-    ("SELECT s FROM t WHERE NOT EXISTS (SELECT 1 FROM t)", "LEFT JOIN (SELECT DISTINCT k FROM u) "
-     "s ON t.k = s.k WHERE s.k IS NULL"),
+    ("SELECT s FROM t WHERE i < 0 OR i IN (SELECT COALESCE(j, 0) FROM t)", "FROM t JOIN (SELECT DISTINCT k FROM u) s"),
+    ("SELECT s FROM t x WHERE x.i = 1 OR NOT EXISTS (SELECT 1 FROM t y WHERE y.i = x.j)",
+     "LEFT JOIN (SELECT DISTINCT k FROM u) s ON t.k = s.k WHERE s.k IS NULL"),
     ("SELECT s FROM t WHERE i NOT IN (SELECT j FROM t)", "NOT IN also keeps no row when u.k holds a NULL"),
     ("SELECT (SELECT MAX(i) FROM t) FROM t", "error: not supported yet: subqueries outside FROM"),
 ]
 
 
 @pytest.mark.parametrize("sql,hint", SUBQUERIES, ids=[q for q, _ in SUBQUERIES])
-def test_a_subquery_outside_from_is_refused_with_the_join_that_does_it(small, sql, hint):
+def test_a_subquery_outside_a_where_conjunct_is_refused_with_the_join_that_does_it(small, sql, hint):
     r = sqlmr("-e", sql)
     check(r, 1, "error: not supported yet: subqueries outside FROM", hint)
     assert "unknown table" not in r.stderr
