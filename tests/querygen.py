@@ -215,6 +215,7 @@ class Scope:
 NODE_BUDGET = 120   # expression nodes per query before the rest are leaves
 
 EXTRA_P = 0.06      # chance that an expression becomes one of Hive's functions (Gen.extra)
+SEMI_P = 0.08       # chance that a WHERE gets an IN / EXISTS subquery conjunct (Gen.semi)
 RLIKE_PATTERNS = ("[aeiou]", "[0-9]", "a|b", "[%_]", "^[a-k]", "[A-Z]", " ", "l+", "^$", "e.a")
 EXTRACTS = (("([a-z]+)", 1), ("([a-z])([a-z]*)", 2), ("[0-9]+", 0), ("([A-Za-z]+)[^a-z]*", 1))
 REPLACES = (("[aeiou]", "#"), ("[0-9]+", "N"), ("a|b", ""), ("([a-z])([a-z])", "$2$1"), (" ", "_"))
@@ -249,6 +250,7 @@ class Gen:
         self._scope: Scope | None = None
         self.r = random.Random(seed * 7919 + 17)
         self.r_extra = random.Random(seed * 6151 + 29)  # Hive's functions (extra)
+        self.r_semi = random.Random(seed * 4201 + 43)   # IN / EXISTS subqueries (semi)
         self.nodes = 0
         self.ctes: list[tuple[str, list[Col]]] = []   # WITH names in scope (shapes only)
 
@@ -498,6 +500,43 @@ class Gen:
         return col if col is not None else self.literal_for(None, "date")
 
     # ------------------------------------------------- Hive's functions
+    def semi(self, scope: Scope) -> E | None:
+        """Now and then (:data:`SEMI_P`), a WHERE conjunct ``x IN (SELECT c
+        FROM t …)`` or ``[NOT] EXISTS (SELECT 1 FROM t s9 WHERE s9.c = q.x …)``
+        over a table of the schema, the key of the outer column's type; drawn
+        from ``r_semi``, so the rest of the query is unchanged."""
+        if self.r_semi.random() >= SEMI_P:
+            return None
+        saved = self.r, self.nodes
+        self.r = self.r_semi
+        try:
+            r = self.r
+            outer = [(q, c) for q, c in scope.cols if c.type in ("int", "string", "date", "double")]
+            if not outer:
+                return None
+            q, c = self.pick(outer)
+            inner = [(t, x) for t in self.schema.tables for x in t.cols
+                     if x.type == c.type or {x.type, c.type} <= {"int", "double"}]
+            if not inner:
+                return None
+            t, x = self.pick(inner)
+            iscope = Scope([("s9", y) for y in t.cols])
+            p = self.pred(iscope, 1) if r.random() < 0.5 else None
+            ref = scope.ref(q, c)
+            if q and r.random() < 0.5:   # correlated: an equality with the outer column
+                neg = "NOT " if r.random() < 0.4 else ""
+                more_h = f" AND {p.h}" if p else ""
+                more_d = f" AND {p.d}" if p else ""
+                return E(f"{neg}EXISTS (SELECT 1 FROM {t.name} s9 WHERE s9.{x.name} = {ref.h}{more_h})",
+                         f"{neg}EXISTS (SELECT 1 FROM {t.name} s9 WHERE s9.{x.name} = {ref.d}{more_d})",
+                         "bool")
+            where_h = f" WHERE {p.h}" if p else ""
+            where_d = f" WHERE {p.d}" if p else ""
+            return E(f"{ref.h} IN (SELECT s9.{x.name} FROM {t.name} s9{where_h})",
+                     f"{ref.d} IN (SELECT s9.{x.name} FROM {t.name} s9{where_d})", "bool")
+        finally:
+            self.r, self.nodes = saved
+
     def extra(self, scope: Scope, t: str, depth: int) -> E | None:
         """Now and then (:data:`EXTRA_P`), one of Hive's functions of type ``t``.
         It is drawn from ``r_extra`` and does not count against the node
@@ -900,6 +939,10 @@ class Gen:
         if where:
             wh.append(where.h)
             wd.append(where.d)
+        semi = self.semi(scope) if not self.stress else None
+        if semi is not None:
+            wh.append(semi.h)
+            wd.append(semi.d)
         where_h = (" WHERE " + " AND ".join(wh)) if wh else ""
         where_d = (" WHERE " + " AND ".join(wd)) if wd else ""
         if kind < 0.45:
