@@ -10,7 +10,8 @@ its table alias) and
   LEFT JOIN; ``a.x = b.y`` between the joined sets becomes a join key; the
   rest is evaluated after the joins;
 - orders inner joins greedily so that every join has an equality condition
-  (a cross join is refused rather than run);
+  (a cross join is refused rather than run, unless a side holds at most one
+  row: a scalar aggregate is broadcast with the constant key 1);
 - collects the columns each table's scan needs.
 
 What the block computes over its FROM rows (aggregates, outputs, ORDER BY,
@@ -33,7 +34,6 @@ LIMIT) is :func:`compiler.plan.select_parts`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Mapping, Union
 
@@ -44,6 +44,7 @@ from compiler.plan import Aggregate, OrderKey, select_parts
 from compiler.resolve import _start, check_names, lookup_table
 from compiler.shapes import is_union_wrapper, select_keyword
 from compiler.schema import Table
+from compiler.subqueries import subquery_start
 from compiler.sample import Sample, table_sample
 
 
@@ -85,6 +86,9 @@ class JoinSource:
     kind: str                        # inner | left
     left_keys: list[exp.Expression]
     right_keys: list[exp.Expression]
+    # a cross join with a side of at most one row (a scalar aggregate): that
+    # side ("left" / "right") is broadcast, the keys are the constant 1
+    one_row: str | None = None
 
     @property
     def aliases(self) -> set[str]:
@@ -239,9 +243,6 @@ def refuse_subqueries_outside_from(tree: exp.Expression, sql: str) -> None:
                 raise _subquery_error(node, sql)
 
 
-_SUBQUERY_OPEN = re.compile(r"\(\s*(?:SELECT|WITH)\b", re.I)
-
-
 def _subquery_error(node: exp.Expression, sql: str) -> UnsupportedError:
     test = node if isinstance(node, exp.Exists) else node.parent
     hint = None
@@ -252,11 +253,7 @@ def _subquery_error(node: exp.Expression, sql: str) -> UnsupportedError:
                     + (" (NOT IN also keeps no row when u.k holds a NULL)"
                        if isinstance(test, exp.In) else ""))
         hint = f"a join in FROM does the same: … {join}"
-    at = _start(node)   # a name or literal inside it: point at its "(SELECT"
-    opens = list(_SUBQUERY_OPEN.finditer(sql, 0, at)) if at is not None else []
-    if opens:
-        at = opens[-1].start()
-    return UnsupportedError("subqueries outside FROM", sql, at, hint)
+    return UnsupportedError("subqueries outside FROM", sql, subquery_start(node, sql), hint)
 
 
 def build_block(select: exp.Expression, original: exp.Expression,
@@ -540,8 +537,21 @@ def _join_tree(sources: list[Source], joins: list[exp.Join], where_parts: list[e
                 pick = cand
                 break
         if pick is None:
-            raise UnsupportedError("a join without an equality condition between the tables "
-                                   "(a cross join)", sql, _start(joins[i - 1]))
+            # no equality: a cross join, run only with a side of at most one row
+            one = next((c for c in range(i, end) if at_most_one_row(sources[c])), None)
+            if one is None and not at_most_one_row(current):
+                raise UnsupportedError("a join without an equality condition between the tables "
+                                       "(a cross join; one with a side of at most one row, such as "
+                                       "a scalar aggregate, runs)", sql, _start(joins[i - 1]))
+            pick = i if one is None else one
+            if pick != i:
+                sources.insert(i, sources.pop(pick))
+            side = "right" if one is not None else "left"
+            current = JoinSource(current, sources[i], "inner", [exp.Literal.number(1)],
+                                 [exp.Literal.number(1)], one_row=side)
+            done |= sources[i].aliases
+            i += 1
+            continue
         if pick != i:
             sources.insert(i, sources.pop(pick))
         right = sources[i]
@@ -559,6 +569,19 @@ def _join_tree(sources: list[Source], joins: list[exp.Join], where_parts: list[e
         i += 1
     residual.extend(pending)
     return current, residual
+
+
+def at_most_one_row(source: Source) -> bool:
+    """Whether a FROM item yields at most one row: a derived table that is an
+    aggregate without GROUP BY, a SELECT without FROM, or limited to one row."""
+    if not isinstance(source, DerivedSource) or not isinstance(source.block, Block):
+        return False
+    b = source.block
+    if b.limit is not None and b.limit <= 1:
+        return True
+    if b.aggregate is not None:
+        return b.aggregate.scalar
+    return isinstance(b.source, OneRowSource) and not b.distinct
 
 
 def _push(source: Source, cond: exp.Expression) -> None:

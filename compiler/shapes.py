@@ -14,7 +14,8 @@
   * FROM (… UNION ALL …) ORDER BY … LIMIT …``, so the planner sees UNION ALL
   only as a derived table.  INTERSECT, EXCEPT and UNION BY NAME are refused.
 - ``IN (SELECT …)`` and ``[NOT] EXISTS`` conjuncts of WHERE: joins with a
-  derived table of distinct keys (:mod:`compiler.semijoins`).
+  derived table of distinct keys (:mod:`compiler.subqueries`); so do scalar
+  aggregate subqueries and `NOT IN`.
 
 Copies keep the positions of the text they came from, so an error inside a
 CTE points at the CTE.
@@ -41,7 +42,7 @@ from sqlglot.tokens import TokenType
 
 from compiler.errors import SqlError, UnsupportedError
 from compiler.resolve import _start
-from compiler.semijoins import unnest_semi_joins
+from compiler.subqueries import unnest_subqueries
 
 UNION_ALIAS = "_union"   # the alias of a wrapped UNION ALL (never visible: it has no peers)
 WRAPPER = "sqlmr_union_wrapper"   # meta flag of a SELECT that wraps a UNION ALL
@@ -58,7 +59,7 @@ def rewrite(tree: exp.Expression, sql: str, dialect: str = "hive") -> Rewritten:
     uses: dict[str, int] = {}
     order: list[str] = []
     out = _expand(tree.copy(), {}, sql, uses, order)
-    out, semi_notes = unnest_semi_joins(out, sql)
+    out, semi_notes = unnest_subqueries(out, sql)
     out = _wrap_unions(out, sql, dialect, top=True)
     _keep_inner_names(out)
     for k, v in tree.meta.items():   # flags of passes that ran on the tree as parsed

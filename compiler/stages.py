@@ -568,6 +568,12 @@ class Lowering:
         rt = [self._type(right.env, k) for k in j.right_keys]
         types = [common_type(a, b, self.sql) for a, b in zip(lt, rt)]
         limit = self.broadcast_bytes
+        if j.one_row == "right":   # a cross join: the one row goes to every task
+            return self._broadcast(left, right, j.left_keys, j.right_keys, types, "inner", needed,
+                                   f"{right.label} is at most one row (a cross join)")
+        if j.one_row == "left":
+            return self._broadcast(right, left, j.right_keys, j.left_keys, types, "inner", needed,
+                                   f"{left.label} is at most one row (a cross join)")
 
         def small(s: Stream) -> bool:
             return limit is not None and s.est is not None and s.est <= limit
@@ -609,15 +615,15 @@ class Lowering:
         return "size unknown" if s.est is None else size_text(s.est)
 
     def _broadcast(self, big: Stream, small: Stream, big_keys, small_keys, types, kind,
-                   needed: set[str]) -> Stream:
+                   needed: set[str], why: str | None = None) -> Stream:
         name = f"b{self._probes}"
         self._probes += 1
         keys = {f"{c.table.lower()}.{c.name.lower()}" for k in small_keys for c in k.find_all(exp.Column)}
         fields = [Field(k, v.type) for k, v in small.env.items() if k in needed]
         # a materialised small side also carries its key columns (to build the table)
         written = [Field(k, v.type) for k, v in small.env.items() if k in needed or k in keys]
-        reason = (f"{small.label} is {self._size(small)}, below broadcast_mb "
-                  f"{self.broadcast_bytes / 2**20:g} MB")
+        reason = why or (f"{small.label} is {self._size(small)}, below broadcast_mb "
+                         f"{self.broadcast_bytes / 2**20:g} MB")
         small_filter = None
         if small.stage is None and isinstance(small.input, TableIn) and not small.ops:
             source: Union[TableIn, RowsIn] = small.input

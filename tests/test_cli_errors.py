@@ -97,8 +97,8 @@ SUBQUERIES = [   # what is not a conjunct of WHERE, and NOT IN
     ("SELECT s FROM t WHERE i < 0 OR i IN (SELECT COALESCE(j, 0) FROM t)", "FROM t JOIN (SELECT DISTINCT k FROM u) s"),
     ("SELECT s FROM t x WHERE x.i = 1 OR NOT EXISTS (SELECT 1 FROM t y WHERE y.i = x.j)",
      "LEFT JOIN (SELECT DISTINCT k FROM u) s ON t.k = s.k WHERE s.k IS NULL"),
-    ("SELECT s FROM t WHERE i NOT IN (SELECT j FROM t)", "NOT IN also keeps no row when u.k holds a NULL"),
-    ("SELECT (SELECT MAX(i) FROM t) FROM t", "error: not supported yet: subqueries outside FROM"),
+    ("SELECT s FROM t WHERE i < 0 OR i NOT IN (SELECT j FROM t)", "NOT IN also keeps no row when u.k holds a NULL"),
+    ("SELECT s FROM t x JOIN t y ON x.i = y.j AND y.s IN (SELECT s FROM t)", "FROM t JOIN (SELECT DISTINCT k FROM u) s"),
 ]
 
 
@@ -109,6 +109,14 @@ def test_a_subquery_outside_a_where_conjunct_is_refused_with_the_join_that_does_
     assert "unknown table" not in r.stderr
     lines = r.stderr.splitlines()
     assert lines[1].index("^") - len("LINE 1: ") == sql.index("(SELECT")
+
+
+def test_a_scalar_subquery_that_may_return_many_rows_is_refused(small):
+    sql = "SELECT s, (SELECT i FROM t) FROM t"
+    r = sqlmr("-e", sql)
+    check(r, 1, "not supported yet: a scalar subquery other than an aggregate without GROUP BY "
+                "(one that always returns one row)")
+    assert r.stderr.splitlines()[1].index("^") - len("LINE 1: ") == sql.index("(SELECT")
 
 
 def test_an_unsupported_aggregate_is_named_as_written(small):
