@@ -501,10 +501,11 @@ class Gen:
 
     # ------------------------------------------------- Hive's functions
     def semi(self, scope: Scope) -> E | None:
-        """Now and then (:data:`SEMI_P`), a WHERE conjunct ``x IN (SELECT c
-        FROM t …)`` or ``[NOT] EXISTS (SELECT 1 FROM t s9 WHERE s9.c = q.x …)``
-        over a table of the schema, the key of the outer column's type; drawn
-        from ``r_semi``, so the rest of the query is unchanged."""
+        """Now and then (:data:`SEMI_P`), a WHERE conjunct ``x [NOT] IN
+        (SELECT c FROM t …)``, ``[NOT] EXISTS (SELECT 1 FROM t s9 WHERE s9.c =
+        q.x …)`` or ``x < (SELECT MAX(c) FROM t …)`` over a table of the
+        schema, of the outer column's type; drawn from ``r_semi``, so the rest
+        of the query is unchanged."""
         if self.r_semi.random() >= SEMI_P:
             return None
         saved = self.r, self.nodes
@@ -523,7 +524,19 @@ class Gen:
             iscope = Scope([("s9", y) for y in t.cols])
             p = self.pred(iscope, 1) if r.random() < 0.5 else None
             ref = scope.ref(q, c)
-            if q and r.random() < 0.5:   # correlated: an equality with the outer column
+            x_kind = r.random()
+            if x_kind < 0.25:   # compared with a scalar aggregate of another table
+                aggs = ("MIN", "MAX", "COUNT") + (("SUM", "AVG") if c.type in ("int", "double") else ())
+                agg = self.pick(aggs)
+                arg = "*" if agg == "COUNT" and r.random() < 0.5 else f"s9.{x.name}"
+                if agg == "COUNT" and c.type not in ("int", "double"):
+                    return None
+                op = self.pick(("=", "<>", "<", "<=", ">", ">="))
+                where_h = f" WHERE {p.h}" if p else ""
+                where_d = f" WHERE {p.d}" if p else ""
+                return E(f"({ref.h} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_h}))",
+                         f"({ref.d} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_d}))", "bool")
+            if q and x_kind < 0.6:   # correlated: an equality with the outer column
                 neg = "NOT " if r.random() < 0.4 else ""
                 more_h = f" AND {p.h}" if p else ""
                 more_d = f" AND {p.d}" if p else ""
@@ -532,8 +545,9 @@ class Gen:
                          "bool")
             where_h = f" WHERE {p.h}" if p else ""
             where_d = f" WHERE {p.d}" if p else ""
-            return E(f"{ref.h} IN (SELECT s9.{x.name} FROM {t.name} s9{where_h})",
-                     f"{ref.d} IN (SELECT s9.{x.name} FROM {t.name} s9{where_d})", "bool")
+            neg = "NOT " if r.random() < 0.35 else ""
+            return E(f"{ref.h} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_h})",
+                     f"{ref.d} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_d})", "bool")
         finally:
             self.r, self.nodes = saved
 
