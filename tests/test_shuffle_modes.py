@@ -554,6 +554,25 @@ def test_lambda_combine_and_coalesced_give_the_local_answer(lam):
     assert st.combine_tasks == 0 and st.reduce_tasks >= 2
 
 
+SUBQUERIES = ("SELECT countryCode, COUNT(*), SUM(adRevenue) / (SELECT SUM(adRevenue) FROM uv) FROM uv "
+              "WHERE destURL IN (SELECT pageURL FROM rk WHERE pageRank > 10) AND NOT EXISTS "
+              "(SELECT 1 FROM rk r WHERE r.pageURL = uv.destURL AND r.avgDuration > 90) "
+              "GROUP BY countryCode")
+
+
+def test_lambda_subqueries_give_the_local_answer(lam):
+    """IN, NOT EXISTS and a scalar subquery on Lambda: the derived tables of
+    keys are broadcast (read from S3 by every map) and joined as reduce-side
+    joins, and the one row of the scalar aggregate goes to every task."""
+    from test_lambda_backend import local_rows
+    want = local_rows(lam.bucket, SUBQUERIES)
+    assert want
+    for broadcast_mb in (32, 0):
+        got, st, _, _ = lam(SUBQUERIES, reducers=2, split_mb=0.05, broadcast_mb=broadcast_mb)
+        assert_same(got, want, ordered=False)
+        assert st.metered
+
+
 SUM_BY_KEY = "SELECT SUBSTR(sourceIP, 1, 3), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 3)"
 
 
