@@ -21,7 +21,10 @@ before names are checked), innermost SELECT first:
   (``WHERE x > (SELECT AVG(x) FROM t)``, also in SELECT, HAVING and ORDER
   BY) becomes a cross join with that one row, ``(SELECT AVG(x) AS _v1 FROM
   t) AS _scalar1``, read as ``_scalar1._v1`` (and grouped by, when the
-  query groups: one value changes no group).
+  query groups: one value changes no group);
+- a correlated one, ``(SELECT AVG(x) FROM u WHERE u.a = t.b)``, a LEFT
+  JOIN with ``(SELECT u.a AS _k1, AVG(x) AS _v1 FROM u GROUP BY u.a)`` on
+  ``t.b = _k1`` (a COUNT reads 0 where no row matched).
 
 The keys are distinct, so a joined row is never repeated, and NULL never
 equals NULL in a join, as it never makes ``IN`` or an equality true: the rows
@@ -368,7 +371,10 @@ def _scalars(select: exp.Select, sql: str, numbers, notes: list[str]) -> None:
                 and not any(body.args.get(k) for k in ("having", "limit", "offset", "qualify"))):
             raise UnsupportedError("a scalar subquery other than an aggregate without GROUP BY "
                                    "(one that always returns one row)", sql, subquery_start(sub, sql))
-        _refuse_outer(body, outer, _from_names(body), sql)
+        pairs, rest, hoisted = _correlation(body, outer, sql)
+        if hoisted:
+            raise UnsupportedError("a scalar subquery whose WHERE has a condition on the outer "
+                                   "query alone", sql, _start(hoisted[0]))
         if aggregate and not grouped and clause != "where":
             raise UnsupportedError("a scalar subquery in the SELECT list, HAVING or ORDER BY of "
                                    "an aggregate without GROUP BY", sql, subquery_start(sub, sql),
@@ -377,17 +383,50 @@ def _scalars(select: exp.Select, sql: str, numbers, notes: list[str]) -> None:
                                    "JOIN (SELECT COUNT(*) m FROM u) b")
         n = next(numbers)
         alias = f"{SCALAR}{n}"
-        one = body.copy()
-        one.set("expressions", [exp.alias_(body.selects[0].unalias().copy(), "_v1")])
-        derived = exp.Subquery(this=one, alias=exp.TableAlias(this=exp.to_identifier(alias)))
-        derived.meta.update(sub.meta)
-        value = exp.column("_v1", table=alias)
+        only = body.selects[0].unalias()
+        if pairs:
+            value, join = _correlated_scalar(body, only, pairs, rest, alias, sql, sub)
+            if aggregate and clause != "where":
+                raise UnsupportedError("a correlated scalar subquery in the SELECT list, HAVING "
+                                       "or ORDER BY of an aggregate", sql, subquery_start(sub, sql))
+            _note(notes, "a correlated scalar subquery runs as a LEFT JOIN with its values "
+                         "grouped by the correlated columns")
+        else:
+            one = body.copy()
+            one.set("expressions", [exp.alias_(only.copy(), "_v1")])
+            derived = exp.Subquery(this=one, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+            derived.meta.update(sub.meta)
+            value = exp.column("_v1", table=alias)
+            join = exp.Join(this=derived, kind="CROSS")
+            _note(notes, "a scalar subquery runs as a cross join with its one row")
         sub.replace(value)
         _expand_star(select)
         if select.args.get("from_") is None:   # SELECT without FROM: the one row is its FROM
-            select.set("from_", exp.From(this=derived))
+            select.set("from_", exp.From(this=join.this))
         else:
-            select.append("joins", exp.Join(this=derived, kind="CROSS"))
+            select.append("joins", join)
         if grouped and clause != "where":
             select.args["group"].append("expressions", value.copy())
-        _note(notes, "a scalar subquery runs as a cross join with its one row")
+
+
+def _correlated_scalar(body: exp.Select, only: exp.Expression, pairs: list, rest: list,
+                       alias: str, sql: str, sub: exp.Subquery) -> tuple[exp.Expression, exp.Join]:
+    """``(SELECT AGG(e) FROM u WHERE u.a = t.b AND p)``: ``LEFT JOIN (SELECT
+    u.a AS _k1, AGG(e) AS _v1 FROM u WHERE p GROUP BY u.a) ON t.b = _k1``,
+    read as ``_v1`` (``COALESCE(_v1, 0)`` for COUNT: no row counts 0)."""
+    if not isinstance(only, exp.AggFunc) or only.find_ancestor(exp.Window):
+        raise UnsupportedError("a correlated scalar subquery that selects other than one "
+                               "aggregate call", sql, subquery_start(sub, sql))
+    inners = [inner for _, inner in pairs]
+    grouped = exp.Select(expressions=[exp.alias_(i.copy(), f"{KEY}{n}") for n, i in enumerate(inners, 1)]
+                         + [exp.alias_(only.copy(), "_v1")])
+    _copy_from(body, grouped, rest)
+    grouped.set("group", exp.Group(expressions=[i.copy() for i in inners]))
+    derived = exp.Subquery(this=grouped, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+    derived.meta.update(sub.meta)
+    on = exp.and_(*[exp.EQ(this=o.copy(), expression=exp.column(f"{KEY}{n}", table=alias))
+                    for n, (o, _) in enumerate(pairs, 1)], copy=False)
+    value: exp.Expression = exp.column("_v1", table=alias)
+    if isinstance(only, exp.Count):
+        value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+    return value, exp.Join(this=derived, on=on, side="LEFT")

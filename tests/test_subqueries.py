@@ -72,6 +72,14 @@ SHAPES = [
     "SELECT COUNT(*) FROM uv WHERE adRevenue > (SELECT AVG(adRevenue) FROM uv WHERE destURL IN (SELECT pageURL FROM rk))",
     "SELECT u.countryCode, COUNT(*) FROM uv u JOIN rk r ON u.destURL = r.pageURL WHERE r.pageRank >= (SELECT MAX(pageRank) FROM rk) / 4 GROUP BY u.countryCode",
     "SELECT * FROM cc WHERE (SELECT COUNT(*) FROM rk WHERE pageRank > 1000) = 0",   # 0 or every row
+    # correlated scalar aggregates: a LEFT JOIN of grouped values (COUNT of no row is 0)
+    "SELECT r.pageURL, (SELECT COUNT(*) FROM uv u WHERE u.destURL = r.pageURL) AS visits FROM rk r",
+    "SELECT r.pageURL, (SELECT COUNT(u.duration) FROM uv u WHERE u.destURL = r.pageURL AND u.duration > 5) AS n, "
+    "(SELECT MAX(u.visitDate) FROM uv u WHERE u.destURL = r.pageURL) AS last FROM rk r WHERE r.pageRank < 30",
+    "SELECT r.pageURL FROM rk r WHERE r.pageRank > (SELECT AVG(u.duration) FROM uv u WHERE u.destURL = r.pageURL)",
+    "SELECT u.sourceIP, u.adRevenue FROM uv u WHERE u.adRevenue >= (SELECT MAX(x.adRevenue) FROM uv x "
+    "WHERE x.countryCode = u.countryCode AND x.searchWord = u.searchWord AND x.duration > 5)",
+    "SELECT countryCode, COUNT(*) FROM uv u WHERE u.duration < (SELECT AVG(x.duration) FROM uv x WHERE x.countryCode = u.countryCode) GROUP BY countryCode",
     # cross joins with one row, either side
     "SELECT r.pageURL, r.pageRank, t.total FROM rk r CROSS JOIN (SELECT SUM(pageRank) AS total FROM rk) t WHERE r.pageRank > 10",
     "SELECT t.n, c.code FROM (SELECT COUNT(*) AS n FROM uv) t, cc c",
@@ -120,8 +128,14 @@ REFUSED = [
      "a scalar subquery other than an aggregate without GROUP BY (one that always returns one row)"),
     ("SELECT pageURL FROM rk WHERE pageRank > (SELECT MAX(duration) FROM uv GROUP BY countryCode)",
      "a scalar subquery other than an aggregate without GROUP BY (one that always returns one row)"),
-    ("SELECT r.pageURL FROM rk r WHERE r.pageRank > (SELECT AVG(duration) FROM uv u WHERE u.destURL = r.pageURL)",
+    ("SELECT r.pageURL FROM rk r WHERE r.pageRank > (SELECT AVG(duration) FROM uv u WHERE u.duration > r.avgDuration)",
      "a subquery that uses an outer column other than in inner = outer equalities of its WHERE"),
+    ("SELECT r.pageURL FROM rk r WHERE r.pageRank > (SELECT AVG(duration) + 1 FROM uv u WHERE u.destURL = r.pageURL)",
+     "a correlated scalar subquery that selects other than one aggregate call"),
+    ("SELECT r.pageURL, COUNT(*), (SELECT COUNT(*) FROM uv u WHERE u.destURL = r.pageURL) FROM rk r GROUP BY r.pageURL",
+     "a correlated scalar subquery in the SELECT list, HAVING or ORDER BY of an aggregate"),
+    ("SELECT r.pageURL FROM rk r WHERE r.pageRank > (SELECT COUNT(*) FROM uv u WHERE u.destURL = r.pageURL AND r.pageRank > 3)",
+     "a scalar subquery whose WHERE has a condition on the outer query alone"),
     ("SELECT COUNT(*) + (SELECT COUNT(*) FROM rk) FROM uv",
      "a scalar subquery in the SELECT list, HAVING or ORDER BY of an aggregate without GROUP BY"),
     ("SELECT r.pageURL FROM rk r CROSS JOIN uv u",
