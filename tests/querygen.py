@@ -532,8 +532,15 @@ class Gen:
                 if agg == "COUNT" and c.type not in ("int", "double"):
                     return None
                 op = self.pick(("=", "<>", "<", "<=", ">", ">="))
-                where_h = f" WHERE {p.h}" if p else ""
-                where_d = f" WHERE {p.d}" if p else ""
+                conds_h = [p.h] if p else []
+                conds_d = [p.d] if p else []
+                ties = [(q2, c2, y) for q2, c2 in scope.cols if q2 for y in t.cols if y.type == c2.type]
+                if ties and r.random() < 0.5:   # correlated: grouped by the tying column
+                    q2, c2, y = self.pick(ties)
+                    conds_h.insert(0, f"s9.{y.name} = {q2}.{c2.name}")
+                    conds_d.insert(0, f"s9.{y.name} = {q2}.{c2.name}")
+                where_h = (" WHERE " + " AND ".join(conds_h)) if conds_h else ""
+                where_d = (" WHERE " + " AND ".join(conds_d)) if conds_d else ""
                 return E(f"({ref.h} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_h}))",
                          f"({ref.d} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_d}))", "bool")
             if q and x_kind < 0.6:   # correlated: an equality with the outer column
