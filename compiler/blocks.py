@@ -119,6 +119,7 @@ class Block:
     limit: int | None
     distinct: bool
     spelling: dict[str, str]         # lower-case column / alias name -> user spelling
+    windows: list[exp.Window] = field(default_factory=list)   # computed after HAVING
 
     @property
     def visible(self) -> int:
@@ -271,8 +272,6 @@ def build_block(select: exp.Expression, original: exp.Expression,
         if select.args.get(arg):
             raise UnsupportedError(f"{arg.rstrip('_').upper()} clause", sql, _start(select))
     for node in _own_nodes(select):
-        if isinstance(node, exp.Window):
-            raise UnsupportedError("window functions", sql, _start(node))
         if isinstance(node, (exp.Subquery, exp.Exists)) and node is not select:
             if not _is_from_item(select, node):
                 raise _subquery_error(node, sql)
@@ -335,7 +334,7 @@ def build_block(select: exp.Expression, original: exp.Expression,
     if is_union_wrapper(original) and isinstance(sources[0], DerivedSource):
         names = list(sources[0].block.names)   # SELECT * over the union: its own names
     return Block(source, and_all(residual), parts.aggregate, parts.outputs, names,
-                 out_names, parts.order, parts.limit, parts.distinct, spelling)
+                 out_names, parts.order, parts.limit, parts.distinct, spelling, parts.windows)
 
 
 def _no_from_block(select: exp.Select, original: exp.Expression, dialect: str, sql: str,
@@ -346,7 +345,7 @@ def _no_from_block(select: exp.Select, original: exp.Expression, dialect: str, s
                          dialect, sql, {}, named_by_text=top)
     out_names = [(e.alias_or_name or "").lower() for e in select.expressions]
     return Block(OneRowSource(), parts.filter, parts.aggregate, parts.outputs, parts.names,
-                 out_names, parts.order, parts.limit, parts.distinct, {})
+                 out_names, parts.order, parts.limit, parts.distinct, {}, parts.windows)
 
 
 def build_union(union: exp.Union, original: exp.Expression | None,

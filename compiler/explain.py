@@ -20,7 +20,7 @@ from compiler.codegen.tuning import (AGGR_CHECK_ROWS, AGGR_EARLY_ROWS, EARLY_MIN
 from compiler.shapes import UNION_ALIAS
 from compiler.sizes import size_text  # noqa: F401  (also this module's API)
 from compiler.stages import (AggIn, Assign, Filter, JoinIn, MergeIn, OneRowIn, PartialAgg, Probe,
-                             RangeOut, RowsIn, RowsOut, ShuffleOut, TableIn)
+                             RangeOut, RowsIn, RowsOut, ShuffleOut, TableIn, WindowIn, WindowOut)
 
 
 def pretty(node: exp.Expression, spelling: dict[str, str], qualify: bool = False) -> str:
@@ -131,6 +131,18 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         m.append(_ind(lvl + 3, "order: the reducers' outputs, range after range, are the total order"))
         m.append(_ind(lvl + 3, "format: sqlmr partitioned batch file (JSON rows)"))
         return m
+    elif isinstance(inp, WindowIn):
+        spec = inp.spec
+        m.append(_ind(lvl, "PTF Operator (windowing: sorted runs merged, cut into partitions)"))
+        m.append(_ind(lvl + 2, "functions: " + ", ".join(P(c.func) for c in inp.calls)))
+        m.append(_ind(lvl + 2, "partition by: " + (", ".join(P(e) for e in spec.partition)
+                                                  or "(none: one partition, one reducer)")))
+        if spec.order:
+            m.append(_ind(lvl + 2, "order by: " + _window_order(spec, P)))
+            m.append(_ind(lvl + 2, "frame: RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW "
+                                   "(aggregates); a partition is held in memory"))
+        else:
+            m.append(_ind(lvl + 2, "frame: the whole partition (held in memory)"))
     elif isinstance(inp, JoinIn):
         kind = "Inner Join" if inp.kind == "inner" else (
             f"Left Outer Join (tag {inp.preserved} preserved)")
@@ -210,6 +222,18 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
             m.append(_ind(lvl + 2, "partition: single reducer (no GROUP BY)"))
         if ph.kind == "reduce" and ph.stage is not None and ph.stage.consumer is not None:
             m.append(_ind(lvl + 2, f"to: Stage-{ph.stage.consumer.id} reducers"))
+    elif isinstance(sink, WindowOut):
+        lvl += 1
+        m.append(_ind(lvl, "Reduce Output Operator (windowing)"))
+        m.append(_ind(lvl + 2, "partition: " + (
+            "crc32(" + ", ".join(P(e) for e in sink.partition) + ") mod partitions"
+            if sink.partition else "single reducer (no PARTITION BY)")))
+        m.append(_ind(lvl + 2, "sort order: partition values, then " + (
+            _window_order(sink, P) if sink.order else "none") + " (sorted runs per partition)"))
+        if sink.args:
+            m.append(_ind(lvl + 2, "arguments: " + ", ".join(P(e) for e in sink.args)))
+        if ph.kind == "reduce" and ph.stage is not None and ph.stage.consumer is not None:
+            m.append(_ind(lvl + 2, f"to: Stage-{ph.stage.consumer.id} reducers"))
     elif isinstance(sink, ShuffleOut):
         lvl += 1
         m.append(_ind(lvl, "Reduce Output Operator"))
@@ -224,6 +248,11 @@ def phase_tree(ph, spelling: dict[str, str], passing: bool = False) -> list[str]
         if ph.kind == "reduce" and ph.stage is not None and ph.stage.consumer is not None:
             m.append(_ind(lvl + 2, f"to: Stage-{ph.stage.consumer.id} reducers"))
     return m
+
+
+def _window_order(spec, P) -> str:
+    return ", ".join(f"{P(e)} {'DESC' if desc else 'ASC'} NULLS {'FIRST' if nf else 'LAST'}"
+                     for e, desc, nf in spec.order)
 
 
 def _prune_text(scan, spelling: dict[str, str], qualify: bool) -> None:

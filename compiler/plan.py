@@ -192,6 +192,7 @@ class SelectParts:
     order: list[OrderKey]
     limit: int | None
     distinct: bool
+    windows: list[exp.Window] = field(default_factory=list)   # distinct window calls
 
     def expressions(self) -> list[exp.Expression]:
         """Every expression evaluated over the FROM clause's rows."""
@@ -228,9 +229,22 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
     having = having_node.this if having_node is not None else None
     order_nodes = list(select.args["order"].expressions) if select.args.get("order") else []
 
+    for e in [filt, having, *group_keys]:
+        w = e.find(exp.Window) if e is not None else None
+        if w is not None:
+            raise SqlError("window functions are not allowed in WHERE, GROUP BY or HAVING "
+                           "(compute them in a derived table)", sql, _start(w))
+    windows: dict[str, exp.Window] = {}
+    for e in selects + [o.this for o in order_nodes]:
+        for w in e.find_all(exp.Window):
+            check_window(w, sql)
+            windows.setdefault(expr_key(w), w)
+
     aggs: dict[str, exp.AggFunc] = {}
     for e in selects + ([having] if having is not None else []) + [o.this for o in order_nodes]:
         for agg in e.find_all(exp.AggFunc):
+            if isinstance(agg.parent, exp.Window) and agg.arg_key == "this":
+                continue   # a window's own function, computed by the window stage
             if not isinstance(agg, AGGREGATES):
                 raise UnsupportedError(f"aggregate function {function_name(agg)}()", sql, _start(agg))
             if any(isinstance(a, exp.AggFunc) for a in agg.this.find_all(exp.AggFunc)) if agg.this else False:
@@ -240,6 +254,9 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
     distinct = select.args.get("distinct")
     if distinct is not None and distinct.args.get("on"):
         raise UnsupportedError("DISTINCT ON", sql, _start(select))
+    if distinct is not None and windows:
+        raise UnsupportedError("SELECT DISTINCT with window functions (compute them in a "
+                               "derived table)", sql, _start(select))
 
     aggregate = None
     if group_keys or aggs or having is not None:
@@ -276,4 +293,35 @@ def select_parts(select: exp.Select, original: exp.Select, tables: Mapping[str, 
         nulls_first = bool(o.args.get("nulls_first"))
         order.append(OrderKey(index, bool(o.args.get("desc")), nulls_first))
     return SelectParts(filt, aggregate, outputs, names, order, _limit(select, sql),
-                       distinct is not None)
+                       distinct is not None, list(windows.values()))
+
+
+WINDOW_FUNCTIONS = (exp.RowNumber, exp.Rank, exp.DenseRank, exp.Sum, exp.Count, exp.Avg,
+                    exp.Min, exp.Max, exp.Lag, exp.Lead)
+
+
+def check_window(w: exp.Window, sql: str | None) -> None:
+    """Refuse what the window stage does not compute: frames other than the
+    default, functions other than :data:`WINDOW_FUNCTIONS`, nested windows.
+
+    >>> import sqlglot
+    >>> check_window(sqlglot.parse_one("SELECT SUM(x) OVER (ORDER BY y ROWS 2 PRECEDING) FROM t").selects[0], "")
+    Traceback (most recent call last):
+    compiler.errors.UnsupportedError: not supported yet: window frames (ROWS / RANGE …): the default frame is
+    """
+    fn = w.this
+    if w.args.get("spec") is not None:
+        raise UnsupportedError("window frames (ROWS / RANGE …): the default frame is", sql,
+                               _start(w))
+    if not isinstance(fn, WINDOW_FUNCTIONS):
+        raise UnsupportedError(f"window function {function_name(fn)}()", sql, _start(w))
+    if isinstance(fn, exp.Count) and isinstance(fn.this, exp.Distinct):
+        raise UnsupportedError("COUNT(DISTINCT …) OVER (…)", sql, _start(w))
+    if isinstance(fn, (exp.Lag, exp.Lead)):
+        off = fn.args.get("offset")
+        if off is not None and not (isinstance(off, exp.Literal) and off.is_int and int(off.this) >= 0):
+            raise SqlError(f"{function_name(fn)}'s offset must be a whole number literal",
+                           sql, _start(off))
+    parts = [fn, *(w.args.get("partition_by") or []), w.args.get("order")]
+    if any(p is not None and p.find(exp.Window) is not None for p in parts):
+        raise SqlError("window functions cannot be nested", sql, _start(w))

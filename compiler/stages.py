@@ -126,7 +126,41 @@ class JoinIn:
     reason: str
 
 
-Input = Union[TableIn, OneRowIn, RowsIn, AggIn, JoinIn, "MergeIn"]
+@dataclass
+class WindowCall:
+    """One window function of a window stage, over its partition's rows."""
+
+    kind: str                        # row_number rank dense_rank sum count count_star avg min max lag lead
+    arg: int | None                  # index of its argument among the records' arguments
+    offset: int                      # LAG / LEAD
+    default: int | None              # index of LAG / LEAD's default among the arguments
+    type: str | None
+    key: str                         # expr_key of the OVER expression (what the env binds)
+    func: exp.Expression             # the function called (EXPLAIN)
+
+
+@dataclass
+class WindowOut:
+    """Records partitioned on the PARTITION BY values and sorted by them then
+    the ORDER BY values, as sorted runs (the map side of a window stage)."""
+
+    partition: list[exp.Expression]
+    order: list[tuple[exp.Expression, bool, bool]]   # (value, desc, nulls first)
+    args: list[exp.Expression]       # the calls' arguments, evaluated before the shuffle
+    fields: list[Field]
+
+
+@dataclass
+class WindowIn:
+    """Merge the sorted runs, cut them into partitions and compute the window
+    functions over each (the reduce side of a window stage)."""
+
+    spec: WindowOut
+    calls: list[WindowCall]
+    fields: list[Field]
+
+
+Input = Union[TableIn, OneRowIn, RowsIn, AggIn, JoinIn, "MergeIn", WindowIn]
 
 
 @dataclass
@@ -204,7 +238,7 @@ class ShuffleOut:
     null_tag: int | None             # None: drop NULL keys; 2: pass through as unmatched
 
 
-Sink = Union[RowsOut, PartialAgg, ShuffleOut, "RangeOut"]
+Sink = Union[RowsOut, PartialAgg, ShuffleOut, "RangeOut", WindowOut]
 
 
 @dataclass
@@ -333,6 +367,60 @@ def _shown(block: Block, i: int) -> str:
     return block.names[i] if i < len(block.names) else f"column {i + 1}"
 
 
+def _window_spec_key(w: exp.Window) -> str:
+    """Calls with the same PARTITION BY and ORDER BY share a stage."""
+    order = w.args.get("order")
+    return "|".join([expr_key(p) for p in w.args.get("partition_by") or []] + ["/"] +
+                    [f"{expr_key(o.this)} {bool(o.args.get('desc'))} {bool(o.args.get('nulls_first'))}"
+                     for o in (order.expressions if order is not None else [])])
+
+
+_WINDOW_KINDS = {exp.RowNumber: "row_number", exp.Rank: "rank", exp.DenseRank: "dense_rank",
+                 exp.Sum: "sum", exp.Count: "count", exp.Avg: "avg", exp.Min: "min",
+                 exp.Max: "max", exp.Lag: "lag", exp.Lead: "lead"}
+
+
+def _window_call(w: exp.Window, comp: ExprCompiler, args: list[exp.Expression], ordered: bool,
+                 sql: str | None) -> WindowCall:
+    """The call of ``w`` (its arguments appended to ``args``) and its type."""
+    fn = w.this
+    kind = _WINDOW_KINDS[type(fn)]
+    if kind in ("rank", "dense_rank") and not ordered:
+        raise SqlError(f"{kind.upper()}() needs ORDER BY in its OVER clause", sql, _start(w))
+
+    def arg(e: exp.Expression) -> int:
+        args.append(e)
+        return len(args) - 1
+
+    text = fn   # shown by EXPLAIN
+    if kind in ("row_number", "rank", "dense_rank"):
+        return WindowCall(kind, None, 0, None, "bigint", expr_key(w), text)
+    if kind == "count" and isinstance(fn.this, exp.Star):
+        return WindowCall("count_star", None, 0, None, "bigint", expr_key(w), text)
+    value = comp.value(fn.this)
+    if kind in ("lag", "lead"):
+        off = fn.args.get("offset")
+        default = fn.args.get("default")
+        typ = value.type
+        if default is not None:
+            dt = comp.value(default).type
+            if typ is None:
+                typ = dt
+            elif dt is not None and dt != typ:
+                typ = union_type(typ, dt)
+                if typ is None:
+                    raise SqlError(f"{kind.upper()}'s default is {dt.upper()}, its value "
+                                   f"{value.type.upper()}", sql, _start(default))
+        return WindowCall(kind, arg(fn.this), 1 if off is None else int(off.this),
+                          None if default is None else arg(default), typ, expr_key(w), text)
+    if kind in ("sum", "avg") and value.type not in NUMERIC | {None}:
+        raise SqlError(f"{kind.upper()} needs a number, not {value.type.upper()}", sql,
+                       _start(fn.this))
+    typ = {"count": "bigint", "avg": "double",
+           "sum": "double" if value.type == "double" else "bigint"}.get(kind, value.type)
+    return WindowCall(kind, arg(fn.this), 0, None, typ, expr_key(w), text)
+
+
 def _col(key: str) -> exp.Column:
     alias, name = key.split(".", 1)
     return exp.column(exp.to_identifier(name, quoted=True), table=exp.to_identifier(alias, quoted=True))
@@ -449,6 +537,38 @@ class Lowering:
             s = self.aggregate(s, block.aggregate)
             if block.aggregate.having is not None:
                 s.ops.append(Filter(block.aggregate.having))
+        if block.windows:
+            s = self.windows(s, block.windows)
+        return s
+
+    def windows(self, s: Stream, calls: list[exp.Window]) -> Stream:
+        """One stage per distinct PARTITION BY / ORDER BY: its maps (or the
+        reducers before it) shuffle every bound value on the partition
+        values, sorted by them then the order values; its reducers compute
+        the stage's window functions over each partition's rows."""
+        groups: dict[str, list[exp.Window]] = {}
+        for w in calls:
+            groups.setdefault(_window_spec_key(w), []).append(w)
+        for group in groups.values():
+            first = group[0]
+            partition = list(first.args.get("partition_by") or [])
+            order_node = first.args.get("order")
+            order = [(o.this, bool(o.args.get("desc")), bool(o.args.get("nulls_first")))
+                     for o in (order_node.expressions if order_node is not None else [])]
+            comp = ExprCompiler(dict(s.env), {}, self.sql)
+            args: list[exp.Expression] = []
+            made: list[WindowCall] = []
+            for w in group:
+                made.append(_window_call(w, comp, args, bool(order), self.sql))
+            fields = [Field(k, v.type) for k, v in s.env.items()]
+            spec = WindowOut(partition, order, args, fields)
+            st = self._stage(WindowIn(spec, made, fields), "auto" if partition else "one")
+            st.sorted_shuffle = True
+            self.close(s, spec, st)
+            env = {f.key: Var("x", f.type, True) for f in fields}
+            for c in made:
+                env[c.key] = Var("w", c.type, True)
+            s = Stream(st.reduce.input, [], st, env, s.est, [], list(st.tables))
         return s
 
     def aggregate(self, s: Stream, agg: Aggregate) -> Stream:

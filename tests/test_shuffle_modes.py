@@ -573,6 +573,23 @@ def test_lambda_subqueries_give_the_local_answer(lam):
         assert st.metered
 
 
+WINDOWS = ("SELECT sourceIP, destURL, RANK() OVER (PARTITION BY SUBSTR(sourceIP, 1, 2) ORDER BY adRevenue DESC) AS r, "
+           "SUM(duration) OVER (PARTITION BY SUBSTR(sourceIP, 1, 2)) AS d, "
+           "COUNT(*) OVER (ORDER BY visitDate) AS upto FROM uv")
+
+
+def test_lambda_windows_give_the_local_answer(lam):
+    """Window stages on Lambda: records shuffled on the partition values as
+    sorted runs, merged and cut into partitions by the reducers (one reducer
+    for the window without PARTITION BY)."""
+    from test_lambda_backend import local_rows
+    want = local_rows(lam.bucket, WINDOWS)
+    assert want
+    got, st, _, _ = lam(WINDOWS, reducers=3, split_mb=0.05)
+    assert_same(got, want, ordered=False)
+    assert st.metered
+
+
 SUM_BY_KEY = "SELECT SUBSTR(sourceIP, 1, 3), SUM(adRevenue) FROM uv GROUP BY SUBSTR(sourceIP, 1, 3)"
 
 

@@ -9,7 +9,9 @@
 - a shuffle partition of partial aggregates to merge (:func:`agg_loop`; one
   number per group: :func:`one_number_agg_loop`);
 - the sorted runs of a join shuffle, merge-joined (:func:`join_loop`);
-- the sorted runs of a range partition, merged (:func:`merge_loop`).
+- the sorted runs of a range partition, merged (:func:`merge_loop`);
+- the sorted runs of a window stage, cut into partitions whose window
+  functions are computed (:func:`window_loop`).
 
 Each leaves ``src`` at the level it started and hands each row to the
 phase's pipeline.
@@ -21,9 +23,9 @@ from typing import TYPE_CHECKING
 
 from compiler import aggs
 from compiler.exprs import Var, expr_key
-from compiler.stages import AggIn, JoinIn, MergeIn, OneRowIn, RowsIn, TableIn
+from compiler.stages import AggIn, JoinIn, MergeIn, OneRowIn, RowsIn, TableIn, WindowIn
 from compiler.codegen import partitions, scan
-from compiler.codegen.sinks import RowsSink
+from compiler.codegen.sinks import RowsSink, window_key
 from compiler.codegen.source import Src
 
 if TYPE_CHECKING:
@@ -297,5 +299,27 @@ def join_loop(gen: "PhaseGen", inp: JoinIn) -> None:
     src("ctx.counters['max_buffered'] = maxbuf")
 
 
+def window_loop(gen: "PhaseGen", inp: WindowIn) -> None:
+    """A window stage's partitions (its sorted runs merged, cut where the
+    partition values change): the window functions over each partition's
+    rows, then each row, with its values, through the pipeline."""
+    src = gen.src
+    gen.names.fixed("part", "wv", "w")
+    key = window_key(gen, inp.spec)
+    calls = gen.module.const(repr(tuple((c.kind, c.arg, c.offset, c.default) for c in inp.calls)))
+    src(f"for part in _W.partitions(ctx.merged({key})):").indent()
+    src("n_in += len(part)")
+    src(f"wv = _W.values(part, {calls}, {bool(inp.spec.order)})")
+    src("for r, w in zip(part, wv):").indent()
+    env: dict[str, Var] = {}
+    gen.bind(inp.fields, "r", 3, env)
+    for i, c in enumerate(inp.calls):
+        name = gen.names.fresh("wv")
+        src(f"{name} = w[{i}]")
+        env[c.key] = Var(name, c.type, True)
+    gen.pipeline(env, False)
+    src.dedent().dedent()
+
+
 _LOOPS = {TableIn: table_loop, OneRowIn: one_row_loop, RowsIn: rows_loop, AggIn: agg_loop, JoinIn: join_loop,
-          MergeIn: merge_loop}
+          MergeIn: merge_loop, WindowIn: window_loop}

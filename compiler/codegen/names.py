@@ -42,8 +42,9 @@ import re
 from compiler.exprs import CONST_PREFIX, intern_const
 
 _CONST = re.compile(re.escape(CONST_PREFIX) + r"\d+")
-FRESH_PREFIXES = ("j", "x", "o", "m", "y")   # join keys, record values, projections, matches, probed values
-_FRESH = re.compile(r"(?:[" + "".join(FRESH_PREFIXES) + r"]\d+|_t\d+_\d*)")
+# join keys, record values, projections, matches, probed values, window partition values and results
+FRESH_PREFIXES = ("j", "x", "o", "m", "y", "wp", "wv")
+_FRESH = re.compile(r"(?:(?:" + "|".join(FRESH_PREFIXES) + r")\d+|_t\d+_\d*)")
 
 
 class NameClash(AssertionError):

@@ -17,6 +17,7 @@ from itertools import chain as _chain, islice as _islice
 from operator import itemgetter as _itemgetter
 from random import Random as _Random
 from runtime import sqlfuncs as F
+from runtime import windows as _W
 from runtime.udfs import Unbound as _Udf
 from zlib import crc32 as _crc32
 from runtime.shuffle import partition_of as _partition_of, split_items as _split_items

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from compiler import aggs
 from compiler.exprs import Code, ExprCompiler
-from compiler.stages import AggIn, MergeIn, PartialAgg, RangeOut, RowsOut, ShuffleOut, TableIn
+from compiler.stages import (AggIn, MergeIn, PartialAgg, RangeOut, RowsOut, ShuffleOut, TableIn,
+                             WindowOut)
 from compiler.codegen.source import key_code, key_expr
 from compiler.codegen.tuning import (AGGR_CHECK_ROWS, AGGR_EARLY_ROWS, BATCH, EARLY_MIN_REDUCTION,
                                      MIN_REDUCTION, PASS_THROUGH_FLUSH,
@@ -418,8 +419,46 @@ class ShuffleSink(Sink):
         self.src("ctx.rows_out = n_out")
 
 
+def window_key(gen: "PhaseGen", spec: WindowOut) -> str:
+    """The module constant of a window stage's record order (shared by its
+    writers and its reducers' merge, :func:`runtime.windows.sort_key`)."""
+    order = tuple((desc, nulls_first) for _, desc, nulls_first in spec.order)
+    return gen.module.const(f"_W.sort_key({order!r})")
+
+
+class WindowSink(Sink):
+    """Records of a window stage: [partition values, order values, the
+    calls' arguments, every bound value], hash-partitioned on the partition
+    values, handed to a writer that sorts its runs by :func:`window_key`."""
+
+    sink: WindowOut
+
+    def init(self) -> None:
+        src = self.src
+        self.gen.names.fixed("out", "parts", "n_out")
+        src(f"out = ctx.writer(sort={window_key(self.gen, self.sink)})")
+        src("parts = ctx.event['partitions'] or 1")
+        src("n_out = 0")
+
+    def row(self, comp: ExprCompiler, fast: bool) -> None:
+        gen, src, sink = self.gen, self.src, self.sink
+
+        def listed(exprs) -> str:
+            return "[" + ", ".join(comp.value(e).code for e in exprs) + "]"
+        pkey = gen.names.fresh("wp")
+        src(f"{pkey} = {listed(sink.partition)}")
+        vals = [comp.env[f.key].name for f in sink.fields]   # aggregates' and windows' keys too
+        rec = ", ".join([pkey, listed([e for e, _, _ in sink.order]), listed(sink.args)] + vals)
+        part = f"_partition_of({pkey}, parts) if parts > 1 else 0" if sink.partition else "0"
+        src(f"out.add({part}, [{rec}])")
+        src("n_out += 1")
+
+    def finish(self) -> None:
+        self.src("ctx.rows_out = n_out")
+
+
 SINKS: dict[type, type[Sink]] = {RowsOut: RowsSink, RangeOut: RangeSink, PartialAgg: PartialAggSink,
-                                 ShuffleOut: ShuffleSink}
+                                 ShuffleOut: ShuffleSink, WindowOut: WindowSink}
 
 
 def sink_for(gen: "PhaseGen", sink) -> Sink:
