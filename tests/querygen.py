@@ -216,6 +216,7 @@ NODE_BUDGET = 120   # expression nodes per query before the rest are leaves
 
 EXTRA_P = 0.06      # chance that an expression becomes one of Hive's functions (Gen.extra)
 SEMI_P = 0.08       # chance that a WHERE gets an IN / EXISTS subquery conjunct (Gen.semi)
+WINDOW_P = 0.12     # chance that a scan's SELECT list gets a window function (Gen.window)
 RLIKE_PATTERNS = ("[aeiou]", "[0-9]", "a|b", "[%_]", "^[a-k]", "[A-Z]", " ", "l+", "^$", "e.a")
 EXTRACTS = (("([a-z]+)", 1), ("([a-z])([a-z]*)", 2), ("[0-9]+", 0), ("([A-Za-z]+)[^a-z]*", 1))
 REPLACES = (("[aeiou]", "#"), ("[0-9]+", "N"), ("a|b", ""), ("([a-z])([a-z])", "$2$1"), (" ", "_"))
@@ -251,6 +252,7 @@ class Gen:
         self.r = random.Random(seed * 7919 + 17)
         self.r_extra = random.Random(seed * 6151 + 29)  # Hive's functions (extra)
         self.r_semi = random.Random(seed * 4201 + 43)   # IN / EXISTS subqueries (semi)
+        self.r_window = random.Random(seed * 3083 + 59)  # window functions (window)
         self.nodes = 0
         self.ctes: list[tuple[str, list[Col]]] = []   # WITH names in scope (shapes only)
 
@@ -555,6 +557,55 @@ class Gen:
             neg = "NOT " if r.random() < 0.35 else ""
             return E(f"{ref.h} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_h})",
                      f"{ref.d} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_d})", "bool")
+        finally:
+            self.r, self.nodes = saved
+
+    def window(self, scope: Scope) -> E | None:
+        """Now and then (:data:`WINDOW_P`), a window function whose answer does
+        not depend on how ties are broken: RANK, DENSE_RANK or an aggregate
+        (its default frame holds the current row's peers), OVER a PARTITION
+        BY and / or ORDER BY of columns, NULLs placed as Hive places them by
+        default.  Drawn from ``r_window``: the rest of the query is unchanged."""
+        if self.r_window.random() >= WINDOW_P:
+            return None
+        saved = self.r, self.nodes
+        self.r = self.r_window
+        try:
+            r = self.r
+            cols = [(q, c) for q, c in scope.cols if c.type in ("int", "double", "string", "date")]
+            if not cols:
+                return None
+            over_h, over_d = [], []
+            if r.random() < 0.7:
+                q, c = self.pick(cols)
+                ref = scope.ref(q, c)
+                over_h.append(f"PARTITION BY {ref.h}")
+                over_d.append(f"PARTITION BY {ref.d}")
+            ordered = not over_h or r.random() < 0.6
+            if ordered:
+                q, c = self.pick(cols)
+                ref = scope.ref(q, c)
+                desc = r.random() < 0.4
+                nulls = self.pick((None, None, "FIRST", "LAST"))
+                dn = nulls or ("LAST" if desc else "FIRST")   # Hive's default placement
+                over_h.append(f"ORDER BY {ref.h}{' DESC' if desc else ''}{f' NULLS {nulls}' if nulls else ''}")
+                over_d.append(f"ORDER BY {ref.d}{' DESC' if desc else ' ASC'} NULLS {dn}")
+            nums = [(q, c) for q, c in cols if c.type in ("int", "double")]
+            kinds = (["RANK", "DENSE_RANK"] if ordered else []) + ["COUNT", "MIN", "MAX"] + (
+                ["SUM", "AVG"] if nums else [])
+            kind = self.pick(kinds)
+            if kind in ("RANK", "DENSE_RANK"):
+                call_h = call_d = f"{kind}()"
+                t = "int"
+            elif kind == "COUNT" and r.random() < 0.5:
+                call_h = call_d = "COUNT(*)"
+                t = "int"
+            else:
+                q, c = self.pick(nums if kind in ("SUM", "AVG") else cols)
+                ref = scope.ref(q, c)
+                call_h, call_d = f"{kind}({ref.h})", f"{kind}({ref.d})"
+                t = {"COUNT": "int", "AVG": "double", "SUM": c.type}.get(kind, c.type)
+            return E(f"{call_h} OVER ({' '.join(over_h)})", f"{call_d} OVER ({' '.join(over_d)})", t)
         finally:
             self.r, self.nodes = saved
 
@@ -1051,6 +1102,9 @@ class Gen:
         distinct = r.random() < 0.2
         exprs = [self.expr(scope, self.pick(("string", "int", "double", "date", "string", "int", "bool")),
                            self.pick((0, 0, 1, 2))) for _ in range(r.randint(1, 4))]
+        win = None if distinct else self.window(scope)
+        if win is not None:
+            exprs.append(win)
         hs, ds, names = self._items(exprs, aliases)
         extra = [] if distinct else [self.order_expr(scope) for _ in range(2)]
         tail_h, tail_d, cmp = self._tail(exprs, names, extra, top) if (top or r.random() < 0.3) else ("", "", ("unordered", None))
