@@ -35,6 +35,9 @@ def sort_key(order: tuple[tuple[bool, bool], ...]) -> Callable[[list], tuple]:
     >>> key = sort_key(((True, False),))
     >>> sorted([[[1], [2.0]], [[1], [None]], [[1], [5.0]], [[None], [1.0]]], key=key)
     [[[None], [1.0]], [[1], [5.0]], [[1], [2.0]], [[1], [None]]]
+    >>> nan = float("nan")
+    >>> [len(p) for p in partitions([sorted([[[nan], [1]], [[2.0], [1]], [[nan], [2]]], key=key)])]
+    [1, 2]
     """
     def rank(v: Any, desc: bool, nulls_first: bool) -> tuple:
         if v is None:
@@ -44,9 +47,15 @@ def sort_key(order: tuple[tuple[bool, bool], ...]) -> Callable[[list], tuple]:
         return (1 if nulls_first else 0, 0, Desc(v) if desc else v)
 
     def key(r: list) -> tuple:
-        return (tuple((0,) if v is None else (1, v) for v in r[0]),
+        return (tuple((0,) if v is None else (1, 0, v) if v == v else (1, 1) for v in r[0]),
                 tuple(rank(v, d, n) for v, (d, n) in zip(r[1], order)))
     return key
+
+
+def _same(a: list, b: list) -> bool:
+    """Equal lists of values, NaN equal to NaN (as Hive's and DuckDB's
+    PARTITION BY and ORDER BY peers have it)."""
+    return a == b or (len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b)))
 
 
 def partitions(chunks: Iterable[list]) -> Iterator[list]:
@@ -55,7 +64,7 @@ def partitions(chunks: Iterable[list]) -> Iterator[list]:
     part: list = []
     for chunk in chunks:
         for r in chunk:
-            if r[0] != cur:
+            if cur is _NOKEY or not _same(r[0], cur):
                 if part:
                     yield part
                 cur = r[0]
@@ -79,7 +88,7 @@ def _peer_groups(rows: list) -> list[tuple[int, int]]:
     out = []
     start = 0
     for i in range(1, len(rows) + 1):
-        if i == len(rows) or rows[i][1] != rows[start][1]:
+        if i == len(rows) or not _same(rows[i][1], rows[start][1]):
             out.append((start, i))
             start = i
     return out

@@ -100,3 +100,16 @@ def test_refused_windows_say_what(wt, sql, kind, message):
     with pytest.raises(kind) as e:
         wt.sqlmr(sql)
     assert message in str(e.value)
+
+
+def test_nan_partitions_and_peers_are_one(session, tmp_path):
+    """NaN values are one partition and one peer group (as Hive's compare and
+    DuckDB have it), placed above every number."""
+    t = Tables(session, tmp_path)
+    lines = ["a,NaN,1", "b,1.5,NaN", "c,NaN,NaN", "d,2.0,1", "e,\\N,2", "f,NaN,\\N", "g,1.5,3"]
+    t.add("n", [("k", "string"), ("x", "double"), ("y", "double")], {"p0": as_bytes(lines[:4]),
+                                                                      "p1": as_bytes(lines[4:])})
+    session.settings.split_mb = 0.00002
+    session.settings.reducers = 2
+    t.check("SELECT k, COUNT(*) OVER (PARTITION BY x) AS n, RANK() OVER (ORDER BY y NULLS FIRST) AS r, "
+            "DENSE_RANK() OVER (PARTITION BY x ORDER BY y DESC NULLS LAST) AS d FROM n", ordered=False)
