@@ -34,17 +34,24 @@ from sqlmr.repl_commands import COMMANDS, MODES
 
 KEYWORDS = (
     "SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "JOIN", "INNER JOIN",
-    "LEFT JOIN", "RIGHT JOIN", "FULL OUTER JOIN", "LEFT OUTER JOIN", "ON", "AS", "AND", "OR",
+    "LEFT JOIN", "RIGHT JOIN", "LEFT OUTER JOIN", "LEFT SEMI JOIN", "CROSS JOIN", "ON", "AS", "AND", "OR",
     "NOT", "IN", "BETWEEN", "LIKE", "ILIKE", "IS", "NULL", "IS NULL", "IS NOT NULL", "DISTINCT",
     "UNION ALL", "CASE", "WHEN", "THEN", "ELSE", "END", "ASC", "DESC", "TRUE", "FALSE",
     "CREATE EXTERNAL TABLE", "IF NOT EXISTS", "ROW FORMAT DELIMITED", "FIELDS TERMINATED BY",
     "LOCATION", "DROP TABLE", "IF EXISTS", "SHOW TABLES", "DESCRIBE", "EXPLAIN", "EXPLAIN CODE",
     "SHOW PARTITIONS", "MSCK REPAIR TABLE",
     "SET", "STRING", "INT", "BIGINT", "DOUBLE", "DATE", "BOOLEAN", "BY", "TABLE", "EXTERNAL",
-    "ALL", "OUTER", "LEFT", "RIGHT", "FULL", "GROUP", "ORDER",
+    "ALL", "OUTER", "LEFT", "RIGHT", "GROUP", "ORDER", "OVER", "PARTITION BY", "EXISTS",
+    "NOT EXISTS", "NULLS FIRST", "NULLS LAST", "WITH", "UNION",
 )
-FUNCTIONS = ("SUBSTR", "SUBSTRING", "UPPER", "LOWER", "LENGTH", "CONCAT", "TRIM", "ROUND", "ABS",
-             "COALESCE", "CAST", "IF", "SUM", "COUNT", "AVG", "MIN", "MAX", "DATE")
+# the built-in functions sqlmr compiles (README "SQL"), window functions included
+FUNCTIONS = ("SUBSTR", "SUBSTRING", "UPPER", "LOWER", "LENGTH", "CONCAT", "CONCAT_WS", "TRIM",
+             "ROUND", "ABS", "COALESCE", "CAST", "IF", "NVL", "GREATEST", "LEAST", "SUM", "COUNT",
+             "AVG", "MIN", "MAX", "DATE", "YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND",
+             "DATE_ADD", "DATE_SUB", "DATEDIFF", "DATE_FORMAT", "TO_DATE", "CURRENT_DATE",
+             "REGEXP_EXTRACT", "REGEXP_REPLACE", "SPLIT", "INSTR", "LOCATE", "LPAD", "RPAD",
+             "REPLACE", "FLOOR", "CEIL", "POWER", "SQRT", "LN", "LOG10", "LOG", "ROW_NUMBER",
+             "RANK", "DENSE_RANK", "LAG", "LEAD")
 
 # Words that, just before the cursor, mean "a table name goes here".
 TABLE_CONTEXT = {"FROM", "JOIN", "DESCRIBE", "DESC", "TABLE", "EXISTS"}

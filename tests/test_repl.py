@@ -382,8 +382,9 @@ def test_completes_table_names_after_from_and_join(completer):
 
 
 def test_completes_columns_of_the_statements_tables(completer):
-    text = "SELECT reg FROM Sales"
-    assert complete(completer, text, len("SELECT reg")) == ["regionName"]
+    text = "SELECT reg FROM Sales"   # the column first, then the functions that match
+    assert complete(completer, text, len("SELECT reg")) == ["regionName", "regexp_extract",
+                                                            "regexp_replace"]
     text = "SELECT item FROM Sales WHERE pri"
     assert complete(completer, text) == ["price"]
     assert complete(completer, text, len("SELECT item"))[0] == "itemCount"
