@@ -41,7 +41,7 @@ KEYWORDS = (
     "LOCATION", "DROP TABLE", "IF EXISTS", "SHOW TABLES", "DESCRIBE", "EXPLAIN", "EXPLAIN CODE",
     "SHOW PARTITIONS", "MSCK REPAIR TABLE",
     "SET", "STRING", "INT", "BIGINT", "DOUBLE", "DATE", "BOOLEAN", "BY", "TABLE", "EXTERNAL",
-    "ALL", "OUTER", "LEFT", "RIGHT", "GROUP", "ORDER", "OVER", "PARTITION BY", "EXISTS",
+    "ALL", "OUTER", "LEFT", "RIGHT", "GROUP", "ORDER", "OVER", "EXISTS",
     "NOT EXISTS", "NULLS FIRST", "NULLS LAST", "WITH", "UNION",
 )
 # the built-in functions sqlmr compiles (README "SQL"), window functions included
