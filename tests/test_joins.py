@@ -61,6 +61,18 @@ def join_fixture(seed: int = 7, pages: int = 300, visits: int = 2500, nulls: flo
     return rk, uv, cc
 
 
+def join_tables(session, tmp_path, seed: int, pages: int, visits: int, nulls: float) -> Tables:
+    """rk, uv (two files each) and cc of :func:`join_fixture`, as tables of
+    ``session`` and DuckDB views over the same files."""
+    rk, uv, cc = join_fixture(seed=seed, pages=pages, visits=visits, nulls=nulls)
+    t = Tables(session, tmp_path)
+    half_rk, half_uv = len(rk) // 2, len(uv) // 2
+    t.add("rk", RK, {"part-00000": as_bytes(rk[:half_rk]), "part-00001": as_bytes(rk[half_rk:])})
+    t.add("uv", UV, {"part-00000": as_bytes(uv[:half_uv]), "part-00001": as_bytes(uv[half_uv:])})
+    t.add("cc", CC, {"part-00000": as_bytes(cc)})
+    return t
+
+
 @pytest.fixture(params=["reduce-side", "broadcast", "mixed"])
 def jt(request, session, tmp_path):
     rk, uv, cc = join_fixture()

@@ -11,17 +11,12 @@ import pytest
 import sqlglot
 
 from compiler.errors import SqlError, UnsupportedError
-from difftest import Tables, as_bytes
-from test_joins import CC, RK, UV, join_fixture
+from test_joins import join_tables
 
 
 @pytest.fixture(params=["reduce-side", "broadcast"])
 def sj(request, session, tmp_path):
-    rk, uv, cc = join_fixture(seed=11, pages=200, visits=1500, nulls=0.06)
-    t = Tables(session, tmp_path)
-    t.add("rk", RK, {"part-00000": as_bytes(rk[:100]), "part-00001": as_bytes(rk[100:])})
-    t.add("uv", UV, {"part-00000": as_bytes(uv[:700]), "part-00001": as_bytes(uv[700:])})
-    t.add("cc", CC, {"part-00000": as_bytes(cc)})
+    t = join_tables(session, tmp_path, seed=11, pages=200, visits=1500, nulls=0.06)
     session.settings.split_mb = 0.03   # several map tasks per table
     session.settings.reducers = 3
     session.settings.broadcast_mb = {"reduce-side": 0, "broadcast": 32}[request.param]

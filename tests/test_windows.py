@@ -10,16 +10,12 @@ import pytest
 
 from compiler.errors import SqlError, UnsupportedError
 from difftest import Tables, as_bytes
-from test_joins import CC, RK, UV, join_fixture
+from test_joins import join_tables
 
 
 @pytest.fixture(params=["1 reducer", "3 reducers"])
 def wt(request, session, tmp_path):
-    rk, uv, cc = join_fixture(seed=21, pages=120, visits=900, nulls=0.06)
-    t = Tables(session, tmp_path)
-    t.add("rk", RK, {"part-00000": as_bytes(rk[:60]), "part-00001": as_bytes(rk[60:])})
-    t.add("uv", UV, {"part-00000": as_bytes(uv[:450]), "part-00001": as_bytes(uv[450:])})
-    t.add("cc", CC, {"part-00000": as_bytes(cc)})
+    t = join_tables(session, tmp_path, seed=21, pages=120, visits=900, nulls=0.06)
     session.settings.split_mb = 0.02   # several map tasks per table
     session.settings.reducers = {"1 reducer": 1, "3 reducers": 3}[request.param]
     return t
