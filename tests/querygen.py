@@ -510,55 +510,53 @@ class Gen:
         of the query is unchanged."""
         if self.r_semi.random() >= SEMI_P:
             return None
-        saved = self.r, self.nodes
-        self.r = self.r_semi
-        try:
-            r = self.r
-            outer = [(q, c) for q, c in scope.cols if c.type in ("int", "string", "date", "double")]
-            if not outer:
+        return self._drawn_from(self.r_semi, self._semi, scope)
+
+    def _semi(self, scope: Scope) -> E | None:
+        r = self.r
+        outer = [(q, c) for q, c in scope.cols if c.type in ("int", "string", "date", "double")]
+        if not outer:
+            return None
+        q, c = self.pick(outer)
+        inner = [(t, x) for t in self.schema.tables for x in t.cols
+                 if x.type == c.type or {x.type, c.type} <= {"int", "double"}]
+        if not inner:
+            return None
+        t, x = self.pick(inner)
+        iscope = Scope([("s9", y) for y in t.cols])
+        p = self.pred(iscope, 1) if r.random() < 0.5 else None
+        ref = scope.ref(q, c)
+        x_kind = r.random()
+        if x_kind < 0.25:   # compared with a scalar aggregate of another table
+            aggs = ("MIN", "MAX", "COUNT") + (("SUM", "AVG") if c.type in ("int", "double") else ())
+            agg = self.pick(aggs)
+            arg = "*" if agg == "COUNT" and r.random() < 0.5 else f"s9.{x.name}"
+            if agg == "COUNT" and c.type not in ("int", "double"):
                 return None
-            q, c = self.pick(outer)
-            inner = [(t, x) for t in self.schema.tables for x in t.cols
-                     if x.type == c.type or {x.type, c.type} <= {"int", "double"}]
-            if not inner:
-                return None
-            t, x = self.pick(inner)
-            iscope = Scope([("s9", y) for y in t.cols])
-            p = self.pred(iscope, 1) if r.random() < 0.5 else None
-            ref = scope.ref(q, c)
-            x_kind = r.random()
-            if x_kind < 0.25:   # compared with a scalar aggregate of another table
-                aggs = ("MIN", "MAX", "COUNT") + (("SUM", "AVG") if c.type in ("int", "double") else ())
-                agg = self.pick(aggs)
-                arg = "*" if agg == "COUNT" and r.random() < 0.5 else f"s9.{x.name}"
-                if agg == "COUNT" and c.type not in ("int", "double"):
-                    return None
-                op = self.pick(("=", "<>", "<", "<=", ">", ">="))
-                conds_h = [p.h] if p else []
-                conds_d = [p.d] if p else []
-                ties = [(q2, c2, y) for q2, c2 in scope.cols if q2 for y in t.cols if y.type == c2.type]
-                if ties and r.random() < 0.5:   # correlated: grouped by the tying column
-                    q2, c2, y = self.pick(ties)
-                    conds_h.insert(0, f"s9.{y.name} = {q2}.{c2.name}")
-                    conds_d.insert(0, f"s9.{y.name} = {q2}.{c2.name}")
-                where_h = (" WHERE " + " AND ".join(conds_h)) if conds_h else ""
-                where_d = (" WHERE " + " AND ".join(conds_d)) if conds_d else ""
-                return E(f"({ref.h} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_h}))",
-                         f"({ref.d} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_d}))", "bool")
-            if q and x_kind < 0.6:   # correlated: an equality with the outer column
-                neg = "NOT " if r.random() < 0.4 else ""
-                more_h = f" AND {p.h}" if p else ""
-                more_d = f" AND {p.d}" if p else ""
-                return E(f"{neg}EXISTS (SELECT 1 FROM {t.name} s9 WHERE s9.{x.name} = {ref.h}{more_h})",
-                         f"{neg}EXISTS (SELECT 1 FROM {t.name} s9 WHERE s9.{x.name} = {ref.d}{more_d})",
-                         "bool")
-            where_h = f" WHERE {p.h}" if p else ""
-            where_d = f" WHERE {p.d}" if p else ""
-            neg = "NOT " if r.random() < 0.35 else ""
-            return E(f"{ref.h} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_h})",
-                     f"{ref.d} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_d})", "bool")
-        finally:
-            self.r, self.nodes = saved
+            op = self.pick(("=", "<>", "<", "<=", ">", ">="))
+            conds_h = [p.h] if p else []
+            conds_d = [p.d] if p else []
+            ties = [(q2, c2, y) for q2, c2 in scope.cols if q2 for y in t.cols if y.type == c2.type]
+            if ties and r.random() < 0.5:   # correlated: grouped by the tying column
+                q2, c2, y = self.pick(ties)
+                conds_h.insert(0, f"s9.{y.name} = {q2}.{c2.name}")
+                conds_d.insert(0, f"s9.{y.name} = {q2}.{c2.name}")
+            where_h = (" WHERE " + " AND ".join(conds_h)) if conds_h else ""
+            where_d = (" WHERE " + " AND ".join(conds_d)) if conds_d else ""
+            return E(f"({ref.h} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_h}))",
+                     f"({ref.d} {op} (SELECT {agg}({arg}) FROM {t.name} s9{where_d}))", "bool")
+        if q and x_kind < 0.6:   # correlated: an equality with the outer column
+            neg = "NOT " if r.random() < 0.4 else ""
+            more_h = f" AND {p.h}" if p else ""
+            more_d = f" AND {p.d}" if p else ""
+            return E(f"{neg}EXISTS (SELECT 1 FROM {t.name} s9 WHERE s9.{x.name} = {ref.h}{more_h})",
+                     f"{neg}EXISTS (SELECT 1 FROM {t.name} s9 WHERE s9.{x.name} = {ref.d}{more_d})",
+                     "bool")
+        where_h = f" WHERE {p.h}" if p else ""
+        where_d = f" WHERE {p.d}" if p else ""
+        neg = "NOT " if r.random() < 0.35 else ""
+        return E(f"{ref.h} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_h})",
+                 f"{ref.d} {neg}IN (SELECT s9.{x.name} FROM {t.name} s9{where_d})", "bool")
 
     def window(self, scope: Scope) -> E | None:
         """Now and then (:data:`WINDOW_P`), a window function whose answer does
@@ -568,46 +566,44 @@ class Gen:
         default.  Drawn from ``r_window``: the rest of the query is unchanged."""
         if self.r_window.random() >= WINDOW_P:
             return None
-        saved = self.r, self.nodes
-        self.r = self.r_window
-        try:
-            r = self.r
-            cols = [(q, c) for q, c in scope.cols if c.type in ("int", "double", "string", "date")]
-            if not cols:
-                return None
-            over_h, over_d = [], []
-            if r.random() < 0.7:
-                q, c = self.pick(cols)
-                ref = scope.ref(q, c)
-                over_h.append(f"PARTITION BY {ref.h}")
-                over_d.append(f"PARTITION BY {ref.d}")
-            ordered = not over_h or r.random() < 0.6
-            if ordered:
-                q, c = self.pick(cols)
-                ref = scope.ref(q, c)
-                desc = r.random() < 0.4
-                nulls = self.pick((None, None, "FIRST", "LAST"))
-                dn = nulls or ("LAST" if desc else "FIRST")   # Hive's default placement
-                over_h.append(f"ORDER BY {ref.h}{' DESC' if desc else ''}{f' NULLS {nulls}' if nulls else ''}")
-                over_d.append(f"ORDER BY {ref.d}{' DESC' if desc else ' ASC'} NULLS {dn}")
-            nums = [(q, c) for q, c in cols if c.type in ("int", "double")]
-            kinds = (["RANK", "DENSE_RANK"] if ordered else []) + ["COUNT", "MIN", "MAX"] + (
-                ["SUM", "AVG"] if nums else [])
-            kind = self.pick(kinds)
-            if kind in ("RANK", "DENSE_RANK"):
-                call_h = call_d = f"{kind}()"
-                t = "int"
-            elif kind == "COUNT" and r.random() < 0.5:
-                call_h = call_d = "COUNT(*)"
-                t = "int"
-            else:
-                q, c = self.pick(nums if kind in ("SUM", "AVG") else cols)
-                ref = scope.ref(q, c)
-                call_h, call_d = f"{kind}({ref.h})", f"{kind}({ref.d})"
-                t = {"COUNT": "int", "AVG": "double", "SUM": c.type}.get(kind, c.type)
-            return E(f"{call_h} OVER ({' '.join(over_h)})", f"{call_d} OVER ({' '.join(over_d)})", t)
-        finally:
-            self.r, self.nodes = saved
+        return self._drawn_from(self.r_window, self._window, scope)
+
+    def _window(self, scope: Scope) -> E | None:
+        r = self.r
+        cols = [(q, c) for q, c in scope.cols if c.type in ("int", "double", "string", "date")]
+        if not cols:
+            return None
+        over_h, over_d = [], []
+        if r.random() < 0.7:
+            q, c = self.pick(cols)
+            ref = scope.ref(q, c)
+            over_h.append(f"PARTITION BY {ref.h}")
+            over_d.append(f"PARTITION BY {ref.d}")
+        ordered = not over_h or r.random() < 0.6
+        if ordered:
+            q, c = self.pick(cols)
+            ref = scope.ref(q, c)
+            desc = r.random() < 0.4
+            nulls = self.pick((None, None, "FIRST", "LAST"))
+            dn = nulls or ("LAST" if desc else "FIRST")   # Hive's default placement
+            over_h.append(f"ORDER BY {ref.h}{' DESC' if desc else ''}{f' NULLS {nulls}' if nulls else ''}")
+            over_d.append(f"ORDER BY {ref.d}{' DESC' if desc else ' ASC'} NULLS {dn}")
+        nums = [(q, c) for q, c in cols if c.type in ("int", "double")]
+        kinds = (["RANK", "DENSE_RANK"] if ordered else []) + ["COUNT", "MIN", "MAX"] + (
+            ["SUM", "AVG"] if nums else [])
+        kind = self.pick(kinds)
+        if kind in ("RANK", "DENSE_RANK"):
+            call_h = call_d = f"{kind}()"
+            t = "int"
+        elif kind == "COUNT" and r.random() < 0.5:
+            call_h = call_d = "COUNT(*)"
+            t = "int"
+        else:
+            q, c = self.pick(nums if kind in ("SUM", "AVG") else cols)
+            ref = scope.ref(q, c)
+            call_h, call_d = f"{kind}({ref.h})", f"{kind}({ref.d})"
+            t = {"COUNT": "int", "AVG": "double", "SUM": c.type}.get(kind, c.type)
+        return E(f"{call_h} OVER ({' '.join(over_h)})", f"{call_d} OVER ({' '.join(over_d)})", t)
 
     def extra(self, scope: Scope, t: str, depth: int) -> E | None:
         """Now and then (:data:`EXTRA_P`), one of Hive's functions of type ``t``.
@@ -615,10 +611,16 @@ class Gen:
         budget, so the main stream, and the rest of the query, is unchanged."""
         if depth <= 0 or self.r_extra.random() >= EXTRA_P:
             return None
+        return self._drawn_from(self.r_extra, self._extra, scope, t, depth - 1)
+
+    def _drawn_from(self, stream: random.Random, fn, *args):
+        """``fn(*args)`` with every choice drawn from ``stream`` and its nodes
+        not counted against the budget: the main stream, and the rest of the
+        query, stay as they were."""
         saved = self.r, self.nodes
-        self.r = self.r_extra
+        self.r = stream
         try:
-            return self._extra(scope, t, depth - 1)
+            return fn(*args)
         finally:
             self.r, self.nodes = saved
 
