@@ -392,11 +392,10 @@ def _window_call(w: exp.Window, comp: ExprCompiler, args: list[exp.Expression], 
         args.append(e)
         return len(args) - 1
 
-    text = fn   # shown by EXPLAIN
     if kind in ("row_number", "rank", "dense_rank"):
-        return WindowCall(kind, None, 0, None, "bigint", expr_key(w), text)
+        return WindowCall(kind, None, 0, None, "bigint", expr_key(w), fn)
     if kind == "count" and isinstance(fn.this, exp.Star):
-        return WindowCall("count_star", None, 0, None, "bigint", expr_key(w), text)
+        return WindowCall("count_star", None, 0, None, "bigint", expr_key(w), fn)
     value = comp.value(fn.this)
     if kind in ("lag", "lead"):
         off = fn.args.get("offset")
@@ -412,13 +411,13 @@ def _window_call(w: exp.Window, comp: ExprCompiler, args: list[exp.Expression], 
                     raise SqlError(f"{kind.upper()}'s default is {dt.upper()}, its value "
                                    f"{value.type.upper()}", sql, _start(default))
         return WindowCall(kind, arg(fn.this), 1 if off is None else int(off.this),
-                          None if default is None else arg(default), typ, expr_key(w), text)
+                          None if default is None else arg(default), typ, expr_key(w), fn)
     if kind in ("sum", "avg") and value.type not in NUMERIC | {None}:
         raise SqlError(f"{kind.upper()} needs a number, not {value.type.upper()}", sql,
                        _start(fn.this))
     typ = {"count": "bigint", "avg": "double",
            "sum": "double" if value.type == "double" else "bigint"}.get(kind, value.type)
-    return WindowCall(kind, arg(fn.this), 0, None, typ, expr_key(w), text)
+    return WindowCall(kind, arg(fn.this), 0, None, typ, expr_key(w), fn)
 
 
 def _col(key: str) -> exp.Column:
