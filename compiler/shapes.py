@@ -12,7 +12,9 @@
 - set operations: a ``UNION ALL`` whose result is the statement's, or is
   ordered, limited or made distinct (``UNION``), becomes ``SELECT [DISTINCT]
   * FROM (… UNION ALL …) ORDER BY … LIMIT …``, so the planner sees UNION ALL
-  only as a derived table.  INTERSECT, EXCEPT and UNION BY NAME are refused.
+  only as a derived table.  ``INTERSECT`` / ``EXCEPT`` (DISTINCT) group the
+  rows of both sides, tagged by side (:func:`_intersect_except`); their ALL
+  forms and UNION BY NAME are refused.
 - ``IN (SELECT …)`` and ``[NOT] EXISTS`` conjuncts of WHERE: joins with a
   derived table of distinct keys (:mod:`compiler.subqueries`); so do scalar
   aggregate subqueries and `NOT IN`.
@@ -179,9 +181,8 @@ def _wrap_unions(node: exp.Expression, sql: str, dialect: str, top: bool) -> exp
     if not isinstance(node, exp.SetOperation):
         return node
     if not isinstance(node, exp.Union):
-        word = "INTERSECT" if isinstance(node, exp.Intersect) else "EXCEPT"
-        raise UnsupportedError(f"{word} (UNION ALL and UNION are supported)", sql,
-                               _keyword(sql, node, word, dialect))
+        out = _intersect_except(node, sql, dialect)
+        return out if top else exp.Subquery(this=out)
     if node.args.get("by_name") or node.args.get("side") or node.args.get("kind"):
         raise UnsupportedError("UNION BY NAME / outer UNION", sql, _keyword(sql, node, "UNION", dialect))
     distinct = bool(node.args.get("distinct"))
@@ -201,6 +202,63 @@ def _wrap_unions(node: exp.Expression, sql: str, dialect: str, top: bool) -> exp
             wrapper.set(k, v)
     wrapper.meta[WRAPPER] = True
     return wrapper if top else exp.Subquery(this=wrapper)
+
+
+def _intersect_except(node: exp.SetOperation, sql: str, dialect: str) -> exp.Select:
+    """``a INTERSECT b`` / ``a EXCEPT b`` (DISTINCT, as SQL's default): the
+    rows of both, tagged by side, grouped by every column (GROUP BY holds
+    NULLs equal, as set operations do) and kept when a side has them:
+
+    ``SELECT _c1 AS x … FROM (SELECT _c1 …, 1 AS _sa, 0 AS _sb FROM (a) _l(_c1 …)
+    UNION ALL SELECT _c1 …, 0, 1 FROM (b) _r(_c1 …)) _setop GROUP BY _c1 …
+    HAVING MAX(_sa) = 1 AND MAX(_sb) = 1`` (``= 0`` for EXCEPT).
+
+    >>> import sqlglot
+    >>> q = sqlglot.parse_one("SELECT a FROM t EXCEPT SELECT b FROM u ORDER BY a")
+    >>> print(_intersect_except(q, "", "hive").sql())
+    SELECT _c1 AS a FROM (SELECT _c1, 1 AS _sa, 0 AS _sb FROM (SELECT a FROM t) AS _l(_c1) UNION ALL SELECT _c1, 0 AS _sa, 1 AS _sb FROM (SELECT b FROM u) AS _r(_c1)) AS _setop GROUP BY _c1 HAVING MAX(_sa) = 1 AND MAX(_sb) = 0 ORDER BY a
+    """
+    word = "INTERSECT" if isinstance(node, exp.Intersect) else "EXCEPT"
+    if not node.args.get("distinct"):
+        raise UnsupportedError(f"{word} ALL ({word} and {word} DISTINCT are supported)", sql,
+                               _keyword(sql, node, word, dialect))
+    left, right = node.this, node.expression
+    first = left
+    while isinstance(first, (exp.SetOperation, exp.Subquery)):   # a chain's first SELECT
+        first = first.this
+    items = first.selects if isinstance(first, exp.Select) else []
+    if not items or any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                        for e in items):
+        raise UnsupportedError(f"{word} of SELECT * (list the columns)", sql,
+                               _keyword(sql, node, word, dialect))
+    cols = [f"_c{i}" for i in range(1, len(items) + 1)]
+
+    def side(query: exp.Expression, alias: str, a: int, b: int) -> exp.Select:
+        body = (query.this if isinstance(query, exp.Subquery) else query).copy()
+        for k in ("order", "limit", "offset"):
+            if isinstance(body, exp.SetOperation) and body.args.get(k) is not None:
+                body = exp.select("*").from_(exp.Subquery(this=body, alias=exp.TableAlias(
+                    this=exp.to_identifier(f"{alias}o"))))
+                break
+        derived = exp.Subquery(this=body, alias=exp.TableAlias(
+            this=exp.to_identifier(alias), columns=[exp.to_identifier(c) for c in cols]))
+        return exp.select(*cols, exp.alias_(exp.Literal.number(a), "_sa"),
+                          exp.alias_(exp.Literal.number(b), "_sb")).from_(derived)
+
+    both = exp.union(side(left, "_l", 1, 0), side(right, "_r", 0, 1), distinct=False)
+    names = [e.alias_or_name or c for e, c in zip(items, cols)]
+    out = exp.select(*[exp.alias_(exp.column(c), n, quoted=not exp.SAFE_IDENTIFIER_RE.match(n))
+                       for c, n in zip(cols, names)]).from_(exp.Subquery(
+        this=both, alias=exp.TableAlias(this=exp.to_identifier("_setop"))))
+    out = out.group_by(*cols).having(exp.and_(
+        exp.EQ(this=exp.Max(this=exp.column("_sa")), expression=exp.Literal.number(1)),
+        exp.EQ(this=exp.Max(this=exp.column("_sb")),
+               expression=exp.Literal.number(1 if word == "INTERSECT" else 0))))
+    for k in ("order", "limit", "offset"):
+        if node.args.get(k) is not None:
+            out.set(k, node.args[k])
+    out.meta.update(node.meta)
+    return out
 
 
 def is_union_wrapper(select: exp.Expression) -> bool:

@@ -71,7 +71,7 @@ QUERY = [
     ("SET max_rows = lots", "max_rows needs a whole number, not 'lots'"),
     ("SET dialect = foo", "Unknown dialect 'foo'"),
     ("WITH RECURSIVE a AS (SELECT s FROM t) SELECT * FROM a", "not supported yet: WITH RECURSIVE"),
-    ("SELECT s FROM t INTERSECT SELECT s FROM t", "not supported yet: INTERSECT"),
+    ("SELECT s FROM t INTERSECT ALL SELECT s FROM t", "not supported yet: INTERSECT ALL"),
     ("SELEC x;", "syntax error: 'SELEC' does not start a statement sqlmr knows"),
     ("SELECT CONCAT_WS('-', s, i) FROM t", "CONCAT_WS takes text: argument 3 is INT (write CAST(… AS STRING))"),
     ("SELECT CONCAT_WS('-') FROM t", "CONCAT_WS needs a separator and at least one string"),

@@ -178,6 +178,24 @@ def test_union(tables, sql, duck):
     assert check(tables, sql, duck)
 
 
+# INTERSECT / EXCEPT (DISTINCT): NULLs are equal, as in every set operation
+SET_OPERATIONS = [
+    "SELECT destURL FROM uv INTERSECT SELECT pageURL FROM rk",
+    "SELECT pageURL, pageRank FROM rk EXCEPT SELECT destURL, duration FROM uv",
+    "SELECT countryCode, duration FROM uv WHERE adRevenue > 0.5 INTERSECT SELECT countryCode, duration FROM uv WHERE adRevenue < 0.5",
+    "SELECT duration AS d FROM uv EXCEPT SELECT pageRank FROM rk WHERE pageRank < 5 ORDER BY d NULLS FIRST LIMIT 4",
+    "SELECT searchWord FROM uv EXCEPT SELECT searchWord FROM uv WHERE duration > 5 UNION SELECT 'extra'",
+    "SELECT x, COUNT(*) FROM (SELECT countryCode AS x FROM uv INTERSECT SELECT countryCode FROM uv WHERE duration = 2) t GROUP BY x",
+    "SELECT a FROM (SELECT duration AS a FROM uv EXCEPT SELECT avgDuration % 10 FROM rk "
+    "EXCEPT SELECT 3) t",
+]
+
+
+@pytest.mark.parametrize("sql", SET_OPERATIONS)
+def test_intersect_and_except(tables, sql):
+    assert check(tables, sql, None)
+
+
 def test_union_column_types_are_unified_and_names_come_from_the_first(shapes):
     def run(sql):
         res = list(shapes.session.execute(sql))[0]
@@ -234,9 +252,10 @@ ERRORS = [
      "SELECT pageURL"),
     ("WITH RECURSIVE r AS (SELECT 1 AS n) SELECT n FROM r", "not supported yet: WITH RECURSIVE",
      "RECURSIVE"),
-    ("SELECT sourceIP FROM uv INTERSECT SELECT pageURL FROM rk", "not supported yet: INTERSECT",
-     "INTERSECT"),
-    ("SELECT sourceIP FROM uv EXCEPT SELECT pageURL FROM rk", "not supported yet: EXCEPT", "EXCEPT"),
+    ("SELECT sourceIP FROM uv INTERSECT ALL SELECT pageURL FROM rk",
+     "not supported yet: INTERSECT ALL (INTERSECT and INTERSECT DISTINCT are supported)", "INTERSECT"),
+    ("SELECT * FROM uv EXCEPT SELECT * FROM uv", "not supported yet: EXCEPT of SELECT * (list the columns)",
+     "EXCEPT"),
     ("SELECT visitDate FROM uv UNION ALL SELECT pageRank FROM rk",
      "UNION column 1 is DATE in SELECT 1 ('visitDate') and INT in SELECT 2 ('pageRank')",
      "pageRank"),
@@ -268,7 +287,7 @@ def test_errors_have_a_caret(shapes, sql, message, at):
 @pytest.mark.parametrize("sql,message", [
     ("SELECT s FROM t UNION ALL SELECT s, i FROM t", "the first has 1, SELECT 2 has 2"),
     ("WITH RECURSIVE r AS (SELECT 1) SELECT * FROM r", "not supported yet: WITH RECURSIVE"),
-    ("SELECT s FROM t INTERSECT SELECT s FROM t", "not supported yet: INTERSECT"),
+    ("SELECT s FROM t EXCEPT ALL SELECT s FROM t", "not supported yet: EXCEPT ALL"),
 ])
 def test_cli_errors_have_no_traceback(tmp_path, sql, message):
     from test_cli import sqlmr
