@@ -155,9 +155,33 @@ def _keep_inner_names(tree: exp.Expression) -> None:
         if alias is not None and alias.columns and isinstance(body, exp.Query) and (
                 not isinstance(body, exp.Select) or body.args.get("order")
                 or body.args.get("having")):
+            if isinstance(body, exp.Select):   # the star must see one name per column
+                _unique_output_names(body)
             inner = exp.Subquery(this=sub.this, alias=exp.TableAlias(
                 this=exp.to_identifier("_named")))
             sub.set("this", exp.select("*").from_(inner))
+
+
+def _unique_output_names(select: exp.Select) -> None:
+    """Alias each output whose name an earlier output has (``SELECT a.id,
+    b.id``) as ``<name>_<position>``; an ORDER BY inside can only have meant
+    them by position.
+
+    >>> import sqlglot
+    >>> q = sqlglot.parse_one("SELECT a.id, b.id, x AS ID, 1 FROM t")
+    >>> _unique_output_names(q); q.sql()
+    'SELECT a.id, b.id AS id_2, x AS ID_3, 1 FROM t'
+    """
+    seen: set[str] = set()
+    items = []
+    for i, e in enumerate(select.expressions, 1):
+        name = e.alias_or_name
+        if name and name.lower() in seen:
+            e = exp.alias_(e.unalias() if isinstance(e, exp.Alias) else e, f"{name}_{i}")
+        if name:
+            seen.add(name.lower())
+        items.append(e)
+    select.set("expressions", items)
 
 
 # ------------------------------------------------------------ set operations

@@ -217,6 +217,7 @@ NODE_BUDGET = 120   # expression nodes per query before the rest are leaves
 EXTRA_P = 0.06      # chance that an expression becomes one of Hive's functions (Gen.extra)
 SEMI_P = 0.08       # chance that a WHERE gets an IN / EXISTS subquery conjunct (Gen.semi)
 WINDOW_P = 0.12     # chance that a scan's SELECT list gets a window function (Gen.window)
+SETOP_P = 0.3       # chance that a union of two SELECTs is an INTERSECT or EXCEPT instead
 RLIKE_PATTERNS = ("[aeiou]", "[0-9]", "a|b", "[%_]", "^[a-k]", "[A-Z]", " ", "l+", "^$", "e.a")
 EXTRACTS = (("([a-z]+)", 1), ("([a-z])([a-z]*)", 2), ("[0-9]+", 0), ("([A-Za-z]+)[^a-z]*", 1))
 REPLACES = (("[aeiou]", "#"), ("[0-9]+", "N"), ("a|b", ""), ("([a-z])([a-z])", "$2$1"), (" ", "_"))
@@ -253,6 +254,7 @@ class Gen:
         self.r_extra = random.Random(seed * 6151 + 29)  # Hive's functions (extra)
         self.r_semi = random.Random(seed * 4201 + 43)   # IN / EXISTS subqueries (semi)
         self.r_window = random.Random(seed * 3083 + 59)  # window functions (window)
+        self.r_setop = random.Random(seed * 2411 + 67)   # INTERSECT / EXCEPT (union_block)
         self.nodes = 0
         self.ctes: list[tuple[str, list[Col]]] = []   # WITH names in scope (shapes only)
 
@@ -1278,7 +1280,8 @@ class Gen:
         return h, d, exprs, tables
 
     def union_block(self, top: bool) -> tuple[str, str, list[Col], list[str], tuple]:
-        """Two to four SELECTs joined by UNION ALL (now and then UNION), with
+        """Two to four SELECTs joined by UNION ALL (now and then UNION; two of
+        them now and then by INTERSECT or EXCEPT), with
         columns of one type family each; at the top, ordered and limited,
         or read by an outer query."""
         r = self.r
@@ -1294,6 +1297,9 @@ class Gen:
             ds.append(d)
             types.append([e.t for e in exprs])
             tables.extend(ts)
+        if len(types) == 2 and self.r_setop.random() < SETOP_P:
+            # of two SELECTs only: INTERSECT binds tighter than UNION in DuckDB
+            hs[1] = ds[1] = self.r_setop.choice((" INTERSECT ", " EXCEPT ", " INTERSECT DISTINCT "))
         cols = [Col(f"u{i}", union_type([ts[i] for ts in types])) for i in range(len(kinds))]
         h, d = "".join(hs), "".join(ds)
         if not top:

@@ -180,6 +180,9 @@ def test_union(tables, sql, duck):
 
 # INTERSECT / EXCEPT (DISTINCT): NULLs are equal, as in every set operation
 SET_OPERATIONS = [
+    # a branch ordered inside, whose outputs share a name
+    "SELECT 7 AS a, 1 AS b EXCEPT (SELECT u.duration, u.duration FROM uv u ORDER BY 1 DESC NULLS LAST LIMIT 3)",
+    "SELECT c1, c2 FROM (SELECT u.duration, u.duration FROM uv u ORDER BY 1 DESC NULLS LAST, 2 LIMIT 5) AS d(c1, c2)",
     "SELECT destURL FROM uv INTERSECT SELECT pageURL FROM rk",
     "SELECT pageURL, pageRank FROM rk EXCEPT SELECT destURL, duration FROM uv",
     "SELECT countryCode, duration FROM uv WHERE adRevenue > 0.5 INTERSECT SELECT countryCode, duration FROM uv WHERE adRevenue < 0.5",
