@@ -86,6 +86,10 @@ class FakeTime:
 def _script(path, body: str) -> str:
     path.write_text(f"#!/bin/sh\nexec {sys.executable} -c '{body}'\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    # a process another thread forks while the file is open for writing holds
+    # that descriptor until it execs; running the script meanwhile fails with
+    # ETXTBSY ("Text file busy"), so give those children time to exec
+    time.sleep(0.2)
     return str(path)
 
 

@@ -59,8 +59,13 @@ def prompt(p) -> None:
 def until(p, pattern: str) -> str:
     """Everything printed up to and including ``pattern`` (a regex, which
     pexpect compiles with DOTALL: say ``[^\\n]*``, not ``.*``, or a prompt that
-    arrived in the same read is swallowed), without terminal escapes."""
-    p.expect(pattern)
+    arrived in the same read is swallowed), without terminal escapes.  On a
+    timeout the failure shows what the terminal printed meanwhile."""
+    try:
+        p.expect(pattern)
+    except pexpect.TIMEOUT:
+        pytest.fail(f"no {pattern!r} within {p.timeout} s; the terminal showed:\n"
+                    + plain(p.before)[-3000:])
     return plain(p.before + p.after)
 
 
@@ -113,11 +118,12 @@ def test_a_session_in_a_terminal(child):
     prompt(p)
     assert p.isalive()
 
-    # a slow query: one worker and many small splits; Ctrl-C once progress shows
+    # a slow query: one worker and many small splits (seconds even on a fast,
+    # idle machine); Ctrl-C once progress shows
     p.send("\\set workers 1\r")
     p.expect_exact("workers = 1")
-    p.send("\\set split_mb 0.25\r")
-    p.expect_exact("split_mb = 0.25")
+    p.send("\\set split_mb 0.05\r")
+    p.expect_exact("split_mb = 0.05")
     prompt(p)
     p.send("SELECT url, count(*), sum(rev) FROM visits GROUP BY url ORDER BY 2 DESC LIMIT 3;\r")
     p.expect(r"Stage-1 map +\[")
