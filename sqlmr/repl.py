@@ -68,11 +68,23 @@ def run_repl(settings: Settings, debug: bool = False, input=None, output=None) -
         # `sqlmr > results.txt`: the prompt stays on the terminal, results go to the file
         from prompt_toolkit.output import create_output
         output = create_output(always_prefer_tty=True)
+    _ctrl_c_interrupts()
     repl = Repl(settings, debug, input, output)
     try:
         return repl.run()
     finally:
         repl.close()
+
+
+def _ctrl_c_interrupts() -> None:
+    """Ctrl-C cancels a statement even when sqlmr was started with SIGINT
+    ignored (a shell starts a background command so, and Python then keeps
+    ignoring it): a person at the prompt presses it to stop a job."""
+    try:
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:   # not the main thread (an embedding program's REPL)
+        pass
 
 
 class Repl:

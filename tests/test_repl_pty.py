@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -32,8 +33,14 @@ def make_data(path: Path, mb: float) -> None:
             f.write(block)
 
 
-@pytest.fixture
-def child(tmp_path):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# started as from a terminal, and as a shell starts a background command
+# (SIGINT ignored, which Python would keep): Ctrl-C must cancel either way
+@pytest.fixture(params=["sigint default", "sigint ignored at start"])
+def child(request, tmp_path):
     home = tmp_path / "home"
     data = tmp_path / "visits"
     data.mkdir()
@@ -41,8 +48,10 @@ def child(tmp_path):
     env = dict(os.environ, SQLMR_HOME=str(home), TERM="xterm-256color",
                PROMPT_TOOLKIT_NO_CPR="1", PAGER="", XDG_CONFIG_HOME=str(tmp_path / "xdg"),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    ignored = request.param == "sigint ignored at start"
     p = pexpect.spawn(sys.executable, ["-m", "sqlmr"], cwd=str(ROOT), env=env,
-                      encoding="utf-8", dimensions=(40, 120), timeout=30)
+                      encoding="utf-8", dimensions=(40, 120), timeout=30,
+                      preexec_fn=_ignore_sigint if ignored else None)
     p.home = home
     p.data = data
     yield p
