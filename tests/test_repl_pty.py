@@ -127,12 +127,11 @@ def test_a_session_in_a_terminal(child):
     prompt(p)
     assert p.isalive()
 
-    # a slow query: one worker and many small splits (seconds even on a fast,
-    # idle machine); Ctrl-C once progress shows
+    # a slow query: one worker and many small splits; Ctrl-C once progress shows
     p.send("\\set workers 1\r")
     p.expect_exact("workers = 1")
-    p.send("\\set split_mb 0.05\r")
-    p.expect_exact("split_mb = 0.05")
+    p.send("\\set split_mb 0.25\r")
+    p.expect_exact("split_mb = 0.25")
     prompt(p)
     p.send("SELECT url, count(*), sum(rev) FROM visits GROUP BY url ORDER BY 2 DESC LIMIT 3;\r")
     p.expect(r"Stage-1 map +\[")
