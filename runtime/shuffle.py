@@ -247,6 +247,27 @@ class PartitionedWriter:
         for p, (ks, vs) in enumerate(split_columns(keys, nums, self.partitions)):
             self._add_columns(p, ks, vs, kind)
 
+    def add_pair_partitions(self, keys: list[list], nums: list[list], kind: str) -> int:
+        """Add (key, number) records already grouped by partition (``keys[p]``
+        and ``nums[p]`` are partition p's), then empty those lists in place,
+        so a caller's bound ``append`` methods stay valid; returns how many
+        records were added.  What a scan that passes rows through hands over:
+        it hashed each key as it read it.
+
+        >>> w = PartitionedWriter(2)
+        >>> ks, vs = [["a"], []], [[1.0], []]
+        >>> w.add_pair_partitions(ks, vs, "d"), ks, w.records
+        (1, [[], []], [1, 0])
+        """
+        n = 0
+        for p, (ks, vs) in enumerate(zip(keys, nums)):
+            if ks:
+                self._add_columns(p, ks, vs, kind)
+                n += len(ks)
+                ks.clear()
+                vs.clear()
+        return n
+
     def _add_columns(self, partition: int, keys: list, nums: list, kind: str) -> None:
         if not keys:
             return

@@ -184,6 +184,9 @@ PASS_THROUGH_SHAPES = [  # (query, whether its scans can pass rows through)
       "SELECT sourceIP || searchWord, SUM(adRevenue) FROM uv GROUP BY sourceIP || searchWord"), True),
     ("SELECT sourceIP, SUM(adRevenue) AS s FROM uv GROUP BY sourceIP ORDER BY s DESC, sourceIP LIMIT 5", True),
     ("SELECT SUBSTR(sourceIP, 1, 6), SUM(adRevenue), COUNT(*) FROM uv GROUP BY SUBSTR(sourceIP, 1, 6)", False),
+    # a key that is NULL on the fast path too: hashed as partition_of hashes NULL
+    ("SELECT CASE WHEN duration <> 3 THEN sourceIP END AS k, SUM(adRevenue) FROM uv "
+     "GROUP BY CASE WHEN duration <> 3 THEN sourceIP END", True),
 ]
 
 

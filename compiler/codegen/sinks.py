@@ -198,15 +198,19 @@ class PartialAggSink(Sink):
 
     def pass_through_init(self) -> None:
         """The locals of the pass-through loop (written once the loops are)."""
-        self.gen.names.fixed("out", "pks", "pvs", "ka", "va", "n_passed", "passthru", "check_at",
-                             "full_at", "flush_at")
+        self.gen.names.fixed("out", "parts", "pks", "pvs", "kas", "vas", "n_passed", "n_mark",
+                             "passthru", "check_at", "full_at", "flush_at")
         src = self.src
         src("out = ctx.writer()")
-        src("pks = []  # keys and numbers passed through unaggregated")
-        src("pvs = []")
-        src("ka = pks.append")
-        src("va = pvs.append")
+        src("parts = ctx.event['partitions'] or 1")
+        # each row's key is hashed as it is read, into its partition's lists:
+        # cheaper than collecting every pair and splitting them afterwards
+        src("pks = [[] for _ in range(parts)]  # keys and numbers passed through, by partition")
+        src("pvs = [[] for _ in range(parts)]")
+        src("kas = [ks.append for ks in pks]")
+        src("vas = [vs.append for vs in pvs]")
         src("n_passed = 0")
+        src("n_mark = 0  # n_in when the pairs were last handed over")
         src("passthru = False")
         src(f"full_at = ctx.params.get('aggr_check_rows') or {AGGR_CHECK_ROWS}")
         src(f"check_at = min(full_at, ctx.params.get('aggr_early_rows') or {AGGR_EARLY_ROWS})"
@@ -219,11 +223,9 @@ class PartialAggSink(Sink):
     def pass_through_flush(self) -> None:
         """After a block passed through: hand the pairs over when there are enough."""
         src = self.src
-        src("if len(pks) >= flush_at:").indent()
-        src(f"out.add_pair_columns(pks, pvs, {self.scalar_kind!r})")
-        src("n_passed += len(pks)")
-        src("pks.clear()")
-        src("pvs.clear()").dedent()
+        src("if n_in - n_mark >= flush_at:").indent()
+        src(f"n_passed += out.add_pair_partitions(pks, pvs, {self.scalar_kind!r})")
+        src("n_mark = n_in").dedent()
 
     def reduction_check(self) -> None:
         """After a block aggregated: judge the reduction once, after enough rows."""
@@ -278,8 +280,13 @@ class PartialAggSink(Sink):
                                 else "d" if args[0].type == "double" else None)
             inc = "1" if s.kind in ("count_star", "count") else args[0].code
             if self.pass_through:
-                src("ka(k)")
-                src(f"va({inc})")
+                # the partition runtime.shuffle.partition_of gives a text key
+                self.gen.names.fixed("p")
+                src("try:").indent()("p = _crc32(k.encode()) % parts").dedent()
+                src("except (AttributeError, UnicodeEncodeError):  # NULL, a lone surrogate").indent()
+                src("p = _partition_of(k, parts)").dedent()
+                src("kas[p](k)")
+                src(f"vas[p]({inc})")
             else:
                 src(f"g[k] += {inc}")
             return
@@ -314,8 +321,7 @@ class PartialAggSink(Sink):
                 # text keys, one number: pair batches (numbers in binary),
                 # split by partition in C
                 kind = self.scalar_kind
-                src(f"out.add_pair_columns(pks, pvs, {kind!r})")
-                src("n_passed += len(pks)")
+                src(f"n_passed += out.add_pair_partitions(pks, pvs, {kind!r})")
                 src(f"out.add_pair_columns(list({name}), list({name}.values()), {kind!r})")
                 continue
             if scalar:
