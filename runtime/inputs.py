@@ -78,6 +78,7 @@ class SplitReader:
         # a split that starts mid-line begins at the next line: set once known
         self.first_line_offset = 0 if self.compressed else start
         self.block: list[str] = []
+        self._block_texts: tuple[str, ...] = ()   # the current block's decoded text
 
     @property
     def compressed(self) -> bool:
@@ -135,7 +136,26 @@ class SplitReader:
         self.block_offset = offset
         self.block_crlf = crlf
         self.block = lines
+        self._block_texts = (lines[0], text) if body is not None else (lines[0],)
         return lines
+
+    def block_plain(self, null: str) -> bool:
+        """Whether the current block is all ASCII and holds no ``null`` (the
+        table's NULL text) anywhere: then no field of it is NULL, and Python's
+        ``int()`` and ``float()`` accept no digit Hive's parsers would not (a
+        scan's fast path tests less).  Cheap to ask: ``str.isascii`` reads a
+        flag, and only the first character of the NULL text is looked for
+        (``memchr``; a block holding it is not plain: a longer search would
+        cost more than the tests it saves).
+
+        >>> import os, tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "t.txt")
+        >>> _ = open(p, "wb").write(b"a,1\\nb,\\\\N\\nc,\\xc3\\xa9\\n")
+        >>> r = SplitReader("file://" + p, 0, None, block_bytes=4)
+        >>> [(b, r.block_plain("\\\\N"), r.block_plain("")) for b in r]
+        [(['a,1'], True, False), (['b,\\\\N'], False, False), (['c,é'], False, False)]
+        """
+        return bool(null) and all(t.isascii() and null[0] not in t for t in self._block_texts)
 
     @classmethod
     def of_split(cls, split: dict, block_bytes: int = BLOCK_BYTES,

@@ -263,7 +263,11 @@ NUMERALS = [
 ]
 
 
-def test_fields_parse_as_hive_reads_them(session, tmp_path):
+@pytest.mark.parametrize("block_bytes", [0, 24], ids=["one block", "a block a line"])
+def test_fields_parse_as_hive_reads_them(session, tmp_path, block_bytes):
+    """With a block a line, the ASCII lines are plain blocks, whose fast path
+    leaves out the ASCII test (see SplitReader.block_plain)."""
+    session.settings.block_bytes = block_bytes
     t = Tables(session, tmp_path)
     lines = [f"{n}|{text}|{text}|{text}" for n, (text, *_) in enumerate(NUMERALS)]
     t.add("nums", [("n", "int"), ("i", "int"), ("b", "bigint"), ("d", "double")],
@@ -275,6 +279,19 @@ def test_fields_parse_as_hive_reads_them(session, tmp_path):
     assert t.sqlmr("SELECT SUM(i), COUNT(i), COUNT(b) FROM nums") == [
         [sum(r[1] for r in NUMERALS if r[1] is not None), sum(r[1] is not None for r in NUMERALS),
          sum(r[2] is not None for r in NUMERALS)]]
+
+
+@pytest.mark.parametrize("block_bytes", [0, 8], ids=["one block", "a block a line"])
+def test_the_null_text_is_null_in_plain_and_other_blocks(session, tmp_path, block_bytes):
+    """A block without the NULL text's first character is plain: its fast path
+    does not test STRING fields for NULL.  Every other block's does."""
+    session.settings.block_bytes = block_bytes
+    t = Tables(session, tmp_path)
+    t.add("s", [("k", "string"), ("v", "double")],
+          {"d.txt": "a,1\n\\N,2\nb\\,3\n\\N,4\né,5\n".encode()})
+    assert t.sqlmr("SELECT k, SUM(v) FROM s GROUP BY k ORDER BY k") == [
+        [None, 6.0], ["a", 1.0], ["b\\", 3.0], ["é", 5.0]]
+    assert t.sqlmr("SELECT COUNT(k), COUNT(*) FROM s") == [[3, 5]]
 
 
 def test_dates_are_yyyy_mm_dd_with_ascii_digits(session, tmp_path):
@@ -299,14 +316,17 @@ def test_fast_path_checks_accept_only_what_hive_reads():
     fast_taken = set()
     for typ, conv, parse in (("int", int, F.parse_int), ("bigint", int, F.parse_bigint),
                              ("double", float, F.parse_double)):
-        check = fast_check(typ, "t", "v")
+        # the check of a plain block's fields, which are ASCII (SplitReader.block_plain)
+        ascii_check = fast_check(typ, "t", "v", ascii_known=True)
         for t in texts:
             try:
                 v = conv(t)
             except ValueError:
                 continue
-            if eval(check, {"t": t, "v": v}):
+            if eval(fast_check(typ, "t", "v"), {"t": t, "v": v}):
                 fast_taken.add((typ, t))
+                assert parse(t) == v, (typ, t)
+            if t.isascii() and eval(ascii_check, {"t": t, "v": v}):
                 assert parse(t) == v, (typ, t)
     # the everyday spellings stay on the fast path
     assert {("int", "7"), ("int", "-7"), ("bigint", "99999999999"), ("double", "1.5"),

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 def input_loop(gen: "PhaseGen") -> None:
     """The loop over the phase's input."""
-    gen.names.fixed("r", "batch", "chunk", "block", "line", "f", "_bad", "bad", "_nul",
+    gen.names.fixed("r", "batch", "chunk", "block", "plain", "line", "f", "_bad", "bad", "_nul",
                     "_parse_fields", "_parse_list", "_split_esc")
     _LOOPS[type(gen.phase.input)](gen, gen.phase.input)
 
@@ -51,6 +51,8 @@ def table_loop(gen: "PhaseGen", inp: TableIn) -> None:
     else:
         src("n_in += len(block) - block.count('')  # an empty line is no row")
     partitions.bind(src, gen.names, inp.scan)
+    if scan.has_plain_blocks(inp.scan):
+        src("plain = ctx.reader.block_plain(_nul)")
     aggregating = _scan_block(gen, inp)
     sink = gen.sink
     if sink.passes_through:
@@ -76,8 +78,20 @@ def _scan_block(gen: "PhaseGen", inp: TableIn) -> Src:
     per-block code: a block of its own (level 0)."""
     outer, block = gen.src, Src()
     gen.src = block
-    scan.line_loop(block, inp.scan,
-                   lambda env, fast: gen.pipeline(env, fast, inp.scan.filter))
+
+    def lines(plain: bool) -> None:
+        scan.line_loop(block, inp.scan,
+                       lambda env, fast: gen.pipeline(env, fast, inp.scan.filter), plain)
+
+    if scan.has_plain_blocks(inp.scan):
+        # the same loop twice: a plain block's fast path tests less per row
+        block("if plain:").indent()
+        lines(True)
+        block.dedent()("else:").indent()
+        lines(False)
+        block.dedent()
+    else:
+        lines(False)
     gen.sink.boundary()
     gen.src = outer
     return block

@@ -99,12 +99,24 @@ def bind_helpers(src: Src, table) -> None:
         src("_parse_fields = F.parse_fields")
 
 
-def line_loop(src: Src, scan, row: RowCode) -> None:
+def has_plain_blocks(scan) -> bool:
+    """Whether a scan's loop has a second version for *plain* blocks (see
+    :meth:`runtime.inputs.SplitReader.block_plain`): all ASCII and without
+    the table's NULL text, so the fast path tests neither.  Plain delimited
+    text only, and only when its fast path tests something of the kind."""
+    table = scan.table
+    if records(table) or none_nulls(table) or not scan.columns:
+        return False
+    return any(table.columns[i].type in ("string", "int", "bigint", "double") for i in scan.columns)
+
+
+def line_loop(src: Src, scan, row: RowCode, plain: bool = False) -> None:
     """``for line in block:`` (``for f in block:`` for a reader of records)
     with its fast path, then its slow path; ``row`` writes the per-row code
-    of each (back at the level it started)."""
+    of each (back at the level it started).  ``plain``: the loop of a plain
+    block (see :func:`has_plain_blocks`)."""
     src("for f in block:" if records(scan.table) else "for line in block:").indent()
-    spec, levels = _fast_prologue(src, scan)
+    spec, levels = _fast_prologue(src, scan, plain)
     row(scan_env(scan, nullable=False), True)
     src("continue")
     src.level -= levels
@@ -113,7 +125,7 @@ def line_loop(src: Src, scan, row: RowCode) -> None:
     src.dedent()  # out of the line loop
 
 
-def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
+def _fast_prologue(src: Src, scan, plain: bool = False) -> tuple[tuple[tuple[int, str], ...], int]:
     """Split and convert; leaves ``src`` inside the fast path.  Returns the
     slow path's field spec and how many levels in the fast path is."""
     cols = scan.columns
@@ -138,9 +150,10 @@ def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
         "ValueError, IndexError"
     src.dedent()(f"except ({caught}):").indent()("pass").dedent()
     src("else:").indent()
-    tests = [f"c{i} is not None" if nones else f"c{i} != _nul"
-             for i, t in zip(cols, types) if t == "string"]
-    if not records(table) and (not cols or cols == [0] and tests):
+    # a plain block holds no NULL text, so no STRING field read is NULL
+    tests = [] if plain else [f"c{i} is not None" if nones else f"c{i} != _nul"
+                              for i, t in zip(cols, types) if t == "string"]
+    if not records(table) and (not cols or cols == [0] and types == ["string"]):
         # An empty line splits to [''], so reading a field past the first fails,
         # and no parser but a STRING's accepts '': only when every field read is
         # a STRING field 0 (or none is read) can an empty line get here, so only
@@ -148,7 +161,7 @@ def _fast_prologue(src: Src, scan) -> tuple[tuple[tuple[int, str], ...], int]:
         tests.append("line")
     # a number int() / float() read that Hive's parsers would not takes the slow path
     tests += [c for i, t in zip(cols, types)
-              if (c := fast_check(t, f"f[{field_index(scan, i)}]", f"c{i}"))]
+              if (c := fast_check(t, f"f[{field_index(scan, i)}]", f"c{i}", ascii_known=plain))]
     spec = tuple((field_index(scan, i), t) for i, t in zip(cols, types))
     if not tests:  # every field read parsed: not NULL, not an empty line
         return spec, 1
