@@ -552,6 +552,9 @@ def encode_pairs(keys: list, numbers: list, kind: str) -> bytes | None:
     >>> encode_pairs(["a", 'q"'], [1.5, 2.0], "d") == _encode(
     ...     {"s": "a\x7fq\"", "d": "AAAAAAAA+D8AAAAAAAAAQA=="}).encode() + b"\n"
     True
+    >>> all(encode_pairs([k, "b"], [1.5, 2.0], "d") == _encode({"s": k + KEY_SEP + "b", "d":
+    ...     "AAAAAAAA+D8AAAAAAAAAQA=="}).encode() + b"\n" for k in ["", "é", "a\\b", "\t", "\x1f", "\x80"])
+    True
     >>> encode_pairs(["a", None], [1, 2], "q")
     b'{"k":["a",null],"q":"AQAAAAAAAAACAAAAAAAAAA=="}\n'
     >>> encode_pairs(["a"], [2 ** 70], "q") is None
@@ -569,12 +572,19 @@ def encode_pairs(keys: list, numbers: list, kind: str) -> bytes | None:
     except TypeError:  # a key is not text (NULL): keys as a JSON list
         joined = None
     if joined is not None and joined.count(KEY_SEP) == len(keys) - 1:
+        data = joined.encode("utf-8")
+        # nothing JSON escapes (a quote, a backslash, a control character):
+        # the text is its own JSON string, and one C pass over its bytes says
+        # so three times faster than the encoder would print it
+        if len(data.translate(None, _JSON_ESCAPED)) == len(data):
+            return b"".join((b'{"s":"', data, b'"', _NUMBERS_AT[kind], numbers_b64, b'"}\n'))
         return b"".join((b'{"s":', _json_str(joined).encode("utf-8"), _NUMBERS_AT[kind],
                          numbers_b64, b'"}\n'))
     return _encode({"k": keys, kind: numbers_b64.decode("ascii")}).encode("utf-8") + b"\n"
 
 
 _json_str = json.encoder.encode_basestring   # what the encoder writes for a str (ensure_ascii off)
+_JSON_ESCAPED = bytes(range(32)) + b'"\\'     # the bytes it writes otherwise
 _NUMBERS_AT = {"d": b',"d":"', "q": b',"q":"'}
 
 
