@@ -307,12 +307,19 @@ def check_window(w: exp.Window, sql: str | None) -> None:
     >>> import sqlglot
     >>> check_window(sqlglot.parse_one("SELECT SUM(x) OVER (ORDER BY y ROWS 2 PRECEDING) FROM t").selects[0], "")
     Traceback (most recent call last):
-    compiler.errors.UnsupportedError: not supported yet: window frames (ROWS / RANGE …): the default frame is
+    compiler.errors.UnsupportedError: not supported yet: window frames (ROWS / RANGE …)
     """
     fn = w.this
-    if w.args.get("spec") is not None:
-        raise UnsupportedError("window frames (ROWS / RANGE …): the default frame is", sql,
-                               _start(w))
+    spec = w.args.get("spec")
+    if spec is not None:
+        at = _start(w)
+        kind = str(spec.args.get("kind") or "ROWS").upper()
+        if sql and at is not None and sql.upper().find(kind, at) >= 0:
+            at = sql.upper().find(kind, at)   # the caret on ROWS / RANGE
+        raise UnsupportedError(
+            "window frames (ROWS / RANGE …)", sql, at,
+            "only the default frame runs: with ORDER BY, from the partition's first row to "
+            "the current row and its peers; without, the whole partition")
     if not isinstance(fn, WINDOW_FUNCTIONS):
         raise UnsupportedError(f"window function {function_name(fn)}()", sql, _start(w))
     if isinstance(fn, exp.Count) and isinstance(fn.this, exp.Distinct):

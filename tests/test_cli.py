@@ -116,6 +116,11 @@ def test_error_in_second_statement_points_into_the_script(uv):
 def test_unsupported_is_said_plainly(uv):
     r = sqlmr("-e", "SELECT countryCode, RANK() OVER (ORDER BY duration ROWS 2 PRECEDING) FROM uv")
     assert r.returncode == 1 and "not supported yet: window frames (ROWS / RANGE …)" in r.stderr
+    # the caret is on the frame, and the hint says what does run
+    line = next(x for x in r.stderr.splitlines() if x.startswith("LINE 1: "))
+    caret = r.stderr.splitlines()[r.stderr.splitlines().index(line) + 1]
+    assert line[caret.index("^"):].startswith("ROWS 2 PRECEDING")
+    assert "hint: only the default frame runs" in r.stderr
 
 
 def test_usage_errors_exit_2():
