@@ -60,6 +60,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import struct
 import sys
 import tempfile
 import zlib
@@ -557,16 +558,18 @@ def encode_pairs(keys: list, numbers: list, kind: str) -> bytes | None:
     True
     >>> encode_pairs(["a", None], [1, 2], "q")
     b'{"k":["a",null],"q":"AQAAAAAAAAACAAAAAAAAAA=="}\n'
-    >>> encode_pairs(["a"], [2 ** 70], "q") is None
+    >>> [encode_pairs(["a"], [v], k) for v, k in [(2 ** 70, "q"), (1.5, "q"), (None, "d"), ("1", "d")]]
+    [None, None, None, None]
+    >>> encode_pairs(["a", "b"], [True, -2 ** 63], "q") == encode_pairs(["a", "b"], [1, -2 ** 63], "q")
     True
     """
     try:
-        packed = array(kind, numbers)
-    except (OverflowError, TypeError):
+        # little-endian whatever the machine; struct converts a number half
+        # as fast again as array() does (which parses each as an argument)
+        packed = struct.pack(f"<{len(numbers)}{kind}", *numbers)
+    except (OverflowError, TypeError, struct.error):
         return None
-    if sys.byteorder != "little":
-        packed.byteswap()
-    numbers_b64 = base64.b64encode(packed.tobytes())
+    numbers_b64 = base64.b64encode(packed)
     try:
         joined = KEY_SEP.join(keys)
     except TypeError:  # a key is not text (NULL): keys as a JSON list
