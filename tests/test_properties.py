@@ -115,6 +115,16 @@ def test_any_split_size_and_reducer_count_same_answer(prop_tables, split_kb, red
         assert _canon(prop_tables.sqlmr(q)) == prop_tables.expected[q], q
 
 
+@given(data=st.binary(max_size=200).map(lambda b: b.replace(b"x", b"\n")),
+       cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=8))
+def test_batch_lines_are_the_non_empty_lines_however_the_chunks_fall(data, cuts):
+    """The shuffle reader's line finder (memchr per line, a line that spans
+    chunks joined once) gives what splitting the whole stream would."""
+    bounds = sorted({0, len(data), *(min(c, len(data)) for c in cuts)})
+    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    assert list(shuffle._lines(chunks)) == [line for line in data.split(b"\n") if line]
+
+
 @settings(max_examples=100, deadline=None)
 @given(keys=st.lists(st.one_of(st.text(max_size=6), st.none(), st.integers()), unique=True, max_size=60),
        parts=st.integers(min_value=1, max_value=40))
