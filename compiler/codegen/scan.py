@@ -10,6 +10,9 @@ reader), the row takes the fast path, where no column can be NULL; otherwise
 it takes the slow path (:func:`runtime.sqlfuncs.parse_list`, full NULL
 semantics, malformed rows reported).  An empty text line is never a row: it
 fails every conversion but a STRING field 0's, which is then tested for.
+A plain delimited table's loop is written twice: a block that is all ASCII
+and holds no NULL text (the reader says so once per block) takes the copy
+whose fast path tests neither (:func:`has_plain_blocks`).
 
 >>> from compiler.schema import Column, Format, Table
 >>> t = Table("t", [Column("a", "string")], "/d", "|", format=Format("csv", header_lines=1))
